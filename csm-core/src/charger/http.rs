@@ -1,0 +1,315 @@
+//! The HTTP charger adapter: one vendor profile over one shared `reqwest::Client` (its
+//! connection pool is reused by every job), with connect and total timeouts and a cap on the
+//! response size. One call is one attempt; the refresh engine decides about retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::profile::{Method, VendorProfile};
+use super::{ChargerApi, ChargerError};
+use crate::model::{Snapshot, Station};
+use crate::settings::{Settings, vendor_env_name};
+
+/// The shared HTTP client: connect and total timeouts from the settings, an idle pool as large
+/// as the refresh concurrency.
+pub fn build_client(settings: &Settings) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(settings.http_connect_timeout())
+        .timeout(settings.http_timeout())
+        .pool_max_idle_per_host(settings.concurrency)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("csm/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// A vendor API read through a profile.
+#[derive(Clone, Debug)]
+pub struct HttpChargerApi {
+    profile: Arc<VendorProfile>,
+    base_url: Option<String>,
+    client: reqwest::Client,
+    max_body: usize,
+    timeout: Duration,
+}
+
+impl HttpChargerApi {
+    /// An adapter for `profile`; `base_url_override` (from `CSM_VENDOR_<NAME>_BASE_URL`) wins
+    /// over the profile's own `base_url`.
+    pub fn new(
+        profile: VendorProfile,
+        base_url_override: Option<String>,
+        client: reqwest::Client,
+        settings: &Settings,
+    ) -> Self {
+        let timeout = profile
+            .request
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or_else(|| settings.http_timeout());
+        let base_url = base_url_override
+            .or_else(|| profile.base_url.clone())
+            .map(|url| url.trim_end_matches('/').to_owned());
+        Self {
+            profile: Arc::new(profile),
+            base_url,
+            client,
+            max_body: settings.http_max_body_bytes,
+            timeout,
+        }
+    }
+
+    /// The profile in use.
+    pub fn profile(&self) -> &VendorProfile {
+        &self.profile
+    }
+
+    fn config_error(&self, message: String) -> ChargerError {
+        ChargerError::Config {
+            vendor: self.profile.name.clone(),
+            message,
+        }
+    }
+
+    /// Fills a template. With `secrets` false, `${VAR}` references stay as written, which is
+    /// the form shown in logs and errors.
+    fn render(
+        &self,
+        field: &str,
+        template: &str,
+        station_id: Option<&str>,
+        secrets: bool,
+    ) -> Result<String, ChargerError> {
+        let mut out = template.to_owned();
+        if out.contains("{base_url}") {
+            let base = self.base_url.as_deref().ok_or_else(|| {
+                self.config_error(format!(
+                    "no base URL: set CSM_VENDOR_{}_BASE_URL or base_url in the profile",
+                    vendor_env_name(&self.profile.name)
+                ))
+            })?;
+            out = out.replace("{base_url}", base);
+        }
+        if let Some(id) = station_id {
+            out = out.replace("{station_id}", id);
+        }
+        if secrets {
+            while let Some(start) = out.find("${") {
+                let Some(len) = out[start..].find('}') else {
+                    break;
+                };
+                let name = out[start + 2..start + len].to_owned();
+                let value = std::env::var(&name).map_err(|_| {
+                    self.config_error(format!(
+                        "environment variable {name} (used by {field}) is not set"
+                    ))
+                })?;
+                out.replace_range(start..start + len + 1, &value);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url_template: &str,
+        body_template: Option<&str>,
+        headers: bool,
+        station_id: Option<&str>,
+    ) -> Result<(String, Vec<u8>), ChargerError> {
+        let shown = self.render("url", url_template, station_id, false)?;
+        let url = self.render("url", url_template, station_id, true)?;
+        let mut request = match method {
+            Method::Get => self.client.get(&url),
+            Method::Post => self.client.post(&url),
+        }
+        .timeout(self.timeout);
+        if headers {
+            for (name, value) in &self.profile.request.headers {
+                let value = self.render(&format!("request.headers.{name}"), value, station_id, true)?;
+                request = request.header(name, value);
+            }
+        }
+        if let Some(body) = body_template {
+            let body = self.render("body", body, station_id, true)?;
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&shown, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = read_capped(response, 512, true)
+                .await
+                .map(|bytes| String::from_utf8_lossy(&bytes).chars().take(200).collect())
+                .unwrap_or_default();
+            return Err(ChargerError::Status {
+                vendor: self.profile.name.clone(),
+                url: shown,
+                status: status.as_u16(),
+                retry_after,
+                body,
+            });
+        }
+        match read_capped(response, self.max_body, false).await {
+            Ok(bytes) => Ok((shown, bytes)),
+            Err(ReadError::TooLarge) => Err(ChargerError::TooLarge {
+                vendor: self.profile.name.clone(),
+                url: shown,
+                limit: self.max_body,
+            }),
+            Err(ReadError::Transport(e)) => Err(self.transport_error(&shown, &e)),
+        }
+    }
+
+    fn transport_error(&self, url: &str, error: &reqwest::Error) -> ChargerError {
+        if error.is_timeout() {
+            return ChargerError::Timeout {
+                vendor: self.profile.name.clone(),
+                url: url.to_owned(),
+                after_ms: self.timeout.as_millis() as u64,
+            };
+        }
+        // The innermost cause says what happened ("Connection refused"); reqwest's own text
+        // would repeat the URL with its secrets filled in.
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        let message = if error.is_connect() {
+            format!("connection failed: {cause}")
+        } else if error.is_body() || error.is_decode() {
+            format!("the response broke off: {cause}")
+        } else {
+            cause.to_string()
+        };
+        ChargerError::Connect {
+            vendor: self.profile.name.clone(),
+            url: url.to_owned(),
+            message,
+        }
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a body of at most `limit` bytes (or its first `limit` bytes when `truncate`).
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    truncate: bool,
+) -> Result<Vec<u8>, ReadError> {
+    if !truncate && response.content_length().is_some_and(|len| len > limit as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(8 * 1024, |len| len as usize)
+            .min(limit),
+    );
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            if truncate {
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                return Ok(body);
+            }
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&Utc) - Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[async_trait]
+impl ChargerApi for HttpChargerApi {
+    fn vendor(&self) -> &str {
+        &self.profile.name
+    }
+
+    fn endpoint(&self) -> Option<String> {
+        Some(
+            self.base_url
+                .clone()
+                .unwrap_or_else(|| "(no base URL configured)".into()),
+        )
+    }
+
+    async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
+        let request = &self.profile.request;
+        let (url, bytes) = self
+            .call(
+                request.method,
+                &request.url,
+                request.body.as_deref(),
+                true,
+                Some(station.id.as_str()),
+            )
+            .await?;
+        self.profile
+            .parse_response(&station.id, &url, &bytes, Utc::now())
+    }
+
+    async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {
+        let Some(spec) = &self.profile.stations else {
+            return self.profile.read_stations(&Value::Null);
+        };
+        let (url, bytes) = self
+            .call(spec.method, &spec.url, spec.body.as_deref(), true, None)
+            .await?;
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| ChargerError::NotJson {
+            vendor: self.profile.name.clone(),
+            url,
+            message: e.to_string(),
+        })?;
+        self.profile.read_stations(&body)
+    }
+
+    async fn probe(&self) -> Result<(), ChargerError> {
+        let base = self.render("base_url", "{base_url}", None, false)?;
+        match self.client.get(&base).timeout(self.timeout).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.transport_error(&base, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,272 @@
+//! Where snapshots come from: the `ChargerApi` trait, its errors (which say whether a retry may
+//! help), and the registry of sources by vendor name.
+//!
+//! - [`HttpChargerApi`]: any vendor's HTTP API, read through a [`VendorProfile`] (TOML).
+//! - [`Simulator`]: the built-in `simulator` vendor, a seeded e-bike fleet in process.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{Snapshot, Station};
+use crate::settings::Settings;
+
+mod http;
+pub mod profile;
+pub mod simulator;
+
+pub use self::http::{HttpChargerApi, build_client};
+pub use self::profile::{ProfileError, VendorProfile};
+pub use self::simulator::Simulator;
+
+/// Name of the built-in simulated vendor.
+pub const SIMULATOR_VENDOR: &str = "simulator";
+/// Name of the built-in profile of csm's native contract.
+pub const NATIVE_VENDOR: &str = "csm";
+
+/// Why a source could not deliver a snapshot.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ChargerError {
+    /// The vendor did not answer within the timeout.
+    #[error("{vendor}: {url} did not answer within {after_ms} ms")]
+    Timeout {
+        /// Vendor profile.
+        vendor: String,
+        /// The request URL (secrets not filled in).
+        url: String,
+        /// The timeout.
+        after_ms: u64,
+    },
+    /// No connection could be made, or it broke during the exchange.
+    #[error("{vendor}: cannot talk to {url}: {message}")]
+    Connect {
+        /// Vendor profile.
+        vendor: String,
+        /// The request URL (secrets not filled in).
+        url: String,
+        /// What the network layer said.
+        message: String,
+    },
+    /// The vendor answered with an HTTP error status.
+    #[error("{vendor}: {url} answered HTTP {status}{}", excerpt(body))]
+    Status {
+        /// Vendor profile.
+        vendor: String,
+        /// The request URL (secrets not filled in).
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// What `Retry-After` asked for.
+        retry_after: Option<Duration>,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The response is larger than `CSM_HTTP_MAX_BODY_BYTES`.
+    #[error("{vendor}: the response of {url} is larger than {limit} bytes (CSM_HTTP_MAX_BODY_BYTES)")]
+    TooLarge {
+        /// Vendor profile.
+        vendor: String,
+        /// The request URL (secrets not filled in).
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The response is not JSON.
+    #[error("{vendor}: the response of {url} is not JSON ({message})")]
+    NotJson {
+        /// Vendor profile.
+        vendor: String,
+        /// The request URL (secrets not filled in).
+        url: String,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// The response is JSON but does not have the shape the profile describes.
+    #[error("{vendor}: the response does not fit the profile: at {pointer} expected {expected}, found {found}")]
+    Mismatch {
+        /// Vendor profile.
+        vendor: String,
+        /// JSON Pointer of the offending value.
+        pointer: String,
+        /// What the profile expects there.
+        expected: String,
+        /// What was there.
+        found: String,
+    },
+    /// The vendor said the request failed (`success=false` and its message).
+    #[error("{vendor} refused the request: {message}")]
+    Vendor {
+        /// Vendor profile.
+        vendor: String,
+        /// The vendor's message.
+        message: String,
+    },
+    /// The profile cannot be used as configured (missing base URL or secret).
+    #[error("{vendor}: {message}")]
+    Config {
+        /// Vendor profile.
+        vendor: String,
+        /// What is missing and how to set it.
+        message: String,
+    },
+    /// The station names a vendor csm has no profile for.
+    #[error("no vendor profile named {vendor:?}; known vendors: {known}")]
+    UnknownVendor {
+        /// The missing profile.
+        vendor: String,
+        /// The profiles that exist.
+        known: String,
+    },
+    /// The source does not know the station.
+    #[error("{vendor}: station {station} is not known to this source")]
+    UnknownStation {
+        /// Vendor profile.
+        vendor: String,
+        /// The station.
+        station: String,
+    },
+    /// The source cannot do what was asked (for example list its stations).
+    #[error("{vendor}: {message}")]
+    Unsupported {
+        /// Vendor profile.
+        vendor: String,
+        /// What it cannot do.
+        message: String,
+    },
+}
+
+fn excerpt(body: &str) -> String {
+    if body.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", body.trim())
+    }
+}
+
+impl ChargerError {
+    /// Whether a retry may succeed: timeouts, connection errors, HTTP 5xx, 408 and 429.
+    /// Other client errors, answers that do not fit the profile and vendor refusals repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ChargerError::Timeout { .. } | ChargerError::Connect { .. } => true,
+            ChargerError::Status { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
+            _ => false,
+        }
+    }
+
+    /// The wait the vendor asked for with `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ChargerError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short label of the kind of failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChargerError::Timeout { .. } => "timeout",
+            ChargerError::Connect { .. } => "connect",
+            ChargerError::Status { .. } => "status",
+            ChargerError::TooLarge { .. } => "too_large",
+            ChargerError::NotJson { .. } => "not_json",
+            ChargerError::Mismatch { .. } => "mismatch",
+            ChargerError::Vendor { .. } => "vendor",
+            ChargerError::Config { .. } => "config",
+            ChargerError::UnknownVendor { .. } => "unknown_vendor",
+            ChargerError::UnknownStation { .. } => "unknown_station",
+            ChargerError::Unsupported { .. } => "unsupported",
+        }
+    }
+}
+
+/// A source of snapshots for the stations of one vendor.
+#[async_trait]
+pub trait ChargerApi: Send + Sync + fmt::Debug {
+    /// The vendor profile name.
+    fn vendor(&self) -> &str;
+
+    /// Where the source is (base URL), for `test-connection`; `None` when it is in process.
+    fn endpoint(&self) -> Option<String>;
+
+    /// One attempt at reading every port of `station`. Retries are the caller's decision.
+    async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError>;
+
+    /// The vendor's list of stations, where the vendor offers one.
+    async fn list_stations(&self) -> Result<Vec<Station>, ChargerError>;
+
+    /// Checks that the source can be reached (any HTTP answer counts).
+    async fn probe(&self) -> Result<(), ChargerError>;
+}
+
+/// Every source csm knows, by vendor name.
+#[derive(Clone, Default)]
+pub struct Chargers {
+    by_vendor: BTreeMap<String, Arc<dyn ChargerApi>>,
+}
+
+impl fmt::Debug for Chargers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.by_vendor.keys()).finish()
+    }
+}
+
+impl Chargers {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a source under its vendor name.
+    pub fn insert(&mut self, api: Arc<dyn ChargerApi>) {
+        self.by_vendor.insert(api.vendor().to_owned(), api);
+    }
+
+    /// The source of `vendor`.
+    pub fn get(&self, vendor: &str) -> Result<&Arc<dyn ChargerApi>, ChargerError> {
+        self.by_vendor
+            .get(vendor)
+            .ok_or_else(|| ChargerError::UnknownVendor {
+                vendor: vendor.to_owned(),
+                known: self.names().join(", "),
+            })
+    }
+
+    /// Vendor names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.by_vendor.keys().cloned().collect()
+    }
+
+    /// Every source.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn ChargerApi>> {
+        self.by_vendor.values()
+    }
+
+    /// The registry described by the settings: the simulator, the built-in `csm` profile and
+    /// every `*.toml` profile in `CSM_VENDORS_DIR` (a missing folder is fine; a broken profile
+    /// is an error naming the file).
+    pub fn from_settings(settings: &Settings) -> Result<Self, ProfileError> {
+        let client = build_client(settings).map_err(|e| ProfileError {
+            source_name: "HTTP client".into(),
+            message: e,
+        })?;
+        let mut chargers = Chargers::new();
+        chargers.insert(Arc::new(Simulator::new(
+            settings.simulator_seed,
+            settings.simulator_speed,
+        )));
+        let mut profiles = vec![VendorProfile::native()];
+        profiles.extend(VendorProfile::load_dir(&settings.vendors_dir)?);
+        for profile in profiles {
+            let base_url = settings.vendor_base_url(&profile.name).map(str::to_owned);
+            let api = HttpChargerApi::new(profile, base_url, client.clone(), settings);
+            chargers.insert(Arc::new(api));
+        }
+        Ok(chargers)
+    }
+}

@@ -1,0 +1,113 @@
+//! Retries of transient vendor failures: exponential backoff with jitter, `Retry-After`
+//! honoured, permanent failures returned at once.
+
+use std::time::Duration;
+
+use crate::charger::{ChargerApi, ChargerError};
+use crate::model::{Snapshot, Station};
+
+/// How often and how patiently to retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubled each time.
+    pub base_delay: Duration,
+    /// Longest backoff.
+    pub max_delay: Duration,
+    /// Longest `Retry-After` csm waits for; a vendor asking for more is not retried.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff before retry number `retry` (0-based): half of the exponential step plus a
+    /// random part of the other half, so retries of many stations spread out.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let step = self
+            .base_delay
+            .saturating_mul(2_u32.saturating_pow(retry))
+            .min(self.max_delay);
+        let half = step / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// The result of fetching with retries, and how many attempts it took.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The snapshot or the last error.
+    pub result: Result<Snapshot, ChargerError>,
+    /// Attempts made (1 = no retry).
+    pub attempts: u32,
+}
+
+/// Fetches `station` from `api`, retrying transient failures as `policy` allows.
+pub async fn fetch_with_retry(
+    api: &dyn ChargerApi,
+    station: &Station,
+    policy: &RetryPolicy,
+) -> Fetched {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let started = std::time::Instant::now();
+        let result = api.fetch(station).await;
+        metrics::histogram!("csm_vendor_request_duration_seconds", "vendor" => api.vendor().to_owned())
+            .record(started.elapsed().as_secs_f64());
+        let error = match result {
+            Ok(snapshot) => {
+                return Fetched {
+                    result: Ok(snapshot),
+                    attempts,
+                };
+            }
+            Err(error) => error,
+        };
+        let retries_left = attempts <= policy.max_retries;
+        let delay = match error.retry_after() {
+            Some(wait) if wait > policy.max_retry_after => None,
+            Some(wait) => Some(wait),
+            None => Some(policy.backoff(attempts - 1)),
+        };
+        match delay {
+            Some(delay) if error.is_transient() && retries_left => {
+                metrics::counter!("csm_vendor_retries_total", "vendor" => api.vendor().to_owned())
+                    .increment(1);
+                tracing::debug!(station = %station.id, attempt = attempts, ?delay, %error, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+            _ => {
+                return Fetched {
+                    result: Err(error),
+                    attempts,
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::default();
+        for retry in 0..10 {
+            let step = (policy.base_delay * 2_u32.pow(retry)).min(policy.max_delay);
+            let delay = policy.backoff(retry);
+            assert!(delay >= step / 2 && delay <= step, "retry {retry}: {delay:?}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The scheduler: every interval, refresh every enabled station. A cycle that outlasts the
+//! interval makes the next tick wait; missed ticks are skipped, never piled up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use crate::model::Station;
+use crate::store::Store;
+
+/// Refreshes every enabled station of `store` every `interval` until `cancel` fires. Stations
+/// are re-read from the store each cycle, so additions and removals take effect by the next one.
+pub async fn run(engine: Engine, store: Arc<dyn Store>, interval: Duration, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut stations: Vec<Arc<Station>> = Vec::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        match store.list_stations().await {
+            Ok(list) => {
+                stations = list
+                    .into_iter()
+                    .filter(|s| s.enabled)
+                    .map(Arc::new)
+                    .collect();
+            }
+            Err(error) => {
+                tracing::warn!(%error, known = stations.len(), "cannot list stations; refreshing the ones known from the last cycle");
+            }
+        }
+        let started = std::time::Instant::now();
+        let cycle = engine.refresh_many(stations.clone(), |_| {});
+        let outcomes = tokio::select! {
+            () = cancel.cancelled() => break,
+            outcomes = cycle => outcomes,
+        };
+        let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+        let elapsed = started.elapsed();
+        metrics::histogram!("csm_refresh_cycle_seconds").record(elapsed.as_secs_f64());
+        tracing::debug!(stations = outcomes.len(), failed, ?elapsed, "refresh cycle done");
+        if elapsed > interval {
+            tracing::warn!(
+                ?elapsed, ?interval,
+                "a refresh cycle took longer than the interval; ticks are skipped (raise CSM_CONCURRENCY or CSM_REFRESH_INTERVAL_SECS)"
+            );
+        }
+    }
+}

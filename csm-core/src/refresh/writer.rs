@@ -1,0 +1,296 @@
+//! The batch writer: one task that coalesces the store writes of many refresh jobs into
+//! multi-row statements, flushed when enough rows wait or after a short delay, and on request.
+//!
+//! When the store is unreachable the rows stay buffered and are written when it returns. Port
+//! state and station health are kept latest-per-key, so their buffer is bounded by the fleet;
+//! status events are kept in order up to a bound, beyond which the oldest are dropped, counted
+//! in a metric and logged.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::model::{StationHealth, StationId, StatusEvent};
+use crate::store::{PortStateRow, Store, StoreError, WriteBatch};
+
+/// When the writer flushes and how much it holds while the store is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterConfig {
+    /// Flush as soon as this many rows wait.
+    pub max_rows: usize,
+    /// Flush rows that have waited this long.
+    pub max_delay: Duration,
+    /// Status events held while the store is unreachable; older ones are dropped beyond it.
+    pub max_buffered_events: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 5_000,
+            max_delay: Duration::from_millis(100),
+            max_buffered_events: 200_000,
+        }
+    }
+}
+
+/// What a flush achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Rows still waiting because the store could not be written.
+    pub pending_rows: usize,
+    /// Status events dropped since start because the buffer was full.
+    pub dropped_events: u64,
+}
+
+enum Message {
+    Write(WriteBatch),
+    Flush(oneshot::Sender<FlushReport>),
+}
+
+/// Handle of the batch writer task.
+#[derive(Debug)]
+pub struct BatchWriter {
+    sender: mpsc::UnboundedSender<Message>,
+    task: std::sync::Mutex<Option<JoinHandle<FlushReport>>>,
+}
+
+impl BatchWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Arc<dyn Store>, config: WriterConfig) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(store, config, receiver));
+        Self {
+            sender,
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Queues rows; they are written within `max_delay` when the store is reachable.
+    pub fn write(&self, batch: WriteBatch) {
+        if !batch.is_empty() && self.sender.send(Message::Write(batch)).is_err() {
+            tracing::error!("the batch writer has stopped; rows written after shutdown are lost");
+        }
+    }
+
+    /// Writes everything queued so far; returns what could not be written yet.
+    pub async fn flush(&self) -> FlushReport {
+        let (ack, done) = oneshot::channel();
+        if self.sender.send(Message::Flush(ack)).is_err() {
+            return FlushReport::default();
+        }
+        done.await.unwrap_or_default()
+    }
+
+    /// Writes everything queued (trying for up to `deadline` while the store is unreachable)
+    /// and stops the task.
+    pub async fn close(&self, deadline: Duration) -> FlushReport {
+        let started = Instant::now();
+        let mut report = self.flush().await;
+        while report.pending_rows > 0 && started.elapsed() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            report = self.flush().await;
+        }
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        if report.pending_rows > 0 {
+            tracing::error!(
+                rows = report.pending_rows,
+                "the database stayed unreachable during shutdown; these rows were not written"
+            );
+        }
+        report
+    }
+}
+
+/// Rows waiting to be written.
+#[derive(Default)]
+struct Pending {
+    ports: HashMap<(StationId, u32), PortStateRow>,
+    events: VecDeque<StatusEvent>,
+    health: HashMap<StationId, StationHealth>,
+    dropped_events: u64,
+}
+
+impl Pending {
+    fn rows(&self) -> usize {
+        self.ports.len() + self.events.len() + self.health.len()
+    }
+
+    fn add(&mut self, batch: WriteBatch, max_events: usize) {
+        for row in batch.ports {
+            self.ports
+                .insert((row.station_id.clone(), row.state.reading.port), row);
+        }
+        for health in batch.health {
+            self.health.insert(health.station_id.clone(), health);
+        }
+        self.events.extend(batch.events);
+        let excess = self.events.len().saturating_sub(max_events);
+        if excess > 0 {
+            self.events.drain(..excess);
+            self.dropped_events += excess as u64;
+            metrics::counter!("csm_events_dropped_total").increment(excess as u64);
+            tracing::error!(
+                dropped = excess,
+                dropped_total = self.dropped_events,
+                "the database has been unreachable too long: the oldest buffered status events were dropped (raise CSM_WRITE_BUFFER_EVENTS to hold more)"
+            );
+        }
+        metrics::gauge!("csm_write_buffer_events").set(self.events.len() as f64);
+    }
+
+    /// Takes up to `max_rows` rows for one transaction.
+    fn take(&mut self, max_rows: usize) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        let take_events = self.events.len().min(max_rows);
+        batch.events = self.events.drain(..take_events).collect();
+        let mut room = max_rows.saturating_sub(batch.events.len());
+        let port_keys: Vec<_> = self.ports.keys().take(room).cloned().collect();
+        for key in port_keys {
+            if let Some(row) = self.ports.remove(&key) {
+                batch.ports.push(row);
+            }
+        }
+        room = room.saturating_sub(batch.ports.len());
+        let health_keys: Vec<_> = self.health.keys().take(room).cloned().collect();
+        for key in health_keys {
+            if let Some(health) = self.health.remove(&key) {
+                batch.health.push(health);
+            }
+        }
+        batch
+    }
+
+    /// Puts back a batch that could not be written; rows that arrived since are newer and win.
+    fn put_back(&mut self, batch: WriteBatch) {
+        for row in batch.ports {
+            self.ports
+                .entry((row.station_id.clone(), row.state.reading.port))
+                .or_insert(row);
+        }
+        for health in batch.health {
+            self.health.entry(health.station_id.clone()).or_insert(health);
+        }
+        for event in batch.events.into_iter().rev() {
+            self.events.push_front(event);
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    config: WriterConfig,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+) -> FlushReport {
+    let mut pending = Pending::default();
+    // When the oldest waiting row must be written.
+    let mut due: Option<Instant> = None;
+    // After a failed write: no new attempt before this.
+    let mut retry_at: Option<Instant> = None;
+    let mut failures = 0_u32;
+    loop {
+        let wake = match (due, retry_at) {
+            (Some(due), Some(retry)) => Some(due.max(retry)),
+            (due, None) => due,
+            (None, Some(_)) => None,
+        };
+        let message = tokio::select! {
+            message = receiver.recv() => message,
+            () = sleep_until(wake) => {
+                flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
+                continue;
+            }
+        };
+        match message {
+            Some(Message::Write(batch)) => {
+                pending.add(batch, config.max_buffered_events);
+                due.get_or_insert_with(|| Instant::now() + config.max_delay);
+                let can_try = retry_at.is_none_or(|at| Instant::now() >= at);
+                if pending.rows() >= config.max_rows && can_try {
+                    flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                    due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
+                }
+            }
+            Some(Message::Flush(ack)) => {
+                retry_at = None;
+                flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
+                let _ = ack.send(FlushReport {
+                    pending_rows: pending.rows(),
+                    dropped_events: pending.dropped_events,
+                });
+            }
+            None => {
+                retry_at = None;
+                flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                return FlushReport {
+                    pending_rows: pending.rows(),
+                    dropped_events: pending.dropped_events,
+                };
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes pending rows in transactions of `max_rows` until none are left or one fails.
+async fn flush_all(
+    store: &dyn Store,
+    config: &WriterConfig,
+    pending: &mut Pending,
+    retry_at: &mut Option<Instant>,
+    failures: &mut u32,
+) {
+    while pending.rows() > 0 {
+        let batch = pending.take(config.max_rows);
+        let rows = batch.len();
+        match store.apply(&batch).await {
+            Ok(()) => {
+                metrics::histogram!("csm_batch_write_rows").record(rows as f64);
+                metrics::counter!("csm_batch_writes_total", "outcome" => "ok").increment(1);
+                if *failures > 0 {
+                    tracing::info!(after_failures = *failures, "the database is writable again");
+                }
+                *failures = 0;
+                *retry_at = None;
+            }
+            Err(error) if error.is_transient() => {
+                metrics::counter!("csm_batch_writes_total", "outcome" => "retry").increment(1);
+                pending.put_back(batch);
+                *failures += 1;
+                let backoff = Duration::from_millis(200 * 2_u64.pow((*failures).min(5)));
+                *retry_at = Some(Instant::now() + backoff);
+                if *failures == 1 || (*failures).is_multiple_of(20) {
+                    tracing::warn!(%error, pending = pending.rows(), "cannot write to the database; keeping the rows and trying again");
+                }
+                break;
+            }
+            Err(error) => drop_batch(&error, rows),
+        }
+    }
+    metrics::gauge!("csm_write_buffer_events").set(pending.events.len() as f64);
+}
+
+fn drop_batch(error: &StoreError, rows: usize) {
+    metrics::counter!("csm_batch_writes_total", "outcome" => "failed").increment(1);
+    tracing::error!(%error, rows, "the database refused a batch; it cannot succeed on retry and was dropped");
+}

@@ -1,0 +1,234 @@
+//! Durable storage: the `Store` trait and its MySQL/MariaDB and SQLite adapters.
+//!
+//! The store keeps the station catalogue, the current state of every port (status, vendor code,
+//! since when) and the history of status events. Live measurements (voltage, current, ...) change
+//! on every fetch and live in the cache; the store records them only with a durable change.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::{InvalidInput, redact_url};
+use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
+
+mod mysql;
+mod rows;
+mod sqlite;
+
+pub use mysql::MySqlStore;
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, pool timed out, connection lost).
+    #[error("cannot reach the {backend} database at {target} while {doing}: {source}")]
+    Unavailable {
+        /// `mysql` or `sqlite`.
+        backend: &'static str,
+        /// Where the database is, without credentials.
+        target: String,
+        /// What csm was doing.
+        doing: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database answered with an error.
+    #[error("database error while {doing}: {source}")]
+    Query {
+        /// What csm was doing.
+        doing: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("could not apply migrations to {target}: {source}")]
+    Migrate {
+        /// Where the database is, without credentials.
+        target: String,
+        /// The migrator's error.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A station with this id exists already.
+    #[error("station {0} already exists")]
+    Conflict(StationId),
+    /// The URL or options of the database are wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Data that csm refuses to store.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// A value read back from the database is not one csm wrote.
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        /// Table the row is in.
+        table: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (the database was unreachable or busy), as
+    /// opposed to an error that will repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::Query { source, .. } => is_transient_sqlx(source),
+            _ => false,
+        }
+    }
+}
+
+fn is_transient_sqlx(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // Lock wait timeout, deadlock, server shutdown, connection killed, server gone
+                // away, connection lost.
+                matches!(mysql.number(), 1205 | 1213 | 1053 | 1927 | 2006 | 2013)
+            } else {
+                // SQLite: busy or locked (with their extended codes).
+                matches!(db.code().as_deref(), Some("5" | "6" | "261" | "262" | "517"))
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Counts of an import.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    /// Stations that did not exist before.
+    pub added: u64,
+    /// Stations that existed and were overwritten.
+    pub updated: u64,
+}
+
+/// The current state of one port as written to the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortStateRow {
+    /// The station.
+    pub station_id: StationId,
+    /// The port's state.
+    pub state: PortState,
+    /// When it was observed.
+    pub observed_at: DateTime<Utc>,
+}
+
+/// Writes of many refresh jobs, applied in one transaction with multi-row statements.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteBatch {
+    /// Port states to insert or overwrite.
+    pub ports: Vec<PortStateRow>,
+    /// Status events to append (a repeated event is ignored, so a retried batch is harmless).
+    pub events: Vec<StatusEvent>,
+    /// Station health to insert or overwrite.
+    pub health: Vec<StationHealth>,
+}
+
+impl WriteBatch {
+    /// Rows the batch writes.
+    pub fn len(&self) -> usize {
+        self.ports.len() + self.events.len() + self.health.len()
+    }
+
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which status events to read, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this station.
+    pub station_id: Option<StationId>,
+    /// Only this port (with a station).
+    pub port: Option<u32>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl Default for EventQuery {
+    fn default() -> Self {
+        Self {
+            station_id: None,
+            port: None,
+            since: None,
+            until: None,
+            limit: 100,
+        }
+    }
+}
+
+/// Durable storage of stations, port state and status events.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `mysql` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// Where the database is (host:port/database or file), without credentials.
+    fn target(&self) -> String;
+
+    /// Creates the database if needed and applies pending migrations. Safe to run repeatedly.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Adds a station; fails with [`StoreError::Conflict`] if its id exists.
+    async fn add_station(&self, station: &Station) -> Result<(), StoreError>;
+
+    /// Inserts or overwrites many stations in one transaction: all or nothing.
+    async fn upsert_stations(&self, stations: &[Station]) -> Result<UpsertCounts, StoreError>;
+
+    /// Removes a station with its port state and health (its history stays). `false` if it did
+    /// not exist.
+    async fn remove_station(&self, id: &StationId) -> Result<bool, StoreError>;
+
+    /// Every station, ordered by id.
+    async fn list_stations(&self) -> Result<Vec<Station>, StoreError>;
+
+    /// One station.
+    async fn get_station(&self, id: &StationId) -> Result<Option<Station>, StoreError>;
+
+    /// The stored state of the given stations (those with any stored state; any order).
+    async fn station_states(&self, ids: &[StationId]) -> Result<Vec<StationState>, StoreError>;
+
+    /// Applies a batch of writes in one transaction.
+    async fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+
+    /// Status events, newest first.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, StoreError>;
+
+    /// Number of stored status events (of one station, or all).
+    async fn count_events(&self, station_id: Option<&StationId>) -> Result<u64, StoreError>;
+}
+
+/// Opens the store named by a database URL (`mysql://…`, `mariadb://…` or `sqlite://…`).
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::connect(url, max_connections).await?)),
+        Some("mysql" | "mariadb") => Ok(Arc::new(MySqlStore::connect(url, max_connections)?)),
+        _ => Err(StoreError::Config(format!(
+            "{:?} is not a database URL csm can use; write mysql://user:password@host:3306/database or sqlite://path/to/file.db",
+            redact_url(url)
+        ))),
+    }
+}
