@@ -1,1 +1,221 @@
-//! placeholder
+//! csm-server: the REST API, live events, dashboard and background scheduler of the charging
+//! station monitor, over `csm-core`.
+//!
+//! [`Server::serve`] takes a bound listener and a shutdown future, so tests bind port 0 and
+//! stop the server when they are done.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use csm_core::Monitor;
+use csm_core::refresh::scheduler;
+use csm_core::settings::{LogFormat, Settings};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub mod api;
+mod assets;
+pub mod error;
+mod metrics;
+pub mod openapi;
+pub mod views;
+
+use api::events::{SseMessage, forward_updates};
+
+/// Demo stations seeded at the first start of the embedded default.
+pub const DEMO_STATIONS: usize = 6;
+/// How long shutdown waits for running refresh jobs and pending writes.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The monitor service.
+    pub monitor: Arc<Monitor>,
+    /// `CSM_ADMIN_TOKEN`; `None` disables the write endpoints.
+    pub admin_token: Option<Arc<str>>,
+    /// Live updates, encoded once for every SSE client.
+    pub updates: broadcast::Sender<Arc<SseMessage>>,
+    /// Fires when the server shuts down (ends the SSE streams).
+    pub shutdown: CancellationToken,
+    /// The Prometheus recorder.
+    pub metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("monitor", &self.monitor)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configured server, ready to serve.
+pub struct Server {
+    state: AppState,
+    scheduler: bool,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("monitor", &self.state.monitor)
+            .field("scheduler", &self.scheduler)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Connects everything, applies migrations and, in the embedded default, seeds demo
+    /// stations on the simulator.
+    pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        let embedded = settings.is_embedded_default();
+        let monitor = Monitor::open(settings).await?;
+        monitor
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        if embedded {
+            let seeded = monitor.seed_demo(DEMO_STATIONS).await?;
+            tracing::info!(
+                seeded,
+                "demo mode: CSM_DATABASE_URL is not set, so csm uses sqlite://csm.db, an in-process cache and simulated stations. \
+                 To monitor real stations set CSM_DATABASE_URL (mysql://…), CSM_REDIS_URL (redis://…) and put vendor profiles in CSM_VENDORS_DIR; see .env.example"
+            );
+        }
+        Ok(Self::from_monitor(Arc::new(monitor)))
+    }
+
+    /// A server over an existing monitor (tests, embedding programs).
+    pub fn from_monitor(monitor: Arc<Monitor>) -> Self {
+        let (updates, _) = broadcast::channel(1024);
+        let admin_token = monitor
+            .settings()
+            .admin_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from);
+        Self {
+            state: AppState {
+                monitor,
+                admin_token,
+                updates,
+                shutdown: CancellationToken::new(),
+                metrics: metrics::handle(),
+            },
+            scheduler: true,
+        }
+    }
+
+    /// Serves without the background scheduler (refreshes happen only on request).
+    pub fn without_scheduler(mut self) -> Self {
+        self.scheduler = false;
+        self
+    }
+
+    /// The monitor service.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.state.monitor
+    }
+
+    /// The routes, for serving or for calling in process.
+    pub fn router(&self) -> Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then ends the live streams, lets
+    /// running refresh jobs finish and writes what they produced.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let cancel = state.shutdown.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(forward_updates(
+            Arc::clone(&state.monitor),
+            state.updates.clone(),
+            cancel.clone(),
+        ));
+        let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
+        if self.scheduler {
+            let settings = state.monitor.settings();
+            tasks.spawn(scheduler::run(
+                state.monitor.engine().clone(),
+                Arc::clone(state.monitor.store()),
+                settings.refresh_interval(),
+                cancel.clone(),
+            ));
+        }
+        let stop = cancel.clone();
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: ending live streams and finishing refresh jobs");
+                stop.cancel();
+            })
+            .await;
+        cancel.cancel();
+        upkeep.abort();
+        while tasks.join_next().await.is_some() {}
+        let report = state.monitor.engine().shutdown(SHUTDOWN_DEADLINE).await;
+        if report.pending_rows == 0 {
+            tracing::info!("all writes flushed; bye");
+        }
+        served.context("serving HTTP")
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Runs the server the settings describe until Ctrl-C or SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let settings = settings.finish()?;
+    let bind = settings.bind;
+    let server = Server::new(settings).await?;
+    let listener = TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind}; is another server running there? choose another address with CSM_BIND")
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!("csm listening on http://{local} (dashboard at /, API docs at /api/docs)");
+    server.serve(listener, shutdown_signal()).await
+}
+
+/// Sets up logging on stdout: `info` by default (`RUST_LOG` to change), JSON when asked.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,618 @@
+//! The commands of `csm-cli`, each a function of its settings, its arguments and a writer.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use csm_core::charger::SIMULATOR_VENDOR;
+use csm_core::import::{ImportFormat, parse_stations};
+use csm_core::model::{Station, StationId};
+use csm_core::refresh::RefreshOutcome;
+use csm_core::settings::Settings;
+use csm_core::store::EventQuery;
+use csm_core::{Monitor, MonitorError};
+use serde::Serialize;
+
+use crate::UsageError;
+
+/// How long a flush at the end of a command may wait for an unreachable database.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Opens the monitor and makes sure the database has its tables.
+async fn open(settings: Settings) -> anyhow::Result<Monitor> {
+    let monitor = Monitor::open(settings).await?;
+    monitor
+        .migrate()
+        .await
+        .context("preparing the database (run `csm-cli init-db` to see the details)")?;
+    Ok(monitor)
+}
+
+/// `init-db`.
+pub async fn init_db(settings: Settings, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
+    let monitor = Monitor::open(settings).await?;
+    monitor.migrate().await?;
+    let store = monitor.store();
+    writeln!(out, "database ready: {} {}", store.backend(), store.target())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `test-connection`.
+#[derive(Debug, Serialize)]
+struct Check {
+    kind: &'static str,
+    target: String,
+    ok: bool,
+    millis: u128,
+    error: Option<String>,
+}
+
+async fn check<F>(kind: &'static str, target: String, probe: F) -> Check
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    let started = Instant::now();
+    let result = match tokio::time::timeout(Duration::from_secs(10), probe).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer within 10 s".into()),
+    };
+    Check {
+        kind,
+        target,
+        ok: result.is_ok(),
+        millis: started.elapsed().as_millis(),
+        error: result.err(),
+    }
+}
+
+/// `test-connection`: the database, the cache and every vendor with a base URL, checked at
+/// once; one line each.
+pub async fn test_connection(
+    settings: Settings,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = Monitor::open(settings).await?;
+    let store = monitor.store();
+    let cache = monitor.cache();
+    let mut checks = vec![
+        check(
+            "database",
+            format!("{} {}", store.backend(), store.target()),
+            async { store.ping().await.map_err(|e| e.to_string()) },
+        )
+        .await,
+        check("cache", format!("{} {}", cache.kind(), cache.target()), async {
+            cache.ping().await.map_err(|e| e.to_string())
+        })
+        .await,
+    ];
+    let vendors = monitor.engine().chargers().iter().filter_map(|api| {
+        let endpoint = api.endpoint()?;
+        Some(check(
+            "vendor",
+            format!("{} {endpoint}", api.vendor()),
+            async move { api.probe().await.map_err(|e| e.to_string()) },
+        ))
+    });
+    checks.extend(futures_util::future::join_all(vendors).await);
+    let width = checks.iter().map(|c| c.target.len()).max().unwrap_or(0);
+    for check in &checks {
+        write!(
+            out,
+            "{:<9}{:<width$}  {:<4} {:>5} ms",
+            check.kind,
+            check.target,
+            if check.ok { "OK" } else { "FAIL" },
+            check.millis
+        )?;
+        match &check.error {
+            Some(error) => writeln!(out, "  {error}")?,
+            None => writeln!(out)?,
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        writeln!(out, "{failed} of {} checks failed", checks.len())?;
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Arguments of `refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Stations to refresh.
+    pub stations: Vec<String>,
+    /// Refresh every enabled station.
+    #[arg(long, conflicts_with = "stations")]
+    pub all: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The summary of `refresh`.
+#[derive(Debug, Default, Serialize)]
+pub struct RefreshSummary {
+    /// Stations refreshed.
+    pub stations: usize,
+    /// Stations that succeeded.
+    pub ok: usize,
+    /// Stations that failed, with their errors.
+    pub failed: Vec<FailedStation>,
+    /// Ports read.
+    pub ports: usize,
+    /// Ports whose status changed.
+    pub status_changes: usize,
+    /// Port rows written to the database.
+    pub rows_written: usize,
+    /// Retries of transient failures.
+    pub retries: u32,
+    /// Wall time, seconds.
+    pub elapsed_secs: f64,
+    /// Stations per second.
+    pub stations_per_sec: f64,
+    /// Median time of one station's job, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile of one station's job, milliseconds.
+    pub p99_ms: f64,
+    /// Rows that could not be written because the database was unreachable.
+    pub unwritten_rows: usize,
+}
+
+/// A station that failed.
+#[derive(Debug, Serialize)]
+pub struct FailedStation {
+    /// The station.
+    pub station_id: String,
+    /// Why.
+    pub error: String,
+}
+
+/// `refresh`: one run of the engine over the chosen stations.
+pub async fn refresh(
+    settings: Settings,
+    args: RefreshArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    if !args.all && args.stations.is_empty() {
+        return Err(UsageError(
+            "name the stations to refresh (csm-cli refresh S0001 S0002) or pass --all".into(),
+        )
+        .into());
+    }
+    let monitor = open(settings).await?;
+    let stations: Vec<Arc<Station>> = if args.all {
+        monitor.stations().await?.iter().filter(|s| s.enabled).cloned().collect()
+    } else {
+        let mut chosen = Vec::with_capacity(args.stations.len());
+        for raw in &args.stations {
+            let id = StationId::parse(raw)?;
+            chosen.push(monitor.station(&id).await?);
+        }
+        chosen
+    };
+    let total = stations.len();
+    let progress = Progress::new(total);
+    let started = Instant::now();
+    let outcomes = monitor
+        .engine()
+        .refresh_many(stations, |outcome| progress.step(outcome))
+        .await;
+    let report = monitor.engine().shutdown(FLUSH_DEADLINE).await;
+    let elapsed = started.elapsed();
+    progress.finish();
+    let summary = summarize(&outcomes, elapsed, report.pending_rows);
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &summary)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "refreshed {} stations in {:.2} s ({:.0} stations/s): {} ok, {} failed; {} ports read, {} status changes, {} rows written; per station p50 {:.1} ms, p99 {:.1} ms",
+            summary.stations,
+            summary.elapsed_secs,
+            summary.stations_per_sec,
+            summary.ok,
+            summary.failed.len(),
+            summary.ports,
+            summary.status_changes,
+            summary.rows_written,
+            summary.p50_ms,
+            summary.p99_ms,
+        )?;
+        for failed in summary.failed.iter().take(50) {
+            writeln!(out, "  FAIL {}: {}", failed.station_id, failed.error)?;
+        }
+        if summary.failed.len() > 50 {
+            writeln!(out, "  … and {} more failures", summary.failed.len() - 50)?;
+        }
+        if summary.unwritten_rows > 0 {
+            writeln!(
+                out,
+                "warning: {} rows could not be written because the database was unreachable",
+                summary.unwritten_rows
+            )?;
+        }
+    }
+    let failed = !summary.failed.is_empty() || summary.unwritten_rows > 0;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn summarize(outcomes: &[RefreshOutcome], elapsed: Duration, unwritten_rows: usize) -> RefreshSummary {
+    let mut summary = RefreshSummary {
+        stations: outcomes.len(),
+        elapsed_secs: elapsed.as_secs_f64(),
+        stations_per_sec: outcomes.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        unwritten_rows,
+        ..RefreshSummary::default()
+    };
+    let mut latencies: Vec<f64> = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        latencies.push(outcome.elapsed.as_secs_f64() * 1000.0);
+        summary.retries += outcome.attempts.saturating_sub(1);
+        match &outcome.result {
+            Ok(stats) => {
+                summary.ok += 1;
+                summary.ports += stats.ports;
+                summary.status_changes += stats.status_changes;
+                summary.rows_written += stats.rows_written;
+            }
+            Err(error) => summary.failed.push(FailedStation {
+                station_id: outcome.station_id.to_string(),
+                error: error.to_string(),
+            }),
+        }
+    }
+    summary.failed.sort_by(|a, b| a.station_id.cmp(&b.station_id));
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            latencies[((latencies.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    summary.p50_ms = percentile(0.50);
+    summary.p99_ms = percentile(0.99);
+    summary
+}
+
+/// Progress of a refresh: a bar on a terminal, a line every tenth of the way otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} stations {per_sec} eta {eta} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    fn step(&self, outcome: &RefreshOutcome) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                if let Err(error) = &outcome.result {
+                    bar.println(format!("FAIL {}: {error}", outcome.station_id));
+                }
+            }
+            None => {
+                let tenth = (self.total / 10).max(1);
+                if done % tenth == 0 || done == self.total {
+                    eprintln!("refreshed {done}/{} stations", self.total);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `stations …`.
+#[derive(Debug, Subcommand)]
+pub enum StationsCommand {
+    /// List the stations.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a station.
+    Add(AddArgs),
+    /// Remove a station (its history stays).
+    Remove {
+        /// The station.
+        id: String,
+    },
+    /// Import stations from a CSV or JSON file; a file with any bad row imports nothing.
+    Import {
+        /// The file (`.csv` or `.json`).
+        file: PathBuf,
+        /// Format, when the file name does not say.
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// Vendor of rows that name none.
+        #[arg(long, default_value = SIMULATOR_VENDOR)]
+        vendor: String,
+    },
+    /// Import the station list of a vendor whose profile can list stations.
+    Sync {
+        /// The vendor profile.
+        #[arg(long)]
+        vendor: String,
+    },
+}
+
+/// Arguments of `stations add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The vendor's station id.
+    pub id: String,
+    /// Name shown to users.
+    pub name: String,
+    /// Vendor profile that reads the station.
+    #[arg(long, default_value = SIMULATOR_VENDOR)]
+    pub vendor: String,
+    /// Address.
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Latitude.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lat: Option<f64>,
+    /// Longitude.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lng: Option<f64>,
+    /// Number of ports.
+    #[arg(long, default_value_t = 0)]
+    pub ports: u32,
+    /// Add it disabled (not refreshed by the scheduler).
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// `stations …`.
+pub async fn stations(
+    settings: Settings,
+    command: StationsCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    match command {
+        StationsCommand::List { json } => {
+            let stations = monitor.stations().await?;
+            if json {
+                let list: Vec<&Station> = stations.iter().map(|s| &**s).collect();
+                serde_json::to_writer_pretty(&mut *out, &list)?;
+                writeln!(out)?;
+            } else {
+                let mut table = Table::new();
+                table.load_preset(UTF8_FULL_CONDENSED);
+                table.set_header(["id", "name", "vendor", "ports", "enabled", "address"]);
+                for s in stations.iter() {
+                    table.add_row([
+                        s.id.to_string(),
+                        s.name.clone(),
+                        s.vendor.clone(),
+                        s.port_count.to_string(),
+                        if s.enabled { "yes" } else { "no" }.to_string(),
+                        s.address.clone().unwrap_or_default(),
+                    ]);
+                }
+                writeln!(out, "{table}")?;
+                writeln!(out, "{} stations", stations.len())?;
+            }
+        }
+        StationsCommand::Add(args) => {
+            let station = Station {
+                id: StationId::parse(&args.id)?,
+                name: args.name,
+                address: args.address,
+                lat: args.lat,
+                lng: args.lng,
+                vendor: args.vendor,
+                enabled: !args.disabled,
+                port_count: args.ports,
+            };
+            station.validate()?;
+            monitor.add_station(&station).await?;
+            writeln!(out, "added station {} ({})", station.id, station.name)?;
+        }
+        StationsCommand::Remove { id } => {
+            let id = StationId::parse(&id)?;
+            monitor.remove_station(&id).await?;
+            writeln!(out, "removed station {id}")?;
+        }
+        StationsCommand::Import {
+            file,
+            format,
+            vendor,
+        } => {
+            let format = format
+                .or_else(|| ImportFormat::from_path(&file))
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "cannot tell the format of {}: name it .csv or .json, or pass --format csv|json",
+                        file.display()
+                    ))
+                })?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let stations = parse_stations(&text, format, &vendor)
+                .with_context(|| format!("importing {}", file.display()))?;
+            let counts = monitor.import(&stations).await?;
+            writeln!(
+                out,
+                "imported {} stations from {} ({} added, {} updated)",
+                stations.len(),
+                file.display(),
+                counts.added,
+                counts.updated
+            )?;
+        }
+        StationsCommand::Sync { vendor } => {
+            let counts = monitor.sync_vendor(&vendor).await?;
+            writeln!(
+                out,
+                "synced vendor {vendor}: {} added, {} updated",
+                counts.added, counts.updated
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `ports`.
+#[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// The station.
+    pub station: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ports`: what csm knows of a station's ports (from the cache, else the database).
+pub async fn ports(
+    settings: Settings,
+    args: PortsArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let id = StationId::parse(&args.station)?;
+    let view = monitor.view(&id).await?;
+    if args.json {
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({
+                "station": &*view.station,
+                "stale": view.stale,
+                "state": view.state.as_deref(),
+            }),
+        )?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{} {}", view.station.id, view.station.name)?;
+    let Some(state) = view.state else {
+        writeln!(out, "no data yet: run `csm-cli refresh {}`", view.station.id)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let fmt = |value: Option<f64>, unit: &str| value.map(|v| format!("{v} {unit}")).unwrap_or_default();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["port", "status", "since", "voltage", "current", "power", "energy", "session ends", "code"]);
+    for port in &state.ports {
+        let r = &port.reading;
+        table.add_row([
+            r.port.to_string(),
+            r.status.to_string(),
+            port.since.format("%Y-%m-%d %H:%M:%S").to_string(),
+            fmt(r.voltage, "V"),
+            fmt(r.current, "A"),
+            fmt(r.power, "W"),
+            fmt(r.energy_kwh, "kWh"),
+            r.session_ends_at
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default(),
+            r.raw_code.clone().unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    let summary = state.summary();
+    write!(
+        out,
+        "{} free, {} occupied, {} fault, {} offline",
+        summary.free, summary.occupied, summary.fault, summary.offline
+    )?;
+    if let Some(observed) = state.observed_at {
+        write!(out, "; observed {}", observed.format("%Y-%m-%d %H:%M:%S UTC"))?;
+    }
+    writeln!(out)?;
+    if let Some(error) = &state.last_error {
+        writeln!(out, "STALE: the last refresh failed: {error}")?;
+    } else if view.stale {
+        writeln!(out, "STALE: these ports have not been refreshed recently")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The station.
+    pub station: String,
+    /// Only this port.
+    #[arg(long)]
+    pub port: Option<u32>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `events`: a station's status history.
+pub async fn events(
+    settings: Settings,
+    args: EventsArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let id = StationId::parse(&args.station)?;
+    monitor.station(&id).await?;
+    let events = monitor
+        .store()
+        .events(&EventQuery {
+            station_id: Some(id),
+            port: args.port,
+            limit: args.limit.min(10_000),
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(MonitorError::from)?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &events)?;
+        writeln!(out)?;
+    } else {
+        for event in &events {
+            writeln!(
+                out,
+                "{}  port {:>3}  {:>8} → {}",
+                event.at.format("%Y-%m-%d %H:%M:%S"),
+                event.port,
+                event.old.map(|s| s.as_str()).unwrap_or("(new)"),
+                event.new
+            )?;
+        }
+        writeln!(out, "{} events", events.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,117 @@
+//! Extractors whose rejections are the API's own errors, so even a malformed path, query or
+//! body gets a JSON answer that says what was wrong.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::header;
+use csm_core::model::StationId;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A station id from the path, checked.
+#[derive(Debug)]
+pub struct StationPath(pub StationId);
+
+impl<S: Send + Sync> FromRequestParts<S> for StationPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection: PathRejection| {
+                ApiError::BadRequest(format!("station id in the path: {}", rejection.body_text()))
+            })?;
+        Ok(Self(StationId::parse(&raw)?))
+    }
+}
+
+/// A query string, with unknown parameters and bad values refused.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|rejection: QueryRejection| {
+                ApiError::BadRequest(format!("query string: {}", rejection.body_text()))
+            })
+    }
+}
+
+/// A JSON body; bad JSON, a wrong content type or an oversized body get our error format with
+/// the fitting status (400, 415, 413, 422).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|axum::Json(value)| Self(value))
+            .map_err(|rejection: JsonRejection| {
+                ApiError::Rejected(rejection.status(), rejection.body_text())
+            })
+    }
+}
+
+/// Proof that the request carries the admin token (`Authorization: Bearer …`).
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.admin_token.as_deref() else {
+            return Err(ApiError::Forbidden(
+                "write endpoints are disabled: set CSM_ADMIN_TOKEN on the server to enable them".into(),
+            ));
+        };
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "this endpoint needs the admin token: send Authorization: Bearer <CSM_ADMIN_TOKEN>".into(),
+                )
+            })?;
+        if constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized("the admin token is wrong".into()))
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken does not reveal how
+/// much of a guessed token was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0_u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

@@ -1,0 +1,99 @@
+//! The HTTP routes, merged in one place, with the layers every request passes through.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::{AppState, assets, metrics, openapi};
+
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod stations;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest time a (non-streaming) request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/stations",
+            get(stations::list_stations).post(stations::create_station),
+        )
+        .route(
+            "/api/stations/{station_id}",
+            get(stations::get_station).delete(stations::delete_station),
+        )
+        .route("/api/stations/{station_id}/refresh", post(stations::refresh_station))
+        .route("/api/stations/{station_id}/events", get(stations::station_events))
+        .route("/api/ports", get(stations::default_ports))
+        .route("/api/refresh", post(stations::refresh_all))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/docs", get(assets::docs))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/", get(assets::index))
+        .route("/assets/{*path}", get(assets::asset))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ));
+    // The event stream lives as long as the client wants: no request timeout.
+    let live = Router::new().route("/api/events", get(events::events));
+    let cors = cors(&state.monitor.settings().cors_origins);
+    api.merge(live)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// CORS is closed unless origins are configured.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin.trim()).ok())
+        .collect();
+    if allowed.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> impl IntoResponse {
+    ApiError::Rejected(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    ApiError::Internal("a request handler panicked".into()).into_response()
+}

@@ -1,0 +1,329 @@
+//! Station endpoints: list, detail, the default station's ports, manual refresh, history, and
+//! (with the admin token) add, remove and refresh-all.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use csm_core::model::{PortStatus, Station, StationId};
+use csm_core::monitor::ManualRefresh;
+use csm_core::store::EventQuery;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{Admin, ApiJson, ApiQuery, StationPath};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::views::{
+    ErrorJson, EventJson, EventListJson, RefreshJson, StationDetailJson, StationJson,
+    StationListJson,
+};
+
+/// Filters of the station list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only stations whose id, name or address contains this text (case-insensitive).
+    q: Option<String>,
+    /// Only stations with at least one port in this status.
+    #[param(value_type = Option<crate::views::PortStatusSchema>)]
+    status: Option<PortStatus>,
+    /// Only stations of this vendor profile.
+    vendor: Option<String>,
+}
+
+/// Every station with the counts of its ports by status.
+#[utoipa::path(
+    get, path = "/api/stations", tag = "stations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The stations", body = StationListJson),
+        (status = 400, description = "Unknown query parameter or value", body = ErrorJson),
+    )
+)]
+pub async fn list_stations(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<axum::Json<StationListJson>, ApiError> {
+    let needle = query.q.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
+    let views = state.monitor.views().await?;
+    let stations = views
+        .iter()
+        .filter(|view| {
+            let station = &view.station;
+            let text_ok = needle.as_deref().is_none_or(|needle| {
+                station.id.as_str().to_lowercase().contains(needle)
+                    || station.name.to_lowercase().contains(needle)
+                    || station
+                        .address
+                        .as_deref()
+                        .is_some_and(|a| a.to_lowercase().contains(needle))
+            });
+            let vendor_ok = query.vendor.as_deref().is_none_or(|v| station.vendor == v);
+            let status_ok = query.status.is_none_or(|wanted| {
+                view.state
+                    .as_deref()
+                    .is_some_and(|s| s.ports.iter().any(|p| p.reading.status == wanted))
+            });
+            text_ok && vendor_ok && status_ok
+        })
+        .map(StationJson::of)
+        .collect();
+    Ok(axum::Json(StationListJson {
+        stations,
+        timestamp: Utc::now(),
+    }))
+}
+
+/// One station with all its ports.
+#[utoipa::path(
+    get, path = "/api/stations/{station_id}", tag = "stations",
+    params(("station_id" = String, Path, description = "The vendor's station id")),
+    responses(
+        (status = 200, description = "The station and its ports", body = StationDetailJson),
+        (status = 400, description = "Malformed station id", body = ErrorJson),
+        (status = 404, description = "No such station", body = ErrorJson),
+    )
+)]
+pub async fn get_station(
+    State(state): State<AppState>,
+    StationPath(id): StationPath,
+) -> Result<axum::Json<StationDetailJson>, ApiError> {
+    let view = state.monitor.view(&id).await?;
+    Ok(axum::Json(StationDetailJson::of(&view)))
+}
+
+/// The ports of the default station (`CSM_DEFAULT_STATION`, else the first station).
+#[utoipa::path(
+    get, path = "/api/ports", tag = "stations",
+    responses(
+        (status = 200, description = "The default station and its ports", body = StationDetailJson),
+        (status = 404, description = "No station is configured", body = ErrorJson),
+    )
+)]
+pub async fn default_ports(
+    State(state): State<AppState>,
+) -> Result<axum::Json<StationDetailJson>, ApiError> {
+    let station = state.monitor.default_station().await?;
+    let view = state.monitor.view(&station.id).await?;
+    Ok(axum::Json(StationDetailJson::of(&view)))
+}
+
+/// Refreshes a station now, unless its data is younger than the cool-down.
+#[utoipa::path(
+    post, path = "/api/stations/{station_id}/refresh", tag = "stations",
+    params(("station_id" = String, Path, description = "The vendor's station id")),
+    responses(
+        (status = 200, description = "The refresh ran (result ok or failed)", body = RefreshJson),
+        (status = 404, description = "No such station", body = ErrorJson),
+        (status = 429, description = "Refreshed too recently, or too many manual refreshes; see Retry-After", body = ErrorJson),
+    )
+)]
+pub async fn refresh_station(
+    State(state): State<AppState>,
+    StationPath(id): StationPath,
+) -> Result<axum::Json<RefreshJson>, ApiError> {
+    match state.monitor.manual_refresh(&id).await? {
+        ManualRefresh::Refreshed(outcome) => {
+            let view = state.monitor.view(&id).await?;
+            let (result, error) = match &outcome.result {
+                Ok(_) => ("ok", None),
+                Err(error) => ("failed", Some(error.to_string())),
+            };
+            Ok(axum::Json(RefreshJson {
+                station_id: id.to_string(),
+                result,
+                error,
+                station: StationDetailJson::of(&view),
+            }))
+        }
+        ManualRefresh::CoolingDown { retry_after } => Err(ApiError::TooManyRequests {
+            message: format!(
+                "station {id} was refreshed moments ago; its data is fresh (cool-down {} s)",
+                state.monitor.settings().manual_refresh_cooldown_secs
+            ),
+            retry_after,
+        }),
+        ManualRefresh::RateLimited { retry_after } => Err(ApiError::TooManyRequests {
+            message: "too many manual refreshes across all stations; try again shortly".into(),
+            retry_after,
+        }),
+    }
+}
+
+/// Filters of a station's history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only this port.
+    port: Option<u32>,
+    /// At most this many (1–1000, default 100).
+    limit: Option<u32>,
+    /// Only changes at or after this time (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// Only changes before this time (RFC 3339).
+    until: Option<DateTime<Utc>>,
+}
+
+/// A station's status changes, newest first.
+#[utoipa::path(
+    get, path = "/api/stations/{station_id}/events", tag = "stations",
+    params(("station_id" = String, Path, description = "The vendor's station id"), EventsQuery),
+    responses(
+        (status = 200, description = "Status changes", body = EventListJson),
+        (status = 400, description = "Bad query", body = ErrorJson),
+        (status = 404, description = "No such station", body = ErrorJson),
+    )
+)]
+pub async fn station_events(
+    State(state): State<AppState>,
+    StationPath(id): StationPath,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<axum::Json<EventListJson>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is outside 1..=1000"
+        )));
+    }
+    state.monitor.station(&id).await?;
+    let events = state
+        .monitor
+        .store()
+        .events(&EventQuery {
+            station_id: Some(id.clone()),
+            port: query.port,
+            since: query.since,
+            until: query.until,
+            limit,
+        })
+        .await
+        .map_err(csm_core::MonitorError::from)?;
+    Ok(axum::Json(EventListJson {
+        station_id: id.to_string(),
+        events: events.iter().map(EventJson::from).collect(),
+    }))
+}
+
+/// A station to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStation {
+    /// The vendor's station id.
+    #[serde(alias = "id")]
+    pub station_id: String,
+    /// Name shown to users.
+    pub name: String,
+    /// Address.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Latitude.
+    #[serde(default)]
+    pub lat: Option<f64>,
+    /// Longitude.
+    #[serde(default)]
+    pub lng: Option<f64>,
+    /// Vendor profile (default `simulator`).
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Refreshed by the scheduler (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Number of ports.
+    #[serde(default)]
+    pub port_count: Option<u32>,
+}
+
+/// Adds a station (admin token required).
+#[utoipa::path(
+    post, path = "/api/stations", tag = "admin",
+    request_body = NewStation,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Added", body = StationJson),
+        (status = 400, description = "Invalid station", body = ErrorJson),
+        (status = 401, description = "Missing or wrong token", body = ErrorJson),
+        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN)", body = ErrorJson),
+        (status = 409, description = "A station with this id exists", body = ErrorJson),
+    )
+)]
+pub async fn create_station(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiJson(body): ApiJson<NewStation>,
+) -> Result<Response, ApiError> {
+    let station = Station {
+        id: StationId::parse(&body.station_id)?,
+        name: body.name,
+        address: body.address,
+        lat: body.lat,
+        lng: body.lng,
+        vendor: body
+            .vendor
+            .unwrap_or_else(|| csm_core::charger::SIMULATOR_VENDOR.into()),
+        enabled: body.enabled.unwrap_or(true),
+        port_count: body.port_count.unwrap_or(0),
+    };
+    station.validate()?;
+    state.monitor.add_station(&station).await?;
+    tracing::info!(station = %station.id, "station added");
+    Ok((StatusCode::CREATED, axum::Json(StationJson::build(&station, None, true))).into_response())
+}
+
+/// Removes a station; its history stays (admin token required).
+#[utoipa::path(
+    delete, path = "/api/stations/{station_id}", tag = "admin",
+    params(("station_id" = String, Path, description = "The vendor's station id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Missing or wrong token", body = ErrorJson),
+        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN)", body = ErrorJson),
+        (status = 404, description = "No such station", body = ErrorJson),
+    )
+)]
+pub async fn delete_station(
+    State(state): State<AppState>,
+    _admin: Admin,
+    StationPath(id): StationPath,
+) -> Result<StatusCode, ApiError> {
+    state.monitor.remove_station(&id).await?;
+    tracing::info!(station = %id, "station removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a refresh of every enabled station now (admin token required).
+#[utoipa::path(
+    post, path = "/api/refresh", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Started; the number of stations", body = serde_json::Value),
+        (status = 401, description = "Missing or wrong token", body = ErrorJson),
+        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN)", body = ErrorJson),
+    )
+)]
+pub async fn refresh_all(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    let stations: Vec<Arc<Station>> = state
+        .monitor
+        .stations()
+        .await?
+        .iter()
+        .filter(|s| s.enabled)
+        .cloned()
+        .collect();
+    let count = stations.len();
+    let engine = state.monitor.engine().clone();
+    tokio::spawn(async move {
+        engine.refresh_many(stations, |_| {}).await;
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "stations": count })),
+    )
+        .into_response())
+}

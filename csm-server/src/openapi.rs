@@ -1,0 +1,70 @@
+//! The OpenAPI 3 document of the API, generated from the handlers and the JSON types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{events, health, stations};
+use crate::views;
+
+/// The API description served at `/api/openapi.json`.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "csm — charging station monitor",
+        description = "Live port status of charging stations from many vendors, their history, and station management. Status values: free, occupied, fault, offline, reserved, unknown. Measurements the vendor does not send are null."
+    ),
+    paths(
+        stations::list_stations,
+        stations::get_station,
+        stations::default_ports,
+        stations::refresh_station,
+        stations::station_events,
+        stations::create_station,
+        stations::delete_station,
+        stations::refresh_all,
+        events::events,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+    ),
+    components(schemas(
+        views::PortStatusSchema,
+        views::SummaryJson,
+        views::PortJson,
+        views::StationJson,
+        views::StationListJson,
+        views::StationDetailJson,
+        views::RefreshJson,
+        views::EventJson,
+        views::EventListJson,
+        views::StationUpdateJson,
+        views::ReadinessJson,
+        views::ErrorJson,
+        stations::NewStation,
+    )),
+    modifiers(&AdminToken),
+    tags(
+        (name = "stations", description = "Stations and their ports"),
+        (name = "live", description = "Live updates"),
+        (name = "admin", description = "Station management (Authorization: Bearer CSM_ADMIN_TOKEN)"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
