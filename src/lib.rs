@@ -1,1 +1,10 @@
-//! placeholder
+//! csm, the charging station monitor.
+//!
+//! This root package holds the workspace's end-to-end tests (`tests/`) and examples
+//! (`examples/`). The code lives in three crates, re-exported here:
+//! [`core`] (the library), [`server`] (REST API, live events, dashboard) and [`cli`].
+#![forbid(unsafe_code)]
+
+pub use csm_cli as cli;
+pub use csm_core as core;
+pub use csm_server as server;

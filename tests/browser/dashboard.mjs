@@ -1,0 +1,234 @@
+#!/usr/bin/env node
+// csm dashboard end-to-end test (headless Debian chromium driven by playwright-core).
+//
+// Usage, against an already running csm-server in demo mode:
+//   cd tests/browser && npm ci && CSM_E2E_URL=http://127.0.0.1:5055 node dashboard.mjs
+// Env:
+//   CSM_E2E_URL          base URL of the server (required)
+//   CSM_E2E_SCREENSHOTS  folder for screenshots (default: <repo>/target/e2e)
+//   CSM_E2E_CHROMIUM     browser binary (default: /usr/bin/chromium)
+// Exits 0 when every check passes, 1 with a message on the first failure.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const OVERALL_TIMEOUT_MS = 90_000;
+const WAIT_MS = 20_000;
+const CHROMIUM = process.env.CSM_E2E_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.CSM_E2E_SCREENSHOTS
+  ? path.resolve(process.env.CSM_E2E_SCREENSHOTS)
+  : path.resolve(HERE, '../../target/e2e');
+const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
+
+let passed = 0;
+let browser = null;
+const screenshots = [];
+
+function summaryLine(failed) { return `dashboard e2e: ${passed} passed, ${failed} failed`; }
+
+async function fail(message) {
+  console.error(`\nFAIL: ${message}`);
+  console.error(summaryLine(1));
+  process.exitCode = 1;
+  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+  process.exit(1);
+}
+function ok(message) { passed += 1; console.log(`  ok  ${message}`); }
+function check(cond, message) { if (!cond) throw new Error(message); }
+
+// Poll fn() (async, truthy = done) until it succeeds or the timeout passes.
+async function waitUntil(fn, what, timeout = WAIT_MS) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    if (Date.now() > end) throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const raw = process.env.CSM_E2E_URL;
+if (!raw) await fail('CSM_E2E_URL is not set (base URL of a running csm-server, e.g. http://127.0.0.1:5055)');
+let base;
+try { base = new URL(raw); } catch (e) { await fail(`CSM_E2E_URL is not a URL: ${raw}`); }
+const BASE = base.origin;
+if (!fs.existsSync(CHROMIUM)) await fail(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium) or set CSM_E2E_CHROMIUM`);
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const overall = setTimeout(() => { fail(`overall timeout of ${OVERALL_TIMEOUT_MS / 1000} s exceeded`); }, OVERALL_TIMEOUT_MS);
+
+// Everything the pages request or fail on, across all pages.
+const external = [];
+const badResponses = [];
+const pageErrors = [];
+function watch(page) {
+  page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (['data:', 'blob:', 'about:'].includes(u.protocol)) return;
+    if (u.origin !== BASE) external.push(req.url());
+  });
+  page.on('response', (res) => {
+    const u = new URL(res.url());
+    if (u.origin !== BASE) return;
+    const expected = res.status() < 400 || (res.status() === 429 && u.pathname.endsWith('/refresh'));
+    if (!expected) badResponses.push(`${res.status()} ${res.request().method()} ${u.pathname}`);
+  });
+  page.on('requestfailed', (req) => {
+    const u = new URL(req.url());
+    // the event stream is cut when a page closes or navigates; that is not a failure
+    if (u.pathname === '/api/events') return;
+    const err = req.failure() ? req.failure().errorText : 'failed';
+    if (err !== 'net::ERR_ABORTED') badResponses.push(`${err} ${req.method()} ${u.pathname}`);
+  });
+  page.on('pageerror', (err) => pageErrors.push(String(err && err.stack ? err.stack : err)));
+}
+function checkHealthy(where) {
+  check(external.length === 0, `${where}: requests left the server's origin ${BASE}:\n    ${external.join('\n    ')}`);
+  check(badResponses.length === 0, `${where}: failed requests to the server:\n    ${badResponses.join('\n    ')}`);
+  check(pageErrors.length === 0, `${where}: uncaught errors in the page:\n    ${pageErrors.join('\n    ')}`);
+}
+const items = (page) => page.locator('[data-testid="station-item"]');
+const tiles = (page) => page.locator('[data-testid="port-tile"]');
+const bodyText = (page) => page.evaluate(() => document.body.innerText);
+const htmlLang = (page) => page.evaluate(() => document.documentElement.lang);
+
+async function run() {
+  console.log(`csm dashboard e2e against ${BASE} (browser ${CHROMIUM})`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+
+  // ---- 1. wide screen: list + first station open ----
+  const wide = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: 'Asia/Shanghai' });
+  const page = await wide.newPage();
+  watch(page);
+  await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
+  await items(page).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  await tiles(page).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  const stationCount = await items(page).count();
+  const tileCount = await tiles(page).count();
+  ok(`1440x900: ${stationCount} station item(s) and ${tileCount} port tile(s) rendered, first station opened automatically`);
+  const openId = await waitUntil(() => page.evaluate(() => (/^#\/station\/(.+)$/.exec(location.hash) || [])[1]), 'the URL hash #/station/<id>');
+  const title = (await page.locator('[data-testid="station-title"]').innerText()).trim();
+  check(title.length > 0, 'station title is empty');
+  ok(`URL hash is #/station/${openId}, station title "${title}"`);
+  const zhText = await bodyText(page);
+  check(/空闲|充电中/.test(zhText), 'page text is not Chinese: neither "空闲" nor "充电中" found');
+  check((await htmlLang(page)) === 'zh-CN', `<html lang> is "${await htmlLang(page)}", expected "zh-CN"`);
+  const conn = await page.locator('[data-testid="connection"]').innerText();
+  ok(`Chinese by default (<html lang="zh-CN">, status words present; connection indicator "${conn.trim()}")`);
+
+  // ---- 2. no request left the machine ----
+  checkHealthy('initial load');
+  ok(`no request to any origin other than ${BASE}, no failed request, no page error`);
+
+  // ---- 3. screenshot ----
+  const wideShot = path.join(SHOTS, 'dashboard-1440x900.png');
+  await page.screenshot({ path: wideShot });
+  screenshots.push(wideShot);
+  ok(`screenshot ${wideShot}`);
+
+  // ---- 4. language switch, kept across reload ----
+  await page.locator('[data-testid="lang-toggle"]').click();
+  await waitUntil(async () => (await htmlLang(page)) === 'en', '<html lang="en"> after clicking the language toggle');
+  await waitUntil(async () => /Free|Charging/.test(await bodyText(page)), 'English status words ("Free" or "Charging")');
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await tiles(page).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  check((await htmlLang(page)) === 'en', 'the English choice was not kept after a reload (localStorage)');
+  await page.locator('[data-testid="lang-toggle"]').click();
+  await waitUntil(async () => (await htmlLang(page)) === 'zh-CN', '<html lang="zh-CN"> after switching back');
+  await waitUntil(async () => /空闲|充电中/.test(await bodyText(page)), 'Chinese text after switching back');
+  ok('language toggle: English ("Free"/"Charging", lang="en") kept across reload, then back to Chinese');
+
+  // ---- 5. search filters the list ----
+  const stations = await items(page).evaluateAll((els) => els.map((el) => ({
+    id: el.dataset.stationId, text: el.innerText,
+  })));
+  const total = stations.length;
+  const search = page.locator('[data-testid="search"]');
+  const target = stations[stations.length - 1];
+  const idQuery = target.id.toLowerCase();
+  await search.fill(idQuery);
+  const shownIds = await waitUntil(async () => {
+    const ids = await items(page).evaluateAll((els) => els.map((el) => el.dataset.stationId));
+    return ids.includes(target.id) && ids.every((id) => stations.some((s) => s.id === id)) && (total === 1 || ids.length < total) ? ids : null;
+  }, `the list to filter to station ${target.id} for query "${idQuery}"`);
+  await search.fill('zz-no-such-station-zz');
+  await waitUntil(async () => (await items(page).count()) === 0, 'an empty list for a query that matches nothing');
+  await search.fill('');
+  await waitUntil(async () => (await items(page).count()) === total, `all ${total} stations back after clearing the search`);
+  ok(`search: "${idQuery}" shows ${shownIds.length} of ${total} (incl. ${target.id}), nonsense shows none, clearing restores ${total}`);
+
+  // ---- 6. manual refresh and cool-down ----
+  const refreshButton = page.locator('[data-testid="refresh-button"]');
+  await refreshButton.waitFor({ state: 'visible', timeout: WAIT_MS });
+  await waitUntil(() => refreshButton.isEnabled(), 'the refresh button to be enabled');
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith('/refresh'), { timeout: WAIT_MS }),
+    refreshButton.click(),
+  ]);
+  const refreshPath = new URL(resp.url()).pathname;
+  check(refreshPath === `/api/stations/${encodeURIComponent(openId)}/refresh` || refreshPath === `/api/stations/${openId}/refresh`,
+    `refresh went to ${refreshPath}, expected /api/stations/${openId}/refresh`);
+  check([200, 429].includes(resp.status()), `refresh answered ${resp.status()}, expected 200 or 429`);
+  const cooldown = page.locator('[data-testid="cooldown"]');
+  await cooldown.waitFor({ state: 'visible', timeout: 5000 });
+  const cdText = (await cooldown.innerText()).trim();
+  check(/\d+/.test(cdText), `cool-down text "${cdText}" has no number of seconds`);
+  check(await refreshButton.isDisabled(), 'the refresh button is not disabled during the cool-down');
+  ok(`refresh: POST ${refreshPath} → ${resp.status()}, button disabled with countdown "${cdText}"`);
+  await page.close();
+  await wide.close();
+
+  // ---- 7. phone: list first, then the station ----
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2, timezoneId: 'Asia/Shanghai',
+  });
+  const mobile = await phone.newPage();
+  watch(mobile);
+  await mobile.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
+  await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  check((await tiles(mobile).count()) === 0, 'on a phone the station list should come first (port tiles shown before choosing a station)');
+  const listWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
+  check(listWidth <= 390, `station list scrolls sideways at 390 px: scrollWidth ${listWidth}`);
+  const phoneItem = items(mobile).first();
+  const phoneId = await phoneItem.getAttribute('data-station-id');
+  await phoneItem.click();
+  await tiles(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  check(!(await items(mobile).first().isVisible()), 'on a phone the list should be hidden while a station is open');
+  check((await mobile.evaluate(() => location.hash)) === `#/station/${encodeURIComponent(phoneId)}`, 'URL hash did not follow the selected station');
+  await mobile.waitForTimeout(300); // let fonts and layout settle for the picture
+  const phoneShot = path.join(SHOTS, 'dashboard-390x844.png');
+  await mobile.screenshot({ path: phoneShot });
+  screenshots.push(phoneShot);
+  const scrollWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
+  check(scrollWidth <= 390, `horizontal scrolling at 390 px: document scrollWidth is ${scrollWidth}`);
+  ok(`390x844: list first, station ${phoneId} opens with ${await tiles(mobile).count()} tiles, scrollWidth ${scrollWidth} <= 390, screenshot ${phoneShot}`);
+  await mobile.locator('[data-testid="back-button"]').click();
+  await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  ok('phone back button returns to the station list');
+
+  // ---- API docs render offline ----
+  await mobile.setViewportSize({ width: 1280, height: 900 });
+  await mobile.goto(`${BASE}/api/docs`, { waitUntil: 'domcontentloaded' });
+  await mobile.locator('.swagger-ui .info .title').first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  await mobile.locator('.swagger-ui .opblock').first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  ok('API docs at /api/docs render the OpenAPI document with Swagger UI');
+
+  checkHealthy('whole run');
+  ok(`still no request outside ${BASE} and no failed request or page error over the whole run`);
+  await phone.close();
+  await browser.close();
+  browser = null;
+}
+
+try {
+  await run();
+} catch (e) {
+  await fail(e && e.message ? e.message : String(e));
+}
+clearTimeout(overall);
+console.log(`\nscreenshots:\n  ${screenshots.join('\n  ')}`);
+console.log(summaryLine(0));

@@ -1,0 +1,136 @@
+//! The `StatusCache` contract, run on the in-process cache and on Redis (each test under a key
+//! prefix of its own).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use csm::core::cache::{FORMAT_TAG, RedisCache, StatusCache};
+use csm::core::model::{PortState, PortStatus, StationId, StationState};
+
+use crate::helpers::{CacheKind, reading, redis_url, test_cache, unique};
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::Memory).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::Redis).await } )*
+        }
+    };
+}
+
+contract!(
+    states_round_trip_and_many_are_read_in_order,
+    entries_expire_after_their_ttl,
+    removed_entries_are_gone,
+);
+
+fn state(id: &str, ports: u32) -> Arc<StationState> {
+    let now = Utc::now();
+    Arc::new(StationState {
+        station_id: StationId::parse(id).unwrap(),
+        observed_at: Some(now),
+        checked_at: now,
+        last_error: None,
+        failures: 0,
+        ports: (1..=ports)
+            .map(|p| PortState {
+                reading: reading(p, PortStatus::Occupied, if p % 2 == 0 { Some(220.5) } else { None }),
+                since: now,
+            })
+            .collect(),
+    })
+}
+
+async fn states_round_trip_and_many_are_read_in_order(kind: CacheKind) {
+    let cache = test_cache(kind, Duration::from_secs(60)).await;
+    let (a, b) = (state("A", 12), state("B", 3));
+    cache.put_many(&[Arc::clone(&a), Arc::clone(&b)]).await.unwrap();
+    let got = cache.get(&a.station_id).await.unwrap().expect("cached");
+    assert_eq!(*got, *a);
+    let ids = [StationId::parse("B").unwrap(), StationId::parse("missing").unwrap(), a.station_id.clone()];
+    let many = cache.get_many(&ids).await.unwrap();
+    assert_eq!(many.len(), 3);
+    assert_eq!(many[0].as_deref(), Some(&*b));
+    assert!(many[1].is_none());
+    assert_eq!(many[2].as_deref(), Some(&*a));
+    assert!(cache.get_many(&[]).await.unwrap().is_empty());
+}
+
+async fn entries_expire_after_their_ttl(kind: CacheKind) {
+    let cache = test_cache(kind, Duration::from_secs(1)).await;
+    let a = state("A", 2);
+    cache.put_many(&[Arc::clone(&a)]).await.unwrap();
+    assert!(cache.get(&a.station_id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(cache.get(&a.station_id).await.unwrap().is_none(), "expired after its TTL");
+}
+
+async fn removed_entries_are_gone(kind: CacheKind) {
+    let cache = test_cache(kind, Duration::from_secs(60)).await;
+    let a = state("A", 2);
+    cache.put_many(&[Arc::clone(&a)]).await.unwrap();
+    cache.remove(&a.station_id).await.unwrap();
+    assert!(cache.get(&a.station_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn redis_prefixes_keep_deployments_apart() {
+    let prefix_a = format!("{}:", unique("csmtest"));
+    let prefix_b = format!("{}:", unique("csmtest"));
+    let a = RedisCache::new(&redis_url(), &prefix_a, Duration::from_secs(60)).unwrap();
+    let b = RedisCache::new(&redis_url(), &prefix_b, Duration::from_secs(60)).unwrap();
+    let s = state("SHARED", 2);
+    a.put_many(&[Arc::clone(&s)]).await.unwrap();
+    assert!(a.get(&s.station_id).await.unwrap().is_some());
+    assert!(b.get(&s.station_id).await.unwrap().is_none(), "another prefix sees nothing");
+    assert_eq!(a.key(&s.station_id), format!("{prefix_a}station:SHARED"));
+}
+
+#[tokio::test]
+async fn redis_values_of_another_format_read_as_misses() {
+    let prefix = format!("{}:", unique("csmtest"));
+    let cache = RedisCache::new(&redis_url(), &prefix, Duration::from_secs(60)).unwrap();
+    let id = StationId::parse("OLD").unwrap();
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.expect("Redis reachable");
+    let _: () = ::redis::cmd("SET")
+        .arg(cache.key(&id))
+        .arg(b"csm-v0\n{\"station\":\"OLD\"}".to_vec())
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(cache.get(&id).await.unwrap().is_none(), "an older format is not misread");
+    let _: () = ::redis::cmd("SET")
+        .arg(cache.key(&id))
+        .arg([FORMAT_TAG, b"{not json"].concat())
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(cache.get(&id).await.unwrap().is_none(), "a damaged value is a miss");
+    let ttl: i64 = {
+        cache.put_many(&[state("OLD", 1)]).await.unwrap();
+        ::redis::cmd("TTL").arg(cache.key(&id)).query_async(&mut conn).await.unwrap()
+    };
+    assert!((1..=60).contains(&ttl), "values carry the TTL: {ttl}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_fast_and_names_its_address() {
+    let cache = RedisCache::new("redis://:secretpw@127.0.0.1:1", "csm:", Duration::from_secs(60)).unwrap();
+    let started = std::time::Instant::now();
+    let err = cache.get(&StationId::parse("A").unwrap()).await.unwrap_err().to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("secretpw"), "{err}");
+    // Right after a failure the cache answers at once instead of waiting for a timeout.
+    let again = std::time::Instant::now();
+    assert!(cache.get(&StationId::parse("A").unwrap()).await.is_err());
+    assert!(again.elapsed() < Duration::from_millis(50));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

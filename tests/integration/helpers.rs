@@ -1,0 +1,354 @@
+//! Shared test helpers: fresh databases, cache prefixes, stations, scripted sources and
+//! `spawn_app()`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
+use csm::core::charger::{ChargerApi, ChargerError, Chargers};
+use csm::core::model::{PortReading, PortStatus, Snapshot, Station, StationId};
+use csm::core::settings::Settings;
+use csm::core::store::{MySqlStore, SqliteStore, Store};
+use csm::core::Monitor;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+/// Base URL of the test MariaDB server (no database).
+pub fn mysql_base() -> String {
+    std::env::var("CSM_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// URL of the test Redis.
+pub fn redis_url() -> String {
+    std::env::var("CSM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        fastrand_suffix()
+    )
+}
+
+fn fastrand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    nanos % 100_000
+}
+
+/// A MariaDB database of its own, dropped when the value is dropped.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A name for a database that does not exist yet (the store's migration creates it).
+    pub fn new() -> Self {
+        let name = unique("csm_t_");
+        Self {
+            url: format!("{}/{name}", mysql_base()),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let base = mysql_base();
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::MySqlConnection::connect(&base).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Which store a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// A migrated store with what keeps it alive.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDb>,
+}
+
+/// A fresh, migrated store of the given backend.
+pub async fn test_store(backend: Backend) -> TestStore {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("csm.db").display());
+            let store = SqliteStore::connect(&url, 4).await.expect("open SQLite");
+            Store::migrate(&store).await.expect("migrate SQLite");
+            TestStore {
+                store: Arc::new(store),
+                url,
+                _dir: Some(dir),
+                _db: None,
+            }
+        }
+        Backend::MySql => {
+            let db = TestDb::new();
+            let store = MySqlStore::connect(&db.url, 8).expect("MySQL URL");
+            if let Err(error) = Store::migrate(&store).await {
+                panic!(
+                    "MariaDB at {} is not usable ({error}); start it (scripts/test.sh does) or set CSM_TEST_MYSQL_URL",
+                    mysql_base()
+                );
+            }
+            TestStore {
+                store: Arc::new(store),
+                url: db.url.clone(),
+                _dir: None,
+                _db: Some(db),
+            }
+        }
+    }
+}
+
+/// Which cache a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKind {
+    Memory,
+    Redis,
+}
+
+/// A cache with a key prefix of its own.
+pub async fn test_cache(kind: CacheKind, ttl: Duration) -> Arc<dyn StatusCache> {
+    match kind {
+        CacheKind::Memory => Arc::new(MemoryCache::new(ttl)),
+        CacheKind::Redis => {
+            let cache = RedisCache::new(&redis_url(), &format!("{}:", unique("csmtest")), ttl)
+                .expect("Redis URL");
+            if let Err(error) = cache.ping().await {
+                panic!(
+                    "Redis at {} is not reachable ({error}); start it (scripts/test.sh does) or set CSM_TEST_REDIS_URL",
+                    redis_url()
+                );
+            }
+            Arc::new(cache)
+        }
+    }
+}
+
+/// A station on `vendor` with `ports` ports.
+pub fn station(id: &str, vendor: &str, ports: u32) -> Station {
+    Station {
+        id: StationId::parse(id).expect("test id"),
+        name: format!("测试站 {id}"),
+        address: Some("信阳学院".into()),
+        lat: Some(32.1),
+        lng: Some(114.07),
+        vendor: vendor.into(),
+        enabled: true,
+        port_count: ports,
+    }
+}
+
+/// A reading with a status and a voltage.
+pub fn reading(port: u32, status: PortStatus, voltage: Option<f64>) -> PortReading {
+    PortReading {
+        port,
+        status,
+        raw_code: Some(status.as_str().into()),
+        voltage,
+        current: None,
+        power: None,
+        energy_kwh: None,
+        session_ends_at: None,
+    }
+}
+
+/// A source whose answers the test sets: per station, a list of readings or an error; it
+/// counts calls and the most fetches it saw at once, and can hold fetches until released.
+#[derive(Debug, Default)]
+pub struct ScriptedApi {
+    pub answers: Mutex<HashMap<String, Result<Vec<PortReading>, ChargerError>>>,
+    pub calls: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub delay: Mutex<Duration>,
+    pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+}
+
+impl ScriptedApi {
+    pub fn set(&self, station: &str, answer: Result<Vec<PortReading>, ChargerError>) {
+        self.answers.lock().unwrap().insert(station.into(), answer);
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+pub const SCRIPTED: &str = "scripted";
+
+#[async_trait]
+impl ChargerApi for ScriptedApi {
+    fn vendor(&self) -> &str {
+        SCRIPTED
+    }
+
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
+
+    async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            let _ = gate.acquire().await.map(|p| p.forget());
+        }
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let answer = self.answers.lock().unwrap().get(station.id.as_str()).cloned();
+        match answer {
+            Some(Ok(ports)) => Ok(Snapshot {
+                station_id: station.id.clone(),
+                observed_at: Utc::now(),
+                ports,
+            }),
+            Some(Err(error)) => Err(error),
+            None => Err(ChargerError::UnknownStation {
+                vendor: SCRIPTED.into(),
+                station: station.id.to_string(),
+            }),
+        }
+    }
+
+    async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {
+        Ok(Vec::new())
+    }
+
+    async fn probe(&self) -> Result<(), ChargerError> {
+        Ok(())
+    }
+}
+
+/// Settings for tests: quick timeouts, no vendor folder.
+pub fn test_settings() -> Settings {
+    Settings {
+        vendors_dir: "/nonexistent-csm-vendors".into(),
+        http_timeout_ms: 2_000,
+        http_connect_timeout_ms: 500,
+        ..Settings::default()
+    }
+}
+
+/// The registry of a test: the built-ins of the settings plus the scripted source.
+pub fn chargers_with(settings: &Settings, scripted: Arc<ScriptedApi>) -> Chargers {
+    let mut chargers = Chargers::from_settings(settings).expect("built-in sources");
+    chargers.insert(scripted);
+    chargers
+}
+
+/// A running server on port 0.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub monitor: Arc<Monitor>,
+    pub scripted: Arc<ScriptedApi>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _store: TestStore,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops the server and waits for its shutdown (live streams end, writes flushed).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("server stops within 20 s")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
+
+/// Starts a server (no scheduler) on SQLite or MariaDB, the memory cache or Redis, with the
+/// scripted source and demo stations on the simulator. `tweak` adjusts the settings.
+pub async fn spawn_app_with(
+    backend: Backend,
+    cache: CacheKind,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings();
+    tweak(&mut settings);
+    let store = test_store(backend).await;
+    settings.database_url = Some(store.url.clone());
+    let cache = test_cache(cache, settings.cache_ttl()).await;
+    let scripted = Arc::new(ScriptedApi::default());
+    let chargers = chargers_with(&settings, Arc::clone(&scripted));
+    let monitor = Arc::new(Monitor::from_parts(
+        settings,
+        Arc::clone(&store.store),
+        cache,
+        chargers,
+    ));
+    monitor.seed_demo(3).await.expect("seed demo stations");
+    let server = csm::server::Server::from_monitor(Arc::clone(&monitor)).without_scheduler();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client"),
+        monitor,
+        scripted,
+        stop: Some(stop),
+        task: Some(task),
+        _store: store,
+    }
+}
+
+/// `spawn_app_with` on the embedded default: SQLite and the in-process cache.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, CacheKind::Memory, |_| {}).await
+}

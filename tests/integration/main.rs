@@ -1,0 +1,12 @@
+//! End-to-end tests of the workspace, built as one test binary. Tests that need MariaDB or
+//! Redis use the real services (`CSM_TEST_MYSQL_URL`, `CSM_TEST_REDIS_URL`; `scripts/test.sh`
+//! starts them) and fail loudly when they cannot be reached.
+
+mod helpers;
+
+mod api;
+mod cache;
+mod charger;
+mod cli;
+mod engine;
+mod store;

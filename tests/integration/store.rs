@@ -1,0 +1,259 @@
+//! The `Store` contract, run on SQLite and on a fresh MariaDB database per test.
+
+use chrono::{Duration, Utc};
+use csm::core::model::{PortState, PortStatus, StationHealth, StationId, StatusEvent};
+use csm::core::store::{EventQuery, PortStateRow, Store, StoreError, WriteBatch};
+
+use crate::helpers::{Backend, reading, station, test_store};
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await } )*
+        }
+        mod mysql {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::MySql).await } )*
+        }
+    };
+}
+
+contract!(
+    migrations_can_run_again,
+    stations_round_trip_with_chinese_text,
+    adding_an_existing_station_is_a_conflict,
+    imports_are_all_or_nothing_and_counted,
+    batches_write_ports_events_and_health,
+    large_batches_are_chunked_under_the_bind_limits,
+    repeated_event_batches_are_harmless,
+    events_are_filtered_and_newest_first,
+    removing_a_station_keeps_its_history,
+);
+
+async fn migrations_can_run_again(backend: Backend) {
+    let t = test_store(backend).await;
+    t.store.migrate().await.expect("second migration run");
+    t.store.ping().await.expect("ping");
+    assert!(t.store.list_stations().await.unwrap().is_empty());
+}
+
+async fn stations_round_trip_with_chinese_text(backend: Backend) {
+    let t = test_store(backend).await;
+    let mut s = station("9313600954", "simulator", 12);
+    s.name = "信阳学院充电桩 A 区 ⚡".into();
+    s.address = Some("河南省信阳市浉河区 𠀋 路".into());
+    t.store.add_station(&s).await.unwrap();
+    let mut other = station("DL-20391", "csm", 6);
+    other.lat = None;
+    other.enabled = false;
+    t.store.add_station(&other).await.unwrap();
+    let listed = t.store.list_stations().await.unwrap();
+    assert_eq!(listed, vec![s.clone(), other.clone()], "ordered by id");
+    assert_eq!(t.store.get_station(&s.id).await.unwrap(), Some(s));
+    assert_eq!(
+        t.store.get_station(&StationId::parse("nope").unwrap()).await.unwrap(),
+        None
+    );
+}
+
+async fn adding_an_existing_station_is_a_conflict(backend: Backend) {
+    let t = test_store(backend).await;
+    let s = station("S1", "simulator", 4);
+    t.store.add_station(&s).await.unwrap();
+    let err = t.store.add_station(&s).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(ref id) if id.as_str() == "S1"), "{err}");
+    let mut bad = station("S2", "simulator", 4);
+    bad.lat = Some(95.0);
+    let err = t.store.add_station(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("lat"), "{err}");
+    assert_eq!(t.store.list_stations().await.unwrap().len(), 1);
+}
+
+async fn imports_are_all_or_nothing_and_counted(backend: Backend) {
+    let t = test_store(backend).await;
+    // More rows than one statement carries, so the import spans several statements.
+    let many: Vec<_> = (0..2_500).map(|i| station(&format!("S{i:05}"), "simulator", 10)).collect();
+    let counts = t.store.upsert_stations(&many).await.unwrap();
+    assert_eq!((counts.added, counts.updated), (2_500, 0));
+    let mut again = many[..10].to_vec();
+    again[0].name = "改名".into();
+    again.push(station("NEW1", "simulator", 2));
+    let counts = t.store.upsert_stations(&again).await.unwrap();
+    assert_eq!((counts.added, counts.updated), (1, 10));
+    assert_eq!(t.store.get_station(&many[0].id).await.unwrap().unwrap().name, "改名");
+
+    let mut bad = vec![station("X1", "simulator", 2), station("X2", "simulator", 2)];
+    bad[1].name = String::new();
+    let err = t.store.upsert_stations(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("station 2 (X2): name is empty"), "{err}");
+    let dupes = vec![station("Y1", "simulator", 2), station("Y1", "simulator", 3)];
+    let err = t.store.upsert_stations(&dupes).await.unwrap_err();
+    assert!(err.to_string().contains("Y1 appears twice"), "{err}");
+    assert_eq!(t.store.list_stations().await.unwrap().len(), 2_501, "nothing of the bad imports was written");
+}
+
+fn port_row(station_id: &str, port: u32, status: PortStatus, since: chrono::DateTime<Utc>) -> PortStateRow {
+    PortStateRow {
+        station_id: StationId::parse(station_id).unwrap(),
+        state: PortState {
+            reading: reading(port, status, if status == PortStatus::Free { Some(221.5) } else { None }),
+            since,
+        },
+        observed_at: since + Duration::seconds(5),
+    }
+}
+
+fn event(station_id: &str, port: u32, old: Option<PortStatus>, new: PortStatus, at: chrono::DateTime<Utc>) -> StatusEvent {
+    StatusEvent {
+        station_id: StationId::parse(station_id).unwrap(),
+        port,
+        old,
+        new,
+        at,
+    }
+}
+
+async fn batches_write_ports_events_and_health(backend: Backend) {
+    let t = test_store(backend).await;
+    let now = Utc::now();
+    let batch = WriteBatch {
+        ports: vec![
+            port_row("A", 1, PortStatus::Free, now),
+            port_row("A", 2, PortStatus::Occupied, now),
+        ],
+        events: vec![event("A", 1, None, PortStatus::Free, now)],
+        health: vec![StationHealth {
+            station_id: StationId::parse("A").unwrap(),
+            last_ok_at: Some(now),
+            last_error: Some("csm: timeout 超时".into()),
+            checked_at: now,
+            failures: 2,
+        }],
+    };
+    t.store.apply(&batch).await.unwrap();
+    // Overwrite port 2 with a new status.
+    let later = now + Duration::seconds(30);
+    t.store
+        .apply(&WriteBatch {
+            ports: vec![port_row("A", 2, PortStatus::Fault, later)],
+            ..WriteBatch::default()
+        })
+        .await
+        .unwrap();
+    let states = t.store.station_states(&[StationId::parse("A").unwrap(), StationId::parse("B").unwrap()]).await.unwrap();
+    assert_eq!(states.len(), 1);
+    let state = &states[0];
+    assert_eq!(state.failures, 2);
+    assert_eq!(state.last_error.as_deref(), Some("csm: timeout 超时"));
+    assert_eq!(state.ports.len(), 2);
+    assert_eq!(state.ports[0].reading.voltage, Some(221.5));
+    assert_eq!(state.ports[0].reading.current, None, "absent readings stay absent");
+    assert_eq!(state.ports[1].reading.status, PortStatus::Fault);
+    assert_eq!(state.ports[1].reading.voltage, None);
+    let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros();
+    assert_eq!(micros(state.ports[1].since), micros(later));
+    assert_eq!(micros(state.ports[0].since), micros(now));
+}
+
+async fn large_batches_are_chunked_under_the_bind_limits(backend: Backend) {
+    let t = test_store(backend).await;
+    let now = Utc::now();
+    // 40,000 ports × 11 columns is over both backends' bind limits for one statement.
+    let ports: Vec<_> = (0..4_000)
+        .flat_map(|s| (1..=10).map(move |p| (s, p)))
+        .map(|(s, p)| port_row(&format!("S{s}"), p, PortStatus::Free, now))
+        .collect();
+    let events: Vec<_> = (0..4_000)
+        .flat_map(|s| (1..=10).map(move |p| (s, p)))
+        .map(|(s, p)| event(&format!("S{s}"), p, None, PortStatus::Free, now))
+        .collect();
+    t.store
+        .apply(&WriteBatch {
+            ports,
+            events,
+            health: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.store.count_events(None).await.unwrap(), 40_000);
+    let ids: Vec<_> = (0..4_000).map(|s| StationId::parse(&format!("S{s}")).unwrap()).collect();
+    let states = t.store.station_states(&ids).await.unwrap();
+    assert_eq!(states.len(), 4_000);
+    assert!(states.iter().all(|s| s.ports.len() == 10));
+}
+
+async fn repeated_event_batches_are_harmless(backend: Backend) {
+    let t = test_store(backend).await;
+    let now = Utc::now();
+    let batch = WriteBatch {
+        events: vec![
+            event("A", 1, None, PortStatus::Free, now),
+            event("A", 2, None, PortStatus::Occupied, now),
+        ],
+        ..WriteBatch::default()
+    };
+    t.store.apply(&batch).await.unwrap();
+    t.store.apply(&batch).await.unwrap();
+    assert_eq!(t.store.count_events(None).await.unwrap(), 2);
+}
+
+async fn events_are_filtered_and_newest_first(backend: Backend) {
+    let t = test_store(backend).await;
+    let t0 = Utc::now() - Duration::hours(1);
+    let mut events = Vec::new();
+    for minute in 0..10 {
+        let at = t0 + Duration::minutes(minute);
+        events.push(event("A", 1 + (minute as u32 % 2), Some(PortStatus::Free), PortStatus::Occupied, at));
+        events.push(event("B", 1, Some(PortStatus::Occupied), PortStatus::Free, at));
+    }
+    t.store.apply(&WriteBatch { events, ..WriteBatch::default() }).await.unwrap();
+    let a = StationId::parse("A").unwrap();
+    let all_a = t.store.events(&EventQuery { station_id: Some(a.clone()), ..EventQuery::default() }).await.unwrap();
+    assert_eq!(all_a.len(), 10);
+    assert!(all_a.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+    let port2 = t.store.events(&EventQuery { station_id: Some(a.clone()), port: Some(2), ..EventQuery::default() }).await.unwrap();
+    assert_eq!(port2.len(), 5);
+    let window = t.store.events(&EventQuery {
+        station_id: Some(a.clone()),
+        since: Some(t0 + Duration::minutes(3)),
+        until: Some(t0 + Duration::minutes(6)),
+        ..EventQuery::default()
+    }).await.unwrap();
+    assert_eq!(window.len(), 3);
+    let limited = t.store.events(&EventQuery { limit: 4, ..EventQuery::default() }).await.unwrap();
+    assert_eq!(limited.len(), 4);
+    assert_eq!(t.store.count_events(Some(&a)).await.unwrap(), 10);
+    assert_eq!(t.store.count_events(None).await.unwrap(), 20);
+}
+
+async fn removing_a_station_keeps_its_history(backend: Backend) {
+    let t = test_store(backend).await;
+    let s = station("A", "simulator", 2);
+    t.store.add_station(&s).await.unwrap();
+    let now = Utc::now();
+    t.store
+        .apply(&WriteBatch {
+            ports: vec![port_row("A", 1, PortStatus::Free, now)],
+            events: vec![event("A", 1, None, PortStatus::Free, now)],
+            health: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert!(t.store.remove_station(&s.id).await.unwrap());
+    assert!(!t.store.remove_station(&s.id).await.unwrap(), "a second removal finds nothing");
+    assert!(t.store.station_states(&[s.id.clone()]).await.unwrap().is_empty());
+    assert_eq!(t.store.count_events(Some(&s.id)).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn mysql_database_is_created_when_missing_and_errors_name_the_host() {
+    let db = crate::helpers::TestDb::new();
+    let store = csm::core::store::MySqlStore::connect(&db.url, 2).unwrap();
+    store.migrate().await.expect("creates the database and its tables");
+    store.ping().await.unwrap();
+    let unreachable = csm::core::store::MySqlStore::connect("mysql://root:pa55word@127.0.0.1:1/csm", 1).unwrap();
+    let err = unreachable.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("pa55word"), "{err}");
+    let err = csm::core::store::connect("postgres://u:p@h/db", 1).await.unwrap_err().to_string();
+    assert!(err.contains("mysql://") && !err.contains(":p@"), "{err}");
+}
