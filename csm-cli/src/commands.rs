@@ -39,7 +39,12 @@ pub async fn init_db(settings: Settings, out: &mut (dyn Write + Send)) -> anyhow
     let monitor = Monitor::open(settings).await?;
     monitor.migrate().await?;
     let store = monitor.store();
-    writeln!(out, "database ready: {} {}", store.backend(), store.target())?;
+    writeln!(
+        out,
+        "database ready: {} {}",
+        store.backend(),
+        store.target()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -87,9 +92,11 @@ pub async fn test_connection(
             async { store.ping().await.map_err(|e| e.to_string()) },
         )
         .await,
-        check("cache", format!("{} {}", cache.kind(), cache.target()), async {
-            cache.ping().await.map_err(|e| e.to_string())
-        })
+        check(
+            "cache",
+            format!("{} {}", cache.kind(), cache.target()),
+            async { cache.ping().await.map_err(|e| e.to_string()) },
+        )
         .await,
     ];
     let vendors = monitor.engine().chargers().iter().filter_map(|api| {
@@ -190,7 +197,13 @@ pub async fn refresh(
     }
     let monitor = open(settings).await?;
     let stations: Vec<Arc<Station>> = if args.all {
-        monitor.stations().await?.iter().filter(|s| s.enabled).cloned().collect()
+        monitor
+            .stations()
+            .await?
+            .iter()
+            .filter(|s| s.enabled)
+            .cloned()
+            .collect()
     } else {
         let mut chosen = Vec::with_capacity(args.stations.len());
         for raw in &args.stations {
@@ -243,10 +256,18 @@ pub async fn refresh(
         }
     }
     let failed = !summary.failed.is_empty() || summary.unwritten_rows > 0;
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn summarize(outcomes: &[RefreshOutcome], elapsed: Duration, unwritten_rows: usize) -> RefreshSummary {
+fn summarize(
+    outcomes: &[RefreshOutcome],
+    elapsed: Duration,
+    unwritten_rows: usize,
+) -> RefreshSummary {
     let mut summary = RefreshSummary {
         stations: outcomes.len(),
         elapsed_secs: elapsed.as_secs_f64(),
@@ -271,7 +292,9 @@ fn summarize(outcomes: &[RefreshOutcome], elapsed: Duration, unwritten_rows: usi
             }),
         }
     }
-    summary.failed.sort_by(|a, b| a.station_id.cmp(&b.station_id));
+    summary
+        .failed
+        .sort_by(|a, b| a.station_id.cmp(&b.station_id));
     latencies.sort_by(f64::total_cmp);
     let percentile = |p: f64| {
         if latencies.is_empty() {
@@ -321,7 +344,7 @@ impl Progress {
             }
             None => {
                 let tenth = (self.total / 10).max(1);
-                if done % tenth == 0 || done == self.total {
+                if done.is_multiple_of(tenth) || done == self.total {
                     eprintln!("refreshed {done}/{} stations", self.total);
                 }
             }
@@ -521,13 +544,28 @@ pub async fn ports(
     }
     writeln!(out, "{} {}", view.station.id, view.station.name)?;
     let Some(state) = view.state else {
-        writeln!(out, "no data yet: run `csm-cli refresh {}`", view.station.id)?;
+        writeln!(
+            out,
+            "no data yet: run `csm-cli refresh {}`",
+            view.station.id
+        )?;
         return Ok(ExitCode::SUCCESS);
     };
-    let fmt = |value: Option<f64>, unit: &str| value.map(|v| format!("{v} {unit}")).unwrap_or_default();
+    let fmt =
+        |value: Option<f64>, unit: &str| value.map(|v| format!("{v} {unit}")).unwrap_or_default();
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["port", "status", "since", "voltage", "current", "power", "energy", "session ends", "code"]);
+    table.set_header([
+        "port",
+        "status",
+        "since",
+        "voltage",
+        "current",
+        "power",
+        "energy",
+        "session ends",
+        "code",
+    ]);
     for port in &state.ports {
         let r = &port.reading;
         table.add_row([
@@ -552,7 +590,11 @@ pub async fn ports(
         summary.free, summary.occupied, summary.fault, summary.offline
     )?;
     if let Some(observed) = state.observed_at {
-        write!(out, "; observed {}", observed.format("%Y-%m-%d %H:%M:%S UTC"))?;
+        write!(
+            out,
+            "; observed {}",
+            observed.format("%Y-%m-%d %H:%M:%S UTC")
+        )?;
     }
     writeln!(out)?;
     if let Some(error) = &state.last_error {

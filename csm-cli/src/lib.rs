@@ -8,9 +8,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use csm_core::settings::{LogFormat, Settings, SettingsError};
 use csm_core::MonitorError;
 use csm_core::error::InvalidInput;
+use csm_core::settings::{LogFormat, Settings, SettingsError};
 
 pub mod commands;
 pub mod simulate;

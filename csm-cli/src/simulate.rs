@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 use csm_core::charger::Simulator;
@@ -63,7 +63,12 @@ pub async fn run(args: SimulateArgs, out: &mut (dyn Write + Send)) -> anyhow::Re
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return Err(crate::UsageError("--speed must be a positive number".into()).into());
     }
-    let sim = Arc::new(Simulator::with_fleet(args.seed, args.speed, args.stations, args.ports));
+    let sim = Arc::new(Simulator::with_fleet(
+        args.seed,
+        args.speed,
+        args.stations,
+        args.ports,
+    ));
     let listener = TcpListener::bind(args.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
@@ -131,7 +136,10 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 
 async fn ports(State(sim): State<Arc<Simulator>>, Path(id): Path<String>) -> Response {
     let Some(station) = sim.fleet_member(&id) else {
-        return json_error(StatusCode::NOT_FOUND, &format!("station {id} is not in the simulated fleet"));
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("station {id} is not in the simulated fleet"),
+        );
     };
     let snapshot = sim.snapshot_at(&station, Utc::now());
     json(&NativePorts {

@@ -64,7 +64,10 @@ mod tests {
             redact_url("mysql://root:hunter2@127.0.0.1:3306/csm"),
             "mysql://root:***@127.0.0.1:3306/csm"
         );
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(redact_url("not a url:pw@host"), "***@host");
     }
 

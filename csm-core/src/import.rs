@@ -40,7 +40,11 @@ pub struct ImportError {
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = 20;
-        write!(f, "the station list has {} problem(s); nothing was imported:", self.problems.len())?;
+        write!(
+            f,
+            "the station list has {} problem(s); nothing was imported:",
+            self.problems.len()
+        )?;
         for problem in self.problems.iter().take(shown) {
             write!(f, "\n  - {problem}")?;
         }
@@ -121,7 +125,9 @@ pub fn parse_stations(
                     return Err(ImportError {
                         problems: vec![InvalidInput::new(
                             "file",
-                            format!("is not a JSON array of stations or {{\"stations\": [...]}} ({e})"),
+                            format!(
+                                "is not a JSON array of stations or {{\"stations\": [...]}} ({e})"
+                            ),
                         )],
                     });
                 }
@@ -141,8 +147,11 @@ pub fn parse_stations(
             Ok(station) => {
                 if let Some(first) = seen.insert(station.id.to_string(), location.clone()) {
                     problems.push(
-                        InvalidInput::new("id", format!("{} was already given at {first}", station.id))
-                            .at(&location),
+                        InvalidInput::new(
+                            "id",
+                            format!("{} was already given at {first}", station.id),
+                        )
+                        .at(&location),
                     );
                 }
                 stations.push(station);
@@ -218,7 +227,9 @@ fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
     match lenient_f64(d)? {
         None => Ok(None),
         Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX) => Ok(Some(n as u32)),
-        Some(n) => Err(serde::de::Error::custom(format!("{n} is not a whole number of ports"))),
+        Some(n) => Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number of ports"
+        ))),
     }
 }
 
@@ -236,7 +247,9 @@ fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, 
             "" => Ok(None),
             "true" | "1" | "yes" => Ok(Some(true)),
             "false" | "0" | "no" => Ok(Some(false)),
-            other => Err(serde::de::Error::custom(format!("{other:?} is not true or false"))),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not true or false"
+            ))),
         },
     }
 }
@@ -270,25 +283,51 @@ mod tests {
         let err = parse_stations(text, ImportFormat::Csv, "simulator").unwrap_err();
         let lines: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 4, "{lines:#?}");
-        assert!(lines[0].starts_with("line 3: station id is empty"), "{lines:#?}");
-        assert!(lines[1].starts_with("line 4: lat 123 is outside"), "{lines:#?}");
-        assert!(lines[2].contains("line 5: id A1 was already given at line 2"), "{lines:#?}");
-        assert!(lines[3].starts_with("line 6: has 2 columns; the header has 3"), "{lines:#?}");
+        assert!(
+            lines[0].starts_with("line 3: station id is empty"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with("line 4: lat 123 is outside"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[2].contains("line 5: id A1 was already given at line 2"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[3].starts_with("line 6: has 2 columns; the header has 3"),
+            "{lines:#?}"
+        );
         assert!(err.to_string().contains("nothing was imported"));
     }
 
     #[test]
     fn json_lists_and_wrapped_lists_are_accepted() {
         let list = r#"[{"id": "S1", "name": "一", "ports": "10"}]"#;
-        let wrapped = r#"{"stations": [{"id": "S1", "name": "一", "vendor": "csm", "enabled": false}]}"#;
-        assert_eq!(parse_stations(list, ImportFormat::Json, "simulator").unwrap()[0].port_count, 10);
+        let wrapped =
+            r#"{"stations": [{"id": "S1", "name": "一", "vendor": "csm", "enabled": false}]}"#;
+        assert_eq!(
+            parse_stations(list, ImportFormat::Json, "simulator").unwrap()[0].port_count,
+            10
+        );
         let wrapped = parse_stations(wrapped, ImportFormat::Json, "simulator").unwrap();
         assert_eq!(wrapped[0].vendor, "csm");
         assert!(!wrapped[0].enabled);
-        let err = parse_stations(r#"[{"id": "S1", "name": "x", "colour": 1}]"#, ImportFormat::Json, "s")
-            .unwrap_err();
-        assert!(err.to_string().contains("entry 1: unknown field `colour`"), "{err}");
+        let err = parse_stations(
+            r#"[{"id": "S1", "name": "x", "colour": 1}]"#,
+            ImportFormat::Json,
+            "s",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("entry 1: unknown field `colour`"),
+            "{err}"
+        );
         let err = parse_stations("{", ImportFormat::Json, "s").unwrap_err();
-        assert!(err.to_string().contains("file is not a JSON array"), "{err}");
+        assert!(
+            err.to_string().contains("file is not a JSON array"),
+            "{err}"
+        );
     }
 }

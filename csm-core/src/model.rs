@@ -36,7 +36,11 @@ impl StationId {
         if raw.len() > Self::MAX_LEN {
             return Err(InvalidInput::new(
                 "station id",
-                format!("is {} characters long; the limit is {}", raw.len(), Self::MAX_LEN),
+                format!(
+                    "is {} characters long; the limit is {}",
+                    raw.len(),
+                    Self::MAX_LEN
+                ),
             ));
         }
         if let Some(bad) = raw
@@ -202,30 +206,30 @@ impl Station {
                 format!("is longer than {} characters", Self::MAX_NAME_LEN),
             ));
         }
-        if let Some(address) = &self.address {
-            if address.chars().count() > Self::MAX_ADDRESS_LEN {
-                return Err(InvalidInput::new(
-                    "address",
-                    format!("is longer than {} characters", Self::MAX_ADDRESS_LEN),
-                ));
-            }
+        if let Some(address) = &self.address
+            && address.chars().count() > Self::MAX_ADDRESS_LEN
+        {
+            return Err(InvalidInput::new(
+                "address",
+                format!("is longer than {} characters", Self::MAX_ADDRESS_LEN),
+            ));
         }
         validate_vendor_name(&self.vendor)?;
-        if let Some(lat) = self.lat {
-            if !(-90.0..=90.0).contains(&lat) {
-                return Err(InvalidInput::new(
-                    "lat",
-                    format!("{lat} is outside -90..90"),
-                ));
-            }
+        if let Some(lat) = self.lat
+            && !(-90.0..=90.0).contains(&lat)
+        {
+            return Err(InvalidInput::new(
+                "lat",
+                format!("{lat} is outside -90..90"),
+            ));
         }
-        if let Some(lng) = self.lng {
-            if !(-180.0..=180.0).contains(&lng) {
-                return Err(InvalidInput::new(
-                    "lng",
-                    format!("{lng} is outside -180..180"),
-                ));
-            }
+        if let Some(lng) = self.lng
+            && !(-180.0..=180.0).contains(&lng)
+        {
+            return Err(InvalidInput::new(
+                "lng",
+                format!("{lng} is outside -180..180"),
+            ));
         }
         if self.port_count > MAX_PORT {
             return Err(InvalidInput::new(
@@ -340,7 +344,9 @@ impl StationState {
     /// Whether the ports shown are older than `max_age` or the last attempt failed.
     pub fn is_stale(&self, now: DateTime<Utc>, max_age: chrono::Duration) -> bool {
         self.last_error.is_some()
-            || self.observed_at.is_none_or(|observed| now - observed > max_age)
+            || self
+                .observed_at
+                .is_none_or(|observed| now - observed > max_age)
     }
 }
 
@@ -418,9 +424,19 @@ mod tests {
 
     #[test]
     fn station_ids_are_checked() {
-        assert_eq!(StationId::parse(" 9313600954 ").unwrap().as_str(), "9313600954");
+        assert_eq!(
+            StationId::parse(" 9313600954 ").unwrap().as_str(),
+            "9313600954"
+        );
         assert!(StationId::parse("DL-20391").is_ok());
-        for bad in ["", "   ", "../etc/passwd", "a b", "x'; DROP TABLE stations;--", "站"] {
+        for bad in [
+            "",
+            "   ",
+            "../etc/passwd",
+            "a b",
+            "x'; DROP TABLE stations;--",
+            "站",
+        ] {
             let err = StationId::parse(bad).unwrap_err();
             assert_eq!(err.field, "station id", "{bad:?}");
         }

@@ -46,7 +46,9 @@ pub enum MonitorError {
     #[error("station {0} not found")]
     NotFound(StationId),
     /// No station exists at all.
-    #[error("no stations are configured; add one with `csm-cli stations add` or POST /api/stations")]
+    #[error(
+        "no stations are configured; add one with `csm-cli stations add` or POST /api/stations"
+    )]
     NoStations,
 }
 
@@ -197,7 +199,11 @@ impl Monitor {
             Ok(list) => list.into_iter().map(Arc::new).collect(),
             Err(error) => {
                 // An old catalogue is better than none while the database is away.
-                let old = self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let old = self
+                    .catalog
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 return old.ok_or(MonitorError::Store(error));
             }
         };
@@ -260,7 +266,8 @@ impl Monitor {
         let mut states: Vec<Option<Arc<StationState>>> = match self.cache.get_many(&ids).await {
             Ok(found) => found,
             Err(error) => {
-                metrics::counter!("csm_cache_requests_total", "result" => "error").increment(ids.len() as u64);
+                metrics::counter!("csm_cache_requests_total", "result" => "error")
+                    .increment(ids.len() as u64);
                 tracing::debug!(%error, "cache read failed; reading the store");
                 vec![None; ids.len()]
             }
@@ -277,7 +284,8 @@ impl Monitor {
             }
         }
         if !missing.is_empty() {
-            metrics::counter!("csm_cache_requests_total", "result" => "miss").increment(missing.len() as u64);
+            metrics::counter!("csm_cache_requests_total", "result" => "miss")
+                .increment(missing.len() as u64);
             let wanted: Vec<StationId> = missing.iter().map(|&i| ids[i].clone()).collect();
             match self.store.station_states(&wanted).await {
                 Ok(stored) => {
@@ -323,7 +331,8 @@ impl Monitor {
     pub async fn import(&self, stations: &[Station]) -> Result<UpsertCounts, MonitorError> {
         for station in stations {
             self.engine.chargers().get(&station.vendor).map_err(|e| {
-                InvalidInput::new("vendor", e.to_string()).at(format_args!("station {}", station.id))
+                InvalidInput::new("vendor", e.to_string())
+                    .at(format_args!("station {}", station.id))
             })?;
         }
         let counts = self.store.upsert_stations(stations).await?;
@@ -453,6 +462,9 @@ mod tests {
         assert!(bucket.take().is_ok());
         assert!(bucket.take().is_ok());
         let wait = bucket.take().unwrap_err();
-        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 }

@@ -21,7 +21,12 @@ pub struct Settings {
     pub database_url: Option<String>,
 
     /// Largest number of pooled database connections.
-    #[arg(long, env = "CSM_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "CSM_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// Redis for the shared cache (`redis://127.0.0.1:6379`). Unset: an in-process cache.
@@ -37,7 +42,12 @@ pub struct Settings {
     pub bind: SocketAddr,
 
     /// Seconds between two refreshes of every station.
-    #[arg(long, env = "CSM_REFRESH_INTERVAL_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "CSM_REFRESH_INTERVAL_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub refresh_interval_secs: u64,
 
     /// Lifetime of a cache entry in seconds. Unset: three refresh intervals.
@@ -53,11 +63,21 @@ pub struct Settings {
     pub max_retries: u32,
 
     /// Total timeout of one vendor request, in milliseconds.
-    #[arg(long, env = "CSM_HTTP_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    #[arg(
+        long,
+        env = "CSM_HTTP_TIMEOUT_MS",
+        default_value_t = 5000,
+        global = true
+    )]
     pub http_timeout_ms: u64,
 
     /// Timeout of opening a connection to a vendor, in milliseconds.
-    #[arg(long, env = "CSM_HTTP_CONNECT_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    #[arg(
+        long,
+        env = "CSM_HTTP_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
     pub http_connect_timeout_ms: u64,
 
     /// Largest vendor response accepted, in bytes.
@@ -69,7 +89,12 @@ pub struct Settings {
     pub default_station: Option<String>,
 
     /// Folder of vendor profiles (`*.toml`).
-    #[arg(long, env = "CSM_VENDORS_DIR", default_value = "vendors", global = true)]
+    #[arg(
+        long,
+        env = "CSM_VENDORS_DIR",
+        default_value = "vendors",
+        global = true
+    )]
     pub vendors_dir: PathBuf,
 
     /// Bearer token for the write endpoints of the API. Unset: writes are refused.
@@ -78,20 +103,40 @@ pub struct Settings {
 
     /// A manual refresh of a station is skipped (and the API answers 429) when its data is
     /// younger than this many seconds.
-    #[arg(long, env = "CSM_MANUAL_REFRESH_COOLDOWN_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "CSM_MANUAL_REFRESH_COOLDOWN_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     pub manual_refresh_cooldown_secs: u64,
 
     /// Manual refreshes accepted per minute across all stations (protects vendor APIs).
-    #[arg(long, env = "CSM_MANUAL_REFRESH_PER_MINUTE", default_value_t = 120, global = true)]
+    #[arg(
+        long,
+        env = "CSM_MANUAL_REFRESH_PER_MINUTE",
+        default_value_t = 120,
+        global = true
+    )]
     pub manual_refresh_per_minute: u32,
 
     /// Status events kept in memory while the database is unreachable; older ones are dropped
     /// (and counted) beyond this.
-    #[arg(long, env = "CSM_WRITE_BUFFER_EVENTS", default_value_t = 200_000, global = true)]
+    #[arg(
+        long,
+        env = "CSM_WRITE_BUFFER_EVENTS",
+        default_value_t = 200_000,
+        global = true
+    )]
     pub write_buffer_events: usize,
 
     /// Speed of the simulator's clock (1 = real time; 60 = an hour a minute).
-    #[arg(long, env = "CSM_SIMULATOR_SPEED", default_value_t = 1.0, global = true)]
+    #[arg(
+        long,
+        env = "CSM_SIMULATOR_SPEED",
+        default_value_t = 1.0,
+        global = true
+    )]
     pub simulator_speed: f64,
 
     /// Seed of the simulated fleet.
@@ -189,19 +234,18 @@ impl Settings {
                 ),
             });
         }
-        if let Some(redis) = &self.redis_url {
-            if !(redis.starts_with("redis://")
+        if let Some(redis) = &self.redis_url
+            && !(redis.starts_with("redis://")
                 || redis.starts_with("rediss://")
                 || redis.starts_with("unix://"))
-            {
-                return Err(SettingsError {
-                    variable: "CSM_REDIS_URL",
-                    message: format!(
-                        "{:?} is not a Redis URL; write redis://host:6379 (or leave it unset for the in-process cache)",
-                        redact_url(redis)
-                    ),
-                });
-            }
+        {
+            return Err(SettingsError {
+                variable: "CSM_REDIS_URL",
+                message: format!(
+                    "{:?} is not a Redis URL; write redis://host:6379 (or leave it unset for the in-process cache)",
+                    redact_url(redis)
+                ),
+            });
         }
         let positive: [(&'static str, u64); 5] = [
             ("CSM_REFRESH_INTERVAL_SECS", self.refresh_interval_secs),

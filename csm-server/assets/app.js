@@ -33,7 +33,7 @@
   const I18N = {
     zh: {
       htmlLang: 'zh-CN', other: 'English', otherLang: 'en',
-      appTitle: '充电桩监控',
+      appTitle: '充电桩监控', appTitleShort: '充电桩监控',
       status: { free: '空闲', occupied: '充电中', fault: '故障', offline: '离线', reserved: '已预约', unknown: '未知' },
       forDur: (d) => d, justNow: '· 刚刚',
       dur: (d, h, m) => (d ? `${d} 天 ${h} 小时` : h ? `${h} 小时 ${m} 分钟` : `${m} 分钟`),
@@ -61,7 +61,7 @@
     },
     en: {
       htmlLang: 'en', other: '中文', otherLang: 'zh-CN',
-      appTitle: 'Charging Station Monitor',
+      appTitle: 'Charging Station Monitor', appTitleShort: 'Charging Monitor',
       status: { free: 'Free', occupied: 'Charging', fault: 'Fault', offline: 'Offline', reserved: 'Reserved', unknown: 'Unknown' },
       forDur: (d) => `for ${d}`, justNow: '· just now',
       dur: (d, h, m) => (d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`),

@@ -20,7 +20,10 @@ fn file(path: &str, cache: &'static str) -> Response {
                 headers.insert(header::CONTENT_TYPE, mime);
             }
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             response
         }
         None => (

@@ -15,8 +15,8 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0, 10.0, 30.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
                 ])
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -29,7 +29,9 @@ pub fn handle() -> PrometheusHandle {
                     let recorder = builder.build_recorder();
                     let handle = recorder.handle();
                     if metrics::set_global_recorder(recorder).is_err() {
-                        tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+                        tracing::warn!(
+                            "a metrics recorder was already installed; /metrics may be empty"
+                        );
                     }
                     handle
                 }

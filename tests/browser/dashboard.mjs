@@ -26,12 +26,14 @@ const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-netw
 
 let passed = 0;
 let browser = null;
+let currentStep = 'setup';
+function step(name) { currentStep = name; console.log(`- ${name}`); }
 const screenshots = [];
 
 function summaryLine(failed) { return `dashboard e2e: ${passed} passed, ${failed} failed`; }
 
 async function fail(message) {
-  console.error(`\nFAIL: ${message}`);
+  console.error(`\nFAIL in step "${currentStep}": ${message}`);
   console.error(summaryLine(1));
   process.exitCode = 1;
   if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
@@ -101,6 +103,7 @@ async function run() {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
 
   // ---- 1. wide screen: list + first station open ----
+  step('1. dashboard at 1440x900');
   const wide = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: 'Asia/Shanghai' });
   const page = await wide.newPage();
   watch(page);
@@ -117,20 +120,24 @@ async function run() {
   const zhText = await bodyText(page);
   check(/空闲|充电中/.test(zhText), 'page text is not Chinese: neither "空闲" nor "充电中" found');
   check((await htmlLang(page)) === 'zh-CN', `<html lang> is "${await htmlLang(page)}", expected "zh-CN"`);
-  const conn = await page.locator('[data-testid="connection"]').innerText();
-  ok(`Chinese by default (<html lang="zh-CN">, status words present; connection indicator "${conn.trim()}")`);
+  ok('Chinese by default (<html lang="zh-CN">, status words 空闲/充电中 present)');
+  await page.locator('[data-testid="connection"][data-state="live"]').waitFor({ timeout: WAIT_MS });
+  ok(`live updates connected over /api/events (indicator "${(await page.locator('[data-testid="connection"]').innerText()).trim()}")`);
 
   // ---- 2. no request left the machine ----
+  step('2. requests stay on the server');
   checkHealthy('initial load');
   ok(`no request to any origin other than ${BASE}, no failed request, no page error`);
 
   // ---- 3. screenshot ----
+  step('3. screenshot');
   const wideShot = path.join(SHOTS, 'dashboard-1440x900.png');
   await page.screenshot({ path: wideShot });
   screenshots.push(wideShot);
   ok(`screenshot ${wideShot}`);
 
   // ---- 4. language switch, kept across reload ----
+  step('4. language toggle');
   await page.locator('[data-testid="lang-toggle"]').click();
   await waitUntil(async () => (await htmlLang(page)) === 'en', '<html lang="en"> after clicking the language toggle');
   await waitUntil(async () => /Free|Charging/.test(await bodyText(page)), 'English status words ("Free" or "Charging")');
@@ -143,17 +150,20 @@ async function run() {
   ok('language toggle: English ("Free"/"Charging", lang="en") kept across reload, then back to Chinese');
 
   // ---- 5. search filters the list ----
+  step('5. search and favourites');
   const stations = await items(page).evaluateAll((els) => els.map((el) => ({
-    id: el.dataset.stationId, text: el.innerText,
+    id: el.dataset.stationId, text: el.innerText.toLowerCase(),
   })));
   const total = stations.length;
   const search = page.locator('[data-testid="search"]');
-  const target = stations[stations.length - 1];
+  // a station whose id is not part of another station's id, typed in lower case (search ignores case)
+  const target = stations.slice().reverse().find((s) => !stations.some((o) => o !== s && o.id.toLowerCase().includes(s.id.toLowerCase()))) || stations[0];
   const idQuery = target.id.toLowerCase();
+  const mustHide = stations.some((s) => !s.id.toLowerCase().includes(idQuery) && !s.text.includes(idQuery));
   await search.fill(idQuery);
   const shownIds = await waitUntil(async () => {
     const ids = await items(page).evaluateAll((els) => els.map((el) => el.dataset.stationId));
-    return ids.includes(target.id) && ids.every((id) => stations.some((s) => s.id === id)) && (total === 1 || ids.length < total) ? ids : null;
+    return ids.includes(target.id) && (!mustHide || ids.length < total) ? ids : null;
   }, `the list to filter to station ${target.id} for query "${idQuery}"`);
   await search.fill('zz-no-such-station-zz');
   await waitUntil(async () => (await items(page).count()) === 0, 'an empty list for a query that matches nothing');
@@ -161,7 +171,19 @@ async function run() {
   await waitUntil(async () => (await items(page).count()) === total, `all ${total} stations back after clearing the search`);
   ok(`search: "${idQuery}" shows ${shownIds.length} of ${total} (incl. ${target.id}), nonsense shows none, clearing restores ${total}`);
 
+  const star = page.locator(`[data-testid="station-item"][data-station-id="${target.id}"] [data-testid="favourite-toggle"]`);
+  await star.click();
+  await waitUntil(async () => (await star.getAttribute('aria-pressed')) === 'true', 'the star to be pressed');
+  await waitUntil(async () => (await items(page).first().getAttribute('data-station-id')) === target.id, `favourite ${target.id} to be listed first`);
+  await page.locator('[data-testid="fav-filter"]').click();
+  await waitUntil(async () => (await items(page).count()) === 1, 'only the one favourite with "只看收藏" on');
+  await page.locator('[data-testid="fav-filter"]').click();
+  await star.click();
+  await waitUntil(async () => (await star.getAttribute('aria-pressed')) === 'false' && (await items(page).count()) === total, 'the favourite to be removed again');
+  ok(`favourites: starring ${target.id} lists it first, "只看收藏" shows only it, unstarring restores the list`);
+
   // ---- 6. manual refresh and cool-down ----
+  step('6. manual refresh and cool-down');
   const refreshButton = page.locator('[data-testid="refresh-button"]');
   await refreshButton.waitFor({ state: 'visible', timeout: WAIT_MS });
   await waitUntil(() => refreshButton.isEnabled(), 'the refresh button to be enabled');
@@ -173,16 +195,21 @@ async function run() {
   check(refreshPath === `/api/stations/${encodeURIComponent(openId)}/refresh` || refreshPath === `/api/stations/${openId}/refresh`,
     `refresh went to ${refreshPath}, expected /api/stations/${openId}/refresh`);
   check([200, 429].includes(resp.status()), `refresh answered ${resp.status()}, expected 200 or 429`);
-  const cooldown = page.locator('[data-testid="cooldown"]');
-  await cooldown.waitFor({ state: 'visible', timeout: 5000 });
-  const cdText = (await cooldown.innerText()).trim();
+  // read the countdown and the button state together: a short Retry-After may end the cool-down soon
+  const cd = await waitUntil(() => page.evaluate(() => {
+    const c = document.querySelector('[data-testid="cooldown"]');
+    const b = document.querySelector('[data-testid="refresh-button"]');
+    return c && c.offsetParent !== null ? { text: c.textContent.trim(), disabled: !!(b && b.disabled) } : null;
+  }), 'the cool-down countdown [data-testid="cooldown"]', 5000);
+  const cdText = cd.text;
   check(/\d+/.test(cdText), `cool-down text "${cdText}" has no number of seconds`);
-  check(await refreshButton.isDisabled(), 'the refresh button is not disabled during the cool-down');
+  check(cd.disabled, 'the refresh button is not disabled during the cool-down');
   ok(`refresh: POST ${refreshPath} → ${resp.status()}, button disabled with countdown "${cdText}"`);
   await page.close();
   await wide.close();
 
   // ---- 7. phone: list first, then the station ----
+  step('7. phone at 390x844');
   const phone = await browser.newContext({
     viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2, timezoneId: 'Asia/Shanghai',
   });
@@ -210,13 +237,15 @@ async function run() {
   await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok('phone back button returns to the station list');
 
-  // ---- API docs render offline ----
+  // ---- 8. API docs render offline ----
+  step('8. API docs at /api/docs');
   await mobile.setViewportSize({ width: 1280, height: 900 });
   await mobile.goto(`${BASE}/api/docs`, { waitUntil: 'domcontentloaded' });
   await mobile.locator('.swagger-ui .info .title').first().waitFor({ state: 'visible', timeout: WAIT_MS });
   await mobile.locator('.swagger-ui .opblock').first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok('API docs at /api/docs render the OpenAPI document with Swagger UI');
 
+  step('9. no outside requests over the whole run');
   checkHealthy('whole run');
   ok(`still no request outside ${BASE} and no failed request or page error over the whole run`);
   await phone.close();

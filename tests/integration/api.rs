@@ -44,7 +44,14 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
     let stations = list["stations"].as_array().unwrap();
     assert_eq!(stations.len(), 3);
     let first = &stations[0];
-    for key in ["station_id", "name", "summary", "updated_at", "stale", "last_error"] {
+    for key in [
+        "station_id",
+        "name",
+        "summary",
+        "updated_at",
+        "stale",
+        "last_error",
+    ] {
         assert!(first.get(key).is_some(), "{key} missing: {first}");
     }
     assert_eq!(first["stale"], false);
@@ -52,13 +59,27 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
     let (status, detail) = get_json(&app, &format!("/api/stations/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     let ports = detail["ports"].as_array().unwrap();
-    assert_eq!(ports.len() as u64, first["summary"]["total"].as_u64().unwrap());
+    assert_eq!(
+        ports.len() as u64,
+        first["summary"]["total"].as_u64().unwrap()
+    );
     for port in ports {
-        for key in ["port", "status", "voltage", "current", "power", "timestamp", "since"] {
+        for key in [
+            "port",
+            "status",
+            "voltage",
+            "current",
+            "power",
+            "timestamp",
+            "since",
+        ] {
             assert!(port.get(key).is_some(), "{key} missing: {port}");
         }
         if port["status"] == "fault" {
-            assert!(port["voltage"].is_null(), "no reading is invented for a faulty port: {port}");
+            assert!(
+                port["voltage"].is_null(),
+                "no reading is invented for a faulty port: {port}"
+            );
         }
     }
     let (status, default) = get_json(&app, "/api/ports").await;
@@ -72,17 +93,36 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
 
 async fn manual_refresh_has_a_cool_down(backend: Backend, cache: CacheKind) {
     let app = spawn_app_with(backend, cache, |s| s.manual_refresh_cooldown_secs = 30).await;
-    let first = app.client.post(app.url("/api/stations/S0001/refresh")).send().await.unwrap();
+    let first = app
+        .client
+        .post(app.url("/api/stations/S0001/refresh"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let body: Value = first.json().await.unwrap();
     assert_eq!(body["result"], "ok");
     assert!(!body["station"]["ports"].as_array().unwrap().is_empty());
-    let second = app.client.post(app.url("/api/stations/S0001/refresh")).send().await.unwrap();
+    let second = app
+        .client
+        .post(app.url("/api/stations/S0001/refresh"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = second.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = second.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry_after), "{retry_after}");
     let body: Value = second.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("refreshed moments ago"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("refreshed moments ago")
+    );
     assert_eq!(body["retry_after_secs"], retry_after);
     app.stop().await;
 }
@@ -92,18 +132,78 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
     let app = spawn_app().await;
     let long = "9".repeat(300);
     let cases: Vec<(&str, String, StatusCode, &str)> = vec![
-        ("GET", "/api/stations/NOPE".into(), StatusCode::NOT_FOUND, "station NOPE not found"),
-        ("GET", "/api/stations/..%2F..%2Fetc%2Fpasswd".into(), StatusCode::BAD_REQUEST, "station id contains '/'"),
-        ("GET", "/api/stations/x'%20OR%201=1--".into(), StatusCode::BAD_REQUEST, "station id contains"),
-        ("GET", format!("/api/stations/{long}"), StatusCode::BAD_REQUEST, "the limit is 64"),
-        ("GET", "/api/stations/%FF%FE".into(), StatusCode::BAD_REQUEST, "station id in the path"),
-        ("GET", "/api/stations?status=busy".into(), StatusCode::BAD_REQUEST, "unknown variant `busy`"),
-        ("GET", "/api/stations?colour=red".into(), StatusCode::BAD_REQUEST, "unknown field `colour`"),
-        ("GET", "/api/stations/S0001/events?limit=0".into(), StatusCode::BAD_REQUEST, "limit 0 is outside"),
-        ("GET", "/api/stations/S0001/events?since=yesterday".into(), StatusCode::BAD_REQUEST, "query string"),
-        ("GET", "/api/nothing-here".into(), StatusCode::NOT_FOUND, "no endpoint at /api/nothing-here"),
-        ("PUT", "/api/stations".into(), StatusCode::METHOD_NOT_ALLOWED, "PUT is not allowed"),
-        ("POST", "/api/stations/NOPE/refresh".into(), StatusCode::NOT_FOUND, "station NOPE not found"),
+        (
+            "GET",
+            "/api/stations/NOPE".into(),
+            StatusCode::NOT_FOUND,
+            "station NOPE not found",
+        ),
+        (
+            "GET",
+            "/api/stations/..%2F..%2Fetc%2Fpasswd".into(),
+            StatusCode::BAD_REQUEST,
+            "station id contains '/'",
+        ),
+        (
+            "GET",
+            "/api/stations/x'%20OR%201=1--".into(),
+            StatusCode::BAD_REQUEST,
+            "station id contains",
+        ),
+        (
+            "GET",
+            format!("/api/stations/{long}"),
+            StatusCode::BAD_REQUEST,
+            "the limit is 64",
+        ),
+        (
+            "GET",
+            "/api/stations/%FF%FE".into(),
+            StatusCode::BAD_REQUEST,
+            "station id in the path",
+        ),
+        (
+            "GET",
+            "/api/stations?status=busy".into(),
+            StatusCode::BAD_REQUEST,
+            "unknown variant `busy`",
+        ),
+        (
+            "GET",
+            "/api/stations?colour=red".into(),
+            StatusCode::BAD_REQUEST,
+            "unknown field `colour`",
+        ),
+        (
+            "GET",
+            "/api/stations/S0001/events?limit=0".into(),
+            StatusCode::BAD_REQUEST,
+            "limit 0 is outside",
+        ),
+        (
+            "GET",
+            "/api/stations/S0001/events?since=yesterday".into(),
+            StatusCode::BAD_REQUEST,
+            "query string",
+        ),
+        (
+            "GET",
+            "/api/nothing-here".into(),
+            StatusCode::NOT_FOUND,
+            "no endpoint at /api/nothing-here",
+        ),
+        (
+            "PUT",
+            "/api/stations".into(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PUT is not allowed",
+        ),
+        (
+            "POST",
+            "/api/stations/NOPE/refresh".into(),
+            StatusCode::NOT_FOUND,
+            "station NOPE not found",
+        ),
     ];
     for (method, path, expected, message) in cases {
         let response = app
@@ -113,7 +213,10 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
             .await
             .unwrap();
         assert_eq!(response.status(), expected, "{method} {path}");
-        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
         let error = body["error"].as_str().unwrap_or_default();
         assert!(error.contains(message), "{method} {path}: {error}");
     }
@@ -134,10 +237,18 @@ async fn write_endpoints_need_the_admin_token() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("set CSM_ADMIN_TOKEN"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("set CSM_ADMIN_TOKEN")
+    );
     closed.stop().await;
 
-    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| s.admin_token = Some("t0ken-value".into())).await;
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
+        s.admin_token = Some("t0ken-value".into())
+    })
+    .await;
     let add = |token: Option<&str>, body: Value| {
         let mut request = app.client.post(app.url("/api/stations")).json(&body);
         if let Some(token) = token {
@@ -149,37 +260,104 @@ async fn write_endpoints_need_the_admin_token() {
     let missing = add(None, station.clone()).await.unwrap();
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
-    assert_eq!(add(Some("wrong"), station.clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        add(Some("wrong"), station.clone()).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
     let created = add(Some("t0ken-value"), station.clone()).await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    assert_eq!(add(Some("t0ken-value"), station.clone()).await.unwrap().status(), StatusCode::CONFLICT);
-    let invalid = add(Some("t0ken-value"), serde_json::json!({"station_id": "N2", "name": "x", "lat": 500})).await.unwrap();
+    assert_eq!(
+        add(Some("t0ken-value"), station.clone())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CONFLICT
+    );
+    let invalid = add(
+        Some("t0ken-value"),
+        serde_json::json!({"station_id": "N2", "name": "x", "lat": 500}),
+    )
+    .await
+    .unwrap();
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
-    let unknown_vendor = add(Some("t0ken-value"), serde_json::json!({"station_id": "N3", "name": "x", "vendor": "nobody"})).await.unwrap();
+    let unknown_vendor = add(
+        Some("t0ken-value"),
+        serde_json::json!({"station_id": "N3", "name": "x", "vendor": "nobody"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(unknown_vendor.status(), StatusCode::BAD_REQUEST);
     let body: Value = unknown_vendor.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("no vendor profile named \"nobody\""), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no vendor profile named \"nobody\""),
+        "{body}"
+    );
 
-    let bad_json = app.client.post(app.url("/api/stations")).bearer_auth("t0ken-value")
-        .header("content-type", "application/json").body("{\"station_id\": ").send().await.unwrap();
+    let bad_json = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t0ken-value")
+        .header("content-type", "application/json")
+        .body("{\"station_id\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
     assert!(bad_json.json::<Value>().await.unwrap()["error"].is_string());
-    let wrong_type = app.client.post(app.url("/api/stations")).bearer_auth("t0ken-value")
-        .header("content-type", "text/plain").body("hello").send().await.unwrap();
+    let wrong_type = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t0ken-value")
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(wrong_type.json::<Value>().await.unwrap()["error"].is_string());
-    let huge = format!("{{\"station_id\": \"N9\", \"name\": \"{}\"}}", "x".repeat(200_000));
-    let too_big = app.client.post(app.url("/api/stations")).bearer_auth("t0ken-value")
-        .header("content-type", "application/json").body(huge).send().await.unwrap();
+    let huge = format!(
+        "{{\"station_id\": \"N9\", \"name\": \"{}\"}}",
+        "x".repeat(200_000)
+    );
+    let too_big = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t0ken-value")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(too_big.json::<Value>().await.unwrap()["error"].is_string());
 
-    app.scripted.set("N1", Ok(vec![reading(1, PortStatus::Free, None)]));
-    let refreshed = app.client.post(app.url("/api/refresh")).bearer_auth("t0ken-value").send().await.unwrap();
+    app.scripted
+        .set("N1", Ok(vec![reading(1, PortStatus::Free, None)]));
+    let refreshed = app
+        .client
+        .post(app.url("/api/refresh"))
+        .bearer_auth("t0ken-value")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refreshed.status(), StatusCode::ACCEPTED);
-    let delete = app.client.delete(app.url("/api/stations/N1")).send().await.unwrap();
+    let delete = app
+        .client
+        .delete(app.url("/api/stations/N1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(delete.status(), StatusCode::UNAUTHORIZED);
-    let delete = app.client.delete(app.url("/api/stations/N1")).bearer_auth("t0ken-value").send().await.unwrap();
+    let delete = app
+        .client
+        .delete(app.url("/api/stations/N1"))
+        .bearer_auth("t0ken-value")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
     let (status, _) = get_json(&app, "/api/stations/N1").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -188,18 +366,46 @@ async fn write_endpoints_need_the_admin_token() {
 
 #[tokio::test]
 async fn a_failing_vendor_is_shown_stale_with_its_error() {
-    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| s.admin_token = Some("t".into())).await;
-    let add = app.client.post(app.url("/api/stations")).bearer_auth("t")
-        .json(&serde_json::json!({"station_id": "V1", "name": "供应商站", "vendor": SCRIPTED})).send().await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
+        s.admin_token = Some("t".into())
+    })
+    .await;
+    let add = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"station_id": "V1", "name": "供应商站", "vendor": SCRIPTED}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(add.status(), StatusCode::CREATED);
-    app.scripted.set("V1", Ok(vec![reading(1, PortStatus::Occupied, Some(220.0)), reading(2, PortStatus::Free, None)]));
+    app.scripted.set(
+        "V1",
+        Ok(vec![
+            reading(1, PortStatus::Occupied, Some(220.0)),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
     refresh_all_now(&app).await;
-    app.scripted.set("V1", Err(csm::core::charger::ChargerError::Vendor { vendor: SCRIPTED.into(), message: "token已过期".into() }));
+    app.scripted.set(
+        "V1",
+        Err(csm::core::charger::ChargerError::Vendor {
+            vendor: SCRIPTED.into(),
+            message: "token已过期".into(),
+        }),
+    );
     refresh_all_now(&app).await;
     let (_, detail) = get_json(&app, "/api/stations/V1").await;
     assert_eq!(detail["stale"], true);
-    assert_eq!(detail["last_error"], "scripted refused the request: token已过期");
-    assert_eq!(detail["ports"].as_array().unwrap().len(), 2, "the last known ports are still shown");
+    assert_eq!(
+        detail["last_error"],
+        "scripted refused the request: token已过期"
+    );
+    assert_eq!(
+        detail["ports"].as_array().unwrap().len(),
+        2,
+        "the last known ports are still shown"
+    );
     assert_eq!(detail["ports"][0]["stale"], true);
     assert_eq!(detail["ports"][0]["status"], "occupied");
     let (_, events) = get_json(&app, "/api/stations/V1/events?port=1").await;
@@ -212,7 +418,12 @@ async fn responses_are_compressed_and_documented_and_counted() {
     let app = spawn_app().await;
     refresh_all_now(&app).await;
     let raw = reqwest::Client::builder().no_gzip().build().unwrap();
-    let response = raw.get(app.url("/api/stations")).header("accept-encoding", "gzip").send().await.unwrap();
+    let response = raw
+        .get(app.url("/api/stations"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
 
     let (status, doc) = get_json(&app, "/api/openapi.json").await;
@@ -220,27 +431,65 @@ async fn responses_are_compressed_and_documented_and_counted() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for path in [
-        "/api/stations", "/api/stations/{station_id}", "/api/ports", "/api/stations/{station_id}/refresh",
-        "/api/stations/{station_id}/events", "/api/events", "/api/refresh", "/healthz", "/readyz", "/metrics",
+        "/api/stations",
+        "/api/stations/{station_id}",
+        "/api/ports",
+        "/api/stations/{station_id}/refresh",
+        "/api/stations/{station_id}/events",
+        "/api/events",
+        "/api/refresh",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
-    assert!(paths["/api/stations"]["post"].is_object() && paths["/api/stations/{station_id}"]["delete"].is_object());
-    for schema in ["StationListJson", "StationDetailJson", "PortJson", "ErrorJson", "PortStatusSchema"] {
-        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
+    assert!(
+        paths["/api/stations"]["post"].is_object()
+            && paths["/api/stations/{station_id}"]["delete"].is_object()
+    );
+    for schema in [
+        "StationListJson",
+        "StationDetailJson",
+        "PortJson",
+        "ErrorJson",
+        "PortStatusSchema",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
     }
     let docs = app.client.get(app.url("/api/docs")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("openapi.json"));
     let index = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(index.status(), StatusCode::OK);
-    assert!(index.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 
     let (status, ready) = get_json(&app, "/readyz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ready["status"], "ready");
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["csm_http_requests_total", "csm_refresh_jobs_total", "csm_vendor_request_duration_seconds", "csm_batch_write_rows"] {
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "csm_http_requests_total",
+        "csm_refresh_jobs_total",
+        "csm_vendor_request_duration_seconds",
+        "csm_batch_write_rows",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     app.stop().await;
@@ -248,23 +497,52 @@ async fn responses_are_compressed_and_documented_and_counted() {
 
 #[tokio::test]
 async fn live_events_carry_port_changes_and_end_on_shutdown() {
-    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| s.admin_token = Some("t".into())).await;
-    app.client.post(app.url("/api/stations")).bearer_auth("t")
-        .json(&serde_json::json!({"station_id": "L1", "name": "直播站", "vendor": SCRIPTED})).send().await.unwrap();
-    app.scripted.set("L1", Ok(vec![reading(1, PortStatus::Free, None), reading(2, PortStatus::Free, None)]));
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
+        s.admin_token = Some("t".into())
+    })
+    .await;
+    app.client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"station_id": "L1", "name": "直播站", "vendor": SCRIPTED}))
+        .send()
+        .await
+        .unwrap();
+    app.scripted.set(
+        "L1",
+        Ok(vec![
+            reading(1, PortStatus::Free, None),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
     refresh_all_now(&app).await;
 
-    let response = app.client.get(app.url("/api/events?station=L1")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/events?station=L1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
     let mut seen = String::new();
     // The greeting proves the subscription is live before the change happens.
     while !seen.contains("event: hello") {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("hello").unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("hello")
+            .unwrap()
+            .unwrap();
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    app.scripted.set("L1", Ok(vec![reading(1, PortStatus::Occupied, Some(219.5)), reading(2, PortStatus::Free, None)]));
+    app.scripted.set(
+        "L1",
+        Ok(vec![
+            reading(1, PortStatus::Occupied, Some(219.5)),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
     let station = std::sync::Arc::new(csm::core::model::Station {
         id: csm::core::model::StationId::parse("L1").unwrap(),
         ..crate::helpers::station("L1", SCRIPTED, 2)
@@ -293,9 +571,10 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
     assert_eq!(update["summary"]["occupied"], 1);
 
     // Shutdown ends the stream instead of hanging.
-    let drained = tokio::spawn(async move {
-        while let Some(Ok(_)) = stream.next().await {}
-    });
+    let drained = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     app.stop().await;
-    tokio::time::timeout(Duration::from_secs(5), drained).await.expect("stream ended").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), drained)
+        .await
+        .expect("stream ended")
+        .unwrap();
 }

@@ -37,7 +37,11 @@ fn state(id: &str, ports: u32) -> Arc<StationState> {
         failures: 0,
         ports: (1..=ports)
             .map(|p| PortState {
-                reading: reading(p, PortStatus::Occupied, if p % 2 == 0 { Some(220.5) } else { None }),
+                reading: reading(
+                    p,
+                    PortStatus::Occupied,
+                    if p % 2 == 0 { Some(220.5) } else { None },
+                ),
                 since: now,
             })
             .collect(),
@@ -47,10 +51,17 @@ fn state(id: &str, ports: u32) -> Arc<StationState> {
 async fn states_round_trip_and_many_are_read_in_order(kind: CacheKind) {
     let cache = test_cache(kind, Duration::from_secs(60)).await;
     let (a, b) = (state("A", 12), state("B", 3));
-    cache.put_many(&[Arc::clone(&a), Arc::clone(&b)]).await.unwrap();
+    cache
+        .put_many(&[Arc::clone(&a), Arc::clone(&b)])
+        .await
+        .unwrap();
     let got = cache.get(&a.station_id).await.unwrap().expect("cached");
     assert_eq!(*got, *a);
-    let ids = [StationId::parse("B").unwrap(), StationId::parse("missing").unwrap(), a.station_id.clone()];
+    let ids = [
+        StationId::parse("B").unwrap(),
+        StationId::parse("missing").unwrap(),
+        a.station_id.clone(),
+    ];
     let many = cache.get_many(&ids).await.unwrap();
     assert_eq!(many.len(), 3);
     assert_eq!(many[0].as_deref(), Some(&*b));
@@ -65,7 +76,10 @@ async fn entries_expire_after_their_ttl(kind: CacheKind) {
     cache.put_many(&[Arc::clone(&a)]).await.unwrap();
     assert!(cache.get(&a.station_id).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    assert!(cache.get(&a.station_id).await.unwrap().is_none(), "expired after its TTL");
+    assert!(
+        cache.get(&a.station_id).await.unwrap().is_none(),
+        "expired after its TTL"
+    );
 }
 
 async fn removed_entries_are_gone(kind: CacheKind) {
@@ -85,7 +99,10 @@ async fn redis_prefixes_keep_deployments_apart() {
     let s = state("SHARED", 2);
     a.put_many(&[Arc::clone(&s)]).await.unwrap();
     assert!(a.get(&s.station_id).await.unwrap().is_some());
-    assert!(b.get(&s.station_id).await.unwrap().is_none(), "another prefix sees nothing");
+    assert!(
+        b.get(&s.station_id).await.unwrap().is_none(),
+        "another prefix sees nothing"
+    );
     assert_eq!(a.key(&s.station_id), format!("{prefix_a}station:SHARED"));
 }
 
@@ -95,7 +112,10 @@ async fn redis_values_of_another_format_read_as_misses() {
     let cache = RedisCache::new(&redis_url(), &prefix, Duration::from_secs(60)).unwrap();
     let id = StationId::parse("OLD").unwrap();
     let client = ::redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.expect("Redis reachable");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis reachable");
     let _: () = ::redis::cmd("SET")
         .arg(cache.key(&id))
         .arg(b"csm-v0\n{\"station\":\"OLD\"}".to_vec())
@@ -104,7 +124,10 @@ async fn redis_values_of_another_format_read_as_misses() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(cache.get(&id).await.unwrap().is_none(), "an older format is not misread");
+    assert!(
+        cache.get(&id).await.unwrap().is_none(),
+        "an older format is not misread"
+    );
     let _: () = ::redis::cmd("SET")
         .arg(cache.key(&id))
         .arg([FORMAT_TAG, b"{not json"].concat())
@@ -113,19 +136,35 @@ async fn redis_values_of_another_format_read_as_misses() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(cache.get(&id).await.unwrap().is_none(), "a damaged value is a miss");
+    assert!(
+        cache.get(&id).await.unwrap().is_none(),
+        "a damaged value is a miss"
+    );
     let ttl: i64 = {
         cache.put_many(&[state("OLD", 1)]).await.unwrap();
-        ::redis::cmd("TTL").arg(cache.key(&id)).query_async(&mut conn).await.unwrap()
+        ::redis::cmd("TTL")
+            .arg(cache.key(&id))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
     };
     assert!((1..=60).contains(&ttl), "values carry the TTL: {ttl}");
 }
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_fast_and_names_its_address() {
-    let cache = RedisCache::new("redis://:secretpw@127.0.0.1:1", "csm:", Duration::from_secs(60)).unwrap();
+    let cache = RedisCache::new(
+        "redis://:secretpw@127.0.0.1:1",
+        "csm:",
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let started = std::time::Instant::now();
-    let err = cache.get(&StationId::parse("A").unwrap()).await.unwrap_err().to_string();
+    let err = cache
+        .get(&StationId::parse("A").unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("secretpw"), "{err}");
     // Right after a failure the cache answers at once instead of waiting for a timeout.

@@ -30,7 +30,12 @@ fn profile(name: &str) -> VendorProfile {
 }
 
 fn api(profile: VendorProfile, server: &MockServer, settings: &Settings) -> HttpChargerApi {
-    HttpChargerApi::new(profile, Some(server.uri()), build_client(settings).unwrap(), settings)
+    HttpChargerApi::new(
+        profile,
+        Some(server.uri()),
+        build_client(settings).unwrap(),
+        settings,
+    )
 }
 
 fn statuses(snapshot: &Snapshot) -> Vec<PortStatus> {
@@ -57,10 +62,17 @@ async fn mamcharge_profile_reads_its_sample() {
         .unwrap();
     use PortStatus::{Free as F, Occupied as O};
     assert_eq!(statuses(&snapshot), [F, O, O, F, F, O, F, O, F, F, O, F]);
-    assert_eq!(snapshot.ports.iter().map(|p| p.port).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
+    assert_eq!(
+        snapshot.ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
     assert_eq!(snapshot.ports[1].raw_code.as_deref(), Some("10"));
     for port in &snapshot.ports {
-        assert_eq!((port.voltage, port.current, port.power), (None, None, None), "nothing invented");
+        assert_eq!(
+            (port.voltage, port.current, port.power),
+            (None, None, None),
+            "nothing invented"
+        );
     }
 }
 
@@ -69,7 +81,9 @@ async fn mamcharge_error_sample_is_a_permanent_vendor_error() {
     unsafe_env("MAMCHARGE_TOKEN", "tok-123");
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("mamcharge-like-error.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(fixture("mamcharge-like-error.json")),
+        )
         .mount(&server)
         .await;
     let settings = test_settings();
@@ -77,7 +91,10 @@ async fn mamcharge_error_sample_is_a_permanent_vendor_error() {
         .fetch(&station("9313600954", "mamcharge", 12))
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "mamcharge refused the request: token已过期，请重新登录");
+    assert_eq!(
+        err.to_string(),
+        "mamcharge refused the request: token已过期，请重新登录"
+    );
     assert!(!err.is_transient());
 }
 
@@ -100,11 +117,19 @@ async fn sevenmate_profile_posts_a_body_and_reads_session_ends() {
         .unwrap();
     use PortStatus::{Fault as X, Free as F, Occupied as O};
     assert_eq!(statuses(&snapshot), [F, O, O, X, F, F, O, F, F, F]);
-    let ends: Vec<Option<i64>> = snapshot.ports.iter().map(|p| p.session_ends_at.map(|t| t.timestamp())).collect();
+    let ends: Vec<Option<i64>> = snapshot
+        .ports
+        .iter()
+        .map(|p| p.session_ends_at.map(|t| t.timestamp()))
+        .collect();
     assert_eq!(ends[1], Some(1_795_500_000));
     assert_eq!(ends[2], Some(1_795_503_600));
     assert_eq!(ends[6], Some(1_795_498_200));
-    assert_eq!(ends.iter().filter(|e| e.is_some()).count(), 3, "only running sessions have an end");
+    assert_eq!(
+        ends.iter().filter(|e| e.is_some()).count(),
+        3,
+        "only running sessions have an end"
+    );
     assert!(snapshot.ports.iter().all(|p| p.voltage.is_none()));
 }
 
@@ -127,9 +152,16 @@ async fn dianlvmama_profile_reads_measurements() {
     use PortStatus::{Fault as X, Free as F, Occupied as O};
     assert_eq!(statuses(&snapshot), [F, O, O, X, F, O]);
     let p2 = &snapshot.ports[1];
-    assert_eq!((p2.voltage, p2.current, p2.power), (Some(219.8), Some(1.82), Some(400.0)));
+    assert_eq!(
+        (p2.voltage, p2.current, p2.power),
+        (Some(219.8), Some(1.82), Some(400.0))
+    );
     let p1 = &snapshot.ports[0];
-    assert_eq!((p1.voltage, p1.current, p1.power), (Some(221.4), Some(0.0), Some(0.0)), "a sent zero stays zero");
+    assert_eq!(
+        (p1.voltage, p1.current, p1.power),
+        (Some(221.4), Some(0.0), Some(0.0)),
+        "a sent zero stays zero"
+    );
     assert_eq!(snapshot.ports[3].raw_code.as_deref(), Some("5"));
 }
 
@@ -138,7 +170,10 @@ async fn bare_code_profile_numbers_ports_by_position() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/status/B1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": "1", "sockets": ["v2", 0, 1, "1", 3, 9]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": "1", "sockets": ["v2", 0, 1, "1", 3, 9]})),
+        )
         .mount(&server)
         .await;
     let settings = test_settings();
@@ -156,9 +191,18 @@ async fn native_profile_reads_the_simulator_over_http_and_lists_its_stations() {
     let sim = Arc::new(csm::core::charger::Simulator::with_fleet(9, 1.0, 20, 12));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(csm::cli::simulate::serve(listener, Arc::clone(&sim), std::future::pending()));
+    tokio::spawn(csm::cli::simulate::serve(
+        listener,
+        Arc::clone(&sim),
+        std::future::pending(),
+    ));
     let settings = test_settings();
-    let api = HttpChargerApi::new(VendorProfile::native(), Some(base), build_client(&settings).unwrap(), &settings);
+    let api = HttpChargerApi::new(
+        VendorProfile::native(),
+        Some(base),
+        build_client(&settings).unwrap(),
+        &settings,
+    );
     let listed = api.list_stations().await.unwrap();
     assert_eq!(listed.len(), 20);
     assert_eq!(listed[0].vendor, "csm");
@@ -173,7 +217,10 @@ async fn native_profile_reads_the_simulator_over_http_and_lists_its_stations() {
         assert_eq!(http.power.is_some(), local.power.is_some());
     }
     let err = api.fetch(&station("S9999", "csm", 12)).await.unwrap_err();
-    assert!(matches!(err, ChargerError::Status { status: 404, .. }), "{err}");
+    assert!(
+        matches!(err, ChargerError::Status { status: 404, .. }),
+        "{err}"
+    );
     assert!(!err.is_transient());
 }
 
@@ -181,15 +228,36 @@ async fn native_profile_reads_the_simulator_over_http_and_lists_its_stations() {
 async fn http_failures_are_classified_for_retries() {
     let server = MockServer::start().await;
     let routes: [(&str, ResponseTemplate); 6] = [
-        ("/s/E500/p", ResponseTemplate::new(503).set_body_string("maintenance")),
+        (
+            "/s/E500/p",
+            ResponseTemplate::new(503).set_body_string("maintenance"),
+        ),
         ("/s/E404/p", ResponseTemplate::new(404)),
-        ("/s/E429/p", ResponseTemplate::new(429).insert_header("retry-after", "7")),
-        ("/s/HTML/p", ResponseTemplate::new(200).set_body_string("<html>login</html>")),
-        ("/s/BIG/p", ResponseTemplate::new(200).set_body_string(format!("{{\"ports\": \"{}\"}}", "x".repeat(5_000)))),
-        ("/s/SLOW/p", ResponseTemplate::new(200).set_body_string("{\"ports\": []}").set_delay(Duration::from_secs(5))),
+        (
+            "/s/E429/p",
+            ResponseTemplate::new(429).insert_header("retry-after", "7"),
+        ),
+        (
+            "/s/HTML/p",
+            ResponseTemplate::new(200).set_body_string("<html>login</html>"),
+        ),
+        (
+            "/s/BIG/p",
+            ResponseTemplate::new(200)
+                .set_body_string(format!("{{\"ports\": \"{}\"}}", "x".repeat(5_000))),
+        ),
+        (
+            "/s/SLOW/p",
+            ResponseTemplate::new(200)
+                .set_body_string("{\"ports\": []}")
+                .set_delay(Duration::from_secs(5)),
+        ),
     ];
     for (route, response) in routes {
-        Mock::given(path(route)).respond_with(response).mount(&server).await;
+        Mock::given(path(route))
+            .respond_with(response)
+            .mount(&server)
+            .await;
     }
     let profile = VendorProfile::from_toml(
         "[request]\nurl = \"{base_url}/s/{station_id}/p\"\n[ports]\npointer = \"/ports\"\n[ports.fields]\nstatus = \"/s\"\n[status]\n",
@@ -207,20 +275,35 @@ async fn http_failures_are_classified_for_retries() {
         async move { api.fetch(&station(id, "t", 1)).await.unwrap_err() }
     };
     let e500 = fetch("E500").await;
-    assert!(e500.is_transient() && e500.to_string().contains("HTTP 503: maintenance"), "{e500}");
+    assert!(
+        e500.is_transient() && e500.to_string().contains("HTTP 503: maintenance"),
+        "{e500}"
+    );
     let e404 = fetch("E404").await;
     assert!(!e404.is_transient(), "{e404}");
     let e429 = fetch("E429").await;
     assert!(e429.is_transient());
     assert_eq!(e429.retry_after(), Some(Duration::from_secs(7)));
     let html = fetch("HTML").await;
-    assert!(matches!(html, ChargerError::NotJson { .. }) && !html.is_transient(), "{html}");
+    assert!(
+        matches!(html, ChargerError::NotJson { .. }) && !html.is_transient(),
+        "{html}"
+    );
     let big = fetch("BIG").await;
-    assert!(matches!(big, ChargerError::TooLarge { limit: 1_000, .. }), "{big}");
+    assert!(
+        matches!(big, ChargerError::TooLarge { limit: 1_000, .. }),
+        "{big}"
+    );
     let started = Instant::now();
     let slow = fetch("SLOW").await;
-    assert!(matches!(slow, ChargerError::Timeout { after_ms: 300, .. }) && slow.is_transient(), "{slow}");
-    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeout");
+    assert!(
+        matches!(slow, ChargerError::Timeout { after_ms: 300, .. }) && slow.is_transient(),
+        "{slow}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the timeout"
+    );
     let refused = HttpChargerApi::new(
         VendorProfile::native(),
         Some("http://127.0.0.1:1".into()),
@@ -230,7 +313,10 @@ async fn http_failures_are_classified_for_retries() {
     .fetch(&station("A", "csm", 1))
     .await
     .unwrap_err();
-    assert!(matches!(refused, ChargerError::Connect { .. }) && refused.is_transient(), "{refused}");
+    assert!(
+        matches!(refused, ChargerError::Connect { .. }) && refused.is_transient(),
+        "{refused}"
+    );
     assert!(refused.to_string().contains("127.0.0.1:1"), "{refused}");
 }
 
@@ -243,7 +329,10 @@ async fn retries_recover_from_transient_failures_but_not_from_permanent_ones() {
         .mount(&server)
         .await;
     Mock::given(path("/api/v1/stations/FLAKY/ports"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ports": [{"port": 1, "status": "free"}]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ports": [{"port": 1, "status": "free"}]})),
+        )
         .mount(&server)
         .await;
     Mock::given(path("/api/v1/stations/GONE/ports"))
@@ -269,23 +358,35 @@ async fn retries_recover_from_transient_failures_but_not_from_permanent_ones() {
 async fn secrets_never_appear_in_errors_and_missing_ones_are_named() {
     unsafe_env("CSM_TEST_QUERY_SECRET", "s3cr3t-in-query");
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
     let profile = VendorProfile::from_toml(
         "[request]\nurl = \"{base_url}/p/{station_id}?key=${CSM_TEST_QUERY_SECRET}\"\n[ports]\npointer = \"/p\"\n[ports.fields]\nstatus = \"/s\"\n[status]\n",
         "t",
     )
     .unwrap();
     let settings = test_settings();
-    let err = api(profile, &server, &settings).fetch(&station("A", "t", 1)).await.unwrap_err();
+    let err = api(profile, &server, &settings)
+        .fetch(&station("A", "t", 1))
+        .await
+        .unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(!text.contains("s3cr3t-in-query"), "{text}");
-    assert!(text.contains("${CSM_TEST_QUERY_SECRET}"), "the URL is shown as configured: {text}");
+    assert!(
+        text.contains("${CSM_TEST_QUERY_SECRET}"),
+        "the URL is shown as configured: {text}"
+    );
     let missing = VendorProfile::from_toml(
         "[request]\nurl = \"{base_url}/p/{station_id}\"\nheaders = { Authorization = \"${CSM_TEST_NEVER_SET_VAR}\" }\n[ports]\npointer = \"/p\"\n[ports.fields]\nstatus = \"/s\"\n[status]\n",
         "t",
     )
     .unwrap();
-    let err = api(missing, &server, &settings).fetch(&station("A", "t", 1)).await.unwrap_err();
+    let err = api(missing, &server, &settings)
+        .fetch(&station("A", "t", 1))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "t: environment variable CSM_TEST_NEVER_SET_VAR (used by request.headers.Authorization) is not set"
@@ -308,7 +409,10 @@ impl ChargerApi for Flaky {
         None
     }
     async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
-        self.attempts.lock().unwrap().push(tokio::time::Instant::now());
+        self.attempts
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
         match self.failures.lock().unwrap().pop() {
             Some(error) => Err(error),
             None => Ok(Snapshot {
@@ -349,7 +453,11 @@ async fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
         max_retry_after: Duration::from_secs(30),
     };
     let flaky = Flaky {
-        failures: std::sync::Mutex::new(vec![status_error(503, None), status_error(503, None), status_error(500, None)]),
+        failures: std::sync::Mutex::new(vec![
+            status_error(503, None),
+            status_error(503, None),
+            status_error(500, None),
+        ]),
         attempts: Default::default(),
     };
     let fetched = fetch_with_retry(&flaky, &station("A", "flaky", 1), &policy).await;
@@ -358,7 +466,10 @@ async fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
     let waits = gaps(&flaky.attempts.lock().unwrap());
     for (retry, gap) in waits.iter().enumerate() {
         let step = Duration::from_millis(200 * 2_u64.pow(retry as u32));
-        assert!(*gap >= step / 2 && *gap <= step, "retry {retry}: waited {gap:?}, step {step:?}");
+        assert!(
+            *gap >= step / 2 && *gap <= step,
+            "retry {retry}: waited {gap:?}, step {step:?}"
+        );
     }
 
     let limited = Flaky {
@@ -367,14 +478,21 @@ async fn backoff_grows_exponentially_with_jitter_and_honours_retry_after() {
     };
     let fetched = fetch_with_retry(&limited, &station("A", "flaky", 1), &policy).await;
     assert!(fetched.result.is_ok());
-    assert_eq!(gaps(&limited.attempts.lock().unwrap()), [Duration::from_secs(12)], "waits exactly what Retry-After asks");
+    assert_eq!(
+        gaps(&limited.attempts.lock().unwrap()),
+        [Duration::from_secs(12)],
+        "waits exactly what Retry-After asks"
+    );
 
     let too_long = Flaky {
         failures: std::sync::Mutex::new(vec![status_error(429, Some(3_600))]),
         attempts: Default::default(),
     };
     let fetched = fetch_with_retry(&too_long, &station("A", "flaky", 1), &policy).await;
-    assert_eq!(fetched.attempts, 1, "a vendor asking for an hour is not waited for");
+    assert_eq!(
+        fetched.attempts, 1,
+        "a vendor asking for an hour is not waited for"
+    );
 
     let always = Flaky {
         failures: std::sync::Mutex::new((0..10).map(|_| status_error(500, None)).collect()),

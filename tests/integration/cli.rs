@@ -38,12 +38,20 @@ async fn init_db_is_idempotent_on_sqlite_and_mysql() {
     let url = sqlite_url(&dir);
     for _ in 0..2 {
         let outcome = run(&["--database-url", &url, "init-db"]).await;
-        assert!(ok(&outcome).starts_with("database ready: sqlite"), "{}", outcome.1);
+        assert!(
+            ok(&outcome).starts_with("database ready: sqlite"),
+            "{}",
+            outcome.1
+        );
     }
     let db = TestDb::new();
     for _ in 0..2 {
         let outcome = run(&["--database-url", &db.url, "init-db"]).await;
-        assert!(ok(&outcome).contains("database ready: mysql 127.0.0.1:3306/csm_t_"), "{}", outcome.1);
+        assert!(
+            ok(&outcome).contains("database ready: mysql 127.0.0.1:3306/csm_t_"),
+            "{}",
+            outcome.1
+        );
     }
 }
 
@@ -53,36 +61,74 @@ async fn stations_are_added_imported_listed_and_removed() {
     let url = sqlite_url(&dir);
     let db = ["--database-url", url.as_str()];
     let with = |rest: &[&'static str]| [&db[..], rest].concat();
-    ok(&run(&with(&["stations", "add", "S1", "信阳学院 A 区", "--ports", "12", "--lat", "32.1", "--lng", "114.0"])).await);
+    ok(&run(&with(&[
+        "stations",
+        "add",
+        "S1",
+        "信阳学院 A 区",
+        "--ports",
+        "12",
+        "--lat",
+        "32.1",
+        "--lng",
+        "114.0",
+    ]))
+    .await);
     let duplicate = run(&with(&["stations", "add", "S1", "again"])).await;
     let err = duplicate.0.unwrap_err();
     assert_eq!(render_error(&err), "station S1 already exists");
     assert_eq!(exit_code_for(&err), 1);
 
     let csv = dir.path().join("stations.csv");
-    std::fs::write(&csv, "id,name,address,port_count\nS2,东区宿舍,东区,10\nS3,图书馆,,6\n").unwrap();
+    std::fs::write(
+        &csv,
+        "id,name,address,port_count\nS2,东区宿舍,东区,10\nS3,图书馆,,6\n",
+    )
+    .unwrap();
     let csv_path = csv.to_str().unwrap().to_owned();
     let outcome = run(&[&db[..], &["stations", "import", &csv_path]].concat()).await;
-    assert!(ok(&outcome).contains("imported 2 stations") && outcome.1.contains("2 added"), "{}", outcome.1);
+    assert!(
+        ok(&outcome).contains("imported 2 stations") && outcome.1.contains("2 added"),
+        "{}",
+        outcome.1
+    );
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "id,name,lat\nS4,好,32\nS5,坏,999\n../x,路径,1\n").unwrap();
     let bad_path = bad.to_str().unwrap().to_owned();
     let outcome = run(&[&db[..], &["stations", "import", &bad_path]].concat()).await;
     let message = render_error(&outcome.0.unwrap_err());
-    assert!(message.contains("line 3: lat 999 is outside -90..90"), "{message}");
-    assert!(message.contains("line 4: station id contains '/'"), "{message}");
+    assert!(
+        message.contains("line 3: lat 999 is outside -90..90"),
+        "{message}"
+    );
+    assert!(
+        message.contains("line 4: station id contains '/'"),
+        "{message}"
+    );
     assert!(message.contains("nothing was imported"), "{message}");
 
     let outcome = run(&with(&["stations", "list", "--json"])).await;
     let listed: serde_json::Value = serde_json::from_str(ok(&outcome)).unwrap();
-    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["S1", "S2", "S3"], "S4 of the bad file was not written");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["S1", "S2", "S3"],
+        "S4 of the bad file was not written"
+    );
     assert_eq!(listed[0]["name"], "信阳学院 A 区");
 
     ok(&run(&with(&["stations", "remove", "S3"])).await);
     let missing = run(&with(&["stations", "remove", "S3"])).await;
-    assert_eq!(render_error(&missing.0.unwrap_err()), "station S3 not found");
+    assert_eq!(
+        render_error(&missing.0.unwrap_err()),
+        "station S3 not found"
+    );
     let table = run(&with(&["stations", "list"])).await;
     assert!(ok(&table).contains("2 stations"), "{}", table.1);
 }
@@ -92,7 +138,11 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
     let sim = Arc::new(csm::core::charger::Simulator::with_fleet(5, 1.0, 30, 12));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(csm::cli::simulate::serve(listener, sim, std::future::pending()));
+    tokio::spawn(csm::cli::simulate::serve(
+        listener,
+        sim,
+        std::future::pending(),
+    ));
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     // The base URL override as the environment would give it (CSM_VENDOR_CSM_BASE_URL).
@@ -100,12 +150,21 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
         let url = url.clone();
         let base = base.clone();
         async move {
-            let mut argv = vec!["csm-cli".to_owned(), "--vendors-dir".into(), "/nonexistent".into(), "--database-url".into(), url];
+            let mut argv = vec![
+                "csm-cli".to_owned(),
+                "--vendors-dir".into(),
+                "/nonexistent".into(),
+                "--database-url".into(),
+                url,
+            ];
             argv.extend(extra.iter().map(|s| s.to_string()));
             let cli = Cli::try_parse_from(argv).unwrap();
             let mut settings = cli.settings;
             settings.vendor_base_urls.insert("CSM".into(), base);
-            let cli = Cli { settings, command: cli.command };
+            let cli = Cli {
+                settings,
+                command: cli.command,
+            };
             let mut out = Vec::new();
             let result = csm::cli::run(cli, &mut out).await;
             (result, String::from_utf8(out).unwrap())
@@ -121,12 +180,21 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
     assert_eq!(summary["status_changes"], 360, "every port is new");
     let second = refresh(&["refresh", "--all", "--json"]).await;
     let summary: serde_json::Value = serde_json::from_str(ok(&second)).unwrap();
-    assert!(summary["rows_written"].as_u64().unwrap() < 36, "a second cycle right after writes only changes: {summary}");
+    assert!(
+        summary["rows_written"].as_u64().unwrap() < 36,
+        "a second cycle right after writes only changes: {summary}"
+    );
     let ports = refresh(&["ports", "S0007"]).await;
     let text = ok(&ports);
-    assert!(text.contains("S0007") && text.contains("voltage") && text.lines().count() > 12, "{text}");
+    assert!(
+        text.contains("S0007") && text.contains("voltage") && text.lines().count() > 12,
+        "{text}"
+    );
     let unknown = refresh(&["refresh", "NOPE"]).await;
-    assert_eq!(render_error(&unknown.0.unwrap_err()), "station NOPE not found");
+    assert_eq!(
+        render_error(&unknown.0.unwrap_err()),
+        "station NOPE not found"
+    );
     let usage = refresh(&["refresh"]).await;
     assert_eq!(exit_code_for(&usage.0.unwrap_err()), 2);
 }
@@ -134,37 +202,75 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
 #[tokio::test]
 async fn test_connection_reports_each_target_without_secrets() {
     let vendor = MockServer::start().await;
-    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(404)).mount(&vendor).await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&vendor)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     let redis = redis_url();
-    let argv = ["csm-cli", "--vendors-dir", "/nonexistent", "--database-url", url.as_str(), "--redis-url", redis.as_str(), "test-connection"];
+    let argv = [
+        "csm-cli",
+        "--vendors-dir",
+        "/nonexistent",
+        "--database-url",
+        url.as_str(),
+        "--redis-url",
+        redis.as_str(),
+        "test-connection",
+    ];
     let mut cli = Cli::try_parse_from(argv).unwrap();
-    cli.settings.vendor_base_urls.insert("CSM".into(), vendor.uri());
+    cli.settings
+        .vendor_base_urls
+        .insert("CSM".into(), vendor.uri());
     let mut out = Vec::new();
     let code = csm::cli::run(cli, &mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(code, ExitCode::SUCCESS, "{text}");
-    assert!(text.lines().any(|l| l.starts_with("database") && l.contains(" OK ")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("cache") && l.contains("redis 127.0.0.1:6379") && l.contains(" OK ")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("vendor") && l.contains(&vendor.uri()) && l.contains(" OK ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("database") && l.contains(" OK ")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("cache")
+            && l.contains("redis 127.0.0.1:6379")
+            && l.contains(" OK ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("vendor") && l.contains(&vendor.uri()) && l.contains(" OK ")),
+        "{text}"
+    );
 
     let argv = [
-        "csm-cli", "--vendors-dir", "/nonexistent",
-        "--database-url", "mysql://root:hunter2-db@127.0.0.1:1/csm",
-        "--redis-url", "redis://:hunter2-redis@127.0.0.1:2",
+        "csm-cli",
+        "--vendors-dir",
+        "/nonexistent",
+        "--database-url",
+        "mysql://root:hunter2-db@127.0.0.1:1/csm",
+        "--redis-url",
+        "redis://:hunter2-redis@127.0.0.1:2",
         "test-connection",
     ];
     let mut cli = Cli::try_parse_from(argv).unwrap();
-    cli.settings.vendor_base_urls.insert("CSM".into(), "http://127.0.0.1:3".into());
+    cli.settings
+        .vendor_base_urls
+        .insert("CSM".into(), "http://127.0.0.1:3".into());
     let mut out = Vec::new();
     let code = csm::cli::run(cli, &mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(code, ExitCode::FAILURE);
     assert!(text.contains("3 of 3 checks failed"), "{text}");
-    for (kind, place) in [("database", "127.0.0.1:1"), ("cache", "127.0.0.1:2"), ("vendor", "127.0.0.1:3")] {
+    for (kind, place) in [
+        ("database", "127.0.0.1:1"),
+        ("cache", "127.0.0.1:2"),
+        ("vendor", "127.0.0.1:3"),
+    ] {
         assert!(
-            text.lines().any(|l| l.starts_with(kind) && l.contains("FAIL") && l.contains(place)),
+            text.lines()
+                .any(|l| l.starts_with(kind) && l.contains("FAIL") && l.contains(place)),
             "{kind} at {place}: {text}"
         );
     }
@@ -176,7 +282,10 @@ async fn bad_settings_are_usage_errors() {
     let (result, _) = run(&["--database-url", "postgres://x/y", "init-db"]).await;
     let err = result.unwrap_err();
     assert_eq!(exit_code_for(&err), 2);
-    assert!(render_error(&err).starts_with("CSM_DATABASE_URL: \"postgres://x/y\" is not a database URL"));
+    assert!(
+        render_error(&err)
+            .starts_with("CSM_DATABASE_URL: \"postgres://x/y\" is not a database URL")
+    );
     let (result, _) = run(&["--redis-url", "http://cache", "init-db"]).await;
     assert_eq!(exit_code_for(&result.unwrap_err()), 2);
     assert!(Cli::try_parse_from(["csm-cli", "refresh", "--bogus"]).is_err());

@@ -42,7 +42,10 @@ impl Store for Counting {
     async fn add_station(&self, station: &Station) -> Result<(), StoreError> {
         self.inner.add_station(station).await
     }
-    async fn upsert_stations(&self, stations: &[Station]) -> Result<csm::core::store::UpsertCounts, StoreError> {
+    async fn upsert_stations(
+        &self,
+        stations: &[Station],
+    ) -> Result<csm::core::store::UpsertCounts, StoreError> {
         self.inner.upsert_stations(stations).await
     }
     async fn remove_station(&self, id: &StationId) -> Result<bool, StoreError> {
@@ -135,56 +138,106 @@ on_both!(
 async fn only_changes_make_events_and_writes(backend: Backend, cache: CacheKind) {
     let rig = rig(backend, cache, 8).await;
     let s = scripted("A", 3);
-    rig.api.set("A", Ok(vec![
-        reading(1, PortStatus::Free, Some(220.0)),
-        reading(2, PortStatus::Occupied, Some(219.0)),
-        reading(3, PortStatus::Fault, None),
-    ]));
+    rig.api.set(
+        "A",
+        Ok(vec![
+            reading(1, PortStatus::Free, Some(220.0)),
+            reading(2, PortStatus::Occupied, Some(219.0)),
+            reading(3, PortStatus::Fault, None),
+        ]),
+    );
     let first = rig.engine.refresh(Arc::clone(&s)).await.result.unwrap();
-    assert_eq!((first.ports, first.status_changes, first.rows_written), (3, 3, 3));
+    assert_eq!(
+        (first.ports, first.status_changes, first.rows_written),
+        (3, 3, 3)
+    );
     // Only the voltage moves: nothing to write.
-    rig.api.set("A", Ok(vec![
-        reading(1, PortStatus::Free, Some(221.7)),
-        reading(2, PortStatus::Occupied, Some(218.2)),
-        reading(3, PortStatus::Fault, None),
-    ]));
+    rig.api.set(
+        "A",
+        Ok(vec![
+            reading(1, PortStatus::Free, Some(221.7)),
+            reading(2, PortStatus::Occupied, Some(218.2)),
+            reading(3, PortStatus::Fault, None),
+        ]),
+    );
     let second = rig.engine.refresh(Arc::clone(&s)).await.result.unwrap();
     assert_eq!((second.status_changes, second.rows_written), (0, 0));
-    rig.api.set("A", Ok(vec![
-        reading(1, PortStatus::Free, Some(221.0)),
-        reading(2, PortStatus::Free, Some(220.1)),
-        reading(3, PortStatus::Fault, None),
-    ]));
+    rig.api.set(
+        "A",
+        Ok(vec![
+            reading(1, PortStatus::Free, Some(221.0)),
+            reading(2, PortStatus::Free, Some(220.1)),
+            reading(3, PortStatus::Fault, None),
+        ]),
+    );
     let third = rig.engine.refresh(Arc::clone(&s)).await.result.unwrap();
     assert_eq!((third.status_changes, third.rows_written), (1, 1));
     assert_eq!(rig.engine.flush().await.pending_rows, 0);
 
     let id = StationId::parse("A").unwrap();
-    let events = rig._db.store.events(&EventQuery { station_id: Some(id.clone()), ..EventQuery::default() }).await.unwrap();
+    let events = rig
+        ._db
+        .store
+        .events(&EventQuery {
+            station_id: Some(id.clone()),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(events.len(), 4);
-    assert_eq!((events[0].port, events[0].old, events[0].new), (2, Some(PortStatus::Occupied), PortStatus::Free));
+    assert_eq!(
+        (events[0].port, events[0].old, events[0].new),
+        (2, Some(PortStatus::Occupied), PortStatus::Free)
+    );
     let cached = rig.cache.get(&id).await.unwrap().expect("cached");
-    assert_eq!(cached.ports[0].reading.voltage, Some(221.0), "the cache has the live reading");
-    let stored = rig._db.store.station_states(std::slice::from_ref(&id)).await.unwrap();
+    assert_eq!(
+        cached.ports[0].reading.voltage,
+        Some(221.0),
+        "the cache has the live reading"
+    );
+    let stored = rig
+        ._db
+        .store
+        .station_states(std::slice::from_ref(&id))
+        .await
+        .unwrap();
     let ports = &stored[0].ports;
     assert_eq!(ports[1].reading.status, PortStatus::Free);
-    assert!(ports[1].since > ports[0].since, "port 2 changed later than port 1");
-    assert_eq!(cached.ports[0].since.timestamp_micros(), ports[0].since.timestamp_micros());
+    assert!(
+        ports[1].since > ports[0].since,
+        "port 2 changed later than port 1"
+    );
+    assert_eq!(
+        cached.ports[0].since.timestamp_micros(),
+        ports[0].since.timestamp_micros()
+    );
 }
 
 async fn a_failing_station_keeps_its_ports_marked_stale(backend: Backend, cache: CacheKind) {
     let rig = rig(backend, cache, 8).await;
     let (a, b) = (scripted("A", 2), scripted("B", 1));
-    rig.api.set("A", Ok(vec![reading(1, PortStatus::Free, None), reading(2, PortStatus::Occupied, None)]));
-    rig.api.set("B", Ok(vec![reading(1, PortStatus::Free, None)]));
-    rig.engine.refresh_many(vec![Arc::clone(&a), Arc::clone(&b)], |_| {}).await;
+    rig.api.set(
+        "A",
+        Ok(vec![
+            reading(1, PortStatus::Free, None),
+            reading(2, PortStatus::Occupied, None),
+        ]),
+    );
+    rig.api
+        .set("B", Ok(vec![reading(1, PortStatus::Free, None)]));
+    rig.engine
+        .refresh_many(vec![Arc::clone(&a), Arc::clone(&b)], |_| {})
+        .await;
     let down = ChargerError::Connect {
         vendor: SCRIPTED.into(),
         url: "http://vendor/A".into(),
         message: "connection refused".into(),
     };
     rig.api.set("A", Err(down.clone()));
-    let outcomes = rig.engine.refresh_many(vec![Arc::clone(&a), Arc::clone(&b)], |_| {}).await;
+    let outcomes = rig
+        .engine
+        .refresh_many(vec![Arc::clone(&a), Arc::clone(&b)], |_| {})
+        .await;
     let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].station_id.as_str(), "A");
@@ -192,18 +245,49 @@ async fn a_failing_station_keeps_its_ports_marked_stale(backend: Backend, cache:
     let state = rig.cache.get(&a.id).await.unwrap().expect("still cached");
     assert_eq!(state.ports.len(), 2, "the last known ports stay");
     assert_eq!(state.failures, 1);
-    assert!(state.last_error.as_deref().unwrap().contains("connection refused"));
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused")
+    );
     assert!(state.is_stale(chrono::Utc::now(), chrono::Duration::hours(1)));
     rig.engine.flush().await;
-    let stored = rig._db.store.station_states(std::slice::from_ref(&a.id)).await.unwrap();
-    assert!(stored[0].last_error.as_deref().unwrap().contains("connection refused"));
+    let stored = rig
+        ._db
+        .store
+        .station_states(std::slice::from_ref(&a.id))
+        .await
+        .unwrap();
+    assert!(
+        stored[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused")
+    );
     let b_state = rig.cache.get(&b.id).await.unwrap().unwrap();
-    assert!(b_state.last_error.is_none(), "the other station is unaffected");
+    assert!(
+        b_state.last_error.is_none(),
+        "the other station is unaffected"
+    );
     // Recovery clears the error.
-    rig.api.set("A", Ok(vec![reading(1, PortStatus::Free, None), reading(2, PortStatus::Free, None)]));
+    rig.api.set(
+        "A",
+        Ok(vec![
+            reading(1, PortStatus::Free, None),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
     rig.engine.refresh(Arc::clone(&a)).await.result.unwrap();
     rig.engine.flush().await;
-    let stored = rig._db.store.station_states(std::slice::from_ref(&a.id)).await.unwrap();
+    let stored = rig
+        ._db
+        .store
+        .station_states(std::slice::from_ref(&a.id))
+        .await
+        .unwrap();
     assert_eq!(stored[0].last_error, None);
     assert_eq!(stored[0].failures, 0);
 }
@@ -211,7 +295,8 @@ async fn a_failing_station_keeps_its_ports_marked_stale(backend: Backend, cache:
 async fn refreshes_of_one_station_join(backend: Backend, cache: CacheKind) {
     let rig = rig(backend, cache, 8).await;
     let s = scripted("A", 1);
-    rig.api.set("A", Ok(vec![reading(1, PortStatus::Free, None)]));
+    rig.api
+        .set("A", Ok(vec![reading(1, PortStatus::Free, None)]));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *rig.api.gate.lock().unwrap() = Some(Arc::clone(&gate));
     let first = tokio::spawn({
@@ -231,21 +316,35 @@ async fn refreshes_of_one_station_join(backend: Backend, cache: CacheKind) {
     assert_eq!(rig.engine.running(), 1);
     gate.add_permits(10);
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
-    assert_eq!(rig.api.calls(), 1, "the second request joined the running job");
+    assert_eq!(
+        rig.api.calls(),
+        1,
+        "the second request joined the running job"
+    );
     assert_eq!(first.result.unwrap(), second.result.unwrap());
 }
 
 async fn writes_of_many_jobs_are_batched(backend: Backend, cache: CacheKind) {
     let rig = rig(backend, cache, 32).await;
-    let stations: Vec<_> = (0..300).map(|i| scripted(&format!("S{i:03}"), 12)).collect();
+    let stations: Vec<_> = (0..300)
+        .map(|i| scripted(&format!("S{i:03}"), 12))
+        .collect();
     for s in &stations {
-        rig.api.set(s.id.as_str(), Ok((1..=12).map(|p| reading(p, PortStatus::Free, Some(220.0))).collect()));
+        rig.api.set(
+            s.id.as_str(),
+            Ok((1..=12)
+                .map(|p| reading(p, PortStatus::Free, Some(220.0)))
+                .collect()),
+        );
     }
     let outcomes = rig.engine.refresh_many(stations, |_| {}).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
     rig.engine.flush().await;
     let applies = rig.store.applies.load(Ordering::SeqCst);
-    assert!(applies <= 20, "300 stations × 12 ports were written in {applies} transactions");
+    assert!(
+        applies <= 20,
+        "300 stations × 12 ports were written in {applies} transactions"
+    );
     assert_eq!(rig._db.store.count_events(None).await.unwrap(), 3_600);
 }
 
@@ -255,16 +354,23 @@ async fn concurrency_is_bounded() {
     *rig.api.delay.lock().unwrap() = Duration::from_millis(20);
     let stations: Vec<_> = (0..40).map(|i| scripted(&format!("S{i}"), 1)).collect();
     for s in &stations {
-        rig.api.set(s.id.as_str(), Ok(vec![reading(1, PortStatus::Free, None)]));
+        rig.api
+            .set(s.id.as_str(), Ok(vec![reading(1, PortStatus::Free, None)]));
     }
     let progress = AtomicUsize::new(0);
-    let outcomes = rig.engine.refresh_many(stations, |_| {
-        progress.fetch_add(1, Ordering::SeqCst);
-    }).await;
+    let outcomes = rig
+        .engine
+        .refresh_many(stations, |_| {
+            progress.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
     assert_eq!(outcomes.len(), 40);
     assert_eq!(progress.load(Ordering::SeqCst), 40);
     let max = rig.api.max_in_flight.load(Ordering::SeqCst);
-    assert!((2..=4).contains(&max), "at most 4 at once, and more than one: {max}");
+    assert!(
+        (2..=4).contains(&max),
+        "at most 4 at once, and more than one: {max}"
+    );
 }
 
 #[tokio::test]
@@ -272,9 +378,18 @@ async fn the_scheduler_skips_ticks_it_cannot_keep() {
     let rig = rig(Backend::Sqlite, CacheKind::Memory, 8).await;
     let s = station("A", SCRIPTED, 1);
     rig._db.store.add_station(&s).await.unwrap();
-    rig._db.store.add_station(&Station { enabled: false, ..station("OFF", SCRIPTED, 1) }).await.unwrap();
-    rig.api.set("A", Ok(vec![reading(1, PortStatus::Free, None)]));
-    rig.api.set("OFF", Ok(vec![reading(1, PortStatus::Free, None)]));
+    rig._db
+        .store
+        .add_station(&Station {
+            enabled: false,
+            ..station("OFF", SCRIPTED, 1)
+        })
+        .await
+        .unwrap();
+    rig.api
+        .set("A", Ok(vec![reading(1, PortStatus::Free, None)]));
+    rig.api
+        .set("OFF", Ok(vec![reading(1, PortStatus::Free, None)]));
     // Each fetch takes 250 ms while the interval is 50 ms: cycles must not pile up.
     *rig.api.delay.lock().unwrap() = Duration::from_millis(250);
     let cancel = CancellationToken::new();
@@ -291,6 +406,13 @@ async fn the_scheduler_skips_ticks_it_cannot_keep() {
     let calls = rig.api.calls();
     let elapsed = started.elapsed().as_millis() as usize;
     assert!(calls >= 3, "the scheduler kept refreshing: {calls}");
-    assert!(calls <= elapsed / 250 + 1, "{calls} fetches in {elapsed} ms: cycles overlapped");
-    assert_eq!(rig.api.max_in_flight.load(Ordering::SeqCst), 1, "the disabled station is not refreshed");
+    assert!(
+        calls <= elapsed / 250 + 1,
+        "{calls} fetches in {elapsed} ms: cycles overlapped"
+    );
+    assert_eq!(
+        rig.api.max_in_flight.load(Ordering::SeqCst),
+        1,
+        "the disabled station is not refreshed"
+    );
 }

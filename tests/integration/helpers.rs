@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use csm::core::Monitor;
 use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
 use csm::core::charger::{ChargerApi, ChargerError, Chargers};
 use csm::core::model::{PortReading, PortStatus, Snapshot, Station, StationId};
 use csm::core::settings::Settings;
 use csm::core::store::{MySqlStore, SqliteStore, Store};
-use csm::core::Monitor;
 use sqlx::Connection;
 use tokio::sync::oneshot;
 
@@ -70,14 +70,19 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside any runtime guarantee: use a thread with its own.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async {
                 if let Ok(mut conn) = sqlx::MySqlConnection::connect(&base).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS `{name}`"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
@@ -234,7 +239,12 @@ impl ChargerApi for ScriptedApi {
             tokio::time::sleep(delay).await;
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let answer = self.answers.lock().unwrap().get(station.id.as_str()).cloned();
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .get(station.id.as_str())
+            .cloned();
         match answer {
             Some(Ok(ports)) => Ok(Snapshot {
                 station_id: station.id.clone(),
@@ -328,7 +338,9 @@ pub async fn spawn_app_with(
     ));
     monitor.seed_demo(3).await.expect("seed demo stations");
     let server = csm::server::Server::from_monitor(Arc::clone(&monitor)).without_scheduler();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(listener, async move {

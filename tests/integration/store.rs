@@ -50,7 +50,10 @@ async fn stations_round_trip_with_chinese_text(backend: Backend) {
     assert_eq!(listed, vec![s.clone(), other.clone()], "ordered by id");
     assert_eq!(t.store.get_station(&s.id).await.unwrap(), Some(s));
     assert_eq!(
-        t.store.get_station(&StationId::parse("nope").unwrap()).await.unwrap(),
+        t.store
+            .get_station(&StationId::parse("nope").unwrap())
+            .await
+            .unwrap(),
         None
     );
 }
@@ -60,7 +63,10 @@ async fn adding_an_existing_station_is_a_conflict(backend: Backend) {
     let s = station("S1", "simulator", 4);
     t.store.add_station(&s).await.unwrap();
     let err = t.store.add_station(&s).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(ref id) if id.as_str() == "S1"), "{err}");
+    assert!(
+        matches!(err, StoreError::Conflict(ref id) if id.as_str() == "S1"),
+        "{err}"
+    );
     let mut bad = station("S2", "simulator", 4);
     bad.lat = Some(95.0);
     let err = t.store.add_station(&bad).await.unwrap_err();
@@ -71,7 +77,9 @@ async fn adding_an_existing_station_is_a_conflict(backend: Backend) {
 async fn imports_are_all_or_nothing_and_counted(backend: Backend) {
     let t = test_store(backend).await;
     // More rows than one statement carries, so the import spans several statements.
-    let many: Vec<_> = (0..2_500).map(|i| station(&format!("S{i:05}"), "simulator", 10)).collect();
+    let many: Vec<_> = (0..2_500)
+        .map(|i| station(&format!("S{i:05}"), "simulator", 10))
+        .collect();
     let counts = t.store.upsert_stations(&many).await.unwrap();
     assert_eq!((counts.added, counts.updated), (2_500, 0));
     let mut again = many[..10].to_vec();
@@ -79,30 +87,64 @@ async fn imports_are_all_or_nothing_and_counted(backend: Backend) {
     again.push(station("NEW1", "simulator", 2));
     let counts = t.store.upsert_stations(&again).await.unwrap();
     assert_eq!((counts.added, counts.updated), (1, 10));
-    assert_eq!(t.store.get_station(&many[0].id).await.unwrap().unwrap().name, "改名");
+    assert_eq!(
+        t.store
+            .get_station(&many[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "改名"
+    );
 
     let mut bad = vec![station("X1", "simulator", 2), station("X2", "simulator", 2)];
     bad[1].name = String::new();
     let err = t.store.upsert_stations(&bad).await.unwrap_err();
-    assert!(err.to_string().contains("station 2 (X2): name is empty"), "{err}");
+    assert!(
+        err.to_string().contains("station 2 (X2): name is empty"),
+        "{err}"
+    );
     let dupes = vec![station("Y1", "simulator", 2), station("Y1", "simulator", 3)];
     let err = t.store.upsert_stations(&dupes).await.unwrap_err();
     assert!(err.to_string().contains("Y1 appears twice"), "{err}");
-    assert_eq!(t.store.list_stations().await.unwrap().len(), 2_501, "nothing of the bad imports was written");
+    assert_eq!(
+        t.store.list_stations().await.unwrap().len(),
+        2_501,
+        "nothing of the bad imports was written"
+    );
 }
 
-fn port_row(station_id: &str, port: u32, status: PortStatus, since: chrono::DateTime<Utc>) -> PortStateRow {
+fn port_row(
+    station_id: &str,
+    port: u32,
+    status: PortStatus,
+    since: chrono::DateTime<Utc>,
+) -> PortStateRow {
     PortStateRow {
         station_id: StationId::parse(station_id).unwrap(),
         state: PortState {
-            reading: reading(port, status, if status == PortStatus::Free { Some(221.5) } else { None }),
+            reading: reading(
+                port,
+                status,
+                if status == PortStatus::Free {
+                    Some(221.5)
+                } else {
+                    None
+                },
+            ),
             since,
         },
         observed_at: since + Duration::seconds(5),
     }
 }
 
-fn event(station_id: &str, port: u32, old: Option<PortStatus>, new: PortStatus, at: chrono::DateTime<Utc>) -> StatusEvent {
+fn event(
+    station_id: &str,
+    port: u32,
+    old: Option<PortStatus>,
+    new: PortStatus,
+    at: chrono::DateTime<Utc>,
+) -> StatusEvent {
     StatusEvent {
         station_id: StationId::parse(station_id).unwrap(),
         port,
@@ -139,14 +181,24 @@ async fn batches_write_ports_events_and_health(backend: Backend) {
         })
         .await
         .unwrap();
-    let states = t.store.station_states(&[StationId::parse("A").unwrap(), StationId::parse("B").unwrap()]).await.unwrap();
+    let states = t
+        .store
+        .station_states(&[
+            StationId::parse("A").unwrap(),
+            StationId::parse("B").unwrap(),
+        ])
+        .await
+        .unwrap();
     assert_eq!(states.len(), 1);
     let state = &states[0];
     assert_eq!(state.failures, 2);
     assert_eq!(state.last_error.as_deref(), Some("csm: timeout 超时"));
     assert_eq!(state.ports.len(), 2);
     assert_eq!(state.ports[0].reading.voltage, Some(221.5));
-    assert_eq!(state.ports[0].reading.current, None, "absent readings stay absent");
+    assert_eq!(
+        state.ports[0].reading.current, None,
+        "absent readings stay absent"
+    );
     assert_eq!(state.ports[1].reading.status, PortStatus::Fault);
     assert_eq!(state.ports[1].reading.voltage, None);
     let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros();
@@ -175,7 +227,9 @@ async fn large_batches_are_chunked_under_the_bind_limits(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(t.store.count_events(None).await.unwrap(), 40_000);
-    let ids: Vec<_> = (0..4_000).map(|s| StationId::parse(&format!("S{s}")).unwrap()).collect();
+    let ids: Vec<_> = (0..4_000)
+        .map(|s| StationId::parse(&format!("S{s}")).unwrap())
+        .collect();
     let states = t.store.station_states(&ids).await.unwrap();
     assert_eq!(states.len(), 4_000);
     assert!(states.iter().all(|s| s.ports.len() == 10));
@@ -202,24 +256,68 @@ async fn events_are_filtered_and_newest_first(backend: Backend) {
     let mut events = Vec::new();
     for minute in 0..10 {
         let at = t0 + Duration::minutes(minute);
-        events.push(event("A", 1 + (minute as u32 % 2), Some(PortStatus::Free), PortStatus::Occupied, at));
-        events.push(event("B", 1, Some(PortStatus::Occupied), PortStatus::Free, at));
+        events.push(event(
+            "A",
+            1 + (minute as u32 % 2),
+            Some(PortStatus::Free),
+            PortStatus::Occupied,
+            at,
+        ));
+        events.push(event(
+            "B",
+            1,
+            Some(PortStatus::Occupied),
+            PortStatus::Free,
+            at,
+        ));
     }
-    t.store.apply(&WriteBatch { events, ..WriteBatch::default() }).await.unwrap();
+    t.store
+        .apply(&WriteBatch {
+            events,
+            ..WriteBatch::default()
+        })
+        .await
+        .unwrap();
     let a = StationId::parse("A").unwrap();
-    let all_a = t.store.events(&EventQuery { station_id: Some(a.clone()), ..EventQuery::default() }).await.unwrap();
+    let all_a = t
+        .store
+        .events(&EventQuery {
+            station_id: Some(a.clone()),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all_a.len(), 10);
     assert!(all_a.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
-    let port2 = t.store.events(&EventQuery { station_id: Some(a.clone()), port: Some(2), ..EventQuery::default() }).await.unwrap();
+    let port2 = t
+        .store
+        .events(&EventQuery {
+            station_id: Some(a.clone()),
+            port: Some(2),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(port2.len(), 5);
-    let window = t.store.events(&EventQuery {
-        station_id: Some(a.clone()),
-        since: Some(t0 + Duration::minutes(3)),
-        until: Some(t0 + Duration::minutes(6)),
-        ..EventQuery::default()
-    }).await.unwrap();
+    let window = t
+        .store
+        .events(&EventQuery {
+            station_id: Some(a.clone()),
+            since: Some(t0 + Duration::minutes(3)),
+            until: Some(t0 + Duration::minutes(6)),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(window.len(), 3);
-    let limited = t.store.events(&EventQuery { limit: 4, ..EventQuery::default() }).await.unwrap();
+    let limited = t
+        .store
+        .events(&EventQuery {
+            limit: 4,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(limited.len(), 4);
     assert_eq!(t.store.count_events(Some(&a)).await.unwrap(), 10);
     assert_eq!(t.store.count_events(None).await.unwrap(), 20);
@@ -239,8 +337,17 @@ async fn removing_a_station_keeps_its_history(backend: Backend) {
         .await
         .unwrap();
     assert!(t.store.remove_station(&s.id).await.unwrap());
-    assert!(!t.store.remove_station(&s.id).await.unwrap(), "a second removal finds nothing");
-    assert!(t.store.station_states(&[s.id.clone()]).await.unwrap().is_empty());
+    assert!(
+        !t.store.remove_station(&s.id).await.unwrap(),
+        "a second removal finds nothing"
+    );
+    assert!(
+        t.store
+            .station_states(std::slice::from_ref(&s.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(t.store.count_events(Some(&s.id)).await.unwrap(), 1);
 }
 
@@ -248,12 +355,19 @@ async fn removing_a_station_keeps_its_history(backend: Backend) {
 async fn mysql_database_is_created_when_missing_and_errors_name_the_host() {
     let db = crate::helpers::TestDb::new();
     let store = csm::core::store::MySqlStore::connect(&db.url, 2).unwrap();
-    store.migrate().await.expect("creates the database and its tables");
+    store
+        .migrate()
+        .await
+        .expect("creates the database and its tables");
     store.ping().await.unwrap();
-    let unreachable = csm::core::store::MySqlStore::connect("mysql://root:pa55word@127.0.0.1:1/csm", 1).unwrap();
+    let unreachable =
+        csm::core::store::MySqlStore::connect("mysql://root:pa55word@127.0.0.1:1/csm", 1).unwrap();
     let err = unreachable.migrate().await.unwrap_err().to_string();
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("pa55word"), "{err}");
-    let err = csm::core::store::connect("postgres://u:p@h/db", 1).await.unwrap_err().to_string();
+    let err = csm::core::store::connect("postgres://u:p@h/db", 1)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mysql://") && !err.contains(":p@"), "{err}");
 }

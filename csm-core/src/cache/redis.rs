@@ -155,8 +155,10 @@ impl StatusCache for RedisCache {
         self.check_paused("reading stations")?;
         let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
         let mut connection = self.connection.clone();
-        let result: redis::RedisResult<Vec<Option<Vec<u8>>>> =
-            redis::cmd("MGET").arg(&keys).query_async(&mut connection).await;
+        let result: redis::RedisResult<Vec<Option<Vec<u8>>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await;
         let values = self.outcome("reading stations", result)?;
         Ok(values
             .into_iter()

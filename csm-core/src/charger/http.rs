@@ -132,7 +132,8 @@ impl HttpChargerApi {
         .timeout(self.timeout);
         if headers {
             for (name, value) in &self.profile.request.headers {
-                let value = self.render(&format!("request.headers.{name}"), value, station_id, true)?;
+                let value =
+                    self.render(&format!("request.headers.{name}"), value, station_id, true)?;
                 request = request.header(name, value);
             }
         }
@@ -142,7 +143,10 @@ impl HttpChargerApi {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request.send().await.map_err(|e| self.transport_error(&shown, &e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&shown, &e))?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = response
@@ -213,7 +217,11 @@ async fn read_capped(
     limit: usize,
     truncate: bool,
 ) -> Result<Vec<u8>, ReadError> {
-    if !truncate && response.content_length().is_some_and(|len| len > limit as u64) {
+    if !truncate
+        && response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+    {
         return Err(ReadError::TooLarge);
     }
     let mut body = Vec::with_capacity(

@@ -65,7 +65,9 @@ pub enum ChargerError {
         body: String,
     },
     /// The response is larger than `CSM_HTTP_MAX_BODY_BYTES`.
-    #[error("{vendor}: the response of {url} is larger than {limit} bytes (CSM_HTTP_MAX_BODY_BYTES)")]
+    #[error(
+        "{vendor}: the response of {url} is larger than {limit} bytes (CSM_HTTP_MAX_BODY_BYTES)"
+    )]
     TooLarge {
         /// Vendor profile.
         vendor: String,
@@ -85,7 +87,9 @@ pub enum ChargerError {
         message: String,
     },
     /// The response is JSON but does not have the shape the profile describes.
-    #[error("{vendor}: the response does not fit the profile: at {pointer} expected {expected}, found {found}")]
+    #[error(
+        "{vendor}: the response does not fit the profile: at {pointer} expected {expected}, found {found}"
+    )]
     Mismatch {
         /// Vendor profile.
         vendor: String,

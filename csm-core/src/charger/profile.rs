@@ -344,7 +344,10 @@ impl VendorProfile {
             if profile.name == super::SIMULATOR_VENDOR || profile.name == super::NATIVE_VENDOR {
                 return Err(ProfileError {
                     source_name: shown,
-                    message: format!("the name {:?} is reserved for a built-in vendor", profile.name),
+                    message: format!(
+                        "the name {:?} is reserved for a built-in vendor",
+                        profile.name
+                    ),
                 });
             }
             if !seen.insert(profile.name.clone()) {
@@ -394,9 +397,10 @@ impl VendorProfile {
         let fields = &ports.fields;
         match ports.element {
             ElementKind::Object => {
-                let status = fields.status.as_deref().ok_or(
-                    "ports.fields.status is required when ports.element = \"object\"",
-                )?;
+                let status = fields
+                    .status
+                    .as_deref()
+                    .ok_or("ports.fields.status is required when ports.element = \"object\"")?;
                 check_pointer("ports.fields.status", status)?;
                 if let Some(number) = &fields.number {
                     check_pointer("ports.fields.number", number)?;
@@ -484,9 +488,16 @@ impl VendorProfile {
     /// Reads the ports of a response body (already checked for success).
     pub fn read_ports(&self, body: &Value) -> Result<Vec<PortReading>, ChargerError> {
         let spec = &self.ports;
-        let list = body.pointer(&spec.pointer).and_then(Value::as_array).ok_or_else(|| {
-            self.mismatch(&spec.pointer, "an array of ports", body.pointer(&spec.pointer))
-        })?;
+        let list = body
+            .pointer(&spec.pointer)
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                self.mismatch(
+                    &spec.pointer,
+                    "an array of ports",
+                    body.pointer(&spec.pointer),
+                )
+            })?;
         let mut readings = Vec::with_capacity(list.len().saturating_sub(spec.skip));
         let mut seen: Vec<Option<usize>> = Vec::new();
         for (index, element) in list.iter().enumerate().skip(spec.skip) {
@@ -513,7 +524,10 @@ impl VendorProfile {
                 return Err(self.mismatch_text(
                     &at,
                     "each port number once",
-                    format!("port {} again (first at {}/{first})", reading.port, spec.pointer),
+                    format!(
+                        "port {} again (first at {}/{first})",
+                        reading.port, spec.pointer
+                    ),
                 ));
             }
             seen[slot] = Some(index);
@@ -549,31 +563,42 @@ impl VendorProfile {
         let Some(spec) = &self.stations else {
             return Err(ChargerError::Unsupported {
                 vendor: self.name.clone(),
-                message: "the profile has no [stations] section, so it cannot list stations"
-                    .into(),
+                message: "the profile has no [stations] section, so it cannot list stations".into(),
             });
         };
         self.check_success(body)?;
-        let list = body.pointer(&spec.pointer).and_then(Value::as_array).ok_or_else(|| {
-            self.mismatch(&spec.pointer, "an array of stations", body.pointer(&spec.pointer))
-        })?;
+        let list = body
+            .pointer(&spec.pointer)
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                self.mismatch(
+                    &spec.pointer,
+                    "an array of stations",
+                    body.pointer(&spec.pointer),
+                )
+            })?;
         let mut stations = Vec::with_capacity(list.len());
         for (index, element) in list.iter().enumerate() {
             let at = format!("{}/{index}", spec.pointer);
             let text = |pointer: &str| element.pointer(pointer).and_then(code_text);
             let id_text = text(&spec.id).ok_or_else(|| {
-                self.mismatch(&format!("{at}{}", spec.id), "a station id", element.pointer(&spec.id))
+                self.mismatch(
+                    &format!("{at}{}", spec.id),
+                    "a station id",
+                    element.pointer(&spec.id),
+                )
             })?;
             let id = StationId::parse(&id_text).map_err(|e| {
                 self.mismatch_text(&format!("{at}{}", spec.id), "a station id", e.to_string())
             })?;
             let name = text(&spec.name).unwrap_or_else(|| id_text.clone());
-            let number = |pointer: &Option<String>, what: &str| -> Result<Option<f64>, ChargerError> {
-                match pointer {
-                    Some(pointer) => self.number(element, pointer, &at, what),
-                    None => Ok(None),
-                }
-            };
+            let number =
+                |pointer: &Option<String>, what: &str| -> Result<Option<f64>, ChargerError> {
+                    match pointer {
+                        Some(pointer) => self.number(element, pointer, &at, what),
+                        None => Ok(None),
+                    }
+                };
             let ports = number(&spec.ports, "a number of ports")?;
             stations.push(Station {
                 id,
@@ -583,7 +608,9 @@ impl VendorProfile {
                 lng: number(&spec.lng, "a longitude")?,
                 vendor: self.name.clone(),
                 enabled: true,
-                port_count: ports.map(|p| p.clamp(0.0, f64::from(MAX_PORT)) as u32).unwrap_or(0),
+                port_count: ports
+                    .map(|p| p.clamp(0.0, f64::from(MAX_PORT)) as u32)
+                    .unwrap_or(0),
             });
         }
         Ok(stations)
@@ -622,7 +649,11 @@ impl VendorProfile {
         let code = match element.pointer(status_pointer) {
             None | Some(Value::Null) => None,
             Some(value) => Some(code_text(value).ok_or_else(|| {
-                self.mismatch(&format!("{at}{status_pointer}"), "a status code", Some(value))
+                self.mismatch(
+                    &format!("{at}{status_pointer}"),
+                    "a status code",
+                    Some(value),
+                )
             })?),
         };
         if code.is_none() {
@@ -632,14 +663,15 @@ impl VendorProfile {
                 element.pointer(status_pointer),
             ));
         }
-        let measure = |field: &Option<NumberField>, what: &str| -> Result<Option<f64>, ChargerError> {
-            match field {
-                Some(field) => Ok(self
-                    .number(element, field.pointer(), at, what)?
-                    .map(|v| v * field.scale())),
-                None => Ok(None),
-            }
-        };
+        let measure =
+            |field: &Option<NumberField>, what: &str| -> Result<Option<f64>, ChargerError> {
+                match field {
+                    Some(field) => Ok(self
+                        .number(element, field.pointer(), at, what)?
+                        .map(|v| v * field.scale())),
+                    None => Ok(None),
+                }
+            };
         Ok(PortReading {
             port,
             status: self.map_status(code.as_deref()),
@@ -661,7 +693,10 @@ impl VendorProfile {
         } else {
             Err(self.mismatch_text(
                 at,
-                &format!("a port number from 1 to {MAX_PORT} (after adding ports.number_offset = {})", self.ports.number_offset),
+                &format!(
+                    "a port number from 1 to {MAX_PORT} (after adding ports.number_offset = {})",
+                    self.ports.number_offset
+                ),
                 number.to_string(),
             ))
         }
@@ -718,7 +753,7 @@ impl VendorProfile {
                 .ok_or_else(bad),
             (Some(v), format) => match as_number(v) {
                 // Vendors write 0 for "no running session".
-                Some(n) if n == 0.0 => Ok(None),
+                Some(0.0) => Ok(None),
                 Some(n) => from_unix(n, format == Some(TimeFormat::UnixMillis))
                     .map(Some)
                     .ok_or_else(bad),
@@ -739,7 +774,11 @@ impl VendorProfile {
     fn mismatch_text(&self, pointer: &str, expected: &str, found: String) -> ChargerError {
         ChargerError::Mismatch {
             vendor: self.name.clone(),
-            pointer: if pointer.is_empty() { "/".into() } else { pointer.to_owned() },
+            pointer: if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer.to_owned()
+            },
             expected: expected.to_owned(),
             found,
         }
@@ -822,7 +861,9 @@ fn check_template(field: &str, template: &str, station: bool) -> Result<(), Stri
         } else {
             name == "base_url" || (station && name == "station_id")
         };
-        if !known && !(field.ends_with("body") && !is_env) {
+        // Bodies are JSON: their own braces are not placeholders.
+        let json_brace = field.ends_with("body") && !is_env;
+        if !known && !json_brace {
             return Err(format!(
                 "{field}: unknown placeholder {{{name}}}; use {{base_url}}, {{station_id}} or ${{ENV_VAR}} (upper-case)"
             ));
@@ -891,7 +932,12 @@ default = "unknown"
         let statuses: Vec<_> = ports.iter().map(|r| r.status).collect();
         assert_eq!(
             statuses,
-            [PortStatus::Free, PortStatus::Occupied, PortStatus::Occupied, PortStatus::Unknown]
+            [
+                PortStatus::Free,
+                PortStatus::Occupied,
+                PortStatus::Occupied,
+                PortStatus::Unknown
+            ]
         );
         assert_eq!(ports[3].raw_code.as_deref(), Some("7"));
     }
@@ -916,14 +962,34 @@ default = "unknown"
             err.to_string(),
             "t: the response does not fit the profile: at /data expected an array of ports, found null"
         );
-        let err = p.read_ports(&json!({"data": [{"n": 1, "s": 0, "v": "high"}]})).unwrap_err();
-        assert!(err.to_string().contains("at /data/0/v expected a voltage, found the string \"high\""), "{err}");
-        let err = p.read_ports(&json!({"data": [{"n": 1, "s": 0}, {"n": 1, "s": 1}]})).unwrap_err();
-        assert!(err.to_string().contains("port 1 again (first at /data/0)"), "{err}");
-        let err = p.read_ports(&json!({"data": [{"n": 0, "s": 0}]})).unwrap_err();
-        assert!(err.to_string().contains("a port number from 1 to 1024"), "{err}");
+        let err = p
+            .read_ports(&json!({"data": [{"n": 1, "s": 0, "v": "high"}]}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at /data/0/v expected a voltage, found the string \"high\""),
+            "{err}"
+        );
+        let err = p
+            .read_ports(&json!({"data": [{"n": 1, "s": 0}, {"n": 1, "s": 1}]}))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("port 1 again (first at /data/0)"),
+            "{err}"
+        );
+        let err = p
+            .read_ports(&json!({"data": [{"n": 0, "s": 0}]}))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("a port number from 1 to 1024"),
+            "{err}"
+        );
         let err = p.read_ports(&json!({"data": [{"n": 1}]})).unwrap_err();
-        assert!(err.to_string().contains("at /data/0/s expected a status code, found nothing"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("at /data/0/s expected a status code, found nothing"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -944,7 +1010,9 @@ codes = { "0" = "free", "1" = "occupied" }
             "bare",
         )
         .unwrap();
-        let ports = p.read_ports(&json!({"codes": ["header", 0, 1, 9]})).unwrap();
+        let ports = p
+            .read_ports(&json!({"codes": ["header", 0, 1, 9]}))
+            .unwrap();
         assert_eq!(ports.len(), 3);
         assert_eq!(ports[0].port, 1);
         assert_eq!(ports[2].status, PortStatus::Fault);
@@ -954,11 +1022,17 @@ codes = { "0" = "free", "1" = "occupied" }
     #[test]
     fn success_flag_failures_carry_the_vendor_message() {
         let p = profile("[success]\npointer = \"/ok\"\nequals = true\nmessage_pointer = \"/msg\"");
-        let err = p.check_success(&json!({"ok": false, "msg": "token已过期"})).unwrap_err();
+        let err = p
+            .check_success(&json!({"ok": false, "msg": "token已过期"}))
+            .unwrap_err();
         assert_eq!(err.to_string(), "t refused the request: token已过期");
         assert!(!err.is_transient());
         let err = p.check_success(&json!({"ok": "maybe"})).unwrap_err();
-        assert!(err.to_string().contains("/ok is the string \"maybe\" instead of true"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/ok is the string \"maybe\" instead of true"),
+            "{err}"
+        );
         assert!(p.check_success(&json!({"ok": true})).is_ok());
     }
 
@@ -977,7 +1051,10 @@ codes = { "0" = "free", "1" = "occupied" }
             "p",
         )
         .unwrap_err();
-        assert!(err.message.contains("unknown placeholder {station}"), "{err}");
+        assert!(
+            err.message.contains("unknown placeholder {station}"),
+            "{err}"
+        );
         let err = VendorProfile::from_toml(
             "[request]\nurl = \"{base_url}/{station_id}\"\n[ports]\npointer = \"data\"\n[ports.fields]\nstatus = \"/s\"\n[status]\n",
             "p",

@@ -44,7 +44,11 @@ impl Simulator {
     pub fn with_fleet(seed: u64, speed: f64, stations: usize, ports: u32) -> Self {
         Self {
             seed,
-            speed: if speed.is_finite() && speed > 0.0 { speed } else { 1.0 },
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
             origin: Utc::now(),
             fleet_size: stations,
             fleet_ports: ports.clamp(1, crate::model::MAX_PORT),
@@ -60,7 +64,9 @@ impl Simulator {
 
     /// The fleet's stations.
     pub fn fleet(&self) -> Vec<Station> {
-        (1..=self.fleet_size).map(|n| self.fleet_station(n)).collect()
+        (1..=self.fleet_size)
+            .map(|n| self.fleet_station(n))
+            .collect()
     }
 
     /// Number of stations in the fleet.
@@ -71,14 +77,24 @@ impl Simulator {
     /// The fleet station with this id, if the id is one of the fleet's.
     pub fn fleet_member(&self, id: &str) -> Option<Station> {
         let n: usize = id.strip_prefix('S')?.parse().ok()?;
-        let station = (1..=self.fleet_size).contains(&n).then(|| self.fleet_station(n))?;
+        let station = (1..=self.fleet_size)
+            .contains(&n)
+            .then(|| self.fleet_station(n))?;
         (station.id.as_str() == id).then_some(station)
     }
 
     fn fleet_station(&self, n: usize) -> Station {
         const PLACES: [&str; 10] = [
-            "信阳学院", "东区宿舍", "图书馆北侧", "第一食堂", "西门停车场", "实验楼",
-            "体育馆", "南区公寓", "行政楼", "北门广场",
+            "信阳学院",
+            "东区宿舍",
+            "图书馆北侧",
+            "第一食堂",
+            "西门停车场",
+            "实验楼",
+            "体育馆",
+            "南区公寓",
+            "行政楼",
+            "北门广场",
         ];
         let width = self.fleet_size.to_string().len().max(4);
         let mut rng = Rng::new(mix(self.seed, n as u64));
@@ -106,7 +122,9 @@ impl Simulator {
             n => n.min(crate::model::MAX_PORT),
         };
         let shard = &self.shards[shard_of(&station.id)];
-        let mut sims = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sims = shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let sim = sims
             .entry(station.id.clone())
             .or_insert_with(|| StationSim::new(self, &station.id, ports));
@@ -264,7 +282,13 @@ impl PortSim {
         }
     }
 
-    fn reading(&self, sim: &Simulator, station: &StationSim, port: u32, at: DateTime<Utc>) -> PortReading {
+    fn reading(
+        &self,
+        sim: &Simulator,
+        station: &StationSim,
+        port: u32,
+        at: DateTime<Utc>,
+    ) -> PortReading {
         let mut reading = PortReading {
             port,
             status: self.status,
@@ -282,7 +306,8 @@ impl PortSim {
         }
         reading.raw_code = Some(self.status.as_str().into());
         // Mains voltage wanders a little from one second to the next.
-        let noise = Rng::new(mix(station.seed ^ u64::from(port), at.timestamp() as u64)).uniform(-2.5, 2.5);
+        let noise =
+            Rng::new(mix(station.seed ^ u64::from(port), at.timestamp() as u64)).uniform(-2.5, 2.5);
         let round = |value: f64, digits: i32| {
             let factor = 10f64.powi(digits);
             (value * factor).round() / factor
@@ -297,7 +322,11 @@ impl PortSim {
                 let total = (self.until - self.since).num_milliseconds().max(1) as f64;
                 let done = ((at - self.since).num_milliseconds() as f64 / total).clamp(0.0, 1.0);
                 // Batteries draw less as they fill: the last fifth of a session tapers off.
-                let taper = if done > 0.8 { 1.0 - (done - 0.8) / 0.2 * 0.7 } else { 1.0 };
+                let taper = if done > 0.8 {
+                    1.0 - (done - 0.8) / 0.2 * 0.7
+                } else {
+                    1.0
+                };
                 let amps = round(self.amps * taper, 2);
                 let volts = round(220.0 + noise - 0.8 * amps, 1);
                 let hours = (at - self.since).num_milliseconds() as f64 / 3_600_000.0 * sim.speed;
@@ -408,7 +437,11 @@ mod tests {
         let mut differs = false;
         for minute in 0..30 {
             let at = origin + Duration::minutes(minute);
-            let (sa, sb, sc) = (a.snapshot_at(&s, at), b.snapshot_at(&s, at), c.snapshot_at(&s, at));
+            let (sa, sb, sc) = (
+                a.snapshot_at(&s, at),
+                b.snapshot_at(&s, at),
+                c.snapshot_at(&s, at),
+            );
             assert_eq!(sa, sb);
             differs |= sa != sc;
         }
@@ -427,7 +460,11 @@ mod tests {
                 match reading.status {
                     PortStatus::Occupied => {
                         occupied += 1;
-                        let (v, a, w) = (reading.voltage.unwrap(), reading.current.unwrap(), reading.power.unwrap());
+                        let (v, a, w) = (
+                            reading.voltage.unwrap(),
+                            reading.current.unwrap(),
+                            reading.power.unwrap(),
+                        );
                         assert!((0.0..=3.0).contains(&a), "{a} A");
                         assert!((210.0..=230.0).contains(&v), "{v} V");
                         assert!((w - v * a).abs() < 1.0, "{w} W vs {v} V × {a} A");
@@ -458,7 +495,10 @@ mod tests {
             .zip(&later.ports)
             .filter(|(a, b)| a.status != b.status || a.session_ends_at != b.session_ends_at)
             .count();
-        assert!(changed >= 5, "after five hours most ports have moved on: {changed}");
+        assert!(
+            changed >= 5,
+            "after five hours most ports have moved on: {changed}"
+        );
     }
 
     #[test]

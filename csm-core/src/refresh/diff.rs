@@ -108,7 +108,13 @@ mod tests {
     #[test]
     fn first_sight_records_every_port() {
         let t0 = Utc::now();
-        let first = snapshot(t0, vec![reading(1, PortStatus::Free, 220.0), reading(2, PortStatus::Occupied, 219.0)]);
+        let first = snapshot(
+            t0,
+            vec![
+                reading(1, PortStatus::Free, 220.0),
+                reading(2, PortStatus::Occupied, 219.0),
+            ],
+        );
         let (ports, delta) = diff(None, &first);
         assert_eq!(ports.len(), 2);
         assert_eq!(delta.events.len(), 2);
@@ -121,17 +127,36 @@ mod tests {
     fn only_status_changes_make_events_and_measurements_alone_make_no_writes() {
         let t0 = Utc::now();
         let t1 = t0 + Duration::seconds(30);
-        let first = snapshot(t0, vec![reading(1, PortStatus::Free, 220.0), reading(2, PortStatus::Occupied, 219.0)]);
+        let first = snapshot(
+            t0,
+            vec![
+                reading(1, PortStatus::Free, 220.0),
+                reading(2, PortStatus::Occupied, 219.0),
+            ],
+        );
         let (ports, _) = diff(None, &first);
         let previous = state_of(&first, ports);
-        let second = snapshot(t1, vec![reading(1, PortStatus::Free, 221.3), reading(2, PortStatus::Free, 220.0)]);
+        let second = snapshot(
+            t1,
+            vec![
+                reading(1, PortStatus::Free, 221.3),
+                reading(2, PortStatus::Free, 220.0),
+            ],
+        );
         let (ports, delta) = diff(Some(&previous), &second);
         assert_eq!(delta.events.len(), 1);
         let event = &delta.events[0];
-        assert_eq!((event.port, event.old, event.new, event.at), (2, Some(PortStatus::Occupied), PortStatus::Free, t1));
+        assert_eq!(
+            (event.port, event.old, event.new, event.at),
+            (2, Some(PortStatus::Occupied), PortStatus::Free, t1)
+        );
         assert_eq!(delta.ports.len(), 1, "port 1 only changed its voltage");
         assert_eq!(ports[0].since, t0, "port 1 has been free since t0");
-        assert_eq!(ports[0].reading.voltage, Some(221.3), "the live reading is kept");
+        assert_eq!(
+            ports[0].reading.voltage,
+            Some(221.3),
+            "the live reading is kept"
+        );
         assert_eq!(ports[1].since, t1);
     }
 }

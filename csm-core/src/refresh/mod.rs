@@ -210,8 +210,10 @@ impl Engine {
         // not once per station.
         const CHUNK: usize = 500;
         let engine = self.clone();
-        let chunks: Vec<Vec<Arc<Station>>> =
-            stations.chunks(CHUNK).map(<[Arc<Station>]>::to_vec).collect();
+        let chunks: Vec<Vec<Arc<Station>>> = stations
+            .chunks(CHUNK)
+            .map(<[Arc<Station>]>::to_vec)
+            .collect();
         let jobs = stream::iter(chunks)
             .then(move |chunk| {
                 let engine = engine.clone();
@@ -252,7 +254,10 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = deadline.saturating_sub(started.elapsed());
-        self.inner.writer.close(left.max(Duration::from_secs(1))).await
+        self.inner
+            .writer
+            .close(left.max(Duration::from_secs(1)))
+            .await
     }
 
     fn job(&self, station: Arc<Station>, previous: Previous) -> JobFuture {
@@ -405,7 +410,9 @@ impl Engine {
                     }
                 }
             }
-            Err(error) => tracing::debug!(%error, "cache read failed; using local and stored state"),
+            Err(error) => {
+                tracing::debug!(%error, "cache read failed; using local and stored state")
+            }
         }
         let mut missing = Vec::new();
         {
@@ -451,7 +458,9 @@ fn health_of(state: &StationState) -> StationHealth {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -459,5 +468,6 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

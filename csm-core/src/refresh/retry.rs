@@ -107,7 +107,10 @@ mod tests {
         for retry in 0..10 {
             let step = (policy.base_delay * 2_u32.pow(retry)).min(policy.max_delay);
             let delay = policy.backoff(retry);
-            assert!(delay >= step / 2 && delay <= step, "retry {retry}: {delay:?}");
+            assert!(
+                delay >= step / 2 && delay <= step,
+                "retry {retry}: {delay:?}"
+            );
         }
     }
 }

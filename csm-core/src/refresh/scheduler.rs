@@ -13,7 +13,12 @@ use crate::store::Store;
 
 /// Refreshes every enabled station of `store` every `interval` until `cancel` fires. Stations
 /// are re-read from the store each cycle, so additions and removals take effect by the next one.
-pub async fn run(engine: Engine, store: Arc<dyn Store>, interval: Duration, cancel: CancellationToken) {
+pub async fn run(
+    engine: Engine,
+    store: Arc<dyn Store>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut stations: Vec<Arc<Station>> = Vec::new();
@@ -43,10 +48,16 @@ pub async fn run(engine: Engine, store: Arc<dyn Store>, interval: Duration, canc
         let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
         let elapsed = started.elapsed();
         metrics::histogram!("csm_refresh_cycle_seconds").record(elapsed.as_secs_f64());
-        tracing::debug!(stations = outcomes.len(), failed, ?elapsed, "refresh cycle done");
+        tracing::debug!(
+            stations = outcomes.len(),
+            failed,
+            ?elapsed,
+            "refresh cycle done"
+        );
         if elapsed > interval {
             tracing::warn!(
-                ?elapsed, ?interval,
+                ?elapsed,
+                ?interval,
                 "a refresh cycle took longer than the interval; ticks are skipped (raise CSM_CONCURRENCY or CSM_REFRESH_INTERVAL_SECS)"
             );
         }

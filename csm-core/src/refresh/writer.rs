@@ -181,7 +181,9 @@ impl Pending {
                 .or_insert(row);
         }
         for health in batch.health {
-            self.health.entry(health.station_id.clone()).or_insert(health);
+            self.health
+                .entry(health.station_id.clone())
+                .or_insert(health);
         }
         for event in batch.events.into_iter().rev() {
             self.events.push_front(event);

@@ -100,7 +100,10 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
                 matches!(mysql.number(), 1205 | 1213 | 1053 | 1927 | 2006 | 2013)
             } else {
                 // SQLite: busy or locked (with their extended codes).
-                matches!(db.code().as_deref(), Some("5" | "6" | "261" | "262" | "517"))
+                matches!(
+                    db.code().as_deref(),
+                    Some("5" | "6" | "261" | "262" | "517")
+                )
             }
         }
         _ => false,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
 
-use super::rows::{Dialect, impl_store};
 use super::StoreError;
+use super::rows::{Dialect, impl_store};
 use crate::error::redact_url;
 use crate::model::{Station, StationId, StationState, StatusEvent};
 

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::model::{
-    PortReading, PortState, Station, StationId, StationState, StatusEvent,
-};
+use crate::model::{PortReading, PortState, Station, StationId, StationState, StatusEvent};
 
 /// SQL differences between the backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,12 +50,22 @@ impl Dialect {
     pub(super) fn upsert(self, key: &[&str], columns: &[&str]) -> String {
         match self {
             Dialect::MySql => {
-                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = VALUES({c})"))
+                    .collect();
                 format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
             }
             Dialect::Sqlite => {
-                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-                format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    key.join(", "),
+                    sets.join(", ")
+                )
             }
         }
     }
@@ -147,10 +155,11 @@ fn parse_id(table: &'static str, raw: &str) -> Result<StationId, StoreError> {
 }
 
 fn parse_status(table: &'static str, raw: &str) -> Result<crate::model::PortStatus, StoreError> {
-    raw.parse().map_err(|e: crate::error::InvalidInput| StoreError::Corrupt {
-        table,
-        message: e.to_string(),
-    })
+    raw.parse()
+        .map_err(|e: crate::error::InvalidInput| StoreError::Corrupt {
+            table,
+            message: e.to_string(),
+        })
 }
 
 /// Builds station states from their port rows and health rows.
@@ -178,14 +187,16 @@ pub(super) fn assemble_states(
             Some(state) => state,
             None => {
                 let id = parse_id("port_states", &row.station_id)?;
-                states.entry(row.station_id.clone()).or_insert(StationState {
-                    station_id: id,
-                    observed_at: Some(row.observed_at),
-                    checked_at: row.observed_at,
-                    last_error: None,
-                    failures: 0,
-                    ports: Vec::new(),
-                })
+                states
+                    .entry(row.station_id.clone())
+                    .or_insert(StationState {
+                        station_id: id,
+                        observed_at: Some(row.observed_at),
+                        checked_at: row.observed_at,
+                        last_error: None,
+                        failures: 0,
+                        ports: Vec::new(),
+                    })
             }
         };
         if state.observed_at.is_none_or(|at| at < row.observed_at) {
@@ -587,7 +598,10 @@ mod tests {
         for dialect in [Dialect::MySql, Dialect::Sqlite] {
             for columns in [1, 5, 10, 11] {
                 let rows = dialect.rows_per_statement(columns);
-                assert!(rows * columns <= dialect.max_binds(), "{dialect:?} {columns}");
+                assert!(
+                    rows * columns <= dialect.max_binds(),
+                    "{dialect:?} {columns}"
+                );
                 assert!(rows >= 1);
             }
         }

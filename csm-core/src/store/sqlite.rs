@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use super::rows::{Dialect, impl_store};
 use super::StoreError;
+use super::rows::{Dialect, impl_store};
 use crate::model::{Station, StationId, StationState, StatusEvent};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -3,13 +3,13 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use csm_core::model::StationId;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// A station id from the path, checked.
 #[derive(Debug)]
@@ -70,10 +70,14 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(expected) = state.admin_token.as_deref() else {
             return Err(ApiError::Forbidden(
-                "write endpoints are disabled: set CSM_ADMIN_TOKEN on the server to enable them".into(),
+                "write endpoints are disabled: set CSM_ADMIN_TOKEN on the server to enable them"
+                    .into(),
             ));
         };
         let given = parts

@@ -37,8 +37,14 @@ pub fn router(state: AppState) -> Router {
             "/api/stations/{station_id}",
             get(stations::get_station).delete(stations::delete_station),
         )
-        .route("/api/stations/{station_id}/refresh", post(stations::refresh_station))
-        .route("/api/stations/{station_id}/events", get(stations::station_events))
+        .route(
+            "/api/stations/{station_id}/refresh",
+            post(stations::refresh_station),
+        )
+        .route(
+            "/api/stations/{station_id}/events",
+            get(stations::station_events),
+        )
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi::document))

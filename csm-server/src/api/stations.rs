@@ -47,7 +47,11 @@ pub async fn list_stations(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<StationListJson>, ApiError> {
-    let needle = query.q.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
+    let needle = query
+        .q
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|q| !q.is_empty());
     let views = state.monitor.views().await?;
     let stations = views
         .iter()
@@ -269,7 +273,11 @@ pub async fn create_station(
     station.validate()?;
     state.monitor.add_station(&station).await?;
     tracing::info!(station = %station.id, "station added");
-    Ok((StatusCode::CREATED, axum::Json(StationJson::build(&station, None, true))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(StationJson::build(&station, None, true)),
+    )
+        .into_response())
 }
 
 /// Removes a station; its history stays (admin token required).
