@@ -72,6 +72,10 @@ ensure_mariadb
 ensure_redis
 ensure_browser
 
+step "deployment files (no Docker engine here: structure only)"
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
+python3 scripts/check-deploy.py
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -143,6 +143,11 @@ pub struct Settings {
     #[arg(long, env = "CSM_SIMULATOR_SEED", default_value_t = 42, global = true)]
     pub simulator_seed: u64,
 
+    /// Seed demo stations on the simulator when the database has none. Unset: only in the
+    /// embedded default (no `CSM_DATABASE_URL`).
+    #[arg(long, env = "CSM_DEMO", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub demo: Option<bool>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CSM_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -199,6 +204,7 @@ impl Default for Settings {
             write_buffer_events: 200_000,
             simulator_speed: 1.0,
             simulator_seed: 42,
+            demo: None,
             log_format: LogFormat::Text,
             cors_origins: Vec::new(),
             vendor_base_urls: BTreeMap::new(),
@@ -293,6 +299,11 @@ impl Settings {
         self.database_url.is_none()
     }
 
+    /// Whether to seed demo stations into an empty database.
+    pub fn seeds_demo(&self) -> bool {
+        self.demo.unwrap_or_else(|| self.is_embedded_default())
+    }
+
     /// Interval between refreshes of every station.
     pub fn refresh_interval(&self) -> Duration {
         Duration::from_secs(self.refresh_interval_secs)
@@ -364,6 +375,7 @@ impl fmt::Debug for Settings {
             .field("write_buffer_events", &self.write_buffer_events)
             .field("simulator_speed", &self.simulator_speed)
             .field("simulator_seed", &self.simulator_seed)
+            .field("demo", &self.demo)
             .field("log_format", &self.log_format)
             .field("cors_origins", &self.cors_origins)
             .field("vendor_base_urls", &self.vendor_base_urls)

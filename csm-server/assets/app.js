@@ -10,7 +10,7 @@
  *   GET  /api/stations                 station list with summaries
  *   GET  /api/stations/{id}            one station with its ports
  *   POST /api/stations/{id}/refresh    manual refresh (429 + Retry-After while cooling down)
- *   GET  /api/events                   Server-Sent Events: `hello`, `station`
+ *   GET  /api/events                   Server-Sent Events: `hello`, `station`, `lagged`
  * Falls back to polling when the event stream keeps failing.
  */
 (function () {
@@ -125,7 +125,7 @@
         lang: readStore(STORE_LANG, 'zh') === 'en' ? 'en' : 'zh',
         stations: [], listLoaded: false, listError: false,
         selectedId: null, current: null, currentError: null,   // currentError: 'notFound' | 'loadFailed'
-        search: '', favOnly: false, favourites: readStore(STORE_FAVS, []),
+        search: '', favOnly: false, favourites: [].concat(readStore(STORE_FAVS, [])).filter((f) => typeof f === 'string'),
         connection: 'offline', clientNow: Date.now(), skew: 0,
         cooldowns: {}, refreshing: false, refreshNote: null,   // refreshNote: { kind: 'info' | 'error', key (I18N), arg }
         flashing: {}, announcement: '',
@@ -402,6 +402,7 @@
         });
         es.addEventListener('hello', (e) => { try { this.noteServerTime(JSON.parse(e.data).server_time); } catch (x) { /* ignore */ } });
         es.addEventListener('station', (e) => { try { this.applyEvent(JSON.parse(e.data)); } catch (x) { /* ignore bad event */ } });
+        es.addEventListener('lagged', () => { this.loadList(); this.loadCurrent(); });   // events were dropped: re-sync
         es.addEventListener('error', () => {
           if (this.es !== es) return;
           errors += 1;

@@ -80,15 +80,20 @@ impl Server {
     /// stations on the simulator.
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
         let embedded = settings.is_embedded_default();
+        let demo = settings.seeds_demo();
         let monitor = Monitor::open(settings).await?;
         monitor
             .migrate()
             .await
             .context("applying database migrations")?;
-        if embedded {
+        if demo {
             let seeded = monitor.seed_demo(DEMO_STATIONS).await?;
+            if seeded > 0 {
+                tracing::info!(seeded, "seeded demo stations on the simulator (CSM_DEMO)");
+            }
+        }
+        if embedded {
             tracing::info!(
-                seeded,
                 "demo mode: CSM_DATABASE_URL is not set, so csm uses sqlite://csm.db, an in-process cache and simulated stations. \
                  To monitor real stations set CSM_DATABASE_URL (mysql://…), CSM_REDIS_URL (redis://…) and put vendor profiles in CSM_VENDORS_DIR; see .env.example"
             );
