@@ -148,6 +148,11 @@ pub struct Settings {
     #[arg(long, env = "CSM_DEMO", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub demo: Option<bool>,
 
+    /// Benchmarks only: serve `GET /bench/ceiling`, a fixed JSON body of this many bytes, as
+    /// the ceiling the API endpoints are compared with.
+    #[arg(long, env = "CSM_BENCH_CEILING_BYTES", hide = true, global = true)]
+    pub bench_ceiling_bytes: Option<usize>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CSM_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -205,6 +210,7 @@ impl Default for Settings {
             simulator_speed: 1.0,
             simulator_seed: 42,
             demo: None,
+            bench_ceiling_bytes: None,
             log_format: LogFormat::Text,
             cors_origins: Vec::new(),
             vendor_base_urls: BTreeMap::new(),

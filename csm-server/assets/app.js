@@ -110,7 +110,11 @@
     if (!m) return null;
     try { return decodeURIComponent(m[1]); } catch (e) { return null; }
   }
-  function ms(iso) { const t = iso ? Date.parse(iso) : NaN; return Number.isNaN(t) ? null : t; }
+  // RFC 3339 → epoch ms (null if missing); fractions beyond milliseconds are cut for older browsers
+  function ms(iso) {
+    const t = iso ? Date.parse(String(iso).replace(/(\.\d{3})\d+/, '$1')) : NaN;
+    return Number.isNaN(t) ? null : t;
+  }
   async function getJson(url, init) {
     const r = await fetch(url, Object.assign({ headers: { Accept: 'application/json' }, cache: 'no-store' }, init));
     let body = null;

@@ -58,6 +58,10 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ));
+    let api = match state.monitor.settings().bench_ceiling_bytes {
+        Some(bytes) => api.route("/bench/ceiling", get(ceiling_handler(bytes))),
+        None => api,
+    };
     // The event stream lives as long as the client wants: no request timeout.
     let live = Router::new().route("/api/events", get(events::events));
     let cors = cors(&state.monitor.settings().cors_origins);
@@ -71,6 +75,22 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// A handler answering a fixed JSON body of `bytes` bytes: what the API endpoints would cost
+/// without any work of their own (benchmarks only, `CSM_BENCH_CEILING_BYTES`).
+fn ceiling_handler(
+    bytes: usize,
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + 'static {
+    let mut body = String::from("{\"pad\":\"");
+    body.push_str(&"x".repeat(bytes.saturating_sub(10)));
+    body.push_str("\"}");
+    let body = axum::body::Bytes::from(body);
+    move || {
+        std::future::ready(
+            ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        )
+    }
 }
 
 /// CORS is closed unless origins are configured.

@@ -1,0 +1,51 @@
+# Shared by scripts/test.sh and scripts/bench.sh: make sure MariaDB (127.0.0.1:3306, root
+# without a password) and Redis (127.0.0.1:6379) answer, starting them when they are installed
+# but stopped, and installing them with apt-get when they are missing.
+# shellcheck shell=bash
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+apt_install() {
+  step "installing $* with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq "$@" >/dev/null
+}
+wait_for() { # wait_for <what> <command…>: up to 30 s
+  local what=$1; shift
+  for _ in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  fail "$what did not come up within 30 s"
+}
+
+mariadb_answers() { mysqladmin --protocol=tcp -h127.0.0.1 -P3306 -uroot ping >/dev/null 2>&1; }
+root_over_tcp() { mysql --protocol=tcp -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; }
+ensure_mariadb() {
+  if ! mariadb_answers; then
+    [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server mariadb-client
+    step "starting MariaDB"
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    wait_for "MariaDB on 127.0.0.1:3306" mariadb_answers
+  fi
+  if ! root_over_tcp; then
+    # A fresh Debian install lets root in only through the local socket: allow the empty
+    # password over TCP, which is what the tests (and the task's environment) use.
+    step "allowing root with an empty password over TCP"
+    mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;"
+    root_over_tcp || fail "cannot log in to MariaDB as root over TCP"
+  fi
+  mysql --protocol=tcp -h127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test'
+  # Databases left by an interrupted earlier run.
+  mysql --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'csm\\_t\\_%'" |
+    while read -r db; do mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"; done
+}
+
+redis_answers() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+ensure_redis() {
+  redis_answers && return 0
+  command -v redis-server >/dev/null || apt_install redis-server
+  step "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  wait_for "Redis on 127.0.0.1:6379" redis_answers
+}
+
