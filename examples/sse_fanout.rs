@@ -24,7 +24,9 @@ struct Seen {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:5000".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:5000".into());
     let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let wanted: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
     let timeout: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(120);
@@ -67,7 +69,13 @@ async fn main() -> anyhow::Result<()> {
     }
     last.sort_by(f64::total_cmp);
     first.sort_by(f64::total_cmp);
-    let pick = |v: &[f64], p: f64| if v.is_empty() { None } else { Some(v[((v.len() - 1) as f64 * p).round() as usize]) };
+    let pick = |v: &[f64], p: f64| {
+        if v.is_empty() {
+            None
+        } else {
+            Some(v[((v.len() - 1) as f64 * p).round() as usize])
+        }
+    };
     println!(
         "{}",
         serde_json::json!({
@@ -93,14 +101,26 @@ fn complete_changes(
     seen.arrivals
         .iter()
         .filter(|(key, arrivals)| {
-            arrivals.len() == clients && key.2.parse::<DateTime<Utc>>().is_ok_and(|at| at > connected_at)
+            arrivals.len() == clients
+                && key
+                    .2
+                    .parse::<DateTime<Utc>>()
+                    .is_ok_and(|at| at > connected_at)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
-async fn listen(client: reqwest::Client, url: String, seen: Arc<Mutex<Seen>>) -> anyhow::Result<()> {
-    let response = client.get(format!("{url}/api/events")).send().await?.error_for_status()?;
+async fn listen(
+    client: reqwest::Client,
+    url: String,
+    seen: Arc<Mutex<Seen>>,
+) -> anyhow::Result<()> {
+    let response = client
+        .get(format!("{url}/api/events"))
+        .send()
+        .await?
+        .error_for_status()?;
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     let mut event = String::new();

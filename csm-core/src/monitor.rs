@@ -111,9 +111,16 @@ impl std::fmt::Debug for Monitor {
 
 #[derive(Clone)]
 struct Catalog {
-    loaded: Instant,
+    /// When it was read from the store; `None` once a change made it out of date.
+    loaded: Option<Instant>,
     stations: Arc<Vec<Arc<Station>>>,
     by_id: Arc<HashMap<StationId, usize>>,
+}
+
+impl Catalog {
+    fn expired(&self) -> bool {
+        self.loaded.is_none_or(|at| at.elapsed() >= CATALOG_TTL)
+    }
 }
 
 impl Monitor {
@@ -186,26 +193,18 @@ impl Monitor {
     }
 
     async fn catalog(&self) -> Result<Catalog, MonitorError> {
-        if let Some(catalog) = self
+        let current = self
             .catalog
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .filter(|c| c.loaded.elapsed() < CATALOG_TTL)
-        {
+            .clone();
+        if let Some(catalog) = current.as_ref().filter(|c| !c.expired()) {
             return Ok(catalog.clone());
         }
         let stations: Vec<Arc<Station>> = match self.store.list_stations().await {
             Ok(list) => list.into_iter().map(Arc::new).collect(),
-            Err(error) => {
-                // An old catalogue is better than none while the database is away.
-                let old = self
-                    .catalog
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                return old.ok_or(MonitorError::Store(error));
-            }
+            // The last catalogue is better than none while the database is away.
+            Err(error) => return current.ok_or(MonitorError::Store(error)),
         };
         let by_id = stations
             .iter()
@@ -213,7 +212,7 @@ impl Monitor {
             .map(|(index, s)| (s.id.clone(), index))
             .collect();
         let catalog = Catalog {
-            loaded: Instant::now(),
+            loaded: Some(Instant::now()),
             stations: Arc::new(stations),
             by_id: Arc::new(by_id),
         };
@@ -221,8 +220,16 @@ impl Monitor {
         Ok(catalog)
     }
 
+    /// Makes the next read load the catalogue again (kept meanwhile as a fallback).
     fn invalidate_catalog(&self) {
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(catalog) = self
+            .catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            catalog.loaded = None;
+        }
     }
 
     /// One station.

@@ -9,4 +9,5 @@ mod cache;
 mod charger;
 mod cli;
 mod engine;
+mod faults;
 mod store;

@@ -1062,4 +1062,153 @@ codes = { "0" = "free", "1" = "occupied" }
         .unwrap_err();
         assert!(err.message.contains("not a JSON Pointer"), "{err}");
     }
+
+    mod arbitrary {
+        //! Property tests: profile parsing and response mapping never panic, whatever the JSON
+        //! and whatever the profile, and what they accept is well-formed.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                (-1e6..1e6f64).prop_map(|f| json!(f)),
+                "[a-z0-9 .-]{0,6}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map("(data|ports|n|s|v|p|[a-z]{1,3})", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn pointer() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(String::new()),
+                Just("/data".to_owned()),
+                Just("/ports".to_owned()),
+                Just("/n".to_owned()),
+                Just("/s".to_owned()),
+                Just("/0".to_owned()),
+                Just("/data/ports".to_owned()),
+                "(/[a-z0-9~]{0,3}){1,3}",
+            ]
+        }
+
+        fn number_field() -> impl Strategy<Value = Option<NumberField>> {
+            prop::option::of(prop_oneof![
+                pointer().prop_map(NumberField::Pointer),
+                (pointer(), -1e3..1e3f64)
+                    .prop_map(|(pointer, scale)| NumberField::Scaled { pointer, scale }),
+            ])
+        }
+
+        fn status() -> impl Strategy<Value = PortStatus> {
+            prop::sample::select(PortStatus::ALL.to_vec())
+        }
+
+        prop_compose! {
+            fn profile()(
+                ports_pointer in pointer(),
+                code in any::<bool>(),
+                skip in 0usize..4,
+                number_offset in -3i64..4,
+                number in prop::option::of(pointer()),
+                status_pointer in pointer(),
+                voltage in number_field(),
+                power in number_field(),
+                end in prop::option::of(pointer()),
+                codes in prop::collection::btree_map("[0-9a-z]{1,3}", status(), 0..5),
+                default in status(),
+                success in prop::option::of((pointer(), json(), prop::option::of(pointer()))),
+            ) -> VendorProfile {
+                let fields = if code {
+                    FieldsSpec::default()
+                } else {
+                    FieldsSpec {
+                        number,
+                        status: Some(status_pointer),
+                        voltage,
+                        power,
+                        session_ends_at: end.map(TimeField::Pointer),
+                        ..FieldsSpec::default()
+                    }
+                };
+                VendorProfile {
+                    name: "arb".into(),
+                    description: None,
+                    base_url: None,
+                    request: RequestSpec {
+                        method: Method::Get,
+                        url: "{base_url}/{station_id}".into(),
+                        headers: BTreeMap::new(),
+                        body: None,
+                        timeout_ms: None,
+                    },
+                    success: success.map(|(pointer, equals, message_pointer)| SuccessCheck { pointer, equals, message_pointer }),
+                    ports: PortsSpec {
+                        pointer: ports_pointer,
+                        element: if code { ElementKind::Code } else { ElementKind::Object },
+                        skip,
+                        number_offset,
+                        fields,
+                    },
+                    status: StatusMap { codes, default },
+                    stations: Some(StationListSpec {
+                        url: "{base_url}/stations".into(),
+                        method: Method::Get,
+                        body: None,
+                        pointer: "/data".into(),
+                        id: "/n".into(),
+                        name: "/s".into(),
+                        ports: Some("/p".into()),
+                        address: None,
+                        lat: Some("/v".into()),
+                        lng: None,
+                    }),
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn mapping_any_json_through_any_profile_never_panics(profile in profile(), body in json()) {
+                let _ = profile.validate();
+                let _ = profile.check_success(&body);
+                if let Ok(ports) = profile.read_ports(&body) {
+                    prop_assert!(ports.windows(2).all(|w| w[0].port < w[1].port), "sorted, each port once");
+                    prop_assert!(ports.iter().all(|p| (1..=MAX_PORT).contains(&p.port)));
+                    prop_assert!(ports.iter().all(|p| p.voltage.is_none_or(f64::is_finite)));
+                }
+                let _ = profile.read_stations(&body);
+                let id = StationId::parse("S1").unwrap();
+                let bytes = serde_json::to_vec(&body).unwrap();
+                let _ = profile.parse_response(&id, "http://x", &bytes, Utc::now());
+            }
+
+            #[test]
+            fn shaped_responses_map_or_fail_with_a_pointer(profile in profile(), elements in prop::collection::vec(json(), 0..20)) {
+                let body = json!({ "data": elements.clone(), "ports": elements });
+                match profile.read_ports(&body) {
+                    Ok(_) => {}
+                    Err(ChargerError::Mismatch { pointer, .. }) => prop_assert!(pointer.starts_with('/')),
+                    Err(other) => prop_assert!(false, "unexpected error kind: {other}"),
+                }
+            }
+
+            #[test]
+            fn any_bytes_and_any_toml_are_refused_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..256), text in "\\PC{0,300}") {
+                let id = StationId::parse("S1").unwrap();
+                let _ = VendorProfile::native().parse_response(&id, "http://x", &bytes, Utc::now());
+                let _ = VendorProfile::from_toml(&text, "arb");
+            }
+        }
+    }
 }

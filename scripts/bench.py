@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""csm benchmark harness (run through scripts/bench.sh, which builds and starts the services).
+
+Measures, on this machine, with MariaDB and Redis:
+  1. refresh throughput and scaling: `csm-cli simulate` serving N stations of 12 ports over
+     HTTP, one full `csm-cli refresh --all` into MariaDB + Redis (first cycle: everything new),
+     then a steady-state cycle (a few percent of ports changed);
+  2. the ceiling of the same HTTP requests: wrk against the simulator;
+  3. API throughput and latency: wrk against csm-server with 1,000 stations, and a fixed body
+     of the same size served by the same server (the ceiling);
+  4. SSE fan-out: 1,000 `/api/events` clients, time from a change's observation to its arrival
+     at the last client;
+  5. server memory (RSS) with 1,000 and 50,000 stations loaded.
+Writes target/bench/results.json and target/bench/results.md.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+CLI = os.path.join(RELEASE, "csm-cli")
+SERVER = os.path.join(RELEASE, "csm-server")
+FANOUT = os.path.join(RELEASE, "examples", "sse_fanout")
+OUT = os.path.join(ROOT, "target", "bench")
+MYSQL = "mysql://root@127.0.0.1:3306"
+REDIS = "redis://127.0.0.1:6379"
+PORTS = 12
+
+
+def log(message):
+    print(f"[bench] {message}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def mysql(sql, database=None):
+    args = ["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot", "-N", "-B", "-e", sql]
+    if database:
+        args.append(database)
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def fresh_database(name):
+    mysql(f"DROP DATABASE IF EXISTS `{name}`")
+    return f"{MYSQL}/{name}"
+
+
+def base_env(database_url, prefix, vendor_url=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSM_")}
+    env.update(
+        CSM_DATABASE_URL=database_url,
+        CSM_REDIS_URL=REDIS,
+        CSM_CACHE_PREFIX=prefix,
+        CSM_VENDORS_DIR="/nonexistent-csm-vendors",
+        CSM_HTTP_TIMEOUT_MS="20000",
+        CSM_HTTP_MAX_BODY_BYTES=str(256 * 1024 * 1024),
+        RUST_LOG="warn",
+    )
+    if vendor_url:
+        env["CSM_VENDOR_CSM_BASE_URL"] = vendor_url
+    return env
+
+
+def run_cli(env, *args, timed=False):
+    command = [CLI, *args]
+    if timed:
+        command = ["/usr/bin/time", "-v", *command]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"csm-cli {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    rss_mb = None
+    if timed:
+        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+        rss_mb = int(match.group(1)) / 1024 if match else None
+    return done.stdout, rss_mb
+
+
+class Process:
+    """A background process that is stopped (SIGTERM, then SIGKILL) when done."""
+
+    def __init__(self, args, env=None, cwd=None):
+        self.log = tempfile.NamedTemporaryFile(prefix="csm-bench-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def rss_mb(self):
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+def simulator(stations, speed):
+    port = free_port()
+    process = Process([CLI, "simulate", "--stations", str(stations), "--ports", str(PORTS),
+                       "--bind", f"127.0.0.1:{port}", "--seed", "42", "--speed", str(speed)])
+    width = max(4, len(str(stations)))
+    wait_http(f"http://127.0.0.1:{port}/api/v1/stations/S{1:0{width}d}/ports")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wrk(url, connections, seconds, script=None):
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    output = subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+
+    def latency(percent):
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": round(rps), "p50_ms": round(latency(50), 3), "p99_ms": round(latency(99), 3),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def rotating_script(stations, path_format):
+    """A wrk script requesting each station in turn (path_format has one %s for the id)."""
+    width = max(4, len(str(stations)))
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(f"""
+local n = 0
+request = function()
+  n = n % {stations} + 1
+  return wrk.format(nil, string.format("{path_format}", string.format("S%0{width}d", n)))
+end
+""")
+    script.close()
+    return script.name
+
+
+def bench_refresh(stations, wrk_seconds):
+    log(f"refresh: {stations} stations × {PORTS} ports over HTTP into MariaDB + Redis")
+    sim, sim_url = simulator(stations, speed=60)
+    with sim:
+        database_url = fresh_database(f"csm_bench_{stations}")
+        env = base_env(database_url, f"csmbench:{stations}:{int(time.time())}:", sim_url)
+        run_cli(env, "init-db")
+        run_cli(env, "stations", "sync", "--vendor", "csm")
+        db = database_url.rsplit("/", 1)[1]
+        out, first_rss = run_cli(env, "refresh", "--all", "--json", timed=True)
+        first = json.loads(out)
+        events_after_first = int(mysql("SELECT COUNT(*) FROM status_events", db))
+        ports_after_first = int(mysql("SELECT COUNT(*) FROM port_states", db))
+        time.sleep(2)
+        out, steady_rss = run_cli(env, "refresh", "--all", "--json", timed=True)
+        steady = json.loads(out)
+        events_after_steady = int(mysql("SELECT COUNT(*) FROM status_events", db))
+        log(f"ceiling: wrk against the simulator, same requests, {wrk_seconds} s")
+        ceiling = wrk(f"{sim_url}/", 64, wrk_seconds,
+                      rotating_script(stations, "/api/v1/stations/%s/ports"))
+        mysql(f"DROP DATABASE IF EXISTS `{db}`")
+
+    def cycle(summary, rss, rows):
+        return {
+            "stations_per_sec": round(summary["stations_per_sec"]),
+            "ports_per_sec": round(summary["ports"] / summary["elapsed_secs"]),
+            "elapsed_secs": round(summary["elapsed_secs"], 3),
+            "p50_ms": round(summary["p50_ms"], 2),
+            "p99_ms": round(summary["p99_ms"], 2),
+            "ok": summary["ok"],
+            "failed": len(summary["failed"]),
+            "ports": summary["ports"],
+            "status_changes": summary["status_changes"],
+            "port_rows_written": summary["rows_written"],
+            "event_rows_in_db": rows,
+            "peak_rss_mb": round(rss, 1) if rss else None,
+        }
+
+    result = {
+        "stations": stations,
+        "first": cycle(first, first_rss, events_after_first),
+        "steady": cycle(steady, steady_rss, events_after_steady - events_after_first),
+        "port_rows_in_db_after_first": ports_after_first,
+        "ceiling": ceiling,
+    }
+    result["steady"]["changed_fraction"] = round(steady["status_changes"] / max(steady["ports"], 1), 4)
+    result["steady"]["fraction_of_ceiling"] = round(result["steady"]["stations_per_sec"] / ceiling["rps"], 3)
+    result["first"]["fraction_of_ceiling"] = round(result["first"]["stations_per_sec"] / ceiling["rps"], 3)
+    log(json.dumps(result))
+    return result
+
+
+def start_server(database_url, prefix, vendor_url, extra=None):
+    port = free_port()
+    env = base_env(database_url, prefix, vendor_url)
+    env.update(CSM_BIND=f"127.0.0.1:{port}", RUST_LOG="warn")
+    env.update(extra or {})
+    process = Process([SERVER], env=env)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/readyz")
+    return process, base
+
+
+def wait_first_cycle(base, stations, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        listed = get_json(f"{base}/api/stations")["stations"]
+        if len(listed) == stations and all(s["updated_at"] for s in listed):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the server did not refresh all {stations} stations within {timeout} s")
+
+
+def bench_api(stations, seconds):
+    log(f"API: csm-server with {stations} stations (MariaDB + Redis), wrk {seconds} s per endpoint, 32 connections")
+    sim, sim_url = simulator(stations, speed=1)
+    with sim:
+        database_url = fresh_database("csm_bench_api")
+        prefix = f"csmbench:api:{int(time.time())}:"
+        env = base_env(database_url, prefix, sim_url)
+        run_cli(env, "init-db")
+        run_cli(env, "stations", "sync", "--vendor", "csm")
+        # One run to learn the size of a station's answer, then the measured run with a fixed
+        # body of that size beside the real endpoints.
+        server, base = start_server(database_url, prefix, sim_url, {"CSM_REFRESH_INTERVAL_SECS": "3600"})
+        with server:
+            wait_first_cycle(base, stations, 120)
+            with urllib.request.urlopen(f"{base}/api/stations/S0001") as response:
+                size = len(response.read())
+        server, base = start_server(database_url, prefix, sim_url, {
+            "CSM_REFRESH_INTERVAL_SECS": "3600", "CSM_BENCH_CEILING_BYTES": str(size)})
+        with server:
+            wait_first_cycle(base, stations, 120)
+            results = {"body_bytes": size}
+            results["ceiling"] = wrk(f"{base}/bench/ceiling", 32, seconds)
+            results["station"] = wrk(f"{base}/", 32, seconds, rotating_script(stations, "/api/stations/%s"))
+            results["ports"] = wrk(f"{base}/api/ports", 32, seconds)
+            results["stations"] = wrk(f"{base}/api/stations", 32, seconds)
+            with urllib.request.urlopen(f"{base}/api/stations") as response:
+                results["stations"]["body_bytes"] = len(response.read())
+            for name in ("station", "ports"):
+                results[name]["fraction_of_ceiling"] = round(results[name]["rps"] / results["ceiling"]["rps"], 3)
+        mysql("DROP DATABASE IF EXISTS `csm_bench_api`")
+    log(json.dumps(results))
+    return results
+
+
+def bench_sse(clients, changes):
+    log(f"SSE: {clients} clients on /api/events, {changes} changes")
+    database_url = fresh_database("csm_bench_sse")
+    prefix = f"csmbench:sse:{int(time.time())}:"
+    env = base_env(database_url, prefix)
+    run_cli(env, "init-db")
+    stations = [{"id": f"S{n:04d}", "name": f"站点 {n}", "vendor": "simulator", "port_count": PORTS}
+                for n in range(1, 201)]
+    listing = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(stations, listing)
+    listing.close()
+    run_cli(env, "stations", "import", listing.name)
+    # 200 stations whose clock runs 20× fast, refreshed every 2 s: a handful of changes a cycle.
+    server, base = start_server(database_url, prefix, None, {
+        "CSM_REFRESH_INTERVAL_SECS": "2", "CSM_SIMULATOR_SPEED": "20"})
+    with server:
+        wait_first_cycle(base, len(stations), 60)
+        done = subprocess.run([FANOUT, base, str(clients), str(changes), "90"],
+                              capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    mysql("DROP DATABASE IF EXISTS `csm_bench_sse`")
+    log(json.dumps(result))
+    return result
+
+
+def bench_memory(stations):
+    log(f"memory: csm-server with {stations} stations loaded (MariaDB + Redis, HTTP vendor)")
+    sim, sim_url = simulator(stations, speed=1)
+    with sim:
+        database_url = fresh_database("csm_bench_mem")
+        prefix = f"csmbench:mem:{int(time.time())}:"
+        env = base_env(database_url, prefix, sim_url)
+        run_cli(env, "init-db")
+        run_cli(env, "stations", "sync", "--vendor", "csm")
+        server, base = start_server(database_url, prefix, sim_url, {"CSM_REFRESH_INTERVAL_SECS": "3600"})
+        with server:
+            wait_first_cycle(base, stations, 600)
+            time.sleep(2)
+            rss, peak = server.rss_mb()
+        mysql("DROP DATABASE IF EXISTS `csm_bench_mem`")
+    result = {"stations": stations, "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1)}
+    log(json.dumps(result))
+    return result
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with open("/proc/meminfo") as info:
+        mem_kb = int(next(line.split()[1] for line in info if line.startswith("MemTotal")))
+    version = lambda *cmd: subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "mariadb": version("mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot", "-N", "-e", "SELECT VERSION()"),
+        "redis": version("redis-server", "--version"),
+        "rustc": version("rustc", "--version"),
+    }
+
+
+def markdown(results):
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}; "
+        f"MariaDB {m['mariadb']}; {m['redis'].split(' sha')[0]}; {m['rustc']}.",
+        f"Command: `{results['command']}` ({results['date']}).",
+        "",
+        "### Refresh (csm-cli refresh --all, HTTP simulator → MariaDB + Redis, 12 ports a station, concurrency 64)",
+        "",
+        "| stations | cycle | stations/s | ports/s | p50 ms | p99 ms | status changes | port rows written | event rows | peak RSS MB | raw HTTP req/s (wrk) | fraction of raw |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["refresh"]:
+        for name in ("first", "steady"):
+            c = r[name]
+            lines.append(
+                f"| {r['stations']:,} | {name} | {c['stations_per_sec']:,} | {c['ports_per_sec']:,} | {c['p50_ms']} | {c['p99_ms']} | "
+                f"{c['status_changes']:,} | {c['port_rows_written']:,} | {c['event_rows_in_db']:,} | {c['peak_rss_mb']} | "
+                f"{r['ceiling']['rps']:,} | {c['fraction_of_ceiling']:.0%} |")
+    scaling = results.get("scaling")
+    if scaling:
+        lines += ["", f"Scaling: steady cycle at 50,000 stations took {scaling['ratio_50k_to_10k']}× the 10,000-station cycle (linear: 5×)."]
+    api = results.get("api")
+    if api:
+        lines += [
+            "",
+            f"### API (csm-server, {api.get('stations', 1000):,} stations, MariaDB + Redis; wrk -t2 -c32)",
+            "",
+            "| endpoint | body bytes | req/s | p50 ms | p99 ms | fraction of ceiling |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        rows = [("fixed body (ceiling)", "ceiling"), ("GET /api/stations/{id}", "station"),
+                ("GET /api/ports", "ports"), ("GET /api/stations", "stations")]
+        for label, key in rows:
+            r = api[key]
+            size = r.get("body_bytes", api["body_bytes"])
+            fraction = f"{r['fraction_of_ceiling']:.0%}" if "fraction_of_ceiling" in r else "—"
+            lines.append(f"| {label} | {size:,} | {r['rps']:,} | {r['p50_ms']} | {r['p99_ms']} | {fraction} |")
+    sse = results.get("sse")
+    if sse:
+        lines += ["", "### SSE fan-out", "",
+                  f"{sse['clients']:,} clients on `/api/events`; over {sse['changes_measured']} changes, time from the change's "
+                  f"observation to its arrival at the last client: p50 {sse['last_client_ms']['p50']:.1f} ms, "
+                  f"max {sse['last_client_ms']['max']:.1f} ms (first client: p50 {sse['first_client_ms']['p50']:.1f} ms)."]
+    memory = results.get("memory")
+    if memory:
+        lines += ["", "### Server memory (all stations refreshed, HTTP vendor, MariaDB + Redis)", "",
+                  "| stations | RSS MB | peak RSS MB |", "|---:|---:|---:|"]
+        for r in memory:
+            lines.append(f"| {r['stations']:,} | {r['rss_mb']} | {r['peak_rss_mb']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
+    args = parser.parse_args()
+    for binary in (CLI, SERVER, FANOUT):
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} is missing: run scripts/bench.sh, which builds it")
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
+    started = time.time()
+    sizes = [1000] if args.quick else [1000, 10000, 50000]
+    wrk_seconds = 3 if args.quick else 10
+    results = {
+        "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "refresh": [bench_refresh(n, wrk_seconds) for n in sizes],
+    }
+    by_size = {r["stations"]: r for r in results["refresh"]}
+    if 10000 in by_size and 50000 in by_size:
+        ratio = by_size[50000]["steady"]["elapsed_secs"] / by_size[10000]["steady"]["elapsed_secs"]
+        results["scaling"] = {"ratio_50k_to_10k": round(ratio, 2)}
+    results["api"] = bench_api(1000, 5 if args.quick else 10)
+    results["api"]["stations"] = 1000
+    results["sse"] = bench_sse(1000, 5 if args.quick else 20)
+    results["memory"] = [bench_memory(n) for n in ([1000] if args.quick else [1000, 50000])]
+    results["elapsed_secs"] = round(time.time() - started)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    table = markdown(results)
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(table)
+    print(table)
+    log(f"done in {results['elapsed_secs']} s; target/bench/results.json and results.md written")
+
+
+if __name__ == "__main__":
+    main()

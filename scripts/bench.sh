@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Benchmarks csm on this machine with MariaDB and Redis (see scripts/bench.py for what is
+# measured). Writes target/bench/results.json and target/bench/results.md.
+# Usage: ./scripts/bench.sh [--quick]     (--quick: 1,000 stations, short runs, < 2 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+command -v mysql >/dev/null || apt_install mariadb-client
+command -v redis-cli >/dev/null || apt_install redis-tools
+ensure_mariadb
+ensure_redis
+command -v wrk >/dev/null || apt_install wrk
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+step "building release binaries"
+cargo build --release --quiet -p csm-server -p csm-cli
+cargo build --release --quiet --example sse_fanout
+
+step "benchmarking"
+exec python3 scripts/bench.py "$@"

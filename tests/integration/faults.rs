@@ -1,0 +1,762 @@
+//! Faults survived: misbehaving vendors, Redis and the database cut off mid-run and restored,
+//! shutdown during a busy cycle and a restart — with nothing lost and nothing duplicated.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use csm::core::Monitor;
+use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
+use csm::core::charger::{Chargers, HttpChargerApi, VendorProfile, build_client};
+use csm::core::model::{PortStatus, Station, StationId};
+use csm::core::refresh::{Engine, EngineConfig, RetryPolicy};
+use csm::core::store::{MySqlStore, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::helpers::{
+    Backend, SCRIPTED, ScriptedApi, TestDb, mysql_base, reading, station, test_settings, test_store,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Vendor faults
+
+/// A vendor that answers well while `healthy`, and otherwise misbehaves in the way each
+/// station id asks for.
+async fn misbehaving_vendor(healthy: Arc<AtomicBool>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let healthy = healthy.load(Ordering::SeqCst);
+            tokio::spawn(answer(socket, healthy));
+        }
+    });
+    address
+}
+
+async fn answer(mut socket: TcpStream, healthy: bool) {
+    let mut request = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&request);
+    let id = head.split('/').nth(4).unwrap_or_default().to_owned();
+    let good =
+        r#"{"ports":[{"port":1,"status":"occupied","voltage":220.1},{"port":2,"status":"free"}]}"#;
+    let reply = |status: &str, extra: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        )
+    };
+    if healthy || id == "GOOD" {
+        let _ = socket.write_all(reply("200 OK", "", good).as_bytes()).await;
+        return;
+    }
+    match id.as_str() {
+        "RESET" => {
+            // Close with a reset instead of an answer.
+            // A zero linger does not block; it makes the close a reset.
+            #[allow(deprecated)]
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            drop(socket);
+        }
+        "TRUNCATED" => {
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"ports\":[{\"port\":1,")
+                .await;
+        }
+        "DRIP" => {
+            // One byte a second: only the total timeout ends it.
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+                .await;
+            for _ in 0..100 {
+                if socket.write_all(b" ").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        "ENDLESS" => {
+            // A chunked body that never ends, far over the size cap.
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await;
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+        }
+        "E503" => {
+            let _ = socket
+                .write_all(reply("503 Service Unavailable", "", "{}").as_bytes())
+                .await;
+        }
+        "E429" => {
+            let _ = socket
+                .write_all(reply("429 Too Many Requests", "retry-after: 1\r\n", "{}").as_bytes())
+                .await;
+        }
+        "HTML" => {
+            let _ = socket
+                .write_all(reply("200 OK", "", "<html>502 Bad Gateway</html>").as_bytes())
+                .await;
+        }
+        "DUPLICATE" => {
+            let body = r#"{"ports":[{"port":1,"status":"free"},{"port":1,"status":"occupied"}]}"#;
+            let _ = socket.write_all(reply("200 OK", "", body).as_bytes()).await;
+        }
+        "RANGE" => {
+            let body = r#"{"ports":[{"port":5000,"status":"free"}]}"#;
+            let _ = socket.write_all(reply("200 OK", "", body).as_bytes()).await;
+        }
+        "SHAPE" => {
+            let _ = socket
+                .write_all(reply("200 OK", "", r#"{"ports":{"1":"free"}}"#).as_bytes())
+                .await;
+        }
+        _ => {
+            let _ = socket
+                .write_all(reply("404 Not Found", "", "{}").as_bytes())
+                .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn misbehaving_vendors_fail_alone_in_bounded_time_and_keep_the_last_good_state() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let address = misbehaving_vendor(Arc::clone(&healthy)).await;
+    let settings = csm::core::settings::Settings {
+        http_timeout_ms: 1_500,
+        http_max_body_bytes: 256 * 1024,
+        ..test_settings()
+    };
+    let api = HttpChargerApi::new(
+        VendorProfile::native(),
+        Some(format!("http://{address}")),
+        build_client(&settings).unwrap(),
+        &settings,
+    );
+    let mut chargers = Chargers::new();
+    chargers.insert(Arc::new(api));
+    let db = test_store(Backend::Sqlite).await;
+    let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
+    let engine = Engine::new(
+        Arc::clone(&db.store),
+        Arc::clone(&cache),
+        chargers,
+        EngineConfig {
+            concurrency: 16,
+            retry: RetryPolicy {
+                max_retries: 2,
+                base_delay: Duration::from_millis(20),
+                ..RetryPolicy::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    // (station, error kind, attempts, part of the message)
+    let cases: [(&str, &str, u32, &str); 11] = [
+        ("GOOD", "", 1, ""),
+        ("RESET", "connect", 3, "cannot talk to"),
+        ("TRUNCATED", "connect", 3, "the response broke off"),
+        ("DRIP", "timeout", 3, "did not answer within 1500 ms"),
+        ("ENDLESS", "too_large", 1, "larger than 262144 bytes"),
+        ("E503", "status", 3, "answered HTTP 503"),
+        ("E429", "status", 3, "answered HTTP 429"),
+        ("HTML", "not_json", 1, "is not JSON"),
+        (
+            "DUPLICATE",
+            "mismatch",
+            1,
+            "port 1 again (first at /ports/0)",
+        ),
+        ("RANGE", "mismatch", 1, "a port number from 1 to 1024"),
+        (
+            "SHAPE",
+            "mismatch",
+            1,
+            "at /ports expected an array of ports, found an object",
+        ),
+    ];
+    let stations: Vec<Arc<Station>> = cases
+        .iter()
+        .map(|(id, ..)| Arc::new(station(id, "csm", 2)))
+        .collect();
+    let first = engine.refresh_many(stations.clone(), |_| {}).await;
+    assert!(
+        first.iter().all(|o| o.result.is_ok()),
+        "every station works while the vendor is healthy"
+    );
+
+    healthy.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    let outcomes = engine.refresh_many(stations, |_| {}).await;
+    let elapsed = started.elapsed();
+    // The slowest case is three attempts of the drip at 1.5 s each, plus backoff.
+    assert!(elapsed < Duration::from_secs(8), "bounded: {elapsed:?}");
+    for (id, kind, attempts, message) in cases {
+        let outcome = outcomes
+            .iter()
+            .find(|o| o.station_id.as_str() == id)
+            .unwrap();
+        let state = cache
+            .get(&outcome.station_id)
+            .await
+            .unwrap()
+            .expect("still cached");
+        assert_eq!(state.ports.len(), 2, "{id}: the last good ports are kept");
+        assert_eq!(state.ports[0].reading.status, PortStatus::Occupied, "{id}");
+        match &outcome.result {
+            Ok(_) => {
+                assert_eq!(kind, "", "{id} should have failed");
+                assert!(state.last_error.is_none());
+            }
+            Err(error) => {
+                assert_eq!(error.kind(), kind, "{id}: {error}");
+                assert_eq!(
+                    outcome.attempts, attempts,
+                    "{id}: retry decision for {error}"
+                );
+                assert!(error.to_string().contains(message), "{id}: {error}");
+                assert_eq!(
+                    state.last_error.as_deref(),
+                    Some(error.to_string().as_str())
+                );
+                assert!(
+                    state.is_stale(chrono::Utc::now(), chrono::Duration::hours(1)),
+                    "{id} is shown stale"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis cut off and restored
+
+/// A redis-server of the test's own on a free port, stopped when dropped.
+struct OwnRedis {
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child: Some(child) }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_returns() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let cache: Arc<dyn StatusCache> =
+        Arc::new(RedisCache::new(&url, "csm:", Duration::from_secs(60)).unwrap());
+    let db = test_store(Backend::Sqlite).await;
+    let scripted = Arc::new(ScriptedApi::default());
+    let settings = test_settings();
+    let monitor = Arc::new(Monitor::from_parts(
+        settings.clone(),
+        Arc::clone(&db.store),
+        Arc::clone(&cache),
+        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
+    ));
+    let s = Arc::new(station("R1", SCRIPTED, 2));
+    monitor.add_station(&s).await.unwrap();
+    scripted.set(
+        "R1",
+        Ok(vec![
+            reading(1, PortStatus::Free, Some(220.0)),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
+    monitor
+        .engine()
+        .refresh(Arc::clone(&s))
+        .await
+        .result
+        .unwrap();
+    assert!(cache.get(&s.id).await.unwrap().is_some());
+
+    redis.stop();
+    scripted.set(
+        "R1",
+        Ok(vec![
+            reading(1, PortStatus::Occupied, Some(219.0)),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
+    let outcome = monitor.engine().refresh(Arc::clone(&s)).await;
+    assert!(
+        outcome.result.is_ok(),
+        "refreshes keep running without Redis"
+    );
+    let view = monitor.view(&s.id).await.expect("reads keep answering");
+    assert_eq!(
+        view.state.unwrap().ports[0].reading.status,
+        PortStatus::Occupied,
+        "and are current"
+    );
+    let readiness = monitor.readiness().await;
+    assert!(readiness.database.is_ok());
+    assert!(
+        readiness
+            .cache
+            .unwrap_err()
+            .contains(&format!("127.0.0.1:{port}"))
+    );
+
+    let _redis = OwnRedis::start(port);
+    let back = Instant::now();
+    scripted.set(
+        "R1",
+        Ok(vec![
+            reading(1, PortStatus::Free, Some(221.0)),
+            reading(2, PortStatus::Free, None),
+        ]),
+    );
+    loop {
+        monitor.engine().refresh(Arc::clone(&s)).await;
+        if let Ok(Some(state)) = cache.get(&s.id).await {
+            assert_eq!(state.ports[0].reading.status, PortStatus::Free);
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "csm did not use Redis again within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    monitor.engine().flush().await;
+    let events = db.store.count_events(Some(&s.id)).await.unwrap();
+    assert_eq!(
+        events, 4,
+        "2 first sightings and 2 changes, none lost while Redis was away"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database cut off and restored
+
+/// A TCP proxy the test can cut: while down it drops every connection and refuses new ones.
+struct Proxy {
+    address: SocketAddr,
+    down: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (down, watcher) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watcher.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut watcher = watcher.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watcher.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Self { address, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        let _ = self.down.send(down);
+    }
+}
+
+#[tokio::test]
+async fn losing_the_database_buffers_writes_and_loses_none() {
+    let db = TestDb::new();
+    // Create the schema directly, then point csm at it through the proxy.
+    let direct = MySqlStore::connect(&db.url, 2).unwrap();
+    direct.migrate().await.expect("MariaDB reachable");
+    let mysql: SocketAddr = {
+        let url = url::Url::parse(&mysql_base()).unwrap();
+        let host = url.host_str().unwrap().to_owned();
+        tokio::net::lookup_host((host, url.port().unwrap_or(3306)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = Proxy::start(mysql).await;
+    let name = db.url.rsplit('/').next().unwrap();
+    let proxied_url = format!("mysql://root@{}/{name}", proxy.address);
+    let store: Arc<dyn Store> = Arc::new(MySqlStore::connect(&proxied_url, 4).unwrap());
+    let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
+    let scripted = Arc::new(ScriptedApi::default());
+    let settings = test_settings();
+    let monitor = Monitor::from_parts(
+        settings.clone(),
+        Arc::clone(&store),
+        Arc::clone(&cache),
+        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
+    );
+    let stations: Vec<Arc<Station>> = (0..20)
+        .map(|i| Arc::new(station(&format!("D{i}"), SCRIPTED, 4)))
+        .collect();
+    monitor
+        .import(&stations.iter().map(|s| (**s).clone()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let statuses = [
+        PortStatus::Free,
+        PortStatus::Occupied,
+        PortStatus::Fault,
+        PortStatus::Reserved,
+    ];
+    let set_round = |round: usize| {
+        for (i, s) in stations.iter().enumerate() {
+            let ports = (1..=4)
+                .map(|p| {
+                    reading(
+                        p,
+                        statuses[(round + i + p as usize) % statuses.len()],
+                        Some(220.0),
+                    )
+                })
+                .collect();
+            scripted.set(s.id.as_str(), Ok(ports));
+        }
+    };
+    let mut produced = 0;
+    let refresh_round = |round: usize| {
+        set_round(round);
+        let engine = monitor.engine().clone();
+        let stations = stations.clone();
+        async move {
+            let outcomes = engine.refresh_many(stations, |_| {}).await;
+            assert!(outcomes.iter().all(|o| o.result.is_ok()));
+            outcomes
+                .iter()
+                .map(|o| o.result.as_ref().unwrap().status_changes)
+                .sum::<usize>()
+        }
+    };
+    produced += refresh_round(0).await;
+    assert_eq!(monitor.engine().flush().await.pending_rows, 0);
+    // Readers were being served before the outage.
+    assert_eq!(monitor.views().await.unwrap().len(), 20);
+
+    proxy.set_down(true);
+    for round in 1..=3 {
+        produced += refresh_round(round).await;
+    }
+    let report = monitor.engine().flush().await;
+    assert!(
+        report.pending_rows > 0,
+        "writes wait while the database is away"
+    );
+    assert_eq!(report.dropped_events, 0);
+    // Reads keep answering from the cache.
+    let view = monitor
+        .view(&stations[0].id)
+        .await
+        .expect("the catalogue and cache still answer");
+    assert_eq!(view.state.unwrap().ports.len(), 4);
+    let readiness = monitor.readiness().await;
+    assert!(readiness.cache.is_ok());
+    assert!(
+        readiness.database.is_err(),
+        "readiness reports the database down"
+    );
+
+    proxy.set_down(false);
+    let back = Instant::now();
+    loop {
+        let report = monitor.engine().flush().await;
+        if report.pending_rows == 0 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "rows still pending: {}",
+            report.pending_rows
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = direct.count_events(None).await.unwrap();
+    assert_eq!(
+        stored as usize, produced,
+        "every status event reached the database exactly once"
+    );
+    let states = direct
+        .station_states(&stations.iter().map(|s| s.id.clone()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let expected = statuses[(3 + 0 + 1) % statuses.len()];
+    assert_eq!(
+        states
+            .iter()
+            .find(|s| s.station_id.as_str() == "D0")
+            .unwrap()
+            .ports[0]
+            .reading
+            .status,
+        expected
+    );
+}
+
+#[tokio::test]
+async fn a_full_event_buffer_drops_the_oldest_and_counts_them() {
+    let db = TestDb::new();
+    let direct = MySqlStore::connect(&db.url, 2).unwrap();
+    direct.migrate().await.expect("MariaDB reachable");
+    let mysql: SocketAddr = {
+        let url = url::Url::parse(&mysql_base()).unwrap();
+        tokio::net::lookup_host((
+            url.host_str().unwrap().to_owned(),
+            url.port().unwrap_or(3306),
+        ))
+        .await
+        .unwrap()
+        .next()
+        .unwrap()
+    };
+    let proxy = Proxy::start(mysql).await;
+    proxy.set_down(true);
+    let name = db.url.rsplit('/').next().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        MySqlStore::connect(&format!("mysql://root@{}/{name}", proxy.address), 2).unwrap(),
+    );
+    let scripted = Arc::new(ScriptedApi::default());
+    let mut chargers = Chargers::new();
+    chargers.insert(Arc::clone(&scripted) as Arc<dyn csm::core::charger::ChargerApi>);
+    let engine = Engine::new(
+        store,
+        Arc::new(MemoryCache::new(Duration::from_secs(60))),
+        chargers,
+        EngineConfig {
+            writer: csm::core::refresh::WriterConfig {
+                max_buffered_events: 10,
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    let s = Arc::new(station("B1", SCRIPTED, 6));
+    for round in 0..3 {
+        let status = if round % 2 == 0 {
+            PortStatus::Free
+        } else {
+            PortStatus::Occupied
+        };
+        scripted.set(
+            "B1",
+            Ok((1..=6).map(|p| reading(p, status, None)).collect()),
+        );
+        engine.refresh(Arc::clone(&s)).await.result.unwrap();
+    }
+    // 18 events were produced; the buffer holds 10.
+    let report = engine.flush().await;
+    assert_eq!(report.dropped_events, 8);
+    proxy.set_down(false);
+    let back = Instant::now();
+    while engine.flush().await.pending_rows > 0 {
+        assert!(back.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        direct.count_events(None).await.unwrap(),
+        10,
+        "the newest 10 were kept and written"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown during a busy cycle, and a restart
+
+#[tokio::test]
+async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing() {
+    let db = test_store(Backend::MySql).await;
+    let scripted = Arc::new(ScriptedApi::default());
+    *scripted.delay.lock().unwrap() = Duration::from_millis(30);
+    let settings = csm::core::settings::Settings {
+        refresh_interval_secs: 1,
+        concurrency: 8,
+        ..test_settings()
+    };
+    let stations: Vec<Station> = (0..200)
+        .map(|i| station(&format!("T{i:03}"), SCRIPTED, 6))
+        .collect();
+    for s in &stations {
+        scripted.set(
+            s.id.as_str(),
+            Ok((1..=6)
+                .map(|p| reading(p, PortStatus::Free, None))
+                .collect()),
+        );
+    }
+    let monitor = Arc::new(Monitor::from_parts(
+        settings.clone(),
+        Arc::clone(&db.store),
+        Arc::new(MemoryCache::new(Duration::from_secs(60))),
+        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
+    ));
+    monitor.import(&stations).await.unwrap();
+    let mut updates = monitor.engine().subscribe();
+    let server = csm::server::Server::from_monitor(Arc::clone(&monitor));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    // Stop in the middle of the first cycle (200 stations × 30 ms / 8 at once ≈ 750 ms).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(monitor.engine().running() > 0, "the cycle is busy");
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), serving)
+        .await
+        .expect("shutdown is bounded")
+        .unwrap()
+        .expect("clean exit");
+    assert!(signalled.elapsed() < Duration::from_secs(12));
+    let mut produced = 0;
+    while let Ok(update) = updates.try_recv() {
+        produced += update.events.len();
+    }
+    assert!(produced > 0);
+    let stored = db.store.count_events(None).await.unwrap() as usize;
+    assert_eq!(
+        stored, produced,
+        "everything produced before the signal was written"
+    );
+
+    // Restart on the same database with a fresh in-process cache: the known states come from
+    // the store, so the same readings produce no new events.
+    let restarted = Monitor::from_parts(
+        settings.clone(),
+        Arc::clone(&db.store),
+        Arc::new(MemoryCache::new(Duration::from_secs(60))),
+        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
+    );
+    *scripted.delay.lock().unwrap() = Duration::ZERO;
+    let all = restarted.stations().await.unwrap().to_vec();
+    restarted.engine().refresh_many(all, |_| {}).await;
+    restarted.engine().flush().await;
+    let after = db.store.count_events(None).await.unwrap() as usize;
+    assert_eq!(
+        after,
+        200 * 6,
+        "each port's first sighting exactly once: {stored} before, {after} after"
+    );
+}
+
+#[tokio::test]
+async fn manual_refreshes_are_limited_per_station_and_globally() {
+    let db = test_store(Backend::Sqlite).await;
+    let scripted = Arc::new(ScriptedApi::default());
+    let settings = csm::core::settings::Settings {
+        manual_refresh_per_minute: 2,
+        manual_refresh_cooldown_secs: 60,
+        ..test_settings()
+    };
+    let monitor = Monitor::from_parts(
+        settings.clone(),
+        Arc::clone(&db.store),
+        Arc::new(MemoryCache::new(Duration::from_secs(60))),
+        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
+    );
+    for id in ["M1", "M2", "M3"] {
+        monitor
+            .add_station(&station(id, SCRIPTED, 1))
+            .await
+            .unwrap();
+        scripted.set(id, Ok(vec![reading(1, PortStatus::Free, None)]));
+    }
+    use csm::core::monitor::ManualRefresh;
+    let id = |s: &str| StationId::parse(s).unwrap();
+    assert!(matches!(
+        monitor.manual_refresh(&id("M1")).await.unwrap(),
+        ManualRefresh::Refreshed(_)
+    ));
+    assert!(matches!(
+        monitor.manual_refresh(&id("M1")).await.unwrap(),
+        ManualRefresh::CoolingDown { .. }
+    ));
+    assert!(matches!(
+        monitor.manual_refresh(&id("M2")).await.unwrap(),
+        ManualRefresh::Refreshed(_)
+    ));
+    match monitor.manual_refresh(&id("M3")).await.unwrap() {
+        ManualRefresh::RateLimited { retry_after } => {
+            assert!(retry_after <= Duration::from_secs(30))
+        }
+        other => panic!("the third manual refresh in a minute should be limited: {other:?}"),
+    }
+    assert_eq!(
+        scripted.calls(),
+        2,
+        "the vendor saw only the two accepted refreshes"
+    );
+}
