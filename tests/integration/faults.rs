@@ -553,7 +553,8 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
         .station_states(&stations.iter().map(|s| s.id.clone()).collect::<Vec<_>>())
         .await
         .unwrap();
-    let expected = statuses[(3 + 0 + 1) % statuses.len()];
+    // Station D0 (i = 0), port 1, last round 3.
+    let expected = statuses[(3 + 1) % statuses.len()];
     assert_eq!(
         states
             .iter()
