@@ -12,8 +12,8 @@ log="$work/server.log"
 (
   cd "$work"
   # Demo mode, with a fast simulated clock so ports change while the test watches.
-  env -u CSM_DATABASE_URL -u CSM_REDIS_URL CSM_BIND="127.0.0.1:$port" CSM_SIMULATOR_SPEED=300 \
-    CSM_REFRESH_INTERVAL_SECS=2 CSM_VENDORS_DIR="$work/vendors" exec "$server"
+  exec env -u CSM_DATABASE_URL -u CSM_REDIS_URL CSM_BIND="127.0.0.1:$port" CSM_SIMULATOR_SPEED=300 \
+    CSM_REFRESH_INTERVAL_SECS=2 CSM_VENDORS_DIR="$work/vendors" "$server"
 ) >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
