@@ -14,6 +14,18 @@ use futures_util::StreamExt;
 
 type Key = (String, u64, String);
 
+#[derive(serde::Deserialize)]
+struct Update<'a> {
+    station_id: &'a str,
+    changes: Vec<Change<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Change<'a> {
+    port: u64,
+    at: &'a str,
+}
+
 #[derive(Default)]
 struct Seen {
     /// Change → arrival time at each client that got it.
@@ -139,14 +151,15 @@ async fn listen(
                 if event != "station" {
                     continue;
                 }
-                let update: serde_json::Value = serde_json::from_str(data)?;
-                let station = update["station_id"].as_str().unwrap_or_default().to_owned();
+                // Only the keys of the changes are read: the client should cost the machine
+                // as little as possible, so the measurement is of the server.
+                let update: Update<'_> = serde_json::from_str(data)?;
                 let mut seen = seen.lock().expect("lock");
-                for change in update["changes"].as_array().into_iter().flatten() {
+                for change in update.changes {
                     let key = (
-                        station.clone(),
-                        change["port"].as_u64().unwrap_or(0),
-                        change["at"].as_str().unwrap_or_default().to_owned(),
+                        update.station_id.to_owned(),
+                        change.port,
+                        change.at.to_owned(),
                     );
                     seen.arrivals.entry(key).or_default().push(arrived);
                 }

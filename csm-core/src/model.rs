@@ -15,6 +15,13 @@ use crate::error::InvalidInput;
 /// Highest port number csm accepts from any source; real piles have at most a few dozen sockets.
 pub const MAX_PORT: u32 = 1024;
 
+/// The current time at the precision csm stores (microseconds), so a time read back from the
+/// database or the cache compares equal to the one written.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
 /// The vendor's identifier of one station (for example `9313600954`).
 ///
 /// Ids are 1–64 characters of ASCII letters, digits and `-_.:`, so they are safe in URLs, cache

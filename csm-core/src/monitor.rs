@@ -133,6 +133,7 @@ impl Monitor {
             settings.redis_url.as_deref(),
             &settings.cache_prefix,
             settings.cache_ttl(),
+            Duration::from_millis(settings.cache_local_ttl_ms),
         )?;
         let chargers = Chargers::from_settings(&settings)?;
         Ok(Self::from_parts(settings, store, cache, chargers))
@@ -284,8 +285,9 @@ impl Monitor {
         let mut missing = Vec::new();
         for (index, state) in states.iter_mut().enumerate() {
             if state.is_none() {
-                match self.engine.latest(&ids[index]) {
-                    Some(latest) => *state = Some(latest),
+                // Produced by this process: fresher than the store, whose writes may wait.
+                match self.engine.last_known(&ids[index]) {
+                    Some(kept) => *state = Some(kept),
                     None => missing.push(index),
                 }
             }
@@ -371,9 +373,10 @@ impl Monitor {
     pub async fn manual_refresh(&self, id: &StationId) -> Result<ManualRefresh, MonitorError> {
         let station = self.station(id).await?;
         let cooldown = self.settings.manual_refresh_cooldown();
+        // Without either, the age is unknown; the global limit still protects the vendor.
         let checked_at = match self.cache.get(id).await {
             Ok(Some(state)) => Some(state.checked_at),
-            _ => self.engine.latest(id).map(|s| s.checked_at),
+            _ => self.engine.last_known(id).map(|s| s.checked_at),
         };
         if let Some(checked_at) = checked_at {
             let age = (Utc::now() - checked_at).to_std().unwrap_or(Duration::ZERO);

@@ -54,6 +54,17 @@ pub struct Settings {
     #[arg(long, env = "CSM_CACHE_TTL_SECS", global = true)]
     pub cache_ttl_secs: Option<u64>,
 
+    /// With Redis: how long this process keeps a local copy of a cached station, in
+    /// milliseconds (0: always ask Redis). Bounds how stale a read can be when several
+    /// instances write the same stations.
+    #[arg(
+        long,
+        env = "CSM_CACHE_LOCAL_TTL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub cache_local_ttl_ms: u64,
+
     /// Refresh jobs that may run at once.
     #[arg(long, env = "CSM_CONCURRENCY", default_value_t = 64, global = true)]
     pub concurrency: usize,
@@ -196,6 +207,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
             refresh_interval_secs: 30,
             cache_ttl_secs: None,
+            cache_local_ttl_ms: 1000,
             concurrency: 64,
             max_retries: 3,
             http_timeout_ms: 5000,
@@ -362,6 +374,7 @@ impl fmt::Debug for Settings {
             .field("bind", &self.bind)
             .field("refresh_interval_secs", &self.refresh_interval_secs)
             .field("cache_ttl_secs", &self.cache_ttl().as_secs())
+            .field("cache_local_ttl_ms", &self.cache_local_ttl_ms)
             .field("concurrency", &self.concurrency)
             .field("max_retries", &self.max_retries)
             .field("http_timeout_ms", &self.http_timeout_ms)

@@ -3,6 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+
+// mimalloc: fewer cycles per allocation than the system allocator on the refresh and request
+// paths, and it returns freed memory to the system sooner.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use csm_core::settings::Settings;
 
 /// Charging station monitor server: REST API, live dashboard and background refresh. With no

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use csm::core::cache::{FORMAT_TAG, RedisCache, StatusCache};
 use csm::core::model::{PortState, PortStatus, StationId, StationState};
 
@@ -28,7 +27,8 @@ contract!(
 );
 
 fn state(id: &str, ports: u32) -> Arc<StationState> {
-    let now = Utc::now();
+    // The cache keeps times to the microsecond, as the database does.
+    let now = csm::core::model::now();
     Arc::new(StationState {
         station_id: StationId::parse(id).unwrap(),
         observed_at: Some(now),

@@ -11,10 +11,14 @@ use async_trait::async_trait;
 
 use crate::model::{StationId, StationState};
 
+mod codec;
 mod memory;
+mod near;
 mod redis;
 
+pub use self::codec::{FORMAT_TAG, decode, encode};
 pub use self::memory::MemoryCache;
+pub use self::near::NearCache;
 pub use self::redis::RedisCache;
 
 /// Why a cache operation failed.
@@ -33,25 +37,6 @@ pub enum CacheError {
     /// The Redis URL is wrong.
     #[error("{0}")]
     Config(String),
-}
-
-/// Version tag written in front of every cached value. A value written by another format
-/// version reads as a miss instead of being misread.
-pub const FORMAT_TAG: &[u8] = b"csm-v1\n";
-
-/// Encodes a state for the cache: the format tag, then JSON.
-pub fn encode(state: &StationState) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + state.ports.len() * 200);
-    out.extend_from_slice(FORMAT_TAG);
-    // Serialising these plain structs into a Vec cannot fail.
-    serde_json::to_writer(&mut out, state).unwrap_or_default();
-    out
-}
-
-/// Decodes a cached value; `None` when it was written by another format version or is damaged.
-pub fn decode(bytes: &[u8]) -> Option<StationState> {
-    let body = bytes.strip_prefix(FORMAT_TAG)?;
-    serde_json::from_slice(body).ok()
 }
 
 /// The live per-station cache.
@@ -82,14 +67,23 @@ pub trait StatusCache: Send + Sync + fmt::Debug {
     async fn remove(&self, id: &StationId) -> Result<(), CacheError>;
 }
 
-/// Builds the cache named by the settings: Redis when a URL is given, else in-process.
+/// Builds the cache named by the settings: Redis when a URL is given (with a near cache of
+/// `local_ttl` in front of it, unless zero), else in-process.
 pub fn connect(
     redis_url: Option<&str>,
     prefix: &str,
     ttl: Duration,
+    local_ttl: Duration,
 ) -> Result<Arc<dyn StatusCache>, CacheError> {
     match redis_url {
-        Some(url) => Ok(Arc::new(RedisCache::new(url, prefix, ttl)?)),
+        Some(url) => {
+            let redis: Arc<dyn StatusCache> = Arc::new(RedisCache::new(url, prefix, ttl)?);
+            if local_ttl.is_zero() {
+                Ok(redis)
+            } else {
+                Ok(Arc::new(NearCache::new(redis, local_ttl)))
+            }
+        }
         None => Ok(Arc::new(MemoryCache::new(ttl))),
     }
 }

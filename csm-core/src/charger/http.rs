@@ -280,7 +280,7 @@ impl ChargerApi for HttpChargerApi {
             )
             .await?;
         self.profile
-            .parse_response(&station.id, &url, &bytes, Utc::now())
+            .parse_response(&station.id, &url, &bytes, crate::model::now())
     }
 
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {

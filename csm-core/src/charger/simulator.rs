@@ -162,7 +162,7 @@ impl ChargerApi for Simulator {
     }
 
     async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
-        Ok(self.snapshot_at(station, Utc::now()))
+        Ok(self.snapshot_at(station, crate::model::now()))
     }
 
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {

@@ -9,10 +9,9 @@
 //! - [`scheduler`] refreshes every enabled station every interval.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::{StreamExt, stream};
 use tokio::sync::{Semaphore, broadcast};
@@ -113,9 +112,10 @@ struct Inner {
     config: EngineConfig,
     permits: Semaphore,
     running: Mutex<HashMap<StationId, JobFuture>>,
-    /// The latest state of every station this engine refreshed: the diff base when the cache
-    /// cannot be read.
-    states: RwLock<HashMap<StationId, Arc<StationState>>>,
+    /// The last state this engine produced for each station, in the cache's compact encoding
+    /// (a few hundred bytes a station): the diff base when the cache is away or behind, which
+    /// the store cannot be while the batch writer still holds its rows.
+    known: Mutex<HashMap<StationId, Vec<u8>>>,
     writer: BatchWriter,
     updates: broadcast::Sender<Arc<StationUpdate>>,
 }
@@ -161,7 +161,7 @@ impl Engine {
                 permits: Semaphore::new(config.concurrency.max(1)),
                 config,
                 running: Mutex::new(HashMap::new()),
-                states: RwLock::new(HashMap::new()),
+                known: Mutex::new(HashMap::new()),
                 writer,
                 updates,
             }),
@@ -179,14 +179,18 @@ impl Engine {
         self.inner.updates.subscribe()
     }
 
-    /// The latest state this engine produced for a station.
-    pub fn latest(&self, id: &StationId) -> Option<Arc<StationState>> {
-        read(&self.inner.states).get(id).cloned()
+    /// The last state this engine produced for a station.
+    pub fn last_known(&self, id: &StationId) -> Option<Arc<StationState>> {
+        let known = lock(&self.inner.known);
+        known
+            .get(id)
+            .and_then(|bytes| crate::cache::decode(bytes))
+            .map(Arc::new)
     }
 
     /// Forgets a removed station.
     pub fn forget(&self, id: &StationId) {
-        write(&self.inner.states).remove(id);
+        lock(&self.inner.known).remove(id);
     }
 
     /// Jobs running now.
@@ -309,7 +313,7 @@ impl Engine {
             Previous::Known(found) => found,
             Previous::Lookup => self.previous_state(&station.id).await,
         };
-        let now = Utc::now();
+        let now = crate::model::now();
         let mut batch = WriteBatch::default();
         let (state, result, health_changed) = match fetched {
             Ok(snapshot) => {
@@ -362,9 +366,9 @@ impl Engine {
             }
         };
         let state = Arc::new(state);
-        write(&inner.states).insert(station.id.clone(), Arc::clone(&state));
+        lock(&inner.known).insert(station.id.clone(), crate::cache::encode(&state));
         if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
-            tracing::debug!(%error, "cache write failed; the store and this process keep the state");
+            tracing::debug!(%error, "cache write failed; this process keeps the state");
         }
         let events = batch.events.clone();
         inner.writer.write(batch);
@@ -387,8 +391,8 @@ impl Engine {
         }
     }
 
-    /// The state to compare with: the cache (shared by every instance), else this engine's
-    /// own, else the store.
+    /// The state to compare with: the newer of the cache's (shared by every instance) and the
+    /// last one this engine produced, else the store's.
     async fn previous_state(&self, id: &StationId) -> Option<Arc<StationState>> {
         let mut found = self.previous_states(std::slice::from_ref(id)).await;
         found.remove(id).flatten()
@@ -414,21 +418,23 @@ impl Engine {
                 tracing::debug!(%error, "cache read failed; using local and stored state")
             }
         }
-        let mut missing = Vec::new();
         {
-            let local = read(&inner.states);
+            let known = lock(&inner.known);
             for id in ids {
-                if found.contains_key(id) {
+                let Some(kept) = known.get(id).and_then(|bytes| crate::cache::decode(bytes)) else {
                     continue;
-                }
-                match local.get(id) {
-                    Some(state) => {
-                        found.insert(id.clone(), Some(Arc::clone(state)));
-                    }
-                    None => missing.push(id.clone()),
+                };
+                let cached = found.get(id).and_then(Option::as_ref);
+                if cached.is_none_or(|c| c.checked_at < kept.checked_at) {
+                    found.insert(id.clone(), Some(Arc::new(kept)));
                 }
             }
         }
+        let missing: Vec<StationId> = ids
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             match inner.store.station_states(&missing).await {
                 Ok(states) => {
@@ -460,14 +466,5 @@ fn health_of(state: &StationState) -> StationHealth {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

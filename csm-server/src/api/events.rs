@@ -1,18 +1,21 @@
 //! `GET /api/events`: port changes as Server-Sent Events.
 //!
-//! One task turns the engine's updates into JSON once; every client stream only copies that
-//! text. Streams send a heartbeat so proxies keep them open, and end when the server shuts down.
+//! One task turns each engine update into a complete SSE frame once; every client stream only
+//! shares those bytes. Streams send a heartbeat comment so proxies keep them open, and end when
+//! the server shuts down.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use csm_core::Monitor;
 use csm_core::model::StationId;
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
@@ -25,13 +28,21 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::views::{EventJson, PortJson, StationJson, StationUpdateJson};
 
+/// How often an idle stream sends a comment, so proxies keep it open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
 /// One update, encoded once for every client.
 #[derive(Debug)]
 pub struct SseMessage {
     /// The station it is about.
     pub station_id: StationId,
-    /// The `data:` of the event.
-    pub json: String,
+    /// The whole SSE frame (`event: station`, `data: …`, blank line).
+    pub frame: Bytes,
+}
+
+/// An SSE frame of `event` with one line of `data` (JSON has no raw newlines).
+fn frame(event: &str, data: &str) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
 /// Turns engine updates into SSE messages until `cancel` fires.
@@ -77,7 +88,7 @@ pub async fn forward_updates(
             Ok(json) => {
                 let _ = sender.send(Arc::new(SseMessage {
                     station_id: state.station_id.clone(),
-                    json,
+                    frame: frame("station", &json),
                 }));
             }
             Err(error) => tracing::error!(%error, "cannot encode a live update"),
@@ -122,32 +133,43 @@ impl Drop for ClientGuard {
 pub async fn events(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventsQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let only = query.station.as_deref().map(StationId::parse).transpose()?;
     let guard = ClientGuard::new();
-    let hello = Event::default()
-        .event("hello")
-        .data(serde_json::json!({ "server_time": Utc::now() }).to_string());
+    let hello = frame(
+        "hello",
+        &serde_json::json!({ "server_time": Utc::now() }).to_string(),
+    );
     let updates = BroadcastStream::new(state.updates.subscribe()).filter_map(move |message| {
-        let event = match message {
+        let bytes = match message {
             Ok(message) if only.as_ref().is_none_or(|id| *id == message.station_id) => {
-                Some(Event::default().event("station").data(&message.json))
+                Some(message.frame.clone())
             }
             Ok(_) => None,
-            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(
-                Event::default()
-                    .event("lagged")
-                    .data(serde_json::json!({ "missed": missed }).to_string()),
-            ),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(frame(
+                "lagged",
+                &serde_json::json!({ "missed": missed }).to_string(),
+            )),
         };
-        std::future::ready(event)
+        std::future::ready(bytes)
     });
-    let stream = stream::once(std::future::ready(hello))
-        .chain(updates)
-        .map(move |event| {
+    let heartbeats = stream::unfold((), |()| async {
+        tokio::time::sleep(HEARTBEAT).await;
+        Some((Bytes::from_static(b": keep-alive\n\n"), ()))
+    });
+    let frames = stream::once(std::future::ready(hello))
+        .chain(stream::select(updates, heartbeats))
+        .map(move |bytes| {
             let _alive = &guard;
-            Ok(event)
+            Ok::<_, Infallible>(bytes)
         })
         .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(frames),
+    )
+        .into_response())
 }

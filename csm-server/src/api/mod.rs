@@ -59,7 +59,11 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ));
     let api = match state.monitor.settings().bench_ceiling_bytes {
-        Some(bytes) => api.route("/bench/ceiling", get(ceiling_handler(bytes))),
+        Some(bytes) => {
+            let handler = ceiling_handler(bytes);
+            api.route("/bench/ceiling", get(handler.clone()))
+                .route("/bench/ceiling/{station_id}", get(handler))
+        }
         None => api,
     };
     // The event stream lives as long as the client wants: no request timeout.
