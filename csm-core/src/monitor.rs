@@ -111,8 +111,10 @@ impl std::fmt::Debug for Monitor {
 
 #[derive(Clone)]
 struct Catalog {
-    /// When it was read from the store; `None` once a change made it out of date.
+    /// When it was last checked against the store; `None` once a change made it out of date.
     loaded: Option<Instant>,
+    /// The store's catalogue version it was read at.
+    version: u64,
     stations: Arc<Vec<Arc<Station>>>,
     by_id: Arc<HashMap<StationId, usize>>,
 }
@@ -202,9 +204,22 @@ impl Monitor {
         if let Some(catalog) = current.as_ref().filter(|c| !c.expired()) {
             return Ok(catalog.clone());
         }
+        // A cheap question first: has the list changed at all since it was read?
+        let version = match self.store.catalog_version().await {
+            Ok(version) => version,
+            // The last catalogue is better than none while the database is away.
+            Err(error) => return current.ok_or(MonitorError::Store(error)),
+        };
+        if let Some(mut catalog) = current
+            .clone()
+            .filter(|c| c.loaded.is_some() && c.version == version)
+        {
+            catalog.loaded = Some(Instant::now());
+            *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(catalog.clone());
+            return Ok(catalog);
+        }
         let stations: Vec<Arc<Station>> = match self.store.list_stations().await {
             Ok(list) => list.into_iter().map(Arc::new).collect(),
-            // The last catalogue is better than none while the database is away.
             Err(error) => return current.ok_or(MonitorError::Store(error)),
         };
         let by_id = stations
@@ -214,6 +229,7 @@ impl Monitor {
             .collect();
         let catalog = Catalog {
             loaded: Some(Instant::now()),
+            version,
             stations: Arc::new(stations),
             by_id: Arc::new(by_id),
         };
@@ -425,6 +441,18 @@ impl Monitor {
             database: database.map_err(|e| e.to_string()),
             cache: cache.map_err(|e| e.to_string()),
         }
+    }
+}
+
+/// The scheduler reads the monitor's catalogue: the same station values the API serves, not a
+/// second copy of the fleet.
+#[async_trait::async_trait]
+impl crate::refresh::scheduler::StationSource for Arc<Monitor> {
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, String> {
+        Monitor::stations(self)
+            .await
+            .map(|list| list.to_vec())
+            .map_err(|e| e.to_string())
     }
 }
 

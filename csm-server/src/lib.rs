@@ -158,7 +158,7 @@ impl Server {
             let settings = state.monitor.settings();
             tasks.spawn(scheduler::run(
                 state.monitor.engine().clone(),
-                Arc::clone(state.monitor.store()),
+                Arc::clone(&state.monitor),
                 settings.refresh_interval(),
                 cancel.clone(),
             ));

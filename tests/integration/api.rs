@@ -549,12 +549,16 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
     });
     app.monitor.engine().refresh(station).await;
     let data = tokio::time::timeout(Duration::from_secs(5), async {
+        // Updates of the moments before the subscription may come first; wait for this one.
         loop {
-            if let Some(start) = seen.find("event: station\ndata: ") {
-                let rest = &seen[start + "event: station\ndata: ".len()..];
-                if let Some(end) = rest.find('\n') {
-                    return rest[..end].to_owned();
-                }
+            let found = seen
+                .split("event: station\ndata: ")
+                .skip(1)
+                .filter_map(|rest| rest.split_once('\n').map(|(data, _)| data))
+                .find(|data| data.contains("\"new\":\"occupied\""))
+                .map(str::to_owned);
+            if let Some(data) = found {
+                return data;
             }
             let chunk = stream.next().await.unwrap().unwrap();
             seen.push_str(&String::from_utf8_lossy(&chunk));

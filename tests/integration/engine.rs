@@ -54,6 +54,9 @@ impl Store for Counting {
     async fn list_stations(&self) -> Result<Vec<Station>, StoreError> {
         self.inner.list_stations().await
     }
+    async fn catalog_version(&self) -> Result<u64, StoreError> {
+        self.inner.catalog_version().await
+    }
     async fn get_station(&self, id: &StationId) -> Result<Option<Station>, StoreError> {
         self.inner.get_station(id).await
     }

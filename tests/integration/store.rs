@@ -27,6 +27,7 @@ contract!(
     repeated_event_batches_are_harmless,
     events_are_filtered_and_newest_first,
     removing_a_station_keeps_its_history,
+    the_catalogue_version_moves_with_every_change,
 );
 
 async fn migrations_can_run_again(backend: Backend) {
@@ -321,6 +322,36 @@ async fn events_are_filtered_and_newest_first(backend: Backend) {
     assert_eq!(limited.len(), 4);
     assert_eq!(t.store.count_events(Some(&a)).await.unwrap(), 10);
     assert_eq!(t.store.count_events(None).await.unwrap(), 20);
+}
+
+async fn the_catalogue_version_moves_with_every_change(backend: Backend) {
+    let t = test_store(backend).await;
+    let v0 = t.store.catalog_version().await.unwrap();
+    t.store
+        .add_station(&station("A", "simulator", 2))
+        .await
+        .unwrap();
+    let v1 = t.store.catalog_version().await.unwrap();
+    t.store
+        .upsert_stations(&[station("A", "simulator", 3)])
+        .await
+        .unwrap();
+    let v2 = t.store.catalog_version().await.unwrap();
+    t.store
+        .remove_station(&StationId::parse("A").unwrap())
+        .await
+        .unwrap();
+    let v3 = t.store.catalog_version().await.unwrap();
+    assert!(v0 < v1 && v1 < v2 && v2 < v3, "{v0} {v1} {v2} {v3}");
+    let _ = t.store.add_station(&station("B", "simulator", 2)).await;
+    assert!(
+        t.store
+            .add_station(&station("B", "simulator", 2))
+            .await
+            .is_err()
+    );
+    let v4 = t.store.catalog_version().await.unwrap();
+    assert_eq!(v4, v3 + 1, "a refused addition changes nothing");
 }
 
 async fn removing_a_station_keeps_its_history(backend: Backend) {

@@ -115,7 +115,7 @@ struct Inner {
     /// The last state this engine produced for each station, in the cache's compact encoding
     /// (a few hundred bytes a station): the diff base when the cache is away or behind, which
     /// the store cannot be while the batch writer still holds its rows.
-    known: Mutex<HashMap<StationId, Vec<u8>>>,
+    known: Mutex<HashMap<StationId, Box<[u8]>>>,
     writer: BatchWriter,
     updates: broadcast::Sender<Arc<StationUpdate>>,
 }
@@ -366,7 +366,8 @@ impl Engine {
             }
         };
         let state = Arc::new(state);
-        lock(&inner.known).insert(station.id.clone(), crate::cache::encode(&state));
+        let encoded = crate::cache::encode(&state).into_boxed_slice();
+        lock(&inner.known).insert(station.id.clone(), encoded);
         if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
             tracing::debug!(%error, "cache write failed; this process keeps the state");
         }

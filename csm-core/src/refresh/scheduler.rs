@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -11,11 +12,28 @@ use super::Engine;
 use crate::model::Station;
 use crate::store::Store;
 
-/// Refreshes every enabled station of `store` every `interval` until `cancel` fires. Stations
-/// are re-read from the store each cycle, so additions and removals take effect by the next one.
+/// Where the scheduler finds the stations of a cycle.
+#[async_trait]
+pub trait StationSource: Send + Sync {
+    /// Every station (the scheduler keeps the enabled ones).
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, String>;
+}
+
+#[async_trait]
+impl StationSource for Arc<dyn Store> {
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, String> {
+        match self.list_stations().await {
+            Ok(list) => Ok(list.into_iter().map(Arc::new).collect()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+/// Refreshes every enabled station of `source` every `interval` until `cancel` fires. Stations
+/// are read again each cycle, so additions and removals take effect by the next one.
 pub async fn run(
     engine: Engine,
-    store: Arc<dyn Store>,
+    source: impl StationSource,
     interval: Duration,
     cancel: CancellationToken,
 ) {
@@ -27,13 +45,9 @@ pub async fn run(
             () = cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        match store.list_stations().await {
+        match source.stations().await {
             Ok(list) => {
-                stations = list
-                    .into_iter()
-                    .filter(|s| s.enabled)
-                    .map(Arc::new)
-                    .collect();
+                stations = list.into_iter().filter(|s| s.enabled).collect();
             }
             Err(error) => {
                 tracing::warn!(%error, known = stations.len(), "cannot list stations; refreshing the ones known from the last cycle");

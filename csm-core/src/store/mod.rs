@@ -208,6 +208,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Every station, ordered by id.
     async fn list_stations(&self) -> Result<Vec<Station>, StoreError>;
 
+    /// A number that changes whenever the station list changes (added, updated, removed).
+    async fn catalog_version(&self) -> Result<u64, StoreError>;
+
     /// One station.
     async fn get_station(&self, id: &StationId) -> Result<Option<Station>, StoreError>;
 

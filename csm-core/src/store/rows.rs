@@ -226,6 +226,36 @@ pub(super) fn assemble_states(
 pub(super) const PORT_COLUMNS: &str = "station_id, port, status, raw_code, voltage, current, power, energy_kwh, session_ends_at, since, observed_at";
 pub(super) const HEALTH_COLUMNS: &str = "station_id, last_ok_at, last_error, checked_at, failures";
 
+/// Runs `$body` (which uses the transaction `$tx`) and commits; on an error it rolls back at
+/// once, so the connection does not go back to the pool inside an open transaction that would
+/// hold its locks until the connection is next used.
+macro_rules! in_transaction {
+    ($self:ident, $tx:ident, $doing:expr, $body:block) => {{
+        let mut $tx = $self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| $self.error($doing, e))?;
+        let outcome: Result<_, StoreError> = async { $body }.await;
+        match outcome {
+            Ok(value) => {
+                $tx.commit().await.map_err(|e| $self.error($doing, e))?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = $tx.rollback().await;
+                Err(error)
+            }
+        }
+    }};
+}
+
+pub(super) use in_transaction;
+
+/// Statements built from a variable number of rows are run with `persistent(false)`: each
+/// batch has its own length, and caching them as prepared statements would fill every
+/// connection's cache with large one-off SQL texts.
+///
 /// Implements `Store` for an adapter with fields `pool: sqlx::Pool<$db>` and `target: String`
 /// and the inherent methods `run_migrations()` and `error(doing, sqlx::Error)`.
 macro_rules! impl_store {
@@ -255,29 +285,36 @@ macro_rules! impl_store {
             async fn add_station(&self, station: &Station) -> Result<(), StoreError> {
                 station.validate()?;
                 let now = chrono::Utc::now();
-                let result = sqlx::query(
-                    "INSERT INTO stations (id, name, address, lat, lng, vendor, enabled, port_count, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(station.id.as_str())
-                .bind(station.name.trim())
-                .bind(station.address.as_deref())
-                .bind(station.lat)
-                .bind(station.lng)
-                .bind(station.vendor.as_str())
-                .bind(station.enabled)
-                .bind(station.port_count)
-                .bind(now)
-                .bind(now)
-                .execute(&self.pool)
-                .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        Err(StoreError::Conflict(station.id.clone()))
+                in_transaction!(self, tx, "adding a station", {
+                    let inserted = sqlx::query(
+                        "INSERT INTO stations (id, name, address, lat, lng, vendor, enabled, port_count, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(station.id.as_str())
+                    .bind(station.name.trim())
+                    .bind(station.address.as_deref())
+                    .bind(station.lat)
+                    .bind(station.lng)
+                    .bind(station.vendor.as_str())
+                    .bind(station.enabled)
+                    .bind(station.port_count)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Ok(_) => {}
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            return Err(StoreError::Conflict(station.id.clone()));
+                        }
+                        Err(e) => return Err(self.error("adding a station", e)),
                     }
-                    Err(e) => Err(self.error("adding a station", e)),
-                }
+                    sqlx::query("UPDATE catalog_meta SET version = version + 1 WHERE id = 1")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.error("adding a station", e))?;
+                    Ok(())
+                })
             }
 
             async fn upsert_stations(
@@ -304,88 +341,86 @@ macro_rules! impl_store {
                 }
                 let dialect = $dialect;
                 let now = chrono::Utc::now();
-                let mut tx = self
-                    .pool
-                    .begin()
-                    .await
-                    .map_err(|e| self.error("starting an import", e))?;
-                let mut existing = 0_u64;
-                for chunk in stations.chunks(dialect.rows_per_statement(10)) {
-                    let mut count = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT COUNT(*) FROM stations WHERE id IN (",
-                    );
-                    let mut ids = count.separated(", ");
-                    for station in chunk {
-                        ids.push_bind(station.id.as_str());
-                    }
-                    count.push(")");
-                    let (found,): (i64,) = count
-                        .build_query_as()
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(|e| self.error("importing stations", e))?;
-                    existing += found as u64;
+                in_transaction!(self, tx, "importing stations", {
+                    let mut existing = 0_u64;
+                    for chunk in stations.chunks(dialect.rows_per_statement(10)) {
+                        let mut count = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT COUNT(*) FROM stations WHERE id IN (",
+                        );
+                        let mut ids = count.separated(", ");
+                        for station in chunk {
+                            ids.push_bind(station.id.as_str());
+                        }
+                        count.push(")");
+                        let (found,): (i64,) = count
+                            .build_query_as()
+                            .persistent(false)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(|e| self.error("importing stations", e))?;
+                        existing += found as u64;
 
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO stations (id, name, address, lat, lng, vendor, enabled, port_count, created_at, updated_at) ",
-                    );
-                    insert.push_values(chunk, |mut row, station| {
-                        row.push_bind(station.id.as_str())
-                            .push_bind(station.name.trim())
-                            .push_bind(station.address.as_deref())
-                            .push_bind(station.lat)
-                            .push_bind(station.lng)
-                            .push_bind(station.vendor.as_str())
-                            .push_bind(station.enabled)
-                            .push_bind(station.port_count)
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    insert.push(dialect.upsert(
-                        &["id"],
-                        &["name", "address", "lat", "lng", "vendor", "enabled", "port_count", "updated_at"],
-                    ));
-                    insert
-                        .build()
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO stations (id, name, address, lat, lng, vendor, enabled, port_count, created_at, updated_at) ",
+                        );
+                        insert.push_values(chunk, |mut row, station| {
+                            row.push_bind(station.id.as_str())
+                                .push_bind(station.name.trim())
+                                .push_bind(station.address.as_deref())
+                                .push_bind(station.lat)
+                                .push_bind(station.lng)
+                                .push_bind(station.vendor.as_str())
+                                .push_bind(station.enabled)
+                                .push_bind(station.port_count)
+                                .push_bind(now)
+                                .push_bind(now);
+                        });
+                        insert.push(dialect.upsert(
+                            &["id"],
+                            &["name", "address", "lat", "lng", "vendor", "enabled", "port_count", "updated_at"],
+                        ));
+                        insert
+                            .build()
+                            .persistent(false)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.error("importing stations", e))?;
+                    }
+                    sqlx::query("UPDATE catalog_meta SET version = version + 1 WHERE id = 1")
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| self.error("importing stations", e))?;
-                }
-                tx.commit()
-                    .await
-                    .map_err(|e| self.error("committing an import", e))?;
-                Ok($crate::store::UpsertCounts {
-                    added: stations.len() as u64 - existing,
-                    updated: existing,
+                    Ok($crate::store::UpsertCounts {
+                        added: stations.len() as u64 - existing,
+                        updated: existing,
+                    })
                 })
             }
 
             async fn remove_station(&self, id: &StationId) -> Result<bool, StoreError> {
-                let mut tx = self
-                    .pool
-                    .begin()
-                    .await
-                    .map_err(|e| self.error("removing a station", e))?;
-                let removed = sqlx::query("DELETE FROM stations WHERE id = ?")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error("removing a station", e))?
-                    .rows_affected();
-                for sql in [
-                    "DELETE FROM port_states WHERE station_id = ?",
-                    "DELETE FROM station_health WHERE station_id = ?",
-                ] {
-                    sqlx::query(sql)
+                in_transaction!(self, tx, "removing a station", {
+                    let removed = sqlx::query("DELETE FROM stations WHERE id = ?")
                         .bind(id.as_str())
                         .execute(&mut *tx)
                         .await
+                        .map_err(|e| self.error("removing a station", e))?
+                        .rows_affected();
+                    sqlx::query("UPDATE catalog_meta SET version = version + 1 WHERE id = 1")
+                        .execute(&mut *tx)
+                        .await
                         .map_err(|e| self.error("removing a station", e))?;
-                }
-                tx.commit()
-                    .await
-                    .map_err(|e| self.error("removing a station", e))?;
-                Ok(removed > 0)
+                    for sql in [
+                        "DELETE FROM port_states WHERE station_id = ?",
+                        "DELETE FROM station_health WHERE station_id = ?",
+                    ] {
+                        sqlx::query(sql)
+                            .bind(id.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.error("removing a station", e))?;
+                    }
+                    Ok(removed > 0)
+                })
             }
 
             async fn list_stations(&self) -> Result<Vec<Station>, StoreError> {
@@ -397,6 +432,14 @@ macro_rules! impl_store {
                 .await
                 .map_err(|e| self.error("listing stations", e))?;
                 rows.into_iter().map(|row| row.into_station()).collect()
+            }
+
+            async fn catalog_version(&self) -> Result<u64, StoreError> {
+                let (version,): (i64,) = sqlx::query_as("SELECT CAST(version AS SIGNED) FROM catalog_meta WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.error("reading the catalogue version", e))?;
+                Ok(version as u64)
             }
 
             async fn get_station(&self, id: &StationId) -> Result<Option<Station>, StoreError> {
@@ -430,6 +473,7 @@ macro_rules! impl_store {
                     ports.extend(
                         query
                             .build_query_as::<$crate::store::rows::PortRow>()
+                            .persistent(false)
                             .fetch_all(&self.pool)
                             .await
                             .map_err(|e| self.error("reading port states", e))?,
@@ -446,6 +490,7 @@ macro_rules! impl_store {
                     health.extend(
                         query
                             .build_query_as::<$crate::store::rows::HealthRow>()
+                            .persistent(false)
                             .fetch_all(&self.pool)
                             .await
                             .map_err(|e| self.error("reading station health", e))?,
@@ -459,87 +504,84 @@ macro_rules! impl_store {
                     return Ok(());
                 }
                 let dialect = $dialect;
-                let mut tx = self
-                    .pool
-                    .begin()
-                    .await
-                    .map_err(|e| self.error("starting a batch write", e))?;
-                for chunk in batch.ports.chunks(dialect.rows_per_statement(11)) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
-                        "INSERT INTO port_states ({}) ",
-                        $crate::store::rows::PORT_COLUMNS
-                    ));
-                    insert.push_values(chunk, |mut row, port| {
-                        let reading = &port.state.reading;
-                        row.push_bind(port.station_id.as_str())
-                            .push_bind(reading.port)
-                            .push_bind(reading.status.as_str())
-                            .push_bind(reading.raw_code.as_deref())
-                            .push_bind(reading.voltage)
-                            .push_bind(reading.current)
-                            .push_bind(reading.power)
-                            .push_bind(reading.energy_kwh)
-                            .push_bind(reading.session_ends_at)
-                            .push_bind(port.state.since)
-                            .push_bind(port.observed_at);
-                    });
-                    insert.push(dialect.upsert(
-                        &["station_id", "port"],
-                        &[
-                            "status", "raw_code", "voltage", "current", "power", "energy_kwh",
-                            "session_ends_at", "since", "observed_at",
-                        ],
-                    ));
-                    insert
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.error("writing port states", e))?;
-                }
-                for chunk in batch.events.chunks(dialect.rows_per_statement(5)) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
-                        "{} status_events (station_id, port, old_status, new_status, at) ",
-                        dialect.insert_ignore()
-                    ));
-                    insert.push_values(chunk, |mut row, event| {
-                        row.push_bind(event.station_id.as_str())
-                            .push_bind(event.port)
-                            .push_bind(event.old.map(|s| s.as_str()))
-                            .push_bind(event.new.as_str())
-                            .push_bind(event.at);
-                    });
-                    insert
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.error("writing status events", e))?;
-                }
-                for chunk in batch.health.chunks(dialect.rows_per_statement(5)) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
-                        "INSERT INTO station_health ({}) ",
-                        $crate::store::rows::HEALTH_COLUMNS
-                    ));
-                    insert.push_values(chunk, |mut row, health| {
-                        row.push_bind(health.station_id.as_str())
-                            .push_bind(health.last_ok_at)
-                            .push_bind(health.last_error.as_deref())
-                            .push_bind(health.checked_at)
-                            .push_bind(health.failures);
-                    });
-                    insert.push(dialect.upsert(
-                        &["station_id"],
-                        &["last_ok_at", "last_error", "checked_at", "failures"],
-                    ));
-                    insert
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.error("writing station health", e))?;
-                }
-                tx.commit()
-                    .await
-                    .map_err(|e| self.error("committing a batch write", e))?;
-                Ok(())
+                in_transaction!(self, tx, "writing a batch", {
+                    for chunk in batch.ports.chunks(dialect.rows_per_statement(11)) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO port_states ({}) ",
+                            $crate::store::rows::PORT_COLUMNS
+                        ));
+                        insert.push_values(chunk, |mut row, port| {
+                            let reading = &port.state.reading;
+                            row.push_bind(port.station_id.as_str())
+                                .push_bind(reading.port)
+                                .push_bind(reading.status.as_str())
+                                .push_bind(reading.raw_code.as_deref())
+                                .push_bind(reading.voltage)
+                                .push_bind(reading.current)
+                                .push_bind(reading.power)
+                                .push_bind(reading.energy_kwh)
+                                .push_bind(reading.session_ends_at)
+                                .push_bind(port.state.since)
+                                .push_bind(port.observed_at);
+                        });
+                        insert.push(dialect.upsert(
+                            &["station_id", "port"],
+                            &[
+                                "status", "raw_code", "voltage", "current", "power", "energy_kwh",
+                                "session_ends_at", "since", "observed_at",
+                            ],
+                        ));
+                        insert
+                            .build()
+                            .persistent(false)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.error("writing port states", e))?;
+                    }
+                    for chunk in batch.events.chunks(dialect.rows_per_statement(5)) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                            "{} status_events (station_id, port, old_status, new_status, at) ",
+                            dialect.insert_ignore()
+                        ));
+                        insert.push_values(chunk, |mut row, event| {
+                            row.push_bind(event.station_id.as_str())
+                                .push_bind(event.port)
+                                .push_bind(event.old.map(|s| s.as_str()))
+                                .push_bind(event.new.as_str())
+                                .push_bind(event.at);
+                        });
+                        insert
+                            .build()
+                            .persistent(false)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.error("writing status events", e))?;
+                    }
+                    for chunk in batch.health.chunks(dialect.rows_per_statement(5)) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO station_health ({}) ",
+                            $crate::store::rows::HEALTH_COLUMNS
+                        ));
+                        insert.push_values(chunk, |mut row, health| {
+                            row.push_bind(health.station_id.as_str())
+                                .push_bind(health.last_ok_at)
+                                .push_bind(health.last_error.as_deref())
+                                .push_bind(health.checked_at)
+                                .push_bind(health.failures);
+                        });
+                        insert.push(dialect.upsert(
+                            &["station_id"],
+                            &["last_ok_at", "last_error", "checked_at", "failures"],
+                        ));
+                        insert
+                            .build()
+                            .persistent(false)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.error("writing station health", e))?;
+                    }
+                    Ok(())
+                })
             }
 
             async fn events(
@@ -578,6 +620,7 @@ macro_rules! impl_store {
                 }
                 let (count,): (i64,) = sql
                     .build_query_as()
+                    .persistent(false)
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| self.error("counting status events", e))?;

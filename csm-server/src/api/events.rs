@@ -1,8 +1,10 @@
 //! `GET /api/events`: port changes as Server-Sent Events.
 //!
-//! One task turns each engine update into a complete SSE frame once; every client stream only
-//! shares those bytes. Streams send a heartbeat comment so proxies keep them open, and end when
-//! the server shuts down.
+//! One task turns engine updates into complete SSE frames once, gathering the updates of a
+//! short window (a refresh cycle finishes many stations within milliseconds) into one batch;
+//! every client stream shares those bytes and writes a batch with one write instead of one per
+//! station. Streams send a heartbeat comment so proxies keep them open, and end when the server
+//! shuts down.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,13 +33,18 @@ use crate::views::{EventJson, PortJson, StationJson, StationUpdateJson};
 /// How often an idle stream sends a comment, so proxies keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// One update, encoded once for every client.
+/// How long the forwarder gathers updates into one batch after the first arrives.
+const BATCH_WINDOW: Duration = Duration::from_millis(15);
+/// Most updates in one batch.
+const BATCH_MAX: usize = 512;
+
+/// Updates of a moment, encoded once for every client.
 #[derive(Debug)]
 pub struct SseMessage {
-    /// The station it is about.
-    pub station_id: StationId,
-    /// The whole SSE frame (`event: station`, `data: …`, blank line).
-    pub frame: Bytes,
+    /// Each station's SSE frame (`event: station`, `data: …`, blank line).
+    pub frames: Vec<(StationId, Bytes)>,
+    /// All frames, concatenated: what a client without a station filter receives.
+    pub all: Bytes,
 }
 
 /// An SSE frame of `event` with one line of `data` (JSON has no raw newlines).
@@ -45,7 +52,7 @@ fn frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-/// Turns engine updates into SSE messages until `cancel` fires.
+/// Turns engine updates into SSE batches until `cancel` fires.
 pub async fn forward_updates(
     monitor: Arc<Monitor>,
     sender: broadcast::Sender<Arc<SseMessage>>,
@@ -53,45 +60,79 @@ pub async fn forward_updates(
 ) {
     let mut updates = monitor.engine().subscribe();
     loop {
-        let update = tokio::select! {
+        let first = tokio::select! {
             () = cancel.cancelled() => return,
             update = updates.recv() => update,
         };
-        let update = match update {
-            Ok(update) => update,
+        let mut batch = Vec::new();
+        match first {
+            Ok(update) => batch.push(update),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "live event stream fell behind the refresh engine");
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
-        };
+        }
+        let window = tokio::time::sleep(BATCH_WINDOW);
+        tokio::pin!(window);
+        while batch.len() < BATCH_MAX {
+            tokio::select! {
+                () = &mut window => break,
+                update = updates.recv() => match update {
+                    Ok(update) => batch.push(update),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "live event stream fell behind the refresh engine");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
         if sender.receiver_count() == 0 {
             continue;
         }
-        let state = &update.state;
-        let Ok(station) = monitor.station(&state.station_id).await else {
-            continue;
-        };
-        let stale = state.is_stale(Utc::now(), monitor.stale_after());
-        let changed: Vec<PortJson> = state
-            .ports
-            .iter()
-            .filter(|p| update.events.iter().any(|e| e.port == p.reading.port))
-            .map(|p| PortJson::of(p, state, stale))
-            .collect();
-        let body = StationUpdateJson {
-            station: StationJson::build(&station, Some(state), stale),
-            changes: update.events.iter().map(EventJson::from).collect(),
-            ports: changed,
-        };
-        match serde_json::to_string(&body) {
-            Ok(json) => {
-                let _ = sender.send(Arc::new(SseMessage {
-                    station_id: state.station_id.clone(),
-                    frame: frame("station", &json),
-                }));
+        let mut frames = Vec::with_capacity(batch.len());
+        for update in batch {
+            if let Some(bytes) = encode_update(&monitor, &update).await {
+                frames.push((update.state.station_id.clone(), bytes));
             }
-            Err(error) => tracing::error!(%error, "cannot encode a live update"),
+        }
+        if frames.is_empty() {
+            continue;
+        }
+        let all = Bytes::from(
+            frames
+                .iter()
+                .flat_map(|(_, f)| f.iter().copied())
+                .collect::<Vec<u8>>(),
+        );
+        let _ = sender.send(Arc::new(SseMessage { frames, all }));
+    }
+}
+
+/// The SSE frame of one engine update.
+async fn encode_update(
+    monitor: &Monitor,
+    update: &csm_core::refresh::StationUpdate,
+) -> Option<Bytes> {
+    let state = &update.state;
+    let station = monitor.station(&state.station_id).await.ok()?;
+    let stale = state.is_stale(Utc::now(), monitor.stale_after());
+    let changed: Vec<PortJson> = state
+        .ports
+        .iter()
+        .filter(|p| update.events.iter().any(|e| e.port == p.reading.port))
+        .map(|p| PortJson::of(p, state, stale))
+        .collect();
+    let body = StationUpdateJson {
+        station: StationJson::build(&station, Some(state), stale),
+        changes: update.events.iter().map(EventJson::from).collect(),
+        ports: changed,
+    };
+    match serde_json::to_string(&body) {
+        Ok(json) => Some(frame("station", &json)),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a live update");
+            None
         }
     }
 }
@@ -141,12 +182,19 @@ pub async fn events(
         &serde_json::json!({ "server_time": Utc::now() }).to_string(),
     );
     let updates = BroadcastStream::new(state.updates.subscribe()).filter_map(move |message| {
-        let bytes = match message {
-            Ok(message) if only.as_ref().is_none_or(|id| *id == message.station_id) => {
-                Some(message.frame.clone())
+        let bytes = match (message, &only) {
+            (Ok(message), None) => Some(message.all.clone()),
+            // A batch may hold several updates of the station: send them all, in order.
+            (Ok(message), Some(id)) => {
+                let mine: Vec<u8> = message
+                    .frames
+                    .iter()
+                    .filter(|(station, _)| station == id)
+                    .flat_map(|(_, frame)| frame.iter().copied())
+                    .collect();
+                (!mine.is_empty()).then(|| Bytes::from(mine))
             }
-            Ok(_) => None,
-            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(frame(
+            (Err(BroadcastStreamRecvError::Lagged(missed)), _) => Some(frame(
                 "lagged",
                 &serde_json::json!({ "missed": missed }).to_string(),
             )),
