@@ -23,6 +23,8 @@ use crate::helpers::{
 struct Counting {
     inner: Arc<dyn Store>,
     applies: AtomicUsize,
+    /// How long each batch write takes on top of the database's own time.
+    delay: std::sync::Mutex<Duration>,
 }
 
 #[async_trait]
@@ -65,6 +67,8 @@ impl Store for Counting {
     }
     async fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         self.applies.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         self.inner.apply(batch).await
     }
     async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, StoreError> {
@@ -88,6 +92,7 @@ async fn rig(backend: Backend, cache: CacheKind, concurrency: usize) -> Rig {
     let store = Arc::new(Counting {
         inner: Arc::clone(&db.store),
         applies: AtomicUsize::new(0),
+        delay: std::sync::Mutex::new(Duration::ZERO),
     });
     let cache = test_cache(cache, Duration::from_secs(60)).await;
     let api = Arc::new(ScriptedApi::default());
@@ -349,6 +354,54 @@ async fn writes_of_many_jobs_are_batched(backend: Backend, cache: CacheKind) {
         "300 stations × 12 ports were written in {applies} transactions"
     );
     assert_eq!(rig._db.store.count_events(None).await.unwrap(), 3_600);
+}
+
+#[tokio::test]
+async fn jobs_wait_for_a_slow_database_instead_of_piling_rows_up() {
+    let db = test_store(Backend::Sqlite).await;
+    let store = Arc::new(Counting {
+        inner: Arc::clone(&db.store),
+        applies: AtomicUsize::new(0),
+        delay: std::sync::Mutex::new(Duration::from_millis(100)),
+    });
+    let api = Arc::new(ScriptedApi::default());
+    let mut chargers = Chargers::new();
+    chargers.insert(Arc::clone(&api) as Arc<dyn csm::core::charger::ChargerApi>);
+    let engine = Engine::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::new(csm::core::cache::MemoryCache::new(Duration::from_secs(60))),
+        chargers,
+        EngineConfig {
+            writer: csm::core::refresh::WriterConfig {
+                max_rows: 100,
+                max_delay: Duration::from_millis(5),
+                ..Default::default()
+            },
+            ..EngineConfig::default()
+        },
+    );
+    // 100 stations × 12 ports: 2,400 rows, room for 400 at a time.
+    let stations: Vec<_> = (0..100)
+        .map(|i| scripted(&format!("S{i:03}"), 12))
+        .collect();
+    for s in &stations {
+        api.set(
+            s.id.as_str(),
+            Ok((1..=12)
+                .map(|p| reading(p, PortStatus::Free, None))
+                .collect()),
+        );
+    }
+    let started = Instant::now();
+    let outcomes = engine.refresh_many(stations, |_| {}).await;
+    let elapsed = started.elapsed();
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+    assert!(
+        elapsed >= Duration::from_millis(1_500),
+        "2,400 rows through room for 400 at 100 ms a batch of 100 cannot take {elapsed:?}"
+    );
+    assert_eq!(engine.flush().await.pending_rows, 0);
+    assert_eq!(db.store.count_events(None).await.unwrap(), 1_200);
 }
 
 #[tokio::test]

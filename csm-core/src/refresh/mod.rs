@@ -372,7 +372,7 @@ impl Engine {
             tracing::debug!(%error, "cache write failed; this process keeps the state");
         }
         let events = batch.events.clone();
-        inner.writer.write(batch);
+        inner.writer.write(batch).await;
         if (!events.is_empty() || health_changed) && inner.updates.receiver_count() > 0 {
             let _ = inner.updates.send(Arc::new(StationUpdate {
                 state,

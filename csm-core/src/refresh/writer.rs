@@ -1,16 +1,20 @@
 //! The batch writer: one task that coalesces the store writes of many refresh jobs into
 //! multi-row statements, flushed when enough rows wait or after a short delay, and on request.
 //!
-//! When the store is unreachable the rows stay buffered and are written when it returns. Port
-//! state and station health are kept latest-per-key, so their buffer is bounded by the fleet;
-//! status events are kept in order up to a bound, beyond which the oldest are dropped, counted
-//! in a metric and logged.
+//! While the store is healthy but slower than the jobs (the first refresh of a large fleet
+//! writes every port), jobs wait for room: at most a few batches of rows are held, so memory
+//! stays bounded and the fleet fills at the database's pace.
+//!
+//! When the store is unreachable, jobs do not wait: the rows stay buffered and are written when
+//! it returns. Port state and station health are kept latest-per-key, so their buffer is bounded
+//! by the fleet; status events are kept in order up to a bound, beyond which the oldest are
+//! dropped, counted in a metric and logged.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -48,7 +52,8 @@ pub struct FlushReport {
 }
 
 enum Message {
-    Write(WriteBatch),
+    /// Rows, and the room they took.
+    Write(WriteBatch, u32),
     Flush(oneshot::Sender<FlushReport>),
 }
 
@@ -57,22 +62,41 @@ enum Message {
 pub struct BatchWriter {
     sender: mpsc::UnboundedSender<Message>,
     task: std::sync::Mutex<Option<JoinHandle<FlushReport>>>,
+    /// Room for rows waiting to be written while the store is healthy.
+    room: Arc<Semaphore>,
+    capacity: u32,
 }
 
 impl BatchWriter {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Arc<dyn Store>, config: WriterConfig) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, config, receiver));
+        let capacity = (config.max_rows.max(1) * 4).min(Semaphore::MAX_PERMITS) as u32;
+        let room = Arc::new(Semaphore::new(capacity as usize));
+        let task = tokio::spawn(run(store, config, receiver, Arc::clone(&room)));
         Self {
             sender,
             task: std::sync::Mutex::new(Some(task)),
+            room,
+            capacity,
         }
     }
 
-    /// Queues rows; they are written within `max_delay` when the store is reachable.
-    pub fn write(&self, batch: WriteBatch) {
-        if !batch.is_empty() && self.sender.send(Message::Write(batch)).is_err() {
+    /// Queues rows; they are written within `max_delay` when the store is reachable. Waits for
+    /// room while the store is healthy but behind.
+    pub async fn write(&self, batch: WriteBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let wanted = (batch.len() as u32).min(self.capacity);
+        let taken = match self.room.acquire_many(wanted).await {
+            Ok(permits) => {
+                permits.forget();
+                wanted
+            }
+            Err(_) => 0,
+        };
+        if self.sender.send(Message::Write(batch, taken)).is_err() {
             tracing::error!("the batch writer has stopped; rows written after shutdown are lost");
         }
     }
@@ -128,16 +152,24 @@ impl Pending {
         self.ports.len() + self.events.len() + self.health.len()
     }
 
-    fn add(&mut self, batch: WriteBatch, max_events: usize) {
+    /// Adds a batch; returns how many of its rows took no room (they replaced a waiting row of
+    /// the same port or station, or pushed out old events).
+    fn add(&mut self, batch: WriteBatch, max_events: usize) -> usize {
+        let mut absorbed = 0;
         for row in batch.ports {
-            self.ports
-                .insert((row.station_id.clone(), row.state.reading.port), row);
+            let key = (row.station_id.clone(), row.state.reading.port);
+            absorbed += usize::from(self.ports.insert(key, row).is_some());
         }
         for health in batch.health {
-            self.health.insert(health.station_id.clone(), health);
+            absorbed += usize::from(
+                self.health
+                    .insert(health.station_id.clone(), health)
+                    .is_some(),
+            );
         }
         self.events.extend(batch.events);
         let excess = self.events.len().saturating_sub(max_events);
+        absorbed += excess;
         if excess > 0 {
             self.events.drain(..excess);
             self.dropped_events += excess as u64;
@@ -149,6 +181,7 @@ impl Pending {
             );
         }
         metrics::gauge!("csm_write_buffer_events").set(self.events.len() as f64);
+        absorbed
     }
 
     /// Takes up to `max_rows` rows for one transaction.
@@ -191,11 +224,40 @@ impl Pending {
     }
 }
 
+/// Room held by waiting rows, given back as they are written (or as soon as the store fails,
+/// so that jobs never wait on an unreachable database).
+struct Room {
+    semaphore: Arc<Semaphore>,
+    held: usize,
+}
+
+impl Room {
+    fn hold(&mut self, rows: u32, store_failing: bool) {
+        if store_failing {
+            self.semaphore.add_permits(rows as usize);
+        } else {
+            self.held += rows as usize;
+        }
+    }
+
+    fn release(&mut self, rows: usize) {
+        let rows = rows.min(self.held);
+        self.held -= rows;
+        self.semaphore.add_permits(rows);
+    }
+
+    fn release_all(&mut self) {
+        self.release(self.held);
+    }
+}
+
 async fn run(
     store: Arc<dyn Store>,
     config: WriterConfig,
     mut receiver: mpsc::UnboundedReceiver<Message>,
+    semaphore: Arc<Semaphore>,
 ) -> FlushReport {
+    let mut room = Room { semaphore, held: 0 };
     let mut pending = Pending::default();
     // When the oldest waiting row must be written.
     let mut due: Option<Instant> = None;
@@ -211,24 +273,42 @@ async fn run(
         let message = tokio::select! {
             message = receiver.recv() => message,
             () = sleep_until(wake) => {
-                flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                flush_all(&*store, &config, &mut pending, &mut room, &mut retry_at, &mut failures).await;
                 due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
                 continue;
             }
         };
         match message {
-            Some(Message::Write(batch)) => {
-                pending.add(batch, config.max_buffered_events);
+            Some(Message::Write(batch, taken)) => {
+                room.hold(taken, failures > 0);
+                let absorbed = pending.add(batch, config.max_buffered_events);
+                room.release(absorbed);
                 due.get_or_insert_with(|| Instant::now() + config.max_delay);
                 let can_try = retry_at.is_none_or(|at| Instant::now() >= at);
                 if pending.rows() >= config.max_rows && can_try {
-                    flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                    flush_all(
+                        &*store,
+                        &config,
+                        &mut pending,
+                        &mut room,
+                        &mut retry_at,
+                        &mut failures,
+                    )
+                    .await;
                     due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
                 }
             }
             Some(Message::Flush(ack)) => {
                 retry_at = None;
-                flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                flush_all(
+                    &*store,
+                    &config,
+                    &mut pending,
+                    &mut room,
+                    &mut retry_at,
+                    &mut failures,
+                )
+                .await;
                 due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
                 let _ = ack.send(FlushReport {
                     pending_rows: pending.rows(),
@@ -237,7 +317,15 @@ async fn run(
             }
             None => {
                 retry_at = None;
-                flush_all(&*store, &config, &mut pending, &mut retry_at, &mut failures).await;
+                flush_all(
+                    &*store,
+                    &config,
+                    &mut pending,
+                    &mut room,
+                    &mut retry_at,
+                    &mut failures,
+                )
+                .await;
                 return FlushReport {
                     pending_rows: pending.rows(),
                     dropped_events: pending.dropped_events,
@@ -259,25 +347,32 @@ async fn flush_all(
     store: &dyn Store,
     config: &WriterConfig,
     pending: &mut Pending,
+    room: &mut Room,
     retry_at: &mut Option<Instant>,
     failures: &mut u32,
 ) {
     while pending.rows() > 0 {
         let batch = pending.take(config.max_rows);
         let rows = batch.len();
+        let started = std::time::Instant::now();
         match store.apply(&batch).await {
             Ok(()) => {
                 metrics::histogram!("csm_batch_write_rows").record(rows as f64);
+                metrics::histogram!("csm_batch_write_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 metrics::counter!("csm_batch_writes_total", "outcome" => "ok").increment(1);
                 if *failures > 0 {
                     tracing::info!(after_failures = *failures, "the database is writable again");
                 }
                 *failures = 0;
                 *retry_at = None;
+                room.release(rows);
             }
             Err(error) if error.is_transient() => {
                 metrics::counter!("csm_batch_writes_total", "outcome" => "retry").increment(1);
                 pending.put_back(batch);
+                // Jobs must not wait on an unreachable database: give back all room.
+                room.release_all();
                 *failures += 1;
                 let backoff = Duration::from_millis(200 * 2_u64.pow((*failures).min(5)));
                 *retry_at = Some(Instant::now() + backoff);
@@ -286,7 +381,10 @@ async fn flush_all(
                 }
                 break;
             }
-            Err(error) => drop_batch(&error, rows),
+            Err(error) => {
+                drop_batch(&error, rows);
+                room.release(rows);
+            }
         }
     }
     metrics::gauge!("csm_write_buffer_events").set(pending.events.len() as f64);

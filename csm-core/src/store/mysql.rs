@@ -8,7 +8,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
 
 use super::StoreError;
-use super::rows::{Dialect, impl_store, in_transaction};
+use super::rows::{Dialect, LOOKUP_CHUNK, impl_store, in_transaction};
 use crate::error::redact_url;
 use crate::model::{Station, StationId, StationState, StatusEvent};
 

@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool};
 
 use super::StoreError;
-use super::rows::{Dialect, impl_store, in_transaction};
+use super::rows::{Dialect, LOOKUP_CHUNK, impl_store, in_transaction};
 use crate::model::{Station, StationId, StationState, StatusEvent};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
