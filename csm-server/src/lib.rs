@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 mod assets;
+mod detail;
 pub mod error;
 mod metrics;
 pub mod openapi;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The Prometheus recorder.
     pub metrics: PrometheusHandle,
+    /// Encoded answers of the station endpoints.
+    pub details: Arc<detail::DetailCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -117,6 +120,7 @@ impl Server {
                 updates,
                 shutdown: CancellationToken::new(),
                 metrics: metrics::handle(),
+                details: Arc::default(),
             },
             scheduler: true,
         }

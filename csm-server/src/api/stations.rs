@@ -94,9 +94,9 @@ pub async fn list_stations(
 pub async fn get_station(
     State(state): State<AppState>,
     StationPath(id): StationPath,
-) -> Result<axum::Json<StationDetailJson>, ApiError> {
+) -> Result<Response, ApiError> {
     let view = state.monitor.view(&id).await?;
-    Ok(axum::Json(StationDetailJson::of(&view)))
+    Ok(state.details.response(&view))
 }
 
 /// The ports of the default station (`CSM_DEFAULT_STATION`, else the first station).
@@ -107,12 +107,10 @@ pub async fn get_station(
         (status = 404, description = "No station is configured", body = ErrorJson),
     )
 )]
-pub async fn default_ports(
-    State(state): State<AppState>,
-) -> Result<axum::Json<StationDetailJson>, ApiError> {
+pub async fn default_ports(State(state): State<AppState>) -> Result<Response, ApiError> {
     let station = state.monitor.default_station().await?;
     let view = state.monitor.view(&station.id).await?;
-    Ok(axum::Json(StationDetailJson::of(&view)))
+    Ok(state.details.response(&view))
 }
 
 /// Refreshes a station now, unless its data is younger than the cool-down.
