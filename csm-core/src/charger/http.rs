@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use serde_json::Value;
 
 use super::profile::{Method, VendorProfile};
 use super::{ChargerApi, ChargerError};
@@ -285,12 +284,12 @@ impl ChargerApi for HttpChargerApi {
 
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {
         let Some(spec) = &self.profile.stations else {
-            return self.profile.read_stations(&Value::Null);
+            return self.profile.read_stations(&super::json::Json::Null);
         };
         let (url, bytes) = self
             .call(spec.method, &spec.url, spec.body.as_deref(), true, None)
             .await?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| ChargerError::NotJson {
+        let body = super::json::Json::parse(&bytes).map_err(|e| ChargerError::NotJson {
             vendor: self.profile.name.clone(),
             url,
             message: e.to_string(),

@@ -15,6 +15,7 @@ use crate::model::{Snapshot, Station};
 use crate::settings::Settings;
 
 mod http;
+pub mod json;
 pub mod profile;
 pub mod simulator;
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ChargerError;
+use super::json::Json;
 use crate::model::{MAX_PORT, PortReading, PortStatus, Station, StationId, validate_vendor_name};
 
 /// The built-in profile of csm's native contract (what `csm-cli simulate` serves).
@@ -388,7 +389,7 @@ impl VendorProfile {
             if let Some(message) = &success.message_pointer {
                 check_pointer("success.message_pointer", message)?;
             }
-            if code_text(&success.equals).is_none() {
+            if value_text(&success.equals).is_none() {
                 return Err("success.equals must be a string, number or boolean".into());
             }
         }
@@ -457,12 +458,12 @@ impl VendorProfile {
     }
 
     /// Checks the vendor's success flag.
-    pub fn check_success(&self, body: &Value) -> Result<(), ChargerError> {
+    pub fn check_success(&self, body: &Json<'_>) -> Result<(), ChargerError> {
         let Some(check) = &self.success else {
             return Ok(());
         };
         let found = body.pointer(&check.pointer);
-        if found.and_then(code_text) == code_text(&check.equals) {
+        if found.and_then(code_text) == value_text(&check.equals) {
             return Ok(());
         }
         let message = check
@@ -486,11 +487,11 @@ impl VendorProfile {
     }
 
     /// Reads the ports of a response body (already checked for success).
-    pub fn read_ports(&self, body: &Value) -> Result<Vec<PortReading>, ChargerError> {
+    pub fn read_ports(&self, body: &Json<'_>) -> Result<Vec<PortReading>, ChargerError> {
         let spec = &self.ports;
         let list = body
             .pointer(&spec.pointer)
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .ok_or_else(|| {
                 self.mismatch(
                     &spec.pointer,
@@ -501,7 +502,10 @@ impl VendorProfile {
         let mut readings = Vec::with_capacity(list.len().saturating_sub(spec.skip));
         let mut seen: Vec<Option<usize>> = Vec::new();
         for (index, element) in list.iter().enumerate().skip(spec.skip) {
-            let at = format!("{}/{index}", spec.pointer);
+            let at = At {
+                list: &spec.pointer,
+                index,
+            };
             let position = (index - spec.skip + 1) as i64;
             let reading = match spec.element {
                 ElementKind::Code => PortReading {
@@ -522,7 +526,7 @@ impl VendorProfile {
             }
             if let Some(first) = seen[slot] {
                 return Err(self.mismatch_text(
-                    &at,
+                    &at.to_string(),
                     "each port number once",
                     format!(
                         "port {} again (first at {}/{first})",
@@ -545,7 +549,7 @@ impl VendorProfile {
         bytes: &[u8],
         observed_at: DateTime<Utc>,
     ) -> Result<crate::model::Snapshot, ChargerError> {
-        let body: Value = serde_json::from_slice(bytes).map_err(|e| ChargerError::NotJson {
+        let body = Json::parse(bytes).map_err(|e| ChargerError::NotJson {
             vendor: self.name.clone(),
             url: url.to_owned(),
             message: e.to_string(),
@@ -559,7 +563,7 @@ impl VendorProfile {
     }
 
     /// Reads a vendor's station list.
-    pub fn read_stations(&self, body: &Value) -> Result<Vec<Station>, ChargerError> {
+    pub fn read_stations(&self, body: &Json<'_>) -> Result<Vec<Station>, ChargerError> {
         let Some(spec) = &self.stations else {
             return Err(ChargerError::Unsupported {
                 vendor: self.name.clone(),
@@ -569,7 +573,7 @@ impl VendorProfile {
         self.check_success(body)?;
         let list = body
             .pointer(&spec.pointer)
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .ok_or_else(|| {
                 self.mismatch(
                     &spec.pointer,
@@ -579,7 +583,10 @@ impl VendorProfile {
             })?;
         let mut stations = Vec::with_capacity(list.len());
         for (index, element) in list.iter().enumerate() {
-            let at = format!("{}/{index}", spec.pointer);
+            let at = At {
+                list: &spec.pointer,
+                index,
+            };
             let text = |pointer: &str| element.pointer(pointer).and_then(code_text);
             let id_text = text(&spec.id).ok_or_else(|| {
                 self.mismatch(
@@ -618,12 +625,12 @@ impl VendorProfile {
 
     fn read_object(
         &self,
-        element: &Value,
-        at: &str,
+        element: &Json<'_>,
+        at: &At<'_>,
         position: i64,
     ) -> Result<PortReading, ChargerError> {
         if !element.is_object() {
-            return Err(self.mismatch(at, "a port object", Some(element)));
+            return Err(self.mismatch(&at.to_string(), "a port object", Some(element)));
         }
         let fields = &self.ports.fields;
         let raw_number = match &fields.number {
@@ -647,7 +654,7 @@ impl VendorProfile {
         let port = self.port_number(at, raw_number + self.ports.number_offset)?;
         let status_pointer = fields.status.as_deref().unwrap_or_default();
         let code = match element.pointer(status_pointer) {
-            None | Some(Value::Null) => None,
+            None | Some(Json::Null) => None,
             Some(value) => Some(code_text(value).ok_or_else(|| {
                 self.mismatch(
                     &format!("{at}{status_pointer}"),
@@ -687,12 +694,12 @@ impl VendorProfile {
         })
     }
 
-    fn port_number(&self, at: &str, number: i64) -> Result<u32, ChargerError> {
+    fn port_number(&self, at: &At<'_>, number: i64) -> Result<u32, ChargerError> {
         if (1..=i64::from(MAX_PORT)).contains(&number) {
             Ok(number as u32)
         } else {
             Err(self.mismatch_text(
-                at,
+                &at.to_string(),
                 &format!(
                     "a port number from 1 to {MAX_PORT} (after adding ports.number_offset = {})",
                     self.ports.number_offset
@@ -706,18 +713,17 @@ impl VendorProfile {
     /// an empty string is `None`.
     fn number(
         &self,
-        element: &Value,
+        element: &Json<'_>,
         pointer: &str,
-        at: &str,
+        at: &At<'_>,
         what: &str,
     ) -> Result<Option<f64>, ChargerError> {
         let value = element.pointer(pointer);
         let parsed = match value {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-            Some(_) => None,
+            None | Some(Json::Null) => return Ok(None),
+            Some(Json::Str(s)) if s.trim().is_empty() => return Ok(None),
+            Some(Json::Str(s)) => s.trim().parse::<f64>().ok(),
+            Some(other) => other.as_f64(),
         };
         match parsed {
             Some(n) if n.is_finite() => Ok(Some(n)),
@@ -727,25 +733,24 @@ impl VendorProfile {
 
     fn time(
         &self,
-        element: &Value,
+        element: &Json<'_>,
         field: &TimeField,
-        at: &str,
+        at: &At<'_>,
     ) -> Result<Option<DateTime<Utc>>, ChargerError> {
         let pointer = field.pointer();
         let value = element.pointer(pointer);
         let bad = || self.mismatch(&format!("{at}{pointer}"), "a time", value);
-        let as_number = |v: &Value| match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
+        let as_number = |v: &Json<'_>| match v {
+            Json::Str(s) => s.trim().parse::<f64>().ok(),
+            other => other.as_f64(),
         };
         let from_unix = |n: f64, millis: bool| {
             let ms = if millis { n } else { n * 1000.0 };
             Utc.timestamp_millis_opt(ms as i64).single()
         };
         match (value, field.format()) {
-            (None | Some(Value::Null), _) => Ok(None),
-            (Some(Value::String(s)), _) if s.trim().is_empty() => Ok(None),
+            (None | Some(Json::Null), _) => Ok(None),
+            (Some(Json::Str(s)), _) if s.trim().is_empty() => Ok(None),
             (Some(v), Some(TimeFormat::Rfc3339)) => v
                 .as_str()
                 .and_then(|s| DateTime::parse_from_rfc3339(s.trim()).ok())
@@ -767,7 +772,7 @@ impl VendorProfile {
         }
     }
 
-    fn mismatch(&self, pointer: &str, expected: &str, found: Option<&Value>) -> ChargerError {
+    fn mismatch(&self, pointer: &str, expected: &str, found: Option<&Json<'_>>) -> ChargerError {
         self.mismatch_text(pointer, expected, describe(found))
     }
 
@@ -785,22 +790,57 @@ impl VendorProfile {
     }
 }
 
+/// Where an element of a list is (`/data/portList/3`), written out only for an error.
+struct At<'a> {
+    list: &'a str,
+    index: usize,
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.list, self.index)
+    }
+}
+
 /// A status code (or flag, or message) as text: strings trimmed, whole numbers without a
 /// fraction, booleans as `true`/`false`. Objects, arrays and `null` have no text.
-pub fn code_text(value: &Value) -> Option<String> {
+pub fn code_text(value: &Json<'_>) -> Option<String> {
+    match value {
+        Json::Str(s) => Some(s.trim().to_owned()),
+        Json::UInt(n) => Some(n.to_string()),
+        Json::Int(n) => Some(n.to_string()),
+        Json::Float(f) => Some(float_text(*f)),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// [`code_text`] of a value from a profile file (`success.equals`).
+fn value_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-            _ => n.to_string(),
-        }),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Some(u.to_string()),
+            (_, Some(i), _) => Some(i.to_string()),
+            (_, _, Some(f)) => Some(float_text(f)),
+            _ => None,
+        },
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
+/// `10.0` reads as the code `10`.
+fn float_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
+}
+
 /// Describes a JSON value briefly for an error message.
-fn describe(value: Option<&Value>) -> String {
+fn describe(value: Option<&Json<'_>>) -> String {
     let shorten = |s: String| {
         if s.chars().count() > 60 {
             format!("{}…", s.chars().take(60).collect::<String>())
@@ -810,13 +850,15 @@ fn describe(value: Option<&Value>) -> String {
     };
     match value {
         None => "nothing".into(),
-        Some(Value::Null) => "null".into(),
-        Some(Value::Bool(b)) => format!("the boolean {b}"),
-        Some(Value::Number(n)) => format!("the number {n}"),
-        Some(Value::String(s)) => format!("the string {}", shorten(format!("{s:?}"))),
-        Some(Value::Array(a)) => format!("an array of {} elements", a.len()),
-        Some(Value::Object(o)) => {
-            let keys: Vec<&str> = o.keys().map(String::as_str).take(8).collect();
+        Some(Json::Null) => "null".into(),
+        Some(Json::Bool(b)) => format!("the boolean {b}"),
+        Some(Json::UInt(n)) => format!("the number {n}"),
+        Some(Json::Int(n)) => format!("the number {n}"),
+        Some(Json::Float(n)) => format!("the number {n}"),
+        Some(Json::Str(s)) => format!("the string {}", shorten(format!("{s:?}"))),
+        Some(Json::Array(a)) => format!("an array of {} elements", a.len()),
+        Some(Json::Object(o)) => {
+            let keys: Vec<&str> = o.iter().map(|(k, _)| k.as_ref()).take(8).collect();
             if keys.is_empty() {
                 "an empty object".into()
             } else {
@@ -887,6 +929,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The reading methods, fed with `serde_json::Value`s written with `json!`.
+    trait FromValues {
+        fn ports_of(&self, body: &Value) -> Result<Vec<PortReading>, ChargerError>;
+        fn success_of(&self, body: &Value) -> Result<(), ChargerError>;
+        fn stations_of(&self, body: &Value) -> Result<Vec<Station>, ChargerError>;
+    }
+
+    impl FromValues for VendorProfile {
+        fn ports_of(&self, body: &Value) -> Result<Vec<PortReading>, ChargerError> {
+            self.read_ports(&Json::from(body))
+        }
+        fn success_of(&self, body: &Value) -> Result<(), ChargerError> {
+            self.check_success(&Json::from(body))
+        }
+        fn stations_of(&self, body: &Value) -> Result<Vec<Station>, ChargerError> {
+            self.read_stations(&Json::from(body))
+        }
+    }
+
     fn profile(extra: &str) -> VendorProfile {
         VendorProfile::from_toml(
             &format!(
@@ -928,7 +989,7 @@ default = "unknown"
         let body = json!({"data": [
             {"n": 1, "s": 0}, {"n": "2", "s": "1"}, {"n": 3, "s": 1.0}, {"n": 4, "s": 7}
         ]});
-        let ports = p.read_ports(&body).unwrap();
+        let ports = p.ports_of(&body).unwrap();
         let statuses: Vec<_> = ports.iter().map(|r| r.status).collect();
         assert_eq!(
             statuses,
@@ -946,7 +1007,7 @@ default = "unknown"
     fn absent_readings_stay_absent_and_scales_apply() {
         let p = profile("");
         let body = json!({"data": [{"n": 1, "s": 1, "kw": 0.4, "end": 1795500000}, {"n": 2, "s": 0, "v": null}]});
-        let ports = p.read_ports(&body).unwrap();
+        let ports = p.ports_of(&body).unwrap();
         assert_eq!(ports[0].power, Some(400.0));
         assert_eq!(ports[0].voltage, None);
         assert_eq!(ports[0].session_ends_at.unwrap().timestamp(), 1_795_500_000);
@@ -957,13 +1018,13 @@ default = "unknown"
     #[test]
     fn mismatches_name_the_pointer_and_what_was_found() {
         let p = profile("");
-        let err = p.read_ports(&json!({"data": null})).unwrap_err();
+        let err = p.ports_of(&json!({"data": null})).unwrap_err();
         assert_eq!(
             err.to_string(),
             "t: the response does not fit the profile: at /data expected an array of ports, found null"
         );
         let err = p
-            .read_ports(&json!({"data": [{"n": 1, "s": 0, "v": "high"}]}))
+            .ports_of(&json!({"data": [{"n": 1, "s": 0, "v": "high"}]}))
             .unwrap_err();
         assert!(
             err.to_string()
@@ -971,20 +1032,20 @@ default = "unknown"
             "{err}"
         );
         let err = p
-            .read_ports(&json!({"data": [{"n": 1, "s": 0}, {"n": 1, "s": 1}]}))
+            .ports_of(&json!({"data": [{"n": 1, "s": 0}, {"n": 1, "s": 1}]}))
             .unwrap_err();
         assert!(
             err.to_string().contains("port 1 again (first at /data/0)"),
             "{err}"
         );
         let err = p
-            .read_ports(&json!({"data": [{"n": 0, "s": 0}]}))
+            .ports_of(&json!({"data": [{"n": 0, "s": 0}]}))
             .unwrap_err();
         assert!(
             err.to_string().contains("a port number from 1 to 1024"),
             "{err}"
         );
-        let err = p.read_ports(&json!({"data": [{"n": 1}]})).unwrap_err();
+        let err = p.ports_of(&json!({"data": [{"n": 1}]})).unwrap_err();
         assert!(
             err.to_string()
                 .contains("at /data/0/s expected a status code, found nothing"),
@@ -1010,9 +1071,7 @@ codes = { "0" = "free", "1" = "occupied" }
             "bare",
         )
         .unwrap();
-        let ports = p
-            .read_ports(&json!({"codes": ["header", 0, 1, 9]}))
-            .unwrap();
+        let ports = p.ports_of(&json!({"codes": ["header", 0, 1, 9]})).unwrap();
         assert_eq!(ports.len(), 3);
         assert_eq!(ports[0].port, 1);
         assert_eq!(ports[2].status, PortStatus::Fault);
@@ -1023,17 +1082,17 @@ codes = { "0" = "free", "1" = "occupied" }
     fn success_flag_failures_carry_the_vendor_message() {
         let p = profile("[success]\npointer = \"/ok\"\nequals = true\nmessage_pointer = \"/msg\"");
         let err = p
-            .check_success(&json!({"ok": false, "msg": "token已过期"}))
+            .success_of(&json!({"ok": false, "msg": "token已过期"}))
             .unwrap_err();
         assert_eq!(err.to_string(), "t refused the request: token已过期");
         assert!(!err.is_transient());
-        let err = p.check_success(&json!({"ok": "maybe"})).unwrap_err();
+        let err = p.success_of(&json!({"ok": "maybe"})).unwrap_err();
         assert!(
             err.to_string()
                 .contains("/ok is the string \"maybe\" instead of true"),
             "{err}"
         );
-        assert!(p.check_success(&json!({"ok": true})).is_ok());
+        assert!(p.success_of(&json!({"ok": true})).is_ok());
     }
 
     #[test]
@@ -1181,13 +1240,13 @@ codes = { "0" = "free", "1" = "occupied" }
             #[test]
             fn mapping_any_json_through_any_profile_never_panics(profile in profile(), body in json()) {
                 let _ = profile.validate();
-                let _ = profile.check_success(&body);
-                if let Ok(ports) = profile.read_ports(&body) {
+                let _ = profile.success_of(&body);
+                if let Ok(ports) = profile.ports_of(&body) {
                     prop_assert!(ports.windows(2).all(|w| w[0].port < w[1].port), "sorted, each port once");
                     prop_assert!(ports.iter().all(|p| (1..=MAX_PORT).contains(&p.port)));
                     prop_assert!(ports.iter().all(|p| p.voltage.is_none_or(f64::is_finite)));
                 }
-                let _ = profile.read_stations(&body);
+                let _ = profile.stations_of(&body);
                 let id = StationId::parse("S1").unwrap();
                 let bytes = serde_json::to_vec(&body).unwrap();
                 let _ = profile.parse_response(&id, "http://x", &bytes, Utc::now());
@@ -1196,7 +1255,7 @@ codes = { "0" = "free", "1" = "occupied" }
             #[test]
             fn shaped_responses_map_or_fail_with_a_pointer(profile in profile(), elements in prop::collection::vec(json(), 0..20)) {
                 let body = json!({ "data": elements.clone(), "ports": elements });
-                match profile.read_ports(&body) {
+                match profile.ports_of(&body) {
                     Ok(_) => {}
                     Err(ChargerError::Mismatch { pointer, .. }) => prop_assert!(pointer.starts_with('/')),
                     Err(other) => prop_assert!(false, "unexpected error kind: {other}"),
