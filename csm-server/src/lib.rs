@@ -178,9 +178,15 @@ impl Server {
         cancel.cancel();
         upkeep.abort();
         while tasks.join_next().await.is_some() {}
-        let report = state.monitor.engine().shutdown(SHUTDOWN_DEADLINE).await;
+        let engine = state.monitor.engine();
+        let report = engine.shutdown(SHUTDOWN_DEADLINE).await;
+        let produced = engine.events_produced();
         if report.pending_rows == 0 {
-            tracing::info!("all writes flushed; bye");
+            tracing::info!(
+                status_events = produced,
+                dropped_events = report.dropped_events,
+                "all writes flushed; bye"
+            );
         }
         served.context("serving HTTP")
     }

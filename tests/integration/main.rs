@@ -10,4 +10,5 @@ mod charger;
 mod cli;
 mod engine;
 mod faults;
+mod security;
 mod store;

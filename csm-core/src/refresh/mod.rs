@@ -116,6 +116,8 @@ struct Inner {
     /// (a few hundred bytes a station): the diff base when the cache is away or behind, which
     /// the store cannot be while the batch writer still holds its rows.
     known: Mutex<HashMap<StationId, Box<[u8]>>>,
+    /// Status events produced since start.
+    events_produced: std::sync::atomic::AtomicU64,
     writer: BatchWriter,
     updates: broadcast::Sender<Arc<StationUpdate>>,
 }
@@ -162,6 +164,7 @@ impl Engine {
                 config,
                 running: Mutex::new(HashMap::new()),
                 known: Mutex::new(HashMap::new()),
+                events_produced: std::sync::atomic::AtomicU64::new(0),
                 writer,
                 updates,
             }),
@@ -191,6 +194,13 @@ impl Engine {
     /// Forgets a removed station.
     pub fn forget(&self, id: &StationId) {
         lock(&self.inner.known).remove(id);
+    }
+
+    /// Status events produced since the engine started.
+    pub fn events_produced(&self) -> u64 {
+        self.inner
+            .events_produced
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Jobs running now.
@@ -372,6 +382,12 @@ impl Engine {
             tracing::debug!(%error, "cache write failed; this process keeps the state");
         }
         let events = batch.events.clone();
+        if !events.is_empty() {
+            inner
+                .events_produced
+                .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("csm_status_events_total").increment(events.len() as u64);
+        }
         inner.writer.write(batch).await;
         if (!events.is_empty() || health_changed) && inner.updates.receiver_count() > 0 {
             let _ = inner.updates.send(Arc::new(StationUpdate {
