@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --quiet -p csm-server
-server="$PWD/target/debug/csm-server"
+server="${CARGO_TARGET_DIR:-$PWD/target}/debug/csm-server"
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log="$work/server.log"
