@@ -298,16 +298,7 @@ impl Monitor {
         };
         let hits = states.iter().filter(|s| s.is_some()).count() as u64;
         metrics::counter!("csm_cache_requests_total", "result" => "hit").increment(hits);
-        let mut missing = Vec::new();
-        for (index, state) in states.iter_mut().enumerate() {
-            if state.is_none() {
-                // Produced by this process: fresher than the store, whose writes may wait.
-                match self.engine.last_known(&ids[index]) {
-                    Some(kept) => *state = Some(kept),
-                    None => missing.push(index),
-                }
-            }
-        }
+        let missing: Vec<usize> = (0..ids.len()).filter(|&i| states[i].is_none()).collect();
         if !missing.is_empty() {
             metrics::counter!("csm_cache_requests_total", "result" => "miss")
                 .increment(missing.len() as u64);
@@ -318,11 +309,17 @@ impl Monitor {
                         .into_iter()
                         .map(|s| (s.station_id.clone(), s))
                         .collect();
-                    for index in missing {
+                    for &index in &missing {
                         states[index] = stored.remove(&ids[index]).map(Arc::new);
                     }
                 }
                 Err(error) => tracing::warn!(%error, "cannot read stored port states"),
+            }
+            // Neither the cache nor the store: what this process last saw (statuses only).
+            for index in missing {
+                if states[index].is_none() {
+                    states[index] = self.engine.last_known(&ids[index]);
+                }
             }
         }
         let now = Utc::now();

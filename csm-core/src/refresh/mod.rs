@@ -112,9 +112,10 @@ struct Inner {
     config: EngineConfig,
     permits: Semaphore,
     running: Mutex<HashMap<StationId, JobFuture>>,
-    /// The last state this engine produced for each station, in the cache's compact encoding
-    /// (a few hundred bytes a station): the diff base when the cache is away or behind, which
-    /// the store cannot be while the batch writer still holds its rows.
+    /// The last state this engine produced for each station, without its measurements and in
+    /// the cache's compact encoding (a couple of hundred bytes a station): the diff base when
+    /// the cache is away or behind, which the store cannot be while the batch writer still
+    /// holds its rows.
     known: Mutex<HashMap<StationId, Box<[u8]>>>,
     /// Status events produced since start.
     events_produced: std::sync::atomic::AtomicU64,
@@ -182,7 +183,8 @@ impl Engine {
         self.inner.updates.subscribe()
     }
 
-    /// The last state this engine produced for a station.
+    /// The last state this engine produced for a station: statuses, codes, session ends and
+    /// since when, without measurements.
     pub fn last_known(&self, id: &StationId) -> Option<Arc<StationState>> {
         let known = lock(&self.inner.known);
         known
@@ -376,7 +378,7 @@ impl Engine {
             }
         };
         let state = Arc::new(state);
-        let encoded = crate::cache::encode(&state).into_boxed_slice();
+        let encoded = crate::cache::encode(&diff_base(&state)).into_boxed_slice();
         lock(&inner.known).insert(station.id.clone(), encoded);
         if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
             tracing::debug!(%error, "cache write failed; this process keeps the state");
@@ -468,6 +470,19 @@ impl Engine {
         }
         found
     }
+}
+
+/// What a diff needs of a state: everything but the measurements.
+fn diff_base(state: &StationState) -> StationState {
+    let mut base = state.clone();
+    for port in &mut base.ports {
+        let reading = &mut port.reading;
+        reading.voltage = None;
+        reading.current = None;
+        reading.power = None;
+        reading.energy_kwh = None;
+    }
+    base
 }
 
 fn health_of(state: &StationState) -> StationHealth {
