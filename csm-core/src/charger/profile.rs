@@ -489,16 +489,7 @@ impl VendorProfile {
     /// Reads the ports of a response body (already checked for success).
     pub fn read_ports(&self, body: &Json<'_>) -> Result<Vec<PortReading>, ChargerError> {
         let spec = &self.ports;
-        let list = body
-            .pointer(&spec.pointer)
-            .and_then(Json::as_array)
-            .ok_or_else(|| {
-                self.mismatch(
-                    &spec.pointer,
-                    "an array of ports",
-                    body.pointer(&spec.pointer),
-                )
-            })?;
+        let list = self.list_at(body, &spec.pointer, "an array of ports")?;
         let mut readings = Vec::with_capacity(list.len().saturating_sub(spec.skip));
         let mut seen: Vec<Option<usize>> = Vec::new();
         for (index, element) in list.iter().enumerate().skip(spec.skip) {
@@ -571,16 +562,7 @@ impl VendorProfile {
             });
         };
         self.check_success(body)?;
-        let list = body
-            .pointer(&spec.pointer)
-            .and_then(Json::as_array)
-            .ok_or_else(|| {
-                self.mismatch(
-                    &spec.pointer,
-                    "an array of stations",
-                    body.pointer(&spec.pointer),
-                )
-            })?;
+        let list = self.list_at(body, &spec.pointer, "an array of stations")?;
         let mut stations = Vec::with_capacity(list.len());
         for (index, element) in list.iter().enumerate() {
             let at = At {
@@ -621,6 +603,18 @@ impl VendorProfile {
             });
         }
         Ok(stations)
+    }
+
+    /// The array at `pointer`, or a mismatch saying what was there instead.
+    fn list_at<'b, 'a>(
+        &self,
+        body: &'b Json<'a>,
+        pointer: &str,
+        expected: &str,
+    ) -> Result<&'b [Json<'a>], ChargerError> {
+        body.pointer(pointer)
+            .and_then(Json::as_array)
+            .ok_or_else(|| self.mismatch(pointer, expected, body.pointer(pointer)))
     }
 
     fn read_object(

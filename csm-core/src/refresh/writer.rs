@@ -251,21 +251,37 @@ impl Room {
     }
 }
 
+/// The writer task's state.
+struct Task {
+    store: Arc<dyn Store>,
+    config: WriterConfig,
+    pending: Pending,
+    room: Room,
+    /// When the oldest waiting row must be written.
+    due: Option<Instant>,
+    /// After a failed write: no new attempt before this.
+    retry_at: Option<Instant>,
+    /// Failed writes in a row.
+    failures: u32,
+}
+
 async fn run(
     store: Arc<dyn Store>,
     config: WriterConfig,
     mut receiver: mpsc::UnboundedReceiver<Message>,
     semaphore: Arc<Semaphore>,
 ) -> FlushReport {
-    let mut room = Room { semaphore, held: 0 };
-    let mut pending = Pending::default();
-    // When the oldest waiting row must be written.
-    let mut due: Option<Instant> = None;
-    // After a failed write: no new attempt before this.
-    let mut retry_at: Option<Instant> = None;
-    let mut failures = 0_u32;
+    let mut task = Task {
+        store,
+        config,
+        pending: Pending::default(),
+        room: Room { semaphore, held: 0 },
+        due: None,
+        retry_at: None,
+        failures: 0,
+    };
     loop {
-        let wake = match (due, retry_at) {
+        let wake = match (task.due, task.retry_at) {
             (Some(due), Some(retry)) => Some(due.max(retry)),
             (due, None) => due,
             (None, Some(_)) => None,
@@ -273,63 +289,31 @@ async fn run(
         let message = tokio::select! {
             message = receiver.recv() => message,
             () = sleep_until(wake) => {
-                flush_all(&*store, &config, &mut pending, &mut room, &mut retry_at, &mut failures).await;
-                due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
+                task.flush().await;
                 continue;
             }
         };
         match message {
             Some(Message::Write(batch, taken)) => {
-                room.hold(taken, failures > 0);
-                let absorbed = pending.add(batch, config.max_buffered_events);
-                room.release(absorbed);
-                due.get_or_insert_with(|| Instant::now() + config.max_delay);
-                let can_try = retry_at.is_none_or(|at| Instant::now() >= at);
-                if pending.rows() >= config.max_rows && can_try {
-                    flush_all(
-                        &*store,
-                        &config,
-                        &mut pending,
-                        &mut room,
-                        &mut retry_at,
-                        &mut failures,
-                    )
-                    .await;
-                    due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
+                task.room.hold(taken, task.failures > 0);
+                let absorbed = task.pending.add(batch, task.config.max_buffered_events);
+                task.room.release(absorbed);
+                task.due
+                    .get_or_insert_with(|| Instant::now() + task.config.max_delay);
+                let can_try = task.retry_at.is_none_or(|at| Instant::now() >= at);
+                if task.pending.rows() >= task.config.max_rows && can_try {
+                    task.flush().await;
                 }
             }
             Some(Message::Flush(ack)) => {
-                retry_at = None;
-                flush_all(
-                    &*store,
-                    &config,
-                    &mut pending,
-                    &mut room,
-                    &mut retry_at,
-                    &mut failures,
-                )
-                .await;
-                due = (pending.rows() > 0).then(|| Instant::now() + config.max_delay);
-                let _ = ack.send(FlushReport {
-                    pending_rows: pending.rows(),
-                    dropped_events: pending.dropped_events,
-                });
+                task.retry_at = None;
+                task.flush().await;
+                let _ = ack.send(task.report());
             }
             None => {
-                retry_at = None;
-                flush_all(
-                    &*store,
-                    &config,
-                    &mut pending,
-                    &mut room,
-                    &mut retry_at,
-                    &mut failures,
-                )
-                .await;
-                return FlushReport {
-                    pending_rows: pending.rows(),
-                    dropped_events: pending.dropped_events,
-                };
+                task.retry_at = None;
+                task.flush().await;
+                return task.report();
             }
         }
     }
@@ -342,52 +326,59 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Writes pending rows in transactions of `max_rows` until none are left or one fails.
-async fn flush_all(
-    store: &dyn Store,
-    config: &WriterConfig,
-    pending: &mut Pending,
-    room: &mut Room,
-    retry_at: &mut Option<Instant>,
-    failures: &mut u32,
-) {
-    while pending.rows() > 0 {
-        let batch = pending.take(config.max_rows);
-        let rows = batch.len();
-        let started = std::time::Instant::now();
-        match store.apply(&batch).await {
-            Ok(()) => {
-                metrics::histogram!("csm_batch_write_rows").record(rows as f64);
-                metrics::histogram!("csm_batch_write_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!("csm_batch_writes_total", "outcome" => "ok").increment(1);
-                if *failures > 0 {
-                    tracing::info!(after_failures = *failures, "the database is writable again");
-                }
-                *failures = 0;
-                *retry_at = None;
-                room.release(rows);
-            }
-            Err(error) if error.is_transient() => {
-                metrics::counter!("csm_batch_writes_total", "outcome" => "retry").increment(1);
-                pending.put_back(batch);
-                // Jobs must not wait on an unreachable database: give back all room.
-                room.release_all();
-                *failures += 1;
-                let backoff = Duration::from_millis(200 * 2_u64.pow((*failures).min(5)));
-                *retry_at = Some(Instant::now() + backoff);
-                if *failures == 1 || (*failures).is_multiple_of(20) {
-                    tracing::warn!(%error, pending = pending.rows(), "cannot write to the database; keeping the rows and trying again");
-                }
-                break;
-            }
-            Err(error) => {
-                drop_batch(&error, rows);
-                room.release(rows);
-            }
+impl Task {
+    fn report(&self) -> FlushReport {
+        FlushReport {
+            pending_rows: self.pending.rows(),
+            dropped_events: self.pending.dropped_events,
         }
     }
-    metrics::gauge!("csm_write_buffer_events").set(pending.events.len() as f64);
+
+    /// Writes pending rows in transactions of `max_rows` until none are left or one fails,
+    /// then sets when the rest is due.
+    async fn flush(&mut self) {
+        while self.pending.rows() > 0 {
+            let batch = self.pending.take(self.config.max_rows);
+            let rows = batch.len();
+            let started = std::time::Instant::now();
+            match self.store.apply(&batch).await {
+                Ok(()) => {
+                    metrics::histogram!("csm_batch_write_rows").record(rows as f64);
+                    metrics::histogram!("csm_batch_write_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::counter!("csm_batch_writes_total", "outcome" => "ok").increment(1);
+                    if self.failures > 0 {
+                        tracing::info!(
+                            after_failures = self.failures,
+                            "the database is writable again"
+                        );
+                    }
+                    self.failures = 0;
+                    self.retry_at = None;
+                    self.room.release(rows);
+                }
+                Err(error) if error.is_transient() => {
+                    metrics::counter!("csm_batch_writes_total", "outcome" => "retry").increment(1);
+                    self.pending.put_back(batch);
+                    // Jobs must not wait on an unreachable database: give back all room.
+                    self.room.release_all();
+                    self.failures += 1;
+                    let backoff = Duration::from_millis(200 * 2_u64.pow(self.failures.min(5)));
+                    self.retry_at = Some(Instant::now() + backoff);
+                    if self.failures == 1 || self.failures.is_multiple_of(20) {
+                        tracing::warn!(%error, pending = self.pending.rows(), "cannot write to the database; keeping the rows and trying again");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    drop_batch(&error, rows);
+                    self.room.release(rows);
+                }
+            }
+        }
+        metrics::gauge!("csm_write_buffer_events").set(self.pending.events.len() as f64);
+        self.due = (self.pending.rows() > 0).then(|| Instant::now() + self.config.max_delay);
+    }
 }
 
 fn drop_batch(error: &StoreError, rows: usize) {
