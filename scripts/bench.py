@@ -279,15 +279,21 @@ def wait_cycles(base, cycles, timeout):
     raise RuntimeError(f"the server did not finish {cycles} refresh cycles within {timeout} s")
 
 
+def synced_database(name, sim_url):
+    """A fresh database holding the simulator's fleet; returns its URL and a cache prefix."""
+    database_url = fresh_database(name)
+    prefix = f"csmbench:{name}:{int(time.time())}:"
+    env = base_env(database_url, prefix, sim_url)
+    run_cli(env, "init-db")
+    run_cli(env, "stations", "sync", "--vendor", "csm")
+    return database_url, prefix
+
+
 def bench_api(stations, seconds):
     log(f"API: csm-server with {stations} stations (MariaDB + Redis), wrk {seconds} s per endpoint, 32 connections")
     sim, sim_url = simulator(stations, speed=1)
     with sim:
-        database_url = fresh_database("csm_bench_api")
-        prefix = f"csmbench:api:{int(time.time())}:"
-        env = base_env(database_url, prefix, sim_url)
-        run_cli(env, "init-db")
-        run_cli(env, "stations", "sync", "--vendor", "csm")
+        database_url, prefix = synced_database("csm_bench_api", sim_url)
         # One run to learn the size of a station's answer, then the measured run with a fixed
         # body of that size beside the real endpoints.
         server, base = start_server(database_url, prefix, sim_url, {"CSM_REFRESH_INTERVAL_SECS": "3600"})
@@ -344,11 +350,7 @@ def bench_memory(stations, interval):
     log(f"memory: csm-server with {stations} stations loaded (MariaDB + Redis, HTTP vendor)")
     sim, sim_url = simulator(stations, speed=1)
     with sim:
-        database_url = fresh_database("csm_bench_mem")
-        prefix = f"csmbench:mem:{int(time.time())}:"
-        env = base_env(database_url, prefix, sim_url)
-        run_cli(env, "init-db")
-        run_cli(env, "stations", "sync", "--vendor", "csm")
+        database_url, prefix = synced_database("csm_bench_mem", sim_url)
         # Two cycles, so the figure is the steady state and not the first fill.
         server, base = start_server(database_url, prefix, sim_url, {"CSM_REFRESH_INTERVAL_SECS": str(interval)})
         with server:

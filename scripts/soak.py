@@ -48,12 +48,9 @@ def main():
     time.sleep(0.5)
 
     sim, sim_url = bench.simulator(STATIONS, speed=30)
-    database_url = bench.fresh_database("csm_soak")
-    prefix = f"csmsoak:{int(time.time())}:"
+    database_url, prefix = bench.synced_database("csm_soak", sim_url)
     env = bench.base_env(database_url, prefix, sim_url)
     env["CSM_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}"
-    bench.run_cli(env, "init-db")
-    bench.run_cli(env, "stations", "sync", "--vendor", "csm")
 
     cleanup = [redis, sim.proc]
     try:
