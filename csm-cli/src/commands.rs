@@ -123,6 +123,20 @@ pub async fn test_connection(
             None => writeln!(out)?,
         }
     }
+    let unconfigured: Vec<String> = monitor
+        .engine()
+        .chargers()
+        .iter()
+        .filter(|api| api.endpoint().is_none() && api.vendor() != SIMULATOR_VENDOR)
+        .map(|api| api.vendor().to_owned())
+        .collect();
+    if !unconfigured.is_empty() {
+        writeln!(
+            out,
+            "not checked (no base URL; set CSM_VENDOR_<NAME>_BASE_URL): {}",
+            unconfigured.join(", ")
+        )?;
+    }
     let failed = checks.iter().filter(|c| !c.ok).count();
     if failed > 0 {
         writeln!(out, "{failed} of {} checks failed", checks.len())?;

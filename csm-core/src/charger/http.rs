@@ -260,11 +260,7 @@ impl ChargerApi for HttpChargerApi {
     }
 
     fn endpoint(&self) -> Option<String> {
-        Some(
-            self.base_url
-                .clone()
-                .unwrap_or_else(|| "(no base URL configured)".into()),
-        )
+        self.base_url.clone()
     }
 
     async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {

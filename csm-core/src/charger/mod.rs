@@ -196,7 +196,8 @@ pub trait ChargerApi: Send + Sync + fmt::Debug {
     /// The vendor profile name.
     fn vendor(&self) -> &str;
 
-    /// Where the source is (base URL), for `test-connection`; `None` when it is in process.
+    /// Where the source is (base URL), for `test-connection`; `None` when it is in process or
+    /// has no base URL configured.
     fn endpoint(&self) -> Option<String>;
 
     /// One attempt at reading every port of `station`. Retries are the caller's decision.
