@@ -73,12 +73,26 @@ def mysql(sql, database=None):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
 
 
+PREFIXES = []
+
+
+def forget_cache_keys():
+    """Deletes the Redis keys the benchmark wrote (they would otherwise live for their TTL)."""
+    for prefix in PREFIXES:
+        keys = subprocess.run(["redis-cli", "--scan", "--pattern", f"{prefix}*"],
+                              capture_output=True, text=True).stdout.split()
+        for start in range(0, len(keys), 1000):
+            subprocess.run(["redis-cli", "del", *keys[start:start + 1000]], capture_output=True)
+
+
 def fresh_database(name):
     mysql(f"DROP DATABASE IF EXISTS `{name}`")
     return f"{MYSQL}/{name}"
 
 
 def base_env(database_url, prefix, vendor_url=None):
+    if prefix not in PREFIXES:
+        PREFIXES.append(prefix)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSM_")}
     env.update(
         CSM_DATABASE_URL=database_url,
@@ -473,6 +487,7 @@ def main():
         results["sse"] = bench_sse(1000, 6 if args.quick else 20)
     if "memory" in only:
         results["memory"] = [bench_memory(n, 5 if args.quick else 20) for n in ([1000] if args.quick else [1000, 50000])]
+    forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
     complete = set(only) == {"refresh", "api", "sse", "memory"} and not args.sizes

@@ -59,6 +59,7 @@ def main():
         for process in cleanup:
             if process.poll() is None:
                 process.kill()
+        bench.forget_cache_keys()
 
 
 def run(env, database_url, redis, redis_args, sim, out_dir, cleanup):
