@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// mimalloc: fewer cycles per allocation than the system allocator on the refresh and request
-// paths, and it returns freed memory to the system sooner.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // `.env` first, so clap sees its values as environment variables; real ones win.
     let _ = dotenvy::dotenv();

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// mimalloc: fewer cycles per allocation than the system allocator on the refresh and request
-// paths, and it returns freed memory to the system sooner.
+// mimalloc: a long-running server's memory stays flat with it, where the system allocator's
+// fragmentation made the RSS grow cycle after cycle (measured with 50,000 stations).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use csm_core::settings::Settings;
