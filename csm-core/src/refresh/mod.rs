@@ -116,7 +116,7 @@ struct Inner {
     /// the cache's compact encoding (a couple of hundred bytes a station): the diff base when
     /// the cache is away or behind, which the store cannot be while the batch writer still
     /// holds its rows.
-    known: Mutex<HashMap<StationId, Box<[u8]>>>,
+    known: Mutex<HashMap<StationId, Known>>,
     /// Status events produced since start.
     events_produced: std::sync::atomic::AtomicU64,
     writer: BatchWriter,
@@ -187,10 +187,7 @@ impl Engine {
     /// since when, without measurements.
     pub fn last_known(&self, id: &StationId) -> Option<Arc<StationState>> {
         let known = lock(&self.inner.known);
-        known
-            .get(id)
-            .and_then(|bytes| crate::cache::decode(bytes))
-            .map(Arc::new)
+        known.get(id).and_then(Known::decode).map(Arc::new)
     }
 
     /// Forgets a removed station.
@@ -378,8 +375,11 @@ impl Engine {
             }
         };
         let state = Arc::new(state);
-        let encoded = crate::cache::encode(&diff_base(&state)).into_boxed_slice();
-        lock(&inner.known).insert(station.id.clone(), encoded);
+        let known = Known {
+            checked_at: state.checked_at,
+            encoded: crate::cache::encode(&diff_base(&state)).into_boxed_slice(),
+        };
+        lock(&inner.known).insert(station.id.clone(), known);
         if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
             tracing::debug!(%error, "cache write failed; this process keeps the state");
         }
@@ -440,12 +440,15 @@ impl Engine {
         {
             let known = lock(&inner.known);
             for id in ids {
-                let Some(kept) = known.get(id).and_then(|bytes| crate::cache::decode(bytes)) else {
+                let Some(kept) = known.get(id) else {
                     continue;
                 };
+                // Decoded only when it is newer than what the cache gave.
                 let cached = found.get(id).and_then(Option::as_ref);
-                if cached.is_none_or(|c| c.checked_at < kept.checked_at) {
-                    found.insert(id.clone(), Some(Arc::new(kept)));
+                if cached.is_none_or(|c| c.checked_at < kept.checked_at)
+                    && let Some(state) = kept.decode()
+                {
+                    found.insert(id.clone(), Some(Arc::new(state)));
                 }
             }
         }
@@ -469,6 +472,18 @@ impl Engine {
             }
         }
         found
+    }
+}
+
+/// The engine's own copy of a station's last state, compact.
+struct Known {
+    checked_at: chrono::DateTime<chrono::Utc>,
+    encoded: Box<[u8]>,
+}
+
+impl Known {
+    fn decode(&self) -> Option<StationState> {
+        crate::cache::decode(&self.encoded)
     }
 }
 
