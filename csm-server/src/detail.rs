@@ -1,9 +1,14 @@
 //! The answers of `GET /api/stations/{id}` and `GET /api/ports`, encoded once per state of a
 //! station: a station's state changes once a refresh interval, while readers may ask for it
 //! thousands of times a second. Only the answer's own `timestamp` is written per request.
+//!
+//! An answer younger than [`FRESH_FOR`] is served without asking the cache again, so a station
+//! read by many clients at once costs one cache read per quarter second. Changes reach the
+//! dashboard through the event stream at once regardless.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::header;
@@ -14,12 +19,17 @@ use csm_core::monitor::StationView;
 
 use crate::views::StationDetailJson;
 
+/// How long an answer is served without checking the cache.
+pub const FRESH_FOR: Duration = Duration::from_millis(250);
+
 /// Stations whose answers are kept; past this the kept answers are dropped and rebuilt on
 /// demand, so memory stays small however large the fleet.
 const MAX_ENTRIES: usize = 2_000;
 
 /// One encoded answer and what it was made from.
 struct Entry {
+    /// When the answer was checked against the cache.
+    checked: Instant,
     station: Arc<Station>,
     checked_at: Option<DateTime<Utc>>,
     observed_at: Option<DateTime<Utc>>,
@@ -54,6 +64,27 @@ impl std::fmt::Debug for DetailCache {
 }
 
 impl DetailCache {
+    /// The answer for a station if one was checked against the cache less than
+    /// [`FRESH_FOR`] ago.
+    pub fn fresh(&self, id: &StationId) -> Option<Response> {
+        let entry = self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|entry| entry.checked.elapsed() < FRESH_FOR)
+            .cloned()?;
+        Some(answer(&entry))
+    }
+
+    /// Forgets a station's answer (the station was removed).
+    pub fn forget(&self, id: &StationId) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     /// The JSON answer for a station view.
     pub fn response(&self, view: &StationView) -> Response {
         let kept = self
@@ -64,25 +95,37 @@ impl DetailCache {
             .filter(|entry| entry.fits(view))
             .cloned();
         let entry = match kept {
-            Some(entry) => entry,
-            None => {
-                let entry = Arc::new(encode(view));
-                let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-                entries.insert(view.station.id.clone(), Arc::clone(&entry));
-                entry
-            }
+            // Same state: keep the encoding, note that it was checked now.
+            Some(entry) => Arc::new(Entry {
+                checked: Instant::now(),
+                station: Arc::clone(&entry.station),
+                checked_at: entry.checked_at,
+                observed_at: entry.observed_at,
+                stale: entry.stale,
+                head: entry.head.clone(),
+            }),
+            None => Arc::new(encode(view)),
         };
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-        let mut body = Vec::with_capacity(entry.head.len() + now.len() + 16);
-        body.extend_from_slice(&entry.head);
-        body.extend_from_slice(b",\"timestamp\":\"");
-        body.extend_from_slice(now.as_bytes());
-        body.extend_from_slice(b"\"}");
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        {
+            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+            if entries.len() >= MAX_ENTRIES && !entries.contains_key(&view.station.id) {
+                entries.clear();
+            }
+            entries.insert(view.station.id.clone(), Arc::clone(&entry));
+        }
+        answer(&entry)
     }
+}
+
+/// The answer of an entry with this moment's `timestamp`.
+fn answer(entry: &Entry) -> Response {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let mut body = Vec::with_capacity(entry.head.len() + now.len() + 16);
+    body.extend_from_slice(&entry.head);
+    body.extend_from_slice(b",\"timestamp\":\"");
+    body.extend_from_slice(now.as_bytes());
+    body.extend_from_slice(b"\"}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn encode(view: &StationView) -> Entry {
@@ -93,6 +136,7 @@ fn encode(view: &StationView) -> Entry {
         json.truncate(at);
     }
     Entry {
+        checked: Instant::now(),
         station: Arc::clone(&view.station),
         checked_at: state.map(|s| s.checked_at),
         observed_at: state.and_then(|s| s.observed_at),

@@ -582,3 +582,34 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
         .expect("stream ended")
         .unwrap();
 }
+
+#[tokio::test]
+async fn station_answers_are_reused_for_a_quarter_second_at_most() {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
+        s.admin_token = Some("t".into())
+    })
+    .await;
+    app.client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"station_id": "Q1", "name": "快站", "vendor": SCRIPTED}))
+        .send()
+        .await
+        .unwrap();
+    app.scripted
+        .set("Q1", Ok(vec![reading(1, PortStatus::Free, None)]));
+    refresh_all_now(&app).await;
+    let (_, first) = get_json(&app, "/api/stations/Q1").await;
+    assert_eq!(first["ports"][0]["status"], "free");
+    app.scripted
+        .set("Q1", Ok(vec![reading(1, PortStatus::Occupied, None)]));
+    refresh_all_now(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, later) = get_json(&app, "/api/stations/Q1").await;
+    assert_eq!(
+        later["ports"][0]["status"], "occupied",
+        "an answer older than 250 ms is not reused"
+    );
+    assert_ne!(first["timestamp"], later["timestamp"]);
+    app.stop().await;
+}

@@ -95,6 +95,9 @@ pub async fn get_station(
     State(state): State<AppState>,
     StationPath(id): StationPath,
 ) -> Result<Response, ApiError> {
+    if let Some(answer) = state.details.fresh(&id) {
+        return Ok(answer);
+    }
     let view = state.monitor.view(&id).await?;
     Ok(state.details.response(&view))
 }
@@ -109,6 +112,9 @@ pub async fn get_station(
 )]
 pub async fn default_ports(State(state): State<AppState>) -> Result<Response, ApiError> {
     let station = state.monitor.default_station().await?;
+    if let Some(answer) = state.details.fresh(&station.id) {
+        return Ok(answer);
+    }
     let view = state.monitor.view(&station.id).await?;
     Ok(state.details.response(&view))
 }
@@ -296,6 +302,7 @@ pub async fn delete_station(
     StationPath(id): StationPath,
 ) -> Result<StatusCode, ApiError> {
     state.monitor.remove_station(&id).await?;
+    state.details.forget(&id);
     tracing::info!(station = %id, "station removed");
     Ok(StatusCode::NO_CONTENT)
 }
