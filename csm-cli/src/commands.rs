@@ -25,7 +25,9 @@ use crate::UsageError;
 const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Opens the monitor and makes sure the database has its tables.
-async fn open(settings: Settings) -> anyhow::Result<Monitor> {
+async fn open(mut settings: Settings) -> anyhow::Result<Monitor> {
+    // A command reads each station once: a local copy in front of Redis would only be filled.
+    settings.cache_local_ttl_ms = 0;
     let monitor = Monitor::open(settings).await?;
     monitor
         .migrate()

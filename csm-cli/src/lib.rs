@@ -49,6 +49,13 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
 }
 
+impl Command {
+    /// Whether the command is a server (many clients at once) rather than a single job.
+    pub fn serves(&self) -> bool {
+        matches!(self, Self::Simulate(_))
+    }
+}
+
 /// A mistake in what the user asked for: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

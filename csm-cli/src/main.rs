@@ -5,12 +5,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// mimalloc: fewer instructions per allocation than the system allocator on the refresh path
+// (built without transparent huge pages, so memory stays at what is used).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // `.env` first, so clap sees its values as environment variables; real ones win.
     let _ = dotenvy::dotenv();
     let cli = csm_cli::Cli::parse();
     csm_cli::init_logging(cli.settings.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Only `simulate` serves many clients at once; every other command is one client doing one
+    // job, where a single thread spends about a third less CPU than handing tasks between
+    // workers (measured on `refresh --all`).
+    let runtime = if cli.command.serves() {
+        tokio::runtime::Runtime::new()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
