@@ -22,7 +22,7 @@ pub use self::near::NearCache;
 pub use self::redis::RedisCache;
 
 /// Why a cache operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CacheError {
     /// Redis cannot be reached or did not answer in time.
     #[error("cannot reach Redis at {target} while {doing}: {message}")]

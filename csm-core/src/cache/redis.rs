@@ -4,14 +4,19 @@
 //! When Redis stops answering, the cache fails fast for a short while (instead of making every
 //! request wait for a timeout) and tries again after it; the connection manager reconnects on
 //! its own, so csm uses Redis again within seconds of its return, without a restart.
+//!
+//! Writes that arrive while another is on its way are sent together as the next pipeline: the
+//! jobs of a refresh cycle finish close together, and one round trip for many of them costs
+//! both sides far less than one each.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{CacheError, StatusCache, decode, encode};
 use crate::error::redact_url;
@@ -20,22 +25,39 @@ use crate::model::{StationId, StationState};
 /// How long the cache fails fast after Redis stopped answering.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// Most writes sent as one pipeline.
+const MAX_COMBINED_WRITES: usize = 256;
+
 /// A cache in Redis, shared by every csm instance that uses the same prefix.
 #[derive(Clone)]
 pub struct RedisCache {
     connection: ConnectionManager,
     prefix: String,
     ttl_secs: u64,
+    health: Arc<Health>,
+    /// The queue of the task that combines writes, started by the first write.
+    writes: Arc<OnceLock<mpsc::UnboundedSender<PendingWrite>>>,
+}
+
+/// Where Redis is and whether it answered lately.
+#[derive(Debug)]
+struct Health {
     target: String,
     /// Milliseconds since `epoch` until which calls fail fast; 0 when Redis is healthy.
-    paused_until_ms: Arc<AtomicU64>,
+    paused_until_ms: AtomicU64,
     epoch: Instant,
+}
+
+/// One `put_many` waiting for its pipeline.
+struct PendingWrite {
+    entries: Vec<(String, Vec<u8>)>,
+    done: oneshot::Sender<Result<(), CacheError>>,
 }
 
 impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCache")
-            .field("target", &self.target)
+            .field("target", &self.health.target)
             .field("prefix", &self.prefix)
             .field("ttl_secs", &self.ttl_secs)
             .finish()
@@ -69,9 +91,12 @@ impl RedisCache {
             connection,
             prefix: prefix.to_owned(),
             ttl_secs: ttl.as_secs().max(1),
-            target,
-            paused_until_ms: Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
+            health: Arc::new(Health {
+                target,
+                paused_until_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+            writes: Arc::new(OnceLock::new()),
         })
     }
 
@@ -80,6 +105,57 @@ impl RedisCache {
         format!("{}station:{}", self.prefix, id)
     }
 
+    /// The queue of the write-combining task, started on the current runtime by the first
+    /// write. The task ends when the last clone of this cache is dropped.
+    fn write_queue(&self) -> &mpsc::UnboundedSender<PendingWrite> {
+        self.writes.get_or_init(|| {
+            let (queue, pending) = mpsc::unbounded_channel();
+            tokio::spawn(combine_writes(
+                self.connection.clone(),
+                self.ttl_secs,
+                Arc::clone(&self.health),
+                pending,
+            ));
+            queue
+        })
+    }
+}
+
+/// Sends the writes waiting at any moment as one pipeline, one pipeline at a time, and tells
+/// each writer the pipeline's outcome.
+async fn combine_writes(
+    connection: ConnectionManager,
+    ttl_secs: u64,
+    health: Arc<Health>,
+    mut pending: mpsc::UnboundedReceiver<PendingWrite>,
+) {
+    let mut batch = Vec::with_capacity(MAX_COMBINED_WRITES);
+    while pending.recv_many(&mut batch, MAX_COMBINED_WRITES).await > 0 {
+        let entries = batch.iter().flat_map(|write| write.entries.iter());
+        let result = write_entries(&connection, ttl_secs, &health, entries).await;
+        for write in batch.drain(..) {
+            let _ = write.done.send(result.clone());
+        }
+    }
+}
+
+async fn write_entries<'a>(
+    connection: &ConnectionManager,
+    ttl_secs: u64,
+    health: &Health,
+    entries: impl Iterator<Item = &'a (String, Vec<u8>)>,
+) -> Result<(), CacheError> {
+    health.check_paused("writing stations")?;
+    let mut pipe = redis::pipe();
+    for (key, value) in entries {
+        pipe.set_ex(key, value, ttl_secs).ignore();
+    }
+    let mut connection = connection.clone();
+    let result: redis::RedisResult<()> = pipe.query_async(&mut connection).await;
+    health.outcome("writing stations", result)
+}
+
+impl Health {
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -127,21 +203,23 @@ impl StatusCache for RedisCache {
     }
 
     fn target(&self) -> String {
-        self.target.clone()
+        self.health.target.clone()
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
         let result: redis::RedisResult<String> =
             redis::cmd("PING").query_async(&mut connection).await;
-        self.outcome("checking the connection", result).map(drop)
+        self.health
+            .outcome("checking the connection", result)
+            .map(drop)
     }
 
     async fn get(&self, id: &StationId) -> Result<Option<Arc<StationState>>, CacheError> {
-        self.check_paused("reading a station")?;
+        self.health.check_paused("reading a station")?;
         let mut connection = self.connection.clone();
         let result: redis::RedisResult<Option<Vec<u8>>> = connection.get(self.key(id)).await;
-        let value = self.outcome("reading a station", result)?;
+        let value = self.health.outcome("reading a station", result)?;
         Ok(value.and_then(|bytes| decode(&bytes)).map(Arc::new))
     }
 
@@ -152,14 +230,14 @@ impl StatusCache for RedisCache {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.check_paused("reading stations")?;
+        self.health.check_paused("reading stations")?;
         let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
         let mut connection = self.connection.clone();
         let result: redis::RedisResult<Vec<Option<Vec<u8>>>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut connection)
             .await;
-        let values = self.outcome("reading stations", result)?;
+        let values = self.health.outcome("reading stations", result)?;
         Ok(values
             .into_iter()
             .map(|value| value.and_then(|bytes| decode(&bytes)).map(Arc::new))
@@ -170,21 +248,37 @@ impl StatusCache for RedisCache {
         if states.is_empty() {
             return Ok(());
         }
-        self.check_paused("writing stations")?;
-        let mut pipe = redis::pipe();
-        for state in states {
-            pipe.set_ex(self.key(&state.station_id), encode(state), self.ttl_secs)
-                .ignore();
+        self.health.check_paused("writing stations")?;
+        let entries: Vec<(String, Vec<u8>)> = states
+            .iter()
+            .map(|state| (self.key(&state.station_id), encode(state)))
+            .collect();
+        let (done, outcome) = oneshot::channel();
+        match self.write_queue().send(PendingWrite { entries, done }) {
+            Ok(()) => outcome.await.unwrap_or_else(|_| {
+                Err(CacheError::Unavailable {
+                    target: self.health.target.clone(),
+                    doing: "writing stations",
+                    message: "the cache's writer stopped".into(),
+                })
+            }),
+            // The runtime that ran the writer has ended: write directly.
+            Err(mpsc::error::SendError(write)) => {
+                write_entries(
+                    &self.connection,
+                    self.ttl_secs,
+                    &self.health,
+                    write.entries.iter(),
+                )
+                .await
+            }
         }
-        let mut connection = self.connection.clone();
-        let result: redis::RedisResult<()> = pipe.query_async(&mut connection).await;
-        self.outcome("writing stations", result)
     }
 
     async fn remove(&self, id: &StationId) -> Result<(), CacheError> {
-        self.check_paused("removing a station")?;
+        self.health.check_paused("removing a station")?;
         let mut connection = self.connection.clone();
         let result: redis::RedisResult<()> = connection.del(self.key(id)).await;
-        self.outcome("removing a station", result)
+        self.health.outcome("removing a station", result)
     }
 }
