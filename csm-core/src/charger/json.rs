@@ -177,7 +177,8 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        // serde_json gives no size hints: start with room for a typical list of ports.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(4096));
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
@@ -185,7 +186,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(256));
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(256));
         while let Some(Key(key)) = map.next_key()? {
             members.push((key, map.next_value()?));
         }
