@@ -109,17 +109,35 @@ def base_env(database_url, prefix, vendor_url=None):
 
 
 def run_cli(env, *args, timed=False):
+    """Runs csm-cli; with `timed`, also returns its peak RSS (MB) and CPU time (user + system
+    seconds, the whole process: start, catalogue and the work)."""
     command = [CLI, *args]
     if timed:
         command = ["/usr/bin/time", "-v", *command]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"csm-cli {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    rss_mb = None
-    if timed:
-        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-        rss_mb = int(match.group(1)) / 1024 if match else None
-    return done.stdout, rss_mb
+    if not timed:
+        return done.stdout, None
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    user = re.search(r"User time \(seconds\): ([\d.]+)", done.stderr)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", done.stderr)
+    return done.stdout, {
+        "rss_mb": int(rss.group(1)) / 1024 if rss else None,
+        "cpu_secs": float(user.group(1)) + float(system.group(1)) if user and system else None,
+    }
+
+
+def cpu_secs(pid):
+    """CPU time (user + system) a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_pid(name):
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
 
 
 class Process:
@@ -203,8 +221,10 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
         run_cli(env, "init-db")
         run_cli(env, "stations", "sync", "--vendor", "csm")
         db = database_url.rsplit("/", 1)[1]
+        others = {"simulator": sim.proc.pid, "redis": service_pid("redis-server"),
+                  "mariadb": service_pid("mariadbd")}
         first_started = time.time()
-        out, first_rss = run_cli(env, "refresh", "--all", "--json", timed=True)
+        out, first_usage = run_cli(env, "refresh", "--all", "--json", timed=True)
         first = json.loads(out)
         events_after_first = int(mysql("SELECT COUNT(*) FROM status_events", db))
         ports_after_first = int(mysql("SELECT COUNT(*) FROM port_states", db))
@@ -215,19 +235,25 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
             time.sleep(max(0.0, started + gap - time.time()))
             started = time.time()
             before = int(mysql("SELECT COUNT(*) FROM status_events", db))
-            out, rss = run_cli(env, "refresh", "--all", "--json", timed=True)
+            cpu_before = {name: cpu_secs(pid) for name, pid in others.items() if pid}
+            out, usage = run_cli(env, "refresh", "--all", "--json", timed=True)
+            cpu = {name: cpu_secs(pid) - cpu_before[name] for name, pid in others.items() if pid}
+            cpu["csm-cli"] = usage["cpu_secs"]
             summary = json.loads(out)
             summary["event_rows"] = int(mysql("SELECT COUNT(*) FROM status_events", db)) - before
-            steadies.append((summary, rss))
+            # CPU per station of each process taking part (csm-cli: the whole process).
+            summary["cpu_us_per_station"] = {name: round(secs * 1e6 / stations, 1)
+                                             for name, secs in cpu.items() if secs is not None}
+            steadies.append((summary, usage))
         steadies.sort(key=lambda s: s[0]["stations_per_sec"])
-        steady, steady_rss = steadies[len(steadies) // 2]
+        steady, steady_usage = steadies[len(steadies) // 2]
         steady_runs = [round(s[0]["stations_per_sec"]) for s in steadies]
         log(f"ceiling: wrk against the simulator, same requests, {wrk_seconds} s")
         ceiling = wrk(f"{sim_url}/", 64, wrk_seconds,
                       rotating_script(stations, "/api/v1/stations/%s/ports"))
         mysql(f"DROP DATABASE IF EXISTS `{db}`")
 
-    def cycle(summary, rss, rows):
+    def cycle(summary, usage, rows):
         return {
             "stations_per_sec": round(summary["stations_per_sec"]),
             "ports_per_sec": round(summary["ports"] / summary["elapsed_secs"]),
@@ -240,17 +266,18 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
             "status_changes": summary["status_changes"],
             "port_rows_written": summary["rows_written"],
             "event_rows_in_db": rows,
-            "peak_rss_mb": round(rss, 1) if rss else None,
+            "peak_rss_mb": round(usage["rss_mb"], 1) if usage["rss_mb"] else None,
         }
 
     result = {
         "stations": stations,
-        "first": cycle(first, first_rss, events_after_first),
-        "steady": cycle(steady, steady_rss, steady["event_rows"]),
+        "first": cycle(first, first_usage, events_after_first),
+        "steady": cycle(steady, steady_usage, steady["event_rows"]),
         "port_rows_in_db_after_first": ports_after_first,
         "ceiling": ceiling,
     }
     result["steady"]["runs_stations_per_sec"] = steady_runs
+    result["steady"]["cpu_us_per_station"] = steady["cpu_us_per_station"]
     result["steady"]["changed_fraction"] = round(steady["status_changes"] / max(steady["ports"], 1), 4)
     result["steady"]["fraction_of_ceiling"] = round(result["steady"]["stations_per_sec"] / ceiling["rps"], 3)
     result["first"]["fraction_of_ceiling"] = round(result["first"]["stations_per_sec"] / ceiling["rps"], 3)
@@ -429,6 +456,15 @@ def markdown(results):
                 f"| {r['stations']:,} | {name} | {c['stations_per_sec']:,} | {c['ports_per_sec']:,} | {c['p50_ms']} | {c['p99_ms']} | "
                 f"{c['status_changes']:,} | {c['port_rows_written']:,} | {c['event_rows_in_db']:,} | {c['peak_rss_mb']} | "
                 f"{r['ceiling']['rps']:,} | {c['fraction_of_ceiling']:.0%} |")
+    cpu_rows = [(r["stations"], r["steady"].get("cpu_us_per_station")) for r in results["refresh"]]
+    cpu_rows = [(n, cpu) for n, cpu in cpu_rows if cpu]
+    if cpu_rows:
+        names = ["csm-cli", "simulator", "redis", "mariadb"]
+        lines += ["", "CPU per station in the steady cycle (µs; csm-cli: the whole process including its start; "
+                  "the others: /proc/PID/stat over the cycle):", "",
+                  "| stations | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+        for n, cpu in cpu_rows:
+            lines.append(f"| {n:,} | " + " | ".join(str(cpu.get(name, "—")) for name in names) + " |")
     scaling = results.get("scaling")
     if scaling:
         lines += ["", f"Scaling: steady cycle at 50,000 stations took {scaling['ratio_50k_to_10k']}× the 10,000-station cycle (linear: 5×)."]
