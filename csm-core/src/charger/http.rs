@@ -123,10 +123,16 @@ impl HttpChargerApi {
         station_id: Option<&str>,
     ) -> Result<(String, Vec<u8>), ChargerError> {
         let shown = self.render("url", url_template, station_id, false)?;
-        let url = self.render("url", url_template, station_id, true)?;
+        let with_secrets;
+        let url = if url_template.contains("${") {
+            with_secrets = self.render("url", url_template, station_id, true)?;
+            &with_secrets
+        } else {
+            &shown
+        };
         let mut request = match method {
-            Method::Get => self.client.get(&url),
-            Method::Post => self.client.post(&url),
+            Method::Get => self.client.get(url),
+            Method::Post => self.client.post(url),
         }
         .timeout(self.timeout);
         if headers {

@@ -36,7 +36,32 @@ impl Dialect {
     /// Rows per multi-row statement for a table of `columns` bound columns: under the bind limit
     /// and small enough that one statement stays a few hundred kilobytes.
     pub(super) fn rows_per_statement(self, columns: usize) -> usize {
-        (self.max_binds() / columns).min(1_000)
+        (self.max_binds() / columns).min(1_024)
+    }
+
+    /// `rows` in multi-row statements of a few fixed sizes (powers of four, up to
+    /// [`rows_per_statement`](Self::rows_per_statement)), largest first. A table then needs at
+    /// most six distinct statements, each prepared once per connection and reused; chunks of
+    /// any size would make the database prepare a new statement of up to a thousand rows for
+    /// nearly every batch.
+    pub(super) fn shaped_chunks<T>(self, rows: &[T], columns: usize) -> impl Iterator<Item = &[T]> {
+        let mut largest = 1;
+        while largest * 4 <= self.rows_per_statement(columns) {
+            largest *= 4;
+        }
+        let mut rest = rows;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let mut size = largest;
+            while size > rest.len() {
+                size /= 4;
+            }
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            Some(chunk)
+        })
     }
 
     pub(super) fn insert_ignore(self) -> &'static str {
@@ -505,7 +530,7 @@ macro_rules! impl_store {
                 }
                 let dialect = $dialect;
                 in_transaction!(self, tx, "writing a batch", {
-                    for chunk in batch.ports.chunks(dialect.rows_per_statement(11)) {
+                    for chunk in dialect.shaped_chunks(&batch.ports, 11) {
                         let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
                             "INSERT INTO port_states ({}) ",
                             $crate::store::rows::PORT_COLUMNS
@@ -537,7 +562,7 @@ macro_rules! impl_store {
                             .await
                             .map_err(|e| self.error("writing port states", e))?;
                     }
-                    for chunk in batch.events.chunks(dialect.rows_per_statement(5)) {
+                    for chunk in dialect.shaped_chunks(&batch.events, 5) {
                         let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
                             "{} status_events (station_id, port, old_status, new_status, at) ",
                             dialect.insert_ignore()
@@ -555,7 +580,7 @@ macro_rules! impl_store {
                             .await
                             .map_err(|e| self.error("writing status events", e))?;
                     }
-                    for chunk in batch.health.chunks(dialect.rows_per_statement(5)) {
+                    for chunk in dialect.shaped_chunks(&batch.health, 5) {
                         let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
                             "INSERT INTO station_health ({}) ",
                             $crate::store::rows::HEALTH_COLUMNS
@@ -644,6 +669,35 @@ mod tests {
                 assert!(rows >= 1);
             }
         }
+    }
+
+    #[test]
+    fn batches_are_cut_into_a_few_fixed_statement_sizes() {
+        for dialect in [Dialect::MySql, Dialect::Sqlite] {
+            let mut sizes = std::collections::BTreeSet::new();
+            for n in 0..3_000_usize {
+                let rows: Vec<usize> = (0..n).collect();
+                let chunks: Vec<&[usize]> = dialect.shaped_chunks(&rows, 11).collect();
+                assert_eq!(
+                    chunks.concat(),
+                    rows,
+                    "{dialect:?}: every row once, in order"
+                );
+                assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()));
+                sizes.extend(chunks.iter().map(|c| c.len()));
+            }
+            assert_eq!(
+                sizes.into_iter().collect::<Vec<_>>(),
+                [1, 4, 16, 64, 256, 1024],
+                "{dialect:?}"
+            );
+        }
+        let rows = [0_u8; 1_000];
+        let sizes: Vec<usize> = Dialect::MySql
+            .shaped_chunks(&rows, 5)
+            .map(<[u8]>::len)
+            .collect();
+        assert_eq!(sizes, [256, 256, 256, 64, 64, 64, 16, 16, 4, 4]);
     }
 
     #[test]
