@@ -35,6 +35,9 @@ pub struct HttpChargerApi {
     client: reqwest::Client,
     max_body: usize,
     timeout: Duration,
+    /// The request URL up to the last `/` before the station id, as text and parsed once:
+    /// a request's URL is then resolved from its own remainder, without parsing the host again.
+    url_prefix: Option<(String, reqwest::Url)>,
 }
 
 impl HttpChargerApi {
@@ -54,12 +57,43 @@ impl HttpChargerApi {
         let base_url = base_url_override
             .or_else(|| profile.base_url.clone())
             .map(|url| url.trim_end_matches('/').to_owned());
-        Self {
+        let mut api = Self {
             profile: Arc::new(profile),
             base_url,
             client,
             max_body: settings.http_max_body_bytes,
             timeout,
+            url_prefix: None,
+        };
+        api.url_prefix = api.url_prefix();
+        api
+    }
+
+    fn url_prefix(&self) -> Option<(String, reqwest::Url)> {
+        let template = &self.profile.request.url;
+        let cut = template[..template.find("{station_id}")?].rfind('/')? + 1;
+        let prefix = self.render("url", &template[..cut], None, false).ok()?;
+        if prefix.contains("${") {
+            return None;
+        }
+        let url = reqwest::Url::parse(&prefix).ok()?;
+        (url.as_str() == prefix && url.path().ends_with('/')).then_some((prefix, url))
+    }
+
+    /// `url` resolved against the parsed prefix: the same URL a full parse gives, for less.
+    /// `None` when the prefix does not apply.
+    fn resolve(&self, url: &str) -> Option<reqwest::Url> {
+        let (prefix, base) = self.url_prefix.as_ref()?;
+        let rest = url.strip_prefix(prefix.as_str())?;
+        if rest.starts_with(['/', '\\']) {
+            return None;
+        }
+        // A `:` in the first segment would read as a scheme: `./` keeps it a path.
+        let first = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if first.contains(':') {
+            base.join(&format!("./{rest}")).ok()
+        } else {
+            base.join(rest).ok()
         }
     }
 
@@ -130,9 +164,13 @@ impl HttpChargerApi {
         } else {
             &shown
         };
-        let mut request = match method {
-            Method::Get => self.client.get(url),
-            Method::Post => self.client.post(url),
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        let mut request = match self.resolve(url) {
+            Some(resolved) => self.client.request(method, resolved),
+            None => self.client.request(method, url),
         }
         .timeout(self.timeout);
         if headers {
@@ -320,5 +358,32 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn urls_resolved_from_the_prefix_equal_a_full_parse() {
+        let settings = Settings::default();
+        let client = build_client(&settings).unwrap();
+        let templates = [
+            "{base_url}/api/v1/stations/{station_id}/ports",
+            "{base_url}/ports?station={station_id}&x=1",
+            "{base_url}/v2/{station_id}",
+        ];
+        for template in templates {
+            let mut profile = VendorProfile::native();
+            profile.request.url = template.into();
+            let base = Some("http://127.0.0.1:8080/root".to_owned());
+            let api = HttpChargerApi::new(profile, base, client.clone(), &settings);
+            assert!(api.url_prefix.is_some(), "{template}");
+            for id in ["S0001", "a:b", "..", ".", "x.y:z", "_-", "S%41", "a b"] {
+                let url = api.render("url", template, Some(id), false).unwrap();
+                let full = reqwest::Url::parse(&url).unwrap();
+                assert_eq!(api.resolve(&url).as_ref(), Some(&full), "{template} {id}");
+            }
+        }
+        let mut profile = VendorProfile::native();
+        profile.request.url = "${HOST}/{station_id}".into();
+        let api = HttpChargerApi::new(profile, None, client, &settings);
+        assert!(api.url_prefix.is_none());
     }
 }
