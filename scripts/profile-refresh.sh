@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Profiles one steady-state `csm-cli refresh --all` (the refresh part of scripts/bench.sh):
+# the simulator serves N stations over HTTP, a first cycle fills MariaDB and Redis, and the
+# second cycle runs under a profiler.
+#
+#   ./scripts/profile-refresh.sh [--stations N] [--callgrind | --perf]
+#
+#   --callgrind  (default) instructions of the csm-cli process per station, from valgrind's
+#                callgrind; repeatable whatever else the machine does. The cost of starting the
+#                process is measured on its own (a refresh of one station) and taken off.
+#                Output: target/profile/callgrind.out (read it with callgrind_annotate).
+#   --perf       where the time goes: perf record with call graphs, 2,000 samples a second.
+#                Output: target/profile/perf.data (read it with perf report).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+stations=2000
+mode=callgrind
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stations) stations=$2; shift 2 ;;
+    --callgrind) mode=callgrind; shift ;;
+    --perf) mode=perf; shift ;;
+    *) fail "unknown argument $1 (use --stations N, --callgrind or --perf)" ;;
+  esac
+done
+
+command -v mysql >/dev/null || apt_install mariadb-client
+ensure_mariadb
+ensure_redis
+if [ "$mode" = callgrind ]; then command -v valgrind >/dev/null || apt_install valgrind; fi
+if [ "$mode" = perf ]; then command -v perf >/dev/null || apt_install linux-perf; fi
+
+step "building csm-cli (release)"
+cargo build --release --quiet -p csm-cli
+cli=target/release/csm-cli
+out=target/profile
+mkdir -p "$out"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+database=csm_profile
+prefix="csmprofile:$$:"
+"$cli" simulate --stations "$stations" --ports 12 --bind "127.0.0.1:$port" --speed 20 >"$out/simulator.log" 2>&1 &
+simulator=$!
+cleanup() {
+  kill "$simulator" 2>/dev/null || true
+  mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $database" || true
+  redis-cli --scan --pattern "${prefix}*" | xargs -r -n 1000 redis-cli del >/dev/null || true
+}
+trap cleanup EXIT
+wait_for "the simulator" curl -sf "http://127.0.0.1:$port/api/v1/stations"
+
+mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $database"
+export CSM_DATABASE_URL="mysql://root@127.0.0.1:3306/$database" CSM_REDIS_URL=redis://127.0.0.1:6379
+export CSM_CACHE_PREFIX="$prefix" CSM_VENDORS_DIR=/nonexistent CSM_HTTP_TIMEOUT_MS=20000
+export CSM_VENDOR_CSM_BASE_URL="http://127.0.0.1:$port" RUST_LOG=warn
+"$cli" init-db >/dev/null
+"$cli" stations sync --vendor csm >/dev/null
+step "first cycle (every port new)"
+"$cli" refresh --all | tail -1
+# A simulated minute passes (the clock runs 20×), so a few percent of the ports change.
+sleep 3
+
+step "steady cycle under $mode"
+case $mode in
+  callgrind)
+    instructions() { grep -o 'Collected : [0-9]*' "$1" | grep -o '[0-9]*$'; }
+    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
+      "$cli" refresh --all 2>"$out/valgrind.log" | tail -1
+    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind-start.out" \
+      "$cli" refresh S0001 >/dev/null 2>"$out/valgrind-start.log" || true
+    total=$(instructions "$out/valgrind.log")
+    start=$(instructions "$out/valgrind-start.log")
+    printf 'csm-cli: %s instructions in all, %s of them starting the process; %s a station\n' \
+      "$total" "$start" "$(( (total - start) / stations ))"
+    echo "details: callgrind_annotate --inclusive=yes $out/callgrind.out | less"
+    ;;
+  perf)
+    perf record -F 2000 --call-graph dwarf,16384 -o "$out/perf.data" -- \
+      "$cli" refresh --all 2>/dev/null | tail -1
+    echo "details: perf report -i $out/perf.data --no-children"
+    ;;
+esac
