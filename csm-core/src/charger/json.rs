@@ -238,15 +238,21 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Steps over the opening bracket of an array or object.
-    fn open(&mut self) -> Option<()> {
+    /// Steps over the opening bracket of an array or object; true when the closing bracket
+    /// follows at once (stepped over too).
+    fn open(&mut self, close: u8) -> Option<bool> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return self.fail("arrays and objects nested more than 128 deep");
         }
         self.pos += 1;
         self.skip_whitespace();
-        Some(())
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(true);
+        }
+        Some(false)
     }
 
     /// After an element: true at the closing bracket (stepped over), false after a comma.
@@ -267,13 +273,9 @@ impl<'a> Parser<'a> {
     }
 
     fn array(&mut self, slot: &mut Json<'a>) -> Option<()> {
-        self.open()?;
         // Room for a typical list of ports.
         let mut items = Vec::with_capacity(16);
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            self.depth -= 1;
-        } else {
+        if !self.open(b']')? {
             loop {
                 items.push(Json::Null);
                 let last = items.len() - 1;
@@ -288,12 +290,8 @@ impl<'a> Parser<'a> {
     }
 
     fn object(&mut self, slot: &mut Json<'a>) -> Option<()> {
-        self.open()?;
         let mut members = Vec::with_capacity(8);
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.depth -= 1;
-        } else {
+        if !self.open(b'}')? {
             loop {
                 self.skip_whitespace();
                 if self.peek() != Some(b'"') {
@@ -534,28 +532,24 @@ mod tests {
     #[test]
     fn errors_say_what_and_where() {
         let error = |text: &str| Json::parse(text.as_bytes()).unwrap_err().to_string();
-        assert_eq!(error(""), "expected a value, found the end at byte 0");
-        assert_eq!(error("<html>"), "expected a value at byte 0");
-        assert_eq!(error("{\"a\" 1}"), "expected : after a key at byte 5");
-        assert_eq!(error("[1 2]"), "expected , or ] in an array at byte 3");
-        assert_eq!(
-            error("{\"a\":1,}"),
-            "expected a key in double quotes at byte 7"
-        );
-        assert_eq!(error("\"abc"), "a string is not closed at byte 4");
-        assert_eq!(error("\"a\\x\""), "an unknown escape in a string at byte 3");
-        assert_eq!(
-            error("\"\\ud800\""),
-            "a lone surrogate in a \\u escape at byte 7"
-        );
-        assert_eq!(error("1e999"), "a number out of range at byte 0");
-        assert_eq!(error("01"), "more text after the JSON value at byte 1");
-        assert_eq!(error("-"), "expected a digit at byte 1");
-        assert_eq!(
-            error("1."),
-            "expected a digit after the decimal point at byte 2"
-        );
-        assert_eq!(error("{} x"), "more text after the JSON value at byte 3");
+        let cases = [
+            ("", "expected a value, found the end at byte 0"),
+            ("<html>", "expected a value at byte 0"),
+            ("{\"a\" 1}", "expected : after a key at byte 5"),
+            ("[1 2]", "expected , or ] in an array at byte 3"),
+            ("{\"a\":1,}", "expected a key in double quotes at byte 7"),
+            ("\"abc", "a string is not closed at byte 4"),
+            ("\"a\\x\"", "an unknown escape in a string at byte 3"),
+            ("\"\\ud800\"", "a lone surrogate in a \\u escape at byte 7"),
+            ("1e999", "a number out of range at byte 0"),
+            ("01", "more text after the JSON value at byte 1"),
+            ("-", "expected a digit at byte 1"),
+            ("1.", "expected a digit after the decimal point at byte 2"),
+            ("{} x", "more text after the JSON value at byte 3"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(error(text), expected, "{text:?}");
+        }
         let deep = "[".repeat(129) + &"]".repeat(129);
         assert_eq!(
             error(&deep),
