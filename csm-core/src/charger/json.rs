@@ -240,6 +240,7 @@ impl<'a> Parser<'a> {
 
     /// Steps over the opening bracket of an array or object; true when the closing bracket
     /// follows at once (stepped over too).
+    #[inline(always)]
     fn open(&mut self, close: u8) -> Option<bool> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
