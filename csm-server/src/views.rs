@@ -169,8 +169,10 @@ impl StationJson {
 /// `GET /api/stations`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StationListJson {
-    /// The stations.
+    /// The stations (one page of them with `limit` and `offset`).
     pub stations: Vec<StationJson>,
+    /// How many stations match the filters, on every page together.
+    pub total: usize,
     /// When this answer was made.
     pub timestamp: DateTime<Utc>,
 }

@@ -88,6 +88,28 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
     let (status, filtered) = get_json(&app, "/api/stations?q=S0002").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(filtered["stations"].as_array().unwrap().len(), 1);
+    assert_eq!(filtered["total"], 1);
+    // Paging: the pages together are the whole list, in the same order.
+    let (_, all) = get_json(&app, "/api/stations").await;
+    let ids = |list: &Value| -> Vec<String> {
+        list["stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["station_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let everyone = ids(&all);
+    assert_eq!(all["total"], everyone.len());
+    let mut paged = Vec::new();
+    for offset in (0..everyone.len() + 2).step_by(2) {
+        let (status, page) =
+            get_json(&app, &format!("/api/stations?limit=2&offset={offset}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["total"], everyone.len(), "total counts every page");
+        paged.extend(ids(&page));
+    }
+    assert_eq!(paged, everyone);
     app.stop().await;
 }
 
@@ -173,6 +195,18 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
             "/api/stations?colour=red".into(),
             StatusCode::BAD_REQUEST,
             "unknown field `colour`",
+        ),
+        (
+            "GET",
+            "/api/stations?limit=0".into(),
+            StatusCode::BAD_REQUEST,
+            "limit 0 is outside 1..=10000",
+        ),
+        (
+            "GET",
+            "/api/stations?offset=-1".into(),
+            StatusCode::BAD_REQUEST,
+            "query string",
         ),
         (
             "GET",

@@ -32,7 +32,15 @@ pub struct ListQuery {
     status: Option<PortStatus>,
     /// Only stations of this vendor profile.
     vendor: Option<String>,
+    /// At most this many stations (1–10,000), for reading a large fleet a page at a time;
+    /// `total` tells how many match.
+    limit: Option<usize>,
+    /// Stations to skip first (with `limit`: the page's start).
+    offset: Option<usize>,
 }
+
+/// Most stations one page may hold.
+const MAX_PAGE: usize = 10_000;
 
 /// Every station with the counts of its ports by status.
 #[utoipa::path(
@@ -47,6 +55,13 @@ pub async fn list_stations(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<StationListJson>, ApiError> {
+    if let Some(limit) = query.limit
+        && !(1..=MAX_PAGE).contains(&limit)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is outside 1..={MAX_PAGE}; read a larger fleet a page at a time with offset"
+        )));
+    }
     let needle = query
         .q
         .as_deref()
@@ -73,10 +88,17 @@ pub async fn list_stations(
             });
             text_ok && vendor_ok && status_ok
         })
+        .collect::<Vec<_>>();
+    let total = stations.len();
+    let stations = stations
+        .into_iter()
+        .skip(query.offset.unwrap_or(0))
+        .take(query.limit.unwrap_or(usize::MAX))
         .map(StationJson::of)
         .collect();
     Ok(axum::Json(StationListJson {
         stations,
+        total,
         timestamp: Utc::now(),
     }))
 }
