@@ -24,6 +24,7 @@ contract!(
     states_round_trip_and_many_are_read_in_order,
     entries_expire_after_their_ttl,
     removed_entries_are_gone,
+    concurrent_writes_all_land_and_the_last_one_wins,
 );
 
 fn state(id: &str, ports: u32) -> Arc<StationState> {
@@ -80,6 +81,36 @@ async fn entries_expire_after_their_ttl(kind: CacheKind) {
         cache.get(&a.station_id).await.unwrap().is_none(),
         "expired after its TTL"
     );
+}
+
+/// Many jobs write at once (Redis sends the writes that meet as one pipeline): every write is
+/// acknowledged only once it is stored, and two writes of one station keep their order.
+async fn concurrent_writes_all_land_and_the_last_one_wins(kind: CacheKind) {
+    let cache = test_cache(kind, Duration::from_secs(60)).await;
+    let writes = (0..300).map(|i| {
+        let cache = Arc::clone(&cache);
+        async move {
+            let state = state(&format!("C{i:03}"), 1 + i % 12);
+            cache.put_many(std::slice::from_ref(&state)).await.unwrap();
+            // Acknowledged means readable.
+            let read = cache.get(&state.station_id).await.unwrap();
+            assert_eq!(read.as_deref(), Some(&*state));
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let ids: Vec<StationId> = (0..300)
+        .map(|i| StationId::parse(&format!("C{i:03}")).unwrap())
+        .collect();
+    let stored = cache.get_many(&ids).await.unwrap();
+    assert!(stored.iter().all(Option::is_some), "every write landed");
+    let (first, second) = (state("SAME", 2), state("SAME", 7));
+    let a = cache.put_many(std::slice::from_ref(&first));
+    let b = cache.put_many(std::slice::from_ref(&second));
+    let (a, b) = tokio::join!(a, b);
+    a.unwrap();
+    b.unwrap();
+    let kept = cache.get(&second.station_id).await.unwrap().unwrap();
+    assert_eq!(kept.ports.len(), 7, "the later write wins");
 }
 
 async fn removed_entries_are_gone(kind: CacheKind) {
@@ -171,5 +202,17 @@ async fn an_unreachable_redis_fails_fast_and_names_its_address() {
     let again = std::time::Instant::now();
     assert!(cache.get(&StationId::parse("A").unwrap()).await.is_err());
     assert!(again.elapsed() < Duration::from_millis(50));
+    // Writes waiting together for a pipeline all get the failure.
+    let writes = (0..20).map(|i| {
+        let cache = cache.clone();
+        async move { cache.put_many(&[state(&format!("W{i}"), 1)]).await }
+    });
+    for result in futures_util::future::join_all(writes).await {
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:1") && !err.contains("secretpw"),
+            "{err}"
+        );
+    }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
