@@ -11,6 +11,9 @@
 #                Output: target/profile/callgrind.out (read it with callgrind_annotate).
 #   --perf       where the time goes: perf record with call graphs, 2,000 samples a second.
 #                Output: target/profile/perf.data (read it with perf report).
+#   --clients    no refresh: instructions per request of the HTTP client alone, reqwest (csm's
+#                vendor client) against hyper-util's client (the layer under it), N requests
+#                to the same simulator (examples/http_client_cost.rs under callgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -22,18 +25,20 @@ while [ $# -gt 0 ]; do
     --stations) stations=$2; shift 2 ;;
     --callgrind) mode=callgrind; shift ;;
     --perf) mode=perf; shift ;;
-    *) fail "unknown argument $1 (use --stations N, --callgrind or --perf)" ;;
+    --clients) mode=clients; shift ;;
+    *) fail "unknown argument $1 (use --stations N, --callgrind, --perf or --clients)" ;;
   esac
 done
 
 command -v mysql >/dev/null || apt_install mariadb-client
 ensure_mariadb
 ensure_redis
-if [ "$mode" = callgrind ]; then command -v valgrind >/dev/null || apt_install valgrind; fi
+if [ "$mode" != perf ]; then command -v valgrind >/dev/null || apt_install valgrind; fi
 if [ "$mode" = perf ]; then command -v perf >/dev/null || apt_install linux-perf; fi
 
 step "building csm-cli (release)"
 cargo build --release --quiet -p csm-cli
+if [ "$mode" = clients ]; then cargo build --release --quiet --example http_client_cost; fi
 cli=target/release/csm-cli
 out=target/profile
 mkdir -p "$out"
@@ -50,6 +55,24 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for "the simulator" curl -sf "http://127.0.0.1:$port/api/v1/stations"
+instructions() { grep -o 'Collected : [0-9]*' "$1" | grep -o '[0-9]*$'; }
+
+if [ "$mode" = clients ]; then
+  step "HTTP client alone, $stations requests each"
+  for client in reqwest hyper; do
+    valgrind --tool=callgrind --callgrind-out-file="$out/client-$client.out" \
+      target/release/examples/http_client_cost "$client" "http://127.0.0.1:$port" "$stations" \
+      2>"$out/client-$client.log"
+    valgrind --tool=callgrind --callgrind-out-file="$out/client-$client-start.out" \
+      target/release/examples/http_client_cost "$client" "http://127.0.0.1:$port" 1 \
+      2>"$out/client-$client-start.log"
+    total=$(instructions "$out/client-$client.log")
+    start=$(instructions "$out/client-$client-start.log")
+    printf '%s: %s instructions a request (%s in all, %s of them starting the process)\n' \
+      "$client" "$(( (total - start) / (stations - 1) ))" "$total" "$start"
+  done
+  exit 0
+fi
 
 mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $database"
 export CSM_DATABASE_URL="mysql://root@127.0.0.1:3306/$database" CSM_REDIS_URL=redis://127.0.0.1:6379
@@ -65,7 +88,6 @@ sleep 3
 step "steady cycle under $mode"
 case $mode in
   callgrind)
-    instructions() { grep -o 'Collected : [0-9]*' "$1" | grep -o '[0-9]*$'; }
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
       "$cli" refresh --all 2>"$out/valgrind.log" | tail -1
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind-start.out" \
