@@ -27,6 +27,7 @@
   const SSE_MAX_ERRORS = 3;     // errors without a successful open before falling back
   const STATION_MS = 15000;     // re-fetch the open station (live readings)
   const LIST_MS = 30000;        // re-fetch the list
+  const LIST_PAGE = 200;        // stations drawn at once; more on request (large fleets)
   const FLASH_MS = 2200;
 
   // All UI text. Entries that take values are functions.
@@ -58,6 +59,7 @@
       refreshFailed: (e) => `刷新失败：${e}`, stillUnreachable: '刷新失败：站点仍无法连接。', refreshDone: '已刷新', tooSoon: '刷新太频繁，请稍候。',
       networkError: '网络错误', portChange: (n, a, b) => `端口 ${n}：${a} → ${b}`,
       apiDocs: 'API 文档',
+      showing: (n, total) => `显示 ${n} / ${total} 个站点,搜索可缩小范围。`, showMore: '显示更多',
     },
     en: {
       htmlLang: 'en', other: '中文', otherLang: 'zh-CN',
@@ -86,6 +88,7 @@
       refreshFailed: (e) => `Refresh failed: ${e}`, stillUnreachable: 'Refresh failed: the station is still unreachable.', refreshDone: 'Refreshed', tooSoon: 'Too many refreshes, please wait.',
       networkError: 'network error', portChange: (n, a, b) => `Port ${n}: ${a} → ${b}`,
       apiDocs: 'API docs',
+      showing: (n, total) => `Showing ${n} of ${total} stations; search to narrow the list.`, showMore: 'Show more',
     },
   };
 
@@ -129,7 +132,7 @@
         lang: readStore(STORE_LANG, 'zh') === 'en' ? 'en' : 'zh',
         stations: [], listLoaded: false, listError: false,
         selectedId: null, current: null, currentError: null,   // currentError: 'notFound' | 'loadFailed'
-        search: '', favOnly: false, favourites: [].concat(readStore(STORE_FAVS, [])).filter((f) => typeof f === 'string'),
+        search: '', favOnly: false, listLimit: LIST_PAGE, favourites: [].concat(readStore(STORE_FAVS, [])).filter((f) => typeof f === 'string'),
         connection: 'offline', clientNow: Date.now(), skew: 0,
         cooldowns: {}, refreshing: false, refreshNote: null,   // refreshNote: { kind: 'info' | 'error', key (I18N), arg }
         flashing: {}, announcement: '',
@@ -149,6 +152,8 @@
         // favourites first, otherwise keep the server's order (sort is stable)
         return list.sort((a, b) => Number(this.isFav(b.station_id)) - Number(this.isFav(a.station_id)));
       },
+      // A fleet of thousands is searched, not scrolled: draw the first LIST_PAGE matches.
+      shownStations() { return this.filteredStations.slice(0, this.listLimit); },
       sortedPorts() {
         return this.current ? (this.current.ports || []).slice().sort((a, b) => a.port - b.port) : [];
       },
@@ -165,9 +170,12 @@
         handler(lang) { document.documentElement.lang = I18N[lang].htmlLang; writeStore(STORE_LANG, lang); this.updateTitle(); },
       },
       current() { this.updateTitle(); },
+      search() { this.listLimit = LIST_PAGE; },
+      favOnly() { this.listLimit = LIST_PAGE; },
       isWide(wide) { if (wide && !this.selectedId) this.autoSelect(); },
     },
     methods: {
+      showMore() { this.listLimit += LIST_PAGE; },
       // ---- formatting ----
       st(status) { return STATUSES.includes(status) ? status : 'unknown'; },
       statusLabel(status) { return this.t.status[this.st(status)]; },

@@ -237,15 +237,43 @@ async function run() {
   await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok('phone back button returns to the station list');
 
-  // ---- 8. API docs render offline ----
-  step('8. API docs at /api/docs');
+  // ---- 8. a large fleet: the list draws 200 stations at a time ----
+  step('8. a fleet of 450 stations');
+  const fleet = await phone.newPage();
+  watch(fleet);
+  const real = await (await fetch(`${BASE}/api/stations`)).json();
+  const template = real.stations[0];
+  const many = Array.from({ length: 450 }, (_, i) => {
+    const id = `F${String(i + 1).padStart(4, '0')}`;
+    return { ...template, station_id: id, name: `Fleet ${id}` };
+  });
+  // Only the list is replaced; a narrow screen opens no station by itself.
+  await fleet.route(/\/api\/stations(\?.*)?$/, (route) => route.fulfill({
+    contentType: 'application/json',
+    body: JSON.stringify({ ...real, stations: many, total: many.length }),
+  }));
+  await fleet.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
+  const more = fleet.locator('[data-testid="list-more"]');
+  await more.waitFor({ state: 'visible', timeout: WAIT_MS });
+  check((await items(fleet).count()) === 200, `drew ${await items(fleet).count()} of 450 stations, expected the first 200`);
+  check((await more.innerText()).includes('200 / 450'), `the note says "${await more.innerText()}", expected "200 / 450"`);
+  await more.locator('button').click();
+  await waitUntil(async () => (await items(fleet).count()) === 400, '400 stations after "show more"');
+  await fleet.locator('[data-testid="search"]').fill('F0449');
+  await waitUntil(async () => (await items(fleet).count()) === 1, 'search finds F0449 among all 450');
+  check((await more.count()) === 0, 'the "show more" note stays after a search that matches one station');
+  ok('450 stations: 200 drawn with "显示 200 / 450", 400 after "show more", search reaches station 449');
+  await fleet.close();
+
+  // ---- 9. API docs render offline ----
+  step('9. API docs at /api/docs');
   await mobile.setViewportSize({ width: 1280, height: 900 });
   await mobile.goto(`${BASE}/api/docs`, { waitUntil: 'domcontentloaded' });
   await mobile.locator('.swagger-ui .info .title').first().waitFor({ state: 'visible', timeout: WAIT_MS });
   await mobile.locator('.swagger-ui .opblock').first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok('API docs at /api/docs render the OpenAPI document with Swagger UI');
 
-  step('9. no outside requests over the whole run');
+  step('10. no outside requests over the whole run');
   checkHealthy('whole run');
   ok(`still no request outside ${BASE} and no failed request or page error over the whole run`);
   await phone.close();
