@@ -461,7 +461,7 @@ def markdown(results):
     if cpu_rows:
         names = ["csm-cli", "simulator", "redis", "mariadb"]
         lines += ["", "CPU per station in the steady cycle (µs; csm-cli: the whole process including its start; "
-                  "the others: /proc/PID/stat over the cycle):", "",
+                  "the others: /proc/PID/stat over the cycle; both count 10 ms clock ticks, so 1,000 stations read coarsely):", "",
                   "| stations | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
         for n, cpu in cpu_rows:
             lines.append(f"| {n:,} | " + " | ".join(str(cpu.get(name, "—")) for name in names) + " |")
