@@ -15,10 +15,13 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = csm_cli::Cli::parse();
     csm_cli::init_logging(cli.settings.log_format);
-    // Only `simulate` serves many clients at once; every other command is one client doing one
-    // job, where a single thread spends about a third less CPU than handing tasks between
-    // workers (measured on `refresh --all`).
-    let runtime = if cli.command.serves() {
+    // `simulate` serves many clients at once and gets worker threads. Every other command is
+    // one job: on a machine of one or two cores, which the vendor, the database and Redis
+    // share, one thread spends about a third less CPU than two workers handing tasks to each
+    // other (measured on `refresh --all`, see BENCHMARKS.md); with more cores the workers have
+    // cores of their own and pay off.
+    let few_cores = std::thread::available_parallelism().map_or(true, |n| n.get() <= 2);
+    let runtime = if cli.command.serves() || !few_cores {
         tokio::runtime::Runtime::new()
     } else {
         tokio::runtime::Builder::new_current_thread()
