@@ -16,7 +16,7 @@ mod memory;
 mod near;
 mod redis;
 
-pub use self::codec::{FORMAT_TAG, decode, encode};
+pub use self::codec::{FORMAT_TAG, decode, encode, encode_without_measurements};
 pub use self::memory::MemoryCache;
 pub use self::near::NearCache;
 pub use self::redis::RedisCache;

@@ -377,7 +377,7 @@ impl Engine {
         let state = Arc::new(state);
         let known = Known {
             checked_at: state.checked_at,
-            encoded: crate::cache::encode(&diff_base(&state)).into_boxed_slice(),
+            encoded: crate::cache::encode_without_measurements(&state).into_boxed_slice(),
         };
         lock(&inner.known).insert(station.id.clone(), known);
         if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
@@ -485,19 +485,6 @@ impl Known {
     fn decode(&self) -> Option<StationState> {
         crate::cache::decode(&self.encoded)
     }
-}
-
-/// What a diff needs of a state: everything but the measurements.
-fn diff_base(state: &StationState) -> StationState {
-    let mut base = state.clone();
-    for port in &mut base.ports {
-        let reading = &mut port.reading;
-        reading.voltage = None;
-        reading.current = None;
-        reading.power = None;
-        reading.energy_kwh = None;
-    }
-    base
 }
 
 fn health_of(state: &StationState) -> StationHealth {
