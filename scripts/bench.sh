@@ -6,10 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-command -v mysql >/dev/null || apt_install mariadb-client
-command -v redis-cli >/dev/null || apt_install redis-tools
-ensure_mariadb
-ensure_redis
+ensure_services
 command -v wrk >/dev/null || apt_install wrk
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

@@ -30,9 +30,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-command -v mysql >/dev/null || apt_install mariadb-client
-ensure_mariadb
-ensure_redis
+ensure_services
 if [ "$mode" != perf ]; then command -v valgrind >/dev/null || apt_install valgrind; fi
 if [ "$mode" = perf ]; then command -v perf >/dev/null || apt_install linux-perf; fi
 

@@ -49,3 +49,10 @@ ensure_redis() {
   wait_for "Redis on 127.0.0.1:6379" redis_answers
 }
 
+# Both services and their command-line clients.
+ensure_services() {
+  command -v mysql >/dev/null || apt_install mariadb-client
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  ensure_mariadb
+  ensure_redis
+}

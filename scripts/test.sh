@@ -24,10 +24,7 @@ ensure_browser() {
 }
 
 step "services: MariaDB and Redis"
-command -v mysql >/dev/null || apt_install mariadb-client
-command -v redis-cli >/dev/null || apt_install redis-tools
-ensure_mariadb
-ensure_redis
+ensure_services
 ensure_browser
 
 step "deployment files (no Docker engine here: structure only)"

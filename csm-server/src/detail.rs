@@ -7,7 +7,7 @@
 //! dashboard through the event stream at once regardless.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -28,8 +28,8 @@ const MAX_ENTRIES: usize = 2_000;
 
 /// One encoded answer and what it was made from.
 struct Entry {
-    /// When the answer was checked against the cache.
-    checked: Instant,
+    /// When the answer was last checked against the cache.
+    checked: Mutex<Instant>,
     station: Arc<Station>,
     checked_at: Option<DateTime<Utc>>,
     observed_at: Option<DateTime<Utc>>,
@@ -39,6 +39,14 @@ struct Entry {
 }
 
 impl Entry {
+    fn checked_within(&self, age: Duration) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+            < age
+    }
+
     fn fits(&self, view: &StationView) -> bool {
         let state = view.state.as_deref();
         Arc::ptr_eq(&self.station, &view.station)
@@ -72,7 +80,7 @@ impl DetailCache {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .filter(|entry| entry.checked.elapsed() < FRESH_FOR)
+            .filter(|entry| entry.checked_within(FRESH_FOR))
             .cloned()?;
         Some(answer(&entry))
     }
@@ -94,18 +102,12 @@ impl DetailCache {
             .get(&view.station.id)
             .filter(|entry| entry.fits(view))
             .cloned();
-        let entry = match kept {
+        if let Some(entry) = kept {
             // Same state: keep the encoding, note that it was checked now.
-            Some(entry) => Arc::new(Entry {
-                checked: Instant::now(),
-                station: Arc::clone(&entry.station),
-                checked_at: entry.checked_at,
-                observed_at: entry.observed_at,
-                stale: entry.stale,
-                head: entry.head.clone(),
-            }),
-            None => Arc::new(encode(view)),
-        };
+            *entry.checked.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+            return answer(&entry);
+        }
+        let entry = Arc::new(encode(view));
         {
             let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
             if entries.len() >= MAX_ENTRIES && !entries.contains_key(&view.station.id) {
@@ -136,7 +138,7 @@ fn encode(view: &StationView) -> Entry {
         json.truncate(at);
     }
     Entry {
-        checked: Instant::now(),
+        checked: Mutex::new(Instant::now()),
         station: Arc::clone(&view.station),
         checked_at: state.map(|s| s.checked_at),
         observed_at: state.and_then(|s| s.observed_at),

@@ -23,6 +23,24 @@ async fn refresh_all_now(app: &TestApp) {
     app.monitor.engine().flush().await;
 }
 
+/// An app (SQLite, in-process cache, admin token `t`) holding one station of the scripted vendor.
+async fn app_with_scripted_station(id: &str, name: &str) -> TestApp {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
+        s.admin_token = Some("t".into())
+    })
+    .await;
+    let add = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"station_id": id, "name": name, "vendor": SCRIPTED}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(add.status(), StatusCode::CREATED);
+    app
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -400,19 +418,7 @@ async fn write_endpoints_need_the_admin_token() {
 
 #[tokio::test]
 async fn a_failing_vendor_is_shown_stale_with_its_error() {
-    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.admin_token = Some("t".into())
-    })
-    .await;
-    let add = app
-        .client
-        .post(app.url("/api/stations"))
-        .bearer_auth("t")
-        .json(&serde_json::json!({"station_id": "V1", "name": "供应商站", "vendor": SCRIPTED}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(add.status(), StatusCode::CREATED);
+    let app = app_with_scripted_station("V1", "供应商站").await;
     app.scripted.set(
         "V1",
         Ok(vec![
@@ -531,17 +537,7 @@ async fn responses_are_compressed_and_documented_and_counted() {
 
 #[tokio::test]
 async fn live_events_carry_port_changes_and_end_on_shutdown() {
-    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.admin_token = Some("t".into())
-    })
-    .await;
-    app.client
-        .post(app.url("/api/stations"))
-        .bearer_auth("t")
-        .json(&serde_json::json!({"station_id": "L1", "name": "直播站", "vendor": SCRIPTED}))
-        .send()
-        .await
-        .unwrap();
+    let app = app_with_scripted_station("L1", "直播站").await;
     app.scripted.set(
         "L1",
         Ok(vec![
@@ -619,17 +615,7 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
 
 #[tokio::test]
 async fn station_answers_are_reused_for_a_quarter_second_at_most() {
-    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.admin_token = Some("t".into())
-    })
-    .await;
-    app.client
-        .post(app.url("/api/stations"))
-        .bearer_auth("t")
-        .json(&serde_json::json!({"station_id": "Q1", "name": "快站", "vendor": SCRIPTED}))
-        .send()
-        .await
-        .unwrap();
+    let app = app_with_scripted_station("Q1", "快站").await;
     app.scripted
         .set("Q1", Ok(vec![reading(1, PortStatus::Free, None)]));
     refresh_all_now(&app).await;

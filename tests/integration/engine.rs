@@ -15,7 +15,8 @@ use csm::core::store::{EventQuery, Store, StoreError, WriteBatch};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    Backend, CacheKind, SCRIPTED, ScriptedApi, TestStore, reading, station, test_cache, test_store,
+    Backend, CacheKind, SCRIPTED, ScriptedApi, TestStore, all_free, reading, station, test_cache,
+    test_store,
 };
 
 /// A store that counts the batches written to it.
@@ -385,12 +386,7 @@ async fn jobs_wait_for_a_slow_database_instead_of_piling_rows_up() {
         .map(|i| scripted(&format!("S{i:03}"), 12))
         .collect();
     for s in &stations {
-        api.set(
-            s.id.as_str(),
-            Ok((1..=12)
-                .map(|p| reading(p, PortStatus::Free, None))
-                .collect()),
-        );
+        api.set(s.id.as_str(), Ok(all_free(12)));
     }
     let started = Instant::now();
     let outcomes = engine.refresh_many(stations, |_| {}).await;

@@ -17,7 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::helpers::{
-    Backend, SCRIPTED, ScriptedApi, TestDb, mysql_base, reading, station, test_settings, test_store,
+    Backend, SCRIPTED, ScriptedApi, TestDb, all_free, mysql_base, reading, station, test_settings,
+    test_store,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -653,12 +654,7 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
         .map(|i| station(&format!("T{i:03}"), SCRIPTED, 6))
         .collect();
     for s in &stations {
-        scripted.set(
-            s.id.as_str(),
-            Ok((1..=6)
-                .map(|p| reading(p, PortStatus::Free, None))
-                .collect()),
-        );
+        scripted.set(s.id.as_str(), Ok(all_free(6)));
     }
     let monitor = Arc::new(Monitor::from_parts(
         settings.clone(),

@@ -192,6 +192,13 @@ pub fn reading(port: u32, status: PortStatus, voltage: Option<f64>) -> PortReadi
     }
 }
 
+/// Readings of `ports` free ports.
+pub fn all_free(ports: u32) -> Vec<PortReading> {
+    (1..=ports)
+        .map(|p| reading(p, PortStatus::Free, None))
+        .collect()
+}
+
 /// A source whose answers the test sets: per station, a list of readings or an error; it
 /// counts calls and the most fetches it saw at once, and can hold fetches until released.
 #[derive(Debug, Default)]

@@ -103,22 +103,17 @@ async fn secrets_never_reach_logs_errors_or_answers() {
         answers.push_str(&format!("{status} {body}\n"));
     };
 
-    let wrong = client
-        .post(format!("{base}/api/stations"))
-        .bearer_auth("guess")
-        .json(&serde_json::json!({"station_id": "SEC1", "name": "秘密", "vendor": "secretive"}))
-        .send()
-        .await
-        .unwrap();
+    let add = |token: &str| {
+        client
+            .post(format!("{base}/api/stations"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"station_id": "SEC1", "name": "秘密", "vendor": "secretive"}))
+            .send()
+    };
+    let wrong = add("guess").await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     record(wrong.status(), wrong.text().await.unwrap());
-    let added = client
-        .post(format!("{base}/api/stations"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&serde_json::json!({"station_id": "SEC1", "name": "秘密", "vendor": "secretive"}))
-        .send()
-        .await
-        .unwrap();
+    let added = add(ADMIN_TOKEN).await.unwrap();
     assert_eq!(added.status(), StatusCode::CREATED);
     record(added.status(), added.text().await.unwrap());
     let refreshed = client

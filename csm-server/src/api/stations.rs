@@ -117,11 +117,7 @@ pub async fn get_station(
     State(state): State<AppState>,
     StationPath(id): StationPath,
 ) -> Result<Response, ApiError> {
-    if let Some(answer) = state.details.fresh(&id) {
-        return Ok(answer);
-    }
-    let view = state.monitor.view(&id).await?;
-    Ok(state.details.response(&view))
+    station_answer(&state, &id).await
 }
 
 /// The ports of the default station (`CSM_DEFAULT_STATION`, else the first station).
@@ -134,10 +130,15 @@ pub async fn get_station(
 )]
 pub async fn default_ports(State(state): State<AppState>) -> Result<Response, ApiError> {
     let station = state.monitor.default_station().await?;
-    if let Some(answer) = state.details.fresh(&station.id) {
+    station_answer(&state, &station.id).await
+}
+
+/// A station's answer: the one encoded less than a quarter second ago, else from its view.
+async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, ApiError> {
+    if let Some(answer) = state.details.fresh(id) {
         return Ok(answer);
     }
-    let view = state.monitor.view(&station.id).await?;
+    let view = state.monitor.view(id).await?;
     Ok(state.details.response(&view))
 }
 
