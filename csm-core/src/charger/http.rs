@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 
+use super::direct::ResponsePlan;
 use super::profile::{Method, VendorProfile};
 use super::{ChargerApi, ChargerError};
 use crate::model::{Snapshot, Station};
@@ -38,6 +39,8 @@ pub struct HttpChargerApi {
     /// The request URL up to the last `/` before the station id, as text and parsed once:
     /// a request's URL is then resolved from its own remainder, without parsing the host again.
     url_prefix: Option<(String, reqwest::Url)>,
+    /// How answers are read from their text, when the profile allows it.
+    plan: Option<ResponsePlan>,
 }
 
 impl HttpChargerApi {
@@ -58,6 +61,7 @@ impl HttpChargerApi {
             .or_else(|| profile.base_url.clone())
             .map(|url| url.trim_end_matches('/').to_owned());
         let mut api = Self {
+            plan: ResponsePlan::new(&profile),
             profile: Arc::new(profile),
             base_url,
             client,
@@ -318,8 +322,15 @@ impl ChargerApi for HttpChargerApi {
                 Some(station.id.as_str()),
             )
             .await?;
-        self.profile
-            .parse_response(&station.id, &url, &bytes, crate::model::now())
+        let observed_at = crate::model::now();
+        match &self.plan {
+            Some(plan) => {
+                plan.parse_response(&self.profile, &station.id, &url, &bytes, observed_at)
+            }
+            None => self
+                .profile
+                .parse_response(&station.id, &url, &bytes, observed_at),
+        }
     }
 
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {

@@ -158,6 +158,86 @@ impl From<&serde_json::Value> for Json<'static> {
     }
 }
 
+/// A cursor over a document, for reading a few values of a large one without building the
+/// whole tree: the caller walks objects and arrays, reads the values it wants with
+/// [`Reader::value`] and steps over the rest with [`Reader::skip`] (still checked to be JSON).
+/// Any fault ends in `None`; [`Json::parse`] of the same text says what and where.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    parser: Parser<'a>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `bytes`; `None` when they are not UTF-8.
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        Some(Self {
+            parser: Parser {
+                text,
+                bytes,
+                pos: 0,
+                depth: 0,
+                failure: None,
+            },
+        })
+    }
+
+    /// The first byte of the next value: `{`, `[`, `"`, a digit, `-`, `t`, `f` or `n`.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.parser.skip_whitespace();
+        self.parser.peek()
+    }
+
+    /// Steps into the object that comes next; true when it is empty (and already left).
+    pub fn object(&mut self) -> Option<bool> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.parser.open(b'}')
+    }
+
+    /// The key of the next member of the object being read, with its `:` stepped over.
+    pub fn key(&mut self) -> Option<Cow<'a, str>> {
+        self.parser.key()
+    }
+
+    /// After a member: true at the end of the object (stepped over), false before the next.
+    pub fn object_next(&mut self) -> Option<bool> {
+        self.parser.next(b'}', "expected , or } in an object")
+    }
+
+    /// Steps into the array that comes next; true when it is empty (and already left).
+    pub fn array(&mut self) -> Option<bool> {
+        if self.peek()? != b'[' {
+            return None;
+        }
+        self.parser.open(b']')
+    }
+
+    /// After an element: true at the end of the array (stepped over), false before the next.
+    pub fn array_next(&mut self) -> Option<bool> {
+        self.parser.next(b']', "expected , or ] in an array")
+    }
+
+    /// Reads the next value whole.
+    pub fn value(&mut self) -> Option<Json<'a>> {
+        let mut value = Json::Null;
+        self.parser.value(&mut value)?;
+        Some(value)
+    }
+
+    /// Steps over the next value, checking it is JSON without keeping any of it.
+    pub fn skip(&mut self) -> Option<()> {
+        self.parser.skip()
+    }
+
+    /// True when nothing but whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.parser.skip_whitespace();
+        self.parser.pos == self.parser.bytes.len()
+    }
+}
+
 /// Why a response is not JSON: what was wrong, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -179,6 +259,7 @@ impl std::error::Error for ParseError {}
 const MAX_DEPTH: usize = 128;
 
 /// A recursive-descent reader of RFC 8259 JSON over text already checked to be UTF-8.
+#[derive(Debug)]
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -294,16 +375,7 @@ impl<'a> Parser<'a> {
         let mut members = Vec::with_capacity(8);
         if !self.open(b'}')? {
             loop {
-                self.skip_whitespace();
-                if self.peek() != Some(b'"') {
-                    return self.fail("expected a key in double quotes");
-                }
-                let key = self.string()?;
-                self.skip_whitespace();
-                if self.peek() != Some(b':') {
-                    return self.fail("expected : after a key");
-                }
-                self.pos += 1;
+                let key = self.key()?;
                 members.push((key, Json::Null));
                 let last = members.len() - 1;
                 self.value(&mut members[last].1)?;
@@ -314,6 +386,57 @@ impl<'a> Parser<'a> {
         }
         *slot = Json::Object(members);
         Some(())
+    }
+
+    /// A member's key and the `:` after it.
+    fn key(&mut self) -> Option<Cow<'a, str>> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return self.fail("expected a key in double quotes");
+        }
+        let key = self.string()?;
+        self.skip_whitespace();
+        if self.peek() != Some(b':') {
+            return self.fail("expected : after a key");
+        }
+        self.pos += 1;
+        Some(key)
+    }
+
+    /// Steps over a value, checking it as [`Parser::value`] does, without building it.
+    fn skip(&mut self) -> Option<()> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b'{') => {
+                if !self.open(b'}')? {
+                    loop {
+                        self.key()?;
+                        self.skip()?;
+                        if self.next(b'}', "expected , or } in an object")? {
+                            break;
+                        }
+                    }
+                }
+                Some(())
+            }
+            Some(b'[') => {
+                if !self.open(b']')? {
+                    loop {
+                        self.skip()?;
+                        if self.next(b']', "expected , or ] in an array")? {
+                            break;
+                        }
+                    }
+                }
+                Some(())
+            }
+            // Scalars are built (without allocating, but for strings with escapes): the same
+            // checks as a read.
+            _ => {
+                let mut scalar = Json::Null;
+                self.value(&mut scalar)
+            }
+        }
     }
 
     /// A string: borrowed from the document unless it holds escapes.

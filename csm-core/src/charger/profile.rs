@@ -158,6 +158,25 @@ pub struct FieldsSpec {
     pub session_ends_at: Option<TimeField>,
 }
 
+/// How many fields an object element has: see [`FieldsSpec::pointers`].
+pub(crate) const FIELDS: usize = 7;
+
+impl FieldsSpec {
+    /// The fields' pointers: number, status (the element itself when unset), voltage, current,
+    /// power, energy, session end.
+    pub(crate) fn pointers(&self) -> [Option<&str>; FIELDS] {
+        [
+            self.number.as_deref(),
+            Some(self.status.as_deref().unwrap_or_default()),
+            self.voltage.as_ref().map(NumberField::pointer),
+            self.current.as_ref().map(NumberField::pointer),
+            self.power.as_ref().map(NumberField::pointer),
+            self.energy_kwh.as_ref().map(NumberField::pointer),
+            self.session_ends_at.as_ref().map(TimeField::pointer),
+        ]
+    }
+}
+
 /// A numeric field: a pointer, optionally with a scale factor.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -457,13 +476,21 @@ impl VendorProfile {
             .unwrap_or(self.status.default)
     }
 
+    /// Whether `found`, the value at the success flag's pointer, says the request succeeded
+    /// (always, for a profile without a flag).
+    pub(crate) fn succeeded(&self, found: Option<&Json<'_>>) -> bool {
+        self.success
+            .as_ref()
+            .is_none_or(|check| found.and_then(code_text) == value_text(&check.equals))
+    }
+
     /// Checks the vendor's success flag.
     pub fn check_success(&self, body: &Json<'_>) -> Result<(), ChargerError> {
         let Some(check) = &self.success else {
             return Ok(());
         };
         let found = body.pointer(&check.pointer);
-        if found.and_then(code_text) == value_text(&check.equals) {
+        if self.succeeded(found) {
             return Ok(());
         }
         let message = check
@@ -490,46 +517,43 @@ impl VendorProfile {
     pub fn read_ports(&self, body: &Json<'_>) -> Result<Vec<PortReading>, ChargerError> {
         let spec = &self.ports;
         let list = self.list_at(body, &spec.pointer, "an array of ports")?;
-        let mut readings = Vec::with_capacity(list.len().saturating_sub(spec.skip));
-        let mut seen: Vec<Option<usize>> = Vec::new();
+        let mut ports = PortList::with_capacity(list.len().saturating_sub(spec.skip));
         for (index, element) in list.iter().enumerate().skip(spec.skip) {
             let at = At {
                 list: &spec.pointer,
                 index,
             };
-            let position = (index - spec.skip + 1) as i64;
             let reading = match spec.element {
-                ElementKind::Code => PortReading {
-                    port: self.port_number(&at, position + spec.number_offset)?,
-                    status: self.map_status(code_text(element).as_deref()),
-                    raw_code: code_text(element),
-                    voltage: None,
-                    current: None,
-                    power: None,
-                    energy_kwh: None,
-                    session_ends_at: None,
-                },
-                ElementKind::Object => self.read_object(element, &at, position)?,
+                ElementKind::Code => self.code_reading(element, &at)?,
+                ElementKind::Object => self.read_object(element, &at)?,
             };
-            let slot = reading.port as usize;
-            if seen.len() <= slot {
-                seen.resize(slot + 1, None);
-            }
-            if let Some(first) = seen[slot] {
-                return Err(self.mismatch_text(
-                    &at.to_string(),
-                    "each port number once",
-                    format!(
-                        "port {} again (first at {}/{first})",
-                        reading.port, spec.pointer
-                    ),
-                ));
-            }
-            seen[slot] = Some(index);
-            readings.push(reading);
+            ports.push(self, &at, reading)?;
         }
-        readings.sort_by_key(|r| r.port);
-        Ok(readings)
+        Ok(ports.finish())
+    }
+
+    /// The reading of a bare status code element.
+    pub(crate) fn code_reading(
+        &self,
+        element: &Json<'_>,
+        at: &At<'_>,
+    ) -> Result<PortReading, ChargerError> {
+        let code = code_text(element);
+        Ok(PortReading {
+            port: self.port_number(at, self.position(at) + self.ports.number_offset)?,
+            status: self.map_status(code.as_deref()),
+            raw_code: code,
+            voltage: None,
+            current: None,
+            power: None,
+            energy_kwh: None,
+            session_ends_at: None,
+        })
+    }
+
+    /// An element's position in the list, counted from 1 after the skipped ones.
+    fn position(&self, at: &At<'_>) -> i64 {
+        (at.index - self.ports.skip + 1) as i64
     }
 
     /// Parses a whole response body: JSON, success flag, ports.
@@ -617,20 +641,39 @@ impl VendorProfile {
             .ok_or_else(|| self.mismatch(pointer, expected, body.pointer(pointer)))
     }
 
-    fn read_object(
-        &self,
-        element: &Json<'_>,
-        at: &At<'_>,
-        position: i64,
-    ) -> Result<PortReading, ChargerError> {
+    fn read_object(&self, element: &Json<'_>, at: &At<'_>) -> Result<PortReading, ChargerError> {
         if !element.is_object() {
             return Err(self.mismatch(&at.to_string(), "a port object", Some(element)));
         }
+        let values = self
+            .ports
+            .fields
+            .pointers()
+            .map(|pointer| pointer.and_then(|pointer| element.pointer(pointer)));
+        self.object_reading(&values, at)
+    }
+
+    /// The reading of an object element from the values of its fields, in the order of
+    /// [`FieldsSpec::pointers`] (`None`: the field is absent or not read).
+    pub(crate) fn object_reading(
+        &self,
+        values: &[Option<&Json<'_>>; FIELDS],
+        at: &At<'_>,
+    ) -> Result<PortReading, ChargerError> {
         let fields = &self.ports.fields;
+        let [
+            number,
+            status,
+            voltage,
+            current,
+            power,
+            energy_kwh,
+            session_ends_at,
+        ] = *values;
         let raw_number = match &fields.number {
             Some(pointer) => {
                 let value = self
-                    .number(element, pointer, at, "a port number")?
+                    .number_value(number, pointer, at, "a port number")?
                     .ok_or_else(|| {
                         self.mismatch(&format!("{at}{pointer}"), "a port number", None)
                     })?;
@@ -638,16 +681,16 @@ impl VendorProfile {
                     return Err(self.mismatch(
                         &format!("{at}{pointer}"),
                         "a whole port number",
-                        element.pointer(pointer),
+                        number,
                     ));
                 }
                 value as i64
             }
-            None => position,
+            None => self.position(at),
         };
         let port = self.port_number(at, raw_number + self.ports.number_offset)?;
         let status_pointer = fields.status.as_deref().unwrap_or_default();
-        let code = match element.pointer(status_pointer) {
+        let code = match status {
             None | Some(Json::Null) => None,
             Some(value) => Some(code_text(value).ok_or_else(|| {
                 self.mismatch(
@@ -658,31 +701,29 @@ impl VendorProfile {
             })?),
         };
         if code.is_none() {
-            return Err(self.mismatch(
-                &format!("{at}{status_pointer}"),
-                "a status code",
-                element.pointer(status_pointer),
-            ));
+            return Err(self.mismatch(&format!("{at}{status_pointer}"), "a status code", status));
         }
-        let measure =
-            |field: &Option<NumberField>, what: &str| -> Result<Option<f64>, ChargerError> {
-                match field {
-                    Some(field) => Ok(self
-                        .number(element, field.pointer(), at, what)?
-                        .map(|v| v * field.scale())),
-                    None => Ok(None),
-                }
-            };
+        let measure = |field: &Option<NumberField>,
+                       value: Option<&Json<'_>>,
+                       what: &str|
+         -> Result<Option<f64>, ChargerError> {
+            match field {
+                Some(field) => Ok(self
+                    .number_value(value, field.pointer(), at, what)?
+                    .map(|v| v * field.scale())),
+                None => Ok(None),
+            }
+        };
         Ok(PortReading {
             port,
             status: self.map_status(code.as_deref()),
             raw_code: code,
-            voltage: measure(&fields.voltage, "a voltage")?,
-            current: measure(&fields.current, "a current")?,
-            power: measure(&fields.power, "a power")?,
-            energy_kwh: measure(&fields.energy_kwh, "an energy")?,
+            voltage: measure(&fields.voltage, voltage, "a voltage")?,
+            current: measure(&fields.current, current, "a current")?,
+            power: measure(&fields.power, power, "a power")?,
+            energy_kwh: measure(&fields.energy_kwh, energy_kwh, "an energy")?,
             session_ends_at: match &fields.session_ends_at {
-                Some(field) => self.time(element, field, at)?,
+                Some(field) => self.time(session_ends_at, field, at)?,
                 None => None,
             },
         })
@@ -712,7 +753,17 @@ impl VendorProfile {
         at: &At<'_>,
         what: &str,
     ) -> Result<Option<f64>, ChargerError> {
-        let value = element.pointer(pointer);
+        self.number_value(element.pointer(pointer), pointer, at, what)
+    }
+
+    /// [`Self::number`] of the value found at `pointer`.
+    fn number_value(
+        &self,
+        value: Option<&Json<'_>>,
+        pointer: &str,
+        at: &At<'_>,
+        what: &str,
+    ) -> Result<Option<f64>, ChargerError> {
         let parsed = match value {
             None | Some(Json::Null) => return Ok(None),
             Some(Json::Str(s)) if s.trim().is_empty() => return Ok(None),
@@ -725,14 +776,14 @@ impl VendorProfile {
         }
     }
 
+    /// The time in `value`, found at the field's pointer.
     fn time(
         &self,
-        element: &Json<'_>,
+        value: Option<&Json<'_>>,
         field: &TimeField,
         at: &At<'_>,
     ) -> Result<Option<DateTime<Utc>>, ChargerError> {
         let pointer = field.pointer();
-        let value = element.pointer(pointer);
         let bad = || self.mismatch(&format!("{at}{pointer}"), "a time", value);
         let as_number = |v: &Json<'_>| match v {
             Json::Str(s) => s.trim().parse::<f64>().ok(),
@@ -785,9 +836,53 @@ impl VendorProfile {
 }
 
 /// Where an element of a list is (`/data/portList/3`), written out only for an error.
-struct At<'a> {
-    list: &'a str,
-    index: usize,
+pub(crate) struct At<'a> {
+    pub(crate) list: &'a str,
+    pub(crate) index: usize,
+}
+
+/// The ports read so far from one response: each port number once, in order at the end.
+pub(crate) struct PortList {
+    readings: Vec<PortReading>,
+    /// Index in the list where each port number was first seen.
+    seen: Vec<Option<usize>>,
+}
+
+impl PortList {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            readings: Vec::with_capacity(capacity),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Adds the reading of the element `at`; a port number seen before is a mismatch.
+    pub(crate) fn push(
+        &mut self,
+        profile: &VendorProfile,
+        at: &At<'_>,
+        reading: PortReading,
+    ) -> Result<(), ChargerError> {
+        let slot = reading.port as usize;
+        if self.seen.len() <= slot {
+            self.seen.resize(slot + 1, None);
+        }
+        if let Some(first) = self.seen[slot] {
+            return Err(profile.mismatch_text(
+                &at.to_string(),
+                "each port number once",
+                format!("port {} again (first at {}/{first})", reading.port, at.list),
+            ));
+        }
+        self.seen[slot] = Some(at.index);
+        self.readings.push(reading);
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<PortReading> {
+        self.readings.sort_by_key(|r| r.port);
+        self.readings
+    }
 }
 
 impl fmt::Display for At<'_> {
