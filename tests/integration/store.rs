@@ -28,6 +28,7 @@ contract!(
     events_are_filtered_and_newest_first,
     removing_a_station_keeps_its_history,
     the_catalogue_version_moves_with_every_change,
+    station_ids_that_differ_in_case_are_different_stations,
 );
 
 async fn migrations_can_run_again(backend: Backend) {
@@ -57,6 +58,43 @@ async fn stations_round_trip_with_chinese_text(backend: Backend) {
             .unwrap(),
         None
     );
+}
+
+async fn station_ids_that_differ_in_case_are_different_stations(backend: Backend) {
+    let t = test_store(backend).await;
+    let lower = station("ab-1", "simulator", 2);
+    let upper = station("AB-1", "simulator", 2);
+    t.store.add_station(&lower).await.unwrap();
+    t.store.add_station(&upper).await.unwrap();
+    let listed = t.store.list_stations().await.unwrap();
+    assert_eq!(listed, vec![upper.clone(), lower.clone()], "byte order");
+    let now = Utc::now();
+    let batch = WriteBatch {
+        ports: vec![
+            port_row("ab-1", 1, PortStatus::Free, now),
+            port_row("AB-1", 1, PortStatus::Fault, now),
+        ],
+        ..WriteBatch::default()
+    };
+    t.store.apply(&batch).await.unwrap();
+    let states = t
+        .store
+        .station_states(&[lower.id.clone(), upper.id.clone()])
+        .await
+        .unwrap();
+    let status_of = |id: &StationId| {
+        let state = states
+            .iter()
+            .find(|s| &s.station_id == id)
+            .expect("a state");
+        state
+            .ports
+            .iter()
+            .map(|p| p.reading.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(status_of(&lower.id), [PortStatus::Free]);
+    assert_eq!(status_of(&upper.id), [PortStatus::Fault]);
 }
 
 async fn adding_an_existing_station_is_a_conflict(backend: Backend) {
