@@ -1,8 +1,9 @@
 //! What one vendor request costs the HTTP client alone: `count` GETs of the native contract
 //! (`/api/v1/stations/S0001/ports`, …) against `csm-cli simulate`, 64 at a time on one thread,
-//! through reqwest (csm's vendor client) or through hyper-util's client (the layer under it).
-//! Run under callgrind to count instructions per request (`scripts/profile-refresh.sh
-//! --clients` does both).
+//! through reqwest (csm's vendor client) or through hyper-util's client (the layer under it),
+//! doing nothing with the answers. Run under callgrind to count instructions per request
+//! (`scripts/profile-refresh.sh --clients` does both); `scripts/bench.py` times it against the
+//! same fleet as the refresh, as the rate of a bare client.
 //!
 //! ```text
 //! cargo run --release --example http_client_cost -- reqwest http://127.0.0.1:8080 2000
@@ -31,15 +32,31 @@ async fn main() -> ExitCode {
     };
     let width = count.to_string().len().max(4);
     let urls = (1..=count).map(|i| format!("{base}/api/v1/stations/S{i:0width$}/ports"));
-    let started = Instant::now();
-    let outcome = match client {
-        "reqwest" => with_reqwest(urls).await,
-        _ => with_hyper(urls).await,
+    // The clock starts once the client is built (reqwest loads the system's TLS roots first).
+    let (started, outcome) = match client {
+        "reqwest" => match reqwest::Client::builder()
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()
+        {
+            Ok(client) => {
+                let started = Instant::now();
+                (started, with_reqwest(&client, urls).await)
+            }
+            Err(error) => (Instant::now(), Err(error.to_string())),
+        },
+        _ => {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .pool_max_idle_per_host(CONCURRENCY)
+                    .build_http::<Empty<bytes::Bytes>>();
+            let started = Instant::now();
+            (started, with_hyper(&client, urls).await)
+        }
     };
     match outcome {
         Ok(bytes) => {
             eprintln!(
-                "{client}: {count} requests, {bytes} bytes of bodies, {:.3} s",
+                "{client}: {count} requests, {bytes} bytes of bodies, {:.6} s",
                 started.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS
@@ -56,16 +73,16 @@ fn usage(problem: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn with_reqwest(urls: impl Iterator<Item = String>) -> Result<usize, String> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .map_err(|e| e.to_string())?;
+async fn with_reqwest(
+    client: &reqwest::Client,
+    urls: impl Iterator<Item = String>,
+) -> Result<usize, String> {
     let bodies = stream::iter(urls)
         .map(|url| {
             let client = client.clone();
             async move {
                 let response = client.get(&url).timeout(TIMEOUT).send().await;
+                let response = response.and_then(reqwest::Response::error_for_status);
                 let body = response.map_err(|e| format!("{url}: {e}"))?.bytes().await;
                 body.map(|b| b.len()).map_err(|e| format!("{url}: {e}"))
             }
@@ -74,10 +91,13 @@ async fn with_reqwest(urls: impl Iterator<Item = String>) -> Result<usize, Strin
     total(bodies).await
 }
 
-async fn with_hyper(urls: impl Iterator<Item = String>) -> Result<usize, String> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build_http::<Empty<bytes::Bytes>>();
+async fn with_hyper(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Empty<bytes::Bytes>,
+    >,
+    urls: impl Iterator<Item = String>,
+) -> Result<usize, String> {
     let bodies = stream::iter(urls)
         .map(|url| {
             let client = client.clone();
@@ -87,6 +107,9 @@ async fn with_hyper(urls: impl Iterator<Item = String>) -> Result<usize, String>
                     .await
                     .map_err(|_| format!("{url}: timed out"))?
                     .map_err(|e| format!("{url}: {e}"))?;
+                if !response.status().is_success() {
+                    return Err(format!("{url}: HTTP {}", response.status()));
+                }
                 let body = response.into_body().collect().await;
                 body.map(|b| b.to_bytes().len())
                     .map_err(|e| format!("{url}: {e}"))

@@ -32,6 +32,7 @@ RELEASE = os.path.join(ROOT, "target", "release")
 CLI = os.path.join(RELEASE, "csm-cli")
 SERVER = os.path.join(RELEASE, "csm-server")
 FANOUT = os.path.join(RELEASE, "examples", "sse_fanout")
+BARE_CLIENT = os.path.join(RELEASE, "examples", "http_client_cost")
 OUT = os.path.join(ROOT, "target", "bench")
 MYSQL = "mysql://root@127.0.0.1:3306"
 REDIS = "redis://127.0.0.1:6379"
@@ -194,6 +195,20 @@ def wrk(url, connections, seconds, script=None):
             "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def bare_client(url, requests, runs=3):
+    """The same requests as a refresh cycle through reqwest on one thread, 64 at a time, answers
+    read and dropped (examples/http_client_cost.rs): what the HTTP part alone allows. Median of
+    `runs`."""
+    rates = []
+    for _ in range(runs):
+        err = subprocess.run([BARE_CLIENT, "reqwest", url, str(requests)], check=True,
+                             capture_output=True, text=True).stderr
+        found = re.search(r"(\d+) requests, \d+ bytes of bodies, ([\d.]+) s", err)
+        rates.append(int(found.group(1)) / float(found.group(2)))
+    rates.sort()
+    return {"rps": round(rates[len(rates) // 2]), "runs_rps": [round(r) for r in rates]}
+
+
 def rotating_script(stations, path_format):
     """A wrk script requesting each station in turn (path_format has one %s for the id)."""
     width = max(4, len(str(stations)))
@@ -251,6 +266,8 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
         log(f"ceiling: wrk against the simulator, same requests, {wrk_seconds} s")
         ceiling = wrk(f"{sim_url}/", 64, wrk_seconds,
                       rotating_script(stations, "/api/v1/stations/%s/ports"))
+        log("bare client: the same requests through reqwest alone, answers dropped")
+        bare = bare_client(sim_url, stations)
         mysql(f"DROP DATABASE IF EXISTS `{db}`")
 
     def cycle(summary, usage, rows):
@@ -275,12 +292,14 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
         "steady": cycle(steady, steady_usage, steady["event_rows"]),
         "port_rows_in_db_after_first": ports_after_first,
         "ceiling": ceiling,
+        "bare_client": bare,
     }
     result["steady"]["runs_stations_per_sec"] = steady_runs
     result["steady"]["cpu_us_per_station"] = steady["cpu_us_per_station"]
     result["steady"]["changed_fraction"] = round(steady["status_changes"] / max(steady["ports"], 1), 4)
     result["steady"]["fraction_of_ceiling"] = round(result["steady"]["stations_per_sec"] / ceiling["rps"], 3)
     result["first"]["fraction_of_ceiling"] = round(result["first"]["stations_per_sec"] / ceiling["rps"], 3)
+    result["steady"]["fraction_of_bare_client"] = round(result["steady"]["stations_per_sec"] / bare["rps"], 3)
     log(json.dumps(result))
     return result
 
@@ -465,6 +484,15 @@ def markdown(results):
                   "| stations | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
         for n, cpu in cpu_rows:
             lines.append(f"| {n:,} | " + " | ".join(str(cpu.get(name, "—")) for name in names) + " |")
+    bare_rows = [r for r in results["refresh"] if r.get("bare_client")]
+    if bare_rows:
+        lines += ["", "The same requests through reqwest alone (one thread, 64 at a time, answers read and dropped: "
+                  "`examples/http_client_cost.rs`), against wrk and the steady refresh:", "",
+                  "| stations | wrk req/s | bare reqwest client req/s | bare client / wrk | steady refresh stations/s | refresh / bare client |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for r in bare_rows:
+            bare, wrk_rps, steady = r["bare_client"]["rps"], r["ceiling"]["rps"], r["steady"]["stations_per_sec"]
+            lines.append(f"| {r['stations']:,} | {wrk_rps:,} | {bare:,} | {bare / wrk_rps:.0%} | {steady:,} | {steady / bare:.0%} |")
     scaling = results.get("scaling")
     if scaling:
         lines += ["", f"Scaling: steady cycle at 50,000 stations took {scaling['ratio_50k_to_10k']}× the 10,000-station cycle (linear: 5×)."]
