@@ -7,7 +7,8 @@
  * in index.html.
  *
  * Talks to the same-origin JSON API:
- *   GET  /api/stations                 station list with summaries
+ *   GET  /api/stations?limit=&q=&ids=  a page of the station list with summaries (the list
+ *                                      is searched and paged by the server, never read whole)
  *   GET  /api/stations/{id}            one station with its ports
  *   POST /api/stations/{id}/refresh    manual refresh (429 + Retry-After while cooling down)
  *   GET  /api/events                   Server-Sent Events: `hello`, `station`, `lagged`
@@ -27,7 +28,9 @@
   const SSE_MAX_ERRORS = 3;     // errors without a successful open before falling back
   const STATION_MS = 15000;     // re-fetch the open station (live readings)
   const LIST_MS = 30000;        // re-fetch the list
-  const LIST_PAGE = 200;        // stations drawn at once; more on request (large fleets)
+  const LIST_PAGE = 200;        // stations asked for at once; more on request (large fleets)
+  const SEARCH_MS = 250;        // typing pause before the list is asked for again
+  const MAX_FAV_IDS = 1000;     // favourites named in one request (the API's limit)
   const FLASH_MS = 2200;
 
   // All UI text. Entries that take values are functions.
@@ -130,7 +133,7 @@
     data() {
       return {
         lang: readStore(STORE_LANG, 'zh') === 'en' ? 'en' : 'zh',
-        stations: [], listLoaded: false, listError: false,
+        stations: [], total: 0, pageSize: 0, listLoaded: false, listError: false,
         selectedId: null, current: null, currentError: null,   // currentError: 'notFound' | 'loadFailed'
         search: '', favOnly: false, listLimit: LIST_PAGE, favourites: [].concat(readStore(STORE_FAVS, [])).filter((f) => typeof f === 'string'),
         connection: 'offline', clientNow: Date.now(), skew: 0,
@@ -142,18 +145,13 @@
     computed: {
       t() { return I18N[this.lang]; },
       serverNow() { return this.clientNow + this.skew; },
-      filteredStations() {
-        const q = this.search.trim().toLowerCase();
-        const list = this.stations.filter((s) => {
-          if (this.favOnly && !this.isFav(s.station_id)) return false;
-          if (!q) return true;
-          return [s.name, s.station_id, s.address].some((f) => String(f || '').toLowerCase().includes(q));
-        });
-        // favourites first, otherwise keep the server's order (sort is stable)
+      // The loaded page (favourites first); with "favourites only", unstarred ones drop at once.
+      shownStations() {
+        const list = this.favOnly ? this.stations.filter((s) => this.isFav(s.station_id)) : this.stations.slice();
         return list.sort((a, b) => Number(this.isFav(b.station_id)) - Number(this.isFav(a.station_id)));
       },
-      // A fleet of thousands is searched, not scrolled: draw the first LIST_PAGE matches.
-      shownStations() { return this.filteredStations.slice(0, this.listLimit); },
+      hasMore() { return this.pageSize < this.total; },
+      filtering() { return !!this.search.trim() || this.favOnly; },
       sortedPorts() {
         return this.current ? (this.current.ports || []).slice().sort((a, b) => a.port - b.port) : [];
       },
@@ -170,12 +168,15 @@
         handler(lang) { document.documentElement.lang = I18N[lang].htmlLang; writeStore(STORE_LANG, lang); this.updateTitle(); },
       },
       current() { this.updateTitle(); },
-      search() { this.listLimit = LIST_PAGE; },
-      favOnly() { this.listLimit = LIST_PAGE; },
+      search() {
+        clearTimeout(this.searchTimer);
+        this.searchTimer = setTimeout(() => { this.listLimit = LIST_PAGE; this.loadList(); }, SEARCH_MS);
+      },
+      favOnly() { this.listLimit = LIST_PAGE; this.loadList(); },
       isWide(wide) { if (wide && !this.selectedId) this.autoSelect(); },
     },
     methods: {
-      showMore() { this.listLimit += LIST_PAGE; },
+      showMore() { this.listLimit += LIST_PAGE; this.loadList(); },
       // ---- formatting ----
       st(status) { return STATUSES.includes(status) ? status : 'unknown'; },
       statusLabel(status) { return this.t.status[this.st(status)]; },
@@ -275,17 +276,36 @@
       },
 
       // ---- data ----
+      // A page of the list, searched by the server, with the favourites that match in front.
       async loadList() {
+        const seq = ++this.listSeq;
+        const q = this.search.trim();
+        const ask = (params) => {
+          const p = new URLSearchParams(params);
+          if (q) p.set('q', q);
+          return getJson('/api/stations?' + p.toString());
+        };
+        const favIds = this.favourites.slice(0, MAX_FAV_IDS).join(',');
+        const limit = String(this.listLimit);
+        const empty = { ok: true, body: { stations: [], total: 0 } };
+        const valid = (r) => r.ok && r.body && Array.isArray(r.body.stations);
         try {
-          const r = await getJson('/api/stations');
-          if (!r.ok || !r.body || !Array.isArray(r.body.stations)) throw new Error(`HTTP ${r.status}`);
-          this.noteServerTime(r.body.timestamp);
-          this.stations = r.body.stations;
+          const [page, favs] = this.favOnly
+            ? [favIds ? await ask({ ids: favIds, limit }) : empty, empty]
+            : await Promise.all([ask({ limit }), favIds ? ask({ ids: favIds }) : empty]);
+          if (seq !== this.listSeq) return true;   // a newer request is on its way
+          if (!valid(page)) throw new Error(`HTTP ${page.status}`);
+          if (!valid(favs)) throw new Error(`HTTP ${favs.status}`);
+          if (page.body.timestamp) this.noteServerTime(page.body.timestamp);
+          const seen = new Set();
+          this.stations = favs.body.stations.concat(page.body.stations).filter((s) => !seen.has(s.station_id) && seen.add(s.station_id));
+          this.pageSize = page.body.stations.length;
+          this.total = Number.isFinite(page.body.total) ? page.body.total : page.body.stations.length;
           this.listLoaded = true; this.listError = false;
           if (this.isWide && !this.selectedId) this.autoSelect();
           return true;
         } catch (e) {
-          if (!this.listLoaded) this.listError = true;
+          if (seq === this.listSeq && !this.listLoaded) this.listError = true;
           return false;
         }
       },
@@ -352,7 +372,8 @@
       },
       applyEvent(ev) {
         if (!ev || !ev.station_id) return;
-        if (!this.patchListEntry(ev)) this.loadList();
+        // A station not on the page is new only when the page holds the whole fleet.
+        if (!this.patchListEntry(ev) && !this.filtering && !this.hasMore) this.loadList();
         if (!this.current || this.current.station_id !== ev.station_id) return;
         const byPort = new Map((ev.ports || []).map((p) => [p.port, p]));
         (ev.changes || []).forEach((c) => {   // a change without its port object: update the status only
@@ -442,6 +463,7 @@
     created() {
       // plain (non-reactive) instance fields
       this.es = null; this.hadSse = false; this.polling = null; this.sseRetryTimer = null; this.focusOnLoad = false;
+      this.listSeq = 0; this.searchTimer = null;
     },
     async mounted() {
       const mq = window.matchMedia(WIDE_QUERY);

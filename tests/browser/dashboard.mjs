@@ -237,7 +237,7 @@ async function run() {
   await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok('phone back button returns to the station list');
 
-  // ---- 8. a large fleet: the list draws 200 stations at a time ----
+  // ---- 8. a large fleet: the server searches and pages the list; the page asks 200 at a time ----
   step('8. a fleet of 450 stations');
   const fleet = await phone.newPage();
   watch(fleet);
@@ -247,11 +247,23 @@ async function run() {
     const id = `F${String(i + 1).padStart(4, '0')}`;
     return { ...template, station_id: id, name: `Fleet ${id}` };
   });
-  // Only the list is replaced; a narrow screen opens no station by itself.
-  await fleet.route(/\/api\/stations(\?.*)?$/, (route) => route.fulfill({
-    contentType: 'application/json',
-    body: JSON.stringify({ ...real, stations: many, total: many.length }),
-  }));
+  // Only the list is replaced, answered as the API does (q, ids, limit, offset); a narrow
+  // screen opens no station by itself.
+  const asked = [];
+  await fleet.route(/\/api\/stations(\?.*)?$/, (route) => {
+    const url = new URL(route.request().url());
+    asked.push(url.search);
+    const q = (url.searchParams.get('q') || '').toLowerCase();
+    const ids = url.searchParams.has('ids') ? url.searchParams.get('ids').split(',') : null;
+    const matching = many.filter((s) => (!q || s.station_id.toLowerCase().includes(q) || s.name.toLowerCase().includes(q))
+      && (!ids || ids.includes(s.station_id)));
+    const offset = Number(url.searchParams.get('offset') || 0);
+    const limit = url.searchParams.has('limit') ? Number(url.searchParams.get('limit')) : matching.length;
+    return route.fulfill({
+      contentType: 'application/json',
+      body: JSON.stringify({ ...real, stations: matching.slice(offset, offset + limit), total: matching.length }),
+    });
+  });
   await fleet.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
   const more = fleet.locator('[data-testid="list-more"]');
   await more.waitFor({ state: 'visible', timeout: WAIT_MS });
@@ -262,7 +274,10 @@ async function run() {
   await fleet.locator('[data-testid="search"]').fill('F0449');
   await waitUntil(async () => (await items(fleet).count()) === 1, 'search finds F0449 among all 450');
   check((await more.count()) === 0, 'the "show more" note stays after a search that matches one station');
-  ok('450 stations: 200 drawn with "显示 200 / 450", 400 after "show more", search reaches station 449');
+  check(asked.length >= 3 && asked.every((search) => /[?&](limit|ids)=/.test(search)),
+    `every list request asks for a page or for named stations: ${JSON.stringify(asked)}`);
+  check(asked.some((search) => /[?&]q=F0449/.test(search)), `the search went to the server: ${JSON.stringify(asked)}`);
+  ok(`450 stations: 200 drawn with "显示 200 / 450", 400 after "show more", the server's search finds station 449; ${asked.length} list requests, none for the whole fleet`);
   await fleet.close();
 
   // ---- 9. API docs render offline ----

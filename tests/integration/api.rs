@@ -128,6 +128,17 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
         paged.extend(ids(&page));
     }
     assert_eq!(paged, everyone);
+    // A chosen few (a user's favourites), in the list's order, unknown ids ignored.
+    let (status, chosen) = get_json(
+        &app,
+        &format!("/api/stations?ids={},nope,{}", everyone[1], everyone[0]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&chosen), [everyone[0].clone(), everyone[1].clone()]);
+    assert_eq!(chosen["total"], 2);
+    let (_, none) = get_json(&app, "/api/stations?ids=").await;
+    assert_eq!(none["total"], 0);
     app.stop().await;
 }
 
@@ -219,6 +230,18 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
             "/api/stations?limit=0".into(),
             StatusCode::BAD_REQUEST,
             "limit 0 is outside 1..=10000",
+        ),
+        (
+            "GET",
+            "/api/stations?ids=S1,bad%20id".into(),
+            StatusCode::BAD_REQUEST,
+            "ids: ",
+        ),
+        (
+            "GET",
+            format!("/api/stations?ids={}", vec!["S1"; 1001].join(",")),
+            StatusCode::BAD_REQUEST,
+            "ids names 1001 stations; the limit is 1000",
         ),
         (
             "GET",
