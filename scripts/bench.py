@@ -266,9 +266,9 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
         log(f"ceiling: wrk against the simulator, same requests, {wrk_seconds} s")
         ceiling = wrk(f"{sim_url}/", 64, wrk_seconds,
                       rotating_script(stations, "/api/v1/stations/%s/ports"))
+        mysql(f"DROP DATABASE IF EXISTS `{db}`")
         log("bare client: the same requests through reqwest alone, answers dropped")
         bare = bare_client(sim_url, stations)
-        mysql(f"DROP DATABASE IF EXISTS `{db}`")
 
     def cycle(summary, usage, rows):
         return {

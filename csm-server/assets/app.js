@@ -29,8 +29,11 @@
   const STATION_MS = 15000;     // re-fetch the open station (live readings)
   const LIST_MS = 30000;        // re-fetch the list
   const LIST_PAGE = 200;        // stations asked for at once; more on request (large fleets)
+  const LIST_MAX = 10000;       // the largest page the API serves
   const SEARCH_MS = 250;        // typing pause before the list is asked for again
-  const MAX_FAV_IDS = 1000;     // favourites named in one request (the API's limit)
+  const FAV_CHUNK = 100;        // favourites named in one request (keeps the URL short)
+  const STATION_ID = /^[A-Za-z0-9_.:-]{1,64}$/;   // what the API accepts as a station id
+  const RELOAD_MS = 1000;       // a station the list does not know: reload at most this often
   const FLASH_MS = 2200;
 
   // All UI text. Entries that take values are functions.
@@ -134,6 +137,7 @@
       return {
         lang: readStore(STORE_LANG, 'zh') === 'en' ? 'en' : 'zh',
         stations: [], total: 0, pageSize: 0, listLoaded: false, listError: false,
+        loadedQuery: { q: '', favOnly: false },   // the search and filter of the page on screen
         selectedId: null, current: null, currentError: null,   // currentError: 'notFound' | 'loadFailed'
         search: '', favOnly: false, listLimit: LIST_PAGE, favourites: [].concat(readStore(STORE_FAVS, [])).filter((f) => typeof f === 'string'),
         connection: 'offline', clientNow: Date.now(), skew: 0,
@@ -151,7 +155,9 @@
         return list.sort((a, b) => Number(this.isFav(b.station_id)) - Number(this.isFav(a.station_id)));
       },
       hasMore() { return this.pageSize < this.total; },
-      filtering() { return !!this.search.trim() || this.favOnly; },
+      canShowMore() { return this.listLimit < LIST_MAX; },
+      // Whether the page on screen is a search or the favourites (not what is typed right now).
+      filtering() { return !!this.loadedQuery.q || this.loadedQuery.favOnly; },
       sortedPorts() {
         return this.current ? (this.current.ports || []).slice().sort((a, b) => a.port - b.port) : [];
       },
@@ -176,7 +182,7 @@
       isWide(wide) { if (wide && !this.selectedId) this.autoSelect(); },
     },
     methods: {
-      showMore() { this.listLimit += LIST_PAGE; this.loadList(); },
+      showMore() { this.listLimit = Math.min(this.listLimit + LIST_PAGE, LIST_MAX); this.loadList(); },
       // ---- formatting ----
       st(status) { return STATUSES.includes(status) ? status : 'unknown'; },
       statusLabel(status) { return this.t.status[this.st(status)]; },
@@ -280,34 +286,50 @@
       async loadList() {
         const seq = ++this.listSeq;
         const q = this.search.trim();
-        const ask = (params) => {
+        const favOnly = this.favOnly;
+        // Commas stay commas (not %2C): ids are plain ASCII, and the URL stays short.
+        const ask = (params, ids) => {
           const p = new URLSearchParams(params);
           if (q) p.set('q', q);
-          return getJson('/api/stations?' + p.toString());
+          const named = ids ? (p.toString() ? '&' : '') + 'ids=' + ids.map(encodeURIComponent).join(',') : '';
+          return getJson('/api/stations?' + p.toString() + named);
         };
-        const favIds = this.favourites.slice(0, MAX_FAV_IDS).join(',');
-        const limit = String(this.listLimit);
-        const empty = { ok: true, body: { stations: [], total: 0 } };
-        const valid = (r) => r.ok && r.body && Array.isArray(r.body.stations);
+        const valid = (r) => !!(r && r.ok && r.body && Array.isArray(r.body.stations));
+        const favIds = this.favourites.filter((f) => STATION_ID.test(f));
+        const chunks = [];
+        for (let i = 0; i < favIds.length; i += FAV_CHUNK) chunks.push(favIds.slice(i, i + FAV_CHUNK));
         try {
-          const [page, favs] = this.favOnly
-            ? [favIds ? await ask({ ids: favIds, limit }) : empty, empty]
-            : await Promise.all([ask({ limit }), favIds ? ask({ ids: favIds }) : empty]);
+          const [page, ...favs] = await Promise.all([
+            favOnly ? null : ask({ limit: String(this.listLimit) }),
+            ...chunks.map((ids) => ask({}, ids).catch(() => null)),
+          ]);
           if (seq !== this.listSeq) return true;   // a newer request is on its way
-          if (!valid(page)) throw new Error(`HTTP ${page.status}`);
-          if (!valid(favs)) throw new Error(`HTTP ${favs.status}`);
-          if (page.body.timestamp) this.noteServerTime(page.body.timestamp);
+          if (!favOnly && !valid(page)) throw new Error(`HTTP ${page && page.status}`);
+          if (favOnly && favs.some((r) => !valid(r))) throw new Error('favourites');
+          // Favourites that could not be read are left out; the page itself still shows.
+          const favStations = [].concat(...favs.filter(valid).map((r) => r.body.stations));
+          const pageStations = favOnly ? favStations : page.body.stations;
+          const body = favOnly ? (favs.find(valid) || {}).body || {} : page.body;
+          if (body.timestamp) this.noteServerTime(body.timestamp);
           const seen = new Set();
-          this.stations = favs.body.stations.concat(page.body.stations).filter((s) => !seen.has(s.station_id) && seen.add(s.station_id));
-          this.pageSize = page.body.stations.length;
-          this.total = Number.isFinite(page.body.total) ? page.body.total : page.body.stations.length;
+          this.stations = favStations.concat(pageStations).filter((s) => !seen.has(s.station_id) && seen.add(s.station_id));
+          this.pageSize = pageStations.length;
+          this.total = favOnly || !Number.isFinite(page.body.total) ? pageStations.length : page.body.total;
+          this.loadedQuery = { q, favOnly };
           this.listLoaded = true; this.listError = false;
           if (this.isWide && !this.selectedId) this.autoSelect();
           return true;
         } catch (e) {
-          if (seq === this.listSeq && !this.listLoaded) this.listError = true;
+          // Shown when there is no list yet, or when the list on screen is not what was asked for.
+          const stale = this.loadedQuery.q !== q || this.loadedQuery.favOnly !== favOnly;
+          if (seq === this.listSeq && (!this.listLoaded || stale)) this.listError = true;
           return false;
         }
+      },
+      // A station the list does not know: reload once shortly, however many events arrive.
+      reloadListSoon() {
+        if (this.reloadTimer) return;
+        this.reloadTimer = setTimeout(() => { this.reloadTimer = null; this.loadList(); }, RELOAD_MS);
       },
       async loadCurrent() {
         const id = this.selectedId;
@@ -373,7 +395,7 @@
       applyEvent(ev) {
         if (!ev || !ev.station_id) return;
         // A station not on the page is new only when the page holds the whole fleet.
-        if (!this.patchListEntry(ev) && !this.filtering && !this.hasMore) this.loadList();
+        if (!this.patchListEntry(ev) && !this.filtering && !this.hasMore) this.reloadListSoon();
         if (!this.current || this.current.station_id !== ev.station_id) return;
         const byPort = new Map((ev.ports || []).map((p) => [p.port, p]));
         (ev.changes || []).forEach((c) => {   // a change without its port object: update the status only
@@ -463,7 +485,7 @@
     created() {
       // plain (non-reactive) instance fields
       this.es = null; this.hadSse = false; this.polling = null; this.sseRetryTimer = null; this.focusOnLoad = false;
-      this.listSeq = 0; this.searchTimer = null;
+      this.listSeq = 0; this.searchTimer = null; this.reloadTimer = null;
     },
     async mounted() {
       const mq = window.matchMedia(WIDE_QUERY);
