@@ -586,10 +586,11 @@ impl<'a> Parser<'a> {
         if whole {
             if negative {
                 if let Ok(n) = text.parse::<i64>() {
-                    return Some(if n >= 0 {
-                        Json::UInt(n as u64)
-                    } else {
+                    // `-0` is the float -0.0, as serde_json reads it.
+                    return Some(if n < 0 {
                         Json::Int(n)
+                    } else {
+                        Json::Float(-0.0)
                     });
                 }
             } else if let Ok(n) = text.parse::<u64>() {
