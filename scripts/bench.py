@@ -426,8 +426,14 @@ def bench_memory(stations, interval):
             wait_cycles(base, 2, 600)
             time.sleep(2)
             rss, peak = server.rss_mb()
+            # What the dashboard asks of a large fleet: a page of the list, and a search.
+            pages = {name: wrk(f"{base}{path}", 8, 5) for name, path in (
+                ("page", "/api/stations?limit=200"),
+                ("search", "/api/stations?limit=200&q=s0001"),
+            )}
         mysql("DROP DATABASE IF EXISTS `csm_bench_mem`")
-    result = {"stations": stations, "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1)}
+    result = {"stations": stations, "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1),
+              "list_pages": pages}
     log(json.dumps(result))
     return result
 
@@ -524,6 +530,14 @@ def markdown(results):
                   "| stations | RSS MB | peak RSS MB |", "|---:|---:|---:|"]
         for r in memory:
             lines.append(f"| {r['stations']:,} | {r['rss_mb']} | {r['peak_rss_mb']} |")
+        lines += ["", "The dashboard's requests of the same server (wrk -t2 -c8, 5 s each): a page of 200 stations "
+                  "(`/api/stations?limit=200`) and a search (`&q=s0001`):", "",
+                  "| stations | page req/s | page p99 ms | search req/s | search p99 ms |", "|---:|---:|---:|---:|---:|"]
+        for r in memory:
+            pages = r.get("list_pages")
+            if pages:
+                lines.append(f"| {r['stations']:,} | {pages['page']['rps']:,} | {pages['page']['p99_ms']} | "
+                             f"{pages['search']['rps']:,} | {pages['search']['p99_ms']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -285,7 +285,10 @@ impl Monitor {
         Ok(self.views_of(stations.to_vec()).await)
     }
 
-    async fn views_of(&self, stations: Vec<Arc<Station>>) -> Vec<StationView> {
+    /// The views of some stations (in the order given): their states come from the cache, else
+    /// the store, else what this process last saw. Reading only the stations wanted (a page of
+    /// a large fleet) costs a fraction of [`Monitor::views`].
+    pub async fn views_of(&self, stations: Vec<Arc<Station>>) -> Vec<StationView> {
         let ids: Vec<StationId> = stations.iter().map(|s| s.id.clone()).collect();
         let mut states: Vec<Option<Arc<StationState>>> = match self.cache.get_many(&ids).await {
             Ok(found) => found,

@@ -128,6 +128,25 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
         paged.extend(ids(&page));
     }
     assert_eq!(paged, everyone);
+    // By port status, paged: the stations whose summary counts a free port, in order.
+    let with_free: Vec<String> = all["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["summary"]["free"].as_u64().unwrap() > 0)
+        .map(|s| s["station_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!with_free.is_empty(), "the fleet has free ports: {all}");
+    let (status, free) = get_json(&app, "/api/stations?status=free").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&free), with_free);
+    assert_eq!(free["total"], with_free.len());
+    let (_, second) = get_json(&app, "/api/stations?status=free&limit=1&offset=1").await;
+    assert_eq!(
+        ids(&second),
+        with_free[1..].iter().take(1).cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(second["total"], with_free.len(), "total counts every match");
     // A chosen few (a user's favourites), in the list's order, unknown ids ignored.
     let (status, chosen) = get_json(
         &app,

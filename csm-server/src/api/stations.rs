@@ -93,11 +93,12 @@ pub async fn list_stations(
         .map(str::to_lowercase)
         .filter(|q| !q.is_empty());
     let wanted = query.ids.as_deref().map(parse_ids).transpose()?;
-    let views = state.monitor.views().await?;
-    let stations = views
+    // Filters on the catalogue first; states are read only for the stations answered (all the
+    // matches when filtering by port status, else just the page).
+    let catalogue = state.monitor.stations().await?;
+    let matching: Vec<Arc<Station>> = catalogue
         .iter()
-        .filter(|view| {
-            let station = &view.station;
+        .filter(|station| {
             let text_ok = needle.as_deref().is_none_or(|needle| {
                 station.id.as_str().to_lowercase().contains(needle)
                     || station.name.to_lowercase().contains(needle)
@@ -107,22 +108,36 @@ pub async fn list_stations(
                         .is_some_and(|a| a.to_lowercase().contains(needle))
             });
             let vendor_ok = query.vendor.as_deref().is_none_or(|v| station.vendor == v);
-            let status_ok = query.status.is_none_or(|wanted| {
-                view.state
-                    .as_deref()
-                    .is_some_and(|s| s.ports.iter().any(|p| p.reading.status == wanted))
-            });
             let id_ok = wanted.as_ref().is_none_or(|ids| ids.contains(&station.id));
-            text_ok && vendor_ok && status_ok && id_ok
+            text_ok && vendor_ok && id_ok
         })
-        .collect::<Vec<_>>();
-    let total = stations.len();
-    let stations = stations
-        .into_iter()
-        .skip(query.offset.unwrap_or(0))
-        .take(query.limit.unwrap_or(usize::MAX))
-        .map(StationJson::of)
+        .cloned()
         .collect();
+    let offset = query.offset.unwrap_or(0);
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let (total, views) = match query.status {
+        Some(wanted) => {
+            let views: Vec<_> = state
+                .monitor
+                .views_of(matching)
+                .await
+                .into_iter()
+                .filter(|view| {
+                    view.state
+                        .as_deref()
+                        .is_some_and(|s| s.ports.iter().any(|p| p.reading.status == wanted))
+                })
+                .collect();
+            let total = views.len();
+            (total, views.into_iter().skip(offset).take(limit).collect())
+        }
+        None => {
+            let total = matching.len();
+            let page = matching.into_iter().skip(offset).take(limit).collect();
+            (total, state.monitor.views_of(page).await)
+        }
+    };
+    let stations = views.iter().map(StationJson::of).collect();
     Ok(axum::Json(StationListJson {
         stations,
         total,
