@@ -25,6 +25,7 @@ mod detail;
 pub mod error;
 mod metrics;
 pub mod openapi;
+mod search;
 pub mod views;
 
 use api::events::{SseMessage, forward_updates};
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Encoded answers of the station endpoints.
     pub details: Arc<detail::DetailCache>,
+    /// What station-list searches look in.
+    search: Arc<search::SearchIndex>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,6 +124,7 @@ impl Server {
                 shutdown: CancellationToken::new(),
                 metrics: metrics::handle(),
                 details: Arc::default(),
+                search: Arc::default(),
             },
             scheduler: true,
         }

@@ -96,22 +96,20 @@ pub async fn list_stations(
     // Filters on the catalogue first; states are read only for the stations answered (all the
     // matches when filtering by port status, else just the page).
     let catalogue = state.monitor.stations().await?;
+    let text = needle.as_ref().map(|_| state.search.text_of(&catalogue));
     let matching: Vec<Arc<Station>> = catalogue
         .iter()
-        .filter(|station| {
-            let text_ok = needle.as_deref().is_none_or(|needle| {
-                station.id.as_str().to_lowercase().contains(needle)
-                    || station.name.to_lowercase().contains(needle)
-                    || station
-                        .address
-                        .as_deref()
-                        .is_some_and(|a| a.to_lowercase().contains(needle))
-            });
+        .enumerate()
+        .filter(|(index, station)| {
+            let text_ok = match (&text, needle.as_deref()) {
+                (Some(text), Some(needle)) => text.matches(*index, needle),
+                _ => true,
+            };
             let vendor_ok = query.vendor.as_deref().is_none_or(|v| station.vendor == v);
             let id_ok = wanted.as_ref().is_none_or(|ids| ids.contains(&station.id));
             text_ok && vendor_ok && id_ok
         })
-        .cloned()
+        .map(|(_, station)| Arc::clone(station))
         .collect();
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(usize::MAX);
