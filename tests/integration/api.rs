@@ -107,6 +107,12 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(filtered["stations"].as_array().unwrap().len(), 1);
     assert_eq!(filtered["total"], 1);
+    let (_, past_the_end) = get_json(&app, "/api/stations?q=S0002&offset=5&limit=2").await;
+    assert_eq!(
+        past_the_end["total"], 1,
+        "total counts the matches, not the offset"
+    );
+    assert!(past_the_end["stations"].as_array().unwrap().is_empty());
     // Paging: the pages together are the whole list, in the same order.
     let (_, all) = get_json(&app, "/api/stations").await;
     let ids = |list: &Value| -> Vec<String> {

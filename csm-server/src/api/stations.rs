@@ -97,7 +97,7 @@ pub async fn list_stations(
     // matches when filtering by port status, else just the page).
     let catalogue = state.monitor.stations().await?;
     let text = needle.as_ref().map(|_| state.search.text_of(&catalogue));
-    let matching: Vec<Arc<Station>> = catalogue
+    let mut matching = catalogue
         .iter()
         .enumerate()
         .filter(|(index, station)| {
@@ -109,15 +109,14 @@ pub async fn list_stations(
             let id_ok = wanted.as_ref().is_none_or(|ids| ids.contains(&station.id));
             text_ok && vendor_ok && id_ok
         })
-        .map(|(_, station)| Arc::clone(station))
-        .collect();
+        .map(|(_, station)| station);
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(usize::MAX);
     let (total, views) = match query.status {
         Some(wanted) => {
             let views: Vec<_> = state
                 .monitor
-                .views_of(matching)
+                .views_of(matching.cloned().collect())
                 .await
                 .into_iter()
                 .filter(|view| {
@@ -130,8 +129,10 @@ pub async fn list_stations(
             (total, views.into_iter().skip(offset).take(limit).collect())
         }
         None => {
-            let total = matching.len();
-            let page = matching.into_iter().skip(offset).take(limit).collect();
+            // Only the page is kept; the matches before and after it are counted.
+            let before = matching.by_ref().take(offset).count();
+            let page: Vec<Arc<Station>> = matching.by_ref().take(limit).cloned().collect();
+            let total = before + page.len() + matching.count();
             (total, state.monitor.views_of(page).await)
         }
     };
