@@ -572,6 +572,105 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
 }
 
 #[tokio::test]
+async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes() {
+    let db = TestDb::new();
+    let direct = MySqlStore::connect(&db.url, 2).unwrap();
+    direct.migrate().await.expect("MariaDB reachable");
+    let mysql: SocketAddr = {
+        let url = url::Url::parse(&mysql_base()).unwrap();
+        let host = url.host_str().unwrap().to_owned();
+        tokio::net::lookup_host((host, url.port().unwrap_or(3306)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = Proxy::start(mysql).await;
+    let name = db.url.rsplit('/').next().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        MySqlStore::connect(&format!("mysql://root@{}/{name}", proxy.address), 4).unwrap(),
+    );
+    // Redis is not there at all.
+    let cache: Arc<dyn StatusCache> = Arc::new(
+        RedisCache::new(
+            &format!("redis://127.0.0.1:{}", free_port()),
+            "csm:",
+            Duration::from_secs(60),
+        )
+        .unwrap(),
+    );
+    let scripted = Arc::new(ScriptedApi::default());
+    let settings = test_settings();
+    let start = || {
+        Monitor::from_parts(
+            settings.clone(),
+            Arc::clone(&store),
+            Arc::clone(&cache),
+            crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
+        )
+    };
+    let s = Arc::new(station("U1", SCRIPTED, 3));
+    direct.add_station(&s).await.unwrap();
+    let set = |statuses: [PortStatus; 3]| {
+        let ports = (1..=3)
+            .map(|p| reading(p, statuses[p as usize - 1], None))
+            .collect();
+        scripted.set("U1", Ok(ports));
+    };
+    use PortStatus::{Fault as X, Free as F, Occupied as O};
+
+    // A first life: three ports seen for the first time, written.
+    let first = start();
+    set([F, F, F]);
+    let outcome = first.engine().refresh(Arc::clone(&s)).await;
+    assert_eq!(outcome.result.unwrap().status_changes, 3);
+    assert_eq!(first.engine().flush().await.pending_rows, 0);
+    drop(first);
+
+    // A restart while the database is away too: port 1 changed meanwhile, but nothing can say
+    // from what, so no change is recorded; the ports are kept for the database.
+    proxy.set_down(true);
+    let second = start();
+    set([O, F, F]);
+    let outcome = second.engine().refresh(Arc::clone(&s)).await;
+    assert_eq!(
+        outcome.result.unwrap().status_changes,
+        0,
+        "no status change is invented without a previous state"
+    );
+    assert_eq!(second.engine().events_produced(), 0);
+    // From then on this process compares with what it saw itself.
+    set([O, X, F]);
+    let outcome = second.engine().refresh(Arc::clone(&s)).await;
+    assert_eq!(outcome.result.unwrap().status_changes, 1);
+
+    proxy.set_down(false);
+    let back = Instant::now();
+    while second.engine().flush().await.pending_rows > 0 {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "rows still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        direct.count_events(None).await.unwrap(),
+        4,
+        "three first sightings and the one change seen, nothing invented"
+    );
+    let states = direct
+        .station_states(std::slice::from_ref(&s.id))
+        .await
+        .unwrap();
+    let stored: Vec<PortStatus> = states[0].ports.iter().map(|p| p.reading.status).collect();
+    assert_eq!(
+        stored,
+        [O, X, F],
+        "the stored ports caught up with the vendor"
+    );
+}
+
+#[tokio::test]
 async fn a_full_event_buffer_drops_the_oldest_and_counts_them() {
     let db = TestDb::new();
     let direct = MySqlStore::connect(&db.url, 2).unwrap();
@@ -609,7 +708,9 @@ async fn a_full_event_buffer_drops_the_oldest_and_counts_them() {
         },
     );
     let s = Arc::new(station("B1", SCRIPTED, 6));
-    for round in 0..3 {
+    // The database is down from the start, so the first refresh has nothing to compare with and
+    // records no change; each of the next three records six.
+    for round in 0..4 {
         let status = if round % 2 == 0 {
             PortStatus::Free
         } else {

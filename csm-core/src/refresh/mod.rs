@@ -318,15 +318,25 @@ impl Engine {
             }
             Err(error) => (Err(error), 1),
         };
+        // `None` when neither the cache nor the store could answer (both unreachable), which is
+        // not the same as a station seen for the first time.
         let previous = match previous {
-            Previous::Known(found) => found,
+            Previous::Known(found) => Some(found),
             Previous::Lookup => self.previous_state(&station.id).await,
         };
+        let base_known = previous.is_some();
+        let previous = previous.flatten();
         let now = crate::model::now();
         let mut batch = WriteBatch::default();
         let (state, result, health_changed) = match fetched {
             Ok(snapshot) => {
-                let (ports, delta) = diff::diff(previous.as_deref(), &snapshot);
+                let (ports, mut delta) = diff::diff(previous.as_deref(), &snapshot);
+                if !base_known {
+                    // Every port would read as new: the rows are written (so the store catches
+                    // up with what the vendor says), but no status changes are invented.
+                    tracing::debug!(station = %station.id, "no previous state to compare with (cache and database unreachable): ports kept, no events");
+                    delta.events.clear();
+                }
                 let recovered = previous.as_ref().is_none_or(|p| p.last_error.is_some());
                 let state = StationState {
                     station_id: station.id.clone(),
@@ -411,13 +421,15 @@ impl Engine {
     }
 
     /// The state to compare with: the newer of the cache's (shared by every instance) and the
-    /// last one this engine produced, else the store's.
-    async fn previous_state(&self, id: &StationId) -> Option<Arc<StationState>> {
+    /// last one this engine produced, else the store's. `Some(None)`: the station has no state
+    /// yet; `None`: nobody could say (the cache and the store both failed).
+    async fn previous_state(&self, id: &StationId) -> Option<Option<Arc<StationState>>> {
         let mut found = self.previous_states(std::slice::from_ref(id)).await;
-        found.remove(id).flatten()
+        found.remove(id)
     }
 
-    /// Previous states of many stations; an id maps to `None` when nothing is known of it.
+    /// Previous states of many stations; an id maps to `None` when it has no state yet, and is
+    /// left out when the cache and the store both failed to say.
     async fn previous_states(
         &self,
         ids: &[StationId],
