@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use csm::core::Monitor;
 use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
-use csm::core::charger::{Chargers, HttpChargerApi, VendorProfile, build_client};
+use csm::core::charger::{ChargerError, Chargers, HttpChargerApi, VendorProfile, build_client};
 use csm::core::model::{PortStatus, Station, StationId};
 use csm::core::refresh::{Engine, EngineConfig, RetryPolicy};
 use csm::core::store::{MySqlStore, Store};
@@ -631,6 +631,23 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
     // from what, so no change is recorded; the ports are kept for the database.
     proxy.set_down(true);
     let second = start();
+    // The vendor fails first: that leaves nothing to compare the next answer with.
+    scripted.set(
+        "U1",
+        Err(ChargerError::Timeout {
+            vendor: SCRIPTED.into(),
+            url: "http://vendor/U1".into(),
+            after_ms: 1,
+        }),
+    );
+    assert!(
+        second
+            .engine()
+            .refresh(Arc::clone(&s))
+            .await
+            .result
+            .is_err()
+    );
     set([O, F, F]);
     let outcome = second.engine().refresh(Arc::clone(&s)).await;
     assert_eq!(

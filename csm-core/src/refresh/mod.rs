@@ -367,7 +367,10 @@ impl Engine {
                         p.failures + 1,
                         p.last_error.as_deref() != Some(message.as_str()),
                     ),
-                    None => (Vec::<PortState>::new(), None, 1, true),
+                    // Without a previous state to go on (`!base_known`) nothing is recorded: an
+                    // empty station would read as new ports at the next success, and a health
+                    // row would wipe the stored one.
+                    None => (Vec::<PortState>::new(), None, 1, base_known),
                 };
                 let state = StationState {
                     station_id: station.id.clone(),
@@ -379,19 +382,25 @@ impl Engine {
                 };
                 if changed {
                     batch.health.push(health_of(&state));
+                }
+                if changed || !base_known {
                     tracing::warn!(station = %station.id, vendor = %station.vendor, attempts, %error, "refresh failed");
                 }
                 (state, Err(error), changed)
             }
         };
         let state = Arc::new(state);
-        let known = Known {
-            checked_at: state.checked_at,
-            encoded: crate::cache::encode_without_measurements(&state).into_boxed_slice(),
-        };
-        lock(&inner.known).insert(station.id.clone(), known);
-        if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
-            tracing::debug!(%error, "cache write failed; this process keeps the state");
+        // A failure with nothing to go on leaves no state behind, so the next refresh looks
+        // for a previous state again.
+        if base_known || result.is_ok() {
+            let known = Known {
+                checked_at: state.checked_at,
+                encoded: crate::cache::encode_without_measurements(&state).into_boxed_slice(),
+            };
+            lock(&inner.known).insert(station.id.clone(), known);
+            if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
+                tracing::debug!(%error, "cache write failed; this process keeps the state");
+            }
         }
         let events = batch.events.clone();
         if !events.is_empty() {
