@@ -437,10 +437,10 @@ impl Proxy {
     }
 }
 
-#[tokio::test]
-async fn losing_the_database_buffers_writes_and_loses_none() {
+/// A fresh MariaDB database with csm's tables: a direct store to check it with, a proxy in
+/// front of it, and a store of `connections` that goes through the proxy.
+async fn proxied_database(connections: u32) -> (TestDb, MySqlStore, Proxy, Arc<dyn Store>) {
     let db = TestDb::new();
-    // Create the schema directly, then point csm at it through the proxy.
     let direct = MySqlStore::connect(&db.url, 2).unwrap();
     direct.migrate().await.expect("MariaDB reachable");
     let mysql: SocketAddr = {
@@ -454,8 +454,20 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     };
     let proxy = Proxy::start(mysql).await;
     let name = db.url.rsplit('/').next().unwrap();
-    let proxied_url = format!("mysql://root@{}/{name}", proxy.address);
-    let store: Arc<dyn Store> = Arc::new(MySqlStore::connect(&proxied_url, 4).unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        MySqlStore::connect(
+            &format!("mysql://root@{}/{name}", proxy.address),
+            connections,
+        )
+        .unwrap(),
+    );
+    (db, direct, proxy, store)
+}
+
+#[tokio::test]
+async fn losing_the_database_buffers_writes_and_loses_none() {
+    // Create the schema directly, then point csm at it through the proxy.
+    let (_db, direct, proxy, store) = proxied_database(4).await;
     let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
     let scripted = Arc::new(ScriptedApi::default());
     let settings = test_settings();
@@ -573,23 +585,7 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
 
 #[tokio::test]
 async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes() {
-    let db = TestDb::new();
-    let direct = MySqlStore::connect(&db.url, 2).unwrap();
-    direct.migrate().await.expect("MariaDB reachable");
-    let mysql: SocketAddr = {
-        let url = url::Url::parse(&mysql_base()).unwrap();
-        let host = url.host_str().unwrap().to_owned();
-        tokio::net::lookup_host((host, url.port().unwrap_or(3306)))
-            .await
-            .unwrap()
-            .next()
-            .unwrap()
-    };
-    let proxy = Proxy::start(mysql).await;
-    let name = db.url.rsplit('/').next().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        MySqlStore::connect(&format!("mysql://root@{}/{name}", proxy.address), 4).unwrap(),
-    );
+    let (_db, direct, proxy, store) = proxied_database(4).await;
     // Redis is not there at all.
     let cache: Arc<dyn StatusCache> = Arc::new(
         RedisCache::new(
@@ -689,26 +685,8 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
 
 #[tokio::test]
 async fn a_full_event_buffer_drops_the_oldest_and_counts_them() {
-    let db = TestDb::new();
-    let direct = MySqlStore::connect(&db.url, 2).unwrap();
-    direct.migrate().await.expect("MariaDB reachable");
-    let mysql: SocketAddr = {
-        let url = url::Url::parse(&mysql_base()).unwrap();
-        tokio::net::lookup_host((
-            url.host_str().unwrap().to_owned(),
-            url.port().unwrap_or(3306),
-        ))
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
-    };
-    let proxy = Proxy::start(mysql).await;
+    let (_db, direct, proxy, store) = proxied_database(2).await;
     proxy.set_down(true);
-    let name = db.url.rsplit('/').next().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        MySqlStore::connect(&format!("mysql://root@{}/{name}", proxy.address), 2).unwrap(),
-    );
     let scripted = Arc::new(ScriptedApi::default());
     let mut chargers = Chargers::new();
     chargers.insert(Arc::clone(&scripted) as Arc<dyn csm::core::charger::ChargerApi>);
