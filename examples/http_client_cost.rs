@@ -77,18 +77,13 @@ async fn with_reqwest(
     client: &reqwest::Client,
     urls: impl Iterator<Item = String>,
 ) -> Result<usize, String> {
-    let bodies = stream::iter(urls)
-        .map(|url| {
-            let client = client.clone();
-            async move {
-                let response = client.get(&url).timeout(TIMEOUT).send().await;
-                let response = response.and_then(reqwest::Response::error_for_status);
-                let body = response.map_err(|e| format!("{url}: {e}"))?.bytes().await;
-                body.map(|b| b.len()).map_err(|e| format!("{url}: {e}"))
-            }
-        })
-        .buffer_unordered(CONCURRENCY);
-    total(bodies).await
+    fetch_all(urls, |url| async move {
+        let response = client.get(&url).timeout(TIMEOUT).send().await;
+        let response = response.and_then(reqwest::Response::error_for_status);
+        let body = response.map_err(|e| format!("{url}: {e}"))?.bytes().await;
+        body.map(|b| b.len()).map_err(|e| format!("{url}: {e}"))
+    })
+    .await
 }
 
 async fn with_hyper(
@@ -98,30 +93,30 @@ async fn with_hyper(
     >,
     urls: impl Iterator<Item = String>,
 ) -> Result<usize, String> {
-    let bodies = stream::iter(urls)
-        .map(|url| {
-            let client = client.clone();
-            async move {
-                let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-                let response = tokio::time::timeout(TIMEOUT, client.get(uri))
-                    .await
-                    .map_err(|_| format!("{url}: timed out"))?
-                    .map_err(|e| format!("{url}: {e}"))?;
-                if !response.status().is_success() {
-                    return Err(format!("{url}: HTTP {}", response.status()));
-                }
-                let body = response.into_body().collect().await;
-                body.map(|b| b.to_bytes().len())
-                    .map_err(|e| format!("{url}: {e}"))
-            }
-        })
-        .buffer_unordered(CONCURRENCY);
-    total(bodies).await
+    fetch_all(urls, |url| async move {
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let response = tokio::time::timeout(TIMEOUT, client.get(uri))
+            .await
+            .map_err(|_| format!("{url}: timed out"))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        let body = response.into_body().collect().await;
+        body.map(|b| b.to_bytes().len())
+            .map_err(|e| format!("{url}: {e}"))
+    })
+    .await
 }
 
-async fn total(
-    bodies: impl futures_util::Stream<Item = Result<usize, String>>,
-) -> Result<usize, String> {
+/// Runs `fetch` for every URL, `CONCURRENCY` at a time; the bytes of all bodies, or the first
+/// error.
+async fn fetch_all<F, Fut>(urls: impl Iterator<Item = String>, fetch: F) -> Result<usize, String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, String>>,
+{
+    let bodies = stream::iter(urls).map(fetch).buffer_unordered(CONCURRENCY);
     let mut bodies = std::pin::pin!(bodies);
     let mut bytes = 0;
     while let Some(body) = bodies.next().await {

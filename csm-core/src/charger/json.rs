@@ -33,17 +33,7 @@ pub enum Json<'a> {
 impl<'a> Json<'a> {
     /// Parses a document that borrows from `bytes`.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
-            offset: e.valid_up_to(),
-            message: "the text is not UTF-8",
-        })?;
-        let mut parser = Parser {
-            text,
-            bytes,
-            pos: 0,
-            depth: 0,
-            failure: None,
-        };
+        let mut parser = Parser::new(bytes)?;
         let mut value = Json::Null;
         let read = parser.value(&mut value);
         parser.skip_whitespace();
@@ -170,15 +160,8 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader at the start of `bytes`; `None` when they are not UTF-8.
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
         Some(Self {
-            parser: Parser {
-                text,
-                bytes,
-                pos: 0,
-                depth: 0,
-                failure: None,
-            },
+            parser: Parser::new(bytes).ok()?,
         })
     }
 
@@ -272,6 +255,21 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// A parser at the start of `bytes`, which must be UTF-8.
+    fn new(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ParseError {
+            offset: e.valid_up_to(),
+            message: "the text is not UTF-8",
+        })?;
+        Ok(Self {
+            text,
+            bytes,
+            pos: 0,
+            depth: 0,
+            failure: None,
+        })
+    }
+
     /// Notes what is wrong here; the parse then unwinds with `None`.
     #[cold]
     fn fail<T>(&mut self, message: &'static str) -> Option<T> {

@@ -96,15 +96,16 @@ pub async fn list_stations(
     // Filters on the catalogue first; states are read only for the stations answered (all the
     // matches when filtering by port status, else just the page).
     let catalogue = state.monitor.stations().await?;
-    let text = needle.as_ref().map(|_| state.search.text_of(&catalogue));
+    let search = needle
+        .as_deref()
+        .map(|needle| (state.search.text_of(&catalogue), needle));
     let mut matching = catalogue
         .iter()
         .enumerate()
         .filter(|(index, station)| {
-            let text_ok = match (&text, needle.as_deref()) {
-                (Some(text), Some(needle)) => text.matches(*index, needle),
-                _ => true,
-            };
+            let text_ok = search
+                .as_ref()
+                .is_none_or(|(text, needle)| text.matches(*index, needle));
             let vendor_ok = query.vendor.as_deref().is_none_or(|v| station.vendor == v);
             let id_ok = wanted.as_ref().is_none_or(|ids| ids.contains(&station.id));
             text_ok && vendor_ok && id_ok
