@@ -18,7 +18,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::{station, test_settings};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new("../shared/fixtures/vendors").join(name))
+    std::fs::read_to_string(Path::new("tests/fixtures/vendors").join(name))
         .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 

@@ -10,5 +10,6 @@ mod charger;
 mod cli;
 mod engine;
 mod faults;
+mod repository;
 mod security;
 mod store;
