@@ -1,4 +1,6 @@
-//! The commands of `csm-cli`, each a function of its settings, its arguments and a writer.
+//! The commands of `csm-cli`, each a function of its settings, its arguments and a writer. A
+//! command's `--json` prints the document the matching API endpoint answers, made by the same
+//! code ([`csm_core::views`]).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,13 +12,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use csm_core::Monitor;
 use csm_core::charger::SIMULATOR_VENDOR;
 use csm_core::import::{ImportFormat, parse_stations};
-use csm_core::model::{Station, StationId};
+use csm_core::model::{PortStatus, Station, StationId, StationSummary};
+use csm_core::monitor::StationQuery;
 use csm_core::refresh::RefreshOutcome;
 use csm_core::settings::Settings;
 use csm_core::store::EventQuery;
-use csm_core::{Monitor, MonitorError};
+use csm_core::views::{EventListJson, ListView, StationDetailJson, StationListJson};
+use csm_flags::{CacheFlags, DatabaseFlags, EngineFlags, SimulatorFlags, VendorFlags};
 use serde::Serialize;
 
 use crate::UsageError;
@@ -24,10 +29,25 @@ use crate::UsageError;
 /// How long a flush at the end of a command may wait for an unreachable database.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The settings a command's flags describe.
+pub trait Settle {
+    /// Defaults, with the command's flag groups applied.
+    fn settings(&self) -> Settings;
+}
+
+/// Applies flag groups to the defaults.
+fn settings_of(apply: &[&dyn Fn(&mut Settings)]) -> Settings {
+    let mut settings = Settings::default();
+    for group in apply {
+        group(&mut settings);
+    }
+    settings
+}
+
 /// Opens the monitor and makes sure the database has its tables.
 async fn open(mut settings: Settings) -> anyhow::Result<Monitor> {
     // A command reads each station once: a local copy in front of Redis would only be filled.
-    settings.cache_local_ttl_ms = 0;
+    settings.cache.local_ttl_ms = 0;
     let monitor = Monitor::open(settings).await?;
     monitor
         .migrate()
@@ -36,45 +56,52 @@ async fn open(mut settings: Settings) -> anyhow::Result<Monitor> {
     Ok(monitor)
 }
 
+/// Writes a document as pretty JSON and a newline.
+fn print_json(out: &mut (dyn Write + Send), document: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, document)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Arguments of `init-db`.
+#[derive(Debug, Args)]
+pub struct InitDbArgs {
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+impl Settle for InitDbArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s)])
+    }
+}
+
 /// `init-db`.
 pub async fn init_db(settings: Settings, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
     let monitor = Monitor::open(settings).await?;
     monitor.migrate().await?;
-    let store = monitor.store();
-    writeln!(
-        out,
-        "database ready: {} {}",
-        store.backend(),
-        store.target()
-    )?;
+    writeln!(out, "database ready: {}", monitor.database())?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of `test-connection`.
-#[derive(Debug, Serialize)]
-struct Check {
-    kind: &'static str,
-    target: String,
-    ok: bool,
-    millis: u128,
-    error: Option<String>,
+/// Arguments of `test-connection`.
+#[derive(Debug, Args)]
+pub struct TestConnectionArgs {
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
 }
 
-async fn check<F>(kind: &'static str, target: String, probe: F) -> Check
-where
-    F: std::future::Future<Output = Result<(), String>>,
-{
-    let started = Instant::now();
-    let result = match tokio::time::timeout(Duration::from_secs(10), probe).await {
-        Ok(result) => result,
-        Err(_) => Err("no answer within 10 s".into()),
-    };
-    Check {
-        kind,
-        target,
-        ok: result.is_ok(),
-        millis: started.elapsed().as_millis(),
-        error: result.err(),
+impl Settle for TestConnectionArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[
+            &|s| self.database.clone().apply(s),
+            &|s| self.cache.clone().apply(s),
+            &|s| self.vendors.clone().apply(s),
+        ])
     }
 }
 
@@ -85,31 +112,7 @@ pub async fn test_connection(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let monitor = Monitor::open(settings).await?;
-    let store = monitor.store();
-    let cache = monitor.cache();
-    let mut checks = vec![
-        check(
-            "database",
-            format!("{} {}", store.backend(), store.target()),
-            async { store.ping().await.map_err(|e| e.to_string()) },
-        )
-        .await,
-        check(
-            "cache",
-            format!("{} {}", cache.kind(), cache.target()),
-            async { cache.ping().await.map_err(|e| e.to_string()) },
-        )
-        .await,
-    ];
-    let vendors = monitor.engine().chargers().iter().filter_map(|api| {
-        let endpoint = api.endpoint()?;
-        Some(check(
-            "vendor",
-            format!("{} {endpoint}", api.vendor()),
-            async move { api.probe().await.map_err(|e| e.to_string()) },
-        ))
-    });
-    checks.extend(futures_util::future::join_all(vendors).await);
+    let checks = monitor.check_connections().await;
     let width = checks.iter().map(|c| c.target.len()).max().unwrap_or(0);
     for check in &checks {
         write!(
@@ -125,18 +128,12 @@ pub async fn test_connection(
             None => writeln!(out)?,
         }
     }
-    let unconfigured: Vec<String> = monitor
-        .engine()
-        .chargers()
-        .iter()
-        .filter(|api| api.endpoint().is_none() && api.vendor() != SIMULATOR_VENDOR)
-        .map(|api| api.vendor().to_owned())
-        .collect();
-    if !unconfigured.is_empty() {
+    let unchecked = monitor.unchecked_vendors();
+    if !unchecked.is_empty() {
         writeln!(
             out,
             "not checked (no base URL; set CSM_VENDOR_<NAME>_BASE_URL): {}",
-            unconfigured.join(", ")
+            unchecked.join(", ")
         )?;
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
@@ -159,6 +156,28 @@ pub struct RefreshArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+    #[command(flatten)]
+    engine: EngineFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
+    #[command(flatten)]
+    simulator: SimulatorFlags,
+}
+
+impl Settle for RefreshArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[
+            &|s| self.database.clone().apply(s),
+            &|s| self.cache.clone().apply(s),
+            &|s| self.engine.clone().apply(s),
+            &|s| self.vendors.clone().apply(s),
+            &|s| self.simulator.clone().apply(s),
+        ])
+    }
 }
 
 /// The summary of `refresh`.
@@ -213,13 +232,7 @@ pub async fn refresh(
     }
     let monitor = open(settings).await?;
     let stations: Vec<Arc<Station>> = if args.all {
-        monitor
-            .stations()
-            .await?
-            .iter()
-            .filter(|s| s.enabled)
-            .cloned()
-            .collect()
+        monitor.enabled_stations().await?
     } else {
         let mut chosen = Vec::with_capacity(args.stations.len());
         for raw in &args.stations {
@@ -228,48 +241,19 @@ pub async fn refresh(
         }
         chosen
     };
-    let total = stations.len();
-    let progress = Progress::new(total);
+    let progress = Progress::new(stations.len());
     let started = Instant::now();
     let outcomes = monitor
-        .engine()
-        .refresh_many(stations, |outcome| progress.step(outcome))
+        .refresh(stations, |outcome| progress.step(outcome))
         .await;
-    let report = monitor.engine().shutdown(FLUSH_DEADLINE).await;
+    let report = monitor.shutdown(FLUSH_DEADLINE).await;
     let elapsed = started.elapsed();
     progress.finish();
     let summary = summarize(&outcomes, elapsed, report.pending_rows);
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &summary)?;
-        writeln!(out)?;
+        print_json(out, &summary)?;
     } else {
-        writeln!(
-            out,
-            "refreshed {} stations in {:.2} s ({:.0} stations/s): {} ok, {} failed; {} ports read, {} status changes, {} rows written; per station p50 {:.1} ms, p99 {:.1} ms",
-            summary.stations,
-            summary.elapsed_secs,
-            summary.stations_per_sec,
-            summary.ok,
-            summary.failed.len(),
-            summary.ports,
-            summary.status_changes,
-            summary.rows_written,
-            summary.p50_ms,
-            summary.p99_ms,
-        )?;
-        for failed in summary.failed.iter().take(50) {
-            writeln!(out, "  FAIL {}: {}", failed.station_id, failed.error)?;
-        }
-        if summary.failed.len() > 50 {
-            writeln!(out, "  … and {} more failures", summary.failed.len() - 50)?;
-        }
-        if summary.unwritten_rows > 0 {
-            writeln!(
-                out,
-                "warning: {} rows could not be written because the database was unreachable",
-                summary.unwritten_rows
-            )?;
-        }
+        write_summary(out, &summary)?;
     }
     let failed = !summary.failed.is_empty() || summary.unwritten_rows > 0;
     Ok(if failed {
@@ -277,6 +261,37 @@ pub async fn refresh(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn write_summary(out: &mut (dyn Write + Send), summary: &RefreshSummary) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "refreshed {} stations in {:.2} s ({:.0} stations/s): {} ok, {} failed; {} ports read, {} status changes, {} rows written; per station p50 {:.1} ms, p99 {:.1} ms",
+        summary.stations,
+        summary.elapsed_secs,
+        summary.stations_per_sec,
+        summary.ok,
+        summary.failed.len(),
+        summary.ports,
+        summary.status_changes,
+        summary.rows_written,
+        summary.p50_ms,
+        summary.p99_ms,
+    )?;
+    for failed in summary.failed.iter().take(50) {
+        writeln!(out, "  FAIL {}: {}", failed.station_id, failed.error)?;
+    }
+    if summary.failed.len() > 50 {
+        writeln!(out, "  … and {} more failures", summary.failed.len() - 50)?;
+    }
+    if summary.unwritten_rows > 0 {
+        writeln!(
+            out,
+            "warning: {} rows could not be written because the database was unreachable",
+            summary.unwritten_rows
+        )?;
+    }
+    Ok(())
 }
 
 fn summarize(
@@ -361,7 +376,11 @@ impl Progress {
             None => {
                 let tenth = (self.total / 10).max(1);
                 if done.is_multiple_of(tenth) || done == self.total {
-                    eprintln!("refreshed {done}/{} stations", self.total);
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "refreshed {done}/{} stations",
+                        self.total
+                    );
                 }
             }
         }
@@ -377,36 +396,71 @@ impl Progress {
 /// `stations …`.
 #[derive(Debug, Subcommand)]
 pub enum StationsCommand {
-    /// List the stations.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List the stations (with `--json`: the document of `GET /api/stations`).
+    List(ListArgs),
     /// Add a station.
     Add(AddArgs),
     /// Remove a station (its history stays).
-    Remove {
-        /// The station.
-        id: String,
-    },
+    Remove(RemoveArgs),
     /// Import stations from a CSV or JSON file; a file with any bad row imports nothing.
-    Import {
-        /// The file (`.csv` or `.json`).
-        file: PathBuf,
-        /// Format, when the file name does not say.
-        #[arg(long, value_enum)]
-        format: Option<ImportFormat>,
-        /// Vendor of rows that name none.
-        #[arg(long, default_value = SIMULATOR_VENDOR)]
-        vendor: String,
-    },
+    Import(ImportArgs),
     /// Import the station list of a vendor whose profile can list stations.
-    Sync {
-        /// The vendor profile.
-        #[arg(long)]
-        vendor: String,
-    },
+    Sync(SyncArgs),
+}
+
+impl Settle for StationsCommand {
+    fn settings(&self) -> Settings {
+        match self {
+            Self::List(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
+                args.cache.clone().apply(s)
+            }]),
+            Self::Add(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
+                args.vendors.clone().apply(s)
+            }]),
+            Self::Remove(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
+                args.cache.clone().apply(s)
+            }]),
+            Self::Import(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
+                args.vendors.clone().apply(s)
+            }]),
+            Self::Sync(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
+                args.vendors.clone().apply(s)
+            }]),
+        }
+    }
+}
+
+/// Arguments of `stations list`: the filters and page of `GET /api/stations`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the JSON of `GET /api/stations` with the same filters.
+    #[arg(long)]
+    pub json: bool,
+    /// Only stations whose id, name or address contains this text (case-insensitive).
+    #[arg(long)]
+    pub q: Option<String>,
+    /// Only stations with at least one port in this status.
+    #[arg(long)]
+    pub status: Option<PortStatus>,
+    /// Only stations of this vendor profile.
+    #[arg(long)]
+    pub vendor: Option<String>,
+    /// Only these stations (ids separated by commas).
+    #[arg(long)]
+    pub ids: Option<String>,
+    /// At most this many stations (1–10,000).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Stations to skip first.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// With `--json`: `full` (each station with its ports) or `summary` (without them).
+    #[arg(long, default_value = "full")]
+    pub view: ListView,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
 }
 
 /// Arguments of `stations add`.
@@ -434,6 +488,50 @@ pub struct AddArgs {
     /// Add it disabled (not refreshed by the scheduler).
     #[arg(long)]
     pub disabled: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
+}
+
+/// Arguments of `stations remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The station.
+    pub id: String,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+}
+
+/// Arguments of `stations import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file (`.csv` or `.json`).
+    pub file: PathBuf,
+    /// Format (`csv` or `json`), when the file name does not say.
+    #[arg(long)]
+    pub format: Option<ImportFormat>,
+    /// Vendor of rows that name none.
+    #[arg(long, default_value = SIMULATOR_VENDOR)]
+    pub vendor: String,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
+}
+
+/// Arguments of `stations sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The vendor profile.
+    #[arg(long)]
+    pub vendor: String,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
 }
 
 /// `stations …`.
@@ -444,30 +542,7 @@ pub async fn stations(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     match command {
-        StationsCommand::List { json } => {
-            let stations = monitor.stations().await?;
-            if json {
-                let list: Vec<&Station> = stations.iter().map(|s| &**s).collect();
-                serde_json::to_writer_pretty(&mut *out, &list)?;
-                writeln!(out)?;
-            } else {
-                let mut table = Table::new();
-                table.load_preset(UTF8_FULL_CONDENSED);
-                table.set_header(["id", "name", "vendor", "ports", "enabled", "address"]);
-                for s in stations.iter() {
-                    table.add_row([
-                        s.id.to_string(),
-                        s.name.clone(),
-                        s.vendor.clone(),
-                        s.port_count.to_string(),
-                        if s.enabled { "yes" } else { "no" }.to_string(),
-                        s.address.clone().unwrap_or_default(),
-                    ]);
-                }
-                writeln!(out, "{table}")?;
-                writeln!(out, "{} stations", stations.len())?;
-            }
-        }
+        StationsCommand::List(args) => list_stations(&monitor, args, out).await?,
         StationsCommand::Add(args) => {
             let station = Station {
                 id: StationId::parse(&args.id)?,
@@ -483,48 +558,90 @@ pub async fn stations(
             monitor.add_station(&station).await?;
             writeln!(out, "added station {} ({})", station.id, station.name)?;
         }
-        StationsCommand::Remove { id } => {
-            let id = StationId::parse(&id)?;
+        StationsCommand::Remove(args) => {
+            let id = StationId::parse(&args.id)?;
             monitor.remove_station(&id).await?;
             writeln!(out, "removed station {id}")?;
         }
-        StationsCommand::Import {
-            file,
-            format,
-            vendor,
-        } => {
-            let format = format
-                .or_else(|| ImportFormat::from_path(&file))
+        StationsCommand::Import(args) => {
+            let format = args
+                .format
+                .or_else(|| ImportFormat::from_path(&args.file))
                 .ok_or_else(|| {
                     UsageError(format!(
                         "cannot tell the format of {}: name it .csv or .json, or pass --format csv|json",
-                        file.display()
+                        args.file.display()
                     ))
                 })?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let stations = parse_stations(&text, format, &vendor)
-                .with_context(|| format!("importing {}", file.display()))?;
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("reading {}", args.file.display()))?;
+            let stations = parse_stations(&text, format, &args.vendor)
+                .with_context(|| format!("importing {}", args.file.display()))?;
             let counts = monitor.import(&stations).await?;
             writeln!(
                 out,
                 "imported {} stations from {} ({} added, {} updated)",
                 stations.len(),
-                file.display(),
+                args.file.display(),
                 counts.added,
                 counts.updated
             )?;
         }
-        StationsCommand::Sync { vendor } => {
-            let counts = monitor.sync_vendor(&vendor).await?;
+        StationsCommand::Sync(args) => {
+            let counts = monitor.sync_vendor(&args.vendor).await?;
             writeln!(
                 out,
-                "synced vendor {vendor}: {} added, {} updated",
-                counts.added, counts.updated
+                "synced vendor {}: {} added, {} updated",
+                args.vendor, counts.added, counts.updated
             )?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `stations list`: the page the filters select, as a table or as the API's JSON.
+async fn list_stations(
+    monitor: &Monitor,
+    args: ListArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let query = StationQuery {
+        search: args.q,
+        status: args.status,
+        vendor: args.vendor,
+        ids: args
+            .ids
+            .as_deref()
+            .map(StationQuery::parse_ids)
+            .transpose()?,
+        limit: args.limit,
+        offset: args.offset,
+    };
+    let page = monitor.list(&query).await?;
+    if args.json {
+        return print_json(out, &StationListJson::of(&page, args.view));
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["id", "name", "vendor", "ports", "enabled", "address"]);
+    for view in &page.views {
+        let s = &view.station;
+        table.add_row([
+            s.id.to_string(),
+            s.name.clone(),
+            s.vendor.clone(),
+            s.port_count.to_string(),
+            if s.enabled { "yes" } else { "no" }.to_string(),
+            s.address.clone().unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    if page.views.len() == page.total {
+        writeln!(out, "{} stations", page.total)?;
+    } else {
+        writeln!(out, "{} of {} stations", page.views.len(), page.total)?;
+    }
+    Ok(())
 }
 
 /// Arguments of `ports`.
@@ -532,9 +649,21 @@ pub async fn stations(
 pub struct PortsArgs {
     /// The station.
     pub station: String,
-    /// Print JSON.
+    /// Print the JSON of `GET /api/stations/{station_id}`.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+}
+
+impl Settle for PortsArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
+            self.cache.clone().apply(s)
+        }])
+    }
 }
 
 /// `ports`: what csm knows of a station's ports (from the cache, else the database).
@@ -547,15 +676,7 @@ pub async fn ports(
     let id = StationId::parse(&args.station)?;
     let view = monitor.view(&id).await?;
     if args.json {
-        serde_json::to_writer_pretty(
-            &mut *out,
-            &serde_json::json!({
-                "station": &*view.station,
-                "stale": view.stale,
-                "state": view.state.as_deref(),
-            }),
-        )?;
-        writeln!(out)?;
+        print_json(out, &StationDetailJson::of(&view))?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "{} {}", view.station.id, view.station.name)?;
@@ -599,12 +720,7 @@ pub async fn ports(
         ]);
     }
     writeln!(out, "{table}")?;
-    let summary = state.summary();
-    write!(
-        out,
-        "{} free, {} occupied, {} fault, {} offline",
-        summary.free, summary.occupied, summary.fault, summary.offline
-    )?;
+    write!(out, "{}", summary_line(&state.summary()))?;
     if let Some(observed) = state.observed_at {
         write!(
             out,
@@ -621,6 +737,28 @@ pub async fn ports(
     Ok(ExitCode::SUCCESS)
 }
 
+/// "2 free, 2 occupied, 1 unknown (5 ports)": free and occupied always, every other status
+/// that some port has, so the counts add up to the ports shown.
+fn summary_line(summary: &StationSummary) -> String {
+    let counts = PortStatus::ALL.map(|status| {
+        let n = match status {
+            PortStatus::Free => summary.free,
+            PortStatus::Occupied => summary.occupied,
+            PortStatus::Fault => summary.fault,
+            PortStatus::Offline => summary.offline,
+            PortStatus::Reserved => summary.reserved,
+            PortStatus::Unknown => summary.unknown,
+        };
+        (status, n)
+    });
+    let shown: Vec<String> = counts
+        .iter()
+        .filter(|(status, n)| *n > 0 || matches!(status, PortStatus::Free | PortStatus::Occupied))
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    format!("{} ({} ports)", shown.join(", "), summary.total)
+}
+
 /// Arguments of `events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -629,12 +767,20 @@ pub struct EventsArgs {
     /// Only this port.
     #[arg(long)]
     pub port: Option<u32>,
-    /// At most this many, newest first.
-    #[arg(long, default_value_t = 50)]
+    /// At most this many, newest first (1–1,000).
+    #[arg(long, default_value_t = EventQuery::DEFAULT_LIMIT)]
     pub limit: u32,
-    /// Print JSON.
+    /// Print the JSON of `GET /api/stations/{station_id}/events`.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+impl Settle for EventsArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s)])
+    }
 }
 
 /// `events`: a station's status history.
@@ -645,32 +791,53 @@ pub async fn events(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
-    monitor.station(&id).await?;
     let events = monitor
-        .store()
         .events(&EventQuery {
-            station_id: Some(id),
+            station_id: Some(id.clone()),
             port: args.port,
-            limit: args.limit.min(10_000),
+            limit: args.limit,
             ..EventQuery::default()
         })
-        .await
-        .map_err(MonitorError::from)?;
+        .await?;
     if args.json {
-        serde_json::to_writer_pretty(&mut *out, &events)?;
-        writeln!(out)?;
-    } else {
-        for event in &events {
-            writeln!(
-                out,
-                "{}  port {:>3}  {:>8} → {}",
-                event.at.format("%Y-%m-%d %H:%M:%S"),
-                event.port,
-                event.old.map(|s| s.as_str()).unwrap_or("(new)"),
-                event.new
-            )?;
-        }
-        writeln!(out, "{} events", events.len())?;
+        print_json(out, &EventListJson::of(&id, &events))?;
+        return Ok(ExitCode::SUCCESS);
     }
+    for event in &events {
+        writeln!(
+            out,
+            "{}  port {:>3}  {:>8} → {}",
+            event.at.format("%Y-%m-%d %H:%M:%S"),
+            event.port,
+            event.old.map(|s| s.as_str()).unwrap_or("(new)"),
+            event.new
+        )?;
+    }
+    writeln!(out, "{} events", events.len())?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_every_status_shown() {
+        let summary = StationSummary::of([
+            PortStatus::Free,
+            PortStatus::Free,
+            PortStatus::Occupied,
+            PortStatus::Occupied,
+            PortStatus::Unknown,
+        ]);
+        assert_eq!(
+            summary_line(&summary),
+            "2 free, 2 occupied, 1 unknown (5 ports)"
+        );
+        let faulty = StationSummary::of([PortStatus::Fault, PortStatus::Offline]);
+        assert_eq!(
+            summary_line(&faulty),
+            "0 free, 0 occupied, 1 fault, 1 offline (2 ports)"
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! csm-cli: the command line of the charging station monitor.
 //!
-//! Every command is a function that takes its dependencies and a writer for its output, so
-//! the tests run them exactly as the binary does. `main.rs` only parses and dispatches.
+//! Every command is a function that takes its settings, its arguments and a writer for its
+//! output, so the tests run them exactly as the binary does. `main.rs` only parses and
+//! dispatches. Each command takes only the flag groups it uses (database, cache, engine,
+//! vendors, simulator), so its `--help` lists nothing else.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -10,19 +12,20 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use csm_core::MonitorError;
 use csm_core::error::InvalidInput;
-use csm_core::settings::{LogFormat, Settings, SettingsError};
+use csm_core::settings::{Settings, SettingsError};
+use csm_flags::LogFormat;
 
 pub mod commands;
 pub mod simulate;
 
 /// Charging station monitor: set up the database, check connections, refresh stations, manage
-/// the station list, and serve a simulated fleet.
+/// the station list, read ports and history, and serve a simulated fleet.
 #[derive(Debug, Parser)]
 #[command(name = "csm-cli", version, about, long_about = None)]
 pub struct Cli {
-    /// Settings (also read from CSM_* environment variables and `.env`).
-    #[command(flatten)]
-    pub settings: Settings,
+    /// Log format on stderr: `text` or `json` (`RUST_LOG` sets the level).
+    #[arg(long, env = "CSM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 
     /// What to do.
     #[command(subcommand)]
@@ -33,9 +36,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the database (MySQL: if missing) and apply migrations; safe to run again.
-    InitDb,
+    InitDb(commands::InitDbArgs),
     /// Check the database, the cache and every vendor base URL; exit 1 if any fails.
-    TestConnection,
+    TestConnection(commands::TestConnectionArgs),
     /// Refresh stations once and print a summary; exit 1 if any station failed.
     Refresh(commands::RefreshArgs),
     /// Manage the station list.
@@ -63,10 +66,31 @@ pub struct UsageError(pub String);
 
 /// Runs a parsed command line, writing its output to `out`.
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
-    let settings = cli.settings.finish()?;
+    run_with(cli, |_| {}, out).await
+}
+
+/// [`run`], with the settings the flags describe adjusted by `adjust` before they are used
+/// (tests; programs that wrap the CLI).
+pub async fn run_with(
+    cli: Cli,
+    adjust: impl FnOnce(&mut Settings),
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    use commands::Settle;
+    let mut settings = match &cli.command {
+        Command::InitDb(args) => args.settings(),
+        Command::TestConnection(args) => args.settings(),
+        Command::Refresh(args) => args.settings(),
+        Command::Stations(command) => command.settings(),
+        Command::Ports(args) => args.settings(),
+        Command::Events(args) => args.settings(),
+        Command::Simulate(_) => Settings::default(),
+    };
+    adjust(&mut settings);
+    settings.validate()?;
     match cli.command {
-        Command::InitDb => commands::init_db(settings, out).await,
-        Command::TestConnection => commands::test_connection(settings, out).await,
+        Command::InitDb(_) => commands::init_db(settings, out).await,
+        Command::TestConnection(_) => commands::test_connection(settings, out).await,
         Command::Refresh(args) => commands::refresh(settings, args, out).await,
         Command::Stations(command) => commands::stations(settings, command, out).await,
         Command::Ports(args) => commands::ports(settings, args, out).await,
@@ -88,6 +112,20 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
             )
     });
     if usage { 2 } else { 1 }
+}
+
+/// Whether the error is only that the reader of the output went away (`csm-cli … | head`):
+/// then the command ends quietly.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|json| json.io_error_kind() == Some(BrokenPipe))
+    })
 }
 
 /// The error as one paragraph: each cause once (messages that already quote their cause are

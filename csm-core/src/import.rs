@@ -10,13 +10,27 @@ use crate::error::InvalidInput;
 use crate::model::{Station, StationId};
 
 /// Format of a station list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportFormat {
     /// A header line, then `id,name,address,lat,lng,vendor,enabled,port_count` in any order
     /// (`id` and `name` required).
     Csv,
     /// An array of station objects, or `{"stations": [...]}`.
     Json,
+}
+
+impl std::str::FromStr for ImportFormat {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" => Ok(Self::Csv),
+            "json" => Ok(Self::Json),
+            other => Err(InvalidInput::new(
+                "format",
+                format!("{other:?} is not one of csv, json"),
+            )),
+        }
+    }
 }
 
 impl ImportFormat {

@@ -1,12 +1,13 @@
 //! csm-core: the charging station monitor as a library.
 //!
 //! - [`model`]: stations, ports, readings, snapshots, status events.
-//! - [`settings`]: configuration from flags, environment and `.env`.
+//! - [`settings`]: what the core can be configured with (the binaries map their flags onto it).
 //! - [`store`]: durable storage (`Store`: MySQL/MariaDB, SQLite).
 //! - [`cache`]: the live cache (`StatusCache`: Redis, in-process).
 //! - [`charger`]: where snapshots come from (`ChargerApi`: HTTP vendor profiles, simulator).
 //! - [`refresh`]: the refresh engine — bounded, deduplicated, retrying jobs and a batch writer.
-//! - [`monitor`]: the service the server and CLI are built on.
+//! - [`monitor`]: the one door the server and the CLI go through.
+//! - [`views`]: the JSON documents of the API and the CLI's `--json`.
 //! - [`import`]: station lists from CSV and JSON files.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,5 +21,6 @@ pub mod monitor;
 pub mod refresh;
 pub mod settings;
 pub mod store;
+pub mod views;
 
 pub use crate::monitor::{Monitor, MonitorError};

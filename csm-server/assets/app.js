@@ -7,8 +7,9 @@
  * in index.html.
  *
  * Talks to the same-origin JSON API:
- *   GET  /api/stations?limit=&q=&ids=  a page of the station list with summaries (the list
- *                                      is searched and paged by the server, never read whole)
+ *   GET  /api/stations?view=summary&limit=&q=&ids=
+ *                                      a page of the station list with summaries, without
+ *                                      ports (searched and paged by the server, never read whole)
  *   GET  /api/stations/{id}            one station with its ports
  *   POST /api/stations/{id}/refresh    manual refresh (429 + Retry-After while cooling down)
  *   GET  /api/events                   Server-Sent Events: `hello`, `station`, `lagged`
@@ -290,6 +291,7 @@
         // Commas stay commas (not %2C): ids are plain ASCII, and the URL stays short.
         const ask = (params, ids) => {
           const p = new URLSearchParams(params);
+          p.set('view', 'summary');   // the list shows counts; a station's ports come with it when opened
           if (q) p.set('q', q);
           const named = ids ? (p.toString() ? '&' : '') + 'ids=' + ids.map(encodeURIComponent).join(',') : '';
           return getJson('/api/stations?' + p.toString() + named);

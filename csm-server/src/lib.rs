@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use csm_core::Monitor;
-use csm_core::refresh::scheduler;
-use csm_core::settings::{LogFormat, Settings};
+use csm_core::settings::Settings;
+use csm_flags::LogFormat;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -21,14 +21,17 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 mod assets;
+pub mod config;
 mod detail;
 pub mod error;
+pub mod flags;
 mod metrics;
 pub mod openapi;
-mod search;
+mod serve;
 pub mod views;
 
-use api::events::{SseMessage, forward_updates};
+use api::events::{SseClients, SseMessage, forward_updates};
+pub use config::{Limits, ServerConfig};
 
 /// Demo stations seeded at the first start of the embedded default.
 pub const DEMO_STATIONS: usize = 6;
@@ -40,28 +43,25 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 pub struct AppState {
     /// The monitor service.
     pub monitor: Arc<Monitor>,
-    /// `CSM_ADMIN_TOKEN`; `None` disables the write endpoints.
-    pub admin_token: Option<Arc<str>>,
+    /// The server's settings.
+    pub config: Arc<ServerConfig>,
     /// Live updates, encoded once for every SSE client.
     pub updates: broadcast::Sender<Arc<SseMessage>>,
+    /// Live event streams open now, within the limit.
+    pub sse_clients: Arc<SseClients>,
     /// Fires when the server shuts down (ends the SSE streams).
     pub shutdown: CancellationToken,
     /// The Prometheus recorder.
     pub metrics: PrometheusHandle,
     /// Encoded answers of the station endpoints.
     pub details: Arc<detail::DetailCache>,
-    /// What station-list searches look in.
-    search: Arc<search::SearchIndex>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("monitor", &self.monitor)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +84,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Connects everything, applies migrations and, in the embedded default, seeds demo
     /// stations on the simulator.
-    pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn new(settings: Settings, config: ServerConfig) -> anyhow::Result<Self> {
         let embedded = settings.is_embedded_default();
         let demo = settings.seeds_demo();
         let monitor = Monitor::open(settings).await?;
@@ -104,27 +104,22 @@ impl Server {
                  To monitor real stations set CSM_DATABASE_URL (mysql://…), CSM_REDIS_URL (redis://…) and put vendor profiles in CSM_VENDORS_DIR; see .env.example"
             );
         }
-        Ok(Self::from_monitor(Arc::new(monitor)))
+        Ok(Self::from_monitor(Arc::new(monitor), config))
     }
 
     /// A server over an existing monitor (tests, embedding programs).
-    pub fn from_monitor(monitor: Arc<Monitor>) -> Self {
+    pub fn from_monitor(monitor: Arc<Monitor>, config: ServerConfig) -> Self {
         let (updates, _) = broadcast::channel(1024);
-        let admin_token = monitor
-            .settings()
-            .admin_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(Arc::from);
+        let sse_clients = Arc::new(SseClients::new(config.limits.max_sse_clients));
         Self {
             state: AppState {
                 monitor,
-                admin_token,
+                config: Arc::new(config),
                 updates,
+                sse_clients,
                 shutdown: CancellationToken::new(),
                 metrics: metrics::handle(),
                 details: Arc::default(),
-                search: Arc::default(),
             },
             scheduler: true,
         }
@@ -163,36 +158,27 @@ impl Server {
         ));
         let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
         if self.scheduler {
-            let settings = state.monitor.settings();
-            tasks.spawn(scheduler::run(
-                state.monitor.engine().clone(),
-                Arc::clone(&state.monitor),
-                settings.refresh_interval(),
-                cancel.clone(),
-            ));
+            tasks.spawn(Arc::clone(&state.monitor).run_scheduler(cancel.clone()));
         }
         let stop = cancel.clone();
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: ending live streams and finishing refresh jobs");
-                stop.cancel();
-            })
-            .await;
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: ending live streams and finishing refresh jobs");
+            stop.cancel();
+        });
+        serve::serve(listener, self.router(), state.config.limits, cancel.clone()).await;
         cancel.cancel();
         upkeep.abort();
         while tasks.join_next().await.is_some() {}
-        let engine = state.monitor.engine();
-        let report = engine.shutdown(SHUTDOWN_DEADLINE).await;
-        let produced = engine.events_produced();
+        let report = state.monitor.shutdown(SHUTDOWN_DEADLINE).await;
         if report.pending_rows == 0 {
             tracing::info!(
-                status_events = produced,
+                status_events = state.monitor.events_produced(),
                 dropped_events = report.dropped_events,
                 "all writes flushed; bye"
             );
         }
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 
@@ -219,10 +205,10 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs the server the settings describe until Ctrl-C or SIGTERM.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let settings = settings.finish()?;
-    let bind = settings.bind;
-    let server = Server::new(settings).await?;
+pub async fn run(settings: Settings, config: ServerConfig) -> anyhow::Result<()> {
+    settings.validate()?;
+    let bind = config.bind;
+    let server = Server::new(settings, config).await?;
     let listener = TcpListener::bind(bind).await.with_context(|| {
         format!("cannot listen on {bind}; is another server running there? choose another address with CSM_BIND")
     })?;

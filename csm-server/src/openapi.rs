@@ -5,6 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{events, health, stations};
 use crate::views;
+use csm_core::views as core;
 
 /// The API description served at `/api/openapi.json`.
 #[derive(Debug, OpenApi)]
@@ -28,19 +29,21 @@ use crate::views;
         health::metrics,
     ),
     components(schemas(
-        views::PortStatusSchema,
-        views::SummaryJson,
-        views::PortJson,
-        views::StationJson,
-        views::StationListJson,
-        views::StationDetailJson,
+        core::PortStatusSchema,
+        core::SummaryJson,
+        core::PortJson,
+        core::StationJson,
+        core::ListedStationJson,
+        core::StationListJson,
+        core::StationDetailJson,
+        core::EventJson,
+        core::EventListJson,
+        core::StationUpdateJson,
         views::RefreshJson,
-        views::EventJson,
-        views::EventListJson,
-        views::StationUpdateJson,
         views::ReadinessJson,
         views::ErrorJson,
         stations::NewStation,
+        stations::RefreshAllJson,
     )),
     modifiers(&AdminToken),
     tags(

@@ -277,6 +277,7 @@ async function run() {
   check(asked.length >= 3 && asked.every((search) => /[?&](limit|ids)=/.test(search)),
     `every list request asks for a page or for named stations: ${JSON.stringify(asked)}`);
   check(asked.some((search) => /[?&]q=F0449/.test(search)), `the search went to the server: ${JSON.stringify(asked)}`);
+  check(asked.every((search) => /[?&]view=summary/.test(search)), `the list asks for the light view (no ports): ${JSON.stringify(asked)}`);
   ok(`450 stations: 200 drawn with "显示 200 / 450", 400 after "show more", the server's search finds station 449; ${asked.length} list requests, none for the whole fleet`);
   await fleet.close();
 

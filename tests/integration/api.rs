@@ -19,14 +19,14 @@ async fn get_json(app: &TestApp, path: &str) -> (StatusCode, Value) {
 
 async fn refresh_all_now(app: &TestApp) {
     let stations = app.monitor.stations().await.unwrap().to_vec();
-    app.monitor.engine().refresh_many(stations, |_| {}).await;
-    app.monitor.engine().flush().await;
+    app.monitor.refresh(stations, |_| {}).await;
+    app.monitor.flush().await;
 }
 
 /// An app (SQLite, in-process cache, admin token `t`) holding one station of the scripted vendor.
 async fn app_with_scripted_station(id: &str, name: &str) -> TestApp {
     let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.admin_token = Some("t".into())
+        s.server.admin_token = Some("t".into())
     })
     .await;
     let add = app
@@ -168,7 +168,7 @@ async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
 }
 
 async fn manual_refresh_has_a_cool_down(backend: Backend, cache: CacheKind) {
-    let app = spawn_app_with(backend, cache, |s| s.manual_refresh_cooldown_secs = 30).await;
+    let app = spawn_app_with(backend, cache, |s| s.core.manual_refresh.cooldown_secs = 30).await;
     let first = app
         .client
         .post(app.url("/api/stations/S0001/refresh"))
@@ -346,7 +346,7 @@ async fn write_endpoints_need_the_admin_token() {
     closed.stop().await;
 
     let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.admin_token = Some("t0ken-value".into())
+        s.server.admin_token = Some("t0ken-value".into())
     })
     .await;
     let add = |token: Option<&str>, body: Value| {
@@ -625,7 +625,7 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
         id: csm::core::model::StationId::parse("L1").unwrap(),
         ..crate::helpers::station("L1", SCRIPTED, 2)
     });
-    app.monitor.engine().refresh(station).await;
+    app.monitor.refresh(vec![station], |_| {}).await;
     let data = tokio::time::timeout(Duration::from_secs(5), async {
         // Updates of the moments before the subscription may come first; wait for this one.
         loop {

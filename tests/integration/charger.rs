@@ -34,8 +34,8 @@ fn api(profile: VendorProfile, server: &MockServer, settings: &Settings) -> Http
     HttpChargerApi::new(
         profile,
         Some(server.uri()),
-        build_client(settings).unwrap(),
-        settings,
+        build_client(&settings.vendors, 8).unwrap(),
+        &settings.vendors,
     )
 }
 
@@ -235,8 +235,8 @@ async fn native_profile_reads_the_simulator_over_http_and_lists_its_stations() {
     let api = HttpChargerApi::new(
         VendorProfile::native(),
         Some(base),
-        build_client(&settings).unwrap(),
-        &settings,
+        build_client(&settings.vendors, 8).unwrap(),
+        &settings.vendors,
     );
     let listed = api.list_stations().await.unwrap();
     assert_eq!(listed.len(), 20);
@@ -299,11 +299,9 @@ async fn http_failures_are_classified_for_retries() {
         "t",
     )
     .unwrap();
-    let settings = Settings {
-        http_timeout_ms: 300,
-        http_max_body_bytes: 1_000,
-        ..test_settings()
-    };
+    let mut settings = test_settings();
+    settings.vendors.http_timeout_ms = 300;
+    settings.vendors.http_max_body_bytes = 1_000;
     let api = api(profile, &server, &settings);
     let fetch = |id: &'static str| {
         let api = api.clone();
@@ -342,8 +340,8 @@ async fn http_failures_are_classified_for_retries() {
     let refused = HttpChargerApi::new(
         VendorProfile::native(),
         Some("http://127.0.0.1:1".into()),
-        build_client(&settings).unwrap(),
-        &settings,
+        build_client(&settings.vendors, 8).unwrap(),
+        &settings.vendors,
     )
     .fetch(&station("A", "csm", 1))
     .await

@@ -5,18 +5,33 @@ use std::sync::Arc;
 
 use clap::Parser;
 use csm::cli::{Cli, exit_code_for, render_error};
+use csm::core::settings::Settings;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestDb, redis_url};
 
-/// Runs `csm-cli <args>` with the given environment-free settings; returns the outcome and
-/// what it printed.
+/// Runs `csm-cli <args>` with no vendor profiles; returns the outcome and what it printed.
 async fn run(args: &[&str]) -> (anyhow::Result<ExitCode>, String) {
-    let mut argv = vec!["csm-cli", "--vendors-dir", "/nonexistent-csm-vendors"];
-    argv.extend_from_slice(args);
+    run_adjusted(args, |_| {}).await
+}
+
+/// [`run`], with the settings the flags describe adjusted first.
+async fn run_adjusted(
+    args: &[&str],
+    adjust: impl FnOnce(&mut Settings),
+) -> (anyhow::Result<ExitCode>, String) {
+    let argv = std::iter::once("csm-cli").chain(args.iter().copied());
     let cli = Cli::try_parse_from(argv).expect("arguments parse");
     let mut out = Vec::new();
-    let result = csm::cli::run(cli, &mut out).await;
+    let result = csm::cli::run_with(
+        cli,
+        |settings| {
+            settings.vendors.dir = "/nonexistent-csm-vendors".into();
+            adjust(settings);
+        },
+        &mut out,
+    )
+    .await;
     (result, String::from_utf8(out).expect("UTF-8 output"))
 }
 
@@ -37,7 +52,7 @@ async fn init_db_is_idempotent_on_sqlite_and_mysql() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     for _ in 0..2 {
-        let outcome = run(&["--database-url", &url, "init-db"]).await;
+        let outcome = run(&["init-db", "--database-url", &url]).await;
         assert!(
             ok(&outcome).starts_with("database ready: sqlite"),
             "{}",
@@ -46,7 +61,7 @@ async fn init_db_is_idempotent_on_sqlite_and_mysql() {
     }
     let db = TestDb::new();
     for _ in 0..2 {
-        let outcome = run(&["--database-url", &db.url, "init-db"]).await;
+        let outcome = run(&["init-db", "--database-url", &db.url]).await;
         assert!(
             ok(&outcome).contains("database ready: mysql 127.0.0.1:3306/csm_t_"),
             "{}",
@@ -60,7 +75,7 @@ async fn stations_are_added_imported_listed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     let db = ["--database-url", url.as_str()];
-    let with = |rest: &[&'static str]| [&db[..], rest].concat();
+    let with = |rest: &[&'static str]| [rest, &db[..]].concat();
     ok(&run(&with(&[
         "stations",
         "add",
@@ -86,7 +101,7 @@ async fn stations_are_added_imported_listed_and_removed() {
     )
     .unwrap();
     let csv_path = csv.to_str().unwrap().to_owned();
-    let outcome = run(&[&db[..], &["stations", "import", &csv_path]].concat()).await;
+    let outcome = run(&[&["stations", "import", csv_path.as_str()][..], &db[..]].concat()).await;
     assert!(
         ok(&outcome).contains("imported 2 stations") && outcome.1.contains("2 added"),
         "{}",
@@ -96,7 +111,7 @@ async fn stations_are_added_imported_listed_and_removed() {
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "id,name,lat\nS4,好,32\nS5,坏,999\n../x,路径,1\n").unwrap();
     let bad_path = bad.to_str().unwrap().to_owned();
-    let outcome = run(&[&db[..], &["stations", "import", &bad_path]].concat()).await;
+    let outcome = run(&[&["stations", "import", bad_path.as_str()][..], &db[..]].concat()).await;
     let message = render_error(&outcome.0.unwrap_err());
     assert!(
         message.contains("line 3: lat 999 is outside -90..90"),
@@ -110,18 +125,18 @@ async fn stations_are_added_imported_listed_and_removed() {
 
     let outcome = run(&with(&["stations", "list", "--json"])).await;
     let listed: serde_json::Value = serde_json::from_str(ok(&outcome)).unwrap();
-    let ids: Vec<&str> = listed
+    let ids: Vec<&str> = listed["stations"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["id"].as_str().unwrap())
+        .map(|s| s["station_id"].as_str().unwrap())
         .collect();
     assert_eq!(
         ids,
         ["S1", "S2", "S3"],
         "S4 of the bad file was not written"
     );
-    assert_eq!(listed[0]["name"], "信阳学院 A 区");
+    assert_eq!(listed["stations"][0]["name"], "信阳学院 A 区");
 
     ok(&run(&with(&["stations", "remove", "S3"])).await);
     let missing = run(&with(&["stations", "remove", "S3"])).await;
@@ -150,24 +165,11 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
         let url = url.clone();
         let base = base.clone();
         async move {
-            let mut argv = vec![
-                "csm-cli".to_owned(),
-                "--vendors-dir".into(),
-                "/nonexistent".into(),
-                "--database-url".into(),
-                url,
-            ];
-            argv.extend(extra.iter().map(|s| s.to_string()));
-            let cli = Cli::try_parse_from(argv).unwrap();
-            let mut settings = cli.settings;
-            settings.vendor_base_urls.insert("CSM".into(), base);
-            let cli = Cli {
-                settings,
-                command: cli.command,
-            };
-            let mut out = Vec::new();
-            let result = csm::cli::run(cli, &mut out).await;
-            (result, String::from_utf8(out).unwrap())
+            run_adjusted(extra, |settings| {
+                settings.database.url = Some(url);
+                settings.vendors.base_urls.insert("CSM".into(), base);
+            })
+            .await
         }
     };
     let synced = refresh(&["stations", "sync", "--vendor", "csm"]).await;
@@ -209,23 +211,21 @@ async fn test_connection_reports_each_target_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     let redis = redis_url();
-    let argv = [
-        "csm-cli",
-        "--vendors-dir",
-        "/nonexistent",
+    let args = [
+        "test-connection",
         "--database-url",
         url.as_str(),
         "--redis-url",
         redis.as_str(),
-        "test-connection",
     ];
-    let mut cli = Cli::try_parse_from(argv).unwrap();
-    cli.settings
-        .vendor_base_urls
-        .insert("CSM".into(), vendor.uri());
-    let mut out = Vec::new();
-    let code = csm::cli::run(cli, &mut out).await.unwrap();
-    let text = String::from_utf8(out).unwrap();
+    let (code, text) = run_adjusted(&args, |settings| {
+        settings
+            .vendors
+            .base_urls
+            .insert("CSM".into(), vendor.uri());
+    })
+    .await;
+    let code = code.unwrap();
     assert_eq!(code, ExitCode::SUCCESS, "{text}");
     assert!(
         text.lines()
@@ -244,23 +244,21 @@ async fn test_connection_reports_each_target_without_secrets() {
         "{text}"
     );
 
-    let argv = [
-        "csm-cli",
-        "--vendors-dir",
-        "/nonexistent",
+    let args = [
+        "test-connection",
         "--database-url",
         "mysql://root:hunter2-db@127.0.0.1:1/csm",
         "--redis-url",
         "redis://:hunter2-redis@127.0.0.1:2",
-        "test-connection",
     ];
-    let mut cli = Cli::try_parse_from(argv).unwrap();
-    cli.settings
-        .vendor_base_urls
-        .insert("CSM".into(), "http://127.0.0.1:3".into());
-    let mut out = Vec::new();
-    let code = csm::cli::run(cli, &mut out).await.unwrap();
-    let text = String::from_utf8(out).unwrap();
+    let (code, text) = run_adjusted(&args, |settings| {
+        settings
+            .vendors
+            .base_urls
+            .insert("CSM".into(), "http://127.0.0.1:3".into());
+    })
+    .await;
+    let code = code.unwrap();
     assert_eq!(code, ExitCode::FAILURE);
     assert!(text.contains("3 of 3 checks failed"), "{text}");
     for (kind, place) in [
@@ -279,14 +277,14 @@ async fn test_connection_reports_each_target_without_secrets() {
 
 #[tokio::test]
 async fn bad_settings_are_usage_errors() {
-    let (result, _) = run(&["--database-url", "postgres://x/y", "init-db"]).await;
+    let (result, _) = run(&["init-db", "--database-url", "postgres://x/y"]).await;
     let err = result.unwrap_err();
     assert_eq!(exit_code_for(&err), 2);
     assert!(
         render_error(&err)
             .starts_with("CSM_DATABASE_URL: \"postgres://x/y\" is not a database URL")
     );
-    let (result, _) = run(&["--redis-url", "http://cache", "init-db"]).await;
+    let (result, _) = run(&["ports", "S1", "--redis-url", "http://cache"]).await;
     assert_eq!(exit_code_for(&result.unwrap_err()), 2);
     assert!(Cli::try_parse_from(["csm-cli", "refresh", "--bogus"]).is_err());
 }

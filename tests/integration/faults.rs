@@ -6,19 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use csm::core::Monitor;
 use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
-use csm::core::charger::{ChargerError, Chargers, HttpChargerApi, VendorProfile, build_client};
+use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorProfile, build_client};
 use csm::core::model::{PortStatus, Station, StationId};
-use csm::core::refresh::{Engine, EngineConfig, RetryPolicy};
+use csm::core::refresh::{EngineConfig, RetryPolicy};
 use csm::core::store::{MySqlStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::helpers::{
-    Backend, SCRIPTED, ScriptedApi, TestDb, all_free, mysql_base, reading, station, test_settings,
-    test_store,
+    Backend, SCRIPTED, ScriptedApi, TestDb, all_free, build, memory_cache, mysql_base, reading,
+    station, test_settings, test_store,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -137,26 +136,21 @@ async fn answer(mut socket: TcpStream, healthy: bool) {
 async fn misbehaving_vendors_fail_alone_in_bounded_time_and_keep_the_last_good_state() {
     let healthy = Arc::new(AtomicBool::new(true));
     let address = misbehaving_vendor(Arc::clone(&healthy)).await;
-    let settings = csm::core::settings::Settings {
-        http_timeout_ms: 1_500,
-        http_max_body_bytes: 256 * 1024,
-        ..test_settings()
-    };
+    let mut settings = test_settings().vendors;
+    settings.http_timeout_ms = 1_500;
+    settings.http_max_body_bytes = 256 * 1024;
     let api = HttpChargerApi::new(
         VendorProfile::native(),
         Some(format!("http://{address}")),
-        build_client(&settings).unwrap(),
+        build_client(&settings, 16).unwrap(),
         &settings,
     );
-    let mut chargers = Chargers::new();
-    chargers.insert(Arc::new(api));
     let db = test_store(Backend::Sqlite).await;
     let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
-    let engine = Engine::new(
-        Arc::clone(&db.store),
-        Arc::clone(&cache),
-        chargers,
-        EngineConfig {
+    let engine = build(&db.store, &cache)
+        .only()
+        .source(Arc::new(api))
+        .config(EngineConfig {
             concurrency: 16,
             retry: RetryPolicy {
                 max_retries: 2,
@@ -164,8 +158,8 @@ async fn misbehaving_vendors_fail_alone_in_bounded_time_and_keep_the_last_good_s
                 ..RetryPolicy::default()
             },
             ..EngineConfig::default()
-        },
-    );
+        })
+        .engine();
     // (station, error kind, attempts, part of the message)
     let cases: [(&str, &str, u32, &str); 11] = [
         ("GOOD", "", 1, ""),
@@ -310,12 +304,12 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
     let db = test_store(Backend::Sqlite).await;
     let scripted = Arc::new(ScriptedApi::default());
     let settings = test_settings();
-    let monitor = Arc::new(Monitor::from_parts(
-        settings.clone(),
-        Arc::clone(&db.store),
-        Arc::clone(&cache),
-        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
-    ));
+    let monitor = Arc::new(
+        build(&db.store, &cache)
+            .settings(|s| *s = settings.clone())
+            .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+            .monitor(),
+    );
     let s = Arc::new(station("R1", SCRIPTED, 2));
     monitor.add_station(&s).await.unwrap();
     scripted.set(
@@ -325,13 +319,8 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
             reading(2, PortStatus::Free, None),
         ]),
     );
-    monitor
-        .engine()
-        .refresh(Arc::clone(&s))
-        .await
-        .result
-        .unwrap();
-    monitor.engine().flush().await;
+    monitor.refresh_one(Arc::clone(&s)).await.result.unwrap();
+    monitor.flush().await;
     assert!(cache.get(&s.id).await.unwrap().is_some());
 
     redis.stop();
@@ -342,13 +331,13 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
             reading(2, PortStatus::Free, None),
         ]),
     );
-    let outcome = monitor.engine().refresh(Arc::clone(&s)).await;
+    let outcome = monitor.refresh_one(Arc::clone(&s)).await;
     assert!(
         outcome.result.is_ok(),
         "refreshes keep running without Redis"
     );
     // Without the cache, reads come from the store, one batch-writer delay behind.
-    monitor.engine().flush().await;
+    monitor.flush().await;
     let view = monitor.view(&s.id).await.expect("reads keep answering");
     assert_eq!(
         view.state.unwrap().ports[0].reading.status,
@@ -374,7 +363,7 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
         ]),
     );
     loop {
-        monitor.engine().refresh(Arc::clone(&s)).await;
+        monitor.refresh_one(Arc::clone(&s)).await;
         if let Ok(Some(state)) = cache.get(&s.id).await {
             assert_eq!(state.ports[0].reading.status, PortStatus::Free);
             break;
@@ -385,7 +374,7 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    monitor.engine().flush().await;
+    monitor.flush().await;
     let events = db.store.count_events(Some(&s.id)).await.unwrap();
     assert_eq!(
         events, 4,
@@ -471,12 +460,10 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
     let scripted = Arc::new(ScriptedApi::default());
     let settings = test_settings();
-    let monitor = Monitor::from_parts(
-        settings.clone(),
-        Arc::clone(&store),
-        Arc::clone(&cache),
-        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
-    );
+    let monitor = build(&store, &cache)
+        .settings(|s| *s = settings.clone())
+        .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+        .monitor();
     let stations: Vec<Arc<Station>> = (0..20)
         .map(|i| Arc::new(station(&format!("D{i}"), SCRIPTED, 4)))
         .collect();
@@ -507,10 +494,10 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     let mut produced = 0;
     let refresh_round = |round: usize| {
         set_round(round);
-        let engine = monitor.engine().clone();
+        let monitor = &monitor;
         let stations = stations.clone();
         async move {
-            let outcomes = engine.refresh_many(stations, |_| {}).await;
+            let outcomes = monitor.refresh(stations, |_| {}).await;
             assert!(outcomes.iter().all(|o| o.result.is_ok()));
             outcomes
                 .iter()
@@ -519,15 +506,18 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
         }
     };
     produced += refresh_round(0).await;
-    assert_eq!(monitor.engine().flush().await.pending_rows, 0);
+    assert_eq!(monitor.flush().await.pending_rows, 0);
     // Readers were being served before the outage.
-    assert_eq!(monitor.views().await.unwrap().len(), 20);
+    assert_eq!(
+        monitor.list(&Default::default()).await.unwrap().views.len(),
+        20
+    );
 
     proxy.set_down(true);
     for round in 1..=3 {
         produced += refresh_round(round).await;
     }
-    let report = monitor.engine().flush().await;
+    let report = monitor.flush().await;
     assert!(
         report.pending_rows > 0,
         "writes wait while the database is away"
@@ -549,7 +539,7 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     proxy.set_down(false);
     let back = Instant::now();
     loop {
-        let report = monitor.engine().flush().await;
+        let report = monitor.flush().await;
         if report.pending_rows == 0 {
             break;
         }
@@ -598,12 +588,10 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
     let scripted = Arc::new(ScriptedApi::default());
     let settings = test_settings();
     let start = || {
-        Monitor::from_parts(
-            settings.clone(),
-            Arc::clone(&store),
-            Arc::clone(&cache),
-            crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
-        )
+        build(&store, &cache)
+            .settings(|s| *s = settings.clone())
+            .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+            .monitor()
     };
     let s = Arc::new(station("U1", SCRIPTED, 3));
     direct.add_station(&s).await.unwrap();
@@ -618,9 +606,9 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
     // A first life: three ports seen for the first time, written.
     let first = start();
     set([F, F, F]);
-    let outcome = first.engine().refresh(Arc::clone(&s)).await;
+    let outcome = first.refresh_one(Arc::clone(&s)).await;
     assert_eq!(outcome.result.unwrap().status_changes, 3);
-    assert_eq!(first.engine().flush().await.pending_rows, 0);
+    assert_eq!(first.flush().await.pending_rows, 0);
     drop(first);
 
     // A restart while the database is away too: port 1 changed meanwhile, but nothing can say
@@ -636,30 +624,23 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
             after_ms: 1,
         }),
     );
-    assert!(
-        second
-            .engine()
-            .refresh(Arc::clone(&s))
-            .await
-            .result
-            .is_err()
-    );
+    assert!(second.refresh_one(Arc::clone(&s)).await.result.is_err());
     set([O, F, F]);
-    let outcome = second.engine().refresh(Arc::clone(&s)).await;
+    let outcome = second.refresh_one(Arc::clone(&s)).await;
     assert_eq!(
         outcome.result.unwrap().status_changes,
         0,
         "no status change is invented without a previous state"
     );
-    assert_eq!(second.engine().events_produced(), 0);
+    assert_eq!(second.events_produced(), 0);
     // From then on this process compares with what it saw itself.
     set([O, X, F]);
-    let outcome = second.engine().refresh(Arc::clone(&s)).await;
+    let outcome = second.refresh_one(Arc::clone(&s)).await;
     assert_eq!(outcome.result.unwrap().status_changes, 1);
 
     proxy.set_down(false);
     let back = Instant::now();
-    while second.engine().flush().await.pending_rows > 0 {
+    while second.flush().await.pending_rows > 0 {
         assert!(
             back.elapsed() < Duration::from_secs(15),
             "rows still pending"
@@ -688,20 +669,18 @@ async fn a_full_event_buffer_drops_the_oldest_and_counts_them() {
     let (_db, direct, proxy, store) = proxied_database(2).await;
     proxy.set_down(true);
     let scripted = Arc::new(ScriptedApi::default());
-    let mut chargers = Chargers::new();
-    chargers.insert(Arc::clone(&scripted) as Arc<dyn csm::core::charger::ChargerApi>);
-    let engine = Engine::new(
-        store,
-        Arc::new(MemoryCache::new(Duration::from_secs(60))),
-        chargers,
-        EngineConfig {
+    let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
+    let engine = build(&store, &cache)
+        .only()
+        .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+        .config(EngineConfig {
             writer: csm::core::refresh::WriterConfig {
                 max_buffered_events: 10,
                 ..Default::default()
             },
             ..EngineConfig::default()
-        },
-    );
+        })
+        .engine();
     let s = Arc::new(station("B1", SCRIPTED, 6));
     // The database is down from the start, so the first refresh has nothing to compare with and
     // records no change; each of the next three records six.
@@ -741,26 +720,24 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
     let db = test_store(Backend::MySql).await;
     let scripted = Arc::new(ScriptedApi::default());
     *scripted.delay.lock().unwrap() = Duration::from_millis(30);
-    let settings = csm::core::settings::Settings {
-        refresh_interval_secs: 1,
-        concurrency: 8,
-        ..test_settings()
-    };
+    let mut settings = test_settings();
+    settings.engine.refresh_interval_secs = 1;
+    settings.engine.concurrency = 8;
     let stations: Vec<Station> = (0..200)
         .map(|i| station(&format!("T{i:03}"), SCRIPTED, 6))
         .collect();
     for s in &stations {
         scripted.set(s.id.as_str(), Ok(all_free(6)));
     }
-    let monitor = Arc::new(Monitor::from_parts(
-        settings.clone(),
-        Arc::clone(&db.store),
-        Arc::new(MemoryCache::new(Duration::from_secs(60))),
-        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
-    ));
+    let monitor = Arc::new(
+        build(&db.store, &memory_cache())
+            .settings(|s| *s = settings.clone())
+            .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+            .monitor(),
+    );
     monitor.import(&stations).await.unwrap();
-    let mut updates = monitor.engine().subscribe();
-    let server = csm::server::Server::from_monitor(Arc::clone(&monitor));
+    let mut updates = monitor.subscribe();
+    let server = csm::server::Server::from_monitor(Arc::clone(&monitor), Default::default());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(listener, async move {
@@ -768,7 +745,7 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
     }));
     // Stop in the middle of the first cycle (200 stations × 30 ms / 8 at once ≈ 750 ms).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(monitor.engine().running() > 0, "the cycle is busy");
+    assert!(monitor.refreshes_running() > 0, "the cycle is busy");
     let signalled = Instant::now();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(15), serving)
@@ -790,16 +767,14 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
 
     // Restart on the same database with a fresh in-process cache: the known states come from
     // the store, so the same readings produce no new events.
-    let restarted = Monitor::from_parts(
-        settings.clone(),
-        Arc::clone(&db.store),
-        Arc::new(MemoryCache::new(Duration::from_secs(60))),
-        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
-    );
+    let restarted = build(&db.store, &memory_cache())
+        .settings(|s| *s = settings.clone())
+        .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+        .monitor();
     *scripted.delay.lock().unwrap() = Duration::ZERO;
     let all = restarted.stations().await.unwrap().to_vec();
-    restarted.engine().refresh_many(all, |_| {}).await;
-    restarted.engine().flush().await;
+    restarted.refresh(all, |_| {}).await;
+    restarted.flush().await;
     let after = db.store.count_events(None).await.unwrap() as usize;
     assert_eq!(
         after,
@@ -812,17 +787,13 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
 async fn manual_refreshes_are_limited_per_station_and_globally() {
     let db = test_store(Backend::Sqlite).await;
     let scripted = Arc::new(ScriptedApi::default());
-    let settings = csm::core::settings::Settings {
-        manual_refresh_per_minute: 2,
-        manual_refresh_cooldown_secs: 60,
-        ..test_settings()
-    };
-    let monitor = Monitor::from_parts(
-        settings.clone(),
-        Arc::clone(&db.store),
-        Arc::new(MemoryCache::new(Duration::from_secs(60))),
-        crate::helpers::chargers_with(&settings, Arc::clone(&scripted)),
-    );
+    let mut settings = test_settings();
+    settings.manual_refresh.per_minute = 2;
+    settings.manual_refresh.cooldown_secs = 60;
+    let monitor = build(&db.store, &memory_cache())
+        .settings(|s| *s = settings.clone())
+        .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+        .monitor();
     for id in ["M1", "M2", "M3"] {
         monitor
             .add_station(&station(id, SCRIPTED, 1))

@@ -13,8 +13,10 @@ use csm::core::Monitor;
 use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
 use csm::core::charger::{ChargerApi, ChargerError, Chargers};
 use csm::core::model::{PortReading, PortStatus, Snapshot, Station, StationId};
+use csm::core::refresh::{Engine, EngineConfig};
 use csm::core::settings::Settings;
 use csm::core::store::{MySqlStore, SqliteStore, Store};
+use csm::server::ServerConfig;
 use sqlx::Connection;
 use tokio::sync::oneshot;
 
@@ -164,6 +166,11 @@ pub async fn test_cache(kind: CacheKind, ttl: Duration) -> Arc<dyn StatusCache> 
     }
 }
 
+/// An in-process cache whose entries live a minute.
+pub fn memory_cache() -> Arc<dyn StatusCache> {
+    Arc::new(MemoryCache::new(Duration::from_secs(60)))
+}
+
 /// A station on `vendor` with `ports` ports.
 pub fn station(id: &str, vendor: &str, ports: u32) -> Station {
     Station {
@@ -277,19 +284,98 @@ impl ChargerApi for ScriptedApi {
 
 /// Settings for tests: quick timeouts, no vendor folder.
 pub fn test_settings() -> Settings {
-    Settings {
-        vendors_dir: "/nonexistent-csm-vendors".into(),
-        http_timeout_ms: 2_000,
-        http_connect_timeout_ms: 500,
-        ..Settings::default()
+    let mut settings = Settings::default();
+    settings.vendors.dir = "/nonexistent-csm-vendors".into();
+    settings.vendors.http_timeout_ms = 2_000;
+    settings.vendors.http_connect_timeout_ms = 500;
+    settings
+}
+
+/// Builds the engines and monitors of tests: over a store and a cache, with the built-in
+/// sources (unless [`Build::only`]) and the sources the test adds.
+pub struct Build {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn StatusCache>,
+    settings: Settings,
+    sources: Vec<Arc<dyn ChargerApi>>,
+    builtins: bool,
+    config: Option<EngineConfig>,
+}
+
+/// An engine or a monitor over `store` and `cache`, with [`test_settings`].
+pub fn build(store: &Arc<dyn Store>, cache: &Arc<dyn StatusCache>) -> Build {
+    Build {
+        store: Arc::clone(store),
+        cache: Arc::clone(cache),
+        settings: test_settings(),
+        sources: Vec::new(),
+        builtins: true,
+        config: None,
     }
 }
 
-/// The registry of a test: the built-ins of the settings plus the scripted source.
-pub fn chargers_with(settings: &Settings, scripted: Arc<ScriptedApi>) -> Chargers {
-    let mut chargers = Chargers::from_settings(settings).expect("built-in sources");
-    chargers.insert(scripted);
-    chargers
+impl Build {
+    /// Adjusts the settings.
+    pub fn settings(mut self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        adjust(&mut self.settings);
+        self
+    }
+
+    /// Adds a source.
+    pub fn source(mut self, api: Arc<dyn ChargerApi>) -> Self {
+        self.sources.push(api);
+        self
+    }
+
+    /// Only the added sources, not the built-in ones.
+    pub fn only(mut self) -> Self {
+        self.builtins = false;
+        self
+    }
+
+    /// The engine's configuration (default: from the settings).
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    fn chargers(&self) -> Chargers {
+        let mut chargers = if self.builtins {
+            Chargers::from_settings(&self.settings).expect("built-in sources")
+        } else {
+            Chargers::new()
+        };
+        for source in &self.sources {
+            chargers.insert(Arc::clone(source));
+        }
+        chargers
+    }
+
+    /// The engine.
+    pub fn engine(self) -> Engine {
+        let config = self
+            .config
+            .unwrap_or_else(|| EngineConfig::from_settings(&self.settings.engine));
+        Engine::new(
+            self.store.clone(),
+            self.cache.clone(),
+            self.chargers(),
+            config,
+        )
+    }
+
+    /// The monitor.
+    pub fn monitor(self) -> Monitor {
+        let chargers = self.chargers();
+        Monitor::from_parts(self.settings, self.store, self.cache, chargers)
+    }
+}
+
+/// What a test server is configured with: the core's settings and the server's.
+#[derive(Debug)]
+pub struct AppConfig {
+    pub core: Settings,
+    pub server: ServerConfig,
 }
 
 /// A running server on port 0.
@@ -328,23 +414,27 @@ impl TestApp {
 pub async fn spawn_app_with(
     backend: Backend,
     cache: CacheKind,
-    tweak: impl FnOnce(&mut Settings),
+    tweak: impl FnOnce(&mut AppConfig),
 ) -> TestApp {
-    let mut settings = test_settings();
-    tweak(&mut settings);
+    let mut config = AppConfig {
+        core: test_settings(),
+        server: ServerConfig::default(),
+    };
+    tweak(&mut config);
     let store = test_store(backend).await;
-    settings.database_url = Some(store.url.clone());
-    let cache = test_cache(cache, settings.cache_ttl()).await;
+    config.core.database.url = Some(store.url.clone());
+    let cache = test_cache(cache, config.core.cache_ttl()).await;
     let scripted = Arc::new(ScriptedApi::default());
-    let chargers = chargers_with(&settings, Arc::clone(&scripted));
-    let monitor = Arc::new(Monitor::from_parts(
-        settings,
-        Arc::clone(&store.store),
-        cache,
-        chargers,
-    ));
+    let core = config.core;
+    let monitor = Arc::new(
+        build(&store.store, &cache)
+            .settings(|s| *s = core)
+            .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
+            .monitor(),
+    );
     monitor.seed_demo(3).await.expect("seed demo stations");
-    let server = csm::server::Server::from_monitor(Arc::clone(&monitor)).without_scheduler();
+    let server =
+        csm::server::Server::from_monitor(Arc::clone(&monitor), config.server).without_scheduler();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

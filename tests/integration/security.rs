@@ -73,11 +73,14 @@ async fn secrets_never_reach_logs_errors_or_answers() {
     )
     .unwrap();
     let mut settings = test_settings();
-    settings.vendors_dir = vendors.path().to_path_buf();
-    settings.admin_token = Some(ADMIN_TOKEN.into());
-    settings.max_retries = 0;
+    settings.vendors.dir = vendors.path().to_path_buf();
+    settings.engine.max_retries = 0;
     let redis_url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379");
-    settings.redis_url = Some(redis_url.clone());
+    settings.cache.redis_url = Some(redis_url.clone());
+    let config = csm::server::ServerConfig {
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..Default::default()
+    };
     let store = test_store(Backend::Sqlite).await;
     // The local Redis has no password: every command fails with an authentication error.
     let cache: Arc<dyn StatusCache> =
@@ -89,8 +92,9 @@ async fn secrets_never_reach_logs_errors_or_answers() {
         cache,
         chargers,
     ));
-    tracing::debug!(?settings, "settings of the test server");
-    let server = csm::server::Server::from_monitor(Arc::clone(&monitor)).without_scheduler();
+    tracing::debug!(?settings, ?config, "settings of the test server");
+    let server =
+        csm::server::Server::from_monitor(Arc::clone(&monitor), config).without_scheduler();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -194,7 +198,7 @@ async fn cors_is_closed_unless_configured() {
     closed.stop().await;
 
     let open = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.cors_origins = vec!["https://ops.example.com".into()];
+        s.server.cors_origins = vec!["https://ops.example.com".into()];
     })
     .await;
     let allowed = preflight(&open, "https://ops.example.com").await.unwrap();
@@ -210,7 +214,7 @@ async fn cors_is_closed_unless_configured() {
 #[tokio::test]
 async fn every_endpoint_refuses_bad_input_with_a_json_error() {
     let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |s| {
-        s.admin_token = Some("t".into())
+        s.server.admin_token = Some("t".into())
     })
     .await;
     let long = "x".repeat(5_000);

@@ -12,20 +12,22 @@ use super::direct::ResponsePlan;
 use super::profile::{Method, VendorProfile};
 use super::{ChargerApi, ChargerError};
 use crate::model::{Snapshot, Station};
-use crate::settings::{Settings, vendor_env_name};
+use crate::settings::{VendorSettings, vendor_env_name};
 
-/// The shared HTTP client: connect and total timeouts from the settings, an idle pool as large
-/// as the refresh concurrency.
-pub fn build_client(settings: &Settings) -> Result<reqwest::Client, String> {
+/// The shared HTTP client: connect and total timeouts from the settings, an idle pool per host
+/// as large as the refresh concurrency.
+pub fn build_client(
+    settings: &VendorSettings,
+    concurrency: usize,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(settings.http_connect_timeout())
         .timeout(settings.http_timeout())
-        .pool_max_idle_per_host(settings.concurrency)
+        .pool_max_idle_per_host(concurrency)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent(concat!("csm/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// A vendor API read through a profile.
@@ -50,7 +52,7 @@ impl HttpChargerApi {
         profile: VendorProfile,
         base_url_override: Option<String>,
         client: reqwest::Client,
-        settings: &Settings,
+        settings: &VendorSettings,
     ) -> Self {
         let timeout = profile
             .request
@@ -373,8 +375,8 @@ mod tests {
 
     #[test]
     fn urls_resolved_from_the_prefix_equal_a_full_parse() {
-        let settings = Settings::default();
-        let client = build_client(&settings).unwrap();
+        let settings = VendorSettings::default();
+        let client = build_client(&settings, 8).unwrap();
         let templates = [
             "{base_url}/api/v1/stations/{station_id}/ports",
             "{base_url}/ports?station={station_id}&x=1",

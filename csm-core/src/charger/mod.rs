@@ -211,6 +211,17 @@ pub trait ChargerApi: Send + Sync + fmt::Debug {
     async fn probe(&self) -> Result<(), ChargerError>;
 }
 
+/// Why the sources of the settings cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SourcesError {
+    /// A vendor profile is broken.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The HTTP client for vendor APIs cannot be built (its TLS set-up failed).
+    #[error("cannot build the HTTP client for vendor APIs: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
 /// Every source csm knows, by vendor name.
 #[derive(Clone, Default)]
 pub struct Chargers {
@@ -255,23 +266,21 @@ impl Chargers {
     }
 
     /// The registry described by the settings: the simulator, the built-in `csm` profile and
-    /// every `*.toml` profile in `CSM_VENDORS_DIR` (a missing folder is fine; a broken profile
+    /// every `*.toml` profile in the vendors folder (a missing folder is fine; a broken profile
     /// is an error naming the file).
-    pub fn from_settings(settings: &Settings) -> Result<Self, ProfileError> {
-        let client = build_client(settings).map_err(|e| ProfileError {
-            source_name: "HTTP client".into(),
-            message: e,
-        })?;
+    pub fn from_settings(settings: &Settings) -> Result<Self, SourcesError> {
+        let client = build_client(&settings.vendors, settings.engine.concurrency)
+            .map_err(SourcesError::HttpClient)?;
         let mut chargers = Chargers::new();
         chargers.insert(Arc::new(Simulator::new(
-            settings.simulator_seed,
-            settings.simulator_speed,
+            settings.simulator.seed,
+            settings.simulator.speed,
         )));
         let mut profiles = vec![VendorProfile::native()];
-        profiles.extend(VendorProfile::load_dir(&settings.vendors_dir)?);
+        profiles.extend(VendorProfile::load_dir(&settings.vendors.dir)?);
         for profile in profiles {
-            let base_url = settings.vendor_base_url(&profile.name).map(str::to_owned);
-            let api = HttpChargerApi::new(profile, base_url, client.clone(), settings);
+            let base_url = settings.vendors.base_url(&profile.name).map(str::to_owned);
+            let api = HttpChargerApi::new(profile, base_url, client.clone(), &settings.vendors);
             chargers.insert(Arc::new(api));
         }
         Ok(chargers)

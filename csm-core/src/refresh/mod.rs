@@ -2,9 +2,11 @@
 //!
 //! - At most `concurrency` jobs run at once; a station is never refreshed twice at the same
 //!   time (a second request joins the running job and gets its outcome).
-//! - A job fetches the station from its source with retries ([`retry`]), compares the snapshot
-//!   with the previous state ([`diff`]), rewrites the cache, hands the changed rows to the batch
-//!   writer ([`writer`]) and tells subscribers what changed.
+//! - A job ([`job`]) fetches the station from its source with retries ([`retry`]), compares the
+//!   snapshot with the previous state ([`diff`], against the base of [`base`]), rewrites the
+//!   cache, hands the changed rows to the batch writer ([`writer`]) and tells subscribers what
+//!   changed. Snapshots pushed by a source (OCPP chargers) take the same path without the
+//!   fetch.
 //! - A failing station keeps its last ports, marked with the error, instead of vanishing.
 //! - [`scheduler`] refreshes every enabled station every interval.
 
@@ -18,15 +20,18 @@ use tokio::sync::{Semaphore, broadcast};
 
 use crate::cache::StatusCache;
 use crate::charger::{ChargerError, Chargers};
-use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
-use crate::settings::Settings;
-use crate::store::{Store, WriteBatch};
+use crate::model::{Station, StationId, StationState, StatusEvent};
+use crate::settings::EngineSettings;
+use crate::store::Store;
 
+pub mod base;
 pub mod diff;
+mod job;
 pub mod retry;
 pub mod scheduler;
 pub mod writer;
 
+pub use self::base::Base;
 pub use self::retry::RetryPolicy;
 pub use self::writer::{BatchWriter, FlushReport, WriterConfig};
 
@@ -43,7 +48,7 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// The configuration the settings describe.
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &EngineSettings) -> Self {
         Self {
             concurrency: settings.concurrency,
             retry: RetryPolicy {
@@ -60,10 +65,32 @@ impl EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self {
-            concurrency: 64,
-            retry: RetryPolicy::default(),
-            writer: WriterConfig::default(),
+        Self::from_settings(&EngineSettings::default())
+    }
+}
+
+/// Why a refresh failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RefreshError {
+    /// The station's source could not deliver a snapshot.
+    #[error(transparent)]
+    Source(#[from] ChargerError),
+    /// The refresh job panicked or was cancelled: a bug in csm, not the vendor's fault.
+    #[error("the refresh job of station {station} ended abnormally: {message}")]
+    JobFailed {
+        /// The station.
+        station: StationId,
+        /// What the runtime said.
+        message: String,
+    },
+}
+
+impl RefreshError {
+    /// A short label of the kind of failure, for metrics and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RefreshError::Source(error) => error.kind(),
+            RefreshError::JobFailed { .. } => "job_failed",
         }
     }
 }
@@ -74,7 +101,7 @@ pub struct RefreshOutcome {
     /// The station.
     pub station_id: StationId,
     /// Ports read and changed, or why the refresh failed.
-    pub result: Result<RefreshStats, ChargerError>,
+    pub result: Result<RefreshStats, RefreshError>,
     /// Attempts made.
     pub attempts: u32,
     /// Time from start of the job to its end.
@@ -112,11 +139,8 @@ struct Inner {
     config: EngineConfig,
     permits: Semaphore,
     running: Mutex<HashMap<StationId, JobFuture>>,
-    /// The last state this engine produced for each station, without its measurements and in
-    /// the cache's compact encoding (a couple of hundred bytes a station): the diff base when
-    /// the cache is away or behind, which the store cannot be while the batch writer still
-    /// holds its rows.
-    known: Mutex<HashMap<StationId, Known>>,
+    /// What each station looked like after this engine's last job.
+    base: base::DiffBase,
     /// Status events produced since start.
     events_produced: std::sync::atomic::AtomicU64,
     writer: BatchWriter,
@@ -138,14 +162,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Where a job finds the state to compare its snapshot with.
-enum Previous {
-    /// Already looked up (by a batch lookup of many stations).
-    Known(Option<Arc<StationState>>),
-    /// To be looked up by the job.
-    Lookup,
-}
-
 impl Engine {
     /// Starts an engine (and its batch writer) on the current runtime.
     pub fn new(
@@ -164,7 +180,7 @@ impl Engine {
                 permits: Semaphore::new(config.concurrency.max(1)),
                 config,
                 running: Mutex::new(HashMap::new()),
-                known: Mutex::new(HashMap::new()),
+                base: base::DiffBase::default(),
                 events_produced: std::sync::atomic::AtomicU64::new(0),
                 writer,
                 updates,
@@ -186,13 +202,12 @@ impl Engine {
     /// The last state this engine produced for a station: statuses, codes, session ends and
     /// since when, without measurements.
     pub fn last_known(&self, id: &StationId) -> Option<Arc<StationState>> {
-        let known = lock(&self.inner.known);
-        known.get(id).and_then(Known::decode).map(Arc::new)
+        self.inner.base.get(id).map(Arc::new)
     }
 
     /// Forgets a removed station.
     pub fn forget(&self, id: &StationId) {
-        lock(&self.inner.known).remove(id);
+        self.inner.base.forget(id);
     }
 
     /// Status events produced since the engine started.
@@ -209,7 +224,7 @@ impl Engine {
 
     /// Refreshes one station, or joins its refresh if one is running.
     pub async fn refresh(&self, station: Arc<Station>) -> RefreshOutcome {
-        self.job(station, Previous::Lookup).await
+        self.job(station, None).await
     }
 
     /// Refreshes many stations, at most `concurrency` at once, calling `progress` as each ends.
@@ -232,24 +247,18 @@ impl Engine {
                 let engine = engine.clone();
                 async move {
                     let ids: Vec<StationId> = chunk.iter().map(|s| s.id.clone()).collect();
-                    let mut previous = engine.previous_states(&ids).await;
+                    let mut bases = engine.bases(&ids).await;
                     chunk
                         .into_iter()
                         .map(|station| {
-                            let known = previous.remove(&station.id);
-                            (station, known)
+                            let base = bases.remove(&station.id);
+                            (station, base)
                         })
                         .collect::<Vec<_>>()
                 }
             })
             .flat_map(stream::iter)
-            .map(|(station, previous)| {
-                let previous = match previous {
-                    Some(found) => Previous::Known(found),
-                    None => Previous::Lookup,
-                };
-                self.job(station, previous)
-            })
+            .map(|(station, base)| self.job(station, base))
             .buffer_unordered(self.inner.config.concurrency.max(1));
         jobs.inspect(|outcome| progress(outcome)).collect().await
     }
@@ -273,7 +282,9 @@ impl Engine {
             .await
     }
 
-    fn job(&self, station: Arc<Station>, previous: Previous) -> JobFuture {
+    /// The running job of a station, or a new one. `base`: the station's diff base when the
+    /// caller looked it up already.
+    fn job(&self, station: Arc<Station>, base: Option<Base>) -> JobFuture {
         let mut running = lock(&self.inner.running);
         if let Some(job) = running.get(&station.id) {
             metrics::counter!("csm_refresh_jobs_total", "outcome" => "joined").increment(1);
@@ -282,239 +293,29 @@ impl Engine {
         let engine = self.clone();
         let id = station.id.clone();
         let task = tokio::spawn(async move {
-            let outcome = engine.run_job(&station, previous).await;
+            let outcome = engine.run_job(&station, base).await;
             lock(&engine.inner.running).remove(&station.id);
             outcome
         });
         let station_id = id.clone();
         let job = async move {
-            match task.await {
-                Ok(outcome) => outcome,
-                Err(error) => RefreshOutcome {
-                    station_id,
-                    result: Err(ChargerError::Unsupported {
-                        vendor: "engine".into(),
-                        message: format!("the refresh job ended abnormally: {error}"),
+            task.await.unwrap_or_else(|error| {
+                tracing::error!(station = %station_id, %error, "a refresh job ended abnormally");
+                RefreshOutcome {
+                    result: Err(RefreshError::JobFailed {
+                        station: station_id.clone(),
+                        message: error.to_string(),
                     }),
+                    station_id,
                     attempts: 0,
                     elapsed: Duration::ZERO,
-                },
-            }
+                }
+            })
         }
         .boxed()
         .shared();
         running.insert(id, job.clone());
         job
-    }
-
-    async fn run_job(&self, station: &Station, previous: Previous) -> RefreshOutcome {
-        let inner = &self.inner;
-        let _permit = inner.permits.acquire().await;
-        let started = Instant::now();
-        let (fetched, attempts) = match inner.chargers.get(&station.vendor) {
-            Ok(api) => {
-                let fetched = retry::fetch_with_retry(&**api, station, &inner.config.retry).await;
-                (fetched.result, fetched.attempts)
-            }
-            Err(error) => (Err(error), 1),
-        };
-        // `None` when neither the cache nor the store could answer (both unreachable), which is
-        // not the same as a station seen for the first time.
-        let previous = match previous {
-            Previous::Known(found) => Some(found),
-            Previous::Lookup => self.previous_state(&station.id).await,
-        };
-        let base_known = previous.is_some();
-        let previous = previous.flatten();
-        let now = crate::model::now();
-        let mut batch = WriteBatch::default();
-        let (state, result, health_changed) = match fetched {
-            Ok(snapshot) => {
-                let (ports, mut delta) = diff::diff(previous.as_deref(), &snapshot);
-                if !base_known {
-                    // Every port would read as new: the rows are written (so the store catches
-                    // up with what the vendor says), but no status changes are invented.
-                    tracing::debug!(station = %station.id, "no previous state to compare with (cache and database unreachable): ports kept, no events");
-                    delta.events.clear();
-                }
-                let recovered = previous.as_ref().is_none_or(|p| p.last_error.is_some());
-                let state = StationState {
-                    station_id: station.id.clone(),
-                    observed_at: Some(snapshot.observed_at),
-                    checked_at: now,
-                    last_error: None,
-                    failures: 0,
-                    ports,
-                };
-                if recovered {
-                    batch.health.push(health_of(&state));
-                }
-                let stats = RefreshStats {
-                    ports: state.ports.len(),
-                    status_changes: delta.events.len(),
-                    rows_written: delta.ports.len(),
-                };
-                batch.events = delta.events;
-                batch.ports = delta.ports;
-                (state, Ok(stats), recovered)
-            }
-            Err(error) => {
-                let message = error.to_string();
-                let (ports, observed_at, failures, changed) = match &previous {
-                    Some(p) => (
-                        p.ports.clone(),
-                        p.observed_at,
-                        p.failures + 1,
-                        p.last_error.as_deref() != Some(message.as_str()),
-                    ),
-                    // Without a previous state to go on (`!base_known`) nothing is recorded: an
-                    // empty station would read as new ports at the next success, and a health
-                    // row would wipe the stored one.
-                    None => (Vec::<PortState>::new(), None, 1, base_known),
-                };
-                let state = StationState {
-                    station_id: station.id.clone(),
-                    observed_at,
-                    checked_at: now,
-                    last_error: Some(message),
-                    failures,
-                    ports,
-                };
-                if changed {
-                    batch.health.push(health_of(&state));
-                }
-                if changed || !base_known {
-                    tracing::warn!(station = %station.id, vendor = %station.vendor, attempts, %error, "refresh failed");
-                }
-                (state, Err(error), changed)
-            }
-        };
-        let state = Arc::new(state);
-        // A failure with nothing to go on leaves no state behind, so the next refresh looks
-        // for a previous state again.
-        if base_known || result.is_ok() {
-            let known = Known {
-                checked_at: state.checked_at,
-                encoded: crate::cache::encode_without_measurements(&state).into_boxed_slice(),
-            };
-            lock(&inner.known).insert(station.id.clone(), known);
-            if let Err(error) = inner.cache.put_many(std::slice::from_ref(&state)).await {
-                tracing::debug!(%error, "cache write failed; this process keeps the state");
-            }
-        }
-        let events = batch.events.clone();
-        if !events.is_empty() {
-            inner
-                .events_produced
-                .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            metrics::counter!("csm_status_events_total").increment(events.len() as u64);
-        }
-        inner.writer.write(batch).await;
-        if (!events.is_empty() || health_changed) && inner.updates.receiver_count() > 0 {
-            let _ = inner.updates.send(Arc::new(StationUpdate {
-                state,
-                events,
-                health_changed,
-            }));
-        }
-        let outcome = if result.is_ok() { "ok" } else { "failed" };
-        metrics::counter!("csm_refresh_jobs_total", "outcome" => outcome).increment(1);
-        let elapsed = started.elapsed();
-        metrics::histogram!("csm_refresh_duration_seconds").record(elapsed.as_secs_f64());
-        RefreshOutcome {
-            station_id: station.id.clone(),
-            result,
-            attempts,
-            elapsed,
-        }
-    }
-
-    /// The state to compare with: the newer of the cache's (shared by every instance) and the
-    /// last one this engine produced, else the store's. `Some(None)`: the station has no state
-    /// yet; `None`: nobody could say (the cache and the store both failed).
-    async fn previous_state(&self, id: &StationId) -> Option<Option<Arc<StationState>>> {
-        let mut found = self.previous_states(std::slice::from_ref(id)).await;
-        found.remove(id)
-    }
-
-    /// Previous states of many stations; an id maps to `None` when it has no state yet, and is
-    /// left out when the cache and the store both failed to say.
-    async fn previous_states(
-        &self,
-        ids: &[StationId],
-    ) -> HashMap<StationId, Option<Arc<StationState>>> {
-        let inner = &self.inner;
-        let mut found: HashMap<StationId, Option<Arc<StationState>>> =
-            HashMap::with_capacity(ids.len());
-        match inner.cache.get_many(ids).await {
-            Ok(states) => {
-                for (id, state) in ids.iter().zip(states) {
-                    if let Some(state) = state {
-                        found.insert(id.clone(), Some(state));
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, "cache read failed; using local and stored state")
-            }
-        }
-        {
-            let known = lock(&inner.known);
-            for id in ids {
-                let Some(kept) = known.get(id) else {
-                    continue;
-                };
-                // Decoded only when it is newer than what the cache gave.
-                let cached = found.get(id).and_then(Option::as_ref);
-                if cached.is_none_or(|c| c.checked_at < kept.checked_at)
-                    && let Some(state) = kept.decode()
-                {
-                    found.insert(id.clone(), Some(Arc::new(state)));
-                }
-            }
-        }
-        let missing: Vec<StationId> = ids
-            .iter()
-            .filter(|id| !found.contains_key(*id))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            match inner.store.station_states(&missing).await {
-                Ok(states) => {
-                    for state in states {
-                        found.insert(state.station_id.clone(), Some(Arc::new(state)));
-                    }
-                    for id in missing {
-                        found.entry(id).or_insert(None);
-                    }
-                }
-                // Unknown: each job will try again on its own.
-                Err(error) => tracing::warn!(%error, "cannot read previous port states"),
-            }
-        }
-        found
-    }
-}
-
-/// The engine's own copy of a station's last state, compact.
-struct Known {
-    checked_at: chrono::DateTime<chrono::Utc>,
-    encoded: Box<[u8]>,
-}
-
-impl Known {
-    fn decode(&self) -> Option<StationState> {
-        crate::cache::decode(&self.encoded)
-    }
-}
-
-fn health_of(state: &StationState) -> StationHealth {
-    StationHealth {
-        station_id: state.station_id.clone(),
-        last_ok_at: state.observed_at,
-        last_error: state.last_error.clone(),
-        checked_at: state.checked_at,
-        failures: state.failures,
     }
 }
 

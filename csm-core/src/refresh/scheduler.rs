@@ -10,22 +10,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use crate::model::Station;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Where the scheduler finds the stations of a cycle.
 #[async_trait]
 pub trait StationSource: Send + Sync {
     /// Every station (the scheduler keeps the enabled ones).
-    async fn stations(&self) -> Result<Vec<Arc<Station>>, String>;
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, StoreError>;
 }
 
 #[async_trait]
 impl StationSource for Arc<dyn Store> {
-    async fn stations(&self) -> Result<Vec<Arc<Station>>, String> {
-        match self.list_stations().await {
-            Ok(list) => Ok(list.into_iter().map(Arc::new).collect()),
-            Err(error) => Err(error.to_string()),
-        }
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, StoreError> {
+        Ok(self
+            .list_stations()
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
     }
 }
 

@@ -15,10 +15,17 @@ use crate::model::{PortState, Station, StationHealth, StationId, StationState, S
 
 mod mysql;
 mod rows;
+mod sql;
+mod sql_store;
 mod sqlite;
+pub mod statements;
 
-pub use mysql::MySqlStore;
-pub use sqlite::SqliteStore;
+pub use self::sql_store::{Backend, SqlStore};
+
+/// A store in a MySQL or MariaDB database.
+pub type MySqlStore = SqlStore<sqlx::MySql>;
+/// A store in one SQLite file: the embedded default.
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +61,18 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The database did not answer within the wait allowed on a request path.
+    #[error("the {backend} database at {target} did not answer within {after_ms} ms while {doing}")]
+    TimedOut {
+        /// `mysql` or `sqlite`.
+        backend: &'static str,
+        /// Where the database is, without credentials.
+        target: String,
+        /// What csm was doing.
+        doing: &'static str,
+        /// The wait.
+        after_ms: u64,
+    },
     /// A station with this id exists already.
     #[error("station {0} already exists")]
     Conflict(StationId),
@@ -78,35 +97,44 @@ impl StoreError {
     /// opposed to an error that will repeat.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Unavailable { .. } => true,
+            StoreError::Unavailable { .. } | StoreError::TimedOut { .. } => true,
             StoreError::Query { source, .. } => is_transient_sqlx(source),
             _ => false,
         }
     }
 }
 
+/// Whether a driver error of any backend may go away on retry: the connection or the pool
+/// failed. Errors the database itself answered are the backend's to judge
+/// ([`Backend::is_transient`]).
 fn is_transient_sqlx(error: &sqlx::Error) -> bool {
-    match error {
+    matches!(
+        error,
         sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                // Lock wait timeout, deadlock, server shutdown, connection killed, server gone
-                // away, connection lost.
-                matches!(mysql.number(), 1205 | 1213 | 1053 | 1927 | 2006 | 2013)
-            } else {
-                // SQLite: busy or locked (with their extended codes).
-                matches!(
-                    db.code().as_deref(),
-                    Some("5" | "6" | "261" | "262" | "517")
-                )
-            }
-        }
-        _ => false,
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_)
+    )
+}
+
+/// `work`, given at most `wait`: a store call on a request path must not hang on a database
+/// that is away (a pool waits for a connection for seconds before it gives up).
+pub async fn within<T>(
+    wait: std::time::Duration,
+    doing: &'static str,
+    store: &dyn Store,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(wait, work).await {
+        Ok(done) => done,
+        Err(_) => Err(StoreError::TimedOut {
+            backend: store.backend(),
+            target: store.target(),
+            doing,
+            after_ms: wait.as_millis() as u64,
+        }),
     }
 }
 
@@ -168,6 +196,32 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+impl EventQuery {
+    /// Events answered when the query names no limit.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Most events one query answers.
+    pub const MAX_LIMIT: u32 = 1_000;
+
+    /// Checks the limit and the time range.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
+            return Err(InvalidInput::new(
+                "limit",
+                format!("{} is outside 1..={}", self.limit, Self::MAX_LIMIT),
+            ));
+        }
+        if let (Some(since), Some(until)) = (self.since, self.until)
+            && since > until
+        {
+            return Err(InvalidInput::new(
+                "since",
+                format!("{since} is after until ({until})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for EventQuery {
     fn default() -> Self {
         Self {
@@ -175,7 +229,7 @@ impl Default for EventQuery {
             port: None,
             since: None,
             until: None,
-            limit: 100,
+            limit: Self::DEFAULT_LIMIT,
         }
     }
 }

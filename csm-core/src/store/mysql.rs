@@ -1,31 +1,20 @@
-//! The MySQL/MariaDB adapter for deployments. The pool connects lazily, so a database that is
+//! The MySQL/MariaDB backend for deployments. The pool connects lazily, so a database that is
 //! down at start-up is reported by the first query (with host and port) instead of a hang.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions, MySqlQueryResult};
+use sqlx::{Connection, MySql, MySqlConnection};
 
 use super::StoreError;
-use super::rows::{Dialect, LOOKUP_CHUNK, impl_store, in_transaction};
+use super::sql_store::{Backend, SqlStore};
+use super::statements::Dialect;
 use crate::error::redact_url;
-use crate::model::{Station, StationId, StationState, StatusEvent};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// A store in a MySQL or MariaDB database.
-#[derive(Debug, Clone)]
-pub struct MySqlStore {
-    pool: MySqlPool,
-    /// `host:port/database`, for messages.
-    target: String,
-    /// The URL without its database, for creating the database.
-    server_url: url::Url,
-    database: String,
-}
-
-impl MySqlStore {
+impl SqlStore<MySql> {
     /// Prepares a pool for `url` (`mysql://user:password@host:3306/database`); nothing is
     /// connected until the first query.
     pub fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -70,13 +59,16 @@ impl MySqlStore {
         Ok(Self {
             pool,
             target: format!("{host}:{port}/{database}"),
-            server_url,
-            database,
+            server: Some((server_url, database)),
         })
     }
 
-    async fn run_migrations(&self) -> Result<(), StoreError> {
-        let options = MySqlConnectOptions::from_str(self.server_url.as_str())
+    /// Creates the database if it does not exist yet.
+    async fn create_database(&self) -> Result<(), StoreError> {
+        let Some((server_url, database)) = &self.server else {
+            return Ok(());
+        };
+        let options = MySqlConnectOptions::from_str(server_url.as_str())
             .map_err(|e| StoreError::Config(e.to_string()))?
             .charset("utf8mb4");
         let mut server = MySqlConnection::connect_with(&options)
@@ -84,35 +76,40 @@ impl MySqlStore {
             .map_err(|e| self.error("connecting to create the database", e))?;
         // The name was checked in `connect` to hold only [A-Za-z0-9_$].
         let create = format!(
-            "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-            self.database
+            "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(create))
             .execute(&mut server)
             .await
             .map_err(|e| self.error("creating the database", e))?;
         let _ = server.close().await;
+        Ok(())
+    }
+}
+
+impl Backend for MySql {
+    const DIALECT: Dialect = Dialect::MySql;
+
+    async fn migrate(store: &SqlStore<Self>) -> Result<(), StoreError> {
+        store.create_database().await?;
         MIGRATOR
-            .run(&self.pool)
+            .run(&store.pool)
             .await
             .map_err(|source| StoreError::Migrate {
-                target: self.target.clone(),
+                target: store.target.clone(),
                 source,
             })
     }
 
-    fn error(&self, doing: &'static str, source: sqlx::Error) -> StoreError {
-        if super::is_transient_sqlx(&source) {
-            StoreError::Unavailable {
-                backend: "mysql",
-                target: self.target.clone(),
-                doing,
-                source,
-            }
-        } else {
-            StoreError::Query { doing, source }
-        }
+    fn is_transient(error: &sqlx::Error) -> bool {
+        // Lock wait timeout, deadlock, server shutdown, connection killed, server gone away,
+        // connection lost.
+        matches!(error, sqlx::Error::Database(db)
+            if db.try_downcast_ref::<MySqlDatabaseError>()
+                .is_some_and(|e| matches!(e.number(), 1205 | 1213 | 1053 | 1927 | 2006 | 2013)))
+    }
+
+    fn rows_affected(result: &MySqlQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
-
-impl_store!(MySqlStore, MySql, Dialect::MySql);

@@ -1,26 +1,22 @@
-//! The SQLite adapter: the embedded default (`sqlite://csm.db`). WAL mode and a busy timeout so
+//! The SQLite backend: the embedded default (`sqlite://csm.db`). WAL mode and a busy timeout so
 //! the server's readers and the batch writer do not block each other.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::Sqlite;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
 
 use super::StoreError;
-use super::rows::{Dialect, LOOKUP_CHUNK, impl_store, in_transaction};
-use crate::model::{Station, StationId, StationState, StatusEvent};
+use super::sql_store::{Backend, SqlStore};
+use super::statements::Dialect;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// A store in one SQLite file.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    target: String,
-}
-
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating if missing) the database file named by `url` (`sqlite://path.db`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
@@ -45,31 +41,34 @@ impl SqliteStore {
                 doing: "opening the database file",
                 source,
             })?;
-        Ok(Self { pool, target })
+        Ok(Self {
+            pool,
+            target,
+            server: None,
+        })
     }
+}
 
-    async fn run_migrations(&self) -> Result<(), StoreError> {
+impl Backend for Sqlite {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    async fn migrate(store: &SqlStore<Self>) -> Result<(), StoreError> {
         MIGRATOR
-            .run(&self.pool)
+            .run(&store.pool)
             .await
             .map_err(|source| StoreError::Migrate {
-                target: self.target.clone(),
+                target: store.target.clone(),
                 source,
             })
     }
 
-    fn error(&self, doing: &'static str, source: sqlx::Error) -> StoreError {
-        if super::is_transient_sqlx(&source) {
-            StoreError::Unavailable {
-                backend: "sqlite",
-                target: self.target.clone(),
-                doing,
-                source,
-            }
-        } else {
-            StoreError::Query { doing, source }
-        }
+    fn is_transient(error: &sqlx::Error) -> bool {
+        // Busy or locked, with their extended codes.
+        matches!(error, sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("5" | "6" | "261" | "262" | "517")))
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
-
-impl_store!(SqliteStore, Sqlite, Dialect::Sqlite);

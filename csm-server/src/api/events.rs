@@ -28,7 +28,7 @@ use utoipa::IntoParams;
 use super::extract::ApiQuery;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::views::{EventJson, PortJson, StationJson, StationUpdateJson};
+use csm_core::views::{EventJson, PortJson, StationJson, StationUpdateJson};
 
 /// How often an idle stream sends a comment, so proxies keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -58,7 +58,7 @@ pub async fn forward_updates(
     sender: broadcast::Sender<Arc<SseMessage>>,
     cancel: CancellationToken,
 ) {
-    let mut updates = monitor.engine().subscribe();
+    let mut updates = monitor.subscribe();
     loop {
         let first = tokio::select! {
             () = cancel.cancelled() => return,
@@ -142,21 +142,47 @@ async fn encode_update(
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only updates of this station.
+    #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     station: Option<String>,
 }
 
-/// Counts connected clients in the `csm_sse_clients` gauge for as long as it lives.
-struct ClientGuard;
+/// The live event streams open now, and how many may be.
+#[derive(Debug)]
+pub struct SseClients {
+    open: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
 
-impl ClientGuard {
-    fn new() -> Self {
+impl SseClients {
+    /// Room for `max` streams.
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: std::sync::atomic::AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// A place for one more stream, or `None` when all are taken.
+    fn join(self: &Arc<Self>) -> Option<ClientGuard> {
+        use std::sync::atomic::Ordering;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max).then_some(open + 1)
+            })
+            .ok()?;
         metrics::gauge!("csm_sse_clients").increment(1.0);
-        Self
+        Some(ClientGuard(Arc::clone(self)))
     }
 }
 
+/// One open stream: counted in `csm_sse_clients` and in the limit for as long as it lives.
+struct ClientGuard(Arc<SseClients>);
+
 impl Drop for ClientGuard {
     fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         metrics::gauge!("csm_sse_clients").decrement(1.0);
     }
 }
@@ -176,7 +202,12 @@ pub async fn events(
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let only = query.station.as_deref().map(StationId::parse).transpose()?;
-    let guard = ClientGuard::new();
+    let guard = state.sse_clients.join().ok_or_else(|| {
+        ApiError::Unavailable(format!(
+            "{} live event streams are open, the most this server takes (CSM_MAX_SSE_CLIENTS); try again later",
+            state.sse_clients.max
+        ))
+    })?;
     let hello = frame(
         "hello",
         &serde_json::json!({ "server_time": Utc::now() }).to_string(),

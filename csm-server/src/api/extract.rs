@@ -15,6 +15,35 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub struct StationPath(pub StationId);
 
+impl utoipa::IntoParams for StationPath {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("station_id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(
+                    "The vendor's station id: ASCII letters, digits and - _ . :",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(STATION_ID_PATTERN))
+                        .min_length(Some(1))
+                        .max_length(Some(StationId::MAX_LEN)),
+                ))
+                .build(),
+        ]
+    }
+}
+
+/// What a station id may be, as the OpenAPI document says it.
+pub const STATION_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,64}$";
+
 impl<S: Send + Sync> FromRequestParts<S> for StationPath {
     type Rejection = ApiError;
 
@@ -24,6 +53,11 @@ impl<S: Send + Sync> FromRequestParts<S> for StationPath {
             .map_err(|rejection: PathRejection| {
                 ApiError::BadRequest(format!("station id in the path: {}", rejection.body_text()))
             })?;
+        if raw.trim() != raw {
+            return Err(ApiError::BadRequest(format!(
+                "station id in the path: {raw:?} has spaces around it"
+            )));
+        }
         Ok(Self(StationId::parse(&raw)?))
     }
 }
@@ -74,7 +108,9 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.admin_token.as_deref() else {
+        // Writes switched off on the server: 403 whatever the request carries. Otherwise a
+        // missing or wrong token: 401.
+        let Some(expected) = state.config.admin_token.as_deref() else {
             return Err(ApiError::Forbidden(
                 "write endpoints are disabled: set CSM_ADMIN_TOKEN on the server to enable them"
                     .into(),
@@ -84,7 +120,7 @@ impl FromRequestParts<AppState> for Admin {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .ok_or_else(|| {
                 ApiError::Unauthorized(
                     "this endpoint needs the admin token: send Authorization: Bearer <CSM_ADMIN_TOKEN>".into(),
@@ -96,6 +132,12 @@ impl FromRequestParts<AppState> for Admin {
             Err(ApiError::Unauthorized("the admin token is wrong".into()))
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// Compares without stopping at the first difference, so the time taken does not reveal how

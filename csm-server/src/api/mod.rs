@@ -62,7 +62,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ));
-    let api = match state.monitor.settings().bench_ceiling_bytes {
+    let api = match state.config.bench_ceiling_bytes {
         Some(bytes) => {
             let handler = ceiling_handler(bytes);
             api.route("/bench/ceiling", get(handler.clone()))
@@ -72,7 +72,7 @@ pub fn router(state: AppState) -> Router {
     };
     // The event stream lives as long as the client wants: no request timeout.
     let live = Router::new().route("/api/events", get(events::events));
-    let cors = cors(&state.monitor.settings().cors_origins);
+    let cors = cors(&state.config.cors_origins);
     api.merge(live)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

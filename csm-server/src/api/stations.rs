@@ -1,158 +1,107 @@
 //! Station endpoints: list, detail, the default station's ports, manual refresh, history, and
-//! (with the admin token) add, remove and refresh-all.
-
-use std::collections::HashSet;
-use std::sync::Arc;
+//! (with the admin token) add, remove and refresh-all. Each handler maps its request onto the
+//! monitor and the monitor's answer onto the core's JSON documents.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use csm_core::model::{PortStatus, Station, StationId};
-use csm_core::monitor::ManualRefresh;
+use csm_core::monitor::{ManualRefresh, StationQuery};
 use csm_core::store::EventQuery;
+use csm_core::views::{EventListJson, ListView, StationDetailJson, StationJson, StationListJson};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Admin, ApiJson, ApiQuery, StationPath};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::views::{
-    ErrorJson, EventJson, EventListJson, RefreshJson, StationDetailJson, StationJson,
-    StationListJson,
-};
+use crate::views::RefreshJson;
 
-/// Filters of the station list.
+/// Filters and page of the station list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only stations whose id, name or address contains this text (case-insensitive).
+    #[param(max_length = 200)]
     q: Option<String>,
     /// Only stations with at least one port in this status.
-    #[param(value_type = Option<crate::views::PortStatusSchema>)]
+    #[param(value_type = Option<csm_core::views::PortStatusSchema>)]
     status: Option<PortStatus>,
     /// Only stations of this vendor profile.
+    #[param(max_length = 64)]
     vendor: Option<String>,
     /// Only these stations: ids separated by commas (at most 1,000), e.g. a user's favourites.
     ids: Option<String>,
-    /// At most this many stations (1–10,000), for reading a large fleet a page at a time;
-    /// `total` tells how many match.
+    /// At most this many stations, for reading a large fleet a page at a time; `total` tells
+    /// how many match.
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// Stations to skip first (with `limit`: the page's start).
+    #[param(minimum = 0)]
     offset: Option<usize>,
+    /// `full` (default): each station with its ports, as in `GET /api/stations/{station_id}`;
+    /// `summary`: without the ports (the counts by status are in `summary` either way).
+    #[param(value_type = Option<ViewParam>)]
+    view: Option<String>,
 }
 
-/// Most stations one page may hold.
-const MAX_PAGE: usize = 10_000;
-
-/// Most ids `ids` may name.
-const MAX_IDS: usize = 1_000;
-
-/// The stations `ids` names, or why it names none.
-fn parse_ids(ids: &str) -> Result<HashSet<StationId>, ApiError> {
-    let names: Vec<&str> = ids
-        .split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .collect();
-    if names.len() > MAX_IDS {
-        return Err(ApiError::BadRequest(format!(
-            "ids names {} stations; the limit is {MAX_IDS}",
-            names.len()
-        )));
-    }
-    names
-        .into_iter()
-        .map(|id| StationId::parse(id).map_err(|e| ApiError::BadRequest(format!("ids: {e}"))))
-        .collect()
+/// How much of each station the list carries.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ViewParam {
+    /// Every station with its ports.
+    Full,
+    /// Without the ports.
+    Summary,
 }
 
-/// Every station with the counts of its ports by status.
+/// Every station with the counts of its ports by status, and (unless `view=summary`) its ports.
 #[utoipa::path(
     get, path = "/api/stations", tag = "stations",
     params(ListQuery),
     responses(
         (status = 200, description = "The stations", body = StationListJson),
-        (status = 400, description = "Unknown query parameter or value", body = ErrorJson),
+        (status = 400, description = "Unknown query parameter or a bad value", body = crate::views::ErrorJson),
+        (status = 503, description = "The station list cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn list_stations(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<axum::Json<StationListJson>, ApiError> {
-    if let Some(limit) = query.limit
-        && !(1..=MAX_PAGE).contains(&limit)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "limit {limit} is outside 1..={MAX_PAGE}; read a larger fleet a page at a time with offset"
-        )));
-    }
-    let needle = query
-        .q
+    let view: ListView = query
+        .view
         .as_deref()
-        .map(str::to_lowercase)
-        .filter(|q| !q.is_empty());
-    let wanted = query.ids.as_deref().map(parse_ids).transpose()?;
-    // Filters on the catalogue first; states are read only for the stations answered (all the
-    // matches when filtering by port status, else just the page).
-    let catalogue = state.monitor.stations().await?;
-    let search = needle
-        .as_deref()
-        .map(|needle| (state.search.text_of(&catalogue), needle));
-    let mut matching = catalogue
-        .iter()
-        .enumerate()
-        .filter(|(index, station)| {
-            let text_ok = search
-                .as_ref()
-                .is_none_or(|(text, needle)| text.matches(*index, needle));
-            let vendor_ok = query.vendor.as_deref().is_none_or(|v| station.vendor == v);
-            let id_ok = wanted.as_ref().is_none_or(|ids| ids.contains(&station.id));
-            text_ok && vendor_ok && id_ok
-        })
-        .map(|(_, station)| station);
-    let offset = query.offset.unwrap_or(0);
-    let limit = query.limit.unwrap_or(usize::MAX);
-    let (total, views) = match query.status {
-        Some(wanted) => {
-            let views: Vec<_> = state
-                .monitor
-                .views_of(matching.cloned().collect())
-                .await
-                .into_iter()
-                .filter(|view| {
-                    view.state
-                        .as_deref()
-                        .is_some_and(|s| s.ports.iter().any(|p| p.reading.status == wanted))
-                })
-                .collect();
-            let total = views.len();
-            (total, views.into_iter().skip(offset).take(limit).collect())
-        }
-        None => {
-            // Only the page is kept; the matches before and after it are counted.
-            let before = matching.by_ref().take(offset).count();
-            let page: Vec<Arc<Station>> = matching.by_ref().take(limit).cloned().collect();
-            let total = before + page.len() + matching.count();
-            (total, state.monitor.views_of(page).await)
-        }
+        .map(str::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let wanted = StationQuery {
+        search: query.q,
+        status: query.status,
+        vendor: query.vendor,
+        ids: query
+            .ids
+            .as_deref()
+            .map(StationQuery::parse_ids)
+            .transpose()?,
+        limit: query.limit,
+        offset: query.offset.unwrap_or(0),
     };
-    let stations = views.iter().map(StationJson::of).collect();
-    Ok(axum::Json(StationListJson {
-        stations,
-        total,
-        timestamp: Utc::now(),
-    }))
+    let page = state.monitor.list(&wanted).await?;
+    Ok(axum::Json(StationListJson::of(&page, view)))
 }
 
 /// One station with all its ports.
 #[utoipa::path(
     get, path = "/api/stations/{station_id}", tag = "stations",
-    params(("station_id" = String, Path, description = "The vendor's station id")),
+    params(StationPath),
     responses(
         (status = 200, description = "The station and its ports", body = StationDetailJson),
-        (status = 400, description = "Malformed station id", body = ErrorJson),
-        (status = 404, description = "No such station", body = ErrorJson),
+        (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
+        (status = 404, description = "No such station", body = crate::views::ErrorJson),
+        (status = 503, description = "The station cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn get_station(
@@ -167,7 +116,8 @@ pub async fn get_station(
     get, path = "/api/ports", tag = "stations",
     responses(
         (status = 200, description = "The default station and its ports", body = StationDetailJson),
-        (status = 404, description = "No station is configured", body = ErrorJson),
+        (status = 404, description = "No station is configured", body = crate::views::ErrorJson),
+        (status = 503, description = "The station cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn default_ports(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -175,23 +125,26 @@ pub async fn default_ports(State(state): State<AppState>) -> Result<Response, Ap
     station_answer(&state, &station.id).await
 }
 
-/// A station's answer: the one encoded less than a quarter second ago, else from its view.
+/// A station's answer: one made less than a quarter second ago, else a new one.
 async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, ApiError> {
-    if let Some(answer) = state.details.fresh(id) {
+    if let Some(answer) = state.details.fresh(id).await {
         return Ok(answer);
     }
     let view = state.monitor.view(id).await?;
-    Ok(state.details.response(&view))
+    Ok(state.details.answer(&view).await)
 }
 
 /// Refreshes a station now, unless its data is younger than the cool-down.
 #[utoipa::path(
     post, path = "/api/stations/{station_id}/refresh", tag = "stations",
-    params(("station_id" = String, Path, description = "The vendor's station id")),
+    params(StationPath),
     responses(
         (status = 200, description = "The refresh ran (result ok or failed)", body = RefreshJson),
-        (status = 404, description = "No such station", body = ErrorJson),
-        (status = 429, description = "Refreshed too recently, or too many manual refreshes; see Retry-After", body = ErrorJson),
+        (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
+        (status = 404, description = "No such station", body = crate::views::ErrorJson),
+        (status = 429, description = "Refreshed too recently, or too many manual refreshes; see Retry-After", body = crate::views::ErrorJson,
+            headers(("Retry-After" = u64, description = "Seconds until a refresh is accepted"))),
+        (status = 503, description = "The station cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn refresh_station(
@@ -215,7 +168,7 @@ pub async fn refresh_station(
         ManualRefresh::CoolingDown { retry_after } => Err(ApiError::TooManyRequests {
             message: format!(
                 "station {id} was refreshed moments ago; its data is fresh (cool-down {} s)",
-                state.monitor.settings().manual_refresh_cooldown_secs
+                state.monitor.settings().manual_refresh.cooldown_secs
             ),
             retry_after,
         }),
@@ -231,8 +184,10 @@ pub async fn refresh_station(
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only this port.
+    #[param(minimum = 1, maximum = 1024)]
     port: Option<u32>,
-    /// At most this many (1–1000, default 100).
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only changes at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
@@ -243,11 +198,12 @@ pub struct EventsQuery {
 /// A station's status changes, newest first.
 #[utoipa::path(
     get, path = "/api/stations/{station_id}/events", tag = "stations",
-    params(("station_id" = String, Path, description = "The vendor's station id"), EventsQuery),
+    params(StationPath, EventsQuery),
     responses(
         (status = 200, description = "Status changes", body = EventListJson),
-        (status = 400, description = "Bad query", body = ErrorJson),
-        (status = 404, description = "No such station", body = ErrorJson),
+        (status = 400, description = "Bad query", body = crate::views::ErrorJson),
+        (status = 404, description = "No such station", body = crate::views::ErrorJson),
+        (status = 503, description = "History cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn station_events(
@@ -255,29 +211,17 @@ pub async fn station_events(
     StationPath(id): StationPath,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<axum::Json<EventListJson>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit {limit} is outside 1..=1000"
-        )));
-    }
-    state.monitor.station(&id).await?;
     let events = state
         .monitor
-        .store()
         .events(&EventQuery {
             station_id: Some(id.clone()),
             port: query.port,
             since: query.since,
             until: query.until,
-            limit,
+            limit: query.limit.unwrap_or(EventQuery::DEFAULT_LIMIT),
         })
-        .await
-        .map_err(csm_core::MonitorError::from)?;
-    Ok(axum::Json(EventListJson {
-        station_id: id.to_string(),
-        events: events.iter().map(EventJson::from).collect(),
-    }))
+        .await?;
+    Ok(axum::Json(EventListJson::of(&id, &events)))
 }
 
 /// A station to add.
@@ -286,26 +230,33 @@ pub async fn station_events(
 pub struct NewStation {
     /// The vendor's station id.
     #[serde(alias = "id")]
+    #[schema(pattern = r"^\s*[A-Za-z0-9_.:-]{1,64}\s*$")]
     pub station_id: String,
     /// Name shown to users.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Address.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub address: Option<String>,
     /// Latitude.
     #[serde(default)]
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: Option<f64>,
     /// Longitude.
     #[serde(default)]
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: Option<f64>,
     /// Vendor profile (default `simulator`).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub vendor: Option<String>,
     /// Refreshed by the scheduler (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Number of ports.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1024)]
     pub port_count: Option<u32>,
 }
 
@@ -316,10 +267,15 @@ pub struct NewStation {
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "Added", body = StationJson),
-        (status = 400, description = "Invalid station", body = ErrorJson),
-        (status = 401, description = "Missing or wrong token", body = ErrorJson),
-        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN)", body = ErrorJson),
-        (status = 409, description = "A station with this id exists", body = ErrorJson),
+        (status = 400, description = "Invalid station", body = crate::views::ErrorJson),
+        (status = 401, description = "Missing or wrong token", body = crate::views::ErrorJson,
+            headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)", body = crate::views::ErrorJson),
+        (status = 409, description = "A station with this id exists", body = crate::views::ErrorJson),
+        (status = 413, description = "Body larger than 64 KiB", body = crate::views::ErrorJson),
+        (status = 415, description = "Body is not application/json", body = crate::views::ErrorJson),
+        (status = 422, description = "JSON of the wrong shape", body = crate::views::ErrorJson),
+        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
     )
 )]
 pub async fn create_station(
@@ -352,13 +308,16 @@ pub async fn create_station(
 /// Removes a station; its history stays (admin token required).
 #[utoipa::path(
     delete, path = "/api/stations/{station_id}", tag = "admin",
-    params(("station_id" = String, Path, description = "The vendor's station id")),
+    params(StationPath),
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Missing or wrong token", body = ErrorJson),
-        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN)", body = ErrorJson),
-        (status = 404, description = "No such station", body = ErrorJson),
+        (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
+        (status = 401, description = "Missing or wrong token", body = crate::views::ErrorJson,
+            headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)", body = crate::views::ErrorJson),
+        (status = 404, description = "No such station", body = crate::views::ErrorJson),
+        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
     )
 )]
 pub async fn delete_station(
@@ -367,9 +326,16 @@ pub async fn delete_station(
     StationPath(id): StationPath,
 ) -> Result<StatusCode, ApiError> {
     state.monitor.remove_station(&id).await?;
-    state.details.forget(&id);
+    state.details.forget(&id).await;
     tracing::info!(station = %id, "station removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many stations a refresh-all started.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct RefreshAllJson {
+    /// Enabled stations being refreshed.
+    pub stations: usize,
 }
 
 /// Starts a refresh of every enabled station now (admin token required).
@@ -377,31 +343,21 @@ pub async fn delete_station(
     post, path = "/api/refresh", tag = "admin",
     security(("admin_token" = [])),
     responses(
-        (status = 202, description = "Started; the number of stations", body = serde_json::Value),
-        (status = 401, description = "Missing or wrong token", body = ErrorJson),
-        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN)", body = ErrorJson),
+        (status = 202, description = "Started", body = RefreshAllJson),
+        (status = 401, description = "Missing or wrong token", body = crate::views::ErrorJson,
+            headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)", body = crate::views::ErrorJson),
+        (status = 503, description = "The station list cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn refresh_all(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Response, ApiError> {
-    let stations: Vec<Arc<Station>> = state
-        .monitor
-        .stations()
-        .await?
-        .iter()
-        .filter(|s| s.enabled)
-        .cloned()
-        .collect();
-    let count = stations.len();
-    let engine = state.monitor.engine().clone();
-    tokio::spawn(async move {
-        engine.refresh_many(stations, |_| {}).await;
-    });
+    let stations = state.monitor.refresh_all_in_background().await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "stations": count })),
+        axum::Json(RefreshAllJson { stations }),
     )
         .into_response())
 }

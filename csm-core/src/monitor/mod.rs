@@ -1,25 +1,39 @@
-//! The monitor service: what the server and the CLI are built on. It owns the store, the cache,
-//! the sources and the refresh engine, and answers the questions users ask: which stations
-//! exist, what their ports are doing, refresh this one now, add and remove stations.
+//! The monitor service: the one door the server and the CLI go through. It owns the store, the
+//! cache, the sources and the refresh engine, and answers the questions users ask: which
+//! stations exist, what their ports are doing, what happened, refresh this one now, add and
+//! remove stations, do the connections work.
 //!
-//! Reads come from the cache and fall back to the store; they never call a vendor.
+//! Reads come from the cache and fall back to the store; they never call a vendor, and they
+//! never wait long on a database that is away: the catalogue is held in memory
+//! ([`catalog`]) and every store read on a request path is bounded by [`READ_WAIT`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::cache::{self, CacheError, StatusCache};
-use crate::charger::{ChargerError, Chargers, ProfileError, SIMULATOR_VENDOR, Simulator};
+use crate::charger::{ChargerError, Chargers, SIMULATOR_VENDOR, Simulator, SourcesError};
 use crate::error::InvalidInput;
-use crate::model::{Station, StationId, StationState};
-use crate::refresh::{Engine, EngineConfig, RefreshOutcome};
+use crate::model::{Station, StationId, StationState, StatusEvent};
+use crate::refresh::{Engine, EngineConfig, FlushReport, RefreshOutcome, StationUpdate, scheduler};
 use crate::settings::{Settings, SettingsError};
-use crate::store::{self, Store, StoreError, UpsertCounts};
+use crate::store::{self, EventQuery, Store, StoreError, UpsertCounts};
 
-/// How long the station catalogue is served from memory before it is read again.
-const CATALOG_TTL: Duration = Duration::from_secs(2);
+pub mod catalog;
+mod checks;
+mod list;
+
+pub use self::catalog::Catalog;
+pub use self::checks::{ConnectionCheck, Readiness};
+pub use self::list::{StationPage, StationQuery};
+
+/// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
+/// past it the request fails as unavailable instead of hanging on a database that is away.
+pub const READ_WAIT: Duration = Duration::from_millis(800);
 
 /// Why a monitor operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +50,9 @@ pub enum MonitorError {
     /// The settings cannot work.
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    /// A vendor profile is broken.
+    /// The sources cannot be set up (a broken vendor profile, no HTTP client).
     #[error(transparent)]
-    Profile(#[from] ProfileError),
+    Sources(#[from] SourcesError),
     /// Input was refused.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
@@ -80,22 +94,13 @@ pub enum ManualRefresh {
     },
 }
 
-/// Whether the monitor's dependencies answer.
-#[derive(Clone, Debug)]
-pub struct Readiness {
-    /// The store's answer.
-    pub database: Result<(), String>,
-    /// The cache's answer.
-    pub cache: Result<(), String>,
-}
-
 /// The monitor service. Cheap to share behind an `Arc`.
 pub struct Monitor {
     settings: Arc<Settings>,
     store: Arc<dyn Store>,
     cache: Arc<dyn StatusCache>,
     engine: Engine,
-    catalog: RwLock<Option<Catalog>>,
+    catalog: Arc<catalog::CatalogCell>,
     limiter: Mutex<TokenBucket>,
 }
 
@@ -109,33 +114,18 @@ impl std::fmt::Debug for Monitor {
     }
 }
 
-#[derive(Clone)]
-struct Catalog {
-    /// When it was last checked against the store; `None` once a change made it out of date.
-    loaded: Option<Instant>,
-    /// The store's catalogue version it was read at.
-    version: u64,
-    stations: Arc<Vec<Arc<Station>>>,
-    by_id: Arc<HashMap<StationId, usize>>,
-}
-
-impl Catalog {
-    fn expired(&self) -> bool {
-        self.loaded.is_none_or(|at| at.elapsed() >= CATALOG_TTL)
-    }
-}
-
 impl Monitor {
     /// Connects everything the settings name. The database is not touched yet: call
     /// [`Monitor::migrate`] (`init-db`) to create its tables.
     pub async fn open(settings: Settings) -> Result<Self, MonitorError> {
         settings.validate()?;
-        let store = store::connect(settings.database_url(), settings.db_max_connections).await?;
+        let store =
+            store::connect(settings.database.url(), settings.database.max_connections).await?;
         let cache = cache::connect(
-            settings.redis_url.as_deref(),
-            &settings.cache_prefix,
+            settings.cache.redis_url.as_deref(),
+            &settings.cache.prefix,
             settings.cache_ttl(),
-            Duration::from_millis(settings.cache_local_ttl_ms),
+            Duration::from_millis(settings.cache.local_ttl_ms),
         )?;
         let chargers = Chargers::from_settings(&settings)?;
         Ok(Self::from_parts(settings, store, cache, chargers))
@@ -152,15 +142,15 @@ impl Monitor {
             Arc::clone(&store),
             Arc::clone(&cache),
             chargers,
-            EngineConfig::from_settings(&settings),
+            EngineConfig::from_settings(&settings.engine),
         );
-        let per_minute = f64::from(settings.manual_refresh_per_minute.max(1));
+        let per_minute = f64::from(settings.manual_refresh.per_minute.max(1));
         Self {
+            catalog: catalog::CatalogCell::new(Arc::clone(&store)),
             settings: Arc::new(settings),
             store,
             cache,
             engine,
-            catalog: RwLock::new(None),
             limiter: Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0)),
         }
     }
@@ -170,19 +160,9 @@ impl Monitor {
         &self.settings
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// The cache.
-    pub fn cache(&self) -> &Arc<dyn StatusCache> {
-        &self.cache
-    }
-
-    /// The refresh engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The database in use (`mysql host:3306/db`, `sqlite csm.db`), without credentials.
+    pub fn database(&self) -> String {
+        format!("{} {}", self.store.backend(), self.store.target())
     }
 
     /// Creates the database and applies migrations (idempotent).
@@ -190,76 +170,28 @@ impl Monitor {
         Ok(self.store.migrate().await?)
     }
 
-    /// Every station, from a catalogue kept in memory for a moment.
-    pub async fn stations(&self) -> Result<Arc<Vec<Arc<Station>>>, MonitorError> {
-        Ok(self.catalog().await?.stations)
+    // ---- stations ----------------------------------------------------------------------
+
+    /// The catalogue held in memory (see [`catalog`]).
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, MonitorError> {
+        Ok(self.catalog.get(READ_WAIT).await?)
     }
 
-    async fn catalog(&self) -> Result<Catalog, MonitorError> {
-        let current = self
-            .catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(catalog) = current.as_ref().filter(|c| !c.expired()) {
-            return Ok(catalog.clone());
-        }
-        // A cheap question first: has the list changed at all since it was read?
-        let version = match self.store.catalog_version().await {
-            Ok(version) => version,
-            // The last catalogue is better than none while the database is away.
-            Err(error) => return current.ok_or(MonitorError::Store(error)),
-        };
-        if let Some(mut catalog) = current
-            .clone()
-            .filter(|c| c.loaded.is_some() && c.version == version)
-        {
-            catalog.loaded = Some(Instant::now());
-            *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(catalog.clone());
-            return Ok(catalog);
-        }
-        let stations: Vec<Arc<Station>> = match self.store.list_stations().await {
-            Ok(list) => list.into_iter().map(Arc::new).collect(),
-            Err(error) => return current.ok_or(MonitorError::Store(error)),
-        };
-        let by_id = stations
-            .iter()
-            .enumerate()
-            .map(|(index, s)| (s.id.clone(), index))
-            .collect();
-        let catalog = Catalog {
-            loaded: Some(Instant::now()),
-            version,
-            stations: Arc::new(stations),
-            by_id: Arc::new(by_id),
-        };
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Some(catalog.clone());
-        Ok(catalog)
-    }
-
-    /// Makes the next read load the catalogue again (kept meanwhile as a fallback).
-    fn invalidate_catalog(&self) {
-        if let Some(catalog) = self
-            .catalog
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            catalog.loaded = None;
-        }
+    /// Every station, ordered by id.
+    pub async fn stations(&self) -> Result<Arc<[Arc<Station>]>, MonitorError> {
+        Ok(Arc::clone(&self.catalog().await?.stations))
     }
 
     /// One station.
     pub async fn station(&self, id: &StationId) -> Result<Arc<Station>, MonitorError> {
-        let catalog = self.catalog().await?;
-        catalog
-            .by_id
+        self.catalog()
+            .await?
             .get(id)
-            .map(|&index| Arc::clone(&catalog.stations[index]))
+            .cloned()
             .ok_or_else(|| MonitorError::NotFound(id.clone()))
     }
 
-    /// The station served by `GET /api/ports`: `CSM_DEFAULT_STATION`, else the first one.
+    /// The station served by `GET /api/ports`: the configured default, else the first one.
     pub async fn default_station(&self) -> Result<Arc<Station>, MonitorError> {
         match &self.settings.default_station {
             Some(id) => self.station(&StationId::parse(id)?).await,
@@ -279,15 +211,8 @@ impl Monitor {
         Ok(views.remove(0))
     }
 
-    /// Every station with the state of its ports.
-    pub async fn views(&self) -> Result<Vec<StationView>, MonitorError> {
-        let stations = self.stations().await?;
-        Ok(self.views_of(stations.to_vec()).await)
-    }
-
     /// The views of some stations (in the order given): their states come from the cache, else
-    /// the store, else what this process last saw. Reading only the stations wanted (a page of
-    /// a large fleet) costs a fraction of [`Monitor::views`].
+    /// the store (within [`READ_WAIT`]), else what this process last saw.
     pub async fn views_of(&self, stations: Vec<Arc<Station>>) -> Vec<StationView> {
         let ids: Vec<StationId> = stations.iter().map(|s| s.id.clone()).collect();
         let mut states: Vec<Option<Arc<StationState>>> = match self.cache.get_many(&ids).await {
@@ -306,7 +231,14 @@ impl Monitor {
             metrics::counter!("csm_cache_requests_total", "result" => "miss")
                 .increment(missing.len() as u64);
             let wanted: Vec<StationId> = missing.iter().map(|&i| ids[i].clone()).collect();
-            match self.store.station_states(&wanted).await {
+            let stored = store::within(
+                READ_WAIT,
+                "reading port states",
+                &*self.store,
+                self.store.station_states(&wanted),
+            )
+            .await;
+            match stored {
                 Ok(stored) => {
                     let mut stored: HashMap<StationId, StationState> = stored
                         .into_iter()
@@ -338,17 +270,26 @@ impl Monitor {
             .collect()
     }
 
-    /// Data older than this is shown as stale: two refresh intervals plus one request timeout.
+    /// Data older than this is shown as stale.
     pub fn stale_after(&self) -> chrono::Duration {
-        let age = self.settings.refresh_interval() * 2 + self.settings.http_timeout();
-        chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.settings.stale_after()).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// A station's status changes, newest first.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, MonitorError> {
+        query.validate()?;
+        if let Some(id) = &query.station_id {
+            self.station(id).await?;
+        }
+        let read = self.store.events(query);
+        Ok(store::within(READ_WAIT, "reading status events", &*self.store, read).await?)
     }
 
     /// Adds a station.
     pub async fn add_station(&self, station: &Station) -> Result<(), MonitorError> {
         self.engine.chargers().get(&station.vendor)?;
         self.store.add_station(station).await?;
-        self.invalidate_catalog();
+        self.catalog.changed().await;
         Ok(())
     }
 
@@ -361,7 +302,7 @@ impl Monitor {
             })?;
         }
         let counts = self.store.upsert_stations(stations).await?;
-        self.invalidate_catalog();
+        self.catalog.changed().await;
         Ok(counts)
     }
 
@@ -380,15 +321,75 @@ impl Monitor {
         if let Err(error) = self.cache.remove(id).await {
             tracing::warn!(%error, station = %id, "cannot remove the station from the cache; it expires on its own");
         }
-        self.invalidate_catalog();
+        self.catalog.changed().await;
         Ok(())
+    }
+
+    /// Adds demo stations on the simulator when the store has no station at all (the embedded
+    /// default's first start). Returns how many were added.
+    pub async fn seed_demo(&self, count: usize) -> Result<usize, MonitorError> {
+        if !self.store.list_stations().await?.is_empty() {
+            return Ok(0);
+        }
+        let fleet = Simulator::with_fleet(self.settings.simulator.seed, 1.0, count, 12).fleet();
+        let demo: Vec<Station> = fleet
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut station)| {
+                // Piles of different sizes, as on a real campus.
+                station.port_count = [10, 12, 16, 20][index % 4];
+                station.vendor = SIMULATOR_VENDOR.into();
+                station
+            })
+            .collect();
+        self.import(&demo).await?;
+        Ok(demo.len())
+    }
+
+    // ---- refreshing ------------------------------------------------------------------
+
+    /// Refreshes the given stations now (at most the engine's concurrency at once), calling
+    /// `progress` as each ends.
+    pub async fn refresh(
+        &self,
+        stations: Vec<Arc<Station>>,
+        progress: impl Fn(&RefreshOutcome) + Send + Sync,
+    ) -> Vec<RefreshOutcome> {
+        self.engine.refresh_many(stations, progress).await
+    }
+
+    /// Refreshes one station now (or joins its running refresh).
+    pub async fn refresh_one(&self, station: Arc<Station>) -> RefreshOutcome {
+        self.engine.refresh(station).await
+    }
+
+    /// Refresh jobs running now.
+    pub fn refreshes_running(&self) -> usize {
+        self.engine.running()
+    }
+
+    /// Every enabled station.
+    pub async fn enabled_stations(&self) -> Result<Vec<Arc<Station>>, MonitorError> {
+        let stations = self.stations().await?;
+        Ok(stations.iter().filter(|s| s.enabled).cloned().collect())
+    }
+
+    /// Starts a refresh of every enabled station in the background; returns how many.
+    pub async fn refresh_all_in_background(&self) -> Result<usize, MonitorError> {
+        let stations = self.enabled_stations().await?;
+        let count = stations.len();
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            engine.refresh_many(stations, |_| {}).await;
+        });
+        Ok(count)
     }
 
     /// A manual refresh: skipped while the station's data is younger than the cool-down, and
     /// limited across all stations so nobody can hammer a vendor through csm.
     pub async fn manual_refresh(&self, id: &StationId) -> Result<ManualRefresh, MonitorError> {
         let station = self.station(id).await?;
-        let cooldown = self.settings.manual_refresh_cooldown();
+        let cooldown = self.settings.manual_refresh.cooldown();
         // Without either, the age is unknown; the global limit still protects the vendor.
         let checked_at = match self.cache.get(id).await {
             Ok(Some(state)) => Some(state.checked_at),
@@ -413,46 +414,40 @@ impl Monitor {
         Ok(ManualRefresh::Refreshed(self.engine.refresh(station).await))
     }
 
-    /// Adds demo stations on the simulator when the store has no station at all (the embedded
-    /// default's first start). Returns how many were added.
-    pub async fn seed_demo(&self, count: usize) -> Result<usize, MonitorError> {
-        if !self.store.list_stations().await?.is_empty() {
-            return Ok(0);
-        }
-        let fleet = Simulator::with_fleet(self.settings.simulator_seed, 1.0, count, 12).fleet();
-        let demo: Vec<Station> = fleet
-            .into_iter()
-            .enumerate()
-            .map(|(index, mut station)| {
-                // Piles of different sizes, as on a real campus.
-                station.port_count = [10, 12, 16, 20][index % 4];
-                station.vendor = SIMULATOR_VENDOR.into();
-                station
-            })
-            .collect();
-        self.import(&demo).await?;
-        Ok(demo.len())
+    /// Refreshes every enabled station every refresh interval until `cancel` fires.
+    pub async fn run_scheduler(self: Arc<Self>, cancel: CancellationToken) {
+        let interval = self.settings.engine.refresh_interval();
+        let engine = self.engine.clone();
+        scheduler::run(engine, self, interval, cancel).await;
     }
 
-    /// Whether the store and the cache answer.
-    pub async fn readiness(&self) -> Readiness {
-        let (database, cache) = tokio::join!(self.store.ping(), self.cache.ping());
-        Readiness {
-            database: database.map_err(|e| e.to_string()),
-            cache: cache.map_err(|e| e.to_string()),
-        }
+    /// Changes as they happen (what the live event stream and alerts listen to).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StationUpdate>> {
+        self.engine.subscribe()
+    }
+
+    /// Status events produced since start.
+    pub fn events_produced(&self) -> u64 {
+        self.engine.events_produced()
+    }
+
+    /// Writes everything produced so far; returns what could not be written.
+    pub async fn flush(&self) -> FlushReport {
+        self.engine.flush().await
+    }
+
+    /// Lets running refresh jobs end (up to `deadline`) and writes what they produced.
+    pub async fn shutdown(&self, deadline: Duration) -> FlushReport {
+        self.engine.shutdown(deadline).await
     }
 }
 
 /// The scheduler reads the monitor's catalogue: the same station values the API serves, not a
 /// second copy of the fleet.
 #[async_trait::async_trait]
-impl crate::refresh::scheduler::StationSource for Arc<Monitor> {
-    async fn stations(&self) -> Result<Vec<Arc<Station>>, String> {
-        Monitor::stations(self)
-            .await
-            .map(|list| list.to_vec())
-            .map_err(|e| e.to_string())
+impl scheduler::StationSource for Arc<Monitor> {
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, StoreError> {
+        Ok(self.catalog.get(READ_WAIT).await?.stations.to_vec())
     }
 }
 

@@ -1,0 +1,175 @@
+//! The station catalogue held in memory: every station, an index by id, and the lower-cased
+//! text that list searches look in.
+//!
+//! Requests never wait on the database for it. Once loaded, the catalogue is served as held;
+//! when it is older than [`CHECK_EVERY`], one background task asks the store whether the list
+//! changed (a cheap version number) and reloads it if so, while requests go on with the copy
+//! they have. Only the very first load (nothing held yet) waits, and for at most
+//! [`super::READ_WAIT`]. This instance's own changes (add, remove, import) reload it at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::model::{Station, StationId};
+use crate::store::{Store, StoreError};
+
+/// How often the held catalogue is checked against the store.
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// One version of the station list.
+#[derive(Debug)]
+pub struct Catalog {
+    /// The store's catalogue version it was read at.
+    version: u64,
+    /// Every station, ordered by id.
+    pub stations: Arc<[Arc<Station>]>,
+    by_id: HashMap<StationId, usize>,
+    /// Id, name and address of each station, lower-cased, made by the first search.
+    search: OnceLock<Vec<[Box<str>; 3]>>,
+}
+
+impl Catalog {
+    fn new(version: u64, stations: Vec<Station>) -> Self {
+        let stations: Arc<[Arc<Station>]> = stations.into_iter().map(Arc::new).collect();
+        let by_id = stations
+            .iter()
+            .enumerate()
+            .map(|(index, station)| (station.id.clone(), index))
+            .collect();
+        Self {
+            version,
+            stations,
+            by_id,
+            search: OnceLock::new(),
+        }
+    }
+
+    /// The station with this id.
+    pub fn get(&self, id: &StationId) -> Option<&Arc<Station>> {
+        self.by_id.get(id).map(|&index| &self.stations[index])
+    }
+
+    /// Whether the station at `index` has `needle` (lower case, not empty) in its id, name or
+    /// address.
+    pub fn matches(&self, index: usize, needle: &str) -> bool {
+        let fields = self.search.get_or_init(|| {
+            self.stations
+                .iter()
+                .map(|station| {
+                    [
+                        station.id.as_str().to_lowercase().into(),
+                        station.name.to_lowercase().into(),
+                        station
+                            .address
+                            .as_deref()
+                            .unwrap_or_default()
+                            .to_lowercase()
+                            .into(),
+                    ]
+                })
+                .collect()
+        });
+        fields[index].iter().any(|field| field.contains(needle))
+    }
+}
+
+/// The held catalogue and what keeps it current.
+pub(crate) struct CatalogCell {
+    store: Arc<dyn Store>,
+    held: RwLock<Option<Held>>,
+    /// Whether a background check is running.
+    checking: AtomicBool,
+}
+
+struct Held {
+    catalog: Arc<Catalog>,
+    checked: Instant,
+}
+
+impl std::fmt::Debug for CatalogCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.read().as_ref().map(|h| h.catalog.stations.len());
+        f.debug_struct("CatalogCell")
+            .field("stations", &held)
+            .finish()
+    }
+}
+
+impl CatalogCell {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            held: RwLock::new(None),
+            checking: AtomicBool::new(false),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Held>> {
+        self.held.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The catalogue: the held one (checked in the background when due), else loaded now
+    /// within `wait`.
+    pub(crate) async fn get(self: &Arc<Self>, wait: Duration) -> Result<Arc<Catalog>, StoreError> {
+        let held = self.read().as_ref().map(|held| {
+            (
+                Arc::clone(&held.catalog),
+                held.checked.elapsed() >= CHECK_EVERY,
+            )
+        });
+        match held {
+            Some((catalog, due)) => {
+                if due && !self.checking.swap(true, Ordering::AcqRel) {
+                    let cell = Arc::clone(self);
+                    tokio::spawn(async move {
+                        if let Err(error) = cell.check().await {
+                            tracing::debug!(%error, "cannot check the station list; serving the one held");
+                        }
+                        cell.checking.store(false, Ordering::Release);
+                    });
+                }
+                Ok(catalog)
+            }
+            None => {
+                crate::store::within(wait, "reading the station list", &*self.store, self.check())
+                    .await
+            }
+        }
+    }
+
+    /// Asks the store whether the list changed and reloads it if so.
+    pub(crate) async fn check(&self) -> Result<Arc<Catalog>, StoreError> {
+        let version = self.store.catalog_version().await?;
+        let current = self
+            .read()
+            .as_ref()
+            .map(|held| Arc::clone(&held.catalog))
+            .filter(|catalog| catalog.version == version);
+        let catalog = match current {
+            Some(catalog) => catalog,
+            None => Arc::new(Catalog::new(version, self.store.list_stations().await?)),
+        };
+        *self.held.write().unwrap_or_else(|p| p.into_inner()) = Some(Held {
+            catalog: Arc::clone(&catalog),
+            checked: Instant::now(),
+        });
+        Ok(catalog)
+    }
+
+    /// After a change made here: reload now, or at least make the next read check.
+    pub(crate) async fn changed(&self) {
+        if let Err(error) = self.check().await {
+            tracing::warn!(%error, "cannot reload the station list after a change; it is checked again on the next read");
+            if let Some(held) = self
+                .held
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                held.checked = Instant::now() - CHECK_EVERY;
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! One refresh job, in named steps: fetch the snapshot ([`Engine::fetch`]), settle it against
+//! the diff base into a new state and the rows to write ([`settle`]), then record both: diff
+//! base, cache, batch writer and subscribers ([`Engine::record`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::{Base, Engine, RefreshError, RefreshOutcome, RefreshStats, StationUpdate, diff, retry};
+use crate::charger::ChargerError;
+use crate::model::{Snapshot, Station, StationHealth, StationState};
+use crate::store::WriteBatch;
+
+/// What a job made of its fetch: the station's new state, the rows to write, and what to tell.
+pub(super) struct Settled {
+    /// The new state; `None` when a failure left nothing to go on (see [`settle`]).
+    pub(super) state: Option<StationState>,
+    /// Rows for the store.
+    pub(super) batch: WriteBatch,
+    /// Whether the station's health changed (failing, recovered, a new error).
+    pub(super) health_changed: bool,
+    /// Counts of a success, or the failure.
+    pub(super) result: Result<RefreshStats, RefreshError>,
+}
+
+impl Engine {
+    pub(super) async fn run_job(&self, station: &Station, base: Option<Base>) -> RefreshOutcome {
+        let _permit = self.inner.permits.acquire().await;
+        let started = Instant::now();
+        let (fetched, attempts) = self.fetch(station).await;
+        let base = match base {
+            Some(base) => base,
+            None => self.base(&station.id).await,
+        };
+        let settled = settle(station, &base, fetched, crate::model::now());
+        let result = self.record(station, settled).await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("csm_refresh_jobs_total", "outcome" => outcome).increment(1);
+        let elapsed = started.elapsed();
+        metrics::histogram!("csm_refresh_duration_seconds").record(elapsed.as_secs_f64());
+        RefreshOutcome {
+            station_id: station.id.clone(),
+            result,
+            attempts,
+            elapsed,
+        }
+    }
+
+    /// One snapshot of the station from its source, retrying transient failures; and the
+    /// number of attempts.
+    async fn fetch(&self, station: &Station) -> (Result<Snapshot, ChargerError>, u32) {
+        let inner = &self.inner;
+        match inner.chargers.get(&station.vendor) {
+            Ok(api) => {
+                let fetched = retry::fetch_with_retry(&**api, station, &inner.config.retry).await;
+                (fetched.result, fetched.attempts)
+            }
+            Err(error) => (Err(error), 1),
+        }
+    }
+
+    /// Keeps the new state (diff base and cache), queues its rows and tells subscribers.
+    pub(super) async fn record(
+        &self,
+        station: &Station,
+        settled: Settled,
+    ) -> Result<RefreshStats, RefreshError> {
+        let inner = &self.inner;
+        let Settled {
+            state,
+            batch,
+            health_changed,
+            result,
+        } = settled;
+        let state = state.map(Arc::new);
+        if let Some(state) = &state {
+            inner.base.keep(state);
+            if let Err(error) = inner.cache.put_many(std::slice::from_ref(state)).await {
+                tracing::debug!(%error, "cache write failed; this process keeps the state");
+            }
+        }
+        let events = batch.events.clone();
+        if !events.is_empty() {
+            inner
+                .events_produced
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            metrics::counter!("csm_status_events_total").increment(events.len() as u64);
+        }
+        inner.writer.write(batch).await;
+        if let Some(state) = state
+            && (!events.is_empty() || health_changed)
+            && inner.updates.receiver_count() > 0
+        {
+            let _ = inner.updates.send(Arc::new(StationUpdate {
+                state,
+                events,
+                health_changed,
+            }));
+        }
+        if let Err(error) = &result
+            && health_changed
+        {
+            tracing::warn!(station = %station.id, vendor = %station.vendor, %error, "refresh failed");
+        }
+        result
+    }
+}
+
+/// The new state of a station from what its source delivered, compared with the base.
+///
+/// - A snapshot: ports diffed against the base; only changed ports make rows and events. With
+///   an [`Base::Unknown`] base the ports are written (so the store catches up with the vendor)
+///   but no status change is invented.
+/// - A failure: the last ports are kept, marked with the error, so they show as stale rather
+///   than vanishing. With nothing to go on (an unknown base) nothing is kept: an empty station
+///   would read as new ports at the next success, and a health row would wipe the stored one.
+pub(super) fn settle(
+    station: &Station,
+    base: &Base,
+    fetched: Result<Snapshot, ChargerError>,
+    now: DateTime<Utc>,
+) -> Settled {
+    let previous = base.state();
+    let mut batch = WriteBatch::default();
+    match fetched {
+        Ok(snapshot) => {
+            let (ports, mut delta) = diff::diff(previous, &snapshot);
+            if matches!(base, Base::Unknown) {
+                tracing::debug!(station = %station.id, "no previous state to compare with (cache and database unreachable): ports kept, no events");
+                delta.events.clear();
+            }
+            let recovered = previous.is_none_or(|p| p.last_error.is_some());
+            let state = StationState {
+                station_id: station.id.clone(),
+                observed_at: Some(snapshot.observed_at),
+                checked_at: now,
+                last_error: None,
+                failures: 0,
+                ports,
+            };
+            if recovered {
+                batch.health.push(health_of(&state));
+            }
+            let stats = RefreshStats {
+                ports: state.ports.len(),
+                status_changes: delta.events.len(),
+                rows_written: delta.ports.len(),
+            };
+            batch.events = delta.events;
+            batch.ports = delta.ports;
+            Settled {
+                state: Some(state),
+                batch,
+                health_changed: recovered,
+                result: Ok(stats),
+            }
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let state = match base {
+                Base::Unknown => None,
+                Base::New => Some((Vec::new(), None, 1, true)),
+                Base::Known(p) => Some((
+                    p.ports.clone(),
+                    p.observed_at,
+                    p.failures + 1,
+                    p.last_error.as_deref() != Some(message.as_str()),
+                )),
+            }
+            .map(|(ports, observed_at, failures, changed)| {
+                let state = StationState {
+                    station_id: station.id.clone(),
+                    observed_at,
+                    checked_at: now,
+                    last_error: Some(message),
+                    failures,
+                    ports,
+                };
+                if changed {
+                    batch.health.push(health_of(&state));
+                }
+                (state, changed)
+            });
+            let health_changed = state.as_ref().is_none_or(|(_, changed)| *changed);
+            Settled {
+                state: state.map(|(state, _)| state),
+                batch,
+                health_changed,
+                result: Err(RefreshError::Source(error)),
+            }
+        }
+    }
+}
+
+fn health_of(state: &StationState) -> StationHealth {
+    StationHealth {
+        station_id: state.station_id.clone(),
+        last_ok_at: state.observed_at,
+        last_error: state.last_error.clone(),
+        checked_at: state.checked_at,
+        failures: state.failures,
+    }
+}

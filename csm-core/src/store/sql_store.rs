@@ -1,0 +1,429 @@
+//! The one implementation of [`Store`], over sqlx, for MySQL/MariaDB and SQLite alike: the SQL
+//! comes from [`statements`](super::statements), the values from [`rows`](super::rows), and
+//! what differs between the two backends (connecting, migrations, which errors are transient)
+//! from [`Backend`], implemented in `mysql.rs` and `sqlite.rs`.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use async_trait::async_trait;
+use sqlx::{Pool, Transaction};
+
+use super::rows;
+use super::sql::{Sql, Statement, statement};
+use super::statements::{
+    Dialect, LOOKUP_CHUNK, PORT_STATES, STATION_HEALTH, STATIONS, STATUS_EVENTS, Table,
+    placeholder_list,
+};
+use super::{EventQuery, Store, StoreError, UpsertCounts, WriteBatch};
+use crate::error::InvalidInput;
+use crate::model::{Station, StationId, StationState, StatusEvent};
+
+/// What a backend adds to the shared SQL.
+pub trait Backend: Sql {
+    /// How the backend spells what differs.
+    const DIALECT: Dialect;
+
+    /// Prepares the database (MySQL: creates it if missing) and applies the migrations.
+    fn migrate(store: &SqlStore<Self>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether an error of the database may go away on retry (busy, locked, connection lost).
+    fn is_transient(error: &sqlx::Error) -> bool;
+
+    /// Rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// A store in a MySQL/MariaDB or SQLite database ([`super::MySqlStore`],
+/// [`super::SqliteStore`]).
+#[derive(Debug)]
+pub struct SqlStore<DB: Backend> {
+    pub(super) pool: Pool<DB>,
+    /// Where the database is, without credentials (`host:port/db`, a file).
+    pub(super) target: String,
+    /// MySQL: the server URL without a database and the database's name, to create it.
+    pub(super) server: Option<(url::Url, String)>,
+}
+
+impl<DB: Backend> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            target: self.target.clone(),
+            server: self.server.clone(),
+        }
+    }
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// The error of a failed call while `doing`: unavailable when a retry may help.
+    pub(super) fn error(&self, doing: &'static str, source: sqlx::Error) -> StoreError {
+        if super::is_transient_sqlx(&source) || DB::is_transient(&source) {
+            StoreError::Unavailable {
+                backend: DB::DIALECT.name(),
+                target: self.target.clone(),
+                doing,
+                source,
+            }
+        } else {
+            StoreError::Query { doing, source }
+        }
+    }
+
+    /// Starts a transaction; end it with [`SqlStore::finish`].
+    async fn begin(&self, doing: &'static str) -> Result<Transaction<'static, DB>, StoreError> {
+        self.pool.begin().await.map_err(|e| self.error(doing, e))
+    }
+
+    /// Commits a transaction whose work succeeded; after an error, rolls it back at once, so
+    /// the connection does not go back to the pool inside an open transaction that would hold
+    /// its locks until the connection is next used.
+    async fn finish<T>(
+        &self,
+        tx: Transaction<'static, DB>,
+        work: Result<T, StoreError>,
+        doing: &'static str,
+    ) -> Result<T, StoreError> {
+        match work {
+            Ok(value) => {
+                tx.commit().await.map_err(|e| self.error(doing, e))?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes `rows` of `table` in multi-row statements of a few fixed sizes.
+    async fn insert_rows<T>(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        table: &Table,
+        rows: &[T],
+        bind: impl Fn(Statement<DB>, &T) -> Statement<DB>,
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        for chunk in DB::DIALECT.shaped_chunks(rows, table) {
+            let insert = chunk
+                .iter()
+                .fold(statement(DB::DIALECT.insert(table, chunk.len())), &bind);
+            DB::execute(insert, &mut **tx)
+                .await
+                .map_err(|e| self.error(doing, e))?;
+        }
+        Ok(())
+    }
+
+    /// Rows of a query on the pool.
+    async fn fetch(
+        &self,
+        query: Statement<DB>,
+        doing: &'static str,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        DB::fetch(query, &self.pool)
+            .await
+            .map_err(|e| self.error(doing, e))
+    }
+
+    /// Bumps the catalogue version, so every reader reloads the station list.
+    async fn bump_catalog(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        let bump = statement("UPDATE catalog_meta SET version = version + 1 WHERE id = 1");
+        DB::execute(bump, &mut **tx)
+            .await
+            .map_err(|e| self.error(doing, e))?;
+        Ok(())
+    }
+}
+
+/// `SELECT columns FROM table WHERE station_id IN (?, …)` with the ids bound.
+fn rows_of_stations<DB: Sql>(table: &Table, ids: &[StationId]) -> Statement<DB> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE station_id IN {}",
+        table.column_list(),
+        table.name,
+        placeholder_list(ids.len())
+    );
+    ids.iter()
+        .fold(statement(sql), |q, id| DB::bind_text(q, Some(id.as_str())))
+}
+
+/// Refuses a list with a bad station or an id twice, naming the entry.
+fn check_import(stations: &[Station]) -> Result<(), InvalidInput> {
+    let mut seen = HashMap::new();
+    for (index, station) in stations.iter().enumerate() {
+        station
+            .validate()
+            .map_err(|e| e.at(format_args!("station {} ({})", index + 1, station.id)))?;
+        if let Some(first) = seen.insert(station.id.as_str(), index) {
+            return Err(InvalidInput::new(
+                "station id",
+                format!(
+                    "{} appears twice (entries {} and {})",
+                    station.id,
+                    first + 1,
+                    index + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<DB: Backend> Store for SqlStore<DB> {
+    fn backend(&self) -> &'static str {
+        DB::DIALECT.name()
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        DB::migrate(self).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        DB::execute_on(statement("SELECT 1"), &self.pool)
+            .await
+            .map_err(|e| self.error("checking the connection", e))?;
+        Ok(())
+    }
+
+    async fn add_station(&self, station: &Station) -> Result<(), StoreError> {
+        station.validate()?;
+        let now = chrono::Utc::now();
+        let doing = "adding a station";
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            let tx = &mut tx;
+            let insert = format!(
+                "INSERT INTO stations ({}) VALUES {}",
+                STATIONS.column_list(),
+                placeholder_list(STATIONS.width())
+            );
+            match DB::execute(
+                rows::bind_station(statement(insert), station, now),
+                &mut **tx,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Err(StoreError::Conflict(station.id.clone()));
+                }
+                Err(e) => return Err(self.error(doing, e)),
+            }
+            self.bump_catalog(tx, doing).await
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
+    async fn upsert_stations(&self, stations: &[Station]) -> Result<UpsertCounts, StoreError> {
+        check_import(stations)?;
+        let now = chrono::Utc::now();
+        let doing = "importing stations";
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            let tx = &mut tx;
+            let mut existing = 0_u64;
+            for chunk in stations.chunks(DB::DIALECT.rows_per_statement(&STATIONS)) {
+                let sql = format!(
+                    "SELECT COUNT(*) AS n FROM stations WHERE id IN {}",
+                    placeholder_list(chunk.len())
+                );
+                let count = chunk
+                    .iter()
+                    .fold(statement(sql), |q, s| DB::bind_text(q, Some(s.id.as_str())));
+                let found = DB::fetch_in(count, &mut **tx)
+                    .await
+                    .map_err(|e| self.error(doing, e))?;
+                existing += found
+                    .first()
+                    .map(rows::count::<DB>)
+                    .transpose()?
+                    .unwrap_or(0);
+            }
+            let bind = |q, station: &Station| rows::bind_station(q, station, now);
+            self.insert_rows(tx, &STATIONS, stations, bind, doing)
+                .await?;
+            self.bump_catalog(tx, doing).await?;
+            Ok(UpsertCounts {
+                added: stations.len() as u64 - existing,
+                updated: existing,
+            })
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
+    async fn remove_station(&self, id: &StationId) -> Result<bool, StoreError> {
+        let doing = "removing a station";
+        let delete = |sql: &'static str| DB::bind_text(statement(sql), Some(id.as_str()));
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            let tx = &mut tx;
+            let done = DB::execute(delete("DELETE FROM stations WHERE id = ?"), &mut **tx)
+                .await
+                .map_err(|e| self.error(doing, e))?;
+            // Its history stays; its port state and health go.
+            for sql in [
+                "DELETE FROM port_states WHERE station_id = ?",
+                "DELETE FROM station_health WHERE station_id = ?",
+            ] {
+                DB::execute(delete(sql), &mut **tx)
+                    .await
+                    .map_err(|e| self.error(doing, e))?;
+            }
+            self.bump_catalog(tx, doing).await?;
+            Ok(DB::rows_affected(&done) > 0)
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
+    async fn list_stations(&self) -> Result<Vec<Station>, StoreError> {
+        let query = format!(
+            "SELECT {} FROM stations ORDER BY id",
+            STATIONS.column_list()
+        );
+        let found = self.fetch(statement(query), "listing stations").await?;
+        found.iter().map(rows::station::<DB>).collect()
+    }
+
+    async fn catalog_version(&self) -> Result<u64, StoreError> {
+        let query = statement("SELECT CAST(version AS SIGNED) AS n FROM catalog_meta WHERE id = 1");
+        let found = self.fetch(query, "reading the catalogue version").await?;
+        Ok(found
+            .first()
+            .map(rows::count::<DB>)
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    async fn get_station(&self, id: &StationId) -> Result<Option<Station>, StoreError> {
+        let query = format!(
+            "SELECT {} FROM stations WHERE id = ?",
+            STATIONS.column_list()
+        );
+        let query = DB::bind_text(statement(query), Some(id.as_str()));
+        let found = self.fetch(query, "reading a station").await?;
+        found.first().map(rows::station::<DB>).transpose()
+    }
+
+    async fn station_states(&self, ids: &[StationId]) -> Result<Vec<StationState>, StoreError> {
+        let mut ports = Vec::new();
+        let mut health = Vec::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let found = self
+                .fetch(rows_of_stations(&PORT_STATES, chunk), "reading port states")
+                .await?;
+            for row in &found {
+                ports.push(rows::port_state::<DB>(row)?);
+            }
+            let found = self
+                .fetch(
+                    rows_of_stations(&STATION_HEALTH, chunk),
+                    "reading station health",
+                )
+                .await?;
+            for row in &found {
+                health.push(rows::health::<DB>(row)?);
+            }
+        }
+        Ok(rows::assemble_states(ports, health))
+    }
+
+    async fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let doing = "writing a batch";
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            let tx = &mut tx;
+            let ports = rows::bind_port_state::<DB>;
+            self.insert_rows(tx, &PORT_STATES, &batch.ports, ports, "writing port states")
+                .await?;
+            let events = rows::bind_event::<DB>;
+            self.insert_rows(
+                tx,
+                &STATUS_EVENTS,
+                &batch.events,
+                events,
+                "writing status events",
+            )
+            .await?;
+            let health = rows::bind_health::<DB>;
+            self.insert_rows(
+                tx,
+                &STATION_HEALTH,
+                &batch.health,
+                health,
+                "writing station health",
+            )
+            .await
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM status_events WHERE 1 = 1",
+            STATUS_EVENTS.column_list()
+        );
+        if query.station_id.is_some() {
+            sql.push_str(" AND station_id = ?");
+        }
+        if query.port.is_some() {
+            sql.push_str(" AND port = ?");
+        }
+        if query.since.is_some() {
+            sql.push_str(" AND at >= ?");
+        }
+        if query.until.is_some() {
+            sql.push_str(" AND at < ?");
+        }
+        sql.push_str(" ORDER BY at DESC, port DESC LIMIT ?");
+        let mut select = statement(sql);
+        if let Some(station) = &query.station_id {
+            select = DB::bind_text(select, Some(station.as_str()));
+        }
+        if let Some(port) = query.port {
+            select = DB::bind_u32(select, port);
+        }
+        if let Some(since) = query.since {
+            select = DB::bind_time(select, Some(since));
+        }
+        if let Some(until) = query.until {
+            select = DB::bind_time(select, Some(until));
+        }
+        select = DB::bind_int(select, Some(i64::from(query.limit)));
+        let found = self.fetch(select, "reading status events").await?;
+        found.iter().map(rows::event::<DB>).collect()
+    }
+
+    async fn count_events(&self, station_id: Option<&StationId>) -> Result<u64, StoreError> {
+        let query = match station_id {
+            Some(id) => DB::bind_text(
+                statement("SELECT COUNT(*) AS n FROM status_events WHERE station_id = ?"),
+                Some(id.as_str()),
+            ),
+            None => statement("SELECT COUNT(*) AS n FROM status_events"),
+        };
+        let found = self.fetch(query, "counting status events").await?;
+        Ok(found
+            .first()
+            .map(rows::count::<DB>)
+            .transpose()?
+            .unwrap_or(0))
+    }
+}

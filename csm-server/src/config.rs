@@ -1,0 +1,106 @@
+//! What the server adds to the core's settings: where it listens, who may write, which origins
+//! may call it, and the limits that keep one client from taking it down.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Defaults of the server's own settings, written once (flags and `Default` read them).
+pub mod defaults {
+    /// Address the server listens on.
+    pub const BIND: &str = "0.0.0.0:5000";
+    /// Seconds a client may take to send a request's headers.
+    pub const HEADER_TIMEOUT_SECS: u64 = 10;
+    /// Seconds an idle keep-alive connection is kept open.
+    pub const KEEPALIVE_SECS: u64 = 60;
+    /// Connections served at once.
+    pub const MAX_CONNECTIONS: usize = 20_000;
+    /// Live event streams (`/api/events`) at once.
+    pub const MAX_SSE_CLIENTS: usize = 5_000;
+}
+
+/// The server's settings.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Bearer token of the write endpoints; `None` refuses every write (403).
+    pub admin_token: Option<String>,
+    /// Origins allowed by CORS; empty: none.
+    pub cors_origins: Vec<String>,
+    /// Connection limits.
+    pub limits: Limits,
+    /// Benchmarks only: serve `GET /bench/ceiling`, a fixed JSON body of this many bytes.
+    pub bench_ceiling_bytes: Option<usize>,
+}
+
+/// What one client may hold of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest a client may take to send a request's headers, from its first byte.
+    pub header_timeout: Duration,
+    /// Longest a keep-alive connection may sit idle between requests.
+    pub keepalive_timeout: Duration,
+    /// Connections served at once. Past it, the connection idle the longest (waiting for
+    /// headers or between requests) is closed to make room; when none is idle the newcomer
+    /// gets 503.
+    pub max_connections: usize,
+    /// Live event streams at once; past it `/api/events` answers 503.
+    pub max_sse_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(defaults::HEADER_TIMEOUT_SECS),
+            keepalive_timeout: Duration::from_secs(defaults::KEEPALIVE_SECS),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_sse_clients: defaults::MAX_SSE_CLIENTS,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: defaults::BIND
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 5000))),
+            admin_token: None,
+            cors_origins: Vec::new(),
+            limits: Limits::default(),
+            bench_ceiling_bytes: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("cors_origins", &self.cors_origins)
+            .field("limits", &self.limits)
+            .field("bench_ceiling_bytes", &self.bench_ceiling_bytes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_admin_token() {
+        let config = ServerConfig {
+            admin_token: Some("admin-token-value".into()),
+            ..ServerConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("admin-token-value"), "{debug}");
+        assert!(debug.contains("0.0.0.0:5000"));
+    }
+}

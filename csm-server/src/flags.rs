@@ -1,0 +1,135 @@
+//! The server's command line: the core's flag groups (database, cache, engine, vendors,
+//! simulator) and the server's own, each also read from its `CSM_*` variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use csm_core::settings::{Settings, defaults as core};
+use csm_flags::{CacheFlags, DatabaseFlags, EngineFlags, LogFormat, SimulatorFlags, VendorFlags};
+
+use crate::config::{Limits, ServerConfig, defaults};
+
+/// Charging station monitor server: REST API, live dashboard and background refresh. With no
+/// configuration it runs on an embedded default (SQLite, in-process cache, simulated stations).
+#[derive(Debug, Parser)]
+#[command(name = "csm-server", version, about)]
+pub struct ServerFlags {
+    #[command(flatten)]
+    server: OwnFlags,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+    #[command(flatten)]
+    engine: EngineFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
+    #[command(flatten)]
+    simulator: SimulatorFlags,
+}
+
+/// The server's own settings.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Server")]
+struct OwnFlags {
+    /// Address the server listens on.
+    #[arg(long, env = "CSM_BIND", default_value = defaults::BIND)]
+    bind: SocketAddr,
+
+    /// Bearer token for the write endpoints of the API. Unset: writes are refused (403).
+    #[arg(long, env = "CSM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// Origins allowed by CORS, comma separated (`https://ops.example.com`). Unset: none.
+    #[arg(long, env = "CSM_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+
+    /// Station served by `GET /api/ports`. Unset: the first station.
+    #[arg(long, env = "CSM_DEFAULT_STATION")]
+    default_station: Option<String>,
+
+    /// Seed demo stations on the simulator when the database has none. Unset: only in the
+    /// embedded default (no `CSM_DATABASE_URL`).
+    #[arg(long, env = "CSM_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    demo: Option<bool>,
+
+    /// A manual refresh of a station is refused (429) while its data is younger than this many
+    /// seconds.
+    #[arg(long, env = "CSM_MANUAL_REFRESH_COOLDOWN_SECS", default_value_t = core::MANUAL_REFRESH_COOLDOWN_SECS)]
+    manual_refresh_cooldown_secs: u64,
+
+    /// Manual refreshes accepted per minute across all stations (protects vendor APIs).
+    #[arg(long, env = "CSM_MANUAL_REFRESH_PER_MINUTE", default_value_t = core::MANUAL_REFRESH_PER_MINUTE)]
+    manual_refresh_per_minute: u32,
+
+    /// Seconds a client may take to send a request's headers before its connection is closed.
+    #[arg(long, env = "CSM_HTTP_HEADER_TIMEOUT_SECS", default_value_t = defaults::HEADER_TIMEOUT_SECS)]
+    http_header_timeout_secs: u64,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, env = "CSM_HTTP_KEEPALIVE_SECS", default_value_t = defaults::KEEPALIVE_SECS)]
+    http_keepalive_secs: u64,
+
+    /// Connections served at once; past it the longest-idle connection makes room.
+    #[arg(long, env = "CSM_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Live event streams (`/api/events`) at once; past it the stream answers 503.
+    #[arg(long, env = "CSM_MAX_SSE_CLIENTS", default_value_t = defaults::MAX_SSE_CLIENTS)]
+    max_sse_clients: usize,
+
+    /// Log format: `text` or `json` (`RUST_LOG` sets the level).
+    #[arg(long, env = "CSM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Benchmarks only: serve `GET /bench/ceiling`, a fixed JSON body of this many bytes, as
+    /// the ceiling the API endpoints are compared with.
+    #[arg(long, env = "CSM_BENCH_CEILING_BYTES", hide = true)]
+    bench_ceiling_bytes: Option<usize>,
+}
+
+/// Everything the command line says: the core's settings, the server's, and the log format.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The core's settings.
+    pub settings: Settings,
+    /// The server's settings.
+    pub config: ServerConfig,
+    /// How to write logs.
+    pub log_format: LogFormat,
+}
+
+impl ServerFlags {
+    /// The settings the flags describe.
+    pub fn into_settings(self) -> Parsed {
+        let mut settings = Settings::default();
+        self.database.apply(&mut settings);
+        self.cache.apply(&mut settings);
+        self.engine.apply(&mut settings);
+        self.vendors.apply(&mut settings);
+        self.simulator.apply(&mut settings);
+        let own = self.server;
+        settings.default_station = own.default_station;
+        settings.demo = own.demo;
+        settings.manual_refresh.cooldown_secs = own.manual_refresh_cooldown_secs;
+        settings.manual_refresh.per_minute = own.manual_refresh_per_minute;
+        let config = ServerConfig {
+            bind: own.bind,
+            admin_token: own.admin_token.filter(|t| !t.is_empty()),
+            cors_origins: own.cors_origins,
+            limits: Limits {
+                header_timeout: Duration::from_secs(own.http_header_timeout_secs.max(1)),
+                keepalive_timeout: Duration::from_secs(own.http_keepalive_secs.max(1)),
+                max_connections: own.max_connections.max(1),
+                max_sse_clients: own.max_sse_clients,
+            },
+            bench_ceiling_bytes: own.bench_ceiling_bytes,
+        };
+        Parsed {
+            settings,
+            config,
+            log_format: own.log_format,
+        }
+    }
+}
