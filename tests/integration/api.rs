@@ -52,7 +52,89 @@ macro_rules! on_both {
     };
 }
 
-on_both!(reads_use_the_original_keys, manual_refresh_has_a_cool_down);
+on_both!(
+    reads_use_the_original_keys,
+    manual_refresh_has_a_cool_down,
+    the_list_carries_each_stations_ports_unless_asked_for_the_summary
+);
+
+/// A document without the moment it was made (`timestamp` of the answer itself).
+fn undated(mut document: Value) -> Value {
+    if let Some(object) = document.as_object_mut() {
+        object.remove("timestamp");
+    }
+    document
+}
+
+async fn the_list_carries_each_stations_ports_unless_asked_for_the_summary(
+    backend: Backend,
+    cache: CacheKind,
+) {
+    let app = spawn_app_with(backend, cache, |_| {}).await;
+    refresh_all_now(&app).await;
+    let (status, full) = get_json(&app, "/api/stations").await;
+    assert_eq!(status, StatusCode::OK);
+    let stations = full["stations"].as_array().unwrap();
+    assert_eq!(stations.len(), 3);
+    for listed in stations {
+        // The migrating client's read: stations[i].ports, each with the original keys.
+        let id = listed["station_id"].as_str().unwrap();
+        let ports = listed["ports"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no ports: {listed}"));
+        assert_eq!(
+            ports.len() as u64,
+            listed["summary"]["total"].as_u64().unwrap()
+        );
+        for key in ["port", "status", "voltage", "current", "timestamp"] {
+            assert!(ports[0].get(key).is_some(), "{key} missing: {}", ports[0]);
+        }
+        let (_, detail) = get_json(&app, &format!("/api/stations/{id}")).await;
+        assert_eq!(
+            undated(listed.clone()),
+            undated(detail),
+            "the list's {id} is its detail"
+        );
+    }
+    let (status, summary) = get_json(&app, "/api/stations?view=summary").await;
+    assert_eq!(status, StatusCode::OK);
+    for listed in summary["stations"].as_array().unwrap() {
+        assert!(
+            listed.get("ports").is_none(),
+            "no ports in the summary view: {listed}"
+        );
+        assert!(listed["summary"]["total"].as_u64().unwrap() > 0);
+    }
+    // Paging, search and filters pick the same stations in both views.
+    let ids = |list: &Value| -> Vec<String> {
+        list["stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["station_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for query in [
+        "",
+        "q=S0002",
+        "limit=2&offset=1",
+        "status=free",
+        "ids=S0003,S0001",
+        "vendor=simulator&limit=1",
+    ] {
+        let (_, full) = get_json(&app, &format!("/api/stations?{query}")).await;
+        let (_, light) = get_json(&app, &format!("/api/stations?{query}&view=summary")).await;
+        assert_eq!(ids(&full), ids(&light), "{query}");
+        assert_eq!(full["total"], light["total"], "{query}");
+    }
+    let (status, bad) = get_json(&app, "/api/stations?view=everything").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["error"].as_str().unwrap().contains("full, summary"),
+        "{bad}"
+    );
+    app.stop().await;
+}
 
 async fn reads_use_the_original_keys(backend: Backend, cache: CacheKind) {
     let app = spawn_app_with(backend, cache, |_| {}).await;

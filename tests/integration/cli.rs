@@ -8,7 +8,7 @@ use csm::cli::{Cli, exit_code_for, render_error};
 use csm::core::settings::Settings;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestDb, redis_url};
+use crate::helpers::{Backend, CacheKind, TestApp, TestDb, redis_url, spawn_app_with};
 
 /// Runs `csm-cli <args>` with no vendor profiles; returns the outcome and what it printed.
 async fn run(args: &[&str]) -> (anyhow::Result<ExitCode>, String) {
@@ -287,4 +287,71 @@ async fn bad_settings_are_usage_errors() {
     let (result, _) = run(&["ports", "S1", "--redis-url", "http://cache"]).await;
     assert_eq!(exit_code_for(&result.unwrap_err()), 2);
     assert!(Cli::try_parse_from(["csm-cli", "refresh", "--bogus"]).is_err());
+}
+
+/// The CLI's `--json` of a command run against the database and cache of `app`.
+async fn json_of(app: &TestApp, args: &[&str]) -> serde_json::Value {
+    let settings = app.monitor.settings().clone();
+    let outcome = run_adjusted(args, move |s| {
+        s.database = settings.database;
+        s.cache = settings.cache;
+    })
+    .await;
+    serde_json::from_str(ok(&outcome)).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", outcome.1))
+}
+
+/// The API's answer, without the moment it was made.
+async fn api_json(app: &TestApp, path: &str) -> serde_json::Value {
+    let response = app.client.get(app.url(path)).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    let mut document: serde_json::Value = response.json().await.unwrap();
+    document.as_object_mut().unwrap().remove("timestamp");
+    document
+}
+
+#[tokio::test]
+async fn the_clis_json_is_the_apis_document() {
+    let app = spawn_app_with(Backend::MySql, CacheKind::Redis, |_| {}).await;
+    let stations = app.monitor.stations().await.unwrap().to_vec();
+    app.monitor.refresh(stations.clone(), |_| {}).await;
+    app.monitor.refresh(stations, |_| {}).await;
+    app.monitor.flush().await;
+    let undated = |mut document: serde_json::Value| {
+        document.as_object_mut().unwrap().remove("timestamp");
+        document
+    };
+    let pairs: [(&[&str], &str); 5] = [
+        (&["ports", "S0002", "--json"], "/api/stations/S0002"),
+        (&["stations", "list", "--json"], "/api/stations"),
+        (
+            &[
+                "stations", "list", "--json", "--view", "summary", "--limit", "2", "--offset", "1",
+            ],
+            "/api/stations?view=summary&limit=2&offset=1",
+        ),
+        (
+            &["stations", "list", "--json", "--q", "s0003"],
+            "/api/stations?q=s0003",
+        ),
+        (
+            &["events", "S0001", "--json", "--limit", "5"],
+            "/api/stations/S0001/events?limit=5",
+        ),
+    ];
+    for (args, path) in pairs {
+        let cli = undated(json_of(&app, args).await);
+        let api = api_json(&app, path).await;
+        assert_eq!(cli, api, "csm-cli {args:?} against GET {path}");
+        assert!(cli.as_object().is_some_and(|o| o.len() >= 2), "{cli}");
+    }
+    let ports = json_of(&app, &["ports", "S0002", "--json"]).await;
+    assert!(
+        ports["ports"].as_array().is_some_and(|p| !p.is_empty()),
+        "{ports}"
+    );
+    app.stop().await;
 }

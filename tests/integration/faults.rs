@@ -11,6 +11,7 @@ use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorProfile
 use csm::core::model::{PortStatus, Station, StationId};
 use csm::core::refresh::{EngineConfig, RetryPolicy};
 use csm::core::store::{MySqlStore, Store};
+use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -385,7 +386,8 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
 // ---------------------------------------------------------------------------------------------
 // Database cut off and restored
 
-/// A TCP proxy the test can cut: while down it drops every connection and refuses new ones.
+/// A TCP proxy the test can cut: while down it drops every connection and refuses new ones
+/// (its port is closed, as a stopped database's is).
 struct Proxy {
     address: SocketAddr,
     down: watch::Sender<bool>,
@@ -395,16 +397,31 @@ impl Proxy {
     async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (down, watcher) = watch::channel(false);
+        let (down, mut watcher) = watch::channel(false);
         tokio::spawn(async move {
+            let mut listener = Some(listener);
             loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                if *watcher.borrow() {
-                    drop(client);
+                let Some(open) = listener.as_ref() else {
+                    // Closed: wait to come up, then listen on the same port again.
+                    if watcher.wait_for(|down| !*down).await.is_err() {
+                        return;
+                    }
+                    listener = TcpListener::bind(address).await.ok();
                     continue;
-                }
+                };
+                let client = tokio::select! {
+                    accepted = open.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => continue,
+                    },
+                    going_down = watcher.wait_for(|down| *down) => {
+                        if going_down.is_err() {
+                            return;
+                        }
+                        listener = None;
+                        continue;
+                    }
+                };
                 let mut watcher = watcher.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
@@ -826,4 +843,84 @@ async fn manual_refreshes_are_limited_per_station_and_globally() {
         2,
         "the vendor saw only the two accepted refreshes"
     );
+}
+
+#[tokio::test]
+async fn reads_never_wait_on_a_database_that_is_away() {
+    let (_db, direct, proxy, store) = proxied_database(4).await;
+    let cache =
+        crate::helpers::test_cache(crate::helpers::CacheKind::Redis, Duration::from_secs(60)).await;
+    let fleet: Vec<Station> = (1..=500)
+        .map(|i| station(&format!("W{i:03}"), "simulator", 6))
+        .collect();
+    direct.upsert_stations(&fleet).await.unwrap();
+    let monitor = Arc::new(
+        build(&store, &cache)
+            .settings(|s| s.engine.refresh_interval_secs = 1)
+            .monitor(),
+    );
+    let server = csm::server::Server::from_monitor(Arc::clone(&monitor), Default::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // Every station refreshed once (and so in Redis) before the outage.
+    let refreshed = Instant::now();
+    while direct.count_events(None).await.unwrap() < 500 * 6 {
+        assert!(refreshed.elapsed() < Duration::from_secs(60), "first cycle");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    proxy.set_down(true);
+    // Several catalogue checks (every 2 s) and refresh cycles (every 1 s) pass while the
+    // station answers, a page of the list and a history read are asked for again and again.
+    let mut slowest = Duration::ZERO;
+    let mut reads = 0;
+    let mut history = Vec::new();
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(7) {
+        let n = reads % 500 + 1;
+        let path = match reads % 10 {
+            0 => "/api/stations?view=summary&limit=50".to_owned(),
+            1 => format!("/api/stations/W{n:03}/events"),
+            _ => format!("/api/stations/W{n:03}"),
+        };
+        let started = Instant::now();
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        let took = started.elapsed();
+        slowest = slowest.max(took);
+        if reads % 10 == 1 {
+            history.push(response.status());
+        } else {
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{path} while the database is away"
+            );
+        }
+        reads += 1;
+    }
+    // A read answered from the cache does not touch the database; one that needs it (the
+    // history) gives up within the bounded wait. 1 s is far above either and far below the
+    // pool's 5 s wait for a connection that a read used to hang on.
+    assert!(
+        slowest < Duration::from_secs(1),
+        "the slowest of {reads} reads took {slowest:?}"
+    );
+    assert!(reads > 50, "{reads} reads");
+    assert!(
+        history
+            .iter()
+            .all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        "history needs the database: {history:?}"
+    );
+    proxy.set_down(false);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
 }

@@ -386,7 +386,7 @@ pub struct TestApp {
     pub scripted: Arc<ScriptedApi>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _store: TestStore,
+    pub store: TestStore,
 }
 
 impl TestApp {
@@ -423,7 +423,21 @@ pub async fn spawn_app_with(
     tweak(&mut config);
     let store = test_store(backend).await;
     config.core.database.url = Some(store.url.clone());
-    let cache = test_cache(cache, config.core.cache_ttl()).await;
+    let cache = match cache {
+        CacheKind::Redis => {
+            // The settings name the very cache, so a CLI run against the app reads it too.
+            config.core.cache.redis_url = Some(redis_url());
+            config.core.cache.prefix = format!("{}:", unique("csmtest"));
+            let cache = RedisCache::new(
+                &redis_url(),
+                &config.core.cache.prefix,
+                config.core.cache_ttl(),
+            )
+            .expect("Redis URL");
+            Arc::new(cache) as Arc<dyn StatusCache>
+        }
+        CacheKind::Memory => test_cache(cache, config.core.cache_ttl()).await,
+    };
     let scripted = Arc::new(ScriptedApi::default());
     let core = config.core;
     let monitor = Arc::new(
@@ -453,7 +467,7 @@ pub async fn spawn_app_with(
         scripted,
         stop: Some(stop),
         task: Some(task),
-        _store: store,
+        store,
     }
 }
 

@@ -329,3 +329,118 @@ async fn every_endpoint_refuses_bad_input_with_a_json_error() {
     );
     app.stop().await;
 }
+
+/// A connection that sent half a request header and then nothing.
+async fn slow_client(address: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: csm\r\nX-Slow: ")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Whether the server closed the connection (a read ends or fails) within `wait`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0_u8; 1024];
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {} // a response (an error page) before the close
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_client_with_many_slow_connections_cannot_take_the_server_down() {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.server.limits = csm::server::Limits {
+            header_timeout: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(2),
+            max_connections: 300,
+            max_sse_clients: 2,
+        };
+    })
+    .await;
+    // Far more half-sent requests than the server takes at once.
+    let mut slow = Vec::new();
+    for _ in 0..1_000 {
+        slow.push(slow_client(app.address).await);
+    }
+    // A normal client is answered while they hang: the longest-idle ones make room.
+    let fresh = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let health = fresh.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+    }
+    // Every half-sent request is closed by the server: the ones that made room at once, the
+    // others when their header time is up.
+    let mut closed = 0;
+    for stream in &mut slow {
+        closed += usize::from(closed_within(stream, Duration::from_secs(5)).await);
+    }
+    assert_eq!(closed, slow.len(), "slow connections closed by the server");
+
+    // An idle keep-alive connection is closed after its idle time, not kept forever.
+    let mut idle = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: csm\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0_u8; 1024];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+    assert!(
+        !closed_within(&mut idle, Duration::from_millis(500)).await,
+        "kept open between requests for a while"
+    );
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "closed once idle too long"
+    );
+
+    // Live event streams have a cap of their own, answered with a JSON 503 beyond it.
+    let first = fresh.get(app.url("/api/events")).send().await.unwrap();
+    let second = fresh.get(app.url("/api/events")).send().await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = fresh.get(app.url("/api/events")).send().await.unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = third.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("CSM_MAX_SSE_CLIENTS"),
+        "{body}"
+    );
+    drop(first);
+    // A closed stream gives its place back.
+    let mut reopened = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        reopened = fresh
+            .get(app.url("/api/events"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if reopened == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reopened, StatusCode::OK);
+    drop(second);
+    app.stop().await;
+}
