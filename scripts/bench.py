@@ -318,7 +318,7 @@ def start_server(database_url, prefix, vendor_url, extra=None):
 def wait_first_cycle(base, stations, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        listed = get_json(f"{base}/api/stations")["stations"]
+        listed = get_json(f"{base}/api/stations?view=summary")["stations"]
         if len(listed) == stations and all(s["updated_at"] for s in listed):
             return
         time.sleep(0.5)
@@ -380,9 +380,11 @@ def bench_api(stations, seconds):
             results["station"]["runs_rps"] = [r["rps"] for r in station_runs]
             results["ceiling"]["runs_rps"] = [r["rps"] for r in ceilings]
             results["ports"] = wrk(f"{base}/api/ports", 32, seconds)
-            results["stations"] = wrk(f"{base}/api/stations", 32, seconds)
-            with urllib.request.urlopen(f"{base}/api/stations") as response:
-                results["stations"]["body_bytes"] = len(response.read())
+            # The whole list, each station with its ports (the default), and the light list.
+            for key, path in (("stations", "/api/stations"), ("stations_summary", "/api/stations?view=summary")):
+                results[key] = wrk(f"{base}{path}", 32, seconds)
+                with urllib.request.urlopen(f"{base}{path}") as response:
+                    results[key]["body_bytes"] = len(response.read())
             for name in ("station", "ports"):
                 results[name]["fraction_of_ceiling"] = round(results[name]["rps"] / results["ceiling"]["rps"], 3)
         mysql("DROP DATABASE IF EXISTS `csm_bench_api`")
@@ -428,8 +430,8 @@ def bench_memory(stations, interval):
             rss, peak = server.rss_mb()
             # What the dashboard asks of a large fleet: a page of the list, and a search.
             pages = {name: wrk(f"{base}{path}", 8, 5) for name, path in (
-                ("page", "/api/stations?limit=200"),
-                ("search", "/api/stations?limit=200&q=s0001"),
+                ("page", "/api/stations?view=summary&limit=200"),
+                ("search", "/api/stations?view=summary&limit=200&q=s0001"),
             )}
         mysql("DROP DATABASE IF EXISTS `csm_bench_mem`")
     result = {"stations": stations, "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1),
@@ -512,8 +514,11 @@ def markdown(results):
             "|---|---:|---:|---:|---:|---:|",
         ]
         rows = [("fixed body (ceiling)", "ceiling"), ("GET /api/stations/{id}", "station"),
-                ("GET /api/ports", "ports"), ("GET /api/stations", "stations")]
+                ("GET /api/ports", "ports"), ("GET /api/stations (every station with its ports)", "stations"),
+                ("GET /api/stations?view=summary", "stations_summary")]
         for label, key in rows:
+            if key not in api:
+                continue
             r = api[key]
             size = r.get("body_bytes", api["body_bytes"])
             fraction = f"{r['fraction_of_ceiling']:.0%}" if "fraction_of_ceiling" in r else "—"
@@ -531,7 +536,7 @@ def markdown(results):
         for r in memory:
             lines.append(f"| {r['stations']:,} | {r['rss_mb']} | {r['peak_rss_mb']} |")
         lines += ["", "The dashboard's requests of the same server (wrk -t2 -c8, 5 s each): a page of 200 stations "
-                  "(`/api/stations?limit=200`) and a search (`&q=s0001`):", "",
+                  "(`/api/stations?view=summary&limit=200`) and a search (`&q=s0001`):", "",
                   "| stations | page req/s | page p99 ms | search req/s | search p99 ms |", "|---:|---:|---:|---:|---:|"]
         for r in memory:
             pages = r.get("list_pages")

@@ -9,7 +9,6 @@ use std::hint::black_box;
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use csm_core::cache::{decode, encode};
-use csm_core::charger::direct::ResponsePlan;
 use csm_core::charger::{Simulator, VendorProfile};
 use csm_core::model::{Station, StationId, StationState};
 use csm_core::refresh::diff::diff;
@@ -60,16 +59,6 @@ fn profile_parsing(c: &mut Criterion) {
                 b.iter(|| {
                     profile
                         .parse_response(&id, "http://x", black_box(&body), Utc::now())
-                        .expect("parses")
-                })
-            },
-        );
-        let plan = ResponsePlan::new(&profile).expect("the native profile has a plan");
-        c.bench_function(
-            &format!("profile: read native response from its text, {ports} ports"),
-            |b| {
-                b.iter(|| {
-                    plan.parse_response(&profile, &id, "http://x", black_box(&body), Utc::now())
                         .expect("parses")
                 })
             },

@@ -386,7 +386,7 @@ pub struct TestApp {
     pub scripted: Arc<ScriptedApi>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    pub store: TestStore,
+    _store: TestStore,
 }
 
 impl TestApp {
@@ -467,7 +467,7 @@ pub async fn spawn_app_with(
         scripted,
         stop: Some(stop),
         task: Some(task),
-        store,
+        _store: store,
     }
 }
 

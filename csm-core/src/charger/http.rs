@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::direct::ResponsePlan;
 use super::profile::{Method, VendorProfile};
 use super::{ChargerApi, ChargerError};
 use crate::model::{Snapshot, Station};
@@ -41,8 +40,6 @@ pub struct HttpChargerApi {
     /// The request URL up to the last `/` before the station id, as text and parsed once:
     /// a request's URL is then resolved from its own remainder, without parsing the host again.
     url_prefix: Option<(String, reqwest::Url)>,
-    /// How answers are read from their text, when the profile allows it.
-    plan: Option<ResponsePlan>,
 }
 
 impl HttpChargerApi {
@@ -63,7 +60,6 @@ impl HttpChargerApi {
             .or_else(|| profile.base_url.clone())
             .map(|url| url.trim_end_matches('/').to_owned());
         let mut api = Self {
-            plan: ResponsePlan::new(&profile),
             profile: Arc::new(profile),
             base_url,
             client,
@@ -325,28 +321,19 @@ impl ChargerApi for HttpChargerApi {
             )
             .await?;
         let observed_at = crate::model::now();
-        match &self.plan {
-            Some(plan) => {
-                plan.parse_response(&self.profile, &station.id, &url, &bytes, observed_at)
-            }
-            None => self
-                .profile
-                .parse_response(&station.id, &url, &bytes, observed_at),
-        }
+        self.profile
+            .parse_response(&station.id, &url, &bytes, observed_at)
     }
 
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {
         let Some(spec) = &self.profile.stations else {
-            return self.profile.read_stations(&super::json::Json::Null);
+            return self.profile.read_stations(&super::profile::Document::new());
         };
         let (url, bytes) = self
             .call(spec.method, &spec.url, spec.body.as_deref(), true, None)
             .await?;
-        let body = super::json::Json::parse(&bytes).map_err(|e| ChargerError::NotJson {
-            vendor: self.profile.name.clone(),
-            url,
-            message: e.to_string(),
-        })?;
+        let body =
+            super::profile::read::parse(&bytes).map_err(|e| self.profile.not_json(&url, &e))?;
         self.profile.read_stations(&body)
     }
 

@@ -14,9 +14,7 @@ use async_trait::async_trait;
 use crate::model::{Snapshot, Station};
 use crate::settings::Settings;
 
-pub mod direct;
 mod http;
-pub mod json;
 pub mod profile;
 pub mod simulator;
 
