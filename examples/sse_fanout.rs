@@ -39,6 +39,51 @@ async fn main() -> anyhow::Result<()> {
     let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(12);
 
+    let (received, connected, tasks) = connect_all(&url, clients).await?;
+    let listening_from = Utc::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    for task in &tasks {
+        task.abort();
+    }
+    let arrivals = arrivals(&received)?;
+    let mut last = Vec::new();
+    let mut first = Vec::new();
+    for ((_, _, at), times) in &arrivals {
+        let at: DateTime<Utc> = at.parse()?;
+        // Only changes observed while every client listened, and received by all of them.
+        if at <= listening_from || times.len() < clients {
+            continue;
+        }
+        let ms = |t: &DateTime<Utc>| (*t - at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        last.push(times.iter().map(ms).fold(f64::MIN, f64::max));
+        first.push(times.iter().map(ms).fold(f64::MAX, f64::min));
+    }
+    last.sort_by(f64::total_cmp);
+    first.sort_by(f64::total_cmp);
+    let pick =
+        |v: &[f64], p: f64| (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * p).round() as usize]);
+    println!(
+        "{}",
+        serde_json::json!({
+            "clients": clients,
+            "connected": connected,
+            "changes_measured": last.len(),
+            "last_client_ms": { "p50": pick(&last, 0.5), "p99": pick(&last, 0.99), "max": pick(&last, 1.0) },
+            "first_client_ms": { "p50": pick(&first, 0.5), "max": pick(&first, 1.0) },
+        })
+    );
+    Ok(())
+}
+
+/// What each client receives, how many connected, and the tasks that read the streams.
+type Clients = (
+    Vec<Arc<Mutex<Received>>>,
+    usize,
+    Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+);
+
+/// Opens `clients` event streams (within a minute) and records what arrives on each.
+async fn connect_all(url: &str, clients: usize) -> anyhow::Result<Clients> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
@@ -48,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
     for store in &received {
         let (client, url, store, connected) = (
             client.clone(),
-            url.clone(),
+            url.to_owned(),
             Arc::clone(store),
             Arc::clone(&connected),
         );
@@ -68,23 +113,28 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while connected.load(std::sync::atomic::Ordering::SeqCst) < clients {
+    loop {
+        let count = connected.load(std::sync::atomic::Ordering::SeqCst);
+        if count >= clients {
+            return Ok((received, count, tasks));
+        }
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
-            "only {} of {clients} clients connected",
-            connected.load(std::sync::atomic::Ordering::SeqCst)
+            "only {count} of {clients} clients connected"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let listening_from = Utc::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    for task in &tasks {
-        task.abort();
-    }
+}
 
-    // Change (station, port, at) → arrival at each client.
-    let mut arrivals: HashMap<(String, u64, String), Vec<DateTime<Utc>>> = HashMap::new();
-    for store in &received {
+/// A change: station, port and when it was observed.
+type ChangeKey = (String, u64, String);
+
+/// Each change with its arrival at each client that received it.
+fn arrivals(
+    received: &[Arc<Mutex<Received>>],
+) -> anyhow::Result<HashMap<ChangeKey, Vec<DateTime<Utc>>>> {
+    let mut arrivals: HashMap<ChangeKey, Vec<DateTime<Utc>>> = HashMap::new();
+    for store in received {
         let chunks = std::mem::take(&mut *store.lock().expect("lock"));
         let mut text = String::new();
         for (arrived, chunk) in chunks {
@@ -110,31 +160,5 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let mut last = Vec::new();
-    let mut first = Vec::new();
-    for ((_, _, at), times) in &arrivals {
-        let at: DateTime<Utc> = at.parse()?;
-        // Only changes observed while every client listened, and received by all of them.
-        if at <= listening_from || times.len() < clients {
-            continue;
-        }
-        let ms = |t: &DateTime<Utc>| (*t - at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-        last.push(times.iter().map(ms).fold(f64::MIN, f64::max));
-        first.push(times.iter().map(ms).fold(f64::MAX, f64::min));
-    }
-    last.sort_by(f64::total_cmp);
-    first.sort_by(f64::total_cmp);
-    let pick =
-        |v: &[f64], p: f64| (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * p).round() as usize]);
-    println!(
-        "{}",
-        serde_json::json!({
-            "clients": clients,
-            "connected": connected.load(std::sync::atomic::Ordering::SeqCst),
-            "changes_measured": last.len(),
-            "last_client_ms": { "p50": pick(&last, 0.5), "p99": pick(&last, 0.99), "max": pick(&last, 1.0) },
-            "first_client_ms": { "p50": pick(&first, 0.5), "max": pick(&first, 1.0) },
-        })
-    );
-    Ok(())
+    Ok(arrivals)
 }

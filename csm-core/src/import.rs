@@ -90,64 +90,21 @@ struct RawStation {
     port_count: Option<u32>,
 }
 
+/// A row of a file, where it was (`line 4`, `entry 2`), and whether it parsed.
+type Row = (String, Result<RawStation, String>);
+
 /// Parses and checks a station list. Stations without a vendor get `default_vendor`.
 pub fn parse_stations(
     text: &str,
     format: ImportFormat,
     default_vendor: &str,
 ) -> Result<Vec<Station>, ImportError> {
+    let rows = match format {
+        ImportFormat::Csv => csv_rows(text),
+        ImportFormat::Json => json_rows(text)?,
+    };
     let mut problems = Vec::new();
     let mut stations = Vec::new();
-    let rows: Vec<(String, Result<RawStation, String>)> = match format {
-        ImportFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .flexible(false)
-                .from_reader(text.as_bytes());
-            reader
-                .deserialize::<RawStation>()
-                .enumerate()
-                .map(|(index, row)| {
-                    let line = row
-                        .as_ref()
-                        .err()
-                        .and_then(|e| e.position().map(|p| p.line()))
-                        .unwrap_or(index as u64 + 2);
-                    (format!("line {line}"), row.map_err(|e| csv_message(&e)))
-                })
-                .collect()
-        }
-        ImportFormat::Json => {
-            #[derive(Deserialize)]
-            #[serde(untagged)]
-            enum Document {
-                List(Vec<serde_json::Value>),
-                Wrapped { stations: Vec<serde_json::Value> },
-            }
-            match serde_json::from_str::<Document>(text) {
-                Ok(Document::List(items) | Document::Wrapped { stations: items }) => items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, item)| {
-                        (
-                            format!("entry {}", index + 1),
-                            serde_json::from_value::<RawStation>(item).map_err(|e| e.to_string()),
-                        )
-                    })
-                    .collect(),
-                Err(e) => {
-                    return Err(ImportError {
-                        problems: vec![InvalidInput::new(
-                            "file",
-                            format!(
-                                "is not a JSON array of stations or {{\"stations\": [...]}} ({e})"
-                            ),
-                        )],
-                    });
-                }
-            }
-        }
-    };
     let mut seen: HashMap<String, String> = HashMap::new();
     for (location, row) in rows {
         let raw = match row {
@@ -177,6 +134,54 @@ pub fn parse_stations(
         Ok(stations)
     } else {
         Err(ImportError { problems })
+    }
+}
+
+/// The rows of a CSV file with a header line.
+fn csv_rows(text: &str) -> Vec<Row> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    reader
+        .deserialize::<RawStation>()
+        .enumerate()
+        .map(|(index, row)| {
+            let line = row
+                .as_ref()
+                .err()
+                .and_then(|e| e.position().map(|p| p.line()))
+                .unwrap_or(index as u64 + 2);
+            (format!("line {line}"), row.map_err(|e| csv_message(&e)))
+        })
+        .collect()
+}
+
+/// The entries of a JSON array of stations, or of `{"stations": [...]}`.
+fn json_rows(text: &str) -> Result<Vec<Row>, ImportError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Document {
+        List(Vec<serde_json::Value>),
+        Wrapped { stations: Vec<serde_json::Value> },
+    }
+    match serde_json::from_str::<Document>(text) {
+        Ok(Document::List(items) | Document::Wrapped { stations: items }) => Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                (
+                    format!("entry {}", index + 1),
+                    serde_json::from_value::<RawStation>(item).map_err(|e| e.to_string()),
+                )
+            })
+            .collect()),
+        Err(e) => Err(ImportError {
+            problems: vec![InvalidInput::new(
+                "file",
+                format!("is not a JSON array of stations or {{\"stations\": [...]}} ({e})"),
+            )],
+        }),
     }
 }
 

@@ -1,5 +1,5 @@
-//! The `StatusCache` contract, run on the in-process cache and on Redis (each test under a key
-//! prefix of its own).
+//! The `StatusCache` contract, run on the in-process cache, on Redis and on Redis behind a
+//! near cache (each test under a key prefix of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,9 @@ macro_rules! contract {
         }
         mod redis {
             $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::Redis).await } )*
+        }
+        mod near_redis {
+            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::NearRedis).await } )*
         }
     };
 }

@@ -57,11 +57,7 @@ fn every_example_profile_reads_its_sample() {
         let body = fixture(sample);
         match profile.parse_response(&id, "http://x", body.as_bytes(), now) {
             Ok(snapshot) => assert_eq!(snapshot.ports.len(), ports, "{sample}"),
-            Err(error) => assert_eq!(
-                (ports, error.kind()),
-                (0, "vendor"),
-                "{sample}: {error}"
-            ),
+            Err(error) => assert_eq!((ports, error.kind()), (0, "vendor"), "{sample}: {error}"),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use csm::core::Monitor;
-use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
+use csm::core::cache::{MemoryCache, NearCache, RedisCache, StatusCache};
 use csm::core::charger::{ChargerApi, ChargerError, Chargers};
 use csm::core::model::{PortReading, PortStatus, Snapshot, Station, StationId};
 use csm::core::refresh::{Engine, EngineConfig};
@@ -146,6 +146,8 @@ pub async fn test_store(backend: Backend) -> TestStore {
 pub enum CacheKind {
     Memory,
     Redis,
+    /// Redis with a local copy in front (what the server runs with Redis).
+    NearRedis,
 }
 
 /// A cache with a key prefix of its own.
@@ -162,6 +164,10 @@ pub async fn test_cache(kind: CacheKind, ttl: Duration) -> Arc<dyn StatusCache> 
                 );
             }
             Arc::new(cache)
+        }
+        CacheKind::NearRedis => {
+            let shared = Box::pin(test_cache(CacheKind::Redis, ttl)).await;
+            Arc::new(NearCache::new(shared, Duration::from_millis(500).min(ttl)))
         }
     }
 }
@@ -436,7 +442,9 @@ pub async fn spawn_app_with(
             .expect("Redis URL");
             Arc::new(cache) as Arc<dyn StatusCache>
         }
-        CacheKind::Memory => test_cache(cache, config.core.cache_ttl()).await,
+        CacheKind::Memory | CacheKind::NearRedis => {
+            test_cache(cache, config.core.cache_ttl()).await
+        }
     };
     let scripted = Arc::new(ScriptedApi::default());
     let core = config.core;

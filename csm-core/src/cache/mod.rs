@@ -2,6 +2,17 @@
 //!
 //! The cache holds one [`StationState`] per station (the latest readings of every port) with a
 //! lifetime of a few refresh intervals. API reads are served from it; the store is the fallback.
+//!
+//! # Every cache csm keeps
+//!
+//! | cache | holds | lives | made out of date by | with several instances on one Redis |
+//! |---|---|---|---|---|
+//! | the live cache ([`MemoryCache`] or [`RedisCache`]) | each station's latest state, in the compact encoding of [`codec`] | `CSM_CACHE_TTL_SECS` (three refresh intervals) | every refresh of the station rewrites it; removing the station deletes it | shared: every instance reads and writes the same keys (under `CSM_CACHE_PREFIX`) |
+//! | the near cache ([`NearCache`], in front of Redis) | this process's copy of states it read or wrote | `CSM_CACHE_LOCAL_TTL_MS` (1 s), never longer than the live cache's entry | this process's writes go through it; removals delete from both | another instance's write is seen here at most one local lifetime later |
+//! | the station catalogue ([`crate::monitor::catalog`]) | every station, an index by id | until the store's catalogue version changes, checked every 2 s in the background | this instance's add, import and remove reload it at once | another instance's change is seen within the 2 s check |
+//! | the search text (in the catalogue) | id, name and address of each station, lower-cased | as long as its catalogue version | a new catalogue version | as the catalogue |
+//! | the diff base ([`crate::refresh::base`]) | the last state this engine produced for each station, without measurements | until the station is removed | each refresh job replaces its station's entry | per process; used only when the live cache has nothing newer |
+//! | the station answers (csm-server, `detail.rs`) | the encoded JSON of `GET /api/stations/{id}` | 250 ms, at most 10,000 stations | expiry; removing the station drops it | per process: at most 250 ms behind the live cache |
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,7 +22,7 @@ use async_trait::async_trait;
 
 use crate::model::{StationId, StationState};
 
-mod codec;
+pub mod codec;
 mod memory;
 mod near;
 mod redis;
@@ -81,7 +92,8 @@ pub fn connect(
             if local_ttl.is_zero() {
                 Ok(redis)
             } else {
-                Ok(Arc::new(NearCache::new(redis, local_ttl)))
+                // A local copy never outlives the shared entry it copies.
+                Ok(Arc::new(NearCache::new(redis, local_ttl.min(ttl))))
             }
         }
         None => Ok(Arc::new(MemoryCache::new(ttl))),

@@ -122,75 +122,98 @@ pub(super) fn settle(
     fetched: Result<Snapshot, ChargerError>,
     now: DateTime<Utc>,
 ) -> Settled {
-    let previous = base.state();
-    let mut batch = WriteBatch::default();
     match fetched {
-        Ok(snapshot) => {
-            let (ports, mut delta) = diff::diff(previous, &snapshot);
-            if matches!(base, Base::Unknown) {
-                tracing::debug!(station = %station.id, "no previous state to compare with (cache and database unreachable): ports kept, no events");
-                delta.events.clear();
-            }
-            let recovered = previous.is_none_or(|p| p.last_error.is_some());
-            let state = StationState {
-                station_id: station.id.clone(),
-                observed_at: Some(snapshot.observed_at),
-                checked_at: now,
-                last_error: None,
-                failures: 0,
-                ports,
-            };
-            if recovered {
-                batch.health.push(health_of(&state));
-            }
-            let stats = RefreshStats {
-                ports: state.ports.len(),
-                status_changes: delta.events.len(),
-                rows_written: delta.ports.len(),
-            };
-            batch.events = delta.events;
-            batch.ports = delta.ports;
-            Settled {
-                state: Some(state),
-                batch,
-                health_changed: recovered,
-                result: Ok(stats),
-            }
-        }
-        Err(error) => {
-            let message = error.to_string();
-            let state = match base {
-                Base::Unknown => None,
-                Base::New => Some((Vec::new(), None, 1, true)),
-                Base::Known(p) => Some((
-                    p.ports.clone(),
-                    p.observed_at,
-                    p.failures + 1,
-                    p.last_error.as_deref() != Some(message.as_str()),
-                )),
-            }
-            .map(|(ports, observed_at, failures, changed)| {
-                let state = StationState {
-                    station_id: station.id.clone(),
-                    observed_at,
-                    checked_at: now,
-                    last_error: Some(message),
-                    failures,
-                    ports,
-                };
-                if changed {
-                    batch.health.push(health_of(&state));
-                }
-                (state, changed)
-            });
-            let health_changed = state.as_ref().is_none_or(|(_, changed)| *changed);
-            Settled {
-                state: state.map(|(state, _)| state),
-                batch,
-                health_changed,
+        Ok(snapshot) => settle_snapshot(station, base, &snapshot, now),
+        Err(error) => settle_failure(station, base, error, now),
+    }
+}
+
+/// A snapshot diffed against the base.
+fn settle_snapshot(
+    station: &Station,
+    base: &Base,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> Settled {
+    let previous = base.state();
+    let (ports, mut delta) = diff::diff(previous, snapshot);
+    if matches!(base, Base::Unknown) {
+        tracing::debug!(station = %station.id, "no previous state to compare with (cache and database unreachable): ports kept, no events");
+        delta.events.clear();
+    }
+    let recovered = previous.is_none_or(|p| p.last_error.is_some());
+    let state = StationState {
+        station_id: station.id.clone(),
+        observed_at: Some(snapshot.observed_at),
+        checked_at: now,
+        last_error: None,
+        failures: 0,
+        ports,
+    };
+    let stats = RefreshStats {
+        ports: state.ports.len(),
+        status_changes: delta.events.len(),
+        rows_written: delta.ports.len(),
+    };
+    let batch = WriteBatch {
+        ports: delta.ports,
+        events: delta.events,
+        health: if recovered {
+            vec![health_of(&state)]
+        } else {
+            Vec::new()
+        },
+    };
+    Settled {
+        state: Some(state),
+        batch,
+        health_changed: recovered,
+        result: Ok(stats),
+    }
+}
+
+/// A failure: the base's ports kept, marked with the error.
+fn settle_failure(
+    station: &Station,
+    base: &Base,
+    error: ChargerError,
+    now: DateTime<Utc>,
+) -> Settled {
+    let message = error.to_string();
+    let (ports, observed_at, failures, changed) = match base {
+        Base::Unknown => {
+            return Settled {
+                state: None,
+                batch: WriteBatch::default(),
+                health_changed: true,
                 result: Err(RefreshError::Source(error)),
-            }
+            };
         }
+        Base::New => (Vec::new(), None, 1, true),
+        Base::Known(p) => (
+            p.ports.clone(),
+            p.observed_at,
+            p.failures + 1,
+            p.last_error.as_deref() != Some(message.as_str()),
+        ),
+    };
+    let state = StationState {
+        station_id: station.id.clone(),
+        observed_at,
+        checked_at: now,
+        last_error: Some(message),
+        failures,
+        ports,
+    };
+    let mut batch = WriteBatch::default();
+    if changed {
+        batch.health.push(health_of(&state));
+    }
+    Settled {
+        state: Some(state),
+        batch,
+        health_changed: changed,
+        result: Err(RefreshError::Source(error)),
     }
 }
 

@@ -386,7 +386,6 @@ impl VendorProfile {
         }
         Ok(profiles)
     }
-
 }
 
 /// [`code_text`] of a value from a profile file (`success.equals`).
@@ -404,7 +403,6 @@ pub(crate) fn value_text(value: &Value) -> Option<String> {
     }
 }
 
-
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -413,4 +411,3 @@ impl fmt::Display for Method {
         })
     }
 }
-

@@ -121,6 +121,7 @@ impl VendorProfile {
         let spec = &self.ports;
         let list = self.list_at(body, &spec.pointer, "an array of ports")?;
         let mut ports = PortList::with_capacity(list.len().saturating_sub(spec.skip));
+        let lookup = FieldLookup::new(spec.fields.pointers());
         for (index, element) in list.iter().enumerate().skip(spec.skip) {
             let at = At {
                 list: &spec.pointer,
@@ -128,7 +129,7 @@ impl VendorProfile {
             };
             let reading = match spec.element {
                 ElementKind::Code => self.code_reading(element, &at)?,
-                ElementKind::Object => self.object_reading(element, &at)?,
+                ElementKind::Object => self.object_reading(element, &lookup, &at)?,
             };
             ports.push(self, &at, reading)?;
         }
@@ -219,7 +220,12 @@ impl VendorProfile {
     }
 
     /// The reading of an object element.
-    fn object_reading(&self, element: &Value, at: &At<'_>) -> Result<PortReading, ChargerError> {
+    fn object_reading(
+        &self,
+        element: &Value,
+        lookup: &FieldLookup<'_>,
+        at: &At<'_>,
+    ) -> Result<PortReading, ChargerError> {
         if !element.is_object() {
             return Err(self.mismatch(&at.to_string(), "a port object", Some(element)));
         }
@@ -232,9 +238,7 @@ impl VendorProfile {
             power,
             energy_kwh,
             session_ends_at,
-        ]: [Option<&Value>; FIELDS] = fields
-            .pointers()
-            .map(|p| p.and_then(|p| pointer(element, p)));
+        ] = lookup.values(element);
         let raw_number = match &fields.number {
             Some(p) => self.whole_number(number, p, at)?,
             None => self.position(at),
@@ -245,8 +249,7 @@ impl VendorProfile {
         let Some(Some(code)) = code else {
             return Err(self.mismatch(&format!("{at}{status_pointer}"), "a status code", status));
         };
-        let measure = |field: &Option<NumberField>, value: Option<&Value>, what: &str| match field
-        {
+        let measure = |field: &Option<NumberField>, value: Option<&Value>, what: &str| match field {
             Some(field) => Ok(self
                 .number_value(value, field.pointer(), at, what)?
                 .map(|v| v * field.scale())),
@@ -268,7 +271,12 @@ impl VendorProfile {
     }
 
     /// The port number at `p`: a whole number.
-    fn whole_number(&self, value: Option<&Value>, p: &str, at: &At<'_>) -> Result<i64, ChargerError> {
+    fn whole_number(
+        &self,
+        value: Option<&Value>,
+        p: &str,
+        at: &At<'_>,
+    ) -> Result<i64, ChargerError> {
         let number = self
             .number_value(value, p, at, "a port number")?
             .ok_or_else(|| self.mismatch(&format!("{at}{p}"), "a port number", None))?;
@@ -378,6 +386,49 @@ impl VendorProfile {
             expected: expected.to_owned(),
             found,
         }
+    }
+}
+
+/// How the fields of an object element are found (in the order of
+/// [`FieldsSpec::pointers`](super::FieldsSpec::pointers)): fields one key deep, the usual
+/// case, in one pass over the element's members (looking each up on its own cost several
+/// times as much); deeper ones by their pointer.
+struct FieldLookup<'p> {
+    pointers: [Option<&'p str>; FIELDS],
+    /// The key of each field that is one key deep.
+    keys: [Option<&'p str>; FIELDS],
+}
+
+impl<'p> FieldLookup<'p> {
+    fn new(pointers: [Option<&'p str>; FIELDS]) -> Self {
+        let key = |p: &'p str| {
+            let key = p.strip_prefix('/')?;
+            (!key.contains(['/', '~'])).then_some(key)
+        };
+        Self {
+            pointers,
+            keys: pointers.map(|p| p.and_then(key)),
+        }
+    }
+
+    /// The value of each field in `element` (the first member of a repeated key).
+    fn values<'v>(&self, element: &'v Value) -> [Option<&'v Value>; FIELDS] {
+        let mut values = [None; FIELDS];
+        if let Some(object) = element.as_object() {
+            for (key, value) in object.iter() {
+                for (slot, wanted) in values.iter_mut().zip(&self.keys) {
+                    if slot.is_none() && *wanted == Some(key) {
+                        *slot = Some(value);
+                    }
+                }
+            }
+        }
+        for ((slot, p), key) in values.iter_mut().zip(self.pointers).zip(self.keys) {
+            if let (Some(p), None) = (p, key) {
+                *slot = pointer(element, p);
+            }
+        }
+        values
     }
 }
 
@@ -501,6 +552,59 @@ fn describe(value: Option<&Value>) -> String {
                 "an empty object".into()
             } else {
                 shorten(format!("an object with keys {}", keys.join(", ")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn member() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["a", "b", "s", "v", "n", "0", "x~y", ""]).prop_map(String::from)
+    }
+
+    fn field() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof![
+            member().prop_map(|k| format!("/{k}")),
+            (member(), member()).prop_map(|(a, b)| format!("/{a}/{b}")),
+            Just("/x~0y".to_owned()),
+            Just(String::new()),
+        ])
+    }
+
+    fn element() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<i32>().prop_map(serde_json::Value::from),
+            "[a-z]{0,3}".prop_map(serde_json::Value::from),
+        ];
+        let inner = leaf.prop_recursive(2, 16, 4, |inner| {
+            prop::collection::vec((member(), inner), 0..4)
+                .prop_map(|members| serde_json::Value::Object(members.into_iter().collect()))
+        });
+        prop::collection::vec((member(), inner), 0..6)
+            .prop_map(|members| serde_json::Value::Object(members.into_iter().collect()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// One pass over the members finds what looking each field up by its pointer finds.
+        #[test]
+        fn the_field_lookup_finds_what_the_pointers_find(
+            fields in prop::array::uniform7(field()),
+            element in element(),
+        ) {
+            let document = parse(&serde_json::to_vec(&element).unwrap()).unwrap();
+            let pointers = fields.each_ref().map(Option::as_deref);
+            let by_pointer = pointers.map(|p| p.and_then(|p| pointer(&document, p)));
+            let by_lookup = FieldLookup::new(pointers).values(&document);
+            for (a, b) in by_pointer.iter().zip(&by_lookup) {
+                prop_assert_eq!(a.map(|v| v as *const Value), b.map(|v| v as *const Value));
             }
         }
     }

@@ -368,7 +368,10 @@ mod reader_agrees_with_serde_json {
     fn same(ours: &Value, theirs: &Value) -> bool {
         match (ours, theirs) {
             (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
-                let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+                let (a, b) = (
+                    a.as_f64().unwrap_or(f64::NAN),
+                    b.as_f64().unwrap_or(f64::NAN),
+                );
                 (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()).max(f64::MIN_POSITIVE)
             }
             (Value::Array(a), Value::Array(b)) => {
@@ -393,7 +396,9 @@ mod reader_agrees_with_serde_json {
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             any::<String>().prop_map(Value::from),
             "[a-z\\\\\"/\\u{0}-\\u{1f}é😀]{0,12}".prop_map(Value::from),
         ];
@@ -439,7 +444,11 @@ mod reader_agrees_with_serde_json {
                 serde_json::to_vec(&doc).unwrap()
             }
         });
-        assert_eq!(agreements(1024, written), 1024, "every written document reads");
+        assert_eq!(
+            agreements(1024, written),
+            1024,
+            "every written document reads"
+        );
     }
 
     #[test]
@@ -448,7 +457,10 @@ mod reader_agrees_with_serde_json {
         let damaged = (
             value(),
             prop::option::of(any::<prop::sample::Index>()),
-            prop::option::of((any::<prop::sample::Index>(), "[ \\[\\]{}:,\"\\\\a-z0-9.eE+\\-]")),
+            prop::option::of((
+                any::<prop::sample::Index>(),
+                "[ \\[\\]{}:,\"\\\\a-z0-9.eE+\\-]",
+            )),
         )
             .prop_map(|(doc, cut, insert)| {
                 let mut text = serde_json::to_string(&doc).unwrap();
