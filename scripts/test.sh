@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of csm: formatting, lints, unit and integration tests (against a real
 # MariaDB and Redis, which it starts, or installs with apt-get, when needed), and the dashboard
-# end-to-end in headless Chromium. Usage: ./scripts/test.sh
+# end-to-end in headless Chromium, and the API against its OpenAPI document (schemathesis).
+# Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test (unit, integration against MariaDB and Redis, doc, examples, benches once)"
 cargo test --workspace --all-targets --quiet
 cargo test --workspace --doc --quiet
+
+step "API contract: schemathesis against a running server"
+./scripts/contract.sh target/debug/csm-server
 
 step "dashboard end-to-end in headless Chromium"
 ./scripts/e2e.sh

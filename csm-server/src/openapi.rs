@@ -44,6 +44,9 @@ use csm_core::views as core;
         views::ErrorJson,
         stations::NewStation,
         stations::RefreshAllJson,
+        stations::ViewParam,
+        events::SseEvent,
+        events::SseEventName,
     )),
     modifiers(&AdminToken),
     tags(
@@ -67,7 +70,15 @@ impl Modify for AdminToken {
     }
 }
 
-/// `GET /api/openapi.json`.
-pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+/// The document this server serves: [`ApiDoc`] with what only the running server knows (the
+/// vendor profiles a new station may name).
+pub fn document(vendors: &[String]) -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let vendor = &mut document["components"]["schemas"]["NewStation"]["properties"]["vendor"];
+    if let Some(vendor) = vendor.as_object_mut() {
+        let mut names: Vec<serde_json::Value> = vendors.iter().map(|v| v.as_str().into()).collect();
+        names.push(serde_json::Value::Null);
+        vendor.insert("enum".into(), names.into());
+    }
+    document
 }

@@ -165,6 +165,11 @@ impl Monitor {
         format!("{} {}", self.store.backend(), self.store.target())
     }
 
+    /// The vendor profiles stations may name.
+    pub fn vendors(&self) -> Vec<String> {
+        self.engine.chargers().names()
+    }
+
     /// Creates the database and applies migrations (idempotent).
     pub async fn migrate(&self) -> Result<(), MonitorError> {
         Ok(self.store.migrate().await?)

@@ -137,8 +137,34 @@ async fn encode_update(
     }
 }
 
+/// One event of the stream, as a client's `EventSource` sees it.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// `hello` on connect (data: `{"server_time"}`), `station` when a station changed (data:
+    /// StationUpdateJson) or `lagged` when this client fell behind and should reload (data:
+    /// `{"missed"}`).
+    event: SseEventName,
+    /// The event's JSON.
+    data: String,
+}
+
+/// The events of the stream.
+#[derive(Debug, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SseEventName {
+    /// On connect.
+    Hello,
+    /// A station changed.
+    Station,
+    /// This client fell behind.
+    Lagged,
+}
+
 /// Filter of the event stream.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only updates of this station.
@@ -193,15 +219,20 @@ impl Drop for ClientGuard {
     get, path = "/api/events", tag = "live",
     params(EventsQuery),
     responses(
-        (status = 200, description = "text/event-stream of `hello`, `station` (data: StationUpdateJson) and `lagged` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of `hello`, `station` (data: StationUpdateJson) and `lagged` events", content_type = "text/event-stream", body = SseEvent),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
+        (status = 503, description = "As many event streams are open as the server takes (CSM_MAX_SSE_CLIENTS)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let only = query.station.as_deref().map(StationId::parse).transpose()?;
+    let only = query
+        .station
+        .as_deref()
+        .map(|raw| super::extract::exact_station_id(raw, "station"))
+        .transpose()?;
     let guard = state.sse_clients.join().ok_or_else(|| {
         ApiError::Unavailable(format!(
             "{} live event streams are open, the most this server takes (CSM_MAX_SSE_CLIENTS); try again later",

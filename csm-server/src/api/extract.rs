@@ -41,6 +41,17 @@ impl utoipa::IntoParams for StationPath {
     }
 }
 
+/// A station id from a request, exactly as the OpenAPI document's pattern has it (no spaces
+/// around it, which a file import would forgive).
+pub fn exact_station_id(raw: &str, place: &str) -> Result<StationId, ApiError> {
+    if raw.trim() != raw {
+        return Err(ApiError::BadRequest(format!(
+            "{place}: {raw:?} has spaces around it"
+        )));
+    }
+    Ok(StationId::parse(raw)?)
+}
+
 /// What a station id may be, as the OpenAPI document says it.
 pub const STATION_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,64}$";
 
@@ -53,12 +64,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StationPath {
             .map_err(|rejection: PathRejection| {
                 ApiError::BadRequest(format!("station id in the path: {}", rejection.body_text()))
             })?;
-        if raw.trim() != raw {
-            return Err(ApiError::BadRequest(format!(
-                "station id in the path: {raw:?} has spaces around it"
-            )));
-        }
-        Ok(Self(StationId::parse(&raw)?))
+        exact_station_id(&raw, "station id in the path").map(Self)
     }
 }
 

@@ -51,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
-        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/openapi.json", get(openapi_document(&state)))
         .route("/api/docs", get(assets::docs))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -84,6 +84,20 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// A handler answering the OpenAPI document, made once.
+fn openapi_document(
+    state: &AppState,
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + 'static {
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&openapi::document(&state.monitor.vendors())).unwrap_or_default(),
+    );
+    move || {
+        std::future::ready(
+            ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        )
+    }
 }
 
 /// A handler answering a fixed JSON body of `bytes` bytes: what the API endpoints would cost

@@ -20,6 +20,7 @@ use crate::views::RefreshJson;
 
 /// Filters and page of the station list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only stations whose id, name or address contains this text (case-insensitive).
@@ -32,6 +33,7 @@ pub struct ListQuery {
     #[param(max_length = 64)]
     vendor: Option<String>,
     /// Only these stations: ids separated by commas (at most 1,000), e.g. a user's favourites.
+    #[param(pattern = "^[A-Za-z0-9_.:, -]*$", max_length = 65000)]
     ids: Option<String>,
     /// At most this many stations, for reading a large fleet a page at a time; `total` tells
     /// how many match.
@@ -77,6 +79,15 @@ pub async fn list_stations(
         .map(str::parse)
         .transpose()?
         .unwrap_or_default();
+    for (name, value, most) in [("q", &query.q, 200), ("vendor", &query.vendor, 64)] {
+        if let Some(value) = value
+            && value.chars().count() > most
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is longer than {most} characters"
+            )));
+        }
+    }
     let wanted = StationQuery {
         search: query.q,
         status: query.status,
@@ -181,6 +192,7 @@ pub async fn refresh_station(
 
 /// Filters of a station's history.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only this port.
@@ -247,17 +259,32 @@ pub struct NewStation {
     #[serde(default)]
     #[schema(minimum = -180, maximum = 180)]
     pub lng: Option<f64>,
-    /// Vendor profile (default `simulator`).
+    /// Vendor profile (default `simulator`): one of the profiles this server has.
     #[serde(default)]
-    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub vendor: Option<String>,
     /// Refreshed by the scheduler (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Number of ports.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 1024)]
     pub port_count: Option<u32>,
+}
+
+/// A whole number, also when written with a fraction of zero (`12.0`), as JSON Schema counts it.
+fn whole_number<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<u32>, D::Error> {
+    let number: Option<f64> = Option::deserialize(input)?;
+    number
+        .map(|n| {
+            if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+                Ok(n as u32)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "{n} is not a whole number of ports"
+                )))
+            }
+        })
+        .transpose()
 }
 
 /// Adds a station (admin token required).
