@@ -1,0 +1,103 @@
+/*
+ * csm dashboard — station-view.js: the open station: its name, address and freshness, the
+ * refresh button (with its cool-down), the counts by status, banners when its data is stale or
+ * its vendor unreachable, and a tile per port.
+ */
+(function () {
+  'use strict';
+  const csm = (window.csm = window.csm || {});
+
+  csm.StationView = {
+    components: { 'port-tile': csm.PortTile },
+    props: {
+      t: { type: Object, required: true },
+      now: { type: Number, required: true },
+      isWide: { type: Boolean, required: true },
+      selectedId: { type: String, default: null },
+      station: { type: Object, default: null },   // GET /api/stations/{id}, kept live
+      error: { type: String, default: null },     // 'notFound' | 'loadFailed'
+      refreshing: { type: Boolean, required: true },
+      cooldownLeft: { type: Number, required: true },
+      note: { type: Object, default: null },      // { kind: 'info' | 'error', key (I18N), arg }
+      flashing: { type: Object, required: true },  // port → when it last changed
+      announcement: { type: String, required: true },
+    },
+    emits: ['back', 'refresh'],
+    computed: {
+      ports() {
+        return this.station ? (this.station.ports || []).slice().sort((a, b) => a.port - b.port) : [];
+      },
+      counts() { return csm.counts(this.station, true); },
+      noteText() {
+        const entry = this.t[this.note.key];
+        return typeof entry === 'function' ? entry(this.note.arg === null ? this.t.networkError : this.note.arg) : entry;
+      },
+    },
+    methods: {
+      clock(iso) { return csm.clock(this.t, iso, this.now, true); },
+      rel(iso) { return csm.relTime(this.t, iso, this.now); },
+    },
+    template: `
+      <main class="station-view">
+        <button v-if="!isWide" type="button" class="btn btn-ghost back" data-testid="back-button" @click="$emit('back')">
+          <span aria-hidden="true">←</span> {{ t.back }}
+        </button>
+
+        <p v-if="!selectedId" class="note empty">{{ t.pickStation }}</p>
+        <p v-else-if="error" class="note note-error">{{ error === 'notFound' ? t.notFound(selectedId) : t.loadFailed }}</p>
+        <p v-else-if="!station" class="note">{{ t.loading }}</p>
+
+        <template v-else>
+          <header class="station-header">
+            <div class="station-heading">
+              <h2 id="station-title" data-testid="station-title" tabindex="-1">{{ station.name }}</h2>
+              <p class="station-address" v-if="station.address">{{ station.address }}</p>
+              <p class="station-sub">
+                <span class="mono">{{ station.station_id }}</span>
+                <span v-if="station.vendor"> · {{ station.vendor }}</span>
+                <span> · </span>
+                <time v-if="station.updated_at" :datetime="station.updated_at">{{ t.updatedAt(clock(station.updated_at), rel(station.updated_at)) }}</time>
+                <span v-else>{{ t.never }}</span>
+              </p>
+            </div>
+            <div class="refresh-box">
+              <button type="button" class="btn btn-primary refresh" data-testid="refresh-button"
+                      :disabled="refreshing || cooldownLeft > 0"
+                      :aria-label="refreshing ? t.refreshing : cooldownLeft > 0 ? t.cooldown(cooldownLeft) : t.refreshAria(station.name)"
+                      @click="$emit('refresh')">
+                <span v-if="refreshing" class="spinner" aria-hidden="true"></span>
+                <span v-if="refreshing">{{ t.refreshing }}</span>
+                <span v-else-if="cooldownLeft > 0" class="cooldown" data-testid="cooldown">{{ t.cooldown(cooldownLeft) }}</span>
+                <template v-else>
+                  <svg class="btn-icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7"/></svg>
+                  <span>{{ t.refresh }}</span>
+                </template>
+              </button>
+            </div>
+          </header>
+
+          <div class="counts counts-large">
+            <span v-for="c in counts" :key="c.key" class="count" :class="'st-' + c.key">
+              <span class="count-dot" aria-hidden="true"></span>{{ t.status[c.key] }} <b>{{ c.n }}</b>
+            </span>
+            <span class="count count-total" v-if="station.summary">{{ t.total(station.summary.total) }}</span>
+          </div>
+
+          <p v-if="note && (note.kind === 'error' || cooldownLeft > 0)" class="banner" :class="note.kind === 'error' ? 'banner-error' : 'banner-info'" role="alert">{{ noteText }}</p>
+          <div v-if="station.last_error" class="banner banner-error" data-testid="stale-banner">
+            <strong>{{ t.unreachableBanner }}</strong>{{ station.last_error }}
+            <span v-if="station.checked_at" class="banner-sub">{{ t.lastChecked(clock(station.checked_at)) }}</span>
+          </div>
+          <div v-else-if="station.stale" class="banner banner-stale" data-testid="stale-banner">
+            <strong>{{ t.stale }}</strong> · {{ t.staleBanner }}
+          </div>
+
+          <p v-if="!ports.length" class="note">{{ t.noPorts }}</p>
+          <ul class="port-grid" :aria-label="station.name">
+            <port-tile v-for="p in ports" :key="p.port" :port="p" :t="t" :now="now" :flashing="!!flashing[p.port]"></port-tile>
+          </ul>
+        </template>
+        <div class="sr-only" aria-live="polite" aria-atomic="true" data-testid="live-region">{{ announcement }}</div>
+      </main>`,
+  };
+})();
