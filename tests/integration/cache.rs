@@ -201,10 +201,13 @@ async fn an_unreachable_redis_fails_fast_and_names_its_address() {
         .to_string();
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("secretpw"), "{err}");
-    // Right after a failure the cache answers at once instead of waiting for a timeout.
-    let again = std::time::Instant::now();
-    assert!(cache.get(&StationId::parse("A").unwrap()).await.is_err());
-    assert!(again.elapsed() < Duration::from_millis(50));
+    // Right after a failure the cache answers at once, without asking Redis again.
+    let again = cache
+        .get(&StationId::parse("A").unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("did not answer a moment ago"), "{again}");
     // Writes waiting together for a pipeline all get the failure.
     let writes = (0..20).map(|i| {
         let cache = cache.clone();

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use csm::core::cache::StatusCache;
-use csm::core::charger::{ChargerError, Chargers};
+use csm::core::charger::{ChargerApi, ChargerError};
 use csm::core::model::{PortStatus, Station, StationId, StationState, StatusEvent};
 use csm::core::refresh::{Engine, EngineConfig, RetryPolicy, scheduler};
 use csm::core::store::{EventQuery, Store, StoreError, WriteBatch};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    Backend, CacheKind, SCRIPTED, ScriptedApi, TestStore, all_free, reading, station, test_cache,
-    test_store,
+    Backend, CacheKind, SCRIPTED, ScriptedApi, TestStore, all_free, build, memory_cache, reading,
+    station, test_cache, test_store,
 };
 
 /// A store that counts the batches written to it.
@@ -97,13 +97,10 @@ async fn rig(backend: Backend, cache: CacheKind, concurrency: usize) -> Rig {
     });
     let cache = test_cache(cache, Duration::from_secs(60)).await;
     let api = Arc::new(ScriptedApi::default());
-    let mut chargers = Chargers::new();
-    chargers.insert(Arc::clone(&api) as Arc<dyn csm::core::charger::ChargerApi>);
-    let engine = Engine::new(
-        Arc::clone(&store) as Arc<dyn Store>,
-        Arc::clone(&cache),
-        chargers,
-        EngineConfig {
+    let engine = build(&(Arc::clone(&store) as Arc<dyn Store>), &cache)
+        .only()
+        .source(Arc::clone(&api) as Arc<dyn ChargerApi>)
+        .config(EngineConfig {
             concurrency,
             retry: RetryPolicy {
                 max_retries: 1,
@@ -111,8 +108,8 @@ async fn rig(backend: Backend, cache: CacheKind, concurrency: usize) -> Rig {
                 ..RetryPolicy::default()
             },
             ..EngineConfig::default()
-        },
-    );
+        })
+        .engine();
     Rig {
         engine,
         api,
@@ -366,21 +363,18 @@ async fn jobs_wait_for_a_slow_database_instead_of_piling_rows_up() {
         delay: std::sync::Mutex::new(Duration::from_millis(100)),
     });
     let api = Arc::new(ScriptedApi::default());
-    let mut chargers = Chargers::new();
-    chargers.insert(Arc::clone(&api) as Arc<dyn csm::core::charger::ChargerApi>);
-    let engine = Engine::new(
-        Arc::clone(&store) as Arc<dyn Store>,
-        Arc::new(csm::core::cache::MemoryCache::new(Duration::from_secs(60))),
-        chargers,
-        EngineConfig {
+    let engine = build(&(Arc::clone(&store) as Arc<dyn Store>), &memory_cache())
+        .only()
+        .source(Arc::clone(&api) as Arc<dyn ChargerApi>)
+        .config(EngineConfig {
             writer: csm::core::refresh::WriterConfig {
                 max_rows: 100,
                 max_delay: Duration::from_millis(5),
                 ..Default::default()
             },
             ..EngineConfig::default()
-        },
-    );
+        })
+        .engine();
     // 100 stations × 12 ports: 2,400 rows, room for 400 at a time.
     let stations: Vec<_> = (0..100)
         .map(|i| scripted(&format!("S{i:03}"), 12))

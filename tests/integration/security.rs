@@ -6,15 +6,15 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use csm::core::Monitor;
 use csm::core::cache::{RedisCache, StatusCache};
-use csm::core::charger::Chargers;
 use reqwest::StatusCode;
 use serde_json::Value;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{Backend, CacheKind, spawn_app, spawn_app_with, test_settings, test_store};
+use crate::helpers::{
+    Backend, CacheKind, build, spawn_app, spawn_app_with, test_settings, test_store,
+};
 
 /// Log lines captured by a test's subscriber.
 #[derive(Clone, Default)]
@@ -85,13 +85,11 @@ async fn secrets_never_reach_logs_errors_or_answers() {
     // The local Redis has no password: every command fails with an authentication error.
     let cache: Arc<dyn StatusCache> =
         Arc::new(RedisCache::new(&redis_url, "csmsec:", Duration::from_secs(60)).unwrap());
-    let chargers = Chargers::from_settings(&settings).unwrap();
-    let monitor = Arc::new(Monitor::from_parts(
-        settings.clone(),
-        Arc::clone(&store.store),
-        cache,
-        chargers,
-    ));
+    let monitor = Arc::new(
+        build(&store.store, &cache)
+            .settings(|s| *s = settings.clone())
+            .monitor(),
+    );
     tracing::debug!(?settings, ?config, "settings of the test server");
     let server =
         csm::server::Server::from_monitor(Arc::clone(&monitor), config).without_scheduler();
