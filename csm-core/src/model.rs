@@ -102,6 +102,7 @@ impl fmt::Debug for StationId {
 
 /// What a port is doing, normalised from the vendor's own codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PortStatus {
     /// Nothing plugged in; a rider can use it.
@@ -374,6 +375,7 @@ pub struct StationHealth {
 
 /// Counts of ports by status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StationSummary {
     /// Ports in total.
     pub total: u32,

@@ -12,59 +12,6 @@ use serde::Serialize;
 use crate::model::{PortState, Station, StationId, StationState, StationSummary, StatusEvent};
 use crate::monitor::{StationPage, StationView};
 
-/// A port status, as the OpenAPI document names it.
-#[cfg(feature = "openapi")]
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PortStatusSchema {
-    /// Nothing plugged in.
-    Free,
-    /// Charging or plugged in.
-    Occupied,
-    /// Broken.
-    Fault,
-    /// Disconnected from the vendor's cloud.
-    Offline,
-    /// Booked.
-    Reserved,
-    /// Not known.
-    Unknown,
-}
-
-/// Counts of ports by status.
-#[derive(Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SummaryJson {
-    /// All ports.
-    pub total: u32,
-    /// Free ports.
-    pub free: u32,
-    /// Occupied ports.
-    pub occupied: u32,
-    /// Faulty ports.
-    pub fault: u32,
-    /// Offline ports.
-    pub offline: u32,
-    /// Reserved ports.
-    pub reserved: u32,
-    /// Ports of unknown state.
-    pub unknown: u32,
-}
-
-impl From<StationSummary> for SummaryJson {
-    fn from(s: StationSummary) -> Self {
-        Self {
-            total: s.total,
-            free: s.free,
-            occupied: s.occupied,
-            fault: s.fault,
-            offline: s.offline,
-            reserved: s.reserved,
-            unknown: s.unknown,
-        }
-    }
-}
-
 /// One port.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -73,7 +20,7 @@ pub struct PortJson {
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub port: u32,
     /// Status.
-    #[cfg_attr(feature = "openapi", schema(value_type = PortStatusSchema))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::model::PortStatus))]
     pub status: &'static str,
     /// The vendor's own status code.
     pub raw_code: Option<String>,
@@ -150,7 +97,7 @@ pub struct StationJson {
     /// Ports as configured.
     pub port_count: u32,
     /// Ports by status.
-    pub summary: SummaryJson,
+    pub summary: StationSummary,
     /// When the ports were last observed; `null` if never.
     pub updated_at: Option<DateTime<Utc>>,
     /// When csm last tried to refresh the station.
@@ -178,7 +125,7 @@ impl StationJson {
             vendor: station.vendor.clone(),
             enabled: station.enabled,
             port_count: station.port_count,
-            summary: state.map(StationState::summary).unwrap_or_default().into(),
+            summary: state.map(StationState::summary).unwrap_or_default(),
             updated_at: state.and_then(|s| s.observed_at),
             checked_at: state.map(|s| s.checked_at),
             stale,
@@ -285,10 +232,10 @@ pub struct EventJson {
     /// Port.
     pub port: u32,
     /// Status before; `null` the first time the port was seen.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<PortStatusSchema>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::PortStatus>))]
     pub old: Option<&'static str>,
     /// Status after.
-    #[cfg_attr(feature = "openapi", schema(value_type = PortStatusSchema))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::model::PortStatus))]
     pub new: &'static str,
     /// When it changed.
     pub at: DateTime<Utc>,

@@ -29,8 +29,8 @@ use csm_core::views as core;
         health::metrics,
     ),
     components(schemas(
-        core::PortStatusSchema,
-        core::SummaryJson,
+        csm_core::model::PortStatus,
+        csm_core::model::StationSummary,
         core::PortJson,
         core::StationJson,
         core::ListedStationJson,

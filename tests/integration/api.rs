@@ -41,18 +41,10 @@ async fn app_with_scripted_station(id: &str, name: &str) -> TestApp {
     app
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_memory {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::Sqlite, crate::helpers::CacheKind::Memory).await } )*
-        }
-        mod mysql_redis {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::MySql, crate::helpers::CacheKind::Redis).await } )*
-        }
-    };
-}
+crate::helpers::on_each!(
+    sqlite_memory(Backend::Sqlite, CacheKind::Memory),
+    mysql_redis(Backend::MySql, CacheKind::Redis) =>
 
-on_both!(
     reads_use_the_original_keys,
     manual_refresh_has_a_cool_down,
     the_list_carries_each_stations_ports_unless_asked_for_the_summary
@@ -478,26 +470,20 @@ async fn write_endpoints_need_the_admin_token() {
         "{body}"
     );
 
-    let bad_json = app
-        .client
-        .post(app.url("/api/stations"))
-        .bearer_auth("t0ken-value")
-        .header("content-type", "application/json")
-        .body("{\"station_id\": ")
-        .send()
+    let post_raw = |content_type: &'static str, body: &'static str| {
+        app.client
+            .post(app.url("/api/stations"))
+            .bearer_auth("t0ken-value")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let bad_json = post_raw("application/json", "{\"station_id\": ")
         .await
         .unwrap();
     assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
     assert!(bad_json.json::<Value>().await.unwrap()["error"].is_string());
-    let wrong_type = app
-        .client
-        .post(app.url("/api/stations"))
-        .bearer_auth("t0ken-value")
-        .header("content-type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
+    let wrong_type = post_raw("text/plain", "hello").await.unwrap();
     assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(wrong_type.json::<Value>().await.unwrap()["error"].is_string());
     let huge = format!(

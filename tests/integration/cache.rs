@@ -9,21 +9,11 @@ use csm::core::model::{PortState, PortStatus, StationId, StationState};
 
 use crate::helpers::{CacheKind, reading, redis_url, test_cache, unique};
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::Memory).await } )*
-        }
-        mod redis {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::Redis).await } )*
-        }
-        mod near_redis {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::CacheKind::NearRedis).await } )*
-        }
-    };
-}
+crate::helpers::on_each!(
+    memory(CacheKind::Memory),
+    redis(CacheKind::Redis),
+    near_redis(CacheKind::NearRedis) =>
 
-contract!(
     states_round_trip_and_many_are_read_in_order,
     entries_expire_after_their_ttl,
     removed_entries_are_gone,

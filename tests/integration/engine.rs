@@ -123,18 +123,10 @@ fn scripted(id: &str, ports: u32) -> Arc<Station> {
     Arc::new(station(id, SCRIPTED, ports))
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_memory {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::Sqlite, crate::helpers::CacheKind::Memory).await } )*
-        }
-        mod mysql_redis {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::MySql, crate::helpers::CacheKind::Redis).await } )*
-        }
-    };
-}
+crate::helpers::on_each!(
+    sqlite_memory(Backend::Sqlite, CacheKind::Memory),
+    mysql_redis(Backend::MySql, CacheKind::Redis) =>
 
-on_both!(
     only_changes_make_events_and_writes,
     a_failing_station_keeps_its_ports_marked_stale,
     refreshes_of_one_station_join,

@@ -443,6 +443,23 @@ impl Proxy {
     }
 }
 
+/// Flushes until nothing is pending, once the database is back (within 15 s).
+async fn written_after_return(flush: impl AsyncFn() -> csm::core::refresh::FlushReport) {
+    let back = Instant::now();
+    loop {
+        let report = flush().await;
+        if report.pending_rows == 0 {
+            return;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "rows still pending: {}",
+            report.pending_rows
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A fresh MariaDB database with csm's tables: a direct store to check it with, a proxy in
 /// front of it, and a store of `connections` that goes through the proxy.
 async fn proxied_database(connections: u32) -> (TestDb, MySqlStore, Proxy, Arc<dyn Store>) {
@@ -554,19 +571,7 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     );
 
     proxy.set_down(false);
-    let back = Instant::now();
-    loop {
-        let report = monitor.flush().await;
-        if report.pending_rows == 0 {
-            break;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(15),
-            "rows still pending: {}",
-            report.pending_rows
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    written_after_return(async || monitor.flush().await).await;
     let stored = direct.count_events(None).await.unwrap();
     assert_eq!(
         stored as usize, produced,
@@ -656,14 +661,7 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
     assert_eq!(outcome.result.unwrap().status_changes, 1);
 
     proxy.set_down(false);
-    let back = Instant::now();
-    while second.flush().await.pending_rows > 0 {
-        assert!(
-            back.elapsed() < Duration::from_secs(15),
-            "rows still pending"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    written_after_return(async || second.flush().await).await;
     assert_eq!(
         direct.count_events(None).await.unwrap(),
         4,
@@ -717,11 +715,7 @@ async fn a_full_event_buffer_drops_the_oldest_and_counts_them() {
     let report = engine.flush().await;
     assert_eq!(report.dropped_events, 8);
     proxy.set_down(false);
-    let back = Instant::now();
-    while engine.flush().await.pending_rows > 0 {
-        assert!(back.elapsed() < Duration::from_secs(15));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    written_after_return(async || engine.flush().await).await;
     assert_eq!(
         direct.count_events(None).await.unwrap(),
         10,

@@ -30,6 +30,22 @@ pub fn redis_url() -> String {
     std::env::var("CSM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Runs each named test function once for each set of arguments, in a module of its own:
+/// `on_each!(sqlite(Backend::Sqlite), mysql(Backend::MySql) => test_a, test_b);` makes
+/// `sqlite::test_a`, `mysql::test_a`, … calling `test_a(Backend::Sqlite)` and so on.
+macro_rules! on_each {
+    ($module:ident $args:tt $(, $more:ident $more_args:tt)* => $($name:ident),* $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[tokio::test] async fn $name() { super::$name $args .await } )*
+        }
+        $crate::helpers::on_each!($($more $more_args),* => $($name),*);
+    };
+    ( => $($name:ident),* $(,)?) => {};
+}
+pub(crate) use on_each;
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -6,18 +6,10 @@ use csm::core::store::{EventQuery, PortStateRow, Store, StoreError, WriteBatch};
 
 use crate::helpers::{Backend, reading, station, test_store};
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await } )*
-        }
-        mod mysql {
-            $( #[tokio::test] async fn $name() { super::$name(crate::helpers::Backend::MySql).await } )*
-        }
-    };
-}
+crate::helpers::on_each!(
+    sqlite(Backend::Sqlite),
+    mysql(Backend::MySql) =>
 
-contract!(
     migrations_can_run_again,
     stations_round_trip_with_chinese_text,
     adding_an_existing_station_is_a_conflict,

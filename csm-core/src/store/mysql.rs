@@ -90,15 +90,12 @@ impl SqlStore<MySql> {
 impl Backend for MySql {
     const DIALECT: Dialect = Dialect::MySql;
 
-    async fn migrate(store: &SqlStore<Self>) -> Result<(), StoreError> {
-        store.create_database().await?;
-        MIGRATOR
-            .run(&store.pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                target: store.target.clone(),
-                source,
-            })
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    async fn prepare(store: &SqlStore<Self>) -> Result<(), StoreError> {
+        store.create_database().await
     }
 
     fn is_transient(error: &sqlx::Error) -> bool {

@@ -84,40 +84,50 @@ impl<'r, DB: Sql> Reader<'r, DB> {
         }
     }
 
+    /// A column through one of [`Sql`]'s getters.
+    fn get<T>(
+        &self,
+        column: &str,
+        getter: fn(&DB::Row, &str) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        getter(self.row, column).map_err(|e| self.corrupt(column, e))
+    }
+
+    /// A column that must not be NULL.
+    fn required<T>(&self, column: &str, value: Option<T>) -> Result<T, StoreError> {
+        value.ok_or_else(|| self.corrupt(column, "is NULL"))
+    }
+
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        DB::text(self.row, column).map_err(|e| self.corrupt(column, e))
+        self.get(column, DB::text)
     }
 
     fn text(&self, column: &str) -> Result<String, StoreError> {
-        self.opt_text(column)?
-            .ok_or_else(|| self.corrupt(column, "is NULL"))
+        self.required(column, self.opt_text(column)?)
     }
 
     fn real(&self, column: &str) -> Result<Option<f64>, StoreError> {
-        DB::real(self.row, column).map_err(|e| self.corrupt(column, e))
+        self.get(column, DB::real)
     }
 
     fn u32(&self, column: &str) -> Result<u32, StoreError> {
-        DB::u32(self.row, column).map_err(|e| self.corrupt(column, e))
+        self.get(column, DB::u32)
     }
 
     fn int(&self, column: &str) -> Result<i64, StoreError> {
-        DB::int(self.row, column)
-            .map_err(|e| self.corrupt(column, e))?
-            .ok_or_else(|| self.corrupt(column, "is NULL"))
+        self.required(column, self.get(column, DB::int)?)
     }
 
     fn bool(&self, column: &str) -> Result<bool, StoreError> {
-        DB::bool(self.row, column).map_err(|e| self.corrupt(column, e))
+        self.get(column, DB::bool)
     }
 
     fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        DB::time(self.row, column).map_err(|e| self.corrupt(column, e))
+        self.get(column, DB::time)
     }
 
     fn time(&self, column: &str) -> Result<DateTime<Utc>, StoreError> {
-        self.opt_time(column)?
-            .ok_or_else(|| self.corrupt(column, "is NULL"))
+        self.required(column, self.opt_time(column)?)
     }
 
     fn id(&self, column: &str) -> Result<StationId, StoreError> {

@@ -20,12 +20,15 @@ use crate::error::InvalidInput;
 use crate::model::{Station, StationId, StationState, StatusEvent};
 
 /// What a backend adds to the shared SQL.
-pub trait Backend: Sql {
+pub trait Backend: Sql + sqlx::Database<Connection: sqlx::migrate::Migrate> {
     /// How the backend spells what differs.
     const DIALECT: Dialect;
 
-    /// Prepares the database (MySQL: creates it if missing) and applies the migrations.
-    fn migrate(store: &SqlStore<Self>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The backend's migrations (`migrations/<backend>`).
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// Prepares the database before its migrations run (MySQL: creates it if missing).
+    fn prepare(store: &SqlStore<Self>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Whether an error of the database may go away on retry (busy, locked, connection lost).
     fn is_transient(error: &sqlx::Error) -> bool;
@@ -186,7 +189,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        DB::migrate(self).await
+        DB::prepare(self).await?;
+        DB::migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                target: self.target.clone(),
+                source,
+            })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

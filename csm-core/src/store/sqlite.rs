@@ -52,14 +52,13 @@ impl SqlStore<Sqlite> {
 impl Backend for Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
 
-    async fn migrate(store: &SqlStore<Self>) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&store.pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                target: store.target.clone(),
-                source,
-            })
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    async fn prepare(_: &SqlStore<Self>) -> Result<(), StoreError> {
+        // The file is made when the pool connects.
+        Ok(())
     }
 
     fn is_transient(error: &sqlx::Error) -> bool {

@@ -27,7 +27,7 @@ pub struct ListQuery {
     #[param(max_length = 200)]
     q: Option<String>,
     /// Only stations with at least one port in this status.
-    #[param(value_type = Option<csm_core::views::PortStatusSchema>)]
+    #[param(value_type = Option<csm_core::model::PortStatus>)]
     status: Option<PortStatus>,
     /// Only stations of this vendor profile.
     #[param(max_length = 64)]
@@ -236,6 +236,22 @@ pub async fn station_events(
     Ok(axum::Json(EventListJson::of(&id, &events)))
 }
 
+/// How a write endpoint refuses a request without the admin token.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminRefusals {
+    /// The token is missing or wrong.
+    #[response(status = 401, description = "Missing or wrong token",
+        headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(crate::views::ErrorJson),
+    /// Writes are switched off on the server.
+    #[response(
+        status = 403,
+        description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)"
+    )]
+    Forbidden(crate::views::ErrorJson),
+}
+
 /// A station to add.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -295,9 +311,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<u32
     responses(
         (status = 201, description = "Added", body = StationJson),
         (status = 400, description = "Invalid station", body = crate::views::ErrorJson),
-        (status = 401, description = "Missing or wrong token", body = crate::views::ErrorJson,
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)", body = crate::views::ErrorJson),
+        AdminRefusals,
         (status = 409, description = "A station with this id exists", body = crate::views::ErrorJson),
         (status = 413, description = "Body larger than 64 KiB", body = crate::views::ErrorJson),
         (status = 415, description = "Body is not application/json", body = crate::views::ErrorJson),
@@ -340,9 +354,7 @@ pub async fn create_station(
     responses(
         (status = 204, description = "Removed"),
         (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
-        (status = 401, description = "Missing or wrong token", body = crate::views::ErrorJson,
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)", body = crate::views::ErrorJson),
+        AdminRefusals,
         (status = 404, description = "No such station", body = crate::views::ErrorJson),
         (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
     )
@@ -371,9 +383,7 @@ pub struct RefreshAllJson {
     security(("admin_token" = [])),
     responses(
         (status = 202, description = "Started", body = RefreshAllJson),
-        (status = 401, description = "Missing or wrong token", body = crate::views::ErrorJson,
-            headers(("WWW-Authenticate" = String, description = "Bearer"))),
-        (status = 403, description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)", body = crate::views::ErrorJson),
+        AdminRefusals,
         (status = 503, description = "The station list cannot be read (database unavailable)", body = crate::views::ErrorJson),
     )
 )]
