@@ -102,7 +102,7 @@ impl fmt::Debug for StationId {
 
 /// What a port is doing, normalised from the vendor's own codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PortStatusSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PortStatus {
     /// Nothing plugged in; a rider can use it.
