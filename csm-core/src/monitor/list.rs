@@ -41,13 +41,31 @@ impl StationQuery {
     /// Most ids one query may name.
     pub const MAX_IDS: usize = 1_000;
 
-    /// The stations a comma-separated list names (`S0001,S0002`), or what is wrong with it.
+    /// The stations a comma-separated list names (`S0001,S0002`, spaces allowed around each),
+    /// or what is wrong with it.
     pub fn parse_ids(ids: &str) -> Result<HashSet<StationId>, InvalidInput> {
-        let names: Vec<&str> = ids
-            .split(',')
-            .map(str::trim)
+        let items: Vec<&str> = ids.split(',').collect();
+        if items.len() > Self::MAX_IDS {
+            return Err(InvalidInput::new(
+                "ids",
+                format!(
+                    "has {} entries; the limit is {}",
+                    items.len(),
+                    Self::MAX_IDS
+                ),
+            ));
+        }
+        let names: Vec<&str> = items
+            .into_iter()
+            .map(|id| id.trim_matches(' '))
             .filter(|id| !id.is_empty())
             .collect();
+        if let Some(odd) = names.iter().find(|id| id.trim() != **id) {
+            return Err(InvalidInput::new(
+                "ids",
+                format!("{odd:?} has other white space than spaces around it"),
+            ));
+        }
         if names.len() > Self::MAX_IDS {
             return Err(InvalidInput::new(
                 "ids",
