@@ -45,18 +45,8 @@ impl StationQuery {
     /// or what is wrong with it.
     pub fn parse_ids(ids: &str) -> Result<HashSet<StationId>, InvalidInput> {
         let items: Vec<&str> = ids.split(',').collect();
-        if items.len() > Self::MAX_IDS {
-            return Err(InvalidInput::new(
-                "ids",
-                format!(
-                    "has {} entries; the limit is {}",
-                    items.len(),
-                    Self::MAX_IDS
-                ),
-            ));
-        }
         let names: Vec<&str> = items
-            .into_iter()
+            .iter()
             .map(|id| id.trim_matches(' '))
             .filter(|id| !id.is_empty())
             .collect();
@@ -66,12 +56,13 @@ impl StationQuery {
                 format!("{odd:?} has other white space than spaces around it"),
             ));
         }
-        if names.len() > Self::MAX_IDS {
+        // Empty entries count too: the list is bounded by its length as the API declares it.
+        if names.len().max(items.len()) > Self::MAX_IDS {
             return Err(InvalidInput::new(
                 "ids",
                 format!(
                     "names {} stations; the limit is {}",
-                    names.len(),
+                    items.len(),
                     Self::MAX_IDS
                 ),
             ));
