@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot paths of a refresh: reading a vendor response through a
 //! profile, diffing a snapshot against the previous state, encoding and decoding the cached
-//! value, and writing a batch of port rows (SQLite, in a temp file).
+//! value, encoding a station's API answer, and writing a batch of port rows (SQLite, in a temp
+//! file).
 //!
 //! `cargo bench -p csm-core --bench hot_paths`
 
@@ -11,8 +12,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use csm_core::cache::{decode, encode};
 use csm_core::charger::{Simulator, VendorProfile};
 use csm_core::model::{Station, StationId, StationState};
+use csm_core::monitor::StationView;
 use csm_core::refresh::diff::diff;
 use csm_core::store::{PortStateRow, SqliteStore, Store, WriteBatch};
+use csm_core::views::StationDetailJson;
 
 fn station(ports: u32) -> Station {
     Station {
@@ -106,6 +109,31 @@ fn cache_codec(c: &mut Criterion) {
     });
 }
 
+fn answers(c: &mut Criterion) {
+    let sim = Simulator::new(1, 1.0);
+    let station = std::sync::Arc::new(station(12));
+    let state = state_of(&sim.snapshot_at(&station, Utc::now()));
+    let view = StationView {
+        station,
+        state: Some(std::sync::Arc::new(state)),
+        stale: false,
+    };
+    c.bench_function("views: encode a 12-port station answer", |b| {
+        b.iter(|| serde_json::to_vec(&StationDetailJson::of(black_box(&view))).expect("json"))
+    });
+    let at = Utc::now();
+    c.bench_function("views: one time through chrono's serialisation", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&at)).expect("json"))
+    });
+    c.bench_function("views: one time through views::time", |b| {
+        b.iter(|| {
+            let mut text = String::new();
+            csm_core::views::time::write(black_box(&at), &mut text);
+            text
+        })
+    });
+}
+
 fn batch_writes(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = std::env::temp_dir().join(format!("csm-bench-{}", std::process::id()));
@@ -145,5 +173,12 @@ fn batch_writes(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, profile_parsing, diffing, cache_codec, batch_writes);
+criterion_group!(
+    benches,
+    profile_parsing,
+    diffing,
+    cache_codec,
+    answers,
+    batch_writes
+);
 criterion_main!(benches);

@@ -9,6 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod time;
+
 use crate::model::{PortState, Station, StationId, StationState, StationSummary, StatusEvent};
 use crate::monitor::{StationPage, StationView};
 
@@ -33,10 +35,13 @@ pub struct PortJson {
     /// kWh of the running session, when the vendor sends it.
     pub energy_kwh: Option<f64>,
     /// When the running session ends, when the vendor sends it.
+    #[serde(serialize_with = "time::optional")]
     pub session_ends_at: Option<DateTime<Utc>>,
     /// Since when the port has had this status.
+    #[serde(serialize_with = "time::rfc3339")]
     pub since: DateTime<Utc>,
     /// When this reading was observed.
+    #[serde(serialize_with = "time::optional")]
     pub timestamp: Option<DateTime<Utc>>,
     /// Whether the reading is out of date.
     pub stale: bool,
@@ -99,8 +104,10 @@ pub struct StationJson {
     /// Ports by status.
     pub summary: StationSummary,
     /// When the ports were last observed; `null` if never.
+    #[serde(serialize_with = "time::optional")]
     pub updated_at: Option<DateTime<Utc>>,
     /// When csm last tried to refresh the station.
+    #[serde(serialize_with = "time::optional")]
     pub checked_at: Option<DateTime<Utc>>,
     /// Whether the data is out of date (old, or the last refresh failed).
     pub stale: bool,
@@ -179,6 +186,7 @@ pub struct StationListJson {
     /// How many stations match the filters, on every page together.
     pub total: usize,
     /// When this answer was made.
+    #[serde(serialize_with = "time::rfc3339")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -211,6 +219,7 @@ pub struct StationDetailJson {
     /// Its ports.
     pub ports: Vec<PortJson>,
     /// When this answer was made.
+    #[serde(serialize_with = "time::rfc3339")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -238,6 +247,7 @@ pub struct EventJson {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::model::PortStatus))]
     pub new: &'static str,
     /// When it changed.
+    #[serde(serialize_with = "time::rfc3339")]
     pub at: DateTime<Utc>,
 }
 

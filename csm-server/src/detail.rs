@@ -24,13 +24,13 @@ const MAX_ENTRIES: u64 = 10_000;
 
 /// Encoded station answers.
 pub struct DetailCache {
-    answers: moka::future::Cache<StationId, Bytes>,
+    answers: moka::sync::Cache<StationId, Bytes>,
 }
 
 impl Default for DetailCache {
     fn default() -> Self {
         Self {
-            answers: moka::future::Cache::builder()
+            answers: moka::sync::Cache::builder()
                 .max_capacity(MAX_ENTRIES)
                 .time_to_live(FRESH_FOR)
                 .build(),
@@ -48,23 +48,21 @@ impl std::fmt::Debug for DetailCache {
 
 impl DetailCache {
     /// The answer for a station made less than [`FRESH_FOR`] ago.
-    pub async fn fresh(&self, id: &StationId) -> Option<Response> {
-        self.answers.get(id).await.map(json)
+    pub fn fresh(&self, id: &StationId) -> Option<Response> {
+        self.answers.get(id).map(json)
     }
 
     /// The answer for a station view, kept for the next requests.
-    pub async fn answer(&self, view: &StationView) -> Response {
+    pub fn answer(&self, view: &StationView) -> Response {
         let body =
             Bytes::from(serde_json::to_vec(&StationDetailJson::of(view)).unwrap_or_default());
-        self.answers
-            .insert(view.station.id.clone(), body.clone())
-            .await;
+        self.answers.insert(view.station.id.clone(), body.clone());
         json(body)
     }
 
     /// Forgets a station's answer (the station was removed).
-    pub async fn forget(&self, id: &StationId) {
-        self.answers.invalidate(id).await;
+    pub fn forget(&self, id: &StationId) {
+        self.answers.invalidate(id);
     }
 }
 

@@ -138,11 +138,11 @@ pub async fn default_ports(State(state): State<AppState>) -> Result<Response, Ap
 
 /// A station's answer: one made less than a quarter second ago, else a new one.
 async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, ApiError> {
-    if let Some(answer) = state.details.fresh(id).await {
+    if let Some(answer) = state.details.fresh(id) {
         return Ok(answer);
     }
     let view = state.monitor.view(id).await?;
-    Ok(state.details.answer(&view).await)
+    Ok(state.details.answer(&view))
 }
 
 /// Refreshes a station now, unless its data is younger than the cool-down.
@@ -365,7 +365,7 @@ pub async fn delete_station(
     StationPath(id): StationPath,
 ) -> Result<StatusCode, ApiError> {
     state.monitor.remove_station(&id).await?;
-    state.details.forget(&id).await;
+    state.details.forget(&id);
     tracing::info!(station = %id, "station removed");
     Ok(StatusCode::NO_CONTENT)
 }
