@@ -17,11 +17,13 @@ use crate::model::PortStatus;
 
 pub mod read;
 mod validate;
+mod values;
 
 #[cfg(test)]
 mod tests;
 
-pub use self::read::{Document, code_text};
+pub use self::read::Document;
+pub use self::values::code_text;
 
 /// The built-in profile of csm's native contract (what `csm-cli simulate` serves).
 const NATIVE_PROFILE: &str = include_str!("../../../vendors/csm.toml");
@@ -395,7 +397,7 @@ pub(crate) fn value_text(value: &Value) -> Option<String> {
         Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
             (Some(u), _, _) => Some(u.to_string()),
             (_, Some(i), _) => Some(i.to_string()),
-            (_, _, Some(f)) => Some(read::float_text(f)),
+            (_, _, Some(f)) => Some(values::float_text(f)),
             _ => None,
         },
         Value::Bool(b) => Some(b.to_string()),

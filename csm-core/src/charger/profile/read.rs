@@ -11,8 +11,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sonic_rs::{JsonContainerTrait, JsonNumberTrait, JsonType, JsonValueTrait, Value};
+use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value};
 
+use super::values::{code_text, describe};
 use super::{ElementKind, NumberField, TimeField, TimeFormat, VendorProfile};
 use crate::charger::ChargerError;
 use crate::model::{MAX_PORT, PortReading, PortStatus, Snapshot, Station, StationId};
@@ -393,14 +394,14 @@ impl VendorProfile {
 /// [`FieldsSpec::pointers`](super::FieldsSpec::pointers)): fields one key deep, the usual
 /// case, in one pass over the element's members (looking each up on its own cost several
 /// times as much); deeper ones by their pointer.
-struct FieldLookup<'p> {
+pub(super) struct FieldLookup<'p> {
     pointers: [Option<&'p str>; FIELDS],
     /// The key of each field that is one key deep.
     keys: [Option<&'p str>; FIELDS],
 }
 
 impl<'p> FieldLookup<'p> {
-    fn new(pointers: [Option<&'p str>; FIELDS]) -> Self {
+    pub(super) fn new(pointers: [Option<&'p str>; FIELDS]) -> Self {
         let key = |p: &'p str| {
             let key = p.strip_prefix('/')?;
             (!key.contains(['/', '~'])).then_some(key)
@@ -412,7 +413,7 @@ impl<'p> FieldLookup<'p> {
     }
 
     /// The value of each field in `element` (the first member of a repeated key).
-    fn values<'v>(&self, element: &'v Value) -> [Option<&'v Value>; FIELDS] {
+    pub(super) fn values<'v>(&self, element: &'v Value) -> [Option<&'v Value>; FIELDS] {
         let mut values = [None; FIELDS];
         if let Some(object) = element.as_object() {
             for (key, value) in object.iter() {
@@ -485,127 +486,5 @@ impl PortList {
     fn finish(mut self) -> Vec<PortReading> {
         self.readings.sort_by_key(|r| r.port);
         self.readings
-    }
-}
-
-/// A status code (or flag, or message) as text: strings trimmed, whole numbers without a
-/// fraction, booleans as `true`/`false`. Objects, arrays and `null` have no text.
-pub fn code_text(value: &Value) -> Option<String> {
-    match value.get_type() {
-        JsonType::String => value.as_str().map(|s| s.trim().to_owned()),
-        JsonType::Boolean => value.as_bool().map(|b| b.to_string()),
-        JsonType::Number => {
-            let number = value.as_number()?;
-            match (number.as_u64(), number.as_i64(), number.as_f64()) {
-                (Some(u), _, _) => Some(u.to_string()),
-                (_, Some(i), _) => Some(i.to_string()),
-                (_, _, f) => f.map(float_text),
-            }
-        }
-        _ => None,
-    }
-}
-
-/// `10.0` reads as the code `10`.
-pub(super) fn float_text(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{}", f as i64)
-    } else {
-        f.to_string()
-    }
-}
-
-/// Describes a JSON value briefly for an error message.
-fn describe(value: Option<&Value>) -> String {
-    let shorten = |s: String| {
-        if s.chars().count() > 60 {
-            format!("{}…", s.chars().take(60).collect::<String>())
-        } else {
-            s
-        }
-    };
-    let Some(value) = value else {
-        return "nothing".into();
-    };
-    match value.get_type() {
-        JsonType::Null => "null".into(),
-        JsonType::Boolean => format!("the boolean {}", value.is_true()),
-        JsonType::Number => match value.as_number() {
-            Some(n) if n.is_f64() => format!("the number {}", n.as_f64().unwrap_or(f64::NAN)),
-            Some(n) => format!("the number {n}"),
-            None => "a number".into(),
-        },
-        JsonType::String => format!(
-            "the string {}",
-            shorten(format!("{:?}", value.as_str().unwrap_or_default()))
-        ),
-        JsonType::Array => format!(
-            "an array of {} elements",
-            value.as_array().map_or(0, |a| a.len())
-        ),
-        JsonType::Object => {
-            let keys: Vec<&str> = value
-                .as_object()
-                .map(|o| o.iter().map(|(k, _)| k).take(8).collect())
-                .unwrap_or_default();
-            if keys.is_empty() {
-                "an empty object".into()
-            } else {
-                shorten(format!("an object with keys {}", keys.join(", ")))
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn member() -> impl Strategy<Value = String> {
-        prop::sample::select(vec!["a", "b", "s", "v", "n", "0", "x~y", ""]).prop_map(String::from)
-    }
-
-    fn field() -> impl Strategy<Value = Option<String>> {
-        prop::option::of(prop_oneof![
-            member().prop_map(|k| format!("/{k}")),
-            (member(), member()).prop_map(|(a, b)| format!("/{a}/{b}")),
-            Just("/x~0y".to_owned()),
-            Just(String::new()),
-        ])
-    }
-
-    fn element() -> impl Strategy<Value = serde_json::Value> {
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<i32>().prop_map(serde_json::Value::from),
-            "[a-z]{0,3}".prop_map(serde_json::Value::from),
-        ];
-        let inner = leaf.prop_recursive(2, 16, 4, |inner| {
-            prop::collection::vec((member(), inner), 0..4)
-                .prop_map(|members| serde_json::Value::Object(members.into_iter().collect()))
-        });
-        prop::collection::vec((member(), inner), 0..6)
-            .prop_map(|members| serde_json::Value::Object(members.into_iter().collect()))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1024))]
-
-        /// One pass over the members finds what looking each field up by its pointer finds.
-        #[test]
-        fn the_field_lookup_finds_what_the_pointers_find(
-            fields in prop::array::uniform7(field()),
-            element in element(),
-        ) {
-            let document = parse(&serde_json::to_vec(&element).unwrap()).unwrap();
-            let pointers = fields.each_ref().map(Option::as_deref);
-            let by_pointer = pointers.map(|p| p.and_then(|p| pointer(&document, p)));
-            let by_lookup = FieldLookup::new(pointers).values(&document);
-            for (a, b) in by_pointer.iter().zip(&by_lookup) {
-                prop_assert_eq!(a.map(|v| v as *const Value), b.map(|v| v as *const Value));
-            }
-        }
     }
 }

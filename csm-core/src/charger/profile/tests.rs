@@ -489,3 +489,56 @@ mod reader_agrees_with_serde_json {
         agreements(2048, bytes);
     }
 }
+
+mod field_lookup {
+    use proptest::prelude::*;
+
+    use super::read::{FieldLookup, parse, pointer};
+    use sonic_rs::Value;
+
+    fn member() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["a", "b", "s", "v", "n", "0", "x~y", ""]).prop_map(String::from)
+    }
+
+    fn field() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof![
+            member().prop_map(|k| format!("/{k}")),
+            (member(), member()).prop_map(|(a, b)| format!("/{a}/{b}")),
+            Just("/x~0y".to_owned()),
+            Just(String::new()),
+        ])
+    }
+
+    fn element() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<i32>().prop_map(serde_json::Value::from),
+            "[a-z]{0,3}".prop_map(serde_json::Value::from),
+        ];
+        let inner = leaf.prop_recursive(2, 16, 4, |inner| {
+            prop::collection::vec((member(), inner), 0..4)
+                .prop_map(|members| serde_json::Value::Object(members.into_iter().collect()))
+        });
+        prop::collection::vec((member(), inner), 0..6)
+            .prop_map(|members| serde_json::Value::Object(members.into_iter().collect()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// One pass over the members finds what looking each field up by its pointer finds.
+        #[test]
+        fn the_field_lookup_finds_what_the_pointers_find(
+            fields in prop::array::uniform7(field()),
+            element in element(),
+        ) {
+            let document = parse(&serde_json::to_vec(&element).unwrap()).unwrap();
+            let pointers = fields.each_ref().map(Option::as_deref);
+            let by_pointer = pointers.map(|p| p.and_then(|p| pointer(&document, p)));
+            let by_lookup = FieldLookup::new(pointers).values(&document);
+            for (a, b) in by_pointer.iter().zip(&by_lookup) {
+                prop_assert_eq!(a.map(|v| v as *const Value), b.map(|v| v as *const Value));
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `csm-cli ports` and `csm-cli events`: what csm knows of a station now, and what happened.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use csm_core::model::{PortStatus, StationId, StationSummary};
+use csm_core::settings::Settings;
+use csm_core::store::EventQuery;
+use csm_core::views::{EventListJson, StationDetailJson};
+use csm_flags::{CacheFlags, DatabaseFlags};
+
+use super::{Settle, open, print_json, settings_of};
+
+/// Arguments of `ports`.
+#[derive(Debug, Args)]
+pub struct PortsArgs {
+    /// The station.
+    pub station: String,
+    /// Print the JSON of `GET /api/stations/{station_id}`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+}
+
+impl Settle for PortsArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
+            self.cache.clone().apply(s)
+        }])
+    }
+}
+
+/// `ports`: what csm knows of a station's ports (from the cache, else the database).
+pub async fn ports(
+    settings: Settings,
+    args: PortsArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let id = StationId::parse(&args.station)?;
+    let view = monitor.view(&id).await?;
+    if args.json {
+        print_json(out, &StationDetailJson::of(&view))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{} {}", view.station.id, view.station.name)?;
+    let Some(state) = view.state else {
+        writeln!(
+            out,
+            "no data yet: run `csm-cli refresh {}`",
+            view.station.id
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let fmt =
+        |value: Option<f64>, unit: &str| value.map(|v| format!("{v} {unit}")).unwrap_or_default();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "port",
+        "status",
+        "since",
+        "voltage",
+        "current",
+        "power",
+        "energy",
+        "session ends",
+        "code",
+    ]);
+    for port in &state.ports {
+        let r = &port.reading;
+        table.add_row([
+            r.port.to_string(),
+            r.status.to_string(),
+            port.since.format("%Y-%m-%d %H:%M:%S").to_string(),
+            fmt(r.voltage, "V"),
+            fmt(r.current, "A"),
+            fmt(r.power, "W"),
+            fmt(r.energy_kwh, "kWh"),
+            r.session_ends_at
+                .map(|t| t.format("%H:%M").to_string())
+                .unwrap_or_default(),
+            r.raw_code.clone().unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    write!(out, "{}", summary_line(&state.summary()))?;
+    if let Some(observed) = state.observed_at {
+        write!(
+            out,
+            "; observed {}",
+            observed.format("%Y-%m-%d %H:%M:%S UTC")
+        )?;
+    }
+    writeln!(out)?;
+    if let Some(error) = &state.last_error {
+        writeln!(out, "STALE: the last refresh failed: {error}")?;
+    } else if view.stale {
+        writeln!(out, "STALE: these ports have not been refreshed recently")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "2 free, 2 occupied, 1 unknown (5 ports)": free and occupied always, every other status
+/// that some port has, so the counts add up to the ports shown.
+fn summary_line(summary: &StationSummary) -> String {
+    let counts = PortStatus::ALL.map(|status| {
+        let n = match status {
+            PortStatus::Free => summary.free,
+            PortStatus::Occupied => summary.occupied,
+            PortStatus::Fault => summary.fault,
+            PortStatus::Offline => summary.offline,
+            PortStatus::Reserved => summary.reserved,
+            PortStatus::Unknown => summary.unknown,
+        };
+        (status, n)
+    });
+    let shown: Vec<String> = counts
+        .iter()
+        .filter(|(status, n)| *n > 0 || matches!(status, PortStatus::Free | PortStatus::Occupied))
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    format!("{} ({} ports)", shown.join(", "), summary.total)
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The station.
+    pub station: String,
+    /// Only this port.
+    #[arg(long)]
+    pub port: Option<u32>,
+    /// At most this many, newest first (1–1,000).
+    #[arg(long, default_value_t = EventQuery::DEFAULT_LIMIT)]
+    pub limit: u32,
+    /// Print the JSON of `GET /api/stations/{station_id}/events`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+impl Settle for EventsArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s)])
+    }
+}
+
+/// `events`: a station's status history.
+pub async fn events(
+    settings: Settings,
+    args: EventsArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let id = StationId::parse(&args.station)?;
+    let events = monitor
+        .events(&EventQuery {
+            station_id: Some(id.clone()),
+            port: args.port,
+            limit: args.limit,
+            ..EventQuery::default()
+        })
+        .await?;
+    if args.json {
+        print_json(out, &EventListJson::of(&id, &events))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for event in &events {
+        writeln!(
+            out,
+            "{}  port {:>3}  {:>8} → {}",
+            event.at.format("%Y-%m-%d %H:%M:%S"),
+            event.port,
+            event.old.map(|s| s.as_str()).unwrap_or("(new)"),
+            event.new
+        )?;
+    }
+    writeln!(out, "{} events", events.len())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_every_status_shown() {
+        let summary = StationSummary::of([
+            PortStatus::Free,
+            PortStatus::Free,
+            PortStatus::Occupied,
+            PortStatus::Occupied,
+            PortStatus::Unknown,
+        ]);
+        assert_eq!(
+            summary_line(&summary),
+            "2 free, 2 occupied, 1 unknown (5 ports)"
+        );
+        let faulty = StationSummary::of([PortStatus::Fault, PortStatus::Offline]);
+        assert_eq!(
+            summary_line(&faulty),
+            "0 free, 0 occupied, 1 fault, 1 offline (2 ports)"
+        );
+    }
+}

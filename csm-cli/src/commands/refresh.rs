@@ -1,0 +1,266 @@
+//! `csm-cli refresh`: one run of the engine over chosen stations, with a progress bar on a
+//! terminal and a summary (or its JSON) at the end.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use csm_core::model::{Station, StationId};
+use csm_core::refresh::RefreshOutcome;
+use csm_core::settings::Settings;
+use csm_flags::{CacheFlags, DatabaseFlags, EngineFlags, SimulatorFlags, VendorFlags};
+use serde::Serialize;
+
+use super::{FLUSH_DEADLINE, Settle, open, print_json, settings_of};
+use crate::UsageError;
+
+/// Arguments of `refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Stations to refresh.
+    pub stations: Vec<String>,
+    /// Refresh every enabled station.
+    #[arg(long, conflicts_with = "stations")]
+    pub all: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+    #[command(flatten)]
+    engine: EngineFlags,
+    #[command(flatten)]
+    vendors: VendorFlags,
+    #[command(flatten)]
+    simulator: SimulatorFlags,
+}
+
+impl Settle for RefreshArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[
+            &|s| self.database.clone().apply(s),
+            &|s| self.cache.clone().apply(s),
+            &|s| self.engine.clone().apply(s),
+            &|s| self.vendors.clone().apply(s),
+            &|s| self.simulator.clone().apply(s),
+        ])
+    }
+}
+
+/// The summary of `refresh`.
+#[derive(Debug, Default, Serialize)]
+pub struct RefreshSummary {
+    /// Stations refreshed.
+    pub stations: usize,
+    /// Stations that succeeded.
+    pub ok: usize,
+    /// Stations that failed, with their errors.
+    pub failed: Vec<FailedStation>,
+    /// Ports read.
+    pub ports: usize,
+    /// Ports whose status changed.
+    pub status_changes: usize,
+    /// Port rows written to the database.
+    pub rows_written: usize,
+    /// Retries of transient failures.
+    pub retries: u32,
+    /// Wall time, seconds.
+    pub elapsed_secs: f64,
+    /// Stations per second.
+    pub stations_per_sec: f64,
+    /// Median time of one station's job, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile of one station's job, milliseconds.
+    pub p99_ms: f64,
+    /// Rows that could not be written because the database was unreachable.
+    pub unwritten_rows: usize,
+}
+
+/// A station that failed.
+#[derive(Debug, Serialize)]
+pub struct FailedStation {
+    /// The station.
+    pub station_id: String,
+    /// Why.
+    pub error: String,
+}
+
+/// `refresh`: one run of the engine over the chosen stations.
+pub async fn refresh(
+    settings: Settings,
+    args: RefreshArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    if !args.all && args.stations.is_empty() {
+        return Err(UsageError(
+            "name the stations to refresh (csm-cli refresh S0001 S0002) or pass --all".into(),
+        )
+        .into());
+    }
+    let monitor = open(settings).await?;
+    let stations: Vec<Arc<Station>> = if args.all {
+        monitor.enabled_stations().await?
+    } else {
+        let mut chosen = Vec::with_capacity(args.stations.len());
+        for raw in &args.stations {
+            let id = StationId::parse(raw)?;
+            chosen.push(monitor.station(&id).await?);
+        }
+        chosen
+    };
+    let progress = Progress::new(stations.len());
+    let started = Instant::now();
+    let outcomes = monitor
+        .refresh(stations, |outcome| progress.step(outcome))
+        .await;
+    let report = monitor.shutdown(FLUSH_DEADLINE).await;
+    let elapsed = started.elapsed();
+    progress.finish();
+    let summary = summarize(&outcomes, elapsed, report.pending_rows);
+    if args.json {
+        print_json(out, &summary)?;
+    } else {
+        write_summary(out, &summary)?;
+    }
+    let failed = !summary.failed.is_empty() || summary.unwritten_rows > 0;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_summary(out: &mut (dyn Write + Send), summary: &RefreshSummary) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "refreshed {} stations in {:.2} s ({:.0} stations/s): {} ok, {} failed; {} ports read, {} status changes, {} rows written; per station p50 {:.1} ms, p99 {:.1} ms",
+        summary.stations,
+        summary.elapsed_secs,
+        summary.stations_per_sec,
+        summary.ok,
+        summary.failed.len(),
+        summary.ports,
+        summary.status_changes,
+        summary.rows_written,
+        summary.p50_ms,
+        summary.p99_ms,
+    )?;
+    for failed in summary.failed.iter().take(50) {
+        writeln!(out, "  FAIL {}: {}", failed.station_id, failed.error)?;
+    }
+    if summary.failed.len() > 50 {
+        writeln!(out, "  … and {} more failures", summary.failed.len() - 50)?;
+    }
+    if summary.unwritten_rows > 0 {
+        writeln!(
+            out,
+            "warning: {} rows could not be written because the database was unreachable",
+            summary.unwritten_rows
+        )?;
+    }
+    Ok(())
+}
+
+fn summarize(
+    outcomes: &[RefreshOutcome],
+    elapsed: Duration,
+    unwritten_rows: usize,
+) -> RefreshSummary {
+    let mut summary = RefreshSummary {
+        stations: outcomes.len(),
+        elapsed_secs: elapsed.as_secs_f64(),
+        stations_per_sec: outcomes.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        unwritten_rows,
+        ..RefreshSummary::default()
+    };
+    let mut latencies: Vec<f64> = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        latencies.push(outcome.elapsed.as_secs_f64() * 1000.0);
+        summary.retries += outcome.attempts.saturating_sub(1);
+        match &outcome.result {
+            Ok(stats) => {
+                summary.ok += 1;
+                summary.ports += stats.ports;
+                summary.status_changes += stats.status_changes;
+                summary.rows_written += stats.rows_written;
+            }
+            Err(error) => summary.failed.push(FailedStation {
+                station_id: outcome.station_id.to_string(),
+                error: error.to_string(),
+            }),
+        }
+    }
+    summary
+        .failed
+        .sort_by(|a, b| a.station_id.cmp(&b.station_id));
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            latencies[((latencies.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    summary.p50_ms = percentile(0.50);
+    summary.p99_ms = percentile(0.99);
+    summary
+}
+
+/// Progress of a refresh: a bar on a terminal, a line every tenth of the way otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: AtomicUsize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} stations {per_sec} eta {eta} {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    fn step(&self, outcome: &RefreshOutcome) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                if let Err(error) = &outcome.result {
+                    bar.println(format!("FAIL {}: {error}", outcome.station_id));
+                }
+            }
+            None => {
+                let tenth = (self.total / 10).max(1);
+                if done.is_multiple_of(tenth) || done == self.total {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "refreshed {done}/{} stations",
+                        self.total
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
