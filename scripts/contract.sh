@@ -2,12 +2,18 @@
 # The OpenAPI document is the contract: schemathesis (from PyPI, in a virtual environment this
 # script makes under target/) fuzzes a running csm-server against its own
 # /api/openapi.json with every check, a fixed seed and few examples per operation, and fails
-# on any finding. Usage: ./scripts/contract.sh [path/to/csm-server]  (default: the debug build)
+# on any finding. Usage: ./scripts/contract.sh [path/to/csm-server]  (default: the debug build,
+# built first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-server=${1:-target/debug/csm-server}
+if [ $# -ge 1 ]; then
+  server=$1
+else
+  cargo build --quiet -p csm-server
+  server="${CARGO_TARGET_DIR:-$PWD/target}/debug/csm-server"
+fi
 [ -x "$server" ] || fail "$server is missing: build it first (cargo build -p csm-server)"
 server=$(realpath "$server")
 venv=target/venv-contract

@@ -43,7 +43,7 @@ cargo test --workspace --all-targets --quiet
 cargo test --workspace --doc --quiet
 
 step "API contract: schemathesis against a running server"
-./scripts/contract.sh target/debug/csm-server
+./scripts/contract.sh
 
 step "dashboard end-to-end in headless Chromium"
 ./scripts/e2e.sh
