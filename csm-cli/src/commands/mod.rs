@@ -3,9 +3,9 @@
 //! code ([`csm_core::views`]).
 //!
 //! - this file: what every command shares, `init-db` and `test-connection`;
-//! - [`refresh`]: `refresh`;
-//! - [`stations`]: `stations list|add|remove|import|sync`;
-//! - [`read`]: `ports` and `events`.
+//! - [`refresh`] runs `refresh`;
+//! - [`stations`] runs `stations list|add|remove|import|sync`;
+//! - [`read`] runs `ports` and `events`.
 
 use std::io::Write;
 use std::process::ExitCode;
