@@ -46,8 +46,16 @@ pub enum Command {
     Stations(commands::StationsCommand),
     /// Print the current ports of a station.
     Ports(commands::PortsArgs),
-    /// Print the status history of a station.
+    /// Print the status changes of a station.
     Events(commands::EventsArgs),
+    /// Print a station's readings over time (voltage, current, power, energy).
+    History(commands::HistoryArgs),
+    /// Print a station's charging sessions.
+    Sessions(commands::SessionsArgs),
+    /// Print how busy a station, or the whole fleet, has been.
+    Stats(commands::StatsArgs),
+    /// Delete history past its retention once (the server does it every hour).
+    Prune(commands::PruneArgs),
     /// Serve a simulated fleet over HTTP with csm's native contract.
     Simulate(simulate::SimulateArgs),
 }
@@ -84,6 +92,10 @@ pub async fn run_with(
         Command::Stations(command) => command.settings(),
         Command::Ports(args) => args.settings(),
         Command::Events(args) => args.settings(),
+        Command::History(args) => args.settings(),
+        Command::Sessions(args) => args.settings(),
+        Command::Stats(args) => args.settings(),
+        Command::Prune(args) => args.settings(),
         Command::Simulate(_) => Settings::default(),
     };
     adjust(&mut settings);
@@ -95,6 +107,10 @@ pub async fn run_with(
         Command::Stations(command) => commands::stations(settings, command, out).await,
         Command::Ports(args) => commands::ports(settings, args, out).await,
         Command::Events(args) => commands::events(settings, args, out).await,
+        Command::History(args) => commands::history(settings, args, out).await,
+        Command::Sessions(args) => commands::sessions(settings, args, out).await,
+        Command::Stats(args) => commands::stats(settings, args, out).await,
+        Command::Prune(args) => commands::prune(settings, args, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
     }
 }

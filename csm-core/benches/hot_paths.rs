@@ -78,6 +78,7 @@ fn state_of(snapshot: &csm_core::model::Snapshot) -> StationState {
         last_error: None,
         failures: 0,
         ports,
+        counted_from: None,
     }
 }
 
@@ -117,6 +118,7 @@ fn answers(c: &mut Criterion) {
         station,
         state: Some(std::sync::Arc::new(state)),
         stale: false,
+        estimates: Vec::new(),
     };
     c.bench_function("views: encode a 12-port station answer", |b| {
         b.iter(|| serde_json::to_vec(&StationDetailJson::of(black_box(&view))).expect("json"))

@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod charger;
 pub mod error;
+pub mod history;
 pub mod import;
 pub mod model;
 pub mod monitor;

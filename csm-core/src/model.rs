@@ -341,6 +341,11 @@ pub struct StationState {
     pub failures: u32,
     /// Ports ordered by number.
     pub ports: Vec<PortState>,
+    /// When csm got the station back after it could not reach it: the hourly statistics have
+    /// counted the time before (the outage as offline), so a stay is counted from here even
+    /// where its `since` is older. `None` when the station never went dark.
+    #[serde(default)]
+    pub counted_from: Option<DateTime<Utc>>,
 }
 
 impl StationState {
@@ -371,6 +376,8 @@ pub struct StationHealth {
     pub checked_at: DateTime<Utc>,
     /// Failed attempts in a row.
     pub failures: u32,
+    /// See [`StationState::counted_from`].
+    pub counted_from: Option<DateTime<Utc>>,
 }
 
 /// Counts of ports by status.

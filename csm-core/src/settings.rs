@@ -49,6 +49,24 @@ pub mod defaults {
     pub const MANUAL_REFRESH_COOLDOWN_SECS: u64 = 10;
     /// Manual refreshes accepted per minute across all stations.
     pub const MANUAL_REFRESH_PER_MINUTE: u32 = 120;
+    /// Time zone of hours and weekdays in statistics.
+    pub const TIMEZONE: &str = "Asia/Shanghai";
+    /// Days raw readings are kept.
+    pub const READINGS_DAYS: u32 = 7;
+    /// Days status events and sessions are kept.
+    pub const EVENTS_DAYS: u32 = 365;
+    /// A reading is stored when the voltage moved more than this many volts.
+    pub const DEADBAND_VOLTS: f64 = 5.0;
+    /// … the current more than this many amperes.
+    pub const DEADBAND_AMPS: f64 = 0.5;
+    /// … the power more than this many watts.
+    pub const DEADBAND_WATTS: f64 = 100.0;
+    /// … the session's energy more than this many kWh.
+    pub const DEADBAND_KWH: f64 = 0.1;
+    /// A reading is stored at least this often (seconds) while a port reports one.
+    pub const HEARTBEAT_SECS: u64 = 900;
+    /// Readings held in memory while the database is unreachable.
+    pub const WRITE_BUFFER_READINGS: usize = 200_000;
 }
 
 /// Everything the core can be configured with.
@@ -66,6 +84,8 @@ pub struct Settings {
     pub simulator: SimulatorSettings,
     /// Limits of manual refreshes (the API's refresh button).
     pub manual_refresh: ManualRefreshSettings,
+    /// What history is kept, and how statistics count time.
+    pub history: HistorySettings,
     /// Station served by `GET /api/ports`. Unset: the first station.
     pub default_station: Option<String>,
     /// Seed demo stations on the simulator into an empty database. Unset: only in the embedded
@@ -134,6 +154,72 @@ pub struct SimulatorSettings {
     pub speed: f64,
     /// Seed of the simulated fleet.
     pub seed: u64,
+}
+
+/// History: which readings are stored, how long everything is kept, and the time zone hours
+/// and weekdays are counted in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistorySettings {
+    /// IANA time zone of statistics (`Asia/Shanghai`); everything stored is UTC.
+    pub timezone: String,
+    /// Days raw readings are kept.
+    pub readings_days: u32,
+    /// Days status events and sessions are kept (hourly roll-ups are kept for good).
+    pub events_days: u32,
+    /// A reading is stored when a measurement moved beyond its deadband since the last stored
+    /// one (or the status changed, or the heartbeat passed).
+    pub deadband: Deadband,
+    /// A reading is stored at least this often, in seconds, while a port reports one.
+    pub heartbeat_secs: u64,
+    /// Readings held in memory while the database is unreachable; older ones are dropped (and
+    /// counted) beyond this. Status events keep priority over readings.
+    pub write_buffer_readings: usize,
+}
+
+/// How far each measurement may move before a new reading is stored.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Deadband {
+    /// Volts.
+    pub voltage: f64,
+    /// Amperes.
+    pub current: f64,
+    /// Watts.
+    pub power: f64,
+    /// kWh.
+    pub energy_kwh: f64,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            timezone: defaults::TIMEZONE.into(),
+            readings_days: defaults::READINGS_DAYS,
+            events_days: defaults::EVENTS_DAYS,
+            deadband: Deadband {
+                voltage: defaults::DEADBAND_VOLTS,
+                current: defaults::DEADBAND_AMPS,
+                power: defaults::DEADBAND_WATTS,
+                energy_kwh: defaults::DEADBAND_KWH,
+            },
+            heartbeat_secs: defaults::HEARTBEAT_SECS,
+            write_buffer_readings: defaults::WRITE_BUFFER_READINGS,
+        }
+    }
+}
+
+impl HistorySettings {
+    /// The time zone of statistics.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, SettingsError> {
+        self.timezone.parse().map_err(|_| {
+            SettingsError::new(
+                "CSM_TIMEZONE",
+                format!(
+                    "{:?} is not a time zone; write an IANA name such as Asia/Shanghai or Europe/Berlin",
+                    self.timezone
+                ),
+            )
+        })
+    }
 }
 
 /// Limits of manual refreshes, which protect vendor APIs from users of csm.
@@ -284,6 +370,30 @@ impl Settings {
             return Err(SettingsError::new(
                 "CSM_SIMULATOR_SPEED",
                 "must be a positive number",
+            ));
+        }
+        self.history.tz()?;
+        let deadband = self.history.deadband;
+        for (variable, value) in [
+            ("CSM_DEADBAND_VOLTS", deadband.voltage),
+            ("CSM_DEADBAND_AMPS", deadband.current),
+            ("CSM_DEADBAND_WATTS", deadband.power),
+            ("CSM_DEADBAND_KWH", deadband.energy_kwh),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(SettingsError::new(variable, "must be 0 or more"));
+            }
+        }
+        if self.history.heartbeat_secs == 0 {
+            return Err(SettingsError::new(
+                "CSM_HISTORY_HEARTBEAT_SECS",
+                "must be greater than 0",
+            ));
+        }
+        if self.history.readings_days == 0 || self.history.events_days == 0 {
+            return Err(SettingsError::new(
+                "CSM_RETAIN_READINGS_DAYS",
+                "retention must be at least a day (CSM_RETAIN_READINGS_DAYS, CSM_RETAIN_EVENTS_DAYS)",
             ));
         }
         if self.cache.prefix.contains(char::is_whitespace) {

@@ -9,8 +9,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod history;
 pub mod time;
 
+use crate::history::estimate::FreeEstimate;
 use crate::model::{PortState, Station, StationId, StationState, StationSummary, StatusEvent};
 use crate::monitor::{StationPage, StationView};
 
@@ -45,11 +47,19 @@ pub struct PortJson {
     pub timestamp: Option<DateTime<Utc>>,
     /// Whether the reading is out of date.
     pub stale: bool,
+    /// When an occupied port will likely be free; `null` when it is not occupied or there is
+    /// nothing to go on.
+    pub free_estimate: Option<FreeEstimate>,
 }
 
 impl PortJson {
     /// The JSON of one port of a station state.
-    pub fn of(port: &PortState, state: &StationState, stale: bool) -> Self {
+    pub fn of(
+        port: &PortState,
+        state: &StationState,
+        stale: bool,
+        free_estimate: Option<FreeEstimate>,
+    ) -> Self {
         let r = &port.reading;
         Self {
             port: r.port,
@@ -63,6 +73,7 @@ impl PortJson {
             since: port.since,
             timestamp: state.observed_at,
             stale,
+            free_estimate,
         }
     }
 
@@ -74,7 +85,11 @@ impl PortJson {
                 state
                     .ports
                     .iter()
-                    .map(|p| Self::of(p, state, view.stale))
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let estimate = view.estimates.get(i).copied().flatten();
+                        Self::of(p, state, view.stale, estimate)
+                    })
                     .collect()
             })
             .unwrap_or_default()

@@ -2,7 +2,8 @@
 //! environment variable (and so from `.env`, which the binaries load first).
 //!
 //! The flags come in groups, one per part of the core ([`DatabaseFlags`], [`CacheFlags`],
-//! [`EngineFlags`], [`VendorFlags`], [`SimulatorFlags`]); a command flattens only the groups
+//! [`EngineFlags`], [`VendorFlags`], [`SimulatorFlags`], and for history [`TimeZoneFlags`],
+//! [`RecordingFlags`], [`RetentionFlags`]); a command flattens only the groups
 //! it uses, so its `--help` lists only what it reads. Each group maps itself onto
 //! [`Settings`] with [`apply`](DatabaseFlags::apply); defaults come from
 //! [`csm_core::settings::defaults`], where they are written once.
@@ -158,6 +159,87 @@ impl SimulatorFlags {
     pub fn apply(self, settings: &mut Settings) {
         settings.simulator.speed = self.simulator_speed;
         settings.simulator.seed = self.simulator_seed;
+    }
+}
+
+/// The time zone statistics count hours, weekdays and days in.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Statistics")]
+pub struct TimeZoneFlags {
+    /// IANA time zone of hours, weekdays and days in statistics (everything is stored in UTC).
+    #[arg(long, env = "CSM_TIMEZONE", default_value = defaults::TIMEZONE)]
+    pub timezone: String,
+}
+
+impl TimeZoneFlags {
+    /// Sets the time zone of statistics (and of the simulator's daily rhythm).
+    pub fn apply(self, settings: &mut Settings) {
+        settings.history.timezone = self.timezone;
+    }
+}
+
+/// Which readings are kept as history.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "History")]
+pub struct RecordingFlags {
+    /// A reading is stored when the voltage moved more than this many volts since the last
+    /// stored one (or the status changed, or the heartbeat passed).
+    #[arg(long, env = "CSM_DEADBAND_VOLTS", default_value_t = defaults::DEADBAND_VOLTS)]
+    pub deadband_volts: f64,
+
+    /// … when the current moved more than this many amperes.
+    #[arg(long, env = "CSM_DEADBAND_AMPS", default_value_t = defaults::DEADBAND_AMPS)]
+    pub deadband_amps: f64,
+
+    /// … when the power moved more than this many watts.
+    #[arg(long, env = "CSM_DEADBAND_WATTS", default_value_t = defaults::DEADBAND_WATTS)]
+    pub deadband_watts: f64,
+
+    /// … when the session's energy moved more than this many kWh.
+    #[arg(long, env = "CSM_DEADBAND_KWH", default_value_t = defaults::DEADBAND_KWH)]
+    pub deadband_kwh: f64,
+
+    /// A reading is stored at least this often (seconds) while a port reports one.
+    #[arg(long, env = "CSM_HISTORY_HEARTBEAT_SECS", default_value_t = defaults::HEARTBEAT_SECS)]
+    pub history_heartbeat_secs: u64,
+
+    /// Readings kept in memory while the database is unreachable; older ones are dropped (and
+    /// counted) beyond this, before any status event is.
+    #[arg(long, env = "CSM_WRITE_BUFFER_READINGS", default_value_t = defaults::WRITE_BUFFER_READINGS)]
+    pub write_buffer_readings: usize,
+}
+
+impl RecordingFlags {
+    /// Sets which readings are kept.
+    pub fn apply(self, settings: &mut Settings) {
+        let history = &mut settings.history;
+        history.deadband.voltage = self.deadband_volts;
+        history.deadband.current = self.deadband_amps;
+        history.deadband.power = self.deadband_watts;
+        history.deadband.energy_kwh = self.deadband_kwh;
+        history.heartbeat_secs = self.history_heartbeat_secs;
+        history.write_buffer_readings = self.write_buffer_readings;
+    }
+}
+
+/// How long history is kept (hourly statistics are kept for good).
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Retention")]
+pub struct RetentionFlags {
+    /// Days raw readings are kept.
+    #[arg(long, env = "CSM_RETAIN_READINGS_DAYS", default_value_t = defaults::READINGS_DAYS)]
+    pub retain_readings_days: u32,
+
+    /// Days status events and sessions are kept.
+    #[arg(long, env = "CSM_RETAIN_EVENTS_DAYS", default_value_t = defaults::EVENTS_DAYS)]
+    pub retain_events_days: u32,
+}
+
+impl RetentionFlags {
+    /// Sets how long history is kept.
+    pub fn apply(self, settings: &mut Settings) {
+        settings.history.readings_days = self.retain_readings_days;
+        settings.history.events_days = self.retain_events_days;
     }
 }
 

@@ -1,12 +1,15 @@
 //! The server's command line: the core's flag groups (database, cache, engine, vendors,
-//! simulator) and the server's own, each also read from its `CSM_*` variable.
+//! simulator, history) and the server's own, each also read from its `CSM_*` variable.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser};
 use csm_core::settings::{Settings, defaults as core};
-use csm_flags::{CacheFlags, DatabaseFlags, EngineFlags, LogFormat, SimulatorFlags, VendorFlags};
+use csm_flags::{
+    CacheFlags, DatabaseFlags, EngineFlags, LogFormat, RecordingFlags, RetentionFlags,
+    SimulatorFlags, TimeZoneFlags, VendorFlags,
+};
 
 use crate::config::{Limits, ServerConfig, defaults};
 
@@ -27,6 +30,12 @@ pub struct ServerFlags {
     vendors: VendorFlags,
     #[command(flatten)]
     simulator: SimulatorFlags,
+    #[command(flatten)]
+    timezone: TimeZoneFlags,
+    #[command(flatten)]
+    recording: RecordingFlags,
+    #[command(flatten)]
+    retention: RetentionFlags,
 }
 
 /// The server's own settings.
@@ -109,6 +118,9 @@ impl ServerFlags {
         self.engine.apply(&mut settings);
         self.vendors.apply(&mut settings);
         self.simulator.apply(&mut settings);
+        self.timezone.apply(&mut settings);
+        self.recording.apply(&mut settings);
+        self.retention.apply(&mut settings);
         let own = self.server;
         settings.default_station = own.default_station;
         settings.demo = own.demo;

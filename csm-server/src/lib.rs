@@ -159,6 +159,7 @@ impl Server {
         let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
         if self.scheduler {
             tasks.spawn(Arc::clone(&state.monitor).run_scheduler(cancel.clone()));
+            tasks.spawn(Arc::clone(&state.monitor).run_pruning(cancel.clone()));
         }
         let stop = cancel.clone();
         tokio::spawn(async move {

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{events, health, stations};
+use crate::api::{events, health, history, stations};
 use crate::views;
 use csm_core::views as core;
 
@@ -20,6 +20,10 @@ use csm_core::views as core;
         stations::default_ports,
         stations::refresh_station,
         stations::station_events,
+        history::station_history,
+        history::station_sessions,
+        history::station_stats,
+        history::fleet_stats,
         stations::create_station,
         stations::delete_station,
         stations::refresh_all,
@@ -39,6 +43,20 @@ use csm_core::views as core;
         core::EventJson,
         core::EventListJson,
         core::StationUpdateJson,
+        core::history::ReadingJson,
+        core::history::PortReadingsJson,
+        core::history::HistoryJson,
+        core::history::SessionJson,
+        core::history::SessionListJson,
+        core::history::StationStatsJson,
+        core::history::RankedStationJson,
+        core::history::FleetStatsJson,
+        csm_core::history::stats::StatusMinutes,
+        csm_core::history::stats::DayStats,
+        csm_core::history::estimate::FreeEstimate,
+        csm_core::history::estimate::Basis,
+        csm_core::history::estimate::Scope,
+        history::Format,
         views::RefreshJson,
         views::ReadinessJson,
         views::ErrorJson,
@@ -51,6 +69,7 @@ use csm_core::views as core;
     modifiers(&AdminToken),
     tags(
         (name = "stations", description = "Stations and their ports"),
+        (name = "history", description = "Readings, sessions and statistics over time"),
         (name = "live", description = "Live updates"),
         (name = "admin", description = "Station management (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "operations", description = "Health, readiness and metrics"),

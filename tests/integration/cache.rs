@@ -39,6 +39,7 @@ fn state(id: &str, ports: u32) -> Arc<StationState> {
                 since: now,
             })
             .collect(),
+        counted_from: None,
     })
 }
 

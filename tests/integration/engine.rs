@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use csm::core::cache::StatusCache;
 use csm::core::charger::{ChargerApi, ChargerError};
+use csm::core::history::{HistoryQuery, HourRow, HourTotals, ReadingRow, SessionRow};
 use csm::core::model::{PortStatus, Station, StationId, StationState, StatusEvent};
 use csm::core::refresh::{Engine, EngineConfig, RetryPolicy, scheduler};
-use csm::core::store::{EventQuery, Store, StoreError, WriteBatch};
+use csm::core::store::{EventQuery, Prunable, Store, StoreError, WriteBatch};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
@@ -77,6 +79,43 @@ impl Store for Counting {
     }
     async fn count_events(&self, station_id: Option<&StationId>) -> Result<u64, StoreError> {
         self.inner.count_events(station_id).await
+    }
+    async fn readings(&self, query: &HistoryQuery) -> Result<Vec<ReadingRow>, StoreError> {
+        self.inner.readings(query).await
+    }
+    async fn sessions(&self, query: &HistoryQuery) -> Result<Vec<SessionRow>, StoreError> {
+        self.inner.sessions(query).await
+    }
+    async fn session_lengths(
+        &self,
+        station_id: Option<&StationId>,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<u32>, StoreError> {
+        self.inner.session_lengths(station_id, since, limit).await
+    }
+    async fn hours(
+        &self,
+        station_id: Option<&StationId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourRow>, StoreError> {
+        self.inner.hours(station_id, from, to).await
+    }
+    async fn station_totals(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(StationId, HourTotals)>, StoreError> {
+        self.inner.station_totals(from, to).await
+    }
+    async fn prune(
+        &self,
+        what: Prunable,
+        before: DateTime<Utc>,
+        chunk: u32,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune(what, before, chunk).await
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use csm::core::Monitor;
 use csm::core::cache::{MemoryCache, NearCache, RedisCache, StatusCache};
 use csm::core::charger::{ChargerApi, ChargerError, Chargers};
@@ -238,9 +238,16 @@ pub struct ScriptedApi {
     pub max_in_flight: AtomicUsize,
     pub delay: Mutex<Duration>,
     pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// When set, the time snapshots are observed at (a test's own clock).
+    pub clock: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl ScriptedApi {
+    /// Snapshots are observed at `at` from now on.
+    pub fn at(&self, at: DateTime<Utc>) {
+        *self.clock.lock().unwrap() = Some(at);
+    }
+
     pub fn set(&self, station: &str, answer: Result<Vec<PortReading>, ChargerError>) {
         self.answers.lock().unwrap().insert(station.into(), answer);
     }
@@ -284,7 +291,7 @@ impl ChargerApi for ScriptedApi {
         match answer {
             Some(Ok(ports)) => Ok(Snapshot {
                 station_id: station.id.clone(),
-                observed_at: Utc::now(),
+                observed_at: self.clock.lock().unwrap().unwrap_or_else(Utc::now),
                 ports,
             }),
             Some(Err(error)) => Err(error),
@@ -375,9 +382,11 @@ impl Build {
 
     /// The engine.
     pub fn engine(self) -> Engine {
+        let settings = &self.settings;
         let config = self
             .config
-            .unwrap_or_else(|| EngineConfig::from_settings(&self.settings.engine));
+            .clone()
+            .unwrap_or_else(|| EngineConfig::from_settings(&settings.engine, &settings.history));
         Engine::new(
             self.store.clone(),
             self.cache.clone(),

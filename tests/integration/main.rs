@@ -10,6 +10,7 @@ mod charger;
 mod cli;
 mod engine;
 mod faults;
+mod history;
 mod repository;
 mod security;
 mod store;

@@ -200,7 +200,9 @@ async fn batches_write_ports_events_and_health(backend: Backend) {
             last_error: Some("csm: timeout 超时".into()),
             checked_at: now,
             failures: 2,
+            counted_from: None,
         }],
+        ..WriteBatch::default()
     };
     t.store.apply(&batch).await.unwrap();
     // Overwrite port 2 with a new status.
@@ -253,7 +255,7 @@ async fn large_batches_are_chunked_under_the_bind_limits(backend: Backend) {
         .apply(&WriteBatch {
             ports,
             events,
-            health: Vec::new(),
+            ..WriteBatch::default()
         })
         .await
         .unwrap();
@@ -393,7 +395,7 @@ async fn removing_a_station_keeps_its_history(backend: Backend) {
         .apply(&WriteBatch {
             ports: vec![port_row("A", 1, PortStatus::Free, now)],
             events: vec![event("A", 1, None, PortStatus::Free, now)],
-            health: Vec::new(),
+            ..WriteBatch::default()
         })
         .await
         .unwrap();

@@ -5,7 +5,8 @@
 //! - this file: what every command shares, `init-db` and `test-connection`;
 //! - [`refresh`] runs `refresh`;
 //! - [`stations`] runs `stations list|add|remove|import|sync`;
-//! - [`read`] runs `ports` and `events`.
+//! - [`read`] runs `ports` and `events`;
+//! - [`history`] runs `history`, `sessions`, `stats` and `prune`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,10 +19,14 @@ use csm_core::settings::Settings;
 use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 use serde::Serialize;
 
+mod history;
 mod read;
 mod refresh;
 mod stations;
 
+pub use self::history::{
+    HistoryArgs, PruneArgs, SessionsArgs, StatsArgs, history, prune, sessions, stats,
+};
 pub use self::read::{EventsArgs, PortsArgs, events, ports};
 pub use self::refresh::{FailedStation, RefreshArgs, RefreshSummary, refresh};
 pub use self::stations::{

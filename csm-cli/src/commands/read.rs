@@ -43,7 +43,7 @@ pub async fn ports(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
-    let view = monitor.view(&id).await?;
+    let view = monitor.view_with_estimates(&id).await?;
     if args.json {
         print_json(out, &StationDetailJson::of(&view))?;
         return Ok(ExitCode::SUCCESS);
@@ -70,10 +70,25 @@ pub async fn ports(
         "power",
         "energy",
         "session ends",
+        "free in",
         "code",
     ]);
-    for port in &state.ports {
+    let now = chrono::Utc::now();
+    for (index, port) in state.ports.iter().enumerate() {
         let r = &port.reading;
+        let free_in = view
+            .estimates
+            .get(index)
+            .copied()
+            .flatten()
+            .map(|e| {
+                let minutes = ((e.at - now).num_seconds().max(0) as f64 / 60.0).round();
+                match e.sessions {
+                    Some(n) => format!("~{minutes} min ({n} sessions)"),
+                    None => format!("~{minutes} min (vendor)"),
+                }
+            })
+            .unwrap_or_default();
         table.add_row([
             r.port.to_string(),
             r.status.to_string(),
@@ -85,6 +100,7 @@ pub async fn ports(
             r.session_ends_at
                 .map(|t| t.format("%H:%M").to_string())
                 .unwrap_or_default(),
+            free_in,
             r.raw_code.clone().unwrap_or_default(),
         ]);
     }
@@ -140,8 +156,11 @@ pub struct EventsArgs {
     #[arg(long, default_value_t = EventQuery::DEFAULT_LIMIT)]
     pub limit: u32,
     /// Print the JSON of `GET /api/stations/{station_id}/events`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print CSV, as `GET /api/stations/{station_id}/events?format=csv`.
+    #[arg(long)]
+    pub csv: bool,
     #[command(flatten)]
     database: DatabaseFlags,
 }
@@ -170,6 +189,11 @@ pub async fn events(
         .await?;
     if args.json {
         print_json(out, &EventListJson::of(&id, &events))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.csv {
+        let station = monitor.station(&id).await?;
+        out.write_all(&csm_core::views::history::csv::events(&station, &events))?;
         return Ok(ExitCode::SUCCESS);
     }
     for event in &events {

@@ -11,7 +11,10 @@ use clap::Args;
 use csm_core::model::{Station, StationId};
 use csm_core::refresh::RefreshOutcome;
 use csm_core::settings::Settings;
-use csm_flags::{CacheFlags, DatabaseFlags, EngineFlags, SimulatorFlags, VendorFlags};
+use csm_flags::{
+    CacheFlags, DatabaseFlags, EngineFlags, RecordingFlags, SimulatorFlags, TimeZoneFlags,
+    VendorFlags,
+};
 use serde::Serialize;
 
 use super::{FLUSH_DEADLINE, Settle, open, print_json, settings_of};
@@ -38,6 +41,10 @@ pub struct RefreshArgs {
     vendors: VendorFlags,
     #[command(flatten)]
     simulator: SimulatorFlags,
+    #[command(flatten)]
+    recording: RecordingFlags,
+    #[command(flatten)]
+    timezone: TimeZoneFlags,
 }
 
 impl Settle for RefreshArgs {
@@ -48,6 +55,8 @@ impl Settle for RefreshArgs {
             &|s| self.engine.clone().apply(s),
             &|s| self.vendors.clone().apply(s),
             &|s| self.simulator.clone().apply(s),
+            &|s| self.recording.clone().apply(s),
+            &|s| self.timezone.clone().apply(s),
         ])
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! tag | id: u16 len, bytes | observed_at: u8 flag, i64 | checked_at: i64
-//!     | last_error: u8 flag, u32 len, bytes | failures: u32 | port count: u32
+//!     | last_error: u8 flag, u32 len, bytes | failures: u32 | counted_from: u8 flag, i64
+//!     | port count: u32
 //! per port: port: u32 | status: u8 | present: u8 bits | raw_code: u16 len, bytes
 //!     | voltage, current, power, energy: f64 each | session_ends_at: i64 | since: i64
 //! ```
@@ -19,7 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::model::{PortReading, PortState, PortStatus, StationId, StationState};
 
 /// Format tag written in front of every cached value.
-pub const FORMAT_TAG: &[u8] = b"csm-v2\n";
+pub const FORMAT_TAG: &[u8] = b"csm-v3\n";
 
 const RAW_CODE: u8 = 1;
 const VOLTAGE: u8 = 1 << 1;
@@ -54,6 +55,7 @@ fn encode_with(state: &StationState, measurements: bool) -> Vec<u8> {
         None => out.push(0),
     }
     out.extend_from_slice(&state.failures.to_le_bytes());
+    put_opt_time(&mut out, state.counted_from);
     out.extend_from_slice(&(state.ports.len() as u32).to_le_bytes());
     for port in &state.ports {
         let r = &port.reading;
@@ -97,6 +99,7 @@ pub fn decode(bytes: &[u8]) -> Option<StationState> {
         _ => return None,
     };
     let failures = r.u32()?;
+    let counted_from = r.opt_time()?;
     let count = r.u32()? as usize;
     // Each port takes at least 14 bytes: a count larger than the rest is damage.
     if count > r.0.len() / 14 {
@@ -153,6 +156,7 @@ pub fn decode(bytes: &[u8]) -> Option<StationState> {
         last_error,
         failures,
         ports,
+        counted_from,
     })
 }
 
@@ -280,6 +284,7 @@ mod tests {
                     since: now,
                 },
             ],
+            counted_from: Some(now),
         }
     }
 

@@ -220,10 +220,14 @@ pub enum SourcesError {
     HttpClient(#[source] reqwest::Error),
 }
 
+/// How much simulated past the demo begins with.
+pub const DEMO_PAST: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 /// Every source csm knows, by vendor name.
 #[derive(Clone, Default)]
 pub struct Chargers {
     by_vendor: BTreeMap<String, Arc<dyn ChargerApi>>,
+    simulator: Option<Arc<Simulator>>,
 }
 
 impl fmt::Debug for Chargers {
@@ -241,6 +245,17 @@ impl Chargers {
     /// Adds (or replaces) a source under its vendor name.
     pub fn insert(&mut self, api: Arc<dyn ChargerApi>) {
         self.by_vendor.insert(api.vendor().to_owned(), api);
+    }
+
+    /// Adds the simulator, kept also as itself (for a simulated past it continues).
+    pub fn insert_simulator(&mut self, simulator: Arc<Simulator>) {
+        self.simulator = Some(Arc::clone(&simulator));
+        self.insert(simulator);
+    }
+
+    /// The built-in simulator, when it was added with [`Chargers::insert_simulator`].
+    pub fn simulator(&self) -> Option<&Arc<Simulator>> {
+        self.simulator.as_ref()
     }
 
     /// The source of `vendor`.
@@ -270,10 +285,15 @@ impl Chargers {
         let client = build_client(&settings.vendors, settings.engine.concurrency)
             .map_err(SourcesError::HttpClient)?;
         let mut chargers = Chargers::new();
-        chargers.insert(Arc::new(Simulator::new(
-            settings.simulator.seed,
-            settings.simulator.speed,
-        )));
+        let mut simulator = Simulator::new(settings.simulator.seed, settings.simulator.speed);
+        if let Ok(zone) = settings.history.tz() {
+            simulator = simulator.in_zone(zone);
+        }
+        if settings.seeds_demo() {
+            // The demo begins with a simulated past that the live simulation continues.
+            simulator = simulator.starting_at(crate::model::now() - DEMO_PAST);
+        }
+        chargers.insert_simulator(Arc::new(simulator));
         let mut profiles = vec![VendorProfile::native()];
         profiles.extend(VendorProfile::load_dir(&settings.vendors.dir)?);
         for profile in profiles {

@@ -1,10 +1,15 @@
 //! The built-in `simulator` vendor: a seeded fleet of e-bike charging piles.
 //!
 //! Each port lives a timeline of its own: free for a while, a session of 20 minutes to 4 hours
-//! drawing 0.3–3 A at about 220 V (tapering near the end), now and then a short reservation or a
+//! drawing 0.3–3 A at about 220 V (tapering near the end; about half the piles say when it
+//! will end), now and then a short reservation or a
 //! fault that is repaired later; now and then a whole pile drops offline for a while. Timelines
 //! are drawn from a random generator seeded by (seed, station, port), so the same seed gives the
 //! same fleet and the same story. `speed` makes the story run faster than the wall clock.
+//!
+//! Riders follow a daily rhythm in the simulator's time zone (by default the statistics'):
+//! free ports are taken up again quickest in the evening and slowest in the small hours
+//! ([`arrivals`]).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -30,6 +35,7 @@ pub struct Simulator {
     origin: DateTime<Utc>,
     fleet_size: usize,
     fleet_ports: u32,
+    zone: chrono_tz::Tz,
     shards: Vec<Mutex<HashMap<StationId, StationSim>>>,
 }
 
@@ -52,14 +58,27 @@ impl Simulator {
             origin: Utc::now(),
             fleet_size: stations,
             fleet_ports: ports.clamp(1, crate::model::MAX_PORT),
+            zone: chrono_tz::Asia::Shanghai,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
 
-    /// Starts every timeline at `origin` instead of now (for tests).
+    /// Starts every timeline at `origin` instead of now (for tests, and for a simulated past
+    /// that the live simulation continues).
     pub fn starting_at(mut self, origin: DateTime<Utc>) -> Self {
         self.origin = origin;
         self
+    }
+
+    /// Follows the daily rhythm in `zone` (default `Asia/Shanghai`).
+    pub fn in_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// When every timeline starts.
+    pub fn origin(&self) -> DateTime<Utc> {
+        self.origin
     }
 
     /// The fleet's stations.
@@ -145,6 +164,12 @@ impl Simulator {
         }
     }
 
+    /// The hour of the day at `at` in the simulator's zone.
+    fn local_hour(&self, at: DateTime<Utc>) -> u32 {
+        use chrono::Timelike;
+        at.with_timezone(&self.zone).hour()
+    }
+
     /// Sim seconds as wall-clock time.
     fn span(&self, sim_seconds: f64) -> Duration {
         Duration::milliseconds((sim_seconds * 1000.0 / self.speed).max(1.0) as i64)
@@ -179,6 +204,8 @@ impl ChargerApi for Simulator {
 struct StationSim {
     seed: u64,
     rng: Rng,
+    /// Whether the pile says when a session ends (about half do, as among real vendors).
+    tells_ends: bool,
     online: bool,
     /// When the pile goes offline (or comes back).
     switch_at: DateTime<Utc>,
@@ -199,6 +226,7 @@ impl StationSim {
         let switch_at = sim.origin + sim.span(length * rng.uniform(0.0, 1.0));
         Self {
             seed,
+            tells_ends: (seed >> 7).is_multiple_of(2),
             online,
             switch_at,
             ports: (1..=ports)
@@ -278,7 +306,11 @@ impl PortSim {
             }
             self.status = next;
             self.since = self.until;
-            self.until = self.since + sim.span(duration_of(&mut self.rng, next));
+            let mut length = duration_of(&mut self.rng, next);
+            if next == PortStatus::Free {
+                length /= arrivals(sim.local_hour(self.since));
+            }
+            self.until = self.since + sim.span(length.max(MINUTE));
         }
     }
 
@@ -334,12 +366,23 @@ impl PortSim {
                 reading.current = Some(amps);
                 reading.power = Some(round(volts * amps, 1));
                 reading.energy_kwh = Some(round(self.amps * 220.0 * hours / 1000.0, 3));
-                reading.session_ends_at = Some(self.until);
+                reading.session_ends_at = station.tells_ends.then_some(self.until);
             }
             PortStatus::Fault | PortStatus::Offline | PortStatus::Unknown => {}
         }
         reading
     }
+}
+
+/// How quickly riders take a free port at each hour of the day, relative to an average hour:
+/// a free stay lasts `1 / arrivals` times its drawn length. Busiest from 18 to 22 h, quietest
+/// from 1 to 5 h.
+fn arrivals(hour: u32) -> f64 {
+    const BY_HOUR: [f64; 24] = [
+        0.35, 0.2, 0.15, 0.12, 0.12, 0.15, 0.35, 0.7, 0.9, 0.8, 0.75, 0.8, //
+        1.0, 1.0, 0.8, 0.75, 0.8, 1.1, 1.6, 1.9, 1.9, 1.7, 1.2, 0.7,
+    ];
+    BY_HOUR[hour as usize % 24]
 }
 
 /// How long a port stays in `status`, in sim seconds.
@@ -453,6 +496,7 @@ mod tests {
         let origin = Utc::now();
         let sim = Simulator::with_fleet(1, 1.0, 200, 12).starting_at(origin);
         let mut occupied = 0;
+        let mut ends = 0;
         let mut statuses = std::collections::HashSet::new();
         for member in sim.fleet() {
             for reading in sim.snapshot_at(&member, origin).ports {
@@ -468,7 +512,8 @@ mod tests {
                         assert!((0.0..=3.0).contains(&a), "{a} A");
                         assert!((210.0..=230.0).contains(&v), "{v} V");
                         assert!((w - v * a).abs() < 1.0, "{w} W vs {v} V × {a} A");
-                        assert!(reading.session_ends_at.unwrap() > origin);
+                        assert!(reading.session_ends_at.is_none_or(|end| end > origin));
+                        ends += usize::from(reading.session_ends_at.is_some());
                     }
                     PortStatus::Fault | PortStatus::Offline => {
                         assert_eq!(reading.voltage, None);
@@ -479,12 +524,17 @@ mod tests {
             }
         }
         assert!(occupied > 500, "about 38% of 2400 ports charge: {occupied}");
+        assert!(
+            ends > occupied / 4 && ends < occupied * 3 / 4,
+            "about half the piles say when a session ends: {ends} of {occupied}"
+        );
         assert!(statuses.contains(&PortStatus::Free) && statuses.contains(&PortStatus::Fault));
     }
 
     #[test]
     fn ports_change_over_time_and_sessions_end() {
-        let origin = Utc::now();
+        // 18:00 in Shanghai: the evening, when riders come and go most.
+        let origin = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 10, 0, 0).unwrap();
         let sim = Simulator::new(3, 1.0).starting_at(origin);
         let s = station("DEMO", 10);
         let first = sim.snapshot_at(&s, origin);
@@ -493,11 +543,37 @@ mod tests {
             .ports
             .iter()
             .zip(&later.ports)
-            .filter(|(a, b)| a.status != b.status || a.session_ends_at != b.session_ends_at)
+            .filter(|(a, b)| a.status != b.status)
             .count();
         assert!(
             changed >= 5,
             "after five hours most ports have moved on: {changed}"
+        );
+    }
+
+    #[test]
+    fn evenings_are_busier_than_the_small_hours() {
+        // A day of the fleet's ports in Shanghai time, sampled every 10 minutes: the share of
+        // ports charging at 20:00–22:00 is well above the share at 04:00–06:00.
+        let midnight = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 16, 0, 0).unwrap();
+        let sim = Simulator::with_fleet(5, 1.0, 100, 10).starting_at(midnight - Duration::days(2));
+        let share = |from_hour: i64| {
+            let (mut occupied, mut seen) = (0, 0);
+            for step in 0..12 {
+                let at = midnight + Duration::hours(from_hour) + Duration::minutes(10 * step);
+                for member in sim.fleet() {
+                    for reading in sim.snapshot_at(&member, at).ports {
+                        seen += 1;
+                        occupied += usize::from(reading.status == PortStatus::Occupied);
+                    }
+                }
+            }
+            occupied as f64 / seen as f64
+        };
+        let (night, evening) = (share(4), share(20));
+        assert!(
+            evening > night + 0.15,
+            "evening {evening:.2}, night {night:.2}"
         );
     }
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{self, CacheError, StatusCache};
 use crate::charger::{ChargerError, Chargers, SIMULATOR_VENDOR, Simulator, SourcesError};
 use crate::error::InvalidInput;
+use crate::history::estimate::{FreeEstimate, SessionLengths};
 use crate::model::{Station, StationId, StationState, StatusEvent};
 use crate::refresh::{Engine, EngineConfig, FlushReport, RefreshOutcome, StationUpdate, scheduler};
 use crate::settings::{Settings, SettingsError};
@@ -25,11 +26,19 @@ use crate::store::{self, EventQuery, Store, StoreError, UpsertCounts};
 
 pub mod catalog;
 mod checks;
+mod history;
 mod list;
 
 pub use self::catalog::Catalog;
 pub use self::checks::{ConnectionCheck, Readiness};
+pub use self::history::{
+    FleetStats, MAX_READINGS, PRUNE_CHUNK, PruneReport, Readings, ReadingsQuery, STATS_WAIT,
+    Session, SessionsQuery, check_days, downsample,
+};
 pub use self::list::{StationPage, StationQuery};
+
+/// A demo station's simulated past has a snapshot this often.
+const DEMO_PAST_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
 /// past it the request fails as unavailable instead of hanging on a database that is away.
@@ -75,6 +84,8 @@ pub struct StationView {
     pub state: Option<Arc<StationState>>,
     /// Whether the ports shown are out of date (last fetch failed or too old).
     pub stale: bool,
+    /// When each occupied port will likely be free, aligned with the state's ports.
+    pub estimates: Vec<Option<FreeEstimate>>,
 }
 
 /// The answer to a manual refresh.
@@ -102,6 +113,7 @@ pub struct Monitor {
     engine: Engine,
     catalog: Arc<catalog::CatalogCell>,
     limiter: Mutex<TokenBucket>,
+    lengths: Arc<SessionLengths>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -142,11 +154,12 @@ impl Monitor {
             Arc::clone(&store),
             Arc::clone(&cache),
             chargers,
-            EngineConfig::from_settings(&settings.engine),
+            EngineConfig::from_settings(&settings.engine, &settings.history),
         );
         let per_minute = f64::from(settings.manual_refresh.per_minute.max(1));
         Self {
             catalog: catalog::CatalogCell::new(Arc::clone(&store)),
+            lengths: SessionLengths::new(Arc::clone(&store)),
             settings: Arc::new(settings),
             store,
             cache,
@@ -269,6 +282,10 @@ impl Monitor {
             .zip(states)
             .map(|(station, state)| StationView {
                 stale: state.as_ref().is_none_or(|s| s.is_stale(now, max_age)),
+                estimates: state
+                    .as_deref()
+                    .map(|s| self.estimates(s))
+                    .unwrap_or_default(),
                 station,
                 state,
             })
@@ -323,6 +340,7 @@ impl Monitor {
             return Err(MonitorError::NotFound(id.clone()));
         }
         self.engine.forget(id);
+        self.lengths.forget(id);
         if let Err(error) = self.cache.remove(id).await {
             tracing::warn!(%error, station = %id, "cannot remove the station from the cache; it expires on its own");
         }
@@ -331,7 +349,9 @@ impl Monitor {
     }
 
     /// Adds demo stations on the simulator when the store has no station at all (the embedded
-    /// default's first start). Returns how many were added.
+    /// default's first start), with a simulated past ([`crate::history::past`]) from the
+    /// simulator's start until now, so that their history and statistics show at once.
+    /// Returns how many stations were added.
     pub async fn seed_demo(&self, count: usize) -> Result<usize, MonitorError> {
         if !self.store.list_stations().await?.is_empty() {
             return Ok(0);
@@ -348,6 +368,29 @@ impl Monitor {
             })
             .collect();
         self.import(&demo).await?;
+        if let Some(simulator) = self.engine.chargers().simulator() {
+            let past = (simulator.origin(), crate::model::now());
+            let mut rows = 0;
+            for station in &demo {
+                let (batches, _) = crate::history::past::simulate(
+                    simulator,
+                    station,
+                    past,
+                    DEMO_PAST_STEP,
+                    &self.settings.history,
+                    crate::refresh::WriterConfig::default().max_rows,
+                );
+                for batch in &batches {
+                    self.store.apply(batch).await?;
+                    rows += batch.len();
+                }
+            }
+            tracing::info!(
+                from = %past.0,
+                rows,
+                "wrote a simulated past for the demo stations"
+            );
+        }
         Ok(demo.len())
     }
 

@@ -102,6 +102,7 @@ mod tests {
             last_error: None,
             failures: 0,
             ports,
+            counted_from: None,
         }
     }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Base, Engine, RefreshError, RefreshOutcome, RefreshStats, StationUpdate, diff, retry};
 use crate::charger::ChargerError;
+use crate::history::record::Recorder;
 use crate::model::{Snapshot, Station, StationHealth, StationState};
 use crate::store::WriteBatch;
 
@@ -34,7 +35,13 @@ impl Engine {
             Some(base) => base,
             None => self.base(&station.id).await,
         };
-        let settled = settle(station, &base, fetched, crate::model::now());
+        let settled = settle(
+            station,
+            &base,
+            fetched,
+            &self.inner.recorder,
+            crate::model::now(),
+        );
         let result = self.record(station, settled).await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         metrics::counter!("csm_refresh_jobs_total", "outcome" => outcome).increment(1);
@@ -116,16 +123,34 @@ impl Engine {
 /// - A failure: the last ports are kept, marked with the error, so they show as stale rather
 ///   than vanishing. With nothing to go on (an unknown base) nothing is kept: an empty station
 ///   would read as new ports at the next success, and a health row would wipe the stored one.
+///
+/// A success also adds to history ([`Recorder`]): readings, sessions and hourly totals.
 pub(super) fn settle(
     station: &Station,
     base: &Base,
     fetched: Result<Snapshot, ChargerError>,
+    recorder: &Recorder,
     now: DateTime<Utc>,
 ) -> Settled {
     match fetched {
-        Ok(snapshot) => settle_snapshot(station, base, &snapshot, now),
+        Ok(snapshot) => settle_snapshot(station, base, &snapshot, recorder, now),
         Err(error) => settle_failure(station, base, error, now),
     }
+}
+
+/// What a job makes of a snapshot of a station whose previous state is `previous`: the new
+/// state and the rows to write. The engine's own derivation, for a simulated past
+/// ([`crate::history::past`]).
+pub(crate) fn derive(
+    station: &Station,
+    previous: Option<StationState>,
+    snapshot: Snapshot,
+    recorder: &Recorder,
+) -> Option<(StationState, WriteBatch)> {
+    let base = previous.map_or(Base::New, |state| Base::Known(Arc::new(state)));
+    let now = snapshot.observed_at;
+    let settled = settle_snapshot(station, &base, &snapshot, recorder, now);
+    Some((settled.state?, settled.batch))
 }
 
 /// A snapshot diffed against the base.
@@ -133,6 +158,7 @@ fn settle_snapshot(
     station: &Station,
     base: &Base,
     snapshot: &Snapshot,
+    recorder: &Recorder,
     now: DateTime<Utc>,
 ) -> Settled {
     let previous = base.state();
@@ -142,14 +168,16 @@ fn settle_snapshot(
         delta.events.clear();
     }
     let recovered = previous.is_none_or(|p| p.last_error.is_some());
-    let state = StationState {
+    let mut state = StationState {
         station_id: station.id.clone(),
         observed_at: Some(snapshot.observed_at),
         checked_at: now,
         last_error: None,
         failures: 0,
         ports,
+        counted_from: None,
     };
+    let history = recorder.record(previous, &mut state, &delta.events);
     let stats = RefreshStats {
         ports: state.ports.len(),
         status_changes: delta.events.len(),
@@ -163,6 +191,9 @@ fn settle_snapshot(
         } else {
             Vec::new()
         },
+        readings: history.readings,
+        sessions: history.sessions,
+        hours: history.hours,
     };
     Settled {
         state: Some(state),
@@ -180,7 +211,7 @@ fn settle_failure(
     now: DateTime<Utc>,
 ) -> Settled {
     let message = error.to_string();
-    let (ports, observed_at, failures, changed) = match base {
+    let (ports, observed_at, failures, changed, counted_from) = match base {
         Base::Unknown => {
             return Settled {
                 state: None,
@@ -189,12 +220,13 @@ fn settle_failure(
                 result: Err(RefreshError::Source(error)),
             };
         }
-        Base::New => (Vec::new(), None, 1, true),
+        Base::New => (Vec::new(), None, 1, true, None),
         Base::Known(p) => (
             p.ports.clone(),
             p.observed_at,
             p.failures + 1,
             p.last_error.as_deref() != Some(message.as_str()),
+            p.counted_from,
         ),
     };
     let state = StationState {
@@ -204,6 +236,7 @@ fn settle_failure(
         last_error: Some(message),
         failures,
         ports,
+        counted_from,
     };
     let mut batch = WriteBatch::default();
     if changed {
@@ -224,5 +257,6 @@ fn health_of(state: &StationState) -> StationHealth {
         last_error: state.last_error.clone(),
         checked_at: state.checked_at,
         failures: state.failures,
+        counted_from: state.counted_from,
     }
 }

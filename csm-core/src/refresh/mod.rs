@@ -20,13 +20,15 @@ use tokio::sync::{Semaphore, broadcast};
 
 use crate::cache::StatusCache;
 use crate::charger::{ChargerError, Chargers};
+use crate::history::record::Recorder;
 use crate::model::{Station, StationId, StationState, StatusEvent};
-use crate::settings::EngineSettings;
+use crate::settings::{EngineSettings, HistorySettings};
 use crate::store::Store;
 
 pub mod base;
 pub mod diff;
 mod job;
+pub(crate) use self::job::derive;
 pub mod retry;
 pub mod scheduler;
 pub mod writer;
@@ -36,7 +38,7 @@ pub use self::retry::RetryPolicy;
 pub use self::writer::{BatchWriter, FlushReport, WriterConfig};
 
 /// How the engine works.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
     /// Jobs at once.
     pub concurrency: usize,
@@ -44,11 +46,13 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Batch writer behaviour.
     pub writer: WriterConfig,
+    /// Which readings are kept ([`crate::history::record`]).
+    pub history: HistorySettings,
 }
 
 impl EngineConfig {
     /// The configuration the settings describe.
-    pub fn from_settings(settings: &EngineSettings) -> Self {
+    pub fn from_settings(settings: &EngineSettings, history: &HistorySettings) -> Self {
         Self {
             concurrency: settings.concurrency,
             retry: RetryPolicy {
@@ -57,15 +61,17 @@ impl EngineConfig {
             },
             writer: WriterConfig {
                 max_buffered_events: settings.write_buffer_events,
+                max_buffered_readings: history.write_buffer_readings,
                 ..WriterConfig::default()
             },
+            history: history.clone(),
         }
     }
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self::from_settings(&EngineSettings::default())
+        Self::from_settings(&EngineSettings::default(), &HistorySettings::default())
     }
 }
 
@@ -141,6 +147,8 @@ struct Inner {
     running: Mutex<HashMap<StationId, JobFuture>>,
     /// What each station looked like after this engine's last job.
     base: base::DiffBase,
+    /// Derives readings, sessions and hourly totals from each job.
+    recorder: Recorder,
     /// Status events produced since start.
     events_produced: std::sync::atomic::AtomicU64,
     writer: BatchWriter,
@@ -178,6 +186,7 @@ impl Engine {
                 cache,
                 chargers,
                 permits: Semaphore::new(config.concurrency.max(1)),
+                recorder: Recorder::new(&config.history),
                 config,
                 running: Mutex::new(HashMap::new()),
                 base: base::DiffBase::default(),
@@ -208,6 +217,7 @@ impl Engine {
     /// Forgets a removed station.
     pub fn forget(&self, id: &StationId) {
         self.inner.base.forget(id);
+        self.inner.recorder.forget(id);
     }
 
     /// Status events produced since the engine started.

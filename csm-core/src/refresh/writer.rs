@@ -18,6 +18,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use chrono::{DateTime, Utc};
+
+use crate::history::{HourDelta, HourTotals, ReadingRow, SessionRow};
 use crate::model::{StationHealth, StationId, StatusEvent};
 use crate::store::{PortStateRow, Store, StoreError, WriteBatch};
 
@@ -30,6 +33,9 @@ pub struct WriterConfig {
     pub max_delay: Duration,
     /// Status events held while the store is unreachable; older ones are dropped beyond it.
     pub max_buffered_events: usize,
+    /// Readings held while the store is unreachable; older ones are dropped beyond it (they
+    /// go before any status event does).
+    pub max_buffered_readings: usize,
 }
 
 impl Default for WriterConfig {
@@ -37,7 +43,8 @@ impl Default for WriterConfig {
         Self {
             max_rows: 5_000,
             max_delay: Duration::from_millis(100),
-            max_buffered_events: 200_000,
+            max_buffered_events: crate::settings::defaults::WRITE_BUFFER_EVENTS,
+            max_buffered_readings: crate::settings::defaults::WRITE_BUFFER_READINGS,
         }
     }
 }
@@ -49,6 +56,8 @@ pub struct FlushReport {
     pub pending_rows: usize,
     /// Status events dropped since start because the buffer was full.
     pub dropped_events: u64,
+    /// Readings dropped since start because their buffer was full.
+    pub dropped_readings: u64,
 }
 
 enum Message {
@@ -144,17 +153,26 @@ struct Pending {
     ports: HashMap<(StationId, u32), PortStateRow>,
     events: VecDeque<StatusEvent>,
     health: HashMap<StationId, StationHealth>,
+    sessions: HashMap<(StationId, u32, DateTime<Utc>), SessionRow>,
+    hours: HashMap<(StationId, u32, DateTime<Utc>), HourTotals>,
+    readings: VecDeque<ReadingRow>,
     dropped_events: u64,
+    dropped_readings: u64,
 }
 
 impl Pending {
     fn rows(&self) -> usize {
-        self.ports.len() + self.events.len() + self.health.len()
+        self.ports.len()
+            + self.events.len()
+            + self.health.len()
+            + self.sessions.len()
+            + self.hours.len()
+            + self.readings.len()
     }
 
-    /// Adds a batch; returns how many of its rows took no room (they replaced a waiting row of
-    /// the same port or station, or pushed out old events).
-    fn add(&mut self, batch: WriteBatch, max_events: usize) -> usize {
+    /// Adds a batch; returns how many of its rows took no room (they merged with a waiting row
+    /// of the same key, or pushed out old events and readings).
+    fn add(&mut self, batch: WriteBatch, config: &WriterConfig) -> usize {
         let mut absorbed = 0;
         for row in batch.ports {
             let key = (row.station_id.clone(), row.state.reading.port);
@@ -167,9 +185,14 @@ impl Pending {
                     .is_some(),
             );
         }
+        for session in batch.sessions {
+            absorbed += usize::from(self.merge_session(session));
+        }
+        for delta in batch.hours {
+            absorbed += usize::from(self.merge_hour(delta));
+        }
         self.events.extend(batch.events);
-        let excess = self.events.len().saturating_sub(max_events);
-        absorbed += excess;
+        let excess = self.events.len().saturating_sub(config.max_buffered_events);
         if excess > 0 {
             self.events.drain(..excess);
             self.dropped_events += excess as u64;
@@ -180,33 +203,81 @@ impl Pending {
                 "the database has been unreachable too long: the oldest buffered status events were dropped (raise CSM_WRITE_BUFFER_EVENTS to hold more)"
             );
         }
+        self.readings.extend(batch.readings);
+        let excess_readings = self
+            .readings
+            .len()
+            .saturating_sub(config.max_buffered_readings);
+        if excess_readings > 0 {
+            self.readings.drain(..excess_readings);
+            if self.dropped_readings == 0 {
+                tracing::warn!(
+                    "the database has been unreachable too long: the oldest buffered readings are being dropped (raise CSM_WRITE_BUFFER_READINGS to hold more); status events are kept"
+                );
+            }
+            self.dropped_readings += excess_readings as u64;
+            metrics::counter!("csm_readings_dropped_total").increment(excess_readings as u64);
+        }
         metrics::gauge!("csm_write_buffer_events").set(self.events.len() as f64);
-        absorbed
+        metrics::gauge!("csm_write_buffer_readings").set(self.readings.len() as f64);
+        absorbed + excess + excess_readings
     }
 
-    /// Takes up to `max_rows` rows for one transaction.
+    /// Merges a session with the waiting row of the same session (an end fills in a start);
+    /// whether there was one.
+    fn merge_session(&mut self, session: SessionRow) -> bool {
+        let key = (session.station_id.clone(), session.port, session.started_at);
+        match self.sessions.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut waiting) => {
+                let waiting = waiting.get_mut();
+                waiting.ended_at = session.ended_at.or(waiting.ended_at);
+                waiting.energy_kwh = session.energy_kwh.or(waiting.energy_kwh);
+                true
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(session);
+                false
+            }
+        }
+    }
+
+    /// Adds an hour's totals to the waiting ones of the same port and hour; whether there were
+    /// some.
+    fn merge_hour(&mut self, delta: HourDelta) -> bool {
+        let key = (delta.station_id, delta.port, delta.hour);
+        let existed = self.hours.contains_key(&key);
+        self.hours.entry(key).or_default().add(&delta.totals);
+        existed
+    }
+
+    /// Takes up to `max_rows` rows for one transaction: events first, readings last.
     fn take(&mut self, max_rows: usize) -> WriteBatch {
         let mut batch = WriteBatch::default();
         let take_events = self.events.len().min(max_rows);
         batch.events = self.events.drain(..take_events).collect();
         let mut room = max_rows.saturating_sub(batch.events.len());
-        let port_keys: Vec<_> = self.ports.keys().take(room).cloned().collect();
-        for key in port_keys {
-            if let Some(row) = self.ports.remove(&key) {
-                batch.ports.push(row);
-            }
+        fn values<K, V>(taken: Vec<(K, V)>) -> Vec<V> {
+            taken.into_iter().map(|(_, value)| value).collect()
         }
-        room = room.saturating_sub(batch.ports.len());
-        let health_keys: Vec<_> = self.health.keys().take(room).cloned().collect();
-        for key in health_keys {
-            if let Some(health) = self.health.remove(&key) {
-                batch.health.push(health);
-            }
-        }
+        batch.ports = values(take_some(&mut self.ports, &mut room));
+        batch.health = values(take_some(&mut self.health, &mut room));
+        batch.sessions = values(take_some(&mut self.sessions, &mut room));
+        batch.hours = take_some(&mut self.hours, &mut room)
+            .into_iter()
+            .map(|((station_id, port, hour), totals)| HourDelta {
+                station_id,
+                port,
+                hour,
+                totals,
+            })
+            .collect();
+        let take_readings = self.readings.len().min(room);
+        batch.readings = self.readings.drain(..take_readings).collect();
         batch
     }
 
-    /// Puts back a batch that could not be written; rows that arrived since are newer and win.
+    /// Puts back a batch that could not be written; rows that arrived since are newer and win
+    /// (sessions and hours merge with them).
     fn put_back(&mut self, batch: WriteBatch) {
         for row in batch.ports {
             self.ports
@@ -218,10 +289,44 @@ impl Pending {
                 .entry(health.station_id.clone())
                 .or_insert(health);
         }
+        for session in batch.sessions {
+            let key = (session.station_id.clone(), session.port, session.started_at);
+            match self.sessions.get_mut(&key) {
+                // The waiting row is newer: it keeps what it has and takes the rest.
+                Some(newer) => {
+                    newer.ended_at = newer.ended_at.or(session.ended_at);
+                    newer.energy_kwh = newer.energy_kwh.or(session.energy_kwh);
+                }
+                None => {
+                    self.sessions.insert(key, session);
+                }
+            }
+        }
+        for delta in batch.hours {
+            self.merge_hour(delta);
+        }
         for event in batch.events.into_iter().rev() {
             self.events.push_front(event);
         }
+        for reading in batch.readings.into_iter().rev() {
+            self.readings.push_front(reading);
+        }
     }
+}
+
+/// Takes up to `room` entries of a map (and counts them off `room`); for the rows kept one per
+/// key.
+fn take_some<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    room: &mut usize,
+) -> Vec<(K, V)> {
+    let keys: Vec<K> = map.keys().take(*room).cloned().collect();
+    let taken: Vec<(K, V)> = keys
+        .into_iter()
+        .filter_map(|key| map.remove(&key).map(|value| (key, value)))
+        .collect();
+    *room -= taken.len();
+    taken
 }
 
 /// Room held by waiting rows, given back as they are written (or as soon as the store fails,
@@ -296,7 +401,7 @@ async fn run(
         match message {
             Some(Message::Write(batch, taken)) => {
                 task.room.hold(taken, task.failures > 0);
-                let absorbed = task.pending.add(batch, task.config.max_buffered_events);
+                let absorbed = task.pending.add(batch, &task.config);
                 task.room.release(absorbed);
                 task.due
                     .get_or_insert_with(|| Instant::now() + task.config.max_delay);
@@ -331,6 +436,7 @@ impl Task {
         FlushReport {
             pending_rows: self.pending.rows(),
             dropped_events: self.pending.dropped_events,
+            dropped_readings: self.pending.dropped_readings,
         }
     }
 

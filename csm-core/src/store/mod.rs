@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::{InvalidInput, redact_url};
+use crate::history::{HistoryQuery, HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
 use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
 
 mod mysql;
@@ -167,12 +168,23 @@ pub struct WriteBatch {
     pub events: Vec<StatusEvent>,
     /// Station health to insert or overwrite.
     pub health: Vec<StationHealth>,
+    /// Readings to keep (a repeated one is ignored).
+    pub readings: Vec<ReadingRow>,
+    /// Sessions started or ended (an end fills in the row its start made).
+    pub sessions: Vec<SessionRow>,
+    /// Seconds and counts to add to ports' hours (and so to their stations' and the fleet's).
+    pub hours: Vec<HourDelta>,
 }
 
 impl WriteBatch {
     /// Rows the batch writes.
     pub fn len(&self) -> usize {
-        self.ports.len() + self.events.len() + self.health.len()
+        self.ports.len()
+            + self.events.len()
+            + self.health.len()
+            + self.readings.len()
+            + self.sessions.len()
+            + self.hours.len()
     }
 
     /// Whether the batch writes nothing.
@@ -279,6 +291,82 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Number of stored status events (of one station, or all).
     async fn count_events(&self, station_id: Option<&StationId>) -> Result<u64, StoreError>;
+
+    /// Stored readings of a station in a time range, oldest first, at most `query.limit`.
+    async fn readings(&self, query: &HistoryQuery) -> Result<Vec<ReadingRow>, StoreError>;
+
+    /// Sessions of a station that started in a time range, newest first.
+    async fn sessions(&self, query: &HistoryQuery) -> Result<Vec<SessionRow>, StoreError>;
+
+    /// Lengths in seconds of the ended sessions of a station (or of the fleet) that started at
+    /// or after `since`, the most recent first, at most `limit`.
+    async fn session_lengths(
+        &self,
+        station_id: Option<&StationId>,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<u32>, StoreError>;
+
+    /// The hourly totals of a station (or of the fleet) for hours in `[from, to)`, oldest first.
+    async fn hours(
+        &self,
+        station_id: Option<&StationId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourRow>, StoreError>;
+
+    /// Each station's totals over the hours in `[from, to)` (stations with any).
+    async fn station_totals(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(StationId, HourTotals)>, StoreError>;
+
+    /// Deletes at most `chunk` rows of `what` older than `before`; returns how many went.
+    async fn prune(
+        &self,
+        what: Prunable,
+        before: DateTime<Utc>,
+        chunk: u32,
+    ) -> Result<u64, StoreError>;
+}
+
+/// History that retention deletes (hourly roll-ups are kept for good).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Prunable {
+    /// Raw readings.
+    Readings,
+    /// Status events.
+    Events,
+    /// Sessions, by when they started.
+    Sessions,
+}
+
+impl Prunable {
+    /// All of them.
+    pub const ALL: [Prunable; 3] = [Prunable::Readings, Prunable::Events, Prunable::Sessions];
+
+    /// The table's name.
+    pub fn table(self) -> &'static str {
+        self.definition().name
+    }
+
+    /// The table and the time column that ages its rows.
+    pub(crate) fn definition(self) -> &'static statements::Table {
+        match self {
+            Prunable::Readings => &statements::PORT_READINGS,
+            Prunable::Events => &statements::STATUS_EVENTS,
+            Prunable::Sessions => &statements::SESSIONS,
+        }
+    }
+
+    /// The time column that ages its rows.
+    pub(crate) fn aged_by(self) -> &'static str {
+        match self {
+            Prunable::Readings | Prunable::Events => "at",
+            Prunable::Sessions => "started_at",
+        }
+    }
 }
 
 /// Opens the store named by a database URL (`mysql://…`, `mariadb://…` or `sqlite://…`).

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::sql::{Sql, Statement};
-use super::{PortStateRow, StoreError};
+use super::{PortStateRow, StoreError, statements};
+use crate::history::{HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
 use crate::model::{
     PortReading, PortState, PortStatus, Station, StationHealth, StationId, StationState,
     StatusEvent,
@@ -62,7 +63,65 @@ pub fn bind_health<DB: Sql>(statement: Statement<DB>, health: &StationHealth) ->
     let statement = DB::bind_time(statement, health.last_ok_at);
     let statement = DB::bind_text(statement, health.last_error.as_deref());
     let statement = DB::bind_time(statement, Some(health.checked_at));
-    DB::bind_u32(statement, health.failures)
+    let statement = DB::bind_u32(statement, health.failures);
+    DB::bind_time(statement, health.counted_from)
+}
+
+/// Binds a reading as a row of `PORT_READINGS`.
+pub fn bind_reading<DB: Sql>(statement: Statement<DB>, row: &ReadingRow) -> Statement<DB> {
+    let statement = DB::bind_text(statement, Some(row.station_id.as_str()));
+    let statement = DB::bind_u32(statement, row.port);
+    let statement = DB::bind_time(statement, Some(row.at));
+    let statement = DB::bind_text(statement, Some(row.status.as_str()));
+    let statement = DB::bind_real(statement, row.voltage);
+    let statement = DB::bind_real(statement, row.current);
+    let statement = DB::bind_real(statement, row.power);
+    DB::bind_real(statement, row.energy_kwh)
+}
+
+/// Binds a session as a row of `SESSIONS` (its duration from its start and end).
+pub fn bind_session<DB: Sql>(statement: Statement<DB>, row: &SessionRow) -> Statement<DB> {
+    let duration = row.duration().map(|d| d.num_seconds().max(0));
+    let statement = DB::bind_text(statement, Some(row.station_id.as_str()));
+    let statement = DB::bind_u32(statement, row.port);
+    let statement = DB::bind_time(statement, Some(row.started_at));
+    let statement = DB::bind_time(statement, row.ended_at);
+    let statement = DB::bind_int(statement, duration);
+    DB::bind_real(statement, row.energy_kwh)
+}
+
+/// Binds an hour's totals, in the order of the totals columns.
+fn bind_totals<DB: Sql>(statement: Statement<DB>, totals: &HourTotals) -> Statement<DB> {
+    let statement = totals.secs.iter().fold(statement, |statement, secs| {
+        DB::bind_int(statement, Some(i64::try_from(*secs).unwrap_or(i64::MAX)))
+    });
+    let sessions = i64::try_from(totals.sessions_started).unwrap_or(i64::MAX);
+    let statement = DB::bind_int(statement, Some(sessions));
+    DB::bind_real(statement, Some(totals.energy_kwh))
+}
+
+/// Binds a port's hour as a row of `PORT_HOURS`.
+pub fn bind_port_hour<DB: Sql>(statement: Statement<DB>, row: &HourDelta) -> Statement<DB> {
+    let statement = DB::bind_text(statement, Some(row.station_id.as_str()));
+    let statement = DB::bind_u32(statement, row.port);
+    let statement = DB::bind_time(statement, Some(row.hour));
+    bind_totals(statement, &row.totals)
+}
+
+/// Binds a station's hour as a row of `STATION_HOURS`.
+pub fn bind_station_hour<DB: Sql>(
+    statement: Statement<DB>,
+    (station_id, row): &(StationId, HourRow),
+) -> Statement<DB> {
+    let statement = DB::bind_text(statement, Some(station_id.as_str()));
+    let statement = DB::bind_time(statement, Some(row.hour));
+    bind_totals(statement, &row.totals)
+}
+
+/// Binds the fleet's hour as a row of `FLEET_HOURS`.
+pub fn bind_fleet_hour<DB: Sql>(statement: Statement<DB>, row: &HourRow) -> Statement<DB> {
+    let statement = DB::bind_time(statement, Some(row.hour));
+    bind_totals(statement, &row.totals)
 }
 
 /// Reads the columns of one row of `table`, turning driver errors into
@@ -199,7 +258,72 @@ pub fn health<DB: Sql>(row: &DB::Row) -> Result<StationHealth, StoreError> {
         last_error: r.opt_text("last_error")?,
         checked_at: r.time("checked_at")?,
         failures: r.u32("failures")?,
+        counted_from: r.opt_time("counted_from")?,
     })
+}
+
+/// A reading read back.
+pub fn reading<DB: Sql>(row: &DB::Row) -> Result<ReadingRow, StoreError> {
+    let r = Reader::<DB>::new(row, "port_readings");
+    Ok(ReadingRow {
+        station_id: r.id("station_id")?,
+        port: r.u32("port")?,
+        at: r.time("at")?,
+        status: r.status("status")?,
+        voltage: r.real("voltage")?,
+        current: r.real("current")?,
+        power: r.real("power")?,
+        energy_kwh: r.real("energy_kwh")?,
+    })
+}
+
+/// A session read back.
+pub fn session<DB: Sql>(row: &DB::Row) -> Result<SessionRow, StoreError> {
+    let r = Reader::<DB>::new(row, "sessions");
+    Ok(SessionRow {
+        station_id: r.id("station_id")?,
+        port: r.u32("port")?,
+        started_at: r.time("started_at")?,
+        ended_at: r.opt_time("ended_at")?,
+        energy_kwh: r.real("energy_kwh")?,
+    })
+}
+
+/// A session's length in seconds (`SELECT duration_secs …`).
+pub fn duration<DB: Sql>(row: &DB::Row) -> Result<u32, StoreError> {
+    let secs = Reader::<DB>::new(row, "sessions").int("duration_secs")?;
+    Ok(u32::try_from(secs.max(0)).unwrap_or(u32::MAX))
+}
+
+/// Hour totals read back (summed, under the totals columns' names).
+fn totals<DB: Sql>(r: &Reader<'_, DB>) -> Result<HourTotals, StoreError> {
+    let whole = |column: &str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(r.int(column)?).unwrap_or_default())
+    };
+    let mut secs = [0; 6];
+    for (slot, column) in secs.iter_mut().zip(statements::HOUR_TOTALS) {
+        *slot = whole(column)?;
+    }
+    Ok(HourTotals {
+        secs,
+        sessions_started: whole("sessions_started")?,
+        energy_kwh: r.real("energy_kwh")?.unwrap_or_default(),
+    })
+}
+
+/// An hour of a station or of the fleet read back.
+pub fn hour<DB: Sql>(row: &DB::Row) -> Result<HourRow, StoreError> {
+    let r = Reader::<DB>::new(row, "hours");
+    Ok(HourRow {
+        hour: r.time("hour")?,
+        totals: totals(&r)?,
+    })
+}
+
+/// A station's totals over a range read back.
+pub fn station_totals<DB: Sql>(row: &DB::Row) -> Result<(StationId, HourTotals), StoreError> {
+    let r = Reader::<DB>::new(row, "station_hours");
+    Ok((r.id("station_id")?, totals(&r)?))
 }
 
 /// A status event read back.
@@ -227,6 +351,7 @@ pub fn assemble_states(ports: Vec<PortStateRow>, health: Vec<StationHealth>) -> 
                 last_error: row.last_error,
                 failures: row.failures,
                 ports: Vec::new(),
+                counted_from: row.counted_from,
             },
         );
     }
@@ -240,6 +365,7 @@ pub fn assemble_states(ports: Vec<PortStateRow>, health: Vec<StationHealth>) -> 
                 last_error: None,
                 failures: 0,
                 ports: Vec::new(),
+                counted_from: None,
             });
         if state.observed_at.is_none_or(|at| at < row.observed_at) {
             state.observed_at = Some(row.observed_at);

@@ -12,11 +12,12 @@ use sqlx::{Pool, Transaction};
 use super::rows;
 use super::sql::{Sql, Statement, statement};
 use super::statements::{
-    Dialect, LOOKUP_CHUNK, PORT_STATES, STATION_HEALTH, STATIONS, STATUS_EVENTS, Table,
-    placeholder_list,
+    self, Dialect, FLEET_HOURS, LOOKUP_CHUNK, PORT_HOURS, PORT_READINGS, PORT_STATES, SESSIONS,
+    STATION_HEALTH, STATION_HOURS, STATIONS, STATUS_EVENTS, Table, placeholder_list,
 };
-use super::{EventQuery, Store, StoreError, UpsertCounts, WriteBatch};
+use super::{EventQuery, Prunable, Store, StoreError, UpsertCounts, WriteBatch};
 use crate::error::InvalidInput;
+use crate::history::{HistoryQuery, HourRow, HourTotals, ReadingRow, RollUp, SessionRow};
 use crate::model::{Station, StationId, StationState, StatusEvent};
 
 /// What a backend adds to the shared SQL.
@@ -144,6 +145,49 @@ impl<DB: Backend> SqlStore<DB> {
     }
 }
 
+impl<DB: Backend> SqlStore<DB> {
+    /// The history rows of a batch: readings, sessions and the hours they add to.
+    async fn write_history(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        batch: &WriteBatch,
+    ) -> Result<(), StoreError> {
+        let readings = rows::bind_reading::<DB>;
+        self.insert_rows(
+            tx,
+            &PORT_READINGS,
+            &batch.readings,
+            readings,
+            "writing readings",
+        )
+        .await?;
+        let sessions = rows::bind_session::<DB>;
+        self.insert_rows(tx, &SESSIONS, &batch.sessions, sessions, "writing sessions")
+            .await?;
+        if batch.hours.is_empty() {
+            return Ok(());
+        }
+        let roll_up = RollUp::of(&batch.hours);
+        let doing = "adding to hourly statistics";
+        let ports = rows::bind_port_hour::<DB>;
+        self.insert_rows(tx, &PORT_HOURS, &roll_up.ports, ports, doing)
+            .await?;
+        let stations = rows::bind_station_hour::<DB>;
+        self.insert_rows(tx, &STATION_HOURS, &roll_up.stations, stations, doing)
+            .await?;
+        let fleet = rows::bind_fleet_hour::<DB>;
+        self.insert_rows(tx, &FLEET_HOURS, &roll_up.fleet, fleet, doing)
+            .await
+    }
+}
+
+/// `… AND station_id = ?` when there is a station, with its id bound after `statement`'s.
+fn and_station(sql: &mut String, station_id: Option<&StationId>) {
+    if station_id.is_some() {
+        sql.push_str(" AND station_id = ?");
+    }
+}
+
 /// `SELECT columns FROM table WHERE station_id IN (?, …)` with the ids bound.
 fn rows_of_stations<DB: Sql>(table: &Table, ids: &[StationId]) -> Statement<DB> {
     let sql = format!(
@@ -154,6 +198,17 @@ fn rows_of_stations<DB: Sql>(table: &Table, ids: &[StationId]) -> Statement<DB> 
     );
     ids.iter()
         .fold(statement(sql), |q, id| DB::bind_text(q, Some(id.as_str())))
+}
+
+/// Binds a history query's station, port, range and limit after `sql`'s placeholders.
+fn bind_history_query<DB: Sql>(sql: String, query: &HistoryQuery) -> Statement<DB> {
+    let mut select = DB::bind_text(statement(sql), Some(query.station_id.as_str()));
+    if let Some(port) = query.port {
+        select = DB::bind_u32(select, port);
+    }
+    select = DB::bind_time(select, Some(query.from));
+    select = DB::bind_time(select, Some(query.to));
+    DB::bind_int(select, Some(i64::from(query.limit)))
 }
 
 /// Refuses a list with a bad station or an id twice, naming the entry.
@@ -379,7 +434,8 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 health,
                 "writing station health",
             )
-            .await
+            .await?;
+            self.write_history(tx, batch).await
         }
         .await;
         self.finish(tx, work, doing).await
@@ -419,6 +475,112 @@ impl<DB: Backend> Store for SqlStore<DB> {
         select = DB::bind_int(select, Some(i64::from(query.limit)));
         let found = self.fetch(select, "reading status events").await?;
         found.iter().map(rows::event::<DB>).collect()
+    }
+
+    async fn readings(&self, query: &HistoryQuery) -> Result<Vec<ReadingRow>, StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM port_readings WHERE station_id = ?",
+            PORT_READINGS.column_list()
+        );
+        if query.port.is_some() {
+            sql.push_str(" AND port = ?");
+        }
+        sql.push_str(" AND at >= ? AND at < ? ORDER BY at, port LIMIT ?");
+        let found = self
+            .fetch(bind_history_query(sql, query), "reading history")
+            .await?;
+        found.iter().map(rows::reading::<DB>).collect()
+    }
+
+    async fn sessions(&self, query: &HistoryQuery) -> Result<Vec<SessionRow>, StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM sessions WHERE station_id = ?",
+            SESSIONS.column_list()
+        );
+        if query.port.is_some() {
+            sql.push_str(" AND port = ?");
+        }
+        sql.push_str(
+            " AND started_at >= ? AND started_at < ? ORDER BY started_at DESC, port LIMIT ?",
+        );
+        let found = self
+            .fetch(bind_history_query(sql, query), "reading sessions")
+            .await?;
+        found.iter().map(rows::session::<DB>).collect()
+    }
+
+    async fn session_lengths(
+        &self,
+        station_id: Option<&StationId>,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<u32>, StoreError> {
+        let mut sql =
+            String::from("SELECT duration_secs FROM sessions WHERE duration_secs IS NOT NULL");
+        and_station(&mut sql, station_id);
+        sql.push_str(" AND started_at >= ? ORDER BY started_at DESC LIMIT ?");
+        let mut select = statement(sql);
+        if let Some(id) = station_id {
+            select = DB::bind_text(select, Some(id.as_str()));
+        }
+        select = DB::bind_time(select, Some(since));
+        select = DB::bind_int(select, Some(i64::from(limit)));
+        let found = self.fetch(select, "reading session lengths").await?;
+        found.iter().map(rows::duration::<DB>).collect()
+    }
+
+    async fn hours(
+        &self,
+        station_id: Option<&StationId>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<HourRow>, StoreError> {
+        let table = if station_id.is_some() {
+            STATION_HOURS.name
+        } else {
+            FLEET_HOURS.name
+        };
+        let mut sql = format!(
+            "SELECT hour, {} FROM {table} WHERE hour >= ? AND hour < ?",
+            statements::summed_totals()
+        );
+        and_station(&mut sql, station_id);
+        sql.push_str(" GROUP BY hour ORDER BY hour");
+        let mut select = DB::bind_time(statement(sql), Some(from));
+        select = DB::bind_time(select, Some(to));
+        if let Some(id) = station_id {
+            select = DB::bind_text(select, Some(id.as_str()));
+        }
+        let found = self.fetch(select, "reading hourly statistics").await?;
+        found.iter().map(rows::hour::<DB>).collect()
+    }
+
+    async fn station_totals(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(StationId, HourTotals)>, StoreError> {
+        let sql = format!(
+            "SELECT station_id, {} FROM station_hours WHERE hour >= ? AND hour < ? GROUP BY station_id",
+            statements::summed_totals()
+        );
+        let select = DB::bind_time(DB::bind_time(statement(sql), Some(from)), Some(to));
+        let found = self.fetch(select, "reading stations' statistics").await?;
+        found.iter().map(rows::station_totals::<DB>).collect()
+    }
+
+    async fn prune(
+        &self,
+        what: Prunable,
+        before: chrono::DateTime<chrono::Utc>,
+        chunk: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = DB::DIALECT.delete_before(what.definition(), what.aged_by(), chunk);
+        let delete = DB::bind_time(statement(sql), Some(before));
+        let done = DB::execute_on(delete, &self.pool)
+            .await
+            .map_err(|e| self.error("pruning history", e))?;
+        Ok(DB::rows_affected(&done))
     }
 
     async fn count_events(&self, station_id: Option<&StationId>) -> Result<u64, StoreError> {

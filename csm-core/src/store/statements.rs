@@ -19,6 +19,11 @@ pub enum OnConflict {
     Update,
     /// Keep the existing row (a retried batch is harmless).
     Ignore,
+    /// Add the new values to the existing ones (hourly totals).
+    Add,
+    /// Take each new value that is not NULL, keep the old one where it is (a session's end
+    /// fills in the row its start made).
+    Fill,
 }
 
 /// A table the store writes rows of.
@@ -102,10 +107,133 @@ pub const STATION_HEALTH: Table = Table {
         "last_error",
         "checked_at",
         "failures",
+        "counted_from",
     ],
     key: &["station_id"],
     on_conflict: OnConflict::Update,
 };
+
+/// Readings of ports, kept when they changed enough.
+pub const PORT_READINGS: Table = Table {
+    name: "port_readings",
+    columns: &[
+        "station_id",
+        "port",
+        "at",
+        "status",
+        "voltage",
+        "current",
+        "power",
+        "energy_kwh",
+    ],
+    key: &["station_id", "port", "at"],
+    on_conflict: OnConflict::Ignore,
+};
+
+/// Charging sessions.
+pub const SESSIONS: Table = Table {
+    name: "sessions",
+    columns: &[
+        "station_id",
+        "port",
+        "started_at",
+        "ended_at",
+        "duration_secs",
+        "energy_kwh",
+    ],
+    key: &["station_id", "port", "started_at"],
+    on_conflict: OnConflict::Fill,
+};
+
+/// The totals columns of an hour, in the order of [`crate::history::HourTotals`].
+pub const HOUR_TOTALS: [&str; 8] = [
+    "free_secs",
+    "occupied_secs",
+    "fault_secs",
+    "offline_secs",
+    "reserved_secs",
+    "unknown_secs",
+    "sessions_started",
+    "energy_kwh",
+];
+
+/// Hours of each port.
+pub const PORT_HOURS: Table = Table {
+    name: "port_hours",
+    columns: &[
+        "station_id",
+        "port",
+        "hour",
+        HOUR_TOTALS[0],
+        HOUR_TOTALS[1],
+        HOUR_TOTALS[2],
+        HOUR_TOTALS[3],
+        HOUR_TOTALS[4],
+        HOUR_TOTALS[5],
+        HOUR_TOTALS[6],
+        HOUR_TOTALS[7],
+    ],
+    key: &["station_id", "port", "hour"],
+    on_conflict: OnConflict::Add,
+};
+
+/// Hours of each station (its ports summed).
+pub const STATION_HOURS: Table = Table {
+    name: "station_hours",
+    columns: &[
+        "station_id",
+        "hour",
+        HOUR_TOTALS[0],
+        HOUR_TOTALS[1],
+        HOUR_TOTALS[2],
+        HOUR_TOTALS[3],
+        HOUR_TOTALS[4],
+        HOUR_TOTALS[5],
+        HOUR_TOTALS[6],
+        HOUR_TOTALS[7],
+    ],
+    key: &["station_id", "hour"],
+    on_conflict: OnConflict::Add,
+};
+
+/// Hours of the fleet.
+pub const FLEET_HOURS: Table = Table {
+    name: "fleet_hours",
+    columns: &[
+        "hour",
+        HOUR_TOTALS[0],
+        HOUR_TOTALS[1],
+        HOUR_TOTALS[2],
+        HOUR_TOTALS[3],
+        HOUR_TOTALS[4],
+        HOUR_TOTALS[5],
+        HOUR_TOTALS[6],
+        HOUR_TOTALS[7],
+    ],
+    key: &["hour"],
+    on_conflict: OnConflict::Add,
+};
+
+/// `SUM(...)` of every totals column, each under its own name (integers cast so that both
+/// backends answer whole numbers).
+pub fn summed_totals() -> String {
+    HOUR_TOTALS
+        .iter()
+        .map(|c| {
+            if *c == "energy_kwh" {
+                format!("SUM({c}) AS {c}")
+            } else {
+                format!("CAST(SUM({c}) AS SIGNED) AS {c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The totals columns, comma separated.
+pub fn totals_columns() -> String {
+    HOUR_TOTALS.join(", ")
+}
 
 /// Station ids per `IN (…)` lookup: past ~200 values MariaDB stops looking the keys up in the
 /// index and may scan the whole table instead.
@@ -171,9 +299,9 @@ impl Dialect {
     /// key that exists.
     pub fn insert(self, table: &Table, rows: usize) -> String {
         let verb = match (table.on_conflict, self) {
-            (OnConflict::Update, _) => "INSERT INTO",
             (OnConflict::Ignore, Dialect::MySql) => "INSERT IGNORE INTO",
             (OnConflict::Ignore, Dialect::Sqlite) => "INSERT OR IGNORE INTO",
+            _ => "INSERT INTO",
         };
         let mut sql = format!(
             "{verb} {} ({}) VALUES {}",
@@ -181,37 +309,56 @@ impl Dialect {
             table.column_list(),
             placeholder_rows(table.width(), rows)
         );
-        if table.on_conflict == OnConflict::Update {
+        if table.on_conflict != OnConflict::Ignore {
             let updated: Vec<&str> = table
                 .columns
                 .iter()
                 .copied()
                 .filter(|c| !table.key.contains(c) && *c != "created_at")
                 .collect();
-            sql.push_str(&self.upsert(table.key, &updated));
+            sql.push_str(&self.upsert(table, &updated));
         }
         sql
     }
 
-    /// The tail of an `INSERT` that overwrites `columns` when the row with the same `key` exists.
-    fn upsert(self, key: &[&str], columns: &[&str]) -> String {
+    /// The tail of an `INSERT` that updates `columns` of the row with the same key as the
+    /// table's conflict rule says.
+    fn upsert(self, table: &Table, columns: &[&str]) -> String {
+        let new = |c: &str| match self {
+            Dialect::MySql => format!("VALUES({c})"),
+            Dialect::Sqlite => format!("excluded.{c}"),
+        };
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| match table.on_conflict {
+                OnConflict::Add => format!("{c} = {c} + {}", new(c)),
+                OnConflict::Fill => format!("{c} = COALESCE({}, {c})", new(c)),
+                OnConflict::Update | OnConflict::Ignore => format!("{c} = {}", new(c)),
+            })
+            .collect();
         match self {
-            Dialect::MySql => {
-                let sets: Vec<String> = columns
-                    .iter()
-                    .map(|c| format!("{c} = VALUES({c})"))
-                    .collect();
-                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
-            }
+            Dialect::MySql => format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", ")),
+            Dialect::Sqlite => format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                table.key.join(", "),
+                sets.join(", ")
+            ),
+        }
+    }
+
+    /// A statement deleting at most `chunk` rows of `table` whose `column` is before the bound
+    /// value: the pruning of history, a bounded piece at a time so that no lock is held long.
+    pub fn delete_before(self, table: &Table, column: &str, chunk: u32) -> String {
+        match self {
+            Dialect::MySql => format!(
+                "DELETE FROM {} WHERE {column} < ? ORDER BY {column} LIMIT {chunk}",
+                table.name
+            ),
             Dialect::Sqlite => {
-                let sets: Vec<String> = columns
-                    .iter()
-                    .map(|c| format!("{c} = excluded.{c}"))
-                    .collect();
+                let key = table.key.join(", ");
                 format!(
-                    " ON CONFLICT ({}) DO UPDATE SET {}",
-                    key.join(", "),
-                    sets.join(", ")
+                    "DELETE FROM {name} WHERE ({key}) IN (SELECT {key} FROM {name} WHERE {column} < ? LIMIT {chunk})",
+                    name = table.name
                 )
             }
         }
@@ -236,7 +383,17 @@ mod tests {
     #[test]
     fn statements_stay_under_the_bind_limits() {
         for dialect in [Dialect::MySql, Dialect::Sqlite] {
-            for table in [STATIONS, PORT_STATES, STATUS_EVENTS, STATION_HEALTH] {
+            for table in [
+                STATIONS,
+                PORT_STATES,
+                STATUS_EVENTS,
+                STATION_HEALTH,
+                PORT_READINGS,
+                SESSIONS,
+                PORT_HOURS,
+                STATION_HOURS,
+                FLEET_HOURS,
+            ] {
                 let rows = dialect.rows_per_statement(&table);
                 assert!(
                     rows * table.width() <= dialect.max_binds(),
@@ -281,8 +438,8 @@ mod tests {
     fn inserts_use_each_dialects_syntax() {
         assert_eq!(
             Dialect::MySql.insert(&STATION_HEALTH, 1),
-            "INSERT INTO station_health (station_id, last_ok_at, last_error, checked_at, failures) VALUES (?, ?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE last_ok_at = VALUES(last_ok_at), last_error = VALUES(last_error), checked_at = VALUES(checked_at), failures = VALUES(failures)"
+            "INSERT INTO station_health (station_id, last_ok_at, last_error, checked_at, failures, counted_from) VALUES (?, ?, ?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE last_ok_at = VALUES(last_ok_at), last_error = VALUES(last_error), checked_at = VALUES(checked_at), failures = VALUES(failures), counted_from = VALUES(counted_from)"
         );
         assert_eq!(
             Dialect::Sqlite.insert(&STATUS_EVENTS, 2),
@@ -294,5 +451,15 @@ mod tests {
             "{stations}"
         );
         assert_eq!(placeholder_list(3), "(?, ?, ?)");
+        assert!(
+            Dialect::MySql
+                .insert(&FLEET_HOURS, 1)
+                .ends_with("energy_kwh = energy_kwh + VALUES(energy_kwh)")
+        );
+        assert!(
+            Dialect::Sqlite
+                .insert(&SESSIONS, 1)
+                .contains("ended_at = COALESCE(excluded.ended_at, ended_at)")
+        );
     }
 }

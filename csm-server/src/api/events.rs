@@ -117,11 +117,13 @@ async fn encode_update(
     let state = &update.state;
     let station = monitor.station(&state.station_id).await.ok()?;
     let stale = state.is_stale(Utc::now(), monitor.stale_after());
+    let estimates = monitor.estimates(state);
     let changed: Vec<PortJson> = state
         .ports
         .iter()
-        .filter(|p| update.events.iter().any(|e| e.port == p.reading.port))
-        .map(|p| PortJson::of(p, state, stale))
+        .zip(estimates)
+        .filter(|(p, _)| update.events.iter().any(|e| e.port == p.reading.port))
+        .map(|(p, estimate)| PortJson::of(p, state, stale, estimate))
         .collect();
     let body = StationUpdateJson {
         station: StationJson::build(&station, Some(state), stale),

@@ -19,6 +19,7 @@ use crate::{AppState, assets, metrics, openapi};
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod stations;
 
 /// Largest total size of a request's headers; hyper itself refuses more than about 400 KiB and
@@ -49,6 +50,19 @@ pub fn router(state: AppState) -> Router {
             "/api/stations/{station_id}/events",
             get(stations::station_events),
         )
+        .route(
+            "/api/stations/{station_id}/history",
+            get(history::station_history),
+        )
+        .route(
+            "/api/stations/{station_id}/sessions",
+            get(history::station_sessions),
+        )
+        .route(
+            "/api/stations/{station_id}/stats",
+            get(history::station_stats),
+        )
+        .route("/api/stats", get(history::fleet_stats))
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi_document(&state)))

@@ -40,8 +40,8 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// Stations to skip first (with `limit`: the page's start).
-    #[param(minimum = 0)]
-    offset: Option<usize>,
+    #[param(minimum = 0, maximum = 4294967295_u64)]
+    offset: Option<u64>,
     /// `full` (default): each station with its ports, as in `GET /api/stations/{station_id}`;
     /// `summary`: without the ports (the counts by status are in `summary` either way).
     #[param(value_type = Option<ViewParam>)]
@@ -98,7 +98,7 @@ pub async fn list_stations(
             .map(StationQuery::parse_ids)
             .transpose()?,
         limit: query.limit,
-        offset: query.offset.unwrap_or(0),
+        offset: usize::try_from(query.offset.unwrap_or(0)).unwrap_or(usize::MAX),
     };
     let page = state.monitor.list(&wanted).await?;
     Ok(axum::Json(StationListJson::of(&page, view)))
@@ -141,7 +141,7 @@ async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, Ap
     if let Some(answer) = state.details.fresh(id) {
         return Ok(answer);
     }
-    let view = state.monitor.view(id).await?;
+    let view = state.monitor.view_with_estimates(id).await?;
     Ok(state.details.answer(&view))
 }
 
@@ -205,6 +205,9 @@ pub struct EventsQuery {
     since: Option<DateTime<Utc>>,
     /// Only changes before this time (RFC 3339).
     until: Option<DateTime<Utc>>,
+    /// `json` (default) or `csv`.
+    #[param(value_type = Option<super::history::Format>)]
+    format: Option<super::history::Format>,
 }
 
 /// A station's status changes, newest first.
@@ -212,7 +215,10 @@ pub struct EventsQuery {
     get, path = "/api/stations/{station_id}/events", tag = "stations",
     params(StationPath, EventsQuery),
     responses(
-        (status = 200, description = "Status changes", body = EventListJson),
+        (status = 200, description = "Status changes", content(
+            (EventListJson = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
         (status = 404, description = "No such station", body = crate::views::ErrorJson),
         (status = 503, description = "History cannot be read (database unavailable)", body = crate::views::ErrorJson),
@@ -222,7 +228,7 @@ pub async fn station_events(
     State(state): State<AppState>,
     StationPath(id): StationPath,
     ApiQuery(query): ApiQuery<EventsQuery>,
-) -> Result<axum::Json<EventListJson>, ApiError> {
+) -> Result<Response, ApiError> {
     let events = state
         .monitor
         .events(&EventQuery {
@@ -233,7 +239,14 @@ pub async fn station_events(
             limit: query.limit.unwrap_or(EventQuery::DEFAULT_LIMIT),
         })
         .await?;
-    Ok(axum::Json(EventListJson::of(&id, &events)))
+    Ok(match query.format.unwrap_or_default() {
+        super::history::Format::Json => axum::Json(EventListJson::of(&id, &events)).into_response(),
+        super::history::Format::Csv => {
+            let station = state.monitor.station(&id).await?;
+            let body = csm_core::views::history::csv::events(&station, &events);
+            super::history::csv_response(body, &id, "events")
+        }
+    })
 }
 
 /// How a write endpoint refuses a request without the admin token.

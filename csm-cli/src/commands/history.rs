@@ -1,0 +1,355 @@
+//! `csm-cli history`, `sessions`, `stats` and `prune`: what happened at a station over time,
+//! how busy it (or the fleet) is, and the retention job.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use csm_core::history::stats::{DEFAULT_DAYS, Stats};
+use csm_core::model::StationId;
+use csm_core::monitor::{ReadingsQuery, SessionsQuery};
+use csm_core::settings::Settings;
+use csm_core::views::history::{
+    FleetStatsJson, HistoryJson, SessionListJson, StationStatsJson, csv,
+};
+use csm_flags::{CacheFlags, DatabaseFlags, RetentionFlags, TimeZoneFlags};
+
+use super::{Settle, open, print_json, settings_of};
+
+/// `--json` and `--csv`, which exclude each other.
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Print the JSON the API answers.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (a header row, UTF-8, RFC 4180 quoting), as the API's `?format=csv`.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// Arguments of `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The station.
+    pub station: String,
+    /// Only this port.
+    #[arg(long)]
+    pub port: Option<u32>,
+    /// From this time (RFC 3339, e.g. 2026-12-01T08:00:00+08:00; default: 24 hours ago).
+    #[arg(long)]
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time (RFC 3339; default: now).
+    #[arg(long)]
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many readings per port (1–5,000).
+    #[arg(long, default_value_t = ReadingsQuery::DEFAULT_POINTS)]
+    pub points: u32,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+impl Settle for HistoryArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s)])
+    }
+}
+
+/// `history`: a station's readings over time.
+pub async fn history(
+    settings: Settings,
+    args: HistoryArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let id = StationId::parse(&args.station)?;
+    let station = monitor.station(&id).await?;
+    let readings = monitor
+        .readings(&ReadingsQuery {
+            station_id: id,
+            port: args.port,
+            from: args.since,
+            to: args.until,
+            points: args.points,
+        })
+        .await?;
+    if args.output.json {
+        print_json(out, &HistoryJson::of(&station, &readings))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.output.csv {
+        out.write_all(&csv::readings(&station, &readings.readings))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let value = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["at", "port", "status", "V", "A", "W", "kWh"]);
+    for r in &readings.readings {
+        table.add_row([
+            r.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.port.to_string(),
+            r.status.to_string(),
+            value(r.voltage),
+            value(r.current),
+            value(r.power),
+            value(r.energy_kwh),
+        ]);
+    }
+    writeln!(out, "{} {}", station.id, station.name)?;
+    writeln!(out, "{table}")?;
+    writeln!(
+        out,
+        "{} readings from {} to {} UTC{}",
+        readings.readings.len(),
+        readings.from.format("%Y-%m-%d %H:%M"),
+        readings.to.format("%Y-%m-%d %H:%M"),
+        if readings.truncated {
+            " (more than one answer holds: ask for a shorter range)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// The station.
+    pub station: String,
+    /// Only this port.
+    #[arg(long)]
+    pub port: Option<u32>,
+    /// Sessions that started from this time (RFC 3339; default: 7 days ago).
+    #[arg(long)]
+    pub since: Option<DateTime<Utc>>,
+    /// … and before this time (RFC 3339; default: now).
+    #[arg(long)]
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many, newest first (1–1,000).
+    #[arg(long, default_value_t = SessionsQuery::DEFAULT_LIMIT)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+}
+
+impl Settle for SessionsArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
+            self.cache.clone().apply(s)
+        }])
+    }
+}
+
+/// `sessions`: a station's charging sessions.
+pub async fn sessions(
+    settings: Settings,
+    args: SessionsArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let id = StationId::parse(&args.station)?;
+    let station = monitor.station(&id).await?;
+    let sessions = monitor
+        .sessions(&SessionsQuery {
+            station_id: id,
+            port: args.port,
+            from: args.since,
+            to: args.until,
+            limit: args.limit,
+        })
+        .await?;
+    if args.output.json {
+        print_json(out, &SessionListJson::of(&station, &sessions))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.output.csv {
+        out.write_all(&csv::sessions(&station, &sessions))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["port", "started", "ended", "minutes", "kWh"]);
+    for session in &sessions {
+        let row = &session.row;
+        let ended = match (row.ended_at, session.open) {
+            (Some(end), _) => end.format("%Y-%m-%d %H:%M").to_string(),
+            (None, true) => "(running)".into(),
+            (None, false) => "(end not seen)".into(),
+        };
+        table.add_row([
+            row.port.to_string(),
+            row.started_at.format("%Y-%m-%d %H:%M").to_string(),
+            ended,
+            row.duration()
+                .map(|d| format!("{:.0}", d.num_seconds() as f64 / 60.0))
+                .unwrap_or_default(),
+            row.energy_kwh.map(|e| e.to_string()).unwrap_or_default(),
+        ]);
+    }
+    writeln!(out, "{} {}", station.id, station.name)?;
+    writeln!(out, "{table}")?;
+    writeln!(out, "{} sessions (UTC)", sessions.len())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The station; without one, the whole fleet.
+    pub station: Option<String>,
+    /// Days up to now (1–366).
+    #[arg(long, default_value_t = DEFAULT_DAYS)]
+    pub days: u32,
+    /// Print the JSON the API answers.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+    #[command(flatten)]
+    timezone: TimeZoneFlags,
+}
+
+impl Settle for StatsArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[
+            &|s| self.database.clone().apply(s),
+            &|s| self.cache.clone().apply(s),
+            &|s| self.timezone.clone().apply(s),
+        ])
+    }
+}
+
+/// `stats`: how busy a station, or the fleet, has been.
+pub async fn stats(
+    settings: Settings,
+    args: StatsArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let Some(station) = &args.station else {
+        let fleet = FleetStatsJson::of(monitor.fleet_stats(args.days).await?);
+        if args.json {
+            print_json(out, &fleet)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        writeln!(out, "fleet of {} stations", fleet.stations)?;
+        write_stats(out, &fleet.stats)?;
+        for (title, ranked) in [
+            ("most fault", &fleet.most_fault),
+            ("most offline", &fleet.most_offline),
+        ] {
+            if ranked.is_empty() {
+                continue;
+            }
+            writeln!(out, "{title}:")?;
+            for r in ranked {
+                writeln!(out, "  {:>9.0} min  {} {}", r.minutes, r.station_id, r.name)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let id = StationId::parse(station)?;
+    let station = monitor.station(&id).await?;
+    let stats = monitor.station_stats(&id, args.days).await?;
+    let json = StationStatsJson::of(&station, stats);
+    if args.json {
+        print_json(out, &json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{} {}", json.station_id, json.name)?;
+    write_stats(out, &json.stats)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stats(out: &mut (dyn Write + Send), stats: &Stats) -> anyhow::Result<()> {
+    let percent = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:.0}%", v * 100.0));
+    let minutes = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0} min"));
+    writeln!(
+        out,
+        "last {} days ({}): utilisation {}, {} sessions (median {}, 90% under {}), {:.1} kWh",
+        stats.days,
+        stats.timezone,
+        percent(stats.utilisation),
+        stats.sessions,
+        minutes(stats.median_session_minutes),
+        minutes(stats.p90_session_minutes),
+        stats.energy_kwh
+    )?;
+    writeln!(
+        out,
+        "port minutes: {:.0} free, {:.0} occupied, {:.0} fault, {:.0} offline, {:.0} reserved",
+        stats.minutes.free,
+        stats.minutes.occupied,
+        stats.minutes.fault,
+        stats.minutes.offline,
+        stats.minutes.reserved
+    )?;
+    writeln!(out, "occupancy by hour (%), Monday first:")?;
+    write!(out, "     ")?;
+    for hour in 0..24 {
+        write!(out, "{hour:>4}")?;
+    }
+    writeln!(out)?;
+    for (day, hours) in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        .iter()
+        .zip(&stats.occupancy)
+    {
+        write!(out, "{day}  ")?;
+        for cell in hours {
+            match cell {
+                Some(v) => write!(out, "{:>4.0}", v * 100.0)?,
+                None => write!(out, "   ·")?,
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Arguments of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    retention: RetentionFlags,
+}
+
+impl Settle for PruneArgs {
+    fn settings(&self) -> Settings {
+        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
+            self.retention.clone().apply(s)
+        }])
+    }
+}
+
+/// `prune`: deletes history past its retention once (the server does it every hour).
+pub async fn prune(
+    settings: Settings,
+    _args: PruneArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let report = monitor.prune().await?;
+    for (what, before, deleted) in &report.deleted {
+        writeln!(
+            out,
+            "{:<14} {deleted:>9} rows older than {} deleted",
+            what.table(),
+            before.format("%Y-%m-%d %H:%M UTC")
+        )?;
+    }
+    writeln!(out, "hourly statistics are kept")?;
+    Ok(ExitCode::SUCCESS)
+}

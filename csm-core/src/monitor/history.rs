@@ -1,0 +1,492 @@
+//! History through the monitor: a station's readings (downsampled), its sessions, the
+//! statistics of a station and of the fleet, the "free in about N minutes" estimates, and the
+//! retention job. Reads are bounded like every other request-path read; statistics, which
+//! may sum many hours, get [`STATS_WAIT`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Monitor, MonitorError, READ_WAIT, StationView};
+use crate::error::InvalidInput;
+use crate::history::estimate::{self, FreeEstimate};
+use crate::history::record::open_stays;
+use crate::history::stats::{self, Stats};
+use crate::history::{HistoryQuery, HourDelta, HourTotals, ReadingRow, SessionRow};
+use crate::model::{MAX_PORT, PortStatus, Station, StationId, StationState};
+use crate::store::{self, Prunable};
+
+/// Longest wait for the store when reading statistics.
+pub const STATS_WAIT: Duration = Duration::from_secs(5);
+/// Wait for a station's session lengths the first time its answer needs them.
+const LENGTHS_WAIT: Duration = Duration::from_millis(300);
+/// Most raw readings one history answer reads before downsampling.
+pub const MAX_READINGS: u32 = 100_000;
+/// Rows one pruning statement deletes.
+pub const PRUNE_CHUNK: u32 = 5_000;
+/// How often the retention job runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Which readings of a station to answer, and how many points at most.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadingsQuery {
+    /// The station.
+    pub station_id: StationId,
+    /// Only this port.
+    pub port: Option<u32>,
+    /// From this time on (default: 24 hours before `to`).
+    pub from: Option<DateTime<Utc>>,
+    /// Before this time (default: now).
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many points per port.
+    pub points: u32,
+}
+
+impl ReadingsQuery {
+    /// Points per port when the question names none.
+    pub const DEFAULT_POINTS: u32 = 500;
+    /// Most points per port.
+    pub const MAX_POINTS: u32 = 5_000;
+}
+
+/// A station's readings over a range, each port's downsampled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readings {
+    /// The range.
+    pub from: DateTime<Utc>,
+    /// The range's end.
+    pub to: DateTime<Utc>,
+    /// The readings, by port then time.
+    pub readings: Vec<ReadingRow>,
+    /// Whether the range held more than [`MAX_READINGS`] readings (the newest were not read).
+    pub truncated: bool,
+}
+
+/// Which sessions of a station to answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionsQuery {
+    /// The station.
+    pub station_id: StationId,
+    /// Only this port.
+    pub port: Option<u32>,
+    /// Sessions that started from this time on (default: 7 days before `to`).
+    pub from: Option<DateTime<Utc>>,
+    /// … and before this time (default: now).
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+impl SessionsQuery {
+    /// Sessions answered when the question names no limit.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Most sessions one answer holds.
+    pub const MAX_LIMIT: u32 = 1_000;
+}
+
+/// A session as answered: open when it is the port's running stay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// The stored row.
+    pub row: SessionRow,
+    /// Whether it is still running (its port is occupied since its start).
+    pub open: bool,
+}
+
+/// The fleet's statistics: the stations' together, and those longest in fault or offline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FleetStats {
+    /// Stations in the catalogue.
+    pub stations: usize,
+    /// Everything together.
+    pub stats: Stats,
+    /// Stations with the most fault minutes (at most 10, most first).
+    pub most_fault: Vec<(Arc<Station>, f64)>,
+    /// Stations with the most offline minutes.
+    pub most_offline: Vec<(Arc<Station>, f64)>,
+}
+
+/// What one run of the retention job deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Rows deleted per table, with the cut-off.
+    pub deleted: Vec<(Prunable, DateTime<Utc>, u64)>,
+}
+
+fn check_port(port: Option<u32>) -> Result<(), InvalidInput> {
+    match port {
+        Some(port) if !(1..=MAX_PORT).contains(&port) => Err(InvalidInput::new(
+            "port",
+            format!("{port} is outside 1..={MAX_PORT}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The range `[from, to)` of a query, with `default` before `to` when `from` is not given;
+/// times before 1970 (which csm never stored, and some databases cannot compare) count as
+/// 1970.
+fn range_of(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    default: TimeDelta,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let to = to
+        .unwrap_or_else(crate::model::now)
+        .max(DateTime::UNIX_EPOCH);
+    let from = from.unwrap_or(to - default).max(DateTime::UNIX_EPOCH);
+    (from, to)
+}
+
+/// Checks how many days statistics are asked for.
+pub fn check_days(days: u32) -> Result<(), InvalidInput> {
+    if (1..=stats::MAX_DAYS).contains(&days) {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(
+            "days",
+            format!("{days} is outside 1..={}", stats::MAX_DAYS),
+        ))
+    }
+}
+
+/// Keeps at most `points` readings of each port: the range cut into `points` equal spans, the
+/// last reading of each span (a real reading, never an average).
+pub fn downsample(
+    readings: Vec<ReadingRow>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    points: u32,
+) -> Vec<ReadingRow> {
+    let span_ms =
+        ((to - from).num_milliseconds().max(1) as f64 / f64::from(points.max(1))).max(1.0);
+    let bucket = |at: DateTime<Utc>| ((at - from).num_milliseconds() as f64 / span_ms) as i64;
+    let mut readings = readings;
+    readings.sort_by(|a, b| a.port.cmp(&b.port).then(a.at.cmp(&b.at)));
+    let mut kept: Vec<ReadingRow> = Vec::with_capacity(readings.len().min(points as usize * 4));
+    for reading in readings {
+        let same_bucket = kept
+            .last()
+            .is_some_and(|last| last.port == reading.port && bucket(last.at) == bucket(reading.at));
+        if same_bucket {
+            if let Some(last) = kept.last_mut() {
+                *last = reading;
+            }
+        } else {
+            kept.push(reading);
+        }
+    }
+    kept
+}
+
+impl Monitor {
+    /// A station's readings over a range, each port downsampled to `query.points`.
+    pub async fn readings(&self, query: &ReadingsQuery) -> Result<Readings, MonitorError> {
+        check_port(query.port)?;
+        if !(1..=ReadingsQuery::MAX_POINTS).contains(&query.points) {
+            return Err(InvalidInput::new(
+                "points",
+                format!(
+                    "{} is outside 1..={}",
+                    query.points,
+                    ReadingsQuery::MAX_POINTS
+                ),
+            )
+            .into());
+        }
+        self.station(&query.station_id).await?;
+        let (from, to) = range_of(query.from, query.to, TimeDelta::hours(24));
+        if from >= to {
+            return Ok(Readings {
+                from,
+                to,
+                readings: Vec::new(),
+                truncated: false,
+            });
+        }
+        let stored = HistoryQuery {
+            station_id: query.station_id.clone(),
+            port: query.port,
+            from,
+            to,
+            limit: MAX_READINGS,
+        };
+        let read = self.store.readings(&stored);
+        let found = store::within(READ_WAIT, "reading history", &*self.store, read).await?;
+        let truncated = found.len() >= MAX_READINGS as usize;
+        Ok(Readings {
+            from,
+            to,
+            readings: downsample(found, (from, to), query.points),
+            truncated,
+        })
+    }
+
+    /// A station's sessions that started in a range, newest first.
+    pub async fn sessions(&self, query: &SessionsQuery) -> Result<Vec<Session>, MonitorError> {
+        check_port(query.port)?;
+        if !(1..=SessionsQuery::MAX_LIMIT).contains(&query.limit) {
+            return Err(InvalidInput::new(
+                "limit",
+                format!(
+                    "{} is outside 1..={}",
+                    query.limit,
+                    SessionsQuery::MAX_LIMIT
+                ),
+            )
+            .into());
+        }
+        let view = self.view(&query.station_id).await?;
+        let (from, to) = range_of(query.from, query.to, TimeDelta::days(7));
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let stored = HistoryQuery {
+            station_id: query.station_id.clone(),
+            port: query.port,
+            from,
+            to,
+            limit: query.limit,
+        };
+        let read = self.store.sessions(&stored);
+        let rows = store::within(READ_WAIT, "reading sessions", &*self.store, read).await?;
+        let running = |row: &SessionRow| {
+            row.ended_at.is_none()
+                && view.state.as_ref().is_some_and(|state| {
+                    state.ports.iter().any(|p| {
+                        p.reading.port == row.port
+                            && p.reading.status == PortStatus::Occupied
+                            && p.since == row.started_at
+                    })
+                })
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| Session {
+                open: running(&row),
+                row,
+            })
+            .collect())
+    }
+
+    /// A station's statistics over the last `days` days.
+    pub async fn station_stats(&self, id: &StationId, days: u32) -> Result<Stats, MonitorError> {
+        check_days(days)?;
+        let view = self.view(id).await?;
+        let now = crate::model::now();
+        let range = stats::range(days, now);
+        let open = view
+            .state
+            .as_deref()
+            .map(|s| open_stays(s, now))
+            .unwrap_or_default();
+        self.summarize(Some(id), days, range, &open).await
+    }
+
+    /// The fleet's statistics over the last `days` days.
+    pub async fn fleet_stats(&self, days: u32) -> Result<FleetStats, MonitorError> {
+        check_days(days)?;
+        let stations = self.stations().await?;
+        let views = self.views_of(stations.to_vec()).await;
+        let now = crate::model::now();
+        let range = stats::range(days, now);
+        let open: Vec<HourDelta> = views
+            .iter()
+            .filter_map(|v| v.state.as_deref())
+            .flat_map(|state| open_stays(state, now))
+            .collect();
+        let stats = self.summarize(None, days, range, &open).await?;
+        let read = self.store.station_totals(range.0, range.1);
+        let stored = store::within(
+            STATS_WAIT,
+            "reading stations' statistics",
+            &*self.store,
+            read,
+        )
+        .await?;
+        let mut totals: std::collections::HashMap<StationId, HourTotals> =
+            stored.into_iter().collect();
+        for delta in open.iter().filter(|d| d.hour >= range.0) {
+            totals
+                .entry(delta.station_id.clone())
+                .or_default()
+                .add(&delta.totals);
+        }
+        let catalog = self.catalog().await?;
+        let ranked = |status: PortStatus| {
+            let mut ranked: Vec<(Arc<Station>, f64)> = totals
+                .iter()
+                .filter_map(|(id, totals)| {
+                    let secs = totals.secs_in(status);
+                    let station = catalog.get(id)?;
+                    (secs > 0).then(|| (Arc::clone(station), (secs as f64 / 6.0).round() / 10.0))
+                })
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.id.cmp(&b.0.id)));
+            ranked.truncate(10);
+            ranked
+        };
+        Ok(FleetStats {
+            stations: stations.len(),
+            most_fault: ranked(PortStatus::Fault),
+            most_offline: ranked(PortStatus::Offline),
+            stats,
+        })
+    }
+
+    /// Statistics of a station (or the fleet) from its stored hours, `open` stays and session
+    /// lengths.
+    async fn summarize(
+        &self,
+        id: Option<&StationId>,
+        days: u32,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        open: &[HourDelta],
+    ) -> Result<Stats, MonitorError> {
+        let tz = self.settings.history.tz()?;
+        let read = async {
+            let hours = self.store.hours(id, range.0, range.1).await?;
+            let lengths = self
+                .store
+                .session_lengths(id, range.0, stats::LENGTH_SAMPLE)
+                .await?;
+            Ok((hours, lengths))
+        };
+        let (hours, lengths) =
+            store::within(STATS_WAIT, "reading statistics", &*self.store, read).await?;
+        Ok(stats::summarize(days, range, tz, &hours, open, lengths))
+    }
+
+    /// The estimate of each port of a state (aligned with its ports), from the session
+    /// lengths held now.
+    pub fn estimates(&self, state: &StationState) -> Vec<Option<FreeEstimate>> {
+        let needs_history = state.ports.iter().any(|p| {
+            p.reading.status == PortStatus::Occupied && p.reading.session_ends_at.is_none()
+        });
+        let (station, fleet) = if needs_history {
+            self.lengths.get(&state.station_id)
+        } else {
+            (None, None)
+        };
+        let now = crate::model::now();
+        state
+            .ports
+            .iter()
+            .map(|port| estimate::estimate(port, now, station.as_deref(), fleet.as_deref()))
+            .collect()
+    }
+
+    /// A station's view, waiting a moment for its session lengths the first time they are
+    /// needed, so that its first answer has estimates.
+    pub async fn view_with_estimates(&self, id: &StationId) -> Result<StationView, MonitorError> {
+        let view = self.view(id).await?;
+        let needs = view.state.as_ref().is_some_and(|s| {
+            s.ports.iter().any(|p| {
+                p.reading.status == PortStatus::Occupied && p.reading.session_ends_at.is_none()
+            })
+        });
+        if !needs {
+            return Ok(view);
+        }
+        self.lengths.get_waiting(id, LENGTHS_WAIT).await;
+        Ok(self.views_of(vec![view.station]).await.remove(0))
+    }
+
+    /// Deletes history past its retention: readings older than `readings_days`, events and
+    /// sessions older than `events_days` (hourly totals are kept). Deletes in chunks of
+    /// [`PRUNE_CHUNK`] rows, each its own short statement, so no lock is held long.
+    pub async fn prune(&self) -> Result<PruneReport, MonitorError> {
+        let history = &self.settings.history;
+        let now = crate::model::now();
+        let mut report = PruneReport::default();
+        for what in Prunable::ALL {
+            let days = match what {
+                Prunable::Readings => history.readings_days,
+                Prunable::Events | Prunable::Sessions => history.events_days,
+            };
+            let before = now - TimeDelta::days(i64::from(days));
+            let mut deleted = 0;
+            loop {
+                let done = self.store.prune(what, before, PRUNE_CHUNK).await?;
+                deleted += done;
+                if done < u64::from(PRUNE_CHUNK) {
+                    break;
+                }
+                // Let other writers in between chunks.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            report.deleted.push((what, before, deleted));
+        }
+        Ok(report)
+    }
+
+    /// Runs the retention job now and then every hour until `cancel` fires.
+    pub async fn run_pruning(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            match self.prune().await {
+                Ok(report) => {
+                    for (what, before, deleted) in report.deleted.iter().filter(|d| d.2 > 0) {
+                        tracing::info!(table = what.table(), %before, deleted, "pruned history past its retention");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "pruning history failed; trying again in an hour")
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn reading(port: u32, at: DateTime<Utc>, volts: f64) -> ReadingRow {
+        ReadingRow {
+            station_id: StationId::parse("S1").unwrap(),
+            port,
+            at,
+            status: PortStatus::Free,
+            voltage: Some(volts),
+            current: None,
+            power: None,
+            energy_kwh: None,
+        }
+    }
+
+    #[test]
+    fn downsampling_keeps_the_last_real_reading_of_each_span_per_port() {
+        let from = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let to = from + TimeDelta::hours(1);
+        let mut readings = Vec::new();
+        for minute in 0..60 {
+            for port in [1, 2] {
+                readings.push(reading(
+                    port,
+                    from + TimeDelta::minutes(minute),
+                    f64::from(minute as u32),
+                ));
+            }
+        }
+        let kept = downsample(readings, (from, to), 6);
+        assert_eq!(kept.len(), 12);
+        let port1: Vec<f64> = kept
+            .iter()
+            .filter(|r| r.port == 1)
+            .filter_map(|r| r.voltage)
+            .collect();
+        assert_eq!(port1, [9.0, 19.0, 29.0, 39.0, 49.0, 59.0]);
+        let few = vec![
+            reading(1, from, 1.0),
+            reading(1, from + TimeDelta::minutes(30), 2.0),
+        ];
+        assert_eq!(downsample(few.clone(), (from, to), 500), few);
+    }
+}

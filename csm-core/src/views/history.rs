@@ -1,0 +1,388 @@
+//! The documents of history: a station's readings, its sessions and its statistics, the
+//! fleet's statistics, and the CSV form of events, sessions and readings (a header row,
+//! UTF-8, RFC 4180 quoting; the station's name on every row).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::time;
+use crate::history::ReadingRow;
+use crate::history::stats::Stats;
+use crate::model::{Station, StatusEvent};
+use crate::monitor::{FleetStats, Readings, Session};
+
+/// One stored reading of a port.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadingJson {
+    /// When it was observed.
+    #[serde(serialize_with = "time::rfc3339")]
+    pub at: DateTime<Utc>,
+    /// Status then.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::model::PortStatus))]
+    pub status: &'static str,
+    /// Volts, when the vendor sends it.
+    pub voltage: Option<f64>,
+    /// Amperes, when the vendor sends it.
+    pub current: Option<f64>,
+    /// Watts, when the vendor sends it.
+    pub power: Option<f64>,
+    /// kWh of the running session, when the vendor sends it.
+    pub energy_kwh: Option<f64>,
+}
+
+/// One port's readings.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortReadingsJson {
+    /// Port number.
+    pub port: u32,
+    /// Its readings, oldest first.
+    pub readings: Vec<ReadingJson>,
+}
+
+/// `GET /api/stations/{station_id}/history` and `csm-cli history --json`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryJson {
+    /// The station.
+    pub station_id: String,
+    /// Start of the range.
+    #[serde(serialize_with = "time::rfc3339")]
+    pub from: DateTime<Utc>,
+    /// End of the range.
+    #[serde(serialize_with = "time::rfc3339")]
+    pub to: DateTime<Utc>,
+    /// Each port with readings in the range, by number.
+    pub ports: Vec<PortReadingsJson>,
+    /// Whether the range held more readings than one answer reads (the newest are missing:
+    /// ask for a shorter range).
+    pub truncated: bool,
+}
+
+impl HistoryJson {
+    /// The JSON of a station's readings.
+    pub fn of(station: &Station, readings: &Readings) -> Self {
+        let mut ports: Vec<PortReadingsJson> = Vec::new();
+        for row in &readings.readings {
+            let json = ReadingJson {
+                at: row.at,
+                status: row.status.as_str(),
+                voltage: row.voltage,
+                current: row.current,
+                power: row.power,
+                energy_kwh: row.energy_kwh,
+            };
+            match ports.last_mut() {
+                Some(port) if port.port == row.port => port.readings.push(json),
+                _ => ports.push(PortReadingsJson {
+                    port: row.port,
+                    readings: vec![json],
+                }),
+            }
+        }
+        Self {
+            station_id: station.id.to_string(),
+            from: readings.from,
+            to: readings.to,
+            ports,
+            truncated: readings.truncated,
+        }
+    }
+}
+
+/// One charging session.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionJson {
+    /// Port.
+    pub port: u32,
+    /// When the port became occupied.
+    #[serde(serialize_with = "time::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// When it stopped being occupied; `null` while it runs (or when csm did not see its end).
+    #[serde(serialize_with = "time::optional")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Its length, minutes; `null` until it ends.
+    pub duration_minutes: Option<f64>,
+    /// Energy delivered, when the vendor sends it.
+    pub energy_kwh: Option<f64>,
+    /// Whether it is still running.
+    pub open: bool,
+}
+
+impl From<&Session> for SessionJson {
+    fn from(session: &Session) -> Self {
+        let row = &session.row;
+        Self {
+            port: row.port,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            duration_minutes: row
+                .duration()
+                .map(|d| (d.num_seconds() as f64 / 6.0).round() / 10.0),
+            energy_kwh: row.energy_kwh,
+            open: session.open,
+        }
+    }
+}
+
+/// `GET /api/stations/{station_id}/sessions` and `csm-cli sessions --json`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionListJson {
+    /// The station.
+    pub station_id: String,
+    /// Sessions, newest first.
+    pub sessions: Vec<SessionJson>,
+}
+
+impl SessionListJson {
+    /// The JSON of a station's sessions.
+    pub fn of(station: &Station, sessions: &[Session]) -> Self {
+        Self {
+            station_id: station.id.to_string(),
+            sessions: sessions.iter().map(SessionJson::from).collect(),
+        }
+    }
+}
+
+/// `GET /api/stations/{station_id}/stats` and `csm-cli stats STATION --json`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StationStatsJson {
+    /// The station.
+    pub station_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its statistics.
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+impl StationStatsJson {
+    /// The JSON of a station's statistics.
+    pub fn of(station: &Station, stats: Stats) -> Self {
+        Self {
+            station_id: station.id.to_string(),
+            name: station.name.clone(),
+            stats,
+        }
+    }
+}
+
+/// A station of a ranking.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RankedStationJson {
+    /// The station.
+    pub station_id: String,
+    /// Its name.
+    pub name: String,
+    /// Port minutes in the status ranked.
+    pub minutes: f64,
+}
+
+/// `GET /api/stats` and `csm-cli stats --json`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FleetStatsJson {
+    /// Stations in the catalogue.
+    pub stations: usize,
+    /// The fleet's statistics.
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// The stations with the most port minutes in fault, most first (at most 10).
+    pub most_fault: Vec<RankedStationJson>,
+    /// The stations with the most port minutes offline or unreachable.
+    pub most_offline: Vec<RankedStationJson>,
+}
+
+impl FleetStatsJson {
+    /// The JSON of the fleet's statistics.
+    pub fn of(fleet: FleetStats) -> Self {
+        let ranked = |list: Vec<(std::sync::Arc<Station>, f64)>| {
+            list.into_iter()
+                .map(|(station, minutes)| RankedStationJson {
+                    station_id: station.id.to_string(),
+                    name: station.name.clone(),
+                    minutes,
+                })
+                .collect()
+        };
+        Self {
+            stations: fleet.stations,
+            stats: fleet.stats,
+            most_fault: ranked(fleet.most_fault),
+            most_offline: ranked(fleet.most_offline),
+        }
+    }
+}
+
+/// CSV documents: the same rows as the JSON, flat.
+pub mod csv {
+    use super::*;
+
+    /// The CSV media type.
+    pub const MEDIA_TYPE: &str = "text/csv; charset=utf-8";
+
+    fn text(at: &DateTime<Utc>) -> String {
+        let mut out = String::new();
+        time::write(at, &mut out);
+        out
+    }
+
+    fn number(value: Option<f64>) -> String {
+        value.map(|v| v.to_string()).unwrap_or_default()
+    }
+
+    fn finish(writer: ::csv::Writer<Vec<u8>>) -> Vec<u8> {
+        // Writing into memory cannot fail; a failure here is a bug in the csv crate.
+        writer
+            .into_inner()
+            .unwrap_or_else(|e| panic!("writing CSV into memory failed: {e}"))
+    }
+
+    fn writer(header: &[&str]) -> ::csv::Writer<Vec<u8>> {
+        let mut writer = ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        write(&mut writer, header.iter().copied());
+        writer
+    }
+
+    fn write<'a>(writer: &mut ::csv::Writer<Vec<u8>>, fields: impl IntoIterator<Item = &'a str>) {
+        writer
+            .write_record(fields)
+            .unwrap_or_else(|e| panic!("writing CSV into memory failed: {e}"));
+    }
+
+    /// A station's status events.
+    pub fn events(station: &Station, events: &[StatusEvent]) -> Vec<u8> {
+        let mut out = writer(&["station_id", "station_name", "port", "old", "new", "at"]);
+        for e in events {
+            let port = e.port.to_string();
+            let at = text(&e.at);
+            let old = e.old.map(|s| s.as_str()).unwrap_or_default();
+            let row = [
+                station.id.as_str(),
+                &station.name,
+                &port,
+                old,
+                e.new.as_str(),
+                &at,
+            ];
+            write(&mut out, row);
+        }
+        finish(out)
+    }
+
+    /// A station's sessions.
+    pub fn sessions(station: &Station, sessions: &[Session]) -> Vec<u8> {
+        let mut out = writer(&[
+            "station_id",
+            "station_name",
+            "port",
+            "started_at",
+            "ended_at",
+            "duration_minutes",
+            "energy_kwh",
+            "open",
+        ]);
+        for session in sessions {
+            let json = SessionJson::from(session);
+            let port = json.port.to_string();
+            let started = text(&json.started_at);
+            let ended = json.ended_at.as_ref().map(text).unwrap_or_default();
+            let minutes = number(json.duration_minutes);
+            let energy = number(json.energy_kwh);
+            let open = json.open.to_string();
+            let row = [
+                station.id.as_str(),
+                &station.name,
+                &port,
+                &started,
+                &ended,
+                &minutes,
+                &energy,
+                &open,
+            ];
+            write(&mut out, row);
+        }
+        finish(out)
+    }
+
+    /// A station's readings.
+    pub fn readings(station: &Station, readings: &[ReadingRow]) -> Vec<u8> {
+        let mut out = writer(&[
+            "station_id",
+            "station_name",
+            "port",
+            "at",
+            "status",
+            "voltage",
+            "current",
+            "power",
+            "energy_kwh",
+        ]);
+        for r in readings {
+            let port = r.port.to_string();
+            let at = text(&r.at);
+            let values = [r.voltage, r.current, r.power, r.energy_kwh].map(number);
+            let row = [
+                station.id.as_str(),
+                &station.name,
+                &port,
+                &at,
+                r.status.as_str(),
+                &values[0],
+                &values[1],
+                &values[2],
+                &values[3],
+            ];
+            write(&mut out, row);
+        }
+        finish(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::model::{PortStatus, StationId};
+
+    #[test]
+    fn csv_quotes_names_with_commas_quotes_and_line_breaks() {
+        let station = Station {
+            id: StationId::parse("H-1").unwrap(),
+            name: "信阳学院 \"东区\", 3 号桩\n北侧".into(),
+            address: None,
+            lat: None,
+            lng: None,
+            vendor: "simulator".into(),
+            enabled: true,
+            port_count: 2,
+        };
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+        let event = StatusEvent {
+            station_id: station.id.clone(),
+            port: 2,
+            old: None,
+            new: PortStatus::Occupied,
+            at,
+        };
+        let text = String::from_utf8(csv::events(&station, &[event])).unwrap();
+        assert_eq!(
+            text,
+            "station_id,station_name,port,old,new,at\r\n\
+             H-1,\"信阳学院 \"\"东区\"\", 3 号桩\n北侧\",2,,occupied,2026-12-01T08:00:00Z\r\n"
+        );
+        // An independent reader gets the fields back.
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(&row[1], station.name);
+        assert_eq!(&row[3], "");
+    }
+}
