@@ -87,6 +87,11 @@ function watch(page) {
     if (err !== 'net::ERR_ABORTED') badResponses.push(`${err} ${req.method()} ${u.pathname}`);
   });
   page.on('pageerror', (err) => pageErrors.push(String(err && err.stack ? err.stack : err)));
+  // Console errors of the page's own (a failed load is the browser's note of a response,
+  // judged above, e.g. the expected 429 of a refresh during its cool-down).
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${message.text()}`);
+  });
 }
 function checkHealthy(where) {
   check(external.length === 0, `${where}: requests left the server's origin ${BASE}:\n    ${external.join('\n    ')}`);
@@ -97,6 +102,26 @@ const items = (page) => page.locator('[data-testid="station-item"]');
 const tiles = (page) => page.locator('[data-testid="port-tile"]');
 const bodyText = (page) => page.evaluate(() => document.body.innerText);
 const htmlLang = (page) => page.evaluate(() => document.documentElement.lang);
+const heatCells = (page) => page.locator('[data-testid="heat-map"]:visible [data-testid="heat-cell"]');
+
+// The open station's history: a timeline per port, a drawn chart for each port with
+// measurements, the 7-day occupancy chart and a 7 × 24 heat map. Returns what it found.
+async function checkStationHistory(page, where) {
+  await page.locator('[data-testid="station-history"] [data-testid="timeline"]').first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  const rows = await page.locator('[data-testid="port-history"]').count();
+  const spans = await page.locator('[data-testid="timeline"] .timeline-span').count();
+  check(spans >= rows, `${where}: ${spans} status spans for ${rows} port timelines`);
+  await page.locator('[data-testid="reading-chart"] canvas').first().waitFor({ state: 'attached', timeout: WAIT_MS });
+  const charts = await page.locator('[data-testid="reading-chart"]').count();
+  const drawn = await page.locator('[data-testid="reading-chart"] canvas').count();
+  check(charts > 0 && drawn === charts, `${where}: ${drawn} of ${charts} reading charts drawn`);
+  await page.locator('[data-testid="occupancy-chart"] canvas').waitFor({ state: 'attached', timeout: WAIT_MS });
+  const cells = await heatCells(page).count();
+  check(cells === 7 * 24, `${where}: the heat map has ${cells} cells, expected 7 × 24`);
+  const filled = await page.locator('[data-testid="heat-map"]:visible [data-testid="heat-cell"]:not(.heat-empty)').count();
+  check(filled > 0, `${where}: every heat map cell is empty`);
+  return { rows, charts, cells, filled };
+}
 
 async function run() {
   console.log(`csm dashboard e2e against ${BASE} (browser ${CHROMIUM})`);
@@ -135,6 +160,47 @@ async function run() {
   await page.screenshot({ path: wideShot });
   screenshots.push(wideShot);
   ok(`screenshot ${wideShot}`);
+
+  // ---- 3b. the station's history and the estimates ----
+  step('3b. station history at 1440x900');
+  const found = await checkStationHistory(page, '1440x900');
+  const estimates = await page.locator('[data-testid="free-estimate"]').allInnerTexts();
+  const occupied = await page.locator('[data-testid="port-tile"][data-status="occupied"]').count();
+  check(estimates.every((text) => /约 \d+ 分钟后空闲|即将空闲/.test(text)), `estimates read ${JSON.stringify(estimates)}`);
+  check(occupied === 0 || estimates.length > 0, `${occupied} occupied ports and no estimate`);
+  const historyShot = path.join(SHOTS, 'station-history-1440x900.png');
+  // The station view scrolls inside the window: a tall window shows all of it at once.
+  await page.setViewportSize({ width: 1440, height: 3400 });
+  await page.screenshot({ path: historyShot });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  screenshots.push(historyShot);
+  ok(`history: ${found.rows} port timelines, ${found.charts} reading charts drawn, 7-day chart, heat map ${found.cells} cells (${found.filled} with data), ${estimates.length} estimates on ${occupied} occupied ports ("${estimates[0] || ''}"), screenshot ${historyShot}`);
+
+  step('3c. fleet page at 1440x900');
+  await page.locator('[data-testid="fleet-link"]').click();
+  await page.locator('[data-testid="fleet-view"] [data-testid="fleet-figures"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await page.locator('[data-testid="fleet-chart"] canvas').waitFor({ state: 'attached', timeout: WAIT_MS });
+  check((await heatCells(page).count()) === 7 * 24, `the fleet heat map has ${await heatCells(page).count()} cells`);
+  check((await page.evaluate(() => location.hash)) === '#/fleet', 'the URL is not #/fleet');
+  await page.locator('[data-testid="days-1"]').click();
+  await waitUntil(async () => (await page.locator('[data-testid="days-1"]').getAttribute('aria-pressed')) === 'true', 'the 1-day choice');
+  const fleetShot = path.join(SHOTS, 'fleet-1440x900.png');
+  await page.setViewportSize({ width: 1440, height: 1500 });
+  await page.screenshot({ path: fleetShot });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  screenshots.push(fleetShot);
+  const ranked = page.locator('[data-testid="ranked-station"]');
+  let rankedNote = 'no station in fault or offline in the period';
+  if ((await ranked.count()) > 0) {
+    const href = await ranked.first().getAttribute('href');
+    await ranked.first().click();
+    await tiles(page).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+    check((await page.evaluate(() => location.hash)) === href, `the ranked link went to ${await page.evaluate(() => location.hash)}, not ${href}`);
+    rankedNote = `its first ranked station (${href}) opens`;
+  }
+  await page.evaluate((id) => { location.hash = '#/station/' + encodeURIComponent(id); }, openId);
+  await waitUntil(async () => (await page.locator('[data-testid="station-title"]').innerText()).trim() === title, `station ${openId} open again`);
+  ok(`fleet page: figures, daily chart, heat map 168 cells, 1/7/30-day choice, ${rankedNote}, screenshot ${fleetShot}`);
 
   // ---- 4. language switch, kept across reload ----
   step('4. language toggle');
@@ -233,9 +299,29 @@ async function run() {
   const scrollWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
   check(scrollWidth <= 390, `horizontal scrolling at 390 px: document scrollWidth is ${scrollWidth}`);
   ok(`390x844: list first, station ${phoneId} opens with ${await tiles(mobile).count()} tiles, scrollWidth ${scrollWidth} <= 390, screenshot ${phoneShot}`);
+  const phoneHistory = await checkStationHistory(mobile, '390x844');
+  const phoneHistoryShot = path.join(SHOTS, 'station-history-390x844.png');
+  await mobile.screenshot({ path: phoneHistoryShot, fullPage: true });
+  screenshots.push(phoneHistoryShot);
+  const historyWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
+  check(historyWidth <= 390, `horizontal scrolling with the history at 390 px: scrollWidth ${historyWidth}`);
+  ok(`390x844 history: ${phoneHistory.rows} timelines, ${phoneHistory.charts} charts drawn, heat map ${phoneHistory.cells} cells, scrollWidth ${historyWidth}, screenshot ${phoneHistoryShot}`);
   await mobile.locator('[data-testid="back-button"]').click();
   await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok('phone back button returns to the station list');
+  await mobile.locator('[data-testid="fleet-link"]').click();
+  await mobile.locator('[data-testid="fleet-view"] [data-testid="fleet-figures"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await mobile.locator('[data-testid="fleet-chart"] canvas').waitFor({ state: 'attached', timeout: WAIT_MS });
+  check(!(await items(mobile).first().isVisible()), 'on a phone the list should be hidden on the fleet page');
+  check((await heatCells(mobile).count()) === 7 * 24, `the phone's fleet heat map has ${await heatCells(mobile).count()} cells`);
+  const fleetWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
+  check(fleetWidth <= 390, `horizontal scrolling on the fleet page at 390 px: scrollWidth ${fleetWidth}`);
+  const phoneFleetShot = path.join(SHOTS, 'fleet-390x844.png');
+  await mobile.screenshot({ path: phoneFleetShot, fullPage: true });
+  screenshots.push(phoneFleetShot);
+  await mobile.locator('[data-testid="fleet-view"] .back').click();
+  await items(mobile).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  ok(`390x844 fleet page: figures, chart, heat map 168 cells, scrollWidth ${fleetWidth}, back to the list, screenshot ${phoneFleetShot}`);
 
   // ---- 8. a large fleet: the server searches and pages the list; the page asks 200 at a time ----
   step('8. a fleet of 450 stations');

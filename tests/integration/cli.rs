@@ -291,13 +291,19 @@ async fn bad_settings_are_usage_errors() {
 
 /// The CLI's `--json` of a command run against the database and cache of `app`.
 async fn json_of(app: &TestApp, args: &[&str]) -> serde_json::Value {
+    let output = output_of(app, args).await;
+    serde_json::from_str(&output).unwrap_or_else(|e| panic!("{args:?}: {e}: {output}"))
+}
+
+/// What a command prints, run against the app's database and cache.
+async fn output_of(app: &TestApp, args: &[&str]) -> String {
     let settings = app.monitor.settings().clone();
     let outcome = run_adjusted(args, move |s| {
         s.database = settings.database;
         s.cache = settings.cache;
     })
     .await;
-    serde_json::from_str(ok(&outcome)).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", outcome.1))
+    ok(&outcome).to_owned()
 }
 
 /// The API's answer, without the moment it was made.
@@ -315,7 +321,11 @@ async fn api_json(app: &TestApp, path: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_clis_json_is_the_apis_document() {
-    let app = spawn_app_with(Backend::MySql, CacheKind::Redis, |_| {}).await;
+    let app = spawn_app_with(Backend::MySql, CacheKind::Redis, |config| {
+        // Demo stations with a simulated past, so that history has something to show.
+        config.core.demo = Some(true);
+    })
+    .await;
     let stations = app.monitor.stations().await.unwrap().to_vec();
     app.monitor.refresh(stations.clone(), |_| {}).await;
     app.monitor.refresh(stations, |_| {}).await;
@@ -324,7 +334,10 @@ async fn the_clis_json_is_the_apis_document() {
         document.as_object_mut().unwrap().remove("timestamp");
         document
     };
-    let pairs: [(&[&str], &str); 5] = [
+    let (since, until) = ("2026-11-25T00:00:00Z", "2030-01-01T00:00:00Z");
+    let history_path = format!("/api/stations/S0001/history?from={since}&to={until}&points=100");
+    let sessions_path = format!("/api/stations/S0001/sessions?from={since}&to={until}&limit=50");
+    let pairs: [(&[&str], &str); 7] = [
         (&["ports", "S0002", "--json"], "/api/stations/S0002"),
         (&["stations", "list", "--json"], "/api/stations"),
         (
@@ -341,6 +354,18 @@ async fn the_clis_json_is_the_apis_document() {
             &["events", "S0001", "--json", "--limit", "5"],
             "/api/stations/S0001/events?limit=5",
         ),
+        (
+            &[
+                "history", "S0001", "--json", "--since", since, "--until", until, "--points", "100",
+            ],
+            &history_path,
+        ),
+        (
+            &[
+                "sessions", "S0001", "--json", "--since", since, "--until", until, "--limit", "50",
+            ],
+            &sessions_path,
+        ),
     ];
     for (args, path) in pairs {
         let cli = undated(json_of(&app, args).await);
@@ -353,5 +378,69 @@ async fn the_clis_json_is_the_apis_document() {
         ports["ports"].as_array().is_some_and(|p| !p.is_empty()),
         "{ports}"
     );
+    // Statistics count the stays running now up to the moment they are asked: what was
+    // stored is equal, what runs on differs by the moments between the two questions.
+    for (args, path) in [
+        (
+            &["stats", "S0001", "--json", "--days", "3"][..],
+            "/api/stations/S0001/stats?days=3",
+        ),
+        (&["stats", "--json", "--days", "3"][..], "/api/stats?days=3"),
+    ] {
+        let cli = json_of(&app, args).await;
+        let api = api_json(&app, path).await;
+        let keys =
+            |d: &serde_json::Value| d.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&cli),
+            keys(&api),
+            "csm-cli {args:?} against GET {path}"
+        );
+        for stored in [
+            "days",
+            "from",
+            "timezone",
+            "sessions",
+            "median_session_minutes",
+            "p90_session_minutes",
+            "session_sample",
+            "energy_kwh",
+        ] {
+            assert_eq!(
+                cli[stored], api[stored],
+                "{stored} of csm-cli {args:?} against GET {path}"
+            );
+        }
+        let (a, b) = (
+            cli["utilisation"].as_f64().unwrap(),
+            api["utilisation"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 0.01, "{a} against {b}");
+    }
+    for (args, path) in [
+        (
+            &["events", "S0001", "--csv", "--limit", "20"][..],
+            "/api/stations/S0001/events?limit=20&format=csv".to_owned(),
+        ),
+        (
+            &[
+                "sessions", "S0001", "--csv", "--since", since, "--until", until,
+            ][..],
+            format!("{sessions_path}&format=csv"),
+        ),
+    ] {
+        let cli = output_of(&app, args).await;
+        let api = app
+            .client
+            .get(app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(cli, api, "csm-cli {args:?} against GET {path}");
+        assert!(cli.lines().count() > 2, "{cli}");
+    }
     app.stop().await;
 }

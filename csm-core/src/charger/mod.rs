@@ -220,9 +220,6 @@ pub enum SourcesError {
     HttpClient(#[source] reqwest::Error),
 }
 
-/// How much simulated past the demo begins with.
-pub const DEMO_PAST: chrono::TimeDelta = chrono::TimeDelta::days(7);
-
 /// Every source csm knows, by vendor name.
 #[derive(Clone, Default)]
 pub struct Chargers {
@@ -291,7 +288,8 @@ impl Chargers {
         }
         if settings.seeds_demo() {
             // The demo begins with a simulated past that the live simulation continues.
-            simulator = simulator.starting_at(crate::model::now() - DEMO_PAST);
+            let (past, _) = crate::history::past::demo_span(settings.simulator.speed);
+            simulator = simulator.starting_at(crate::model::now() - past);
         }
         chargers.insert_simulator(Arc::new(simulator));
         let mut profiles = vec![VendorProfile::native()];

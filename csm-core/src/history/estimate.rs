@@ -105,8 +105,10 @@ pub fn estimate(
     let elapsed = u32::try_from((now - port.since).num_seconds().max(0)).unwrap_or(u32::MAX);
     let from = |lengths: Option<&[u32]>, scope| {
         let (remaining, count) = median_remaining(lengths?, elapsed)?;
+        // The session's likely end, from its start: the same whenever it is asked.
+        let length = i64::from(elapsed) + i64::from(remaining);
         Some(FreeEstimate {
-            at: now + TimeDelta::seconds(i64::from(remaining)),
+            at: port.since + TimeDelta::seconds(length),
             basis: Basis::History,
             sessions: Some(u32::try_from(count).unwrap_or(u32::MAX)),
             scope: Some(scope),

@@ -12,6 +12,26 @@ use crate::model::{Station, StationState};
 use crate::settings::HistorySettings;
 use crate::store::WriteBatch;
 
+/// How much past the demo begins with: a week at a snapshot a minute on a real-time
+/// simulator; with a faster simulated clock a snapshot every `60 s / speed` (at least a second),
+/// and at most [`DEMO_SNAPSHOTS`] of them. Returns the past's length and its step.
+pub fn demo_span(speed: f64) -> (TimeDelta, TimeDelta) {
+    let speed = if speed.is_finite() && speed > 0.0 {
+        speed
+    } else {
+        1.0
+    };
+    let step_ms = (60_000.0 / speed).max(1_000.0) as i64;
+    let step = TimeDelta::milliseconds(step_ms);
+    let length = (step * DEMO_SNAPSHOTS).min(DEMO_PAST);
+    (length, step)
+}
+
+/// The longest simulated past of the demo.
+pub const DEMO_PAST: TimeDelta = TimeDelta::days(7);
+/// The most snapshots of a demo station's past.
+pub const DEMO_SNAPSHOTS: i32 = 10_080;
+
 /// The rows of one station's simulated past over `[from, to)`, a snapshot every `step`, in
 /// batches of about `batch_rows` rows; and the state it ends in.
 pub fn simulate(

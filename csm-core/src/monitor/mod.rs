@@ -37,9 +37,6 @@ pub use self::history::{
 };
 pub use self::list::{StationPage, StationQuery};
 
-/// A demo station's simulated past has a snapshot this often.
-const DEMO_PAST_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-
 /// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
 /// past it the request fails as unavailable instead of hanging on a database that is away.
 pub const READ_WAIT: Duration = Duration::from_millis(800);
@@ -370,13 +367,14 @@ impl Monitor {
         self.import(&demo).await?;
         if let Some(simulator) = self.engine.chargers().simulator() {
             let past = (simulator.origin(), crate::model::now());
+            let (_, step) = crate::history::past::demo_span(self.settings.simulator.speed);
             let mut rows = 0;
             for station in &demo {
                 let (batches, _) = crate::history::past::simulate(
                     simulator,
                     station,
                     past,
-                    DEMO_PAST_STEP,
+                    step,
                     &self.settings.history,
                     crate::refresh::WriterConfig::default().max_rows,
                 );

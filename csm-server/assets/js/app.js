@@ -1,9 +1,10 @@
 /*
  * csm dashboard — app.js: the page. It holds what is on screen (the list's page, the open
- * station, the language, favourites), loads it from the API, follows the URL (#/station/ID)
- * and applies live updates (live.js); the components draw it:
+ * station, the language, favourites), loads it from the API, follows the URL (#/station/ID,
+ * #/fleet) and applies live updates (live.js); the components draw it:
  *   station-list.js   the side bar        station-view.js   the open station
- *   port-tile.js      one port            i18n.js           every text, zh and en
+ *   port-tile.js      one port            station-history.js  its history and statistics
+ *   fleet-view.js     the operators' page i18n.js           every text, zh and en
  *
  * API (same origin):
  *   GET  /api/stations?view=summary&limit=&q=&ids=   a page of the list, without ports
@@ -34,7 +35,7 @@
 
   const app = Vue.createApp({
     template: '#app-template',
-    components: { 'station-list': csm.StationList, 'station-view': csm.StationView },
+    components: { 'station-list': csm.StationList, 'station-view': csm.StationView, 'fleet-view': csm.FleetView },
     data() {
       return {
         lang: csm.readStore(STORE_LANG, 'zh') === 'en' ? 'en' : 'zh',
@@ -43,6 +44,8 @@
         loadedQuery: { q: '', favOnly: false },
         search: '', favOnly: false, listLimit: LIST_PAGE,
         favourites: [].concat(csm.readStore(STORE_FAVS, [])).filter((f) => typeof f === 'string'),
+        // The operators' page is open (#/fleet).
+        fleet: location.hash === '#/fleet',
         // The open station.
         selectedId: null, current: null, currentError: null,
         cooldowns: {}, refreshing: false, refreshNote: null, flashing: {}, announcement: '',
@@ -65,8 +68,9 @@
         const until = this.selectedId ? this.cooldowns[this.selectedId] : 0;
         return until ? Math.max(0, Math.ceil((until - this.clientNow) / 1000)) : 0;
       },
-      showList() { return this.isWide || !this.selectedId; },
-      showStation() { return this.isWide || !!this.selectedId; },
+      showList() { return this.isWide || (!this.selectedId && !this.fleet); },
+      showStation() { return !this.fleet && (this.isWide || !!this.selectedId); },
+      showFleet() { return this.fleet; },
     },
     watch: {
       lang: {
@@ -79,7 +83,7 @@
         this.searchTimer = setTimeout(() => { this.listLimit = LIST_PAGE; this.loadList(); }, SEARCH_MS);
       },
       favOnly() { this.listLimit = LIST_PAGE; this.loadList(); },
-      isWide(wide) { if (wide && !this.selectedId) this.autoSelect(); },
+      isWide(wide) { if (wide && !this.selectedId && !this.fleet) this.autoSelect(); },
     },
     methods: {
       updateTitle() {
@@ -112,8 +116,14 @@
         this.onHashChange();
       },
       onHashChange() {
+        this.fleet = location.hash === '#/fleet';
         const id = stationIdFromHash();
         if (id) { this.openStation(id); return; }
+        if (this.fleet) {
+          this.selectedId = null; this.current = null; this.currentError = null;
+          if (!this.isWide) window.scrollTo(0, 0);
+          return;
+        }
         const previous = this.selectedId;
         this.selectedId = null; this.current = null; this.currentError = null;
         this.cameFromList = false;
@@ -124,7 +134,7 @@
         });
       },
       autoSelect() {
-        if (this.selectedId || !this.stations.length) return;
+        if (this.selectedId || this.fleet || !this.stations.length) return;
         const pick = this.stations.find((s) => this.isFav(s.station_id)) || this.stations[0];
         history.replaceState(null, '', '#/station/' + encodeURIComponent(pick.station_id));
         this.openStation(pick.station_id);
@@ -178,7 +188,7 @@
           this.total = favOnly || !Number.isFinite(page.body.total) ? pageStations.length : page.body.total;
           this.loadedQuery = { q, favOnly };
           this.listLoaded = true; this.listError = false;
-          if (this.isWide && !this.selectedId) this.autoSelect();
+          if (this.isWide && !this.selectedId && !this.fleet) this.autoSelect();
           return true;
         } catch (e) {
           // Shown when there is no list yet, or when the list on screen is not what was asked for.

@@ -88,6 +88,13 @@ pub async fn list_stations(
             )));
         }
     }
+    let offset = query.offset.unwrap_or(0);
+    if offset > u64::from(u32::MAX) {
+        return Err(ApiError::BadRequest(format!(
+            "offset {offset} is beyond {}",
+            u32::MAX
+        )));
+    }
     let wanted = StationQuery {
         search: query.q,
         status: query.status,
@@ -98,7 +105,7 @@ pub async fn list_stations(
             .map(StationQuery::parse_ids)
             .transpose()?,
         limit: query.limit,
-        offset: usize::try_from(query.offset.unwrap_or(0)).unwrap_or(usize::MAX),
+        offset: usize::try_from(offset).unwrap_or(usize::MAX),
     };
     let page = state.monitor.list(&wanted).await?;
     Ok(axum::Json(StationListJson::of(&page, view)))

@@ -1,14 +1,14 @@
 /*
  * csm dashboard — station-view.js: the open station: its name, address and freshness, the
  * refresh button (with its cool-down), the counts by status, banners when its data is stale or
- * its vendor unreachable, and a tile per port.
+ * its vendor unreachable, a tile per port, and the station's history (station-history.js).
  */
 (function () {
   'use strict';
   const csm = (window.csm = window.csm || {});
 
   csm.StationView = {
-    components: { 'port-tile': csm.PortTile },
+    components: { 'port-tile': csm.PortTile, 'station-history': csm.StationHistory },
     props: {
       t: { type: Object, required: true },
       now: { type: Number, required: true },
@@ -96,6 +96,7 @@
           <ul class="port-grid" :aria-label="station.name">
             <port-tile v-for="p in ports" :key="p.port" :port="p" :t="t" :now="now" :flashing="!!flashing[p.port]"></port-tile>
           </ul>
+          <station-history :t="t" :station-id="station.station_id"></station-history>
         </template>
         <div class="sr-only" aria-live="polite" aria-atomic="true" data-testid="live-region">{{ announcement }}</div>
       </main>`,
