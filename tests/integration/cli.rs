@@ -424,7 +424,7 @@ async fn the_clis_json_is_the_apis_document() {
         ),
         (
             &[
-                "sessions", "S0001", "--csv", "--since", since, "--until", until,
+                "sessions", "S0001", "--csv", "--since", since, "--until", until, "--limit", "50",
             ][..],
             format!("{sessions_path}&format=csv"),
         ),

@@ -43,7 +43,7 @@ pub async fn ports(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
-    let view = monitor.view_with_estimates(&id).await?;
+    let view = monitor.view(&id).await?;
     if args.json {
         print_json(out, &StationDetailJson::of(&view))?;
         return Ok(ExitCode::SUCCESS);

@@ -146,6 +146,8 @@ pub struct SessionLengths {
     changed: tokio::sync::Notify,
     /// After a read failed or a wait ran out: no answer waits for lengths before this.
     no_waiting_until: Mutex<Option<Instant>>,
+    /// Reads at once (a first list of many stations starts many).
+    reads: tokio::sync::Semaphore,
 }
 
 /// How long answers stop waiting for lengths after the store failed to give them in time.
@@ -169,6 +171,7 @@ impl SessionLengths {
             loading: Mutex::new(HashSet::new()),
             changed: tokio::sync::Notify::new(),
             no_waiting_until: Mutex::new(None),
+            reads: tokio::sync::Semaphore::new(4),
         })
     }
 
@@ -176,7 +179,7 @@ impl SessionLengths {
     /// old.
     pub fn get(self: &Arc<Self>, id: &StationId) -> HeldLengths {
         let station = self.stations.get(id);
-        let fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let fleet = self.fleet_held();
         if station
             .as_ref()
             .is_none_or(|l| l.read_at.elapsed() > FRESH_FOR)
@@ -192,23 +195,32 @@ impl SessionLengths {
         (station.map(|l| l.sorted), fleet.map(|l| l.sorted))
     }
 
-    /// Like [`SessionLengths::get`], but waits up to `wait` for a station read for the first
-    /// time — unless the store recently failed to answer in time, so that while the database
-    /// is away answers do not wait at all.
-    pub async fn get_waiting(self: &Arc<Self>, id: &StationId, wait: Duration) -> HeldLengths {
+    /// Waits up to `wait` for the lengths of `ids` (and of the fleet) that have never been
+    /// read, starting their reads — unless the store recently failed to answer in time, so
+    /// that while the database is away answers do not wait at all.
+    pub async fn wait_for(self: &Arc<Self>, ids: &[&StationId], wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let changed = self.changed.notified();
-            let found = self.get(id);
-            let loading = self.is_loading(Some(id)) || self.is_loading(None);
-            if (found.0.is_some() && found.1.is_some()) || !loading || self.in_trouble() {
-                return found;
+            for id in ids {
+                self.get(id);
+            }
+            let missing = ids
+                .iter()
+                .any(|id| self.stations.get(*id).is_none() && self.is_loading(Some(id)))
+                || (self.fleet_held().is_none() && self.is_loading(None));
+            if !missing || self.in_trouble() {
+                return;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 self.trouble();
-                return self.get(id);
+                return;
             }
         }
+    }
+
+    fn fleet_held(&self) -> Option<Lengths> {
+        self.fleet.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn in_trouble(&self) -> bool {
@@ -253,6 +265,7 @@ impl SessionLengths {
         }
         let this = Arc::clone(self);
         runtime.spawn(async move {
+            let _permit = this.reads.acquire().await;
             let since = crate::model::now() - TimeDelta::days(LOOKBACK_DAYS);
             let limit = if key.is_some() {
                 STATION_SAMPLE

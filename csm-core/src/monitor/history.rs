@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Monitor, MonitorError, READ_WAIT, StationView};
+use super::{Monitor, MonitorError, READ_WAIT};
 use crate::error::InvalidInput;
 use crate::history::estimate::{self, FreeEstimate};
 use crate::history::record::open_stays;
@@ -377,20 +377,22 @@ impl Monitor {
             .collect()
     }
 
-    /// A station's view, waiting a moment for its session lengths the first time they are
-    /// needed, so that its first answer has estimates.
-    pub async fn view_with_estimates(&self, id: &StationId) -> Result<StationView, MonitorError> {
-        let view = self.view(id).await?;
-        let needs = view.state.as_ref().is_some_and(|s| {
-            s.ports.iter().any(|p| {
-                p.reading.status == PortStatus::Occupied && p.reading.session_ends_at.is_none()
+    /// Waits a moment for the session lengths of the states whose occupied ports need them
+    /// and that were never read, so that a first answer has its estimates too.
+    pub(super) async fn wait_for_lengths(&self, states: &[Option<Arc<StationState>>]) {
+        let needing: Vec<&StationId> = states
+            .iter()
+            .flatten()
+            .filter(|s| {
+                s.ports.iter().any(|p| {
+                    p.reading.status == PortStatus::Occupied && p.reading.session_ends_at.is_none()
+                })
             })
-        });
-        if !needs {
-            return Ok(view);
+            .map(|s| &s.station_id)
+            .collect();
+        if !needing.is_empty() {
+            self.lengths.wait_for(&needing, LENGTHS_WAIT).await;
         }
-        self.lengths.get_waiting(id, LENGTHS_WAIT).await;
-        Ok(self.views_of(vec![view.station]).await.remove(0))
     }
 
     /// Deletes history past its retention: readings older than `readings_days`, events and

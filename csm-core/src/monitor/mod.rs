@@ -227,7 +227,8 @@ impl Monitor {
     }
 
     /// The views of some stations (in the order given): their states come from the cache, else
-    /// the store (within [`READ_WAIT`]), else what this process last saw.
+    /// the store (within [`READ_WAIT`]), else what this process last saw; with the estimates of
+    /// their occupied ports (waiting a moment for session lengths never read before).
     pub async fn views_of(&self, stations: Vec<Arc<Station>>) -> Vec<StationView> {
         let ids: Vec<StationId> = stations.iter().map(|s| s.id.clone()).collect();
         let mut states: Vec<Option<Arc<StationState>>> = match self.cache.get_many(&ids).await {
@@ -272,6 +273,7 @@ impl Monitor {
                 }
             }
         }
+        self.wait_for_lengths(&states).await;
         let now = Utc::now();
         let max_age = self.stale_after();
         stations

@@ -148,7 +148,7 @@ async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, Ap
     if let Some(answer) = state.details.fresh(id) {
         return Ok(answer);
     }
-    let view = state.monitor.view_with_estimates(id).await?;
+    let view = state.monitor.view(id).await?;
     Ok(state.details.answer(&view))
 }
 
