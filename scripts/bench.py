@@ -10,7 +10,10 @@ Measures, on this machine, with MariaDB and Redis:
      of the same size served by the same server (the ceiling);
   4. SSE fan-out: 1,000 `/api/events` clients, time from a change's observation to its arrival
      at the last client;
-  5. server memory (RSS) with 1,000 and 50,000 stations loaded.
+  5. server memory (RSS) with 1,000 and 50,000 stations loaded;
+  6. history (examples/history_bench.rs): the stored fraction of readings for 50,000 stations
+     refreshed every 30 s over two simulated hours, and a station's 90-day statistics on MariaDB
+     with 90 days of simulated history for 1,000 stations.
 Writes target/bench/results.json and target/bench/results.md.
 """
 import argparse
@@ -33,6 +36,7 @@ CLI = os.path.join(RELEASE, "csm-cli")
 SERVER = os.path.join(RELEASE, "csm-server")
 FANOUT = os.path.join(RELEASE, "examples", "sse_fanout")
 BARE_CLIENT = os.path.join(RELEASE, "examples", "http_client_cost")
+HISTORY = os.path.join(RELEASE, "examples", "history_bench")
 OUT = os.path.join(ROOT, "target", "bench")
 MYSQL = "mysql://root@127.0.0.1:3306"
 REDIS = "redis://127.0.0.1:6379"
@@ -440,6 +444,23 @@ def bench_memory(stations, interval):
     return result
 
 
+def bench_history(quick):
+    """The stored fraction of readings, and the latency of a station's statistics."""
+    stations, hours = (2000, 1) if quick else (50000, 2)
+    log(f"history: stored fraction of readings, {stations:,} stations, {hours} simulated hours")
+    run = subprocess.run([HISTORY, "fraction", str(stations), str(hours)], check=True, capture_output=True, text=True)
+    fraction = json.loads(run.stdout)
+    stat_stations, days, requests = (100, 30, 100) if quick else (1000, 90, 300)
+    log(f"history: {days}-day statistics of {stat_stations:,} stations on MariaDB ({requests} requests)")
+    url = fresh_database("csm_bench_stats")
+    run = subprocess.run([HISTORY, "stats", url, str(stat_stations), str(days), str(requests)],
+                         check=True, capture_output=True, text=True)
+    stats = json.loads(run.stdout)
+    stats["command"] = f"examples/history_bench stats {url} {stat_stations} {days} {requests}"
+    fraction["command"] = f"examples/history_bench fraction {stations} {hours}"
+    return {"fraction": fraction, "stats": stats}
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -543,24 +564,40 @@ def markdown(results):
             if pages:
                 lines.append(f"| {r['stations']:,} | {pages['page']['rps']:,} | {pages['page']['p99_ms']} | "
                              f"{pages['search']['rps']:,} | {pages['search']['p99_ms']} |")
+    history = results.get("history")
+    if history:
+        f, st = history["fraction"], history["stats"]
+        lines += ["", "### History", "",
+                  f"Readings kept (`{f['command']}`): {f['stations']:,} stations × 12 ports refreshed every {f['refresh_secs']} s "
+                  f"for {f['simulated_hours']} simulated hours, each refresh derived as the engine derives it: "
+                  f"{f['observations_per_sec']:,.0f} port observations/s, {f['stored_readings_per_sec']:,.0f} stored readings/s, "
+                  f"stored fraction {f['stored_fraction']:.2%} (deadbands {f['deadband']['volts']} V, {f['deadband']['amps']} A, "
+                  f"{f['deadband']['watts']} W, {f['deadband']['kwh']} kWh; heartbeat {f['heartbeat_secs']} s; the first refresh, "
+                  f"which keeps every port, not counted: {f['first_refresh_readings']:,} readings).",
+                  "",
+                  f"Statistics (`{st['command']}`): a station's {st['days']}-day statistics through the monitor, {st['requests']} "
+                  f"random stations one after another, on MariaDB holding {st['rows']['station_hours']:,} station hours, "
+                  f"{st['rows']['sessions']:,} sessions and {st['rows']['fleet_hours']:,} fleet hours: "
+                  f"p50 {st['ms']['p50']:.1f} ms, p90 {st['ms']['p90']:.1f} ms, p99 {st['ms']['p99']:.1f} ms, max {st['ms']['max']:.1f} ms "
+                  f"({st['sessions_per_answer']:,.0f} sessions in an answer)."]
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
-    for binary in (CLI, SERVER, FANOUT):
+    for binary in (CLI, SERVER, FANOUT, HISTORY):
         if not os.path.exists(binary):
             sys.exit(f"{binary} is missing: run scripts/bench.sh, which builds it")
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "sse", "memory"])
+    only = set(args.only or ["refresh", "api", "sse", "memory", "history"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -579,10 +616,12 @@ def main():
         results["sse"] = bench_sse(1000, 6 if args.quick else 20)
     if "memory" in only:
         results["memory"] = [bench_memory(n, 5 if args.quick else 20) for n in ([1000] if args.quick else [1000, 50000])]
+    if "history" in only:
+        results["history"] = bench_history(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "sse", "memory"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "sse", "memory", "history"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -577,6 +577,22 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
         stored as usize, produced,
         "every status event reached the database exactly once"
     );
+    // History waited with them: every reading (each port changed status every round) and each
+    // port's session (occupied in one of the four rounds).
+    let (mut readings, mut sessions) = (0, 0);
+    for s in &stations {
+        let query = csm::core::history::HistoryQuery {
+            station_id: s.id.clone(),
+            port: None,
+            from: chrono::DateTime::UNIX_EPOCH,
+            to: chrono::Utc::now() + chrono::TimeDelta::days(1),
+            limit: 1_000,
+        };
+        readings += direct.readings(&query).await.unwrap().len();
+        sessions += direct.sessions(&query).await.unwrap().len();
+    }
+    assert_eq!(readings, 4 * 20 * 4);
+    assert_eq!(sessions, 20 * 4);
     let states = direct
         .station_states(&stations.iter().map(|s| s.id.clone()).collect::<Vec<_>>())
         .await

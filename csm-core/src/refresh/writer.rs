@@ -491,3 +491,119 @@ fn drop_batch(error: &StoreError, rows: usize) {
     metrics::counter!("csm_batch_writes_total", "outcome" => "failed").increment(1);
     tracing::error!(%error, rows, "the database refused a batch; it cannot succeed on retry and was dropped");
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+
+    use super::*;
+    use crate::model::PortStatus;
+
+    fn event(n: i64) -> StatusEvent {
+        StatusEvent {
+            station_id: StationId::parse("W1").unwrap(),
+            port: 1,
+            old: None,
+            new: PortStatus::Free,
+            at: Utc::now() + TimeDelta::seconds(n),
+        }
+    }
+
+    fn reading(n: i64) -> ReadingRow {
+        ReadingRow {
+            station_id: StationId::parse("W1").unwrap(),
+            port: 1,
+            at: Utc::now() + TimeDelta::seconds(n),
+            status: PortStatus::Free,
+            voltage: Some(220.0),
+            current: None,
+            power: None,
+            energy_kwh: None,
+        }
+    }
+
+    #[test]
+    fn readings_are_dropped_before_events_and_written_after_them() {
+        let config = WriterConfig {
+            max_buffered_events: 100,
+            max_buffered_readings: 10,
+            ..WriterConfig::default()
+        };
+        let mut pending = Pending::default();
+        let readings: Vec<ReadingRow> = (0..50).map(reading).collect();
+        for chunk in readings.chunks(10) {
+            pending.add(
+                WriteBatch {
+                    events: chunk
+                        .iter()
+                        .map(|r| event((r.at - readings[0].at).num_seconds()))
+                        .collect(),
+                    readings: chunk.to_vec(),
+                    ..WriteBatch::default()
+                },
+                &config,
+            );
+        }
+        // The oldest readings went; every event stayed.
+        assert_eq!(pending.events.len(), 50);
+        assert_eq!(pending.readings.len(), 10);
+        assert_eq!(pending.dropped_readings, 40);
+        assert_eq!(pending.dropped_events, 0);
+        assert_eq!(
+            pending.readings.iter().cloned().collect::<Vec<_>>(),
+            readings[40..]
+        );
+        // A transaction with room for 55 rows takes every event first, readings with what is
+        // left.
+        let batch = pending.take(55);
+        assert_eq!((batch.events.len(), batch.readings.len()), (50, 5));
+        pending.put_back(batch);
+        assert_eq!((pending.events.len(), pending.readings.len()), (50, 10));
+    }
+
+    #[test]
+    fn sessions_and_hours_merge_while_they_wait() {
+        let mut pending = Pending::default();
+        let id = StationId::parse("W2").unwrap();
+        let started = Utc::now();
+        let session = |ended_at| SessionRow {
+            station_id: id.clone(),
+            port: 3,
+            started_at: started,
+            ended_at,
+            energy_kwh: ended_at.map(|_| 1.5),
+        };
+        let hour = |secs| HourDelta {
+            station_id: id.clone(),
+            port: 3,
+            hour: crate::history::hour_of(started),
+            totals: HourTotals {
+                secs: [secs, 0, 0, 0, 0, 0],
+                ..HourTotals::default()
+            },
+        };
+        let config = WriterConfig::default();
+        pending.add(
+            WriteBatch {
+                sessions: vec![session(None)],
+                hours: vec![hour(600)],
+                ..WriteBatch::default()
+            },
+            &config,
+        );
+        let end = started + TimeDelta::minutes(40);
+        let absorbed = pending.add(
+            WriteBatch {
+                sessions: vec![session(Some(end))],
+                hours: vec![hour(900)],
+                ..WriteBatch::default()
+            },
+            &config,
+        );
+        assert_eq!(absorbed, 2, "both merged with a waiting row");
+        let batch = pending.take(100);
+        assert_eq!(batch.sessions, [session(Some(end))]);
+        assert_eq!(batch.hours.len(), 1);
+        assert_eq!(batch.hours[0].totals.secs[0], 1_500);
+    }
+}
