@@ -20,6 +20,8 @@ use crate::store::{self, Prunable};
 
 /// Longest wait for the store when reading statistics.
 pub const STATS_WAIT: Duration = Duration::from_secs(5);
+/// How long an answer of the fleet's statistics is reused.
+pub const FLEET_STATS_FRESH: Duration = Duration::from_secs(30);
 /// Wait for a station's session lengths the first time its answer needs them.
 const LENGTHS_WAIT: Duration = Duration::from_millis(300);
 /// Most raw readings one history answer reads before downsampling.
@@ -284,9 +286,19 @@ impl Monitor {
         self.summarize(Some(id), days, range, &open).await
     }
 
-    /// The fleet's statistics over the last `days` days.
+    /// The fleet's statistics over the last `days` days; an answer is reused for
+    /// [`FLEET_STATS_FRESH`] (summing every station's hours of a long range takes a while).
     pub async fn fleet_stats(&self, days: u32) -> Result<FleetStats, MonitorError> {
         check_days(days)?;
+        if let Some(fresh) = self.fleet_stats.get(&days) {
+            return Ok(fresh);
+        }
+        let stats = self.count_fleet(days).await?;
+        self.fleet_stats.insert(days, stats.clone());
+        Ok(stats)
+    }
+
+    async fn count_fleet(&self, days: u32) -> Result<FleetStats, MonitorError> {
         let stations = self.stations().await?;
         let views = self.views_of(stations.to_vec()).await;
         let now = crate::model::now();

@@ -32,8 +32,8 @@ mod list;
 pub use self::catalog::Catalog;
 pub use self::checks::{ConnectionCheck, Readiness};
 pub use self::history::{
-    FleetStats, MAX_READINGS, PRUNE_CHUNK, PruneReport, Readings, ReadingsQuery, STATS_WAIT,
-    Session, SessionsQuery, check_days, downsample,
+    FLEET_STATS_FRESH, FleetStats, MAX_READINGS, PRUNE_CHUNK, PruneReport, Readings, ReadingsQuery,
+    STATS_WAIT, Session, SessionsQuery, check_days, downsample,
 };
 pub use self::list::{StationPage, StationQuery};
 
@@ -111,6 +111,8 @@ pub struct Monitor {
     catalog: Arc<catalog::CatalogCell>,
     limiter: Mutex<TokenBucket>,
     lengths: Arc<SessionLengths>,
+    /// The fleet's statistics by days, reused for [`FLEET_STATS_FRESH`].
+    fleet_stats: moka::sync::Cache<u32, FleetStats>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -157,6 +159,10 @@ impl Monitor {
         Self {
             catalog: catalog::CatalogCell::new(Arc::clone(&store)),
             lengths: SessionLengths::new(Arc::clone(&store)),
+            fleet_stats: moka::sync::Cache::builder()
+                .max_capacity(u64::from(crate::history::stats::MAX_DAYS))
+                .time_to_live(FLEET_STATS_FRESH)
+                .build(),
             settings: Arc::new(settings),
             store,
             cache,
