@@ -18,8 +18,12 @@ pub const MAX_PORT: u32 = 1024;
 /// The current time at the precision csm stores (microseconds), so a time read back from the
 /// database or the cache compares equal to the one written.
 pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+    stored_precision(Utc::now())
+}
+
+/// `at` cut to the precision csm stores (microseconds).
+pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
 /// The vendor's identifier of one station (for example `9313600954`).

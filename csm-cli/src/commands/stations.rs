@@ -242,6 +242,7 @@ async fn list_stations(
             .transpose()?,
         limit: args.limit,
         offset: args.offset,
+        estimates: args.json && args.view == ListView::Full,
     };
     let page = monitor.list(&query).await?;
     if args.json {

@@ -5,10 +5,14 @@
 //!   which counts as offline) become seconds in the hourly roll-ups;
 //! - a port that became occupied starts a session, one that left `occupied` ends it;
 //! - a reading is kept when the status changed, a measurement moved beyond its deadband since
-//!   the last kept one, or the heartbeat passed.
+//!   the last kept one, or it is the first of a new heartbeat period (periods of
+//!   `heartbeat_secs` aligned to the clock, so every period in which a port was observed has a
+//!   reading, whichever process observed it).
 //!
 //! The last kept reading of each port is held here, compactly (a few dozen bytes a port), until
-//! the station is removed. After a restart the first reading of every port is kept.
+//! the station is removed. A process that has none yet (it just started, or it is a `csm-cli
+//! refresh` run) starts from the previous observation in the diff base: its measurements
+//! stand for the last kept ones, its time for when they were kept.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -127,10 +131,10 @@ impl Recorder {
                 .map(f64::from);
             old.reading.energy_kwh.or(remembered)
         };
-        let sessions = previous.map_or_else(Vec::new, |p| sessions(p, events, energy_seen));
+        let sessions = sessions(previous, events, energy_seen);
         let mut hours = previous.map_or_else(Vec::new, |p| closed_stays(p, events, now));
         hours.extend(session_hours(&sessions, events));
-        let readings = self.readings(kept, state, now);
+        let readings = self.readings(kept, previous, state, now);
         Recorded {
             readings,
             sessions,
@@ -142,13 +146,20 @@ impl Recorder {
     fn readings(
         &self,
         kept: &mut Vec<Kept>,
+        previous: Option<&StationState>,
         state: &StationState,
         at: DateTime<Utc>,
     ) -> Vec<ReadingRow> {
         let mut rows = Vec::new();
         for port in &state.ports {
             let reading = &port.reading;
-            let slot = kept.iter().position(|k| k.port == reading.port);
+            let mut slot = kept.iter().position(|k| k.port == reading.port);
+            if slot.is_none()
+                && let Some(seed) = seed(previous, reading.port)
+            {
+                kept.push(seed);
+                slot = Some(kept.len() - 1);
+            }
             let keep = slot.is_none_or(|i| self.worth_keeping(&kept[i], reading, at));
             match slot {
                 Some(i) if !keep => {
@@ -174,7 +185,8 @@ impl Recorder {
 
     /// Whether `reading` differs enough from the last kept one to be stored.
     fn worth_keeping(&self, last: &Kept, reading: &PortReading, at: DateTime<Utc>) -> bool {
-        if reading.status != last.status || at.timestamp() - last.at >= self.heartbeat_secs {
+        let period = |secs: i64| secs.div_euclid(self.heartbeat_secs.max(1));
+        if reading.status != last.status || period(at.timestamp()) != period(last.at) {
             return true;
         }
         let bands = [
@@ -192,6 +204,15 @@ impl Recorder {
                 Some(now) => then.is_nan() || (now - f64::from(then)).abs() > band,
             })
     }
+}
+
+/// What stands for the last kept reading of a port the recorder has not seen: the previous
+/// observation (when the diff base has one with its time).
+fn seed(previous: Option<&StationState>, port: u32) -> Option<Kept> {
+    let previous = previous?;
+    let at = previous.observed_at?;
+    let old = previous.ports.iter().find(|p| p.reading.port == port)?;
+    Some(Kept::of(&old.reading, at))
 }
 
 /// When the outage that `previous` is in began: the last successful observation of a station
@@ -315,21 +336,21 @@ fn session_hours(sessions: &[SessionRow], events: &[StatusEvent]) -> Vec<HourDel
 }
 
 /// Sessions started and ended by the events. A session cut by an outage ends when csm last saw
-/// the port occupied (the time after counts as offline).
+/// the port occupied (the time after counts as offline); one csm first saw already running
+/// starts when csm first saw it.
 fn sessions(
-    previous: &StationState,
+    previous: Option<&StationState>,
     events: &[StatusEvent],
     energy_seen: impl Fn(u32, &PortState) -> Option<f64>,
 ) -> Vec<SessionRow> {
     let mut rows = Vec::new();
     for event in events {
         let ended = previous
-            .ports
-            .iter()
-            .find(|p| p.reading.port == event.port)
+            .and_then(|p| p.ports.iter().find(|p| p.reading.port == event.port))
             .filter(|_| event.old == Some(PortStatus::Occupied));
         if let Some(old) = ended {
-            let end = outage_start(previous).map_or(event.at, |lost_at| lost_at.max(old.since));
+            let lost = previous.and_then(outage_start);
+            let end = lost.map_or(event.at, |lost_at| lost_at.max(old.since));
             rows.push(SessionRow {
                 station_id: event.station_id.clone(),
                 port: event.port,
@@ -430,11 +451,44 @@ mod tests {
             "status changed"
         );
         assert_eq!(kept(180, Some(226.0), None, PortStatus::Free), 0);
-        assert_eq!(kept(150 + 899, Some(226.0), None, PortStatus::Free), 0);
+        assert_eq!(kept(899, Some(226.0), None, PortStatus::Free), 0);
         assert_eq!(
-            kept(150 + 900, Some(226.0), None, PortStatus::Free),
+            kept(900, Some(226.0), None, PortStatus::Free),
             1,
-            "heartbeat"
+            "the first of a new 15-minute period"
+        );
+        assert_eq!(kept(1_790, Some(226.0), None, PortStatus::Free), 0);
+    }
+
+    #[test]
+    fn a_new_process_starts_from_the_previous_observation() {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 10).unwrap();
+        let t1 = t0 + TimeDelta::seconds(30);
+        let previous = state(
+            t0,
+            vec![(reading(1, PortStatus::Occupied, Some(220.0), Some(1.0)), t0)],
+        );
+        let fresh = Recorder::new(&HistorySettings::default());
+        let mut same = state(
+            t1,
+            vec![(reading(1, PortStatus::Occupied, Some(221.0), Some(1.1)), t0)],
+        );
+        let recorded = fresh.record(Some(&previous), &mut same, &[]);
+        assert!(
+            recorded.readings.is_empty(),
+            "inside the deadbands of the previous observation"
+        );
+        let other = Recorder::new(&HistorySettings::default());
+        let mut moved = state(
+            t1,
+            vec![(reading(1, PortStatus::Occupied, Some(221.0), Some(2.0)), t0)],
+        );
+        assert_eq!(
+            other
+                .record(Some(&previous), &mut moved, &[])
+                .readings
+                .len(),
+            1
         );
     }
 

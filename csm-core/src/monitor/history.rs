@@ -300,7 +300,7 @@ impl Monitor {
 
     async fn count_fleet(&self, days: u32) -> Result<FleetStats, MonitorError> {
         let stations = self.stations().await?;
-        let views = self.views_of(stations.to_vec()).await;
+        let views = self.views(stations.to_vec(), false).await;
         let now = crate::model::now();
         let range = stats::range(days, now);
         let open: Vec<HourDelta> = views

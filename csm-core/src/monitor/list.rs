@@ -24,6 +24,9 @@ pub struct StationQuery {
     pub limit: Option<usize>,
     /// Matches to skip first.
     pub offset: usize,
+    /// Whether the views carry the estimates of their occupied ports (a list that shows ports
+    /// does; a summary needs none).
+    pub estimates: bool,
 }
 
 /// One page of a station list.
@@ -121,7 +124,7 @@ impl Monitor {
         match query.status {
             Some(wanted) => {
                 let views: Vec<StationView> = self
-                    .views_of(matching.cloned().collect())
+                    .views(matching.cloned().collect(), query.estimates)
                     .await
                     .into_iter()
                     .filter(|view| {
@@ -142,7 +145,7 @@ impl Monitor {
                 let total = before + page.len() + matching.count();
                 Ok(StationPage {
                     total,
-                    views: self.views_of(page).await,
+                    views: self.views(page, query.estimates).await,
                 })
             }
         }

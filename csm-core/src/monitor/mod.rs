@@ -236,6 +236,16 @@ impl Monitor {
     /// the store (within [`READ_WAIT`]), else what this process last saw; with the estimates of
     /// their occupied ports (waiting a moment for session lengths never read before).
     pub async fn views_of(&self, stations: Vec<Arc<Station>>) -> Vec<StationView> {
+        self.views(stations, true).await
+    }
+
+    /// [`Monitor::views_of`], with the estimates only when `estimates` (a list that shows no
+    /// ports needs none).
+    pub(super) async fn views(
+        &self,
+        stations: Vec<Arc<Station>>,
+        estimates: bool,
+    ) -> Vec<StationView> {
         let ids: Vec<StationId> = stations.iter().map(|s| s.id.clone()).collect();
         let mut states: Vec<Option<Arc<StationState>>> = match self.cache.get_many(&ids).await {
             Ok(found) => found,
@@ -279,7 +289,9 @@ impl Monitor {
                 }
             }
         }
-        self.wait_for_lengths(&states).await;
+        if estimates {
+            self.wait_for_lengths(&states).await;
+        }
         let now = Utc::now();
         let max_age = self.stale_after();
         stations
@@ -289,6 +301,7 @@ impl Monitor {
                 stale: state.as_ref().is_none_or(|s| s.is_stale(now, max_age)),
                 estimates: state
                     .as_deref()
+                    .filter(|_| estimates)
                     .map(|s| self.estimates(s))
                     .unwrap_or_default(),
                 station,

@@ -56,13 +56,18 @@ impl Engine {
     }
 
     /// One snapshot of the station from its source, retrying transient failures; and the
-    /// number of attempts.
+    /// number of attempts. Its time is cut to the precision csm stores, so the session a
+    /// port's `since` starts is found again when it ends.
     async fn fetch(&self, station: &Station) -> (Result<Snapshot, ChargerError>, u32) {
         let inner = &self.inner;
         match inner.chargers.get(&station.vendor) {
             Ok(api) => {
                 let fetched = retry::fetch_with_retry(&**api, station, &inner.config.retry).await;
-                (fetched.result, fetched.attempts)
+                let result = fetched.result.map(|mut snapshot| {
+                    snapshot.observed_at = crate::model::stored_precision(snapshot.observed_at);
+                    snapshot
+                });
+                (result, fetched.attempts)
             }
             Err(error) => (Err(error), 1),
         }

@@ -106,6 +106,7 @@ pub async fn list_stations(
             .transpose()?,
         limit: query.limit,
         offset: usize::try_from(offset).unwrap_or(usize::MAX),
+        estimates: view == ListView::Full,
     };
     let page = state.monitor.list(&wanted).await?;
     Ok(axum::Json(StationListJson::of(&page, view)))
