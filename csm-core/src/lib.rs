@@ -9,9 +9,11 @@
 //! - [`monitor`]: the one door the server and the CLI go through.
 //! - [`views`]: the JSON documents of the API and the CLI's `--json`.
 //! - [`import`]: station lists from CSV and JSON files.
+//! - [`alerts`]: rules that fire alerts and the channels that deliver them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod cache;
 pub mod charger;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod history;
 pub mod import;
 pub mod model;
 pub mod monitor;
+mod rate;
 pub mod refresh;
 pub mod settings;
 pub mod store;

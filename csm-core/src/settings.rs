@@ -167,9 +167,10 @@ pub struct HistorySettings {
     /// Days status events and sessions are kept (hourly roll-ups are kept for good).
     pub events_days: u32,
     /// A reading is stored when a measurement moved beyond its deadband since the last stored
-    /// one (or the status changed, or the heartbeat passed).
+    /// one (or the status changed, or a new heartbeat period began).
     pub deadband: Deadband,
-    /// A reading is stored at least this often, in seconds, while a port reports one.
+    /// A port's first reading in every period of this many seconds (aligned to the clock) is
+    /// stored.
     pub heartbeat_secs: u64,
     /// Readings held in memory while the database is unreachable; older ones are dropped (and
     /// counted) beyond this. Status events keep priority over readings.

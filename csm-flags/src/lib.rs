@@ -199,7 +199,8 @@ pub struct RecordingFlags {
     #[arg(long, env = "CSM_DEADBAND_KWH", default_value_t = defaults::DEADBAND_KWH)]
     pub deadband_kwh: f64,
 
-    /// A reading is stored at least this often (seconds) while a port reports one.
+    /// A port's first reading in every period of this many seconds (aligned to the clock) is
+    /// stored.
     #[arg(long, env = "CSM_HISTORY_HEARTBEAT_SECS", default_value_t = defaults::HEARTBEAT_SECS)]
     pub history_heartbeat_secs: u64,
 

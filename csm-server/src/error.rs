@@ -116,7 +116,13 @@ impl From<MonitorError> for ApiError {
     fn from(error: MonitorError) -> Self {
         match error {
             MonitorError::NotFound(id) => ApiError::NotFound(format!("station {id} not found")),
-            MonitorError::NoStations => ApiError::NotFound(error.to_string()),
+            MonitorError::NoStations | MonitorError::Missing(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            MonitorError::Conflict(message) => ApiError::Conflict(message),
+            MonitorError::Store(store @ csm_core::store::StoreError::Duplicate { .. }) => {
+                ApiError::Conflict(store.to_string())
+            }
             MonitorError::Invalid(invalid) => invalid.into(),
             MonitorError::Store(csm_core::store::StoreError::Conflict(id)) => {
                 ApiError::Conflict(format!("station {id} already exists"))

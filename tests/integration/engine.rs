@@ -38,6 +38,9 @@ impl Store for Counting {
     fn target(&self) -> String {
         self.inner.target()
     }
+    fn alerts(&self) -> &dyn csm_core::alerts::AlertStore {
+        self.inner.alerts()
+    }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
     }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::broadcast;
@@ -20,15 +20,18 @@ use crate::charger::{ChargerError, Chargers, SIMULATOR_VENDOR, Simulator, Source
 use crate::error::InvalidInput;
 use crate::history::estimate::{FreeEstimate, SessionLengths};
 use crate::model::{Station, StationId, StationState, StatusEvent};
+use crate::rate::TokenBucket;
 use crate::refresh::{Engine, EngineConfig, FlushReport, RefreshOutcome, StationUpdate, scheduler};
 use crate::settings::{Settings, SettingsError};
 use crate::store::{self, EventQuery, Store, StoreError, UpsertCounts};
 
+mod alerts;
 pub mod catalog;
 mod checks;
 mod history;
 mod list;
 
+pub use self::alerts::MAX_ALERT_HISTORY;
 pub use self::catalog::Catalog;
 pub use self::checks::{ConnectionCheck, Readiness};
 pub use self::history::{
@@ -65,6 +68,12 @@ pub enum MonitorError {
     /// No station has this id.
     #[error("station {0} not found")]
     NotFound(StationId),
+    /// No alert channel or rule of this name.
+    #[error("{0}")]
+    Missing(String),
+    /// The change would break something that depends on what it changes.
+    #[error("{0}")]
+    Conflict(String),
     /// No station exists at all.
     #[error(
         "no stations are configured; add one with `csm-cli stations add` or POST /api/stations"
@@ -113,6 +122,8 @@ pub struct Monitor {
     lengths: Arc<SessionLengths>,
     /// The fleet's statistics by days, reused for [`FLEET_STATS_FRESH`].
     fleet_stats: moka::sync::Cache<u32, FleetStats>,
+    /// What the alert tasks share.
+    hub: Arc<crate::alerts::Hub>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -167,6 +178,7 @@ impl Monitor {
             store,
             cache,
             engine,
+            hub: Arc::new(crate::alerts::Hub::new()),
             limiter: Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0)),
         }
     }
@@ -189,6 +201,21 @@ impl Monitor {
     /// Creates the database and applies migrations (idempotent).
     pub async fn migrate(&self) -> Result<(), MonitorError> {
         Ok(self.store.migrate().await?)
+    }
+
+    /// The store, for the alert tasks.
+    pub(crate) fn store_handle(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The engine, for the alert tasks.
+    pub(crate) fn engine_handle(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// What the alert tasks share.
+    pub(crate) fn alert_hub(&self) -> &crate::alerts::Hub {
+        &self.hub
     }
 
     // ---- stations ----------------------------------------------------------------------
@@ -515,56 +542,5 @@ impl Monitor {
 impl scheduler::StationSource for Arc<Monitor> {
     async fn stations(&self) -> Result<Vec<Arc<Station>>, StoreError> {
         Ok(self.catalog.get(READ_WAIT).await?.stations.to_vec())
-    }
-}
-
-/// A token bucket: `capacity` tokens, refilled at `rate` per second.
-#[derive(Debug)]
-struct TokenBucket {
-    capacity: f64,
-    rate: f64,
-    tokens: f64,
-    updated: Instant,
-}
-
-impl TokenBucket {
-    fn new(capacity: f64, rate: f64) -> Self {
-        Self {
-            capacity,
-            rate,
-            tokens: capacity,
-            updated: Instant::now(),
-        }
-    }
-
-    /// Takes a token, or says how long until one is available.
-    fn take(&mut self) -> Result<(), Duration> {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
-        self.updated = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bucket_refuses_when_empty_and_says_how_long_to_wait() {
-        let mut bucket = TokenBucket::new(2.0, 1.0);
-        assert!(bucket.take().is_ok());
-        assert!(bucket.take().is_ok());
-        let wait = bucket.take().unwrap_err();
-        assert!(
-            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
-            "{wait:?}"
-        );
     }
 }

@@ -102,8 +102,8 @@ impl Engine {
         }
         inner.writer.write(batch).await;
         if let Some(state) = state
-            && (!events.is_empty() || health_changed)
             && inner.updates.receiver_count() > 0
+            && (!events.is_empty() || health_changed || inner.watches(&state.station_id))
         {
             let _ = inner.updates.send(Arc::new(StationUpdate {
                 state,

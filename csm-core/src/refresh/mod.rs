@@ -136,6 +136,30 @@ pub struct StationUpdate {
     pub health_changed: bool,
 }
 
+/// Stations whose every observation is sent to subscribers, not only their status changes
+/// (what voltage alerts need).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Watched {
+    /// None beyond status changes.
+    #[default]
+    Changes,
+    /// These stations.
+    Stations(std::collections::HashSet<StationId>),
+    /// Every station.
+    All,
+}
+
+impl Watched {
+    /// Whether every observation of this station is sent.
+    pub fn covers(&self, id: &StationId) -> bool {
+        match self {
+            Watched::Changes => false,
+            Watched::Stations(ids) => ids.contains(id),
+            Watched::All => true,
+        }
+    }
+}
+
 type JobFuture = Shared<BoxFuture<'static, RefreshOutcome>>;
 
 struct Inner {
@@ -153,6 +177,18 @@ struct Inner {
     events_produced: std::sync::atomic::AtomicU64,
     writer: BatchWriter,
     updates: broadcast::Sender<Arc<StationUpdate>>,
+    /// Stations whose every observation goes to subscribers.
+    watched: std::sync::RwLock<Watched>,
+}
+
+impl Inner {
+    /// Whether every observation of the station goes to subscribers.
+    fn watches(&self, id: &StationId) -> bool {
+        self.watched
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .covers(id)
+    }
 }
 
 /// The refresh engine. Cheap to clone; clones share everything.
@@ -193,6 +229,7 @@ impl Engine {
                 events_produced: std::sync::atomic::AtomicU64::new(0),
                 writer,
                 updates,
+                watched: std::sync::RwLock::new(Watched::default()),
             }),
         }
     }
@@ -206,6 +243,15 @@ impl Engine {
     /// (`RecvError::Lagged`) rather than slowing the engine.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StationUpdate>> {
         self.inner.updates.subscribe()
+    }
+
+    /// Sends every observation of these stations to subscribers, not only status changes.
+    pub fn watch_measurements(&self, watched: Watched) {
+        *self
+            .inner
+            .watched
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = watched;
     }
 
     /// The last state this engine produced for a station: statuses, codes, session ends and

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::alerts::AlertStore;
 use crate::error::{InvalidInput, redact_url};
 use crate::history::{HistoryQuery, HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
 use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
 
+mod alerts;
 mod mysql;
 mod rows;
 mod sql;
@@ -77,6 +79,14 @@ pub enum StoreError {
     /// A station with this id exists already.
     #[error("station {0} already exists")]
     Conflict(StationId),
+    /// Something else of this name exists already (an alert channel).
+    #[error("{what} {name:?} already exists")]
+    Duplicate {
+        /// What it is (`channel`).
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// The URL or options of the database are wrong.
     #[error("{0}")]
     Config(String),
@@ -321,6 +331,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(StationId, HourTotals)>, StoreError>;
+
+    /// The alerts' tables (channels, rules, outbox).
+    fn alerts(&self) -> &dyn AlertStore;
 
     /// Deletes at most `chunk` rows of `what` older than `before`; returns how many went.
     async fn prune(

@@ -109,4 +109,8 @@ impl Backend for MySql {
     fn rows_affected(result: &MySqlQueryResult) -> u64 {
         result.rows_affected()
     }
+
+    fn last_insert_id(result: &MySqlQueryResult) -> u64 {
+        result.last_insert_id()
+    }
 }

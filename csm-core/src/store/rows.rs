@@ -126,17 +126,17 @@ pub fn bind_fleet_hour<DB: Sql>(statement: Statement<DB>, row: &HourRow) -> Stat
 
 /// Reads the columns of one row of `table`, turning driver errors into
 /// [`StoreError::Corrupt`] that name the table.
-struct Reader<'r, DB: Sql> {
+pub(super) struct Reader<'r, DB: Sql> {
     row: &'r DB::Row,
     table: &'static str,
 }
 
 impl<'r, DB: Sql> Reader<'r, DB> {
-    fn new(row: &'r DB::Row, table: &'static str) -> Self {
+    pub(super) fn new(row: &'r DB::Row, table: &'static str) -> Self {
         Self { row, table }
     }
 
-    fn corrupt(&self, column: &str, message: impl std::fmt::Display) -> StoreError {
+    pub(super) fn corrupt(&self, column: &str, message: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt {
             table: self.table,
             message: format!("{column}: {message}"),
@@ -157,39 +157,39 @@ impl<'r, DB: Sql> Reader<'r, DB> {
         value.ok_or_else(|| self.corrupt(column, "is NULL"))
     }
 
-    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+    pub(super) fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
         self.get(column, DB::text)
     }
 
-    fn text(&self, column: &str) -> Result<String, StoreError> {
+    pub(super) fn text(&self, column: &str) -> Result<String, StoreError> {
         self.required(column, self.opt_text(column)?)
     }
 
-    fn real(&self, column: &str) -> Result<Option<f64>, StoreError> {
+    pub(super) fn real(&self, column: &str) -> Result<Option<f64>, StoreError> {
         self.get(column, DB::real)
     }
 
-    fn u32(&self, column: &str) -> Result<u32, StoreError> {
+    pub(super) fn u32(&self, column: &str) -> Result<u32, StoreError> {
         self.get(column, DB::u32)
     }
 
-    fn int(&self, column: &str) -> Result<i64, StoreError> {
+    pub(super) fn int(&self, column: &str) -> Result<i64, StoreError> {
         self.required(column, self.get(column, DB::int)?)
     }
 
-    fn bool(&self, column: &str) -> Result<bool, StoreError> {
+    pub(super) fn bool(&self, column: &str) -> Result<bool, StoreError> {
         self.get(column, DB::bool)
     }
 
-    fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    pub(super) fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.get(column, DB::time)
     }
 
-    fn time(&self, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    pub(super) fn time(&self, column: &str) -> Result<DateTime<Utc>, StoreError> {
         self.required(column, self.opt_time(column)?)
     }
 
-    fn id(&self, column: &str) -> Result<StationId, StoreError> {
+    pub(super) fn id(&self, column: &str) -> Result<StationId, StoreError> {
         StationId::parse(&self.text(column)?).map_err(|e| self.corrupt(column, e))
     }
 

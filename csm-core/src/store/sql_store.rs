@@ -36,6 +36,9 @@ pub trait Backend: Sql + sqlx::Database<Connection: sqlx::migrate::Migrate> {
 
     /// Rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// The key the database gave the row an insert made.
+    fn last_insert_id(result: &Self::QueryResult) -> u64;
 }
 
 /// A store in a MySQL/MariaDB or SQLite database ([`super::MySqlStore`],
@@ -75,14 +78,17 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     /// Starts a transaction; end it with [`SqlStore::finish`].
-    async fn begin(&self, doing: &'static str) -> Result<Transaction<'static, DB>, StoreError> {
+    pub(super) async fn begin(
+        &self,
+        doing: &'static str,
+    ) -> Result<Transaction<'static, DB>, StoreError> {
         self.pool.begin().await.map_err(|e| self.error(doing, e))
     }
 
     /// Commits a transaction whose work succeeded; after an error, rolls it back at once, so
     /// the connection does not go back to the pool inside an open transaction that would hold
     /// its locks until the connection is next used.
-    async fn finish<T>(
+    pub(super) async fn finish<T>(
         &self,
         tx: Transaction<'static, DB>,
         work: Result<T, StoreError>,
@@ -121,7 +127,7 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     /// Rows of a query on the pool.
-    async fn fetch(
+    pub(super) async fn fetch(
         &self,
         query: Statement<DB>,
         doing: &'static str,
@@ -241,6 +247,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     fn target(&self) -> String {
         self.target.clone()
+    }
+
+    fn alerts(&self) -> &dyn crate::alerts::AlertStore {
+        self
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

@@ -70,4 +70,8 @@ impl Backend for Sqlite {
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
+
+    fn last_insert_id(result: &SqliteQueryResult) -> u64 {
+        u64::try_from(result.last_insert_rowid()).unwrap_or_default()
+    }
 }

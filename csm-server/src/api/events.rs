@@ -114,6 +114,10 @@ async fn encode_update(
     monitor: &Monitor,
     update: &csm_core::refresh::StationUpdate,
 ) -> Option<Bytes> {
+    if update.events.is_empty() && !update.health_changed {
+        // An observation sent for alerts (a voltage rule): nothing to show.
+        return None;
+    }
     let state = &update.state;
     let station = monitor.station(&state.station_id).await.ok()?;
     let stale = state.is_stale(Utc::now(), monitor.stale_after());

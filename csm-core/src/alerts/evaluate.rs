@@ -1,0 +1,576 @@
+//! Turning station states into alerts: for each rule and each station (or port) it watches,
+//! whether its condition holds and since when; a condition fires once it has held for the
+//! rule's `min_secs`, stays open (and silent) while it holds, and resolves when it ends.
+//!
+//! Everything here is in memory and synchronous: the evaluator is fed states as the engine
+//! produces them and ticked by a clock, and says what fired and what resolved. Writing those to
+//! the outbox is the service's job ([`super::service`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::model::{Rule, RuleId, RuleKind};
+use super::store::OpenAlert;
+use crate::model::{PortStatus, StationId, StationState};
+
+/// What a condition is about: a rule, a station, a port (0: the station as a whole).
+pub type Target = (RuleId, StationId, u32);
+
+/// A condition that began or ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The rule.
+    pub rule: Arc<Rule>,
+    /// Where.
+    pub station_id: StationId,
+    /// The port (`None`: the station).
+    pub port: Option<u32>,
+    /// `false`: fired; `true`: resolved.
+    pub resolved: bool,
+    /// Whether anyone is told (a resolution is announced only when the rule asks).
+    pub announce: bool,
+    /// The status of the port or station (`free`, `fault`, `offline`, …).
+    pub status: String,
+    /// Since when the condition held.
+    pub since: DateTime<Utc>,
+    /// When it fired or resolved.
+    pub at: DateTime<Utc>,
+    /// What the message adds (a count of free ports, a voltage, why a station is offline).
+    pub detail: Option<String>,
+    /// Resolved: the id of the alert that opened it.
+    pub opened_by: Option<String>,
+}
+
+/// What one observation says of one target.
+struct Seen {
+    /// Since when the condition holds, when it holds (`None`: it does not).
+    holds_since: Option<DateTime<Utc>>,
+    status: String,
+    detail: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Condition {
+    /// When it began to hold (`None`: it does not hold now).
+    since: Option<DateTime<Utc>>,
+    /// `port_free`: the port was seen not free, so becoming free is news.
+    armed: bool,
+    /// The alert that fired and has not resolved.
+    open: Option<String>,
+    status: String,
+    detail: Option<String>,
+}
+
+/// The rules and the state of each of their conditions.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    rules: HashMap<RuleId, Arc<Rule>>,
+    conditions: HashMap<Target, Condition>,
+}
+
+impl Evaluator {
+    /// An evaluator of `rules` that knows which alerts are open already (from the store).
+    pub fn new(rules: impl IntoIterator<Item = Rule>, open: &[OpenAlert]) -> Self {
+        let mut evaluator = Self::default();
+        for rule in rules {
+            evaluator.set_rule(rule);
+        }
+        for alert in open {
+            if evaluator.rules.contains_key(&alert.rule_id) {
+                evaluator.conditions.insert(
+                    (alert.rule_id, alert.station_id.clone(), alert.port),
+                    Condition {
+                        since: Some(alert.opened_at),
+                        armed: true,
+                        open: Some(alert.alert_id.clone()),
+                        status: String::new(),
+                        detail: None,
+                    },
+                );
+            }
+        }
+        evaluator
+    }
+
+    /// The rules, by id.
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.rules.values()
+    }
+
+    /// Adds or replaces a rule.
+    pub fn set_rule(&mut self, rule: Rule) {
+        self.rules.insert(rule.id, Arc::new(rule));
+    }
+
+    /// Drops a rule and its conditions.
+    pub fn remove_rule(&mut self, id: RuleId) {
+        self.rules.remove(&id);
+        self.conditions.retain(|(rule, _, _), _| *rule != id);
+    }
+
+    /// Whether any rule needs every observation of this station, not only its status changes
+    /// (a voltage rule).
+    pub fn watches_measurements(&self) -> Vec<&Arc<Rule>> {
+        self.rules
+            .values()
+            .filter(|r| r.kind == RuleKind::Voltage)
+            .collect()
+    }
+
+    /// Takes a station's new state; returns what fired or resolved.
+    pub fn observe(&mut self, state: &StationState, now: DateTime<Utc>) -> Vec<Change> {
+        let rules: Vec<Arc<Rule>> = self
+            .rules
+            .values()
+            .filter(|r| r.stations.covers(&state.station_id))
+            .cloned()
+            .collect();
+        let mut changes = Vec::new();
+        for rule in rules {
+            for (port, seen) in self.look(&rule, state, now) {
+                let target = (rule.id, state.station_id.clone(), port);
+                if let Some(change) = self.step(&rule, target, seen, now) {
+                    changes.push(change);
+                }
+            }
+        }
+        changes
+    }
+
+    /// Fires the conditions that have now held long enough.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for ((rule_id, station_id, port), condition) in &mut self.conditions {
+            let Some(rule) = self.rules.get(rule_id) else {
+                continue;
+            };
+            if let Some(since) = condition.since
+                && condition.open.is_none()
+                && condition.armed
+                && now - since >= TimeDelta::seconds(i64::from(rule.min_secs))
+            {
+                let change = fire(rule, station_id, *port, condition, since, now);
+                condition.open = Some(String::new());
+                changes.push(change);
+            }
+        }
+        changes
+    }
+
+    /// Records the id of the alert a change opened (so its resolution can name it).
+    pub fn opened(&mut self, change: &Change, alert_id: &str) {
+        let target = (
+            change.rule.id,
+            change.station_id.clone(),
+            change.port.unwrap_or(0),
+        );
+        if let Some(condition) = self.conditions.get_mut(&target) {
+            condition.open = Some(alert_id.to_owned());
+        }
+    }
+
+    /// One target's step: fire when the condition has held long enough, resolve when it ended.
+    fn step(
+        &mut self,
+        rule: &Rule,
+        target: Target,
+        seen: Seen,
+        now: DateTime<Utc>,
+    ) -> Option<Change> {
+        let port = target.2;
+        let station_id = target.1.clone();
+        match seen.holds_since {
+            Some(since) => {
+                let condition = self.conditions.entry(target).or_insert_with(|| Condition {
+                    since: None,
+                    // A port already free when first seen is not news; other conditions are.
+                    armed: rule.kind != RuleKind::PortFree,
+                    open: None,
+                    status: String::new(),
+                    detail: None,
+                });
+                // A voltage excursion is timed from when csm first saw it.
+                let since = match (rule.kind, condition.since) {
+                    (RuleKind::Voltage, Some(before)) => before,
+                    _ => since,
+                };
+                condition.since = Some(since);
+                condition.status = seen.status;
+                condition.detail = seen.detail;
+                let due = now - since >= TimeDelta::seconds(i64::from(rule.min_secs));
+                if condition.open.is_none() && condition.armed && due {
+                    let change = fire(rule, &station_id, port, condition, since, now);
+                    condition.open = Some(String::new());
+                    return Some(change);
+                }
+                None
+            }
+            None => {
+                let condition = self.conditions.get_mut(&target);
+                let Some(condition) = condition else {
+                    if rule.kind == RuleKind::PortFree {
+                        self.conditions.insert(
+                            target,
+                            Condition {
+                                since: None,
+                                armed: true,
+                                open: None,
+                                status: seen.status,
+                                detail: None,
+                            },
+                        );
+                    }
+                    return None;
+                };
+                let began = condition.since.take();
+                let change = condition.open.take().map(|opened_by| Change {
+                    rule: Arc::new(rule.clone()),
+                    station_id,
+                    port: (port != 0).then_some(port),
+                    resolved: true,
+                    announce: rule.resolved,
+                    status: seen.status.clone(),
+                    since: began.unwrap_or(now),
+                    at: now,
+                    detail: None,
+                    opened_by: Some(opened_by).filter(|id| !id.is_empty()),
+                });
+                condition.armed = true;
+                condition.status = seen.status;
+                if rule.kind != RuleKind::PortFree {
+                    self.conditions.remove(&target);
+                }
+                change
+            }
+        }
+    }
+
+    /// What `state` says of each target of `rule` at this station.
+    fn look(&self, rule: &Rule, state: &StationState, now: DateTime<Utc>) -> Vec<(u32, Seen)> {
+        let ports = state
+            .ports
+            .iter()
+            .filter(|p| rule.watches_port(p.reading.port));
+        match rule.kind {
+            RuleKind::PortFree | RuleKind::Fault => {
+                let wanted = if rule.kind == RuleKind::PortFree {
+                    PortStatus::Free
+                } else {
+                    PortStatus::Fault
+                };
+                ports
+                    .map(|p| {
+                        let status = p.reading.status;
+                        let seen = Seen {
+                            holds_since: (status == wanted && !unreachable(state))
+                                .then_some(p.since),
+                            status: status.as_str().to_owned(),
+                            detail: None,
+                        };
+                        (p.reading.port, seen)
+                    })
+                    .collect()
+            }
+            RuleKind::Voltage => {
+                let (low, high) = (rule.low.unwrap_or(0.0), rule.high.unwrap_or(f64::MAX));
+                ports
+                    .map(|p| {
+                        let voltage = p.reading.voltage.filter(|_| !unreachable(state));
+                        let outside = voltage.filter(|v| *v < low || *v > high);
+                        let seen = Seen {
+                            holds_since: outside.map(|_| state.observed_at.unwrap_or(now)),
+                            status: p.reading.status.as_str().to_owned(),
+                            detail: outside.map(|v| format!("{v:.1} V（正常 {low}–{high} V）")),
+                        };
+                        (p.reading.port, seen)
+                    })
+                    .collect()
+            }
+            RuleKind::FreePorts => {
+                let needed = rule.free_ports.unwrap_or(1) as usize;
+                let mut free: Vec<DateTime<Utc>> = ports
+                    .filter(|p| p.reading.status == PortStatus::Free)
+                    .map(|p| p.since)
+                    .collect();
+                free.sort_unstable_by(|a, b| b.cmp(a));
+                // At least `needed` ports have been free together since the `needed`-th most
+                // recent of their stays began.
+                let holds = (!unreachable(state) && free.len() >= needed).then(|| free[needed - 1]);
+                vec![(
+                    0,
+                    Seen {
+                        holds_since: holds,
+                        status: "free".into(),
+                        detail: Some(free.len().to_string()),
+                    },
+                )]
+            }
+            RuleKind::Offline => {
+                let seen = if unreachable(state) {
+                    Seen {
+                        holds_since: Some(state.observed_at.unwrap_or(state.checked_at)),
+                        status: "offline".into(),
+                        detail: Some("（无法连接）".into()),
+                    }
+                } else if !state.ports.is_empty()
+                    && state
+                        .ports
+                        .iter()
+                        .all(|p| p.reading.status == PortStatus::Offline)
+                {
+                    Seen {
+                        holds_since: state.ports.iter().map(|p| p.since).max(),
+                        status: "offline".into(),
+                        detail: Some("（全部端口离线）".into()),
+                    }
+                } else {
+                    Seen {
+                        holds_since: None,
+                        status: "online".into(),
+                        detail: None,
+                    }
+                };
+                vec![(0, seen)]
+            }
+        }
+    }
+}
+
+/// Whether csm cannot reach the station now (its last attempt failed).
+fn unreachable(state: &StationState) -> bool {
+    state.failures > 0 && state.last_error.is_some()
+}
+
+fn fire(
+    rule: &Rule,
+    station_id: &StationId,
+    port: u32,
+    condition: &Condition,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Change {
+    Change {
+        rule: Arc::new(rule.clone()),
+        station_id: station_id.clone(),
+        port: (port != 0).then_some(port),
+        resolved: false,
+        announce: true,
+        status: condition.status.clone(),
+        since,
+        at: now,
+        detail: condition.detail.clone(),
+        opened_by: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::alerts::model::RuleDraft;
+    use crate::model::{PortReading, PortState};
+
+    fn rule(id: RuleId, json: serde_json::Value) -> Rule {
+        let mut rule = serde_json::from_value::<RuleDraft>(json)
+            .unwrap()
+            .validate(chrono_tz::Asia::Shanghai)
+            .unwrap();
+        rule.id = id;
+        rule
+    }
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap() + TimeDelta::seconds(secs)
+    }
+
+    /// A state at `at` of ports given as (status, since, voltage).
+    fn state(at: i64, ports: &[(PortStatus, i64, Option<f64>)]) -> StationState {
+        StationState {
+            station_id: StationId::parse("S1").unwrap(),
+            observed_at: Some(t(at)),
+            checked_at: t(at),
+            last_error: None,
+            failures: 0,
+            ports: ports
+                .iter()
+                .enumerate()
+                .map(|(i, (status, since, volts))| PortState {
+                    reading: PortReading {
+                        port: i as u32 + 1,
+                        status: *status,
+                        raw_code: None,
+                        voltage: *volts,
+                        current: None,
+                        power: None,
+                        energy_kwh: None,
+                        session_ends_at: None,
+                    },
+                    since: t(*since),
+                })
+                .collect(),
+            counted_from: None,
+        }
+    }
+
+    use PortStatus::{Fault, Free, Occupied, Offline};
+
+    #[test]
+    fn a_port_freeing_fires_once_and_resolves_when_taken() {
+        let mut e = Evaluator::new(
+            [rule(
+                1,
+                serde_json::json!({"kind": "port_free", "stations": ["S1"], "channel": "c", "resolved": true}),
+            )],
+            &[],
+        );
+        assert!(
+            e.observe(&state(0, &[(Free, 0, None), (Occupied, 0, None)]), t(0))
+                .is_empty(),
+            "a port already free when first seen is not news"
+        );
+        let fired = e.observe(&state(30, &[(Free, 0, None), (Free, 30, None)]), t(30));
+        assert_eq!(fired.len(), 1);
+        assert_eq!((fired[0].port, fired[0].resolved), (Some(2), false));
+        e.opened(&fired[0], "A1");
+        assert!(
+            e.observe(&state(60, &[(Free, 0, None), (Free, 30, None)]), t(60))
+                .is_empty(),
+            "an open alert is not sent again"
+        );
+        let resolved = e.observe(&state(90, &[(Free, 0, None), (Occupied, 90, None)]), t(90));
+        assert_eq!(resolved.len(), 1);
+        assert!(resolved[0].resolved && resolved[0].announce);
+        assert_eq!(resolved[0].opened_by.as_deref(), Some("A1"));
+        assert_eq!(
+            e.observe(&state(120, &[(Free, 0, None), (Free, 120, None)]), t(120))
+                .len(),
+            1,
+            "freeing again fires again"
+        );
+    }
+
+    #[test]
+    fn a_fault_fires_only_after_its_minimum_and_not_for_a_blip() {
+        let mut e = Evaluator::new(
+            [rule(
+                2,
+                serde_json::json!({"kind": "fault", "stations": "all", "min_secs": 600, "channel": "c"}),
+            )],
+            &[],
+        );
+        assert!(e.observe(&state(0, &[(Fault, 0, None)]), t(0)).is_empty());
+        assert!(e.tick(t(300)).is_empty());
+        assert!(
+            e.observe(&state(330, &[(Free, 330, None)]), t(330))
+                .is_empty(),
+            "a blip"
+        );
+        assert!(e.tick(t(1000)).is_empty());
+        assert!(
+            e.observe(&state(1000, &[(Fault, 1000, None)]), t(1000))
+                .is_empty()
+        );
+        assert!(e.tick(t(1599)).is_empty());
+        let fired = e.tick(t(1600));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].since, t(1000));
+        assert!(e.tick(t(1700)).is_empty());
+        let resolved = e.observe(&state(1800, &[(Free, 1800, None)]), t(1800));
+        assert_eq!(resolved.len(), 1);
+        assert!(
+            !resolved[0].announce,
+            "the rule did not ask for resolutions"
+        );
+    }
+
+    #[test]
+    fn free_ports_offline_and_voltage() {
+        let mut e = Evaluator::new(
+            [
+                rule(
+                    3,
+                    serde_json::json!({"kind": "free_ports", "stations": "all", "free_ports": 2, "channel": "c"}),
+                ),
+                rule(
+                    4,
+                    serde_json::json!({"kind": "offline", "stations": "all", "min_secs": 60, "channel": "c"}),
+                ),
+                rule(
+                    5,
+                    serde_json::json!({"kind": "voltage", "stations": "all", "low": 200, "high": 240, "min_secs": 60, "channel": "c"}),
+                ),
+            ],
+            &[],
+        );
+        let two = e.observe(
+            &state(
+                0,
+                &[
+                    (Free, 0, Some(220.0)),
+                    (Free, 0, Some(250.0)),
+                    (Occupied, 0, None),
+                ],
+            ),
+            t(0),
+        );
+        assert_eq!(two.len(), 1, "{two:?}");
+        assert_eq!((two[0].rule.id, two[0].detail.as_deref()), (3, Some("2")));
+        assert!(e.tick(t(59)).is_empty());
+        let volts = e.tick(t(60));
+        assert_eq!(volts.len(), 1);
+        assert_eq!((volts[0].rule.id, volts[0].port), (5, Some(2)));
+        let mut down = state(
+            100,
+            &[(Free, 0, None), (Free, 0, None), (Occupied, 0, None)],
+        );
+        down.observed_at = Some(t(90));
+        down.failures = 1;
+        down.last_error = Some("timed out".into());
+        let changes = e.observe(&down, t(100));
+        assert_eq!(
+            changes.iter().filter(|c| c.resolved).count(),
+            2,
+            "free ports and voltage resolve: {changes:?}"
+        );
+        assert!(e.tick(t(149)).is_empty());
+        let offline = e.tick(t(150));
+        assert_eq!(offline.len(), 1);
+        assert_eq!((offline[0].rule.id, offline[0].since), (4, t(90)));
+        let all_offline = state(
+            200,
+            &[
+                (Offline, 200, None),
+                (Offline, 150, None),
+                (Offline, 200, None),
+            ],
+        );
+        assert!(
+            e.observe(&all_offline, t(200)).is_empty(),
+            "still offline: no repeat"
+        );
+    }
+
+    #[test]
+    fn open_alerts_from_the_store_are_not_sent_again() {
+        let open = OpenAlert {
+            rule_id: 2,
+            station_id: StationId::parse("S1").unwrap(),
+            port: 1,
+            alert_id: "A9".into(),
+            opened_at: t(0),
+        };
+        let mut e = Evaluator::new(
+            [rule(
+                2,
+                serde_json::json!({"kind": "fault", "stations": "all", "min_secs": 0, "channel": "c", "resolved": true}),
+            )],
+            &[open],
+        );
+        assert!(e.observe(&state(10, &[(Fault, 0, None)]), t(10)).is_empty());
+        let resolved = e.observe(&state(20, &[(Free, 20, None)]), t(20));
+        assert_eq!(resolved[0].opened_by.as_deref(), Some("A9"));
+    }
+}

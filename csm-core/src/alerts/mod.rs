@@ -1,0 +1,157 @@
+//! Alerts: rules that watch stations and fire when a port frees, a pile breaks or goes dark,
+//! and channels that carry the message (a signed webhook, the Feishu, DingTalk and WeCom group
+//! bots).
+//!
+//! How an alert travels:
+//! 1. The evaluator ([`evaluate`]) listens to the engine's change stream — the one the live
+//!    event stream uses, so the refresh path never waits for it — and keeps each rule's
+//!    conditions in memory: a condition fires once it has held for the rule's `min_secs`,
+//!    is not sent again while it stays open, and resolves when it ends.
+//! 2. A fired alert is written to the outbox in the database, with its open state, before
+//!    anything is sent ([`store`]). Quiet hours only move when it is due.
+//! 3. The delivery worker ([`deliver`]) claims due alerts with an expiry, sends them within
+//!    each channel's rate limit (a burst becomes one digest), retries what may succeed later,
+//!    and records what the channel answered. An alert is delivered at least once, under the
+//!    same id every time; a restart resumes what was pending.
+//!
+//! Rules and channels are kept in the database (both backends) and reloaded every
+//! [`RULES_RELOAD`], so ones added by `csm-cli` or another instance are picked up.
+
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify, mpsc};
+
+pub mod deliver;
+pub mod evaluate;
+pub mod message;
+pub mod model;
+pub(crate) mod run;
+pub mod store;
+
+pub use self::message::Answer;
+pub use self::model::{
+    Alert, AlertRecord, Channel, ChannelDraft, ChannelJson, ChannelKind, DeliveryState, QuietHours,
+    Rule, RuleDraft, RuleId, RuleJson, RuleKind, Scope, Secret, new_id, redact_target,
+};
+pub use self::store::{AlertStore, Finish, OpenAlert, OutboxRow};
+
+/// How often the running evaluator reloads the rules from the database.
+pub const RULES_RELOAD: Duration = Duration::from_secs(10);
+
+/// A change to the rules the running evaluator should apply at once.
+#[derive(Debug)]
+pub(crate) enum RuleChange {
+    /// A rule was added.
+    Added(Rule),
+    /// A rule was removed.
+    Removed(RuleId),
+}
+
+/// What the alert tasks share with the monitor: the HTTP client, the worker's wake-up and
+/// the evaluator's inbox of rule changes.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    /// Built at the first message (or why it could not be).
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    pub(crate) wake: Notify,
+    pub(crate) changes: mpsc::UnboundedSender<RuleChange>,
+    pub(crate) inbox: Mutex<mpsc::UnboundedReceiver<RuleChange>>,
+}
+
+/// What a channel answered a test message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// Whether the platform accepted it.
+    pub accepted: bool,
+    /// What it said (or why nothing could be sent).
+    pub answer: String,
+}
+
+impl Hub {
+    pub(crate) fn new() -> Self {
+        let (changes, inbox) = mpsc::unbounded_channel();
+        Self {
+            client: std::sync::OnceLock::new(),
+            wake: Notify::new(),
+            changes,
+            inbox: Mutex::new(inbox),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, &str> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(deliver::SEND_TIMEOUT)
+                    // A redirect would carry a signed body somewhere its channel does not name.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("csm/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client of alerts: {e}"))
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// Sends one message to a channel and reads its answer.
+    pub(crate) async fn send(&self, channel: &Channel, message: message::Message<'_>) -> Answer {
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(error) => {
+                return Answer::Retry {
+                    message: error.to_owned(),
+                    retry_after: None,
+                };
+            }
+        };
+        let now = crate::model::now();
+        let request = message::request(channel, message, now);
+        let mut post = client
+            .post(&request.url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
+            .body(request.body);
+        for (name, value) in request.headers {
+            post = post.header(name, value);
+        }
+        match post.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| deliver::retry_after(v, now));
+                let body = response.text().await.unwrap_or_default();
+                message::read_answer(channel.kind, status, retry_after, &body)
+            }
+            // Without the URL: bot URLs carry their token.
+            Err(error) => Answer::Retry {
+                message: format!(
+                    "could not reach {}: {}",
+                    redact_target(&channel.url),
+                    describe(error.without_url())
+                ),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// An HTTP client error with its causes (`error sending request: … Connection refused`).
+fn describe(error: reqwest::Error) -> String {
+    if error.is_timeout() {
+        return format!("no answer within {} s", deliver::SEND_TIMEOUT.as_secs());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,980 @@
+//! What alerts are made of: channels (where a message goes), rules (what fires one) and the
+//! alert itself, each with the checks that refuse a bad one before anything is stored.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::InvalidInput;
+use crate::model::{MAX_PORT, StationId};
+
+/// A rule's id, given by the store.
+pub type RuleId = u64;
+
+/// Longest a condition may be asked to hold before it fires: a week.
+pub const MAX_MIN_SECS: i64 = 7 * 24 * 3600;
+
+/// Most stations one rule may name (watch `all` for more).
+pub const MAX_RULE_STATIONS: usize = 1_000;
+
+// ---- channels -------------------------------------------------------------------------
+
+/// Where a channel's messages go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ChannelKind {
+    /// A JSON POST signed with HMAC-SHA256.
+    Webhook,
+    /// A Feishu / Lark custom group bot.
+    Feishu,
+    /// A DingTalk custom group robot.
+    Dingtalk,
+    /// A WeCom group robot.
+    Wecom,
+}
+
+impl ChannelKind {
+    /// Every kind.
+    pub const ALL: [ChannelKind; 4] = [
+        ChannelKind::Webhook,
+        ChannelKind::Feishu,
+        ChannelKind::Dingtalk,
+        ChannelKind::Wecom,
+    ];
+
+    /// The name used in JSON, the CLI and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Feishu => "feishu",
+            ChannelKind::Dingtalk => "dingtalk",
+            ChannelKind::Wecom => "wecom",
+        }
+    }
+
+    /// The kind named `name`, or what is wrong with it.
+    pub fn parse(name: &str) -> Result<Self, InvalidInput> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "kind",
+                    format!(
+                        "{name:?} is not a channel kind; use webhook, feishu, dingtalk or wecom"
+                    ),
+                )
+            })
+    }
+
+    /// Messages a minute the platform accepts from one bot (the group bots allow about 20);
+    /// beyond it alerts are sent together as one digest.
+    pub fn per_minute(self) -> u32 {
+        match self {
+            ChannelKind::Webhook => 60,
+            ChannelKind::Feishu | ChannelKind::Dingtalk | ChannelKind::Wecom => 20,
+        }
+    }
+}
+
+/// A secret that never shows in `Debug`, logs or answers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for signing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where alerts are sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// The channel's name (what rules name).
+    pub name: String,
+    /// What it is.
+    pub kind: ChannelKind,
+    /// Where messages are posted (bot URLs carry their token: shown only redacted).
+    pub url: String,
+    /// Webhook: the HMAC key; Feishu and DingTalk: the signing secret of the bot's
+    /// signed-secret mode; WeCom: unused.
+    pub secret: Option<Secret>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &redact_target(&self.url))
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// A channel as given by a user: `{"name", "kind", "url", "secret"}`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelDraft {
+    /// 1–64 letters, digits, `-` or `_`.
+    pub name: String,
+    /// `webhook`, `feishu`, `dingtalk` or `wecom`.
+    pub kind: String,
+    /// `http://` or `https://` URL to post to.
+    pub url: String,
+    /// The signing secret (optional; never answered back).
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+impl fmt::Debug for ChannelDraft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelDraft")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &redact_target(&self.url))
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl ChannelDraft {
+    /// The channel, or what is wrong with the draft.
+    pub fn validate(self) -> Result<Channel, InvalidInput> {
+        check_name(&self.name)?;
+        let kind = ChannelKind::parse(&self.kind)?;
+        let url = url::Url::parse(&self.url).map_err(|e| {
+            InvalidInput::new(
+                "url",
+                format!(
+                    "{:?} is not a URL ({e}); give the bot's or receiver's full http(s):// address",
+                    redact_target(&self.url)
+                ),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(InvalidInput::new(
+                "url",
+                format!(
+                    "{:?} is not an http:// or https:// address with a host",
+                    redact_target(&self.url)
+                ),
+            ));
+        }
+        let secret = match self.secret {
+            Some(secret) if secret.is_empty() => None,
+            Some(secret) if secret.len() > 512 => {
+                return Err(InvalidInput::new("secret", "is longer than 512 bytes"));
+            }
+            other => other.map(Secret::new),
+        };
+        if kind == ChannelKind::Webhook && secret.is_none() {
+            return Err(InvalidInput::new(
+                "secret",
+                "is required for a webhook channel: the receiver checks X-Csm-Signature with it",
+            ));
+        }
+        Ok(Channel {
+            name: self.name,
+            kind,
+            url: self.url,
+            secret,
+        })
+    }
+}
+
+/// A channel as answered (`GET /api/alerts/channels`, `csm-cli alerts channels list`): the URL
+/// redacted, the secret only said to be there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelJson {
+    /// The channel's name.
+    pub name: String,
+    /// `webhook`, `feishu`, `dingtalk` or `wecom`.
+    pub kind: ChannelKind,
+    /// The URL with its tokens hidden.
+    pub url: String,
+    /// Whether a secret is set.
+    pub has_secret: bool,
+}
+
+impl From<&Channel> for ChannelJson {
+    fn from(channel: &Channel) -> Self {
+        Self {
+            name: channel.name.clone(),
+            kind: channel.kind,
+            url: redact_target(&channel.url),
+            has_secret: channel.secret.is_some(),
+        }
+    }
+}
+
+/// A URL with what could be a token hidden: the password, every query value and any path
+/// segment long enough to be one (bot URLs end in their token) keep only their first 4
+/// characters.
+pub fn redact_target(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<not a URL>".into();
+    };
+    let hide = |value: &str| {
+        let shown: String = value.chars().take(4).collect();
+        format!("{shown}***")
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    let segments: Option<Vec<String>> = url.path_segments().map(|segments| {
+        segments
+            .map(|s| if s.len() >= 16 { hide(s) } else { s.to_owned() })
+            .collect()
+    });
+    if let Some(segments) = segments {
+        url.set_path(&segments.join("/"));
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), hide(&v)))
+        .collect();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+fn check_name(name: &str) -> Result<(), InvalidInput> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if fine {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(
+            "name",
+            format!("{name:?} is not a channel name: use 1–64 letters, digits, '-' or '_'"),
+        ))
+    }
+}
+
+// ---- rules ----------------------------------------------------------------------------
+
+/// What a rule watches for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RuleKind {
+    /// A port becomes free.
+    PortFree,
+    /// At least `free_ports` ports of the station are free.
+    FreePorts,
+    /// A port is in `fault`.
+    Fault,
+    /// The station cannot be reached, or all its ports are offline.
+    Offline,
+    /// A port's voltage is outside `[low, high]`.
+    Voltage,
+}
+
+impl RuleKind {
+    /// Every kind.
+    pub const ALL: [RuleKind; 5] = [
+        RuleKind::PortFree,
+        RuleKind::FreePorts,
+        RuleKind::Fault,
+        RuleKind::Offline,
+        RuleKind::Voltage,
+    ];
+
+    /// The name used in JSON, the CLI and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::PortFree => "port_free",
+            RuleKind::FreePorts => "free_ports",
+            RuleKind::Fault => "fault",
+            RuleKind::Offline => "offline",
+            RuleKind::Voltage => "voltage",
+        }
+    }
+
+    /// The kind named `name`, or what is wrong with it.
+    pub fn parse(name: &str) -> Result<Self, InvalidInput> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "kind",
+                    format!(
+                        "{name:?} is not a rule kind; use port_free, free_ports, fault, offline or voltage"
+                    ),
+                )
+            })
+    }
+
+    /// How long the condition holds before it fires when the rule does not say: at once for
+    /// a rider's "tell me when a port is free", five minutes for a fault, an outage or a bad
+    /// voltage (a charger rebooting is not an alarm).
+    pub fn default_min_secs(self) -> u32 {
+        match self {
+            RuleKind::PortFree | RuleKind::FreePorts => 0,
+            RuleKind::Fault | RuleKind::Offline | RuleKind::Voltage => 300,
+        }
+    }
+
+    /// Whether its firing is sent during quiet hours (equipment trouble is; a free port and
+    /// every "resolved" notice wait for the window's end).
+    pub fn urgent(self) -> bool {
+        matches!(
+            self,
+            RuleKind::Fault | RuleKind::Offline | RuleKind::Voltage
+        )
+    }
+
+    /// Whether it watches single ports (else the station as a whole).
+    pub fn per_port(self) -> bool {
+        matches!(
+            self,
+            RuleKind::PortFree | RuleKind::Fault | RuleKind::Voltage
+        )
+    }
+}
+
+/// Which stations a rule watches: `"all"` or a list of ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every station, including ones added later.
+    All,
+    /// These stations.
+    Stations(Vec<StationId>),
+}
+
+impl Scope {
+    /// Whether the rule watches this station.
+    pub fn covers(&self, id: &StationId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Stations(ids) => ids.contains(id),
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scope::All => serializer.serialize_str("all"),
+            Scope::Stations(ids) => ids.serialize(serializer),
+        }
+    }
+}
+
+/// A daily window (`23:00-07:00`, may cross midnight) in the rule's time zone during which
+/// non-urgent alerts wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuietHours {
+    /// When the window opens.
+    pub start: NaiveTime,
+    /// When it closes.
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    /// Parses `HH:MM-HH:MM`.
+    pub fn parse(text: &str) -> Result<Self, InvalidInput> {
+        let wrong = || {
+            InvalidInput::new(
+                "quiet_hours",
+                format!(
+                    "{text:?} is not a window like \"23:00-07:00\" (HH:MM-HH:MM, 24-hour clock)"
+                ),
+            )
+        };
+        let (start, end) = text.split_once('-').ok_or_else(wrong)?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| wrong());
+        let (start, end) = (time(start)?, time(end)?);
+        if start == end {
+            return Err(InvalidInput::new(
+                "quiet_hours",
+                format!("{text:?} opens and closes at the same minute"),
+            ));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// When the window that holds `at` ends, or `None` when `at` is outside it.
+    pub fn release(&self, at: DateTime<Utc>, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&zone);
+        let time = local.time();
+        let inside = if self.start < self.end {
+            time >= self.start && time < self.end
+        } else {
+            time >= self.start || time < self.end
+        };
+        if !inside {
+            return None;
+        }
+        let mut day = local.date_naive();
+        if time >= self.end {
+            day = day.succ_opt()?;
+        }
+        let end = day.and_time(self.end);
+        // A window ending inside a DST gap ends at the first valid moment after it.
+        let local_end = end.and_local_timezone(zone).earliest().or_else(|| {
+            (end + chrono::TimeDelta::hours(1))
+                .and_local_timezone(zone)
+                .earliest()
+        })?;
+        Some(local_end.with_timezone(&Utc))
+    }
+}
+
+impl fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
+    }
+}
+
+/// An alert rule, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Its id (0 until stored).
+    pub id: RuleId,
+    /// What it watches for.
+    pub kind: RuleKind,
+    /// Where.
+    pub stations: Scope,
+    /// Only these ports (`None`: all).
+    pub ports: Option<Vec<u32>>,
+    /// How long the condition must hold before the rule fires.
+    pub min_secs: u32,
+    /// `free_ports`: how many ports must be free.
+    pub free_ports: Option<u32>,
+    /// `voltage`: the lowest acceptable voltage.
+    pub low: Option<f64>,
+    /// `voltage`: the highest acceptable voltage.
+    pub high: Option<f64>,
+    /// The channel it sends to.
+    pub channel: String,
+    /// Removes itself after firing once.
+    pub once: bool,
+    /// Also announces when the condition ends.
+    pub resolved: bool,
+    /// When non-urgent alerts wait.
+    pub quiet_hours: Option<QuietHours>,
+    /// The time zone of the quiet hours.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Rule {
+    /// Whether the rule watches this port (`ports` unset: every port).
+    pub fn watches_port(&self, port: u32) -> bool {
+        self.ports
+            .as_ref()
+            .is_none_or(|ports| ports.contains(&port))
+    }
+
+    /// When an alert of this rule fired at `at` may be sent: `at`, or the end of the quiet
+    /// hours for a non-urgent one.
+    pub fn due(&self, at: DateTime<Utc>, urgent: bool) -> DateTime<Utc> {
+        if urgent {
+            return at;
+        }
+        self.quiet_hours
+            .and_then(|q| q.release(at, self.timezone))
+            .unwrap_or(at)
+    }
+
+    /// The rule's JSON document (what the API answers and the store keeps).
+    pub fn to_json(&self) -> RuleJson {
+        RuleJson {
+            id: self.id,
+            kind: self.kind,
+            stations: self.stations.clone(),
+            ports: self.ports.clone(),
+            min_secs: self.min_secs,
+            free_ports: self.free_ports,
+            low: self.low,
+            high: self.high,
+            channel: self.channel.clone(),
+            once: self.once,
+            resolved: self.resolved,
+            quiet_hours: self.quiet_hours.map(|q| q.to_string()),
+            timezone: self.timezone.name().to_owned(),
+        }
+    }
+}
+
+/// A rule as answered and stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RuleJson {
+    /// Its id.
+    pub id: RuleId,
+    /// What it watches for.
+    pub kind: RuleKind,
+    /// `"all"` or a list of station ids.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub stations: Scope,
+    /// Only these ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u32>>,
+    /// Seconds the condition holds before it fires.
+    pub min_secs: u32,
+    /// `free_ports`: how many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_ports: Option<u32>,
+    /// `voltage`: lowest acceptable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<f64>,
+    /// `voltage`: highest acceptable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<f64>,
+    /// The channel's name.
+    pub channel: String,
+    /// Removes itself after firing once.
+    pub once: bool,
+    /// Also announces when the condition ends.
+    pub resolved: bool,
+    /// `HH:MM-HH:MM`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    /// IANA time zone of the quiet hours.
+    pub timezone: String,
+}
+
+/// A rule as given by a user (JSON of the API, the CLI's flags, a stored definition), before
+/// it is checked: numbers are taken wide so that a negative or huge one gets its own message.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RuleDraft {
+    /// Ignored: csm gives the id.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// `port_free`, `free_ports`, `fault`, `offline` or `voltage`.
+    pub kind: String,
+    /// `"all"` or a list of station ids.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub stations: serde_json::Value,
+    /// Only these ports.
+    #[serde(default)]
+    pub ports: Option<Vec<i64>>,
+    /// Seconds the condition holds before it fires (default: at once for free ports, 300 for
+    /// the others).
+    #[serde(default)]
+    pub min_secs: Option<i64>,
+    /// `free_ports`: how many ports must be free.
+    #[serde(default)]
+    pub free_ports: Option<i64>,
+    /// `voltage`: lowest acceptable.
+    #[serde(default)]
+    pub low: Option<f64>,
+    /// `voltage`: highest acceptable.
+    #[serde(default)]
+    pub high: Option<f64>,
+    /// The channel's name.
+    pub channel: String,
+    /// Remove the rule after it fires once.
+    #[serde(default)]
+    pub once: bool,
+    /// Also announce when the condition ends.
+    #[serde(default)]
+    pub resolved: bool,
+    /// `HH:MM-HH:MM` in `timezone`.
+    #[serde(default)]
+    pub quiet_hours: Option<String>,
+    /// IANA time zone (default: `CSM_TIMEZONE`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+impl RuleDraft {
+    /// The rule, or what is wrong with the draft. Stations and the channel are checked to
+    /// exist by the caller, which knows them.
+    pub fn validate(self, default_zone: chrono_tz::Tz) -> Result<Rule, InvalidInput> {
+        let kind = RuleKind::parse(&self.kind)?;
+        let stations = parse_scope(&self.stations)?;
+        let ports = match self.ports {
+            None => None,
+            Some(_) if !kind.per_port() && kind != RuleKind::FreePorts => {
+                return Err(InvalidInput::new(
+                    "ports",
+                    format!(
+                        "do not apply to {} rules, which watch a station as a whole",
+                        kind.as_str()
+                    ),
+                ));
+            }
+            Some(ports) if ports.is_empty() => {
+                return Err(InvalidInput::new(
+                    "ports",
+                    "is empty; leave it out to watch every port",
+                ));
+            }
+            Some(ports) => Some(
+                ports
+                    .into_iter()
+                    .map(|p| {
+                        u32::try_from(p)
+                            .ok()
+                            .filter(|p| (1..=MAX_PORT).contains(p))
+                            .ok_or_else(|| {
+                                InvalidInput::new(
+                                    "ports",
+                                    format!("{p} is not a port number (1..={MAX_PORT})"),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<u32>, _>>()?,
+            ),
+        };
+        let min_secs = match self.min_secs {
+            None => kind.default_min_secs(),
+            Some(secs) if !(0..=MAX_MIN_SECS).contains(&secs) => {
+                return Err(InvalidInput::new(
+                    "min_secs",
+                    format!(
+                        "{secs} is outside 0..={MAX_MIN_SECS}: give the seconds the condition must hold before the rule fires"
+                    ),
+                ));
+            }
+            Some(secs) => secs as u32,
+        };
+        let free_ports = match (kind, self.free_ports) {
+            (RuleKind::FreePorts, None) => {
+                return Err(InvalidInput::new(
+                    "free_ports",
+                    "is required for a free_ports rule: how many ports must be free",
+                ));
+            }
+            (RuleKind::FreePorts, Some(k)) => Some(
+                u32::try_from(k)
+                    .ok()
+                    .filter(|k| (1..=MAX_PORT).contains(k))
+                    .ok_or_else(|| {
+                        InvalidInput::new("free_ports", format!("{k} is outside 1..={MAX_PORT}"))
+                    })?,
+            ),
+            (_, Some(_)) => {
+                return Err(InvalidInput::new(
+                    "free_ports",
+                    format!("applies only to free_ports rules, not {}", kind.as_str()),
+                ));
+            }
+            (_, None) => None,
+        };
+        let (low, high) = match (kind, self.low, self.high) {
+            (RuleKind::Voltage, Some(low), Some(high)) => {
+                if !low.is_finite() || !high.is_finite() || low >= high || low < 0.0 {
+                    return Err(InvalidInput::new(
+                        "low",
+                        format!("{low}..{high} is not a voltage range: give 0 ≤ low < high"),
+                    ));
+                }
+                (Some(low), Some(high))
+            }
+            (RuleKind::Voltage, _, _) => {
+                return Err(InvalidInput::new(
+                    "low",
+                    "and high are both required for a voltage rule (volts, for example 198 and 242)",
+                ));
+            }
+            (_, None, None) => (None, None),
+            (_, _, _) => {
+                return Err(InvalidInput::new(
+                    "low",
+                    format!(
+                        "and high apply only to voltage rules, not {}",
+                        kind.as_str()
+                    ),
+                ));
+            }
+        };
+        check_name(&self.channel).map_err(|e| InvalidInput::new("channel", e.message))?;
+        let quiet_hours = self
+            .quiet_hours
+            .as_deref()
+            .map(QuietHours::parse)
+            .transpose()?;
+        let timezone = match self.timezone.as_deref() {
+            None => default_zone,
+            Some(name) => name.parse().map_err(|_| {
+                InvalidInput::new(
+                    "timezone",
+                    format!("{name:?} is not an IANA time zone (for example Asia/Shanghai)"),
+                )
+            })?,
+        };
+        Ok(Rule {
+            id: 0,
+            kind,
+            stations,
+            ports,
+            min_secs,
+            free_ports,
+            low,
+            high,
+            channel: self.channel,
+            once: self.once,
+            resolved: self.resolved,
+            quiet_hours,
+            timezone,
+        })
+    }
+}
+
+fn parse_scope(value: &serde_json::Value) -> Result<Scope, InvalidInput> {
+    let wrong = || {
+        InvalidInput::new(
+            "stations",
+            "must be \"all\" or a list of station ids such as [\"S0001\"]",
+        )
+    };
+    match value {
+        serde_json::Value::String(word) if word == "all" => Ok(Scope::All),
+        serde_json::Value::Array(items) => {
+            if items.is_empty() {
+                return Err(InvalidInput::new(
+                    "stations",
+                    "is an empty list; name at least one station, or \"all\"",
+                ));
+            }
+            if items.len() > MAX_RULE_STATIONS {
+                return Err(InvalidInput::new(
+                    "stations",
+                    format!("names more than {MAX_RULE_STATIONS} stations; watch \"all\" instead"),
+                ));
+            }
+            let mut ids = Vec::with_capacity(items.len());
+            for item in items {
+                let text = item.as_str().ok_or_else(wrong)?;
+                let id = StationId::parse(text).map_err(|e| e.at("stations"))?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Ok(Scope::Stations(ids))
+        }
+        _ => Err(wrong()),
+    }
+}
+
+// ---- alerts ---------------------------------------------------------------------------
+
+/// A fired alert: the webhook's JSON body, and what the bots' messages are written from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Alert {
+    /// Unique id (32 hex digits), the same on every delivery attempt.
+    pub id: String,
+    /// The rule that fired.
+    pub rule: RuleId,
+    /// The rule's kind.
+    pub kind: RuleKind,
+    /// `false` when the condition began, `true` when it ended.
+    pub resolved: bool,
+    /// The station.
+    pub station_id: String,
+    /// Its name.
+    pub station_name: String,
+    /// The port (`null` for a station as a whole).
+    pub port: Option<u32>,
+    /// The port's (or station's) status when it fired (`free`, `fault`, `offline`, …).
+    pub status: String,
+    /// Since when the condition held (or, resolved, when it began).
+    pub since: DateTime<Utc>,
+    /// When csm fired it.
+    pub at: DateTime<Utc>,
+    /// The message, in Chinese.
+    pub text: String,
+}
+
+/// Where an alert's delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DeliveryState {
+    /// Waiting to be sent (or for its next attempt).
+    Pending,
+    /// The channel accepted it.
+    Delivered,
+    /// The channel refused it, or every attempt failed.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The name used in JSON and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    /// The state named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// An alert in the history: the webhook's payload with its channel and delivery state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertRecord {
+    /// The alert.
+    #[serde(flatten)]
+    pub alert: Alert,
+    /// The channel it goes to.
+    pub channel: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: DeliveryState,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// What the last failed attempt got.
+    pub last_error: Option<String>,
+    /// When the channel accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A new 32-hex-digit id.
+pub fn new_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn draft(json: serde_json::Value) -> Result<Rule, InvalidInput> {
+        serde_json::from_value::<RuleDraft>(json)
+            .unwrap()
+            .validate(chrono_tz::Asia::Shanghai)
+    }
+
+    #[test]
+    fn a_rule_is_checked_field_by_field() {
+        let rule = draft(serde_json::json!({
+            "kind": "fault", "stations": ["S0001", "S0001"], "channel": "ops",
+        }))
+        .unwrap();
+        assert_eq!(rule.min_secs, 300, "the kind's default");
+        assert_eq!(
+            rule.stations,
+            Scope::Stations(vec![StationId::parse("S0001").unwrap()])
+        );
+        let refused = |json, field: &str| {
+            let err = draft(json).unwrap_err();
+            assert!(err.field.starts_with(field), "{err}");
+        };
+        refused(
+            serde_json::json!({"kind": "nope", "stations": "all", "channel": "c"}),
+            "kind",
+        );
+        refused(
+            serde_json::json!({"kind": "fault", "stations": [], "channel": "c"}),
+            "stations",
+        );
+        refused(
+            serde_json::json!({"kind": "fault", "stations": "some", "channel": "c"}),
+            "stations",
+        );
+        refused(
+            serde_json::json!({"kind": "fault", "stations": ["a b"], "channel": "c"}),
+            "stations",
+        );
+        refused(
+            serde_json::json!({"kind": "port_free", "stations": "all", "ports": [0], "channel": "c"}),
+            "ports",
+        );
+        refused(
+            serde_json::json!({"kind": "fault", "stations": "all", "min_secs": -60, "channel": "c"}),
+            "min_secs",
+        );
+        refused(
+            serde_json::json!({"kind": "free_ports", "stations": "all", "channel": "c"}),
+            "free_ports",
+        );
+        refused(
+            serde_json::json!({"kind": "voltage", "stations": "all", "low": 250, "high": 200, "channel": "c"}),
+            "low",
+        );
+        refused(
+            serde_json::json!({"kind": "offline", "stations": "all", "ports": [1], "channel": "c"}),
+            "ports",
+        );
+        refused(
+            serde_json::json!({"kind": "fault", "stations": "all", "channel": "c", "quiet_hours": "25:00-07:00"}),
+            "quiet_hours",
+        );
+        refused(
+            serde_json::json!({"kind": "fault", "stations": "all", "channel": "c", "timezone": "Mars/Base"}),
+            "timezone",
+        );
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight_release_at_their_end() {
+        let quiet = QuietHours::parse("23:00-07:00").unwrap();
+        let zone = chrono_tz::Asia::Shanghai;
+        let local = |d, h, m| {
+            zone.with_ymd_and_hms(2026, 12, d, h, m, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        assert_eq!(quiet.release(local(1, 23, 30), zone), Some(local(2, 7, 0)));
+        assert_eq!(quiet.release(local(2, 3, 0), zone), Some(local(2, 7, 0)));
+        assert_eq!(quiet.release(local(2, 7, 0), zone), None);
+        assert_eq!(quiet.release(local(2, 12, 0), zone), None);
+        let day = QuietHours::parse("12:00-14:00").unwrap();
+        assert_eq!(day.release(local(2, 13, 59), zone), Some(local(2, 14, 0)));
+        assert_eq!(day.release(local(2, 11, 59), zone), None);
+    }
+
+    #[test]
+    fn tokens_never_show() {
+        let channel = ChannelDraft {
+            name: "ops".into(),
+            kind: "dingtalk".into(),
+            url: "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123".into(),
+            secret: Some("SECabcdef".into()),
+        }
+        .validate()
+        .unwrap();
+        let shown = format!("{channel:?} {:?}", ChannelJson::from(&channel));
+        assert!(!shown.contains("0123456789abcdef0123"), "{shown}");
+        assert!(!shown.contains("SECabcdef"), "{shown}");
+        assert!(shown.contains("access_token=0123***"), "{shown}");
+        let feishu = redact_target(
+            "https://open.feishu.cn/open-apis/bot/v2/hook/3f2a9c1e-aaaa-bbbb-cccc-1234567890ab",
+        );
+        assert_eq!(
+            feishu,
+            "https://open.feishu.cn/open-apis/bot/v2/hook/3f2a***"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The running evaluator: feeds the engine's changes and a one-second clock to the
+//! [`Evaluator`], writes what fired to the outbox (with its open state) and wakes the delivery
+//! worker. A write that fails (the database is away) is kept and tried again every tick, under
+//! the same alert id.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::evaluate::{Change, Evaluator};
+use super::message;
+use super::model::{Alert, DeliveryState, Rule, RuleDraft, Scope, new_id};
+use super::store::{OpenAlert, OutboxRow};
+use super::{RULES_RELOAD, RuleChange};
+use crate::model::StationId;
+use crate::monitor::Monitor;
+use crate::refresh::Watched;
+
+/// Alerts fired but not yet written, at most; beyond it the oldest go (counted).
+const UNSAVED_MAX: usize = 100_000;
+
+/// What one write to the outbox holds.
+#[derive(Debug, Default)]
+struct Unsaved {
+    fired: Vec<OutboxRow>,
+    opened: Vec<OpenAlert>,
+    closed: Vec<(u64, StationId, u32)>,
+    /// Rules that fired with `once`, removed when the write lands.
+    spent: Vec<u64>,
+}
+
+/// Evaluates rules until `cancel` fires.
+pub(crate) async fn evaluate(monitor: Arc<Monitor>, cancel: CancellationToken) {
+    let Some(mut evaluator) = start(&monitor, &cancel).await else {
+        return;
+    };
+    let hub = monitor.alert_hub();
+    let mut inbox = hub.inbox.lock().await;
+    let mut updates = monitor.subscribe();
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut reload = tokio::time::interval(RULES_RELOAD);
+    reload.reset();
+    let mut unsaved = Unsaved::default();
+    seed(&monitor, &mut evaluator, None, &mut unsaved).await;
+    loop {
+        let mut changes = Vec::new();
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            update = updates.recv() => match update {
+                Ok(update) => {
+                    let now = crate::model::now();
+                    changes.extend(evaluator.observe(&update.state, now));
+                    // Take whatever else is waiting, so a burst is written at once.
+                    while let Ok(update) = updates.try_recv() {
+                        changes.extend(evaluator.observe(&update.state, now));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "alert rules fell behind the refresh engine; reading the stations again");
+                    seed(&monitor, &mut evaluator, None, &mut unsaved).await;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = clock.tick() => changes.extend(evaluator.tick(crate::model::now())),
+            _ = reload.tick() => reload_rules(&monitor, &mut evaluator, &mut unsaved).await,
+            change = inbox.recv() => match change {
+                Some(RuleChange::Added(rule)) => {
+                    let id = rule.id;
+                    evaluator.set_rule(rule);
+                    watch(&monitor, &evaluator);
+                    seed(&monitor, &mut evaluator, Some(id), &mut unsaved).await;
+                }
+                Some(RuleChange::Removed(id)) => {
+                    evaluator.remove_rule(id);
+                    watch(&monitor, &evaluator);
+                }
+                None => break,
+            },
+        }
+        collect(&monitor, &mut evaluator, changes, &mut unsaved).await;
+        save(&monitor, &mut unsaved).await;
+    }
+    save(&monitor, &mut unsaved).await;
+}
+
+/// Loads the rules and the open alerts, waiting for the database.
+async fn start(monitor: &Monitor, cancel: &CancellationToken) -> Option<Evaluator> {
+    loop {
+        match load(monitor).await {
+            Ok(evaluator) => {
+                watch(monitor, &evaluator);
+                return Some(evaluator);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read alert rules yet; trying again in 5 s");
+                tokio::select! {
+                    () = cancel.cancelled() => return None,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn load(monitor: &Monitor) -> Result<Evaluator, crate::store::StoreError> {
+    let rules = stored_rules(monitor).await?;
+    let open = monitor.store_handle().alerts().open_alerts().await?;
+    Ok(Evaluator::new(rules, &open))
+}
+
+/// The stored rules that still read as rules (one that does not is logged and skipped).
+pub(crate) async fn stored_rules(monitor: &Monitor) -> Result<Vec<Rule>, crate::store::StoreError> {
+    let zone = monitor
+        .settings()
+        .history
+        .tz()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let stored = monitor.store_handle().alerts().rules().await?;
+    Ok(stored
+        .into_iter()
+        .filter_map(|(id, definition)| {
+            let rule = serde_json::from_str::<RuleDraft>(&definition)
+                .map_err(|e| e.to_string())
+                .and_then(|draft| draft.validate(zone).map_err(|e| e.to_string()));
+            match rule {
+                Ok(mut rule) => {
+                    rule.id = id;
+                    Some(rule)
+                }
+                Err(error) => {
+                    tracing::error!(rule = id, %error, "a stored alert rule cannot be read; it is skipped");
+                    None
+                }
+            }
+        })
+        .collect())
+}
+
+/// Picks up rules added or removed elsewhere (`csm-cli`, another instance).
+async fn reload_rules(monitor: &Monitor, evaluator: &mut Evaluator, unsaved: &mut Unsaved) {
+    let Ok(rules) = stored_rules(monitor).await else {
+        return;
+    };
+    let known: HashSet<u64> = evaluator.rules().map(|r| r.id).collect();
+    let stored: HashSet<u64> = rules.iter().map(|r| r.id).collect();
+    for gone in known.difference(&stored) {
+        evaluator.remove_rule(*gone);
+    }
+    let mut added = Vec::new();
+    for rule in rules {
+        if !known.contains(&rule.id) && !unsaved.spent.contains(&rule.id) {
+            added.push(rule.id);
+            evaluator.set_rule(rule);
+        }
+    }
+    watch(monitor, evaluator);
+    for id in added {
+        seed(monitor, evaluator, Some(id), unsaved).await;
+    }
+}
+
+/// Tells the engine which stations voltage rules need every observation of.
+fn watch(monitor: &Monitor, evaluator: &Evaluator) {
+    let voltage = evaluator.watches_measurements();
+    let watched = if voltage.iter().any(|r| r.stations == Scope::All) {
+        Watched::All
+    } else {
+        Watched::Stations(
+            voltage
+                .iter()
+                .flat_map(|r| match &r.stations {
+                    Scope::Stations(ids) => ids.clone(),
+                    Scope::All => Vec::new(),
+                })
+                .collect(),
+        )
+    };
+    monitor.engine_handle().watch_measurements(watched);
+}
+
+/// Shows the evaluator the current state of the stations its rules (or one rule) watch.
+async fn seed(
+    monitor: &Monitor,
+    evaluator: &mut Evaluator,
+    rule: Option<u64>,
+    unsaved: &mut Unsaved,
+) {
+    let Ok(stations) = monitor.stations().await else {
+        return;
+    };
+    let rules: Vec<Arc<Rule>> = evaluator
+        .rules()
+        .filter(|r| rule.is_none_or(|id| r.id == id))
+        .cloned()
+        .collect();
+    let watched: Vec<_> = stations
+        .iter()
+        .filter(|s| rules.iter().any(|r| r.stations.covers(&s.id)))
+        .cloned()
+        .collect();
+    let now = crate::model::now();
+    let mut changes = Vec::new();
+    for chunk in watched.chunks(1_000) {
+        for view in monitor.views_of(chunk.to_vec()).await {
+            if let Some(state) = &view.state {
+                changes.extend(evaluator.observe(state, now));
+            }
+        }
+    }
+    collect(monitor, evaluator, changes, unsaved).await;
+}
+
+/// Turns changes into outbox rows and open / closed alerts.
+async fn collect(
+    monitor: &Monitor,
+    evaluator: &mut Evaluator,
+    changes: Vec<Change>,
+    unsaved: &mut Unsaved,
+) {
+    if changes.is_empty() {
+        return;
+    }
+    let catalog = monitor.catalog().await.ok();
+    for change in changes {
+        let target = (
+            change.rule.id,
+            change.station_id.clone(),
+            change.port.unwrap_or(0),
+        );
+        if change.resolved {
+            unsaved.closed.push(target.clone());
+            if !change.announce {
+                continue;
+            }
+        }
+        let name = catalog
+            .as_ref()
+            .and_then(|c| c.get(&change.station_id))
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| change.station_id.to_string());
+        let mut alert = Alert {
+            id: new_id(),
+            rule: change.rule.id,
+            kind: change.rule.kind,
+            resolved: change.resolved,
+            station_id: change.station_id.to_string(),
+            station_name: name,
+            port: change.port,
+            status: change.status.clone(),
+            since: change.since,
+            at: change.at,
+            text: String::new(),
+        };
+        alert.text = message::text(&alert, change.detail.as_deref());
+        let urgent = !change.resolved && change.rule.kind.urgent();
+        let due_at = change.rule.due(change.at, urgent);
+        metrics::counter!("csm_alerts_fired_total", "kind" => change.rule.kind.as_str(), "resolved" => if change.resolved { "true" } else { "false" })
+            .increment(1);
+        if !change.resolved {
+            evaluator.opened(&change, &alert.id);
+            unsaved.opened.push(OpenAlert {
+                rule_id: target.0,
+                station_id: target.1,
+                port: target.2,
+                alert_id: alert.id.clone(),
+                opened_at: change.at,
+            });
+            if change.rule.once {
+                unsaved.spent.push(change.rule.id);
+                evaluator.remove_rule(change.rule.id);
+            }
+        }
+        unsaved.fired.push(OutboxRow {
+            payload: serde_json::to_string(&alert).unwrap_or_default(),
+            id: alert.id,
+            rule_id: change.rule.id,
+            channel: change.rule.channel.clone(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            last_error: None,
+            created_at: change.at,
+            due_at,
+            delivered_at: None,
+        });
+    }
+    if unsaved.fired.len() > UNSAVED_MAX {
+        let dropped = unsaved.fired.len() - UNSAVED_MAX;
+        unsaved.fired.drain(..dropped);
+        metrics::counter!("csm_alerts_dropped_total").increment(dropped as u64);
+        tracing::error!(
+            dropped,
+            "the database has been away too long: the oldest unsaved alerts were dropped"
+        );
+    }
+    if !unsaved.spent.is_empty() {
+        watch(monitor, evaluator);
+    }
+}
+
+/// Writes what is unsaved; keeps it for the next try when the database is away.
+async fn save(monitor: &Monitor, unsaved: &mut Unsaved) {
+    if unsaved.fired.is_empty()
+        && unsaved.opened.is_empty()
+        && unsaved.closed.is_empty()
+        && unsaved.spent.is_empty()
+    {
+        return;
+    }
+    let store = monitor.store_handle();
+    match store
+        .alerts()
+        .record_alerts(&unsaved.fired, &unsaved.opened, &unsaved.closed)
+        .await
+    {
+        Ok(()) => {
+            let spent = std::mem::take(&mut unsaved.spent);
+            *unsaved = Unsaved::default();
+            monitor.alert_hub().wake.notify_one();
+            for id in spent {
+                if let Err(error) = store.alerts().remove_rule(id).await {
+                    tracing::warn!(rule = id, %error, "cannot remove a rule that fired once yet; trying again");
+                    unsaved.spent.push(id);
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, alerts = unsaved.fired.len(), "cannot write fired alerts yet; kept in memory and tried again each second");
+        }
+    }
+}

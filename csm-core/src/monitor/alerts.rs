@@ -1,0 +1,185 @@
+//! Alerts through the monitor: channels and rules (checked against the catalogue before they
+//! are stored), the history of fired alerts, a test message, and the two tasks that evaluate
+//! rules and deliver what they fire ([`crate::alerts`]).
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Monitor, MonitorError, READ_WAIT};
+use crate::alerts::message::Message;
+use crate::alerts::{
+    Alert, AlertRecord, Answer, ChannelDraft, ChannelJson, RuleChange, RuleDraft, RuleId, RuleJson,
+    RuleKind, Scope, TestOutcome, deliver, run,
+};
+use crate::error::InvalidInput;
+use crate::store;
+
+/// Most alerts one history answer holds.
+pub const MAX_ALERT_HISTORY: u32 = 1_000;
+
+impl Monitor {
+    /// Evaluates alert rules and delivers what they fire until `cancel` fires.
+    pub async fn run_alerts(self: Arc<Self>, cancel: CancellationToken) {
+        let evaluate = run::evaluate(Arc::clone(&self), cancel.clone());
+        let deliver = deliver::run(Arc::clone(&self.store), Arc::clone(&self.hub), cancel);
+        tokio::join!(evaluate, deliver);
+    }
+
+    /// Every alert channel, redacted.
+    pub async fn alert_channels(&self) -> Result<Vec<ChannelJson>, MonitorError> {
+        let read = self.store.alerts().channels();
+        let channels =
+            store::within(READ_WAIT, "reading alert channels", &*self.store, read).await?;
+        Ok(channels.iter().map(ChannelJson::from).collect())
+    }
+
+    /// Adds an alert channel.
+    pub async fn add_alert_channel(
+        &self,
+        draft: ChannelDraft,
+    ) -> Result<ChannelJson, MonitorError> {
+        let channel = draft.validate()?;
+        self.store.alerts().add_channel(&channel).await?;
+        Ok(ChannelJson::from(&channel))
+    }
+
+    /// Removes an alert channel no rule sends to.
+    pub async fn remove_alert_channel(&self, name: &str) -> Result<(), MonitorError> {
+        let users: Vec<String> = run::stored_rules(self)
+            .await?
+            .iter()
+            .filter(|r| r.channel == name)
+            .map(|r| r.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(MonitorError::Conflict(format!(
+                "channel {name:?} is used by rule {}; remove those rules first",
+                users.join(", ")
+            )));
+        }
+        if !self.store.alerts().remove_channel(name).await? {
+            return Err(MonitorError::Missing(format!(
+                "alert channel {name:?} not found"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every alert rule.
+    pub async fn alert_rules(&self) -> Result<Vec<RuleJson>, MonitorError> {
+        let read = run::stored_rules(self);
+        let rules = store::within(READ_WAIT, "reading alert rules", &*self.store, read).await?;
+        Ok(rules.iter().map(|r| r.to_json()).collect())
+    }
+
+    /// Adds an alert rule: its stations and its channel must exist. The running evaluator
+    /// takes it at once.
+    pub async fn add_alert_rule(&self, draft: RuleDraft) -> Result<RuleJson, MonitorError> {
+        let mut rule = draft.validate(self.settings.history.tz()?)?;
+        if let Scope::Stations(ids) = &rule.stations {
+            let catalog = self.catalog().await?;
+            if let Some(missing) = ids.iter().find(|id| catalog.get(id).is_none()) {
+                return Err(InvalidInput::new(
+                    "stations",
+                    format!("station {missing} not found; add it first, or watch \"all\""),
+                )
+                .into());
+            }
+        }
+        if rule.kind == RuleKind::Voltage && rule.stations == Scope::All {
+            tracing::info!("a voltage rule over every station: every observation is evaluated");
+        }
+        let channels = self.store.alerts().channels().await?;
+        if !channels.iter().any(|c| c.name == rule.channel) {
+            return Err(InvalidInput::new(
+                "channel",
+                format!(
+                    "{:?} is not a channel; add it first with `csm-cli alerts channels add` or POST /api/alerts/channels",
+                    rule.channel
+                ),
+            )
+            .into());
+        }
+        let definition = serde_json::to_string(&rule.to_json())
+            .map_err(|e| InvalidInput::new("rule", e.to_string()))?;
+        rule.id = self.store.alerts().add_rule(&definition).await?;
+        let answer = rule.to_json();
+        // No evaluator running (the CLI): the server's picks it up from the database.
+        let _ = self.hub.changes.send(RuleChange::Added(rule));
+        Ok(answer)
+    }
+
+    /// Removes an alert rule (its pending alerts are still delivered).
+    pub async fn remove_alert_rule(&self, id: RuleId) -> Result<(), MonitorError> {
+        if !self.store.alerts().remove_rule(id).await? {
+            return Err(MonitorError::Missing(format!("alert rule {id} not found")));
+        }
+        let _ = self.hub.changes.send(RuleChange::Removed(id));
+        Ok(())
+    }
+
+    /// The latest alerts with their delivery state, newest first.
+    pub async fn alert_history(&self, limit: u32) -> Result<Vec<AlertRecord>, MonitorError> {
+        if !(1..=MAX_ALERT_HISTORY).contains(&limit) {
+            return Err(InvalidInput::new(
+                "limit",
+                format!("{limit} is outside 1..={MAX_ALERT_HISTORY}"),
+            )
+            .into());
+        }
+        let read = self.store.alerts().alert_history(limit);
+        let rows =
+            store::within(READ_WAIT, "reading the alert history", &*self.store, read).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let alert: Alert = serde_json::from_str(&row.payload).ok()?;
+                Some(AlertRecord {
+                    alert,
+                    channel: row.channel,
+                    state: row.state,
+                    attempts: row.attempts,
+                    last_error: row.last_error,
+                    delivered_at: row.delivered_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Sends a sample alert to a channel now (not through the outbox) and says what the
+    /// platform answered.
+    pub async fn test_alert_channel(&self, name: &str) -> Result<TestOutcome, MonitorError> {
+        let channels = self.store.alerts().channels().await?;
+        let channel = channels
+            .into_iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| MonitorError::Missing(format!("alert channel {name:?} not found")))?;
+        let now = crate::model::now();
+        let mut alert = Alert {
+            id: crate::alerts::new_id(),
+            rule: 0,
+            kind: RuleKind::PortFree,
+            resolved: false,
+            station_id: "TEST".into(),
+            station_name: "csm 测试消息".into(),
+            port: Some(1),
+            status: "free".into(),
+            since: now,
+            at: now,
+            text: String::new(),
+        };
+        alert.text =
+            format!("【测试】这是 csm 发往提醒渠道 {name} 的测试消息；收到即表示配置正确。");
+        Ok(match self.hub.send(&channel, Message::One(&alert)).await {
+            Answer::Accepted => TestOutcome {
+                accepted: true,
+                answer: "accepted".into(),
+            },
+            Answer::Retry { message, .. } | Answer::Refused(message) => TestOutcome {
+                accepted: false,
+                answer: message,
+            },
+        })
+    }
+}

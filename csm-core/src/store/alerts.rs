@@ -1,0 +1,345 @@
+//! [`AlertStore`] over the SQL store, for both backends: channels, rules, the outbox (claimed
+//! with an expiry, so several instances can share it) and the open alerts.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use super::rows::Reader;
+use super::sql::{Sql, Statement, statement};
+use super::sql_store::{Backend, SqlStore};
+use super::statements::{Dialect, placeholder_list, placeholder_rows};
+use crate::alerts::{
+    AlertStore, Channel, ChannelKind, DeliveryState, Finish, OpenAlert, OutboxRow, RuleId, Secret,
+};
+use crate::model::StationId;
+
+/// The outbox's columns, in the order rows bind them.
+const OUTBOX_COLUMNS: &[&str] = &[
+    "id",
+    "rule_id",
+    "channel",
+    "payload",
+    "state",
+    "attempts",
+    "last_error",
+    "created_at",
+    "due_at",
+    "delivered_at",
+];
+
+/// The open alerts' columns.
+const OPEN_COLUMNS: &[&str] = &["rule_id", "station_id", "port", "alert_id", "opened_at"];
+
+/// Rows one statement writes (well under both backends' bind limits at 10 columns).
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn bind_id<DB: Sql>(q: Statement<DB>, id: RuleId) -> Statement<DB> {
+    DB::bind_int(q, Some(i64::try_from(id).unwrap_or(i64::MAX)))
+}
+
+fn bind_outbox<DB: Sql>(q: Statement<DB>, row: &OutboxRow) -> Statement<DB> {
+    let q = DB::bind_text(q, Some(&row.id));
+    let q = bind_id(q, row.rule_id);
+    let q = DB::bind_text(q, Some(&row.channel));
+    let q = DB::bind_text(q, Some(&row.payload));
+    let q = DB::bind_text(q, Some(row.state.as_str()));
+    let q = DB::bind_u32(q, row.attempts);
+    let q = DB::bind_text(q, row.last_error.as_deref());
+    let q = DB::bind_time(q, Some(row.created_at));
+    let q = DB::bind_time(q, Some(row.due_at));
+    DB::bind_time(q, row.delivered_at)
+}
+
+fn outbox_row<DB: Sql>(row: &DB::Row) -> Result<OutboxRow, StoreError> {
+    let r = Reader::<DB>::new(row, "alert_outbox");
+    let state = r.text("state")?;
+    Ok(OutboxRow {
+        id: r.text("id")?,
+        rule_id: u64::try_from(r.int("rule_id")?).map_err(|e| r.corrupt("rule_id", e))?,
+        channel: r.text("channel")?,
+        payload: r.text("payload")?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| r.corrupt("state", format!("{state:?} is not a delivery state")))?,
+        attempts: r.u32("attempts")?,
+        last_error: r.opt_text("last_error")?,
+        created_at: r.time("created_at")?,
+        due_at: r.time("due_at")?,
+        delivered_at: r.opt_time("delivered_at")?,
+    })
+}
+
+fn channel_row<DB: Sql>(row: &DB::Row) -> Result<Channel, StoreError> {
+    let r = Reader::<DB>::new(row, "alert_channels");
+    let kind = r.text("kind")?;
+    Ok(Channel {
+        name: r.text("name")?,
+        kind: ChannelKind::parse(&kind).map_err(|e| r.corrupt("kind", e))?,
+        url: r.text("url")?,
+        secret: r.opt_text("secret")?.map(Secret::new),
+    })
+}
+
+fn open_row<DB: Sql>(row: &DB::Row) -> Result<OpenAlert, StoreError> {
+    let r = Reader::<DB>::new(row, "alert_open");
+    Ok(OpenAlert {
+        rule_id: u64::try_from(r.int("rule_id")?).map_err(|e| r.corrupt("rule_id", e))?,
+        station_id: r.id("station_id")?,
+        port: r.u32("port")?,
+        alert_id: r.text("alert_id")?,
+        opened_at: r.time("opened_at")?,
+    })
+}
+
+/// The statement that claims due, unclaimed outbox rows (MySQL updates with `ORDER BY …
+/// LIMIT`; SQLite through a sub-select of their ids). Binds: claim, until, now, now.
+fn claim_statement(dialect: Dialect, limit: u32) -> String {
+    let due = "state = 'pending' AND due_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)";
+    match dialect {
+        Dialect::MySql => format!(
+            "UPDATE alert_outbox SET claim = ?, claimed_until = ? WHERE {due} ORDER BY due_at LIMIT {limit}"
+        ),
+        Dialect::Sqlite => format!(
+            "UPDATE alert_outbox SET claim = ?, claimed_until = ? WHERE id IN (SELECT id FROM alert_outbox WHERE {due} ORDER BY due_at LIMIT {limit})"
+        ),
+    }
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Runs one statement on the pool.
+    async fn run(&self, query: Statement<DB>, doing: &'static str) -> Result<u64, StoreError> {
+        let done = DB::execute_on(query, &self.pool)
+            .await
+            .map_err(|e| self.error(doing, e))?;
+        Ok(DB::rows_affected(&done))
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> AlertStore for SqlStore<DB> {
+    async fn channels(&self) -> Result<Vec<Channel>, StoreError> {
+        let select = statement("SELECT name, kind, url, secret FROM alert_channels ORDER BY name");
+        let rows = self.fetch(select, "reading alert channels").await?;
+        rows.iter().map(channel_row::<DB>).collect()
+    }
+
+    async fn add_channel(&self, channel: &Channel) -> Result<(), StoreError> {
+        let insert = statement(
+            "INSERT INTO alert_channels (name, kind, url, secret, created_at) VALUES (?, ?, ?, ?, ?)",
+        );
+        let insert = DB::bind_text(insert, Some(&channel.name));
+        let insert = DB::bind_text(insert, Some(channel.kind.as_str()));
+        let insert = DB::bind_text(insert, Some(&channel.url));
+        let insert = DB::bind_text(insert, channel.secret.as_ref().map(Secret::expose));
+        let insert = DB::bind_time(insert, Some(crate::model::now()));
+        match DB::execute_on(insert, &self.pool).await {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::Duplicate {
+                    what: "channel",
+                    name: channel.name.clone(),
+                })
+            }
+            Err(e) => Err(self.error("adding an alert channel", e)),
+        }
+    }
+
+    async fn remove_channel(&self, name: &str) -> Result<bool, StoreError> {
+        let delete = DB::bind_text(
+            statement("DELETE FROM alert_channels WHERE name = ?"),
+            Some(name),
+        );
+        Ok(self.run(delete, "removing an alert channel").await? > 0)
+    }
+
+    async fn rules(&self) -> Result<Vec<(RuleId, String)>, StoreError> {
+        let select = statement("SELECT id, definition FROM alert_rules ORDER BY id");
+        let rows = self.fetch(select, "reading alert rules").await?;
+        rows.iter()
+            .map(|row| {
+                let r = Reader::<DB>::new(row, "alert_rules");
+                let id = u64::try_from(r.int("id")?).map_err(|e| r.corrupt("id", e))?;
+                Ok((id, r.text("definition")?))
+            })
+            .collect()
+    }
+
+    async fn add_rule(&self, definition: &str) -> Result<RuleId, StoreError> {
+        let insert = statement("INSERT INTO alert_rules (definition, created_at) VALUES (?, ?)");
+        let insert = DB::bind_text(insert, Some(definition));
+        let insert = DB::bind_time(insert, Some(crate::model::now()));
+        let done = DB::execute_on(insert, &self.pool)
+            .await
+            .map_err(|e| self.error("adding an alert rule", e))?;
+        Ok(DB::last_insert_id(&done))
+    }
+
+    async fn remove_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        let doing = "removing an alert rule";
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            let open = bind_id(statement("DELETE FROM alert_open WHERE rule_id = ?"), id);
+            DB::execute(open, &mut *tx)
+                .await
+                .map_err(|e| self.error(doing, e))?;
+            let rule = bind_id(statement("DELETE FROM alert_rules WHERE id = ?"), id);
+            let done = DB::execute(rule, &mut *tx)
+                .await
+                .map_err(|e| self.error(doing, e))?;
+            Ok(DB::rows_affected(&done) > 0)
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
+    async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
+        let select = statement(format!(
+            "SELECT {} FROM alert_open",
+            OPEN_COLUMNS.join(", ")
+        ));
+        let rows = self.fetch(select, "reading open alerts").await?;
+        rows.iter().map(open_row::<DB>).collect()
+    }
+
+    async fn record_alerts(
+        &self,
+        fired: &[OutboxRow],
+        opened: &[OpenAlert],
+        closed: &[(RuleId, StationId, u32)],
+    ) -> Result<(), StoreError> {
+        let doing = "writing fired alerts to the outbox";
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            for chunk in fired.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO alert_outbox ({}) VALUES {}",
+                    OUTBOX_COLUMNS.join(", "),
+                    placeholder_rows(OUTBOX_COLUMNS.len(), chunk.len())
+                );
+                let insert = chunk.iter().fold(statement(sql), bind_outbox::<DB>);
+                DB::execute(insert, &mut *tx)
+                    .await
+                    .map_err(|e| self.error(doing, e))?;
+            }
+            for (rule_id, station_id, port) in closed {
+                let delete = statement(
+                    "DELETE FROM alert_open WHERE rule_id = ? AND station_id = ? AND port = ?",
+                );
+                let delete = bind_id(delete, *rule_id);
+                let delete = DB::bind_text(delete, Some(station_id.as_str()));
+                DB::execute(DB::bind_u32(delete, *port), &mut *tx)
+                    .await
+                    .map_err(|e| self.error(doing, e))?;
+            }
+            for chunk in opened.chunks(ROWS_PER_STATEMENT) {
+                let keyword = match DB::DIALECT {
+                    Dialect::MySql => "REPLACE",
+                    Dialect::Sqlite => "INSERT OR REPLACE",
+                };
+                let sql = format!(
+                    "{keyword} INTO alert_open ({}) VALUES {}",
+                    OPEN_COLUMNS.join(", "),
+                    placeholder_rows(OPEN_COLUMNS.len(), chunk.len())
+                );
+                let insert = chunk.iter().fold(statement(sql), |q, open| {
+                    let q = bind_id(q, open.rule_id);
+                    let q = DB::bind_text(q, Some(open.station_id.as_str()));
+                    let q = DB::bind_u32(q, open.port);
+                    let q = DB::bind_text(q, Some(&open.alert_id));
+                    DB::bind_time(q, Some(open.opened_at))
+                });
+                DB::execute(insert, &mut *tx)
+                    .await
+                    .map_err(|e| self.error(doing, e))?;
+            }
+            Ok(())
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
+    async fn claim_alerts(
+        &self,
+        claim: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let doing = "claiming alerts to deliver";
+        let update = statement(claim_statement(DB::DIALECT, limit.max(1)));
+        let update = DB::bind_text(update, Some(claim));
+        let update = DB::bind_time(update, Some(until));
+        let update = DB::bind_time(update, Some(now));
+        let update = DB::bind_time(update, Some(now));
+        if self.run(update, doing).await? == 0 {
+            return Ok(Vec::new());
+        }
+        let select = statement(format!(
+            "SELECT {} FROM alert_outbox WHERE claim = ? ORDER BY created_at, id",
+            OUTBOX_COLUMNS.join(", ")
+        ));
+        let rows = self
+            .fetch(DB::bind_text(select, Some(claim)), doing)
+            .await?;
+        rows.iter().map(outbox_row::<DB>).collect()
+    }
+
+    async fn finish_alerts(
+        &self,
+        claim: &str,
+        ids: &[String],
+        finish: &Finish,
+    ) -> Result<(), StoreError> {
+        let doing = "recording deliveries";
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let set = match finish {
+                Finish::Delivered { .. } => {
+                    "state = 'delivered', delivered_at = ?, attempts = attempts + 1, last_error = NULL"
+                }
+                Finish::Retry { .. } => "due_at = ?, last_error = ?, attempts = attempts + 1",
+                Finish::Failed { .. } => {
+                    "state = 'failed', last_error = ?, attempts = attempts + 1"
+                }
+                Finish::Release { .. } => "due_at = ?",
+            };
+            let sql = format!(
+                "UPDATE alert_outbox SET {set}, claim = NULL, claimed_until = NULL WHERE claim = ? AND id IN {}",
+                placeholder_list(chunk.len())
+            );
+            let mut update = statement(sql);
+            update = match finish {
+                Finish::Delivered { at } => DB::bind_time(update, Some(*at)),
+                Finish::Retry { due_at, error } => {
+                    DB::bind_text(DB::bind_time(update, Some(*due_at)), Some(error))
+                }
+                Finish::Failed { error } => DB::bind_text(update, Some(error)),
+                Finish::Release { due_at } => DB::bind_time(update, Some(*due_at)),
+            };
+            update = DB::bind_text(update, Some(claim));
+            let update = chunk
+                .iter()
+                .fold(update, |q, id| DB::bind_text(q, Some(id)));
+            self.run(update, doing).await?;
+        }
+        Ok(())
+    }
+
+    async fn alert_history(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let select = statement(format!(
+            "SELECT {} FROM alert_outbox ORDER BY created_at DESC, id LIMIT ?",
+            OUTBOX_COLUMNS.join(", ")
+        ));
+        let select = DB::bind_int(select, Some(i64::from(limit)));
+        let rows = self.fetch(select, "reading the alert history").await?;
+        rows.iter().map(outbox_row::<DB>).collect()
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let select = statement("SELECT COUNT(*) AS n FROM alert_outbox WHERE state = 'pending'");
+        let rows = self.fetch(select, "counting alerts to deliver").await?;
+        rows.first()
+            .map(super::rows::count::<DB>)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+}
