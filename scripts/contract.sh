@@ -27,16 +27,17 @@ fi
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 token=contract-$RANDOM$RANDOM
-# The embedded default (SQLite, in-process cache, simulated stations) with writes switched on.
+# The embedded default (SQLite, in-process cache, simulated stations) with writes switched on;
+# alert channels it creates may only post to 127.0.0.1.
 (cd "$work" && exec env -u CSM_DATABASE_URL -u CSM_REDIS_URL CSM_BIND="127.0.0.1:$port" \
-  CSM_ADMIN_TOKEN="$token" CSM_VENDORS_DIR=/nonexistent RUST_LOG=warn \
+  CSM_ADMIN_TOKEN="$token" CSM_VENDORS_DIR=/nonexistent RUST_LOG=warn CSM_ALERT_HOSTS=127.0.0.1 \
   "$server" >"$work/server.log" 2>&1) &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_for "csm-server on port $port" curl -sf "http://127.0.0.1:$port/readyz"
 
 step "schemathesis against http://127.0.0.1:$port/api/openapi.json"
-"$venv/bin/st" run "http://127.0.0.1:$port/api/openapi.json" \
+"$venv/bin/st" --config-file tests/contract/schemathesis.toml run "http://127.0.0.1:$port/api/openapi.json" \
   --checks all --seed 1 --max-examples 10 --no-color \
   --header "Authorization: Bearer $token" \
   --report-dir "target/contract" --report junit \

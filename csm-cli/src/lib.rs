@@ -56,6 +56,9 @@ pub enum Command {
     Stats(commands::StatsArgs),
     /// Delete history past its retention once (the server does it every hour).
     Prune(commands::PruneArgs),
+    /// Alert channels, rules and the history of fired alerts.
+    #[command(subcommand)]
+    Alerts(commands::AlertsCommand),
     /// Serve a simulated fleet over HTTP with csm's native contract.
     Simulate(simulate::SimulateArgs),
 }
@@ -96,6 +99,7 @@ pub async fn run_with(
         Command::Sessions(args) => args.settings(),
         Command::Stats(args) => args.settings(),
         Command::Prune(args) => args.settings(),
+        Command::Alerts(command) => command.settings(),
         Command::Simulate(_) => Settings::default(),
     };
     adjust(&mut settings);
@@ -111,6 +115,7 @@ pub async fn run_with(
         Command::Sessions(args) => commands::sessions(settings, args, out).await,
         Command::Stats(args) => commands::stats(settings, args, out).await,
         Command::Prune(args) => commands::prune(settings, args, out).await,
+        Command::Alerts(command) => commands::alerts(settings, command, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
     }
 }

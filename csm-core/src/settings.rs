@@ -67,6 +67,8 @@ pub mod defaults {
     pub const HEARTBEAT_SECS: u64 = 900;
     /// Readings held in memory while the database is unreachable.
     pub const WRITE_BUFFER_READINGS: usize = 200_000;
+    /// The wait before the first retry of an alert's delivery, milliseconds.
+    pub const ALERT_RETRY_BASE_MS: u64 = 2_000;
 }
 
 /// Everything the core can be configured with.
@@ -86,11 +88,48 @@ pub struct Settings {
     pub manual_refresh: ManualRefreshSettings,
     /// What history is kept, and how statistics count time.
     pub history: HistorySettings,
+    /// Where alerts may be sent.
+    pub alerts: AlertSettings,
     /// Station served by `GET /api/ports`. Unset: the first station.
     pub default_station: Option<String>,
     /// Seed demo stations on the simulator into an empty database. Unset: only in the embedded
     /// default (no database URL).
     pub demo: Option<bool>,
+}
+
+/// Where alerts may be sent, and how their delivery is retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// Hosts alert channels may post to (`oapi.dingtalk.com`, `127.0.0.1`); empty: any.
+    pub allowed_hosts: Vec<String>,
+    /// The wait before the first retry of a failed delivery, milliseconds; it doubles with
+    /// each attempt up to 10 minutes (with jitter).
+    pub retry_base_ms: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            retry_base_ms: defaults::ALERT_RETRY_BASE_MS,
+        }
+    }
+}
+
+impl AlertSettings {
+    /// Whether a channel may post to `url`'s host.
+    pub fn allows(&self, url: &str) -> bool {
+        self.allowed_hosts.is_empty()
+            || url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                .is_some_and(|host| {
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    self.allowed_hosts
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(host))
+                })
+    }
 }
 
 /// The database.

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod alerts;
 pub mod history;
 pub mod time;
 

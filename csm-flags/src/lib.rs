@@ -244,6 +244,28 @@ impl RetentionFlags {
     }
 }
 
+/// Where alerts may be sent.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Alerts")]
+pub struct AlertFlags {
+    /// Hosts alert channels may post to, separated by commas (for example
+    /// oapi.dingtalk.com,open.feishu.cn); unset: any host.
+    #[arg(long, env = "CSM_ALERT_HOSTS", value_delimiter = ',')]
+    pub alert_hosts: Vec<String>,
+}
+
+impl AlertFlags {
+    /// Sets where alerts may be sent.
+    pub fn apply(self, settings: &mut Settings) {
+        settings.alerts.allowed_hosts = self
+            .alert_hosts
+            .into_iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 use csm_core::settings::{Settings, defaults as core};
 use csm_flags::{
-    CacheFlags, DatabaseFlags, EngineFlags, LogFormat, RecordingFlags, RetentionFlags,
+    AlertFlags, CacheFlags, DatabaseFlags, EngineFlags, LogFormat, RecordingFlags, RetentionFlags,
     SimulatorFlags, TimeZoneFlags, VendorFlags,
 };
 
@@ -36,6 +36,8 @@ pub struct ServerFlags {
     recording: RecordingFlags,
     #[command(flatten)]
     retention: RetentionFlags,
+    #[command(flatten)]
+    alerts: AlertFlags,
 }
 
 /// The server's own settings.
@@ -121,6 +123,7 @@ impl ServerFlags {
         self.timezone.apply(&mut settings);
         self.recording.apply(&mut settings);
         self.retention.apply(&mut settings);
+        self.alerts.apply(&mut settings);
         let own = self.server;
         settings.default_station = own.default_station;
         settings.demo = own.demo;

@@ -160,6 +160,7 @@ impl Server {
         if self.scheduler {
             tasks.spawn(Arc::clone(&state.monitor).run_scheduler(cancel.clone()));
             tasks.spawn(Arc::clone(&state.monitor).run_pruning(cancel.clone()));
+            tasks.spawn(Arc::clone(&state.monitor).run_alerts(cancel.clone()));
         }
         let stop = cancel.clone();
         tokio::spawn(async move {

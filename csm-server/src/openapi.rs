@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{events, health, history, stations};
+use crate::api::{alerts, events, health, history, stations};
 use crate::views;
 use csm_core::views as core;
 
@@ -27,6 +27,14 @@ use csm_core::views as core;
         stations::create_station,
         stations::delete_station,
         stations::refresh_all,
+        alerts::list_channels,
+        alerts::create_channel,
+        alerts::delete_channel,
+        alerts::test_channel,
+        alerts::list_rules,
+        alerts::create_rule,
+        alerts::delete_rule,
+        alerts::alert_history,
         events::events,
         health::healthz,
         health::readyz,
@@ -64,6 +72,21 @@ use csm_core::views as core;
         stations::RefreshAllJson,
         stations::ViewParam,
         events::SseEvent,
+        core::alerts::ChannelListJson,
+        core::alerts::RuleListJson,
+        core::alerts::AlertListJson,
+        core::alerts::ChannelTestJson,
+        csm_core::alerts::ChannelDraft,
+        csm_core::alerts::ChannelJson,
+        csm_core::alerts::ChannelKind,
+        csm_core::alerts::RuleDraft,
+        csm_core::alerts::RuleJson,
+        csm_core::alerts::RuleKind,
+        csm_core::alerts::Alert,
+        csm_core::alerts::AlertRecord,
+        csm_core::alerts::DeliveryState,
+        csm_core::alerts::model::StationsSchema,
+        csm_core::alerts::model::AllStations,
         events::SseEventName,
     )),
     modifiers(&AdminToken),
@@ -72,6 +95,7 @@ use csm_core::views as core;
         (name = "history", description = "Readings, sessions and statistics over time"),
         (name = "live", description = "Live updates"),
         (name = "admin", description = "Station management (Authorization: Bearer CSM_ADMIN_TOKEN)"),
+        (name = "alerts", description = "Alert channels, rules and history (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod alerts;
 mod api;
 mod cache;
 mod charger;

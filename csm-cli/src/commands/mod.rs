@@ -6,7 +6,8 @@
 //! - [`refresh`] runs `refresh`;
 //! - [`stations`] runs `stations list|add|remove|import|sync`;
 //! - [`read`] runs `ports` and `events`;
-//! - [`history`] runs `history`, `sessions`, `stats` and `prune`.
+//! - [`history`] runs `history`, `sessions`, `stats` and `prune`;
+//! - [`alerts`] runs `alerts channels|rules|history`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,11 +20,13 @@ use csm_core::settings::Settings;
 use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 use serde::Serialize;
 
+mod alerts;
 mod history;
 mod read;
 mod refresh;
 mod stations;
 
+pub use self::alerts::{AlertsCommand, alerts};
 pub use self::history::{
     HistoryArgs, PruneArgs, SessionsArgs, StatsArgs, history, prune, sessions, stats,
 };

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS alert_channels (
 
 -- A rule's definition is its JSON document (the API's shape), checked before it is stored.
 CREATE TABLE IF NOT EXISTS alert_rules (
-    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    id          BIGINT NOT NULL AUTO_INCREMENT,
     definition  TEXT         NOT NULL,
     created_at  DATETIME(6)  NOT NULL,
     PRIMARY KEY (id)
@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS alert_rules (
 -- sender holds the row, and until when (a sender that dies lets go when the claim expires).
 CREATE TABLE IF NOT EXISTS alert_outbox (
     id            CHAR(32)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-    rule_id       BIGINT UNSIGNED NOT NULL,
+    rule_id       BIGINT NOT NULL,
     channel       VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     payload       TEXT         NOT NULL,
     state         VARCHAR(16)  NOT NULL,
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
 
 -- Port 0: the station as a whole (offline, free ports).
 CREATE TABLE IF NOT EXISTS alert_open (
-    rule_id     BIGINT UNSIGNED NOT NULL,
+    rule_id     BIGINT NOT NULL,
     station_id  VARCHAR(64)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     port        INT UNSIGNED NOT NULL,
     alert_id    CHAR(32)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,

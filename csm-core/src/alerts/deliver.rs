@@ -17,6 +17,7 @@ use super::message::{Answer, Message};
 use super::model::{Alert, Channel, new_id};
 use super::store::{Finish, OutboxRow};
 use crate::rate::TokenBucket;
+use crate::settings::AlertSettings;
 use crate::store::Store;
 
 /// How long a claim holds: longer than any attempt (the client gives up after
@@ -36,7 +37,13 @@ const CLAIM_BATCH: u32 = 500;
 const SEPARATE_AT_MOST: usize = 3;
 
 /// Sends what the outbox holds until `cancel` fires.
-pub(crate) async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, cancel: CancellationToken) {
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    allowed: AlertSettings,
+    cancel: CancellationToken,
+) {
+    let retry_base_ms = allowed.retry_base_ms;
     let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
     let mut depth_checked = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
@@ -74,6 +81,15 @@ pub(crate) async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, cancel: Cancellati
             let mut sends = Vec::new();
             for (name, rows) in groups {
                 let channel = channels.iter().find(|c| c.name == name).cloned();
+                let refused = channel
+                    .as_ref()
+                    .filter(|c| !allowed.allows(&c.url))
+                    .map(|c| {
+                        format!(
+                            "channel {:?} posts to a host CSM_ALERT_HOSTS does not allow",
+                            c.name
+                        )
+                    });
                 let bucket = buckets.remove(&name).unwrap_or_else(|| match &channel {
                     Some(c) => bucket_of(c),
                     None => TokenBucket::new(1.0, 1.0),
@@ -83,7 +99,18 @@ pub(crate) async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, cancel: Cancellati
                 let claim = claim.clone();
                 sends.push(async move {
                     let mut bucket = bucket;
-                    send_group(&*store, &hub, &claim, channel.as_ref(), rows, &mut bucket).await;
+                    match refused {
+                        Some(error) => refuse(&*store, &claim, &rows, error).await,
+                        None => {
+                            let group = Group {
+                                store: &*store,
+                                hub: &hub,
+                                claim: &claim,
+                                retry_base_ms,
+                            };
+                            group.send(channel.as_ref(), rows, &mut bucket).await;
+                        }
+                    }
                     (name, bucket)
                 });
             }
@@ -103,6 +130,19 @@ pub(crate) async fn run(store: Arc<dyn Store>, hub: Arc<Hub>, cancel: Cancellati
     }
 }
 
+/// Fails claimed alerts that cannot be sent.
+async fn refuse(store: &dyn Store, claim: &str, rows: &[OutboxRow], error: String) {
+    count_outcome(&rows[0].channel, "failed", rows.len());
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    if let Err(store_error) = store
+        .alerts()
+        .finish_alerts(claim, &ids, &Finish::Failed { error })
+        .await
+    {
+        tracing::warn!(error = %store_error, "cannot record a failed delivery; the claim expires and it is tried again");
+    }
+}
+
 fn bucket_of(channel: &Channel) -> TokenBucket {
     let per_minute = f64::from(channel.kind.per_minute());
     TokenBucket::new(per_minute, per_minute / 60.0)
@@ -119,80 +159,92 @@ fn group_by_channel(rows: Vec<OutboxRow>) -> Vec<(String, Vec<OutboxRow>)> {
     groups
 }
 
-/// Sends one channel's claimed alerts: each on its own when few, else one digest.
-async fn send_group(
-    store: &dyn Store,
-    hub: &Hub,
-    claim: &str,
-    channel: Option<&Channel>,
-    rows: Vec<OutboxRow>,
-    bucket: &mut TokenBucket,
-) {
-    let finish = |ids: Vec<String>, finish: Finish| async move {
-        if let Err(error) = store.alerts().finish_alerts(claim, &ids, &finish).await {
-            tracing::warn!(%error, "cannot record a delivery; the claim expires and it is sent again");
-        }
-    };
-    let Some(channel) = channel else {
-        let name = rows[0].channel.clone();
-        let ids = rows.iter().map(|r| r.id.clone()).collect();
-        let error = format!("channel {name:?} no longer exists");
-        count_outcome(&name, "failed", rows.len());
-        finish(ids, Finish::Failed { error }).await;
-        return;
-    };
-    let mut alerts = Vec::with_capacity(rows.len());
-    let mut sent_rows = Vec::with_capacity(rows.len());
-    for row in rows {
-        match serde_json::from_str::<Alert>(&row.payload) {
-            Ok(alert) => {
-                alerts.push(alert);
-                sent_rows.push(row);
+/// What sending one channel's claimed alerts needs.
+struct Group<'a> {
+    store: &'a dyn Store,
+    hub: &'a Hub,
+    claim: &'a str,
+    retry_base_ms: u64,
+}
+
+impl Group<'_> {
+    /// Sends one channel's claimed alerts: each on its own when few, else one digest.
+    async fn send(
+        &self,
+        channel: Option<&Channel>,
+        rows: Vec<OutboxRow>,
+        bucket: &mut TokenBucket,
+    ) {
+        let Group {
+            store,
+            hub,
+            claim,
+            retry_base_ms,
+        } = *self;
+        let finish = |ids: Vec<String>, finish: Finish| async move {
+            if let Err(error) = store.alerts().finish_alerts(claim, &ids, &finish).await {
+                tracing::warn!(%error, "cannot record a delivery; the claim expires and it is sent again");
             }
-            Err(error) => {
-                let error = format!("the stored alert cannot be read: {error}");
-                finish(vec![row.id], Finish::Failed { error }).await;
+        };
+        let Some(channel) = channel else {
+            let error = format!("channel {:?} no longer exists", rows[0].channel);
+            refuse(store, claim, &rows, error).await;
+            return;
+        };
+        let mut alerts = Vec::with_capacity(rows.len());
+        let mut sent_rows = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::from_str::<Alert>(&row.payload) {
+                Ok(alert) => {
+                    alerts.push(alert);
+                    sent_rows.push(row);
+                }
+                Err(error) => {
+                    let error = format!("the stored alert cannot be read: {error}");
+                    finish(vec![row.id], Finish::Failed { error }).await;
+                }
             }
         }
-    }
-    if alerts.is_empty() {
-        return;
-    }
-    let separate = alerts.len() <= SEPARATE_AT_MOST && bucket.available() as usize >= alerts.len();
-    if separate {
-        for (alert, row) in alerts.iter().zip(&sent_rows) {
-            let _ = bucket.take();
-            let answer = hub.send(channel, Message::One(alert)).await;
-            let outcome = outcome(answer, row.attempts);
-            record_metrics(&channel.name, &outcome, std::slice::from_ref(alert));
-            finish(vec![row.id.clone()], outcome).await;
+        if alerts.is_empty() {
+            return;
         }
-        return;
-    }
-    let ids: Vec<String> = sent_rows.iter().map(|r| r.id.clone()).collect();
-    if let Err(wait) = bucket.take() {
-        let due_at = crate::model::now() + TimeDelta::from_std(wait).unwrap_or_default();
-        finish(ids, Finish::Release { due_at }).await;
-        return;
-    }
-    let message = if alerts.len() == 1 {
-        Message::One(&alerts[0])
-    } else {
-        tracing::info!(channel = %channel.name, alerts = alerts.len(), "sending a digest");
-        Message::Digest {
-            id: &new_id(),
-            alerts: &alerts,
+        let separate =
+            alerts.len() <= SEPARATE_AT_MOST && bucket.available() as usize >= alerts.len();
+        if separate {
+            for (alert, row) in alerts.iter().zip(&sent_rows) {
+                let _ = bucket.take();
+                let answer = hub.send(channel, Message::One(alert)).await;
+                let outcome = outcome(answer, row.attempts, retry_base_ms);
+                record_metrics(&channel.name, &outcome, std::slice::from_ref(alert));
+                finish(vec![row.id.clone()], outcome).await;
+            }
+            return;
         }
-    };
-    let answer = hub.send(channel, message).await;
-    let attempts = sent_rows.iter().map(|r| r.attempts).max().unwrap_or(0);
-    let outcome = outcome(answer, attempts);
-    record_metrics(&channel.name, &outcome, &alerts);
-    finish(ids, outcome).await;
+        let ids: Vec<String> = sent_rows.iter().map(|r| r.id.clone()).collect();
+        if let Err(wait) = bucket.take() {
+            let due_at = crate::model::now() + TimeDelta::from_std(wait).unwrap_or_default();
+            finish(ids, Finish::Release { due_at }).await;
+            return;
+        }
+        let message = if alerts.len() == 1 {
+            Message::One(&alerts[0])
+        } else {
+            tracing::info!(channel = %channel.name, alerts = alerts.len(), "sending a digest");
+            Message::Digest {
+                id: &new_id(),
+                alerts: &alerts,
+            }
+        };
+        let answer = hub.send(channel, message).await;
+        let attempts = sent_rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+        let outcome = outcome(answer, attempts, retry_base_ms);
+        record_metrics(&channel.name, &outcome, &alerts);
+        finish(ids, outcome).await;
+    }
 }
 
 /// What an answer means for the outbox row, after `attempts` earlier attempts.
-fn outcome(answer: Answer, attempts: u32) -> Finish {
+fn outcome(answer: Answer, attempts: u32, retry_base_ms: u64) -> Finish {
     match answer {
         Answer::Accepted => Finish::Delivered {
             at: crate::model::now(),
@@ -205,17 +257,17 @@ fn outcome(answer: Answer, attempts: u32) -> Finish {
             message,
             retry_after,
         } => Finish::Retry {
-            due_at: crate::model::now() + backoff(attempts + 1, retry_after),
+            due_at: crate::model::now() + backoff(attempts + 1, retry_after, retry_base_ms),
             error: message,
         },
     }
 }
 
-/// The wait before attempt `attempt + 1`: doubling from 2 s up to 10 minutes, ±50% jitter,
-/// and never less than the platform's `Retry-After`.
-pub fn backoff(attempt: u32, retry_after: Option<u64>) -> TimeDelta {
-    let base = 2_f64.powi(attempt.min(16) as i32).min(600.0);
-    let jittered = base * (0.5 + fastrand::f64());
+/// The wait before attempt `attempt + 1`: `base_ms` doubling with each attempt up to 10
+/// minutes, ±50% jitter, and never less than the platform's `Retry-After`.
+pub fn backoff(attempt: u32, retry_after: Option<u64>, base_ms: u64) -> TimeDelta {
+    let doubled = base_ms as f64 / 1000.0 * 2_f64.powi(attempt.saturating_sub(1).min(16) as i32);
+    let jittered = doubled.min(600.0) * (0.5 + fastrand::f64());
     let secs = jittered.max(retry_after.unwrap_or(0).min(3_600) as f64);
     TimeDelta::milliseconds((secs * 1000.0) as i64)
 }
@@ -257,11 +309,13 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_honours_retry_after() {
         for _ in 0..100 {
-            let first = backoff(1, None).num_milliseconds();
+            let first = backoff(1, None, 2_000).num_milliseconds();
             assert!((1_000..=3_000).contains(&first), "{first}");
-            let late = backoff(30, None).num_seconds();
+            let second = backoff(2, None, 2_000).num_milliseconds();
+            assert!((2_000..=6_000).contains(&second), "{second}");
+            let late = backoff(30, None, 2_000).num_seconds();
             assert!((300..=900).contains(&late), "{late}");
-            assert!(backoff(1, Some(120)).num_seconds() >= 120);
+            assert!(backoff(1, Some(120), 2_000).num_seconds() >= 120);
         }
         let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
             .unwrap()

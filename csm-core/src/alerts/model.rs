@@ -132,13 +132,18 @@ impl fmt::Debug for Channel {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelDraft {
     /// 1–64 letters, digits, `-` or `_`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$"))]
     pub name: String,
     /// `webhook`, `feishu`, `dingtalk` or `wecom`.
+    #[cfg_attr(feature = "openapi", schema(value_type = ChannelKind))]
     pub kind: String,
-    /// `http://` or `https://` URL to post to.
+    /// `http://` or `https://` URL to post to (a bot's webhook address with its token).
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 2000))]
     pub url: String,
-    /// The signing secret (optional; never answered back).
+    /// The signing secret: required for a webhook, the signed-secret mode of a Feishu or
+    /// DingTalk bot (optional; never answered back).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
     pub secret: Option<String>,
 }
 
@@ -154,8 +159,11 @@ impl fmt::Debug for ChannelDraft {
 }
 
 impl ChannelDraft {
-    /// The channel, or what is wrong with the draft.
-    pub fn validate(self) -> Result<Channel, InvalidInput> {
+    /// The channel, or what is wrong with the draft (`allowed`: where channels may post).
+    pub fn validate(
+        self,
+        allowed: &crate::settings::AlertSettings,
+    ) -> Result<Channel, InvalidInput> {
         check_name(&self.name)?;
         let kind = ChannelKind::parse(&self.kind)?;
         let url = url::Url::parse(&self.url).map_err(|e| {
@@ -173,6 +181,16 @@ impl ChannelDraft {
                 format!(
                     "{:?} is not an http:// or https:// address with a host",
                     redact_target(&self.url)
+                ),
+            ));
+        }
+        if !allowed.allows(&self.url) {
+            return Err(InvalidInput::new(
+                "url",
+                format!(
+                    "{:?} is not on a host alerts may be sent to (CSM_ALERT_HOSTS: {})",
+                    redact_target(&self.url),
+                    allowed.allowed_hosts.join(", ")
                 ),
             ));
         }
@@ -533,7 +551,7 @@ pub struct RuleJson {
     /// What it watches for.
     pub kind: RuleKind,
     /// `"all"` or a list of station ids.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = StationsSchema))]
     pub stations: Scope,
     /// Only these ports.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -570,22 +588,27 @@ pub struct RuleJson {
 pub struct RuleDraft {
     /// Ignored: csm gives the id.
     #[serde(default)]
-    pub id: Option<u64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>, minimum = 0))]
+    pub id: Option<serde_json::Number>,
     /// `port_free`, `free_ports`, `fault`, `offline` or `voltage`.
+    #[cfg_attr(feature = "openapi", schema(value_type = RuleKind))]
     pub kind: String,
     /// `"all"` or a list of station ids.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = StationsSchema))]
     pub stations: serde_json::Value,
     /// Only these ports.
     #[serde(default)]
-    pub ports: Option<Vec<i64>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<u32>>))]
+    pub ports: Option<Vec<serde_json::Number>>,
     /// Seconds the condition holds before it fires (default: at once for free ports, 300 for
     /// the others).
     #[serde(default)]
-    pub min_secs: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 604800))]
+    pub min_secs: Option<serde_json::Number>,
     /// `free_ports`: how many ports must be free.
     #[serde(default)]
-    pub free_ports: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1, maximum = 1024))]
+    pub free_ports: Option<serde_json::Number>,
     /// `voltage`: lowest acceptable.
     #[serde(default)]
     pub low: Option<f64>,
@@ -593,6 +616,7 @@ pub struct RuleDraft {
     #[serde(default)]
     pub high: Option<f64>,
     /// The channel's name.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,64}$"))]
     pub channel: String,
     /// Remove the rule after it fires once.
     #[serde(default)]
@@ -602,6 +626,10 @@ pub struct RuleDraft {
     pub resolved: bool,
     /// `HH:MM-HH:MM` in `timezone`.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub quiet_hours: Option<String>,
     /// IANA time zone (default: `CSM_TIMEZONE`).
     #[serde(default)]
@@ -612,6 +640,18 @@ impl RuleDraft {
     /// The rule, or what is wrong with the draft. Stations and the channel are checked to
     /// exist by the caller, which knows them.
     pub fn validate(self, default_zone: chrono_tz::Tz) -> Result<Rule, InvalidInput> {
+        if let Some(id) = &self.id {
+            whole("id", id).and_then(|id| {
+                if id < 0 {
+                    Err(InvalidInput::new(
+                        "id",
+                        format!("{id} is negative; leave it out (csm gives the id)"),
+                    ))
+                } else {
+                    Ok(id)
+                }
+            })?;
+        }
         let kind = RuleKind::parse(&self.kind)?;
         let stations = parse_scope(&self.stations)?;
         let ports = match self.ports {
@@ -633,8 +673,9 @@ impl RuleDraft {
             }
             Some(ports) => Some(
                 ports
-                    .into_iter()
+                    .iter()
                     .map(|p| {
+                        let p = whole("ports", p)?;
                         u32::try_from(p)
                             .ok()
                             .filter(|p| (1..=MAX_PORT).contains(p))
@@ -648,7 +689,12 @@ impl RuleDraft {
                     .collect::<Result<Vec<u32>, _>>()?,
             ),
         };
-        let min_secs = match self.min_secs {
+        let min_secs = match self
+            .min_secs
+            .as_ref()
+            .map(|n| whole("min_secs", n))
+            .transpose()?
+        {
             None => kind.default_min_secs(),
             Some(secs) if !(0..=MAX_MIN_SECS).contains(&secs) => {
                 return Err(InvalidInput::new(
@@ -660,7 +706,12 @@ impl RuleDraft {
             }
             Some(secs) => secs as u32,
         };
-        let free_ports = match (kind, self.free_ports) {
+        let free_ports = self
+            .free_ports
+            .as_ref()
+            .map(|n| whole("free_ports", n))
+            .transpose()?;
+        let free_ports = match (kind, free_ports) {
             (RuleKind::FreePorts, None) => {
                 return Err(InvalidInput::new(
                     "free_ports",
@@ -740,6 +791,42 @@ impl RuleDraft {
             quiet_hours,
             timezone,
         })
+    }
+}
+
+/// `"all"` or a list of station ids (the OpenAPI schema of a rule's `stations`).
+#[cfg(feature = "openapi")]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum StationsSchema {
+    /// Every station.
+    All(AllStations),
+    /// These stations (1 to 1,000).
+    Stations(Vec<String>),
+}
+
+/// The word `all`.
+#[cfg(feature = "openapi")]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AllStations {
+    /// Every station.
+    All,
+}
+
+/// A JSON number that must be whole (`3` or `3.0`, not `2.5`).
+fn whole(field: &str, number: &serde_json::Number) -> Result<i64, InvalidInput> {
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(InvalidInput::new(
+            field,
+            format!("{number} is not a whole number in range"),
+        )),
     }
 }
 
@@ -963,7 +1050,7 @@ mod tests {
             url: "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123".into(),
             secret: Some("SECabcdef".into()),
         }
-        .validate()
+        .validate(&crate::settings::AlertSettings::default())
         .unwrap();
         let shown = format!("{channel:?} {:?}", ChannelJson::from(&channel));
         assert!(!shown.contains("0123456789abcdef0123"), "{shown}");

@@ -47,8 +47,26 @@ pub(crate) async fn evaluate(monitor: Arc<Monitor>, cancel: CancellationToken) {
     seed(&monitor, &mut evaluator, None, &mut unsaved).await;
     loop {
         let mut changes = Vec::new();
+        // Rule changes first (a rule added just before a change must see it), then the clock
+        // (ready once a second, so a stream of changes cannot starve it).
         tokio::select! {
+            biased;
             () = cancel.cancelled() => break,
+            change = inbox.recv() => match change {
+                Some(RuleChange::Added(rule)) => {
+                    let id = rule.id;
+                    evaluator.set_rule(rule);
+                    watch(&monitor, &evaluator);
+                    seed(&monitor, &mut evaluator, Some(id), &mut unsaved).await;
+                }
+                Some(RuleChange::Removed(id)) => {
+                    evaluator.remove_rule(id);
+                    watch(&monitor, &evaluator);
+                }
+                None => break,
+            },
+            _ = clock.tick() => changes.extend(evaluator.tick(crate::model::now())),
+            _ = reload.tick() => reload_rules(&monitor, &mut evaluator, &mut unsaved).await,
             update = updates.recv() => match update {
                 Ok(update) => {
                     let now = crate::model::now();
@@ -63,21 +81,6 @@ pub(crate) async fn evaluate(monitor: Arc<Monitor>, cancel: CancellationToken) {
                     seed(&monitor, &mut evaluator, None, &mut unsaved).await;
                 }
                 Err(RecvError::Closed) => break,
-            },
-            _ = clock.tick() => changes.extend(evaluator.tick(crate::model::now())),
-            _ = reload.tick() => reload_rules(&monitor, &mut evaluator, &mut unsaved).await,
-            change = inbox.recv() => match change {
-                Some(RuleChange::Added(rule)) => {
-                    let id = rule.id;
-                    evaluator.set_rule(rule);
-                    watch(&monitor, &evaluator);
-                    seed(&monitor, &mut evaluator, Some(id), &mut unsaved).await;
-                }
-                Some(RuleChange::Removed(id)) => {
-                    evaluator.remove_rule(id);
-                    watch(&monitor, &evaluator);
-                }
-                None => break,
             },
         }
         collect(&monitor, &mut evaluator, changes, &mut unsaved).await;

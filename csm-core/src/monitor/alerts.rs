@@ -22,7 +22,13 @@ impl Monitor {
     /// Evaluates alert rules and delivers what they fire until `cancel` fires.
     pub async fn run_alerts(self: Arc<Self>, cancel: CancellationToken) {
         let evaluate = run::evaluate(Arc::clone(&self), cancel.clone());
-        let deliver = deliver::run(Arc::clone(&self.store), Arc::clone(&self.hub), cancel);
+        let allowed = self.settings.alerts.clone();
+        let deliver = deliver::run(
+            Arc::clone(&self.store),
+            Arc::clone(&self.hub),
+            allowed,
+            cancel,
+        );
         tokio::join!(evaluate, deliver);
     }
 
@@ -39,7 +45,7 @@ impl Monitor {
         &self,
         draft: ChannelDraft,
     ) -> Result<ChannelJson, MonitorError> {
-        let channel = draft.validate()?;
+        let channel = draft.validate(&self.settings.alerts)?;
         self.store.alerts().add_channel(&channel).await?;
         Ok(ChannelJson::from(&channel))
     }
@@ -82,7 +88,9 @@ impl Monitor {
             if let Some(missing) = ids.iter().find(|id| catalog.get(id).is_none()) {
                 return Err(InvalidInput::new(
                     "stations",
-                    format!("station {missing} not found; add it first, or watch \"all\""),
+                    format!(
+                        "name {missing}, which is not a station; add it first, or watch \"all\""
+                    ),
                 )
                 .into());
             }
@@ -155,6 +163,13 @@ impl Monitor {
             .into_iter()
             .find(|c| c.name == name)
             .ok_or_else(|| MonitorError::Missing(format!("alert channel {name:?} not found")))?;
+        if !self.settings.alerts.allows(&channel.url) {
+            return Err(InvalidInput::new(
+                "url",
+                format!("channel {name:?} posts to a host CSM_ALERT_HOSTS does not allow"),
+            )
+            .into());
+        }
         let now = crate::model::now();
         let mut alert = Alert {
             id: crate::alerts::new_id(),

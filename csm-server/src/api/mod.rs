@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::{AppState, assets, metrics, openapi};
 
+pub mod alerts;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -63,6 +64,24 @@ pub fn router(state: AppState) -> Router {
             get(history::station_stats),
         )
         .route("/api/stats", get(history::fleet_stats))
+        .route(
+            "/api/alerts/channels",
+            get(alerts::list_channels).post(alerts::create_channel),
+        )
+        .route(
+            "/api/alerts/channels/{name}",
+            delete(alerts::delete_channel),
+        )
+        .route(
+            "/api/alerts/channels/{name}/test",
+            post(alerts::test_channel),
+        )
+        .route(
+            "/api/alerts/rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route("/api/alerts/rules/{id}", delete(alerts::delete_rule))
+        .route("/api/alerts/history", get(alerts::alert_history))
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi_document(&state)))
