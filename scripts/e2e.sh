@@ -13,7 +13,8 @@ log="$work/server.log"
   cd "$work"
   # Demo mode, with a fast simulated clock so ports change while the test watches.
   exec env -u CSM_DATABASE_URL -u CSM_REDIS_URL CSM_BIND="127.0.0.1:$port" CSM_SIMULATOR_SPEED=300 \
-    CSM_REFRESH_INTERVAL_SECS=2 CSM_VENDORS_DIR="$work/vendors" "$server"
+    CSM_REFRESH_INTERVAL_SECS=2 CSM_VENDORS_DIR="$work/vendors" CSM_ADMIN_TOKEN=e2e-token \
+    CSM_ALERT_HOSTS=127.0.0.1 "$server"
 ) >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -26,7 +27,7 @@ for _ in $(seq 1 60); do
 done
 
 mkdir -p target/e2e
-if ! CSM_E2E_URL="http://127.0.0.1:$port" CSM_E2E_SCREENSHOTS="$PWD/target/e2e" node tests/browser/dashboard.mjs; then
+if ! CSM_E2E_URL="http://127.0.0.1:$port" CSM_E2E_TOKEN=e2e-token CSM_E2E_SCREENSHOTS="$PWD/target/e2e" node tests/browser/dashboard.mjs; then
   echo "--- server log ---"; cat "$log"; exit 1
 fi
 

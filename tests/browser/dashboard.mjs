@@ -7,6 +7,7 @@
 //   CSM_E2E_URL          base URL of the server (required)
 //   CSM_E2E_SCREENSHOTS  folder for screenshots (default: <repo>/target/e2e)
 //   CSM_E2E_CHROMIUM     browser binary (default: /usr/bin/chromium)
+//   CSM_E2E_TOKEN        the server's CSM_ADMIN_TOKEN (the alerts panel; default: e2e-token)
 // Exits 0 when every check passes, 1 with a message on the first failure.
 
 import { chromium } from 'playwright-core';
@@ -15,12 +16,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OVERALL_TIMEOUT_MS = 90_000;
+const OVERALL_TIMEOUT_MS = 150_000;
 const WAIT_MS = 20_000;
 const CHROMIUM = process.env.CSM_E2E_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.CSM_E2E_SCREENSHOTS
   ? path.resolve(process.env.CSM_E2E_SCREENSHOTS)
   : path.resolve(HERE, '../../target/e2e');
+const TOKEN = process.env.CSM_E2E_TOKEN || 'e2e-token';
 const LAUNCH_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'];
 
@@ -129,7 +131,17 @@ async function run() {
 
   // ---- 1. wide screen: list + first station open ----
   step('1. dashboard at 1440x900');
-  const wide = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: 'Asia/Shanghai' });
+  const wide = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: 'Asia/Shanghai',
+    permissions: ['notifications'] });
+  // Records the notifications the page shows ("notify me").
+  await wide.addInitScript(() => {
+    const Real = window.Notification;
+    if (!Real) return;
+    window.__csmNotes = [];
+    window.Notification = class extends Real {
+      constructor(title, options) { super(title, options); window.__csmNotes.push({ title, body: options && options.body }); }
+    };
+  });
   const page = await wide.newPage();
   watch(page);
   await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
@@ -184,6 +196,19 @@ async function run() {
   check((await page.evaluate(() => location.hash)) === '#/fleet', 'the URL is not #/fleet');
   await page.locator('[data-testid="days-1"]').click();
   await waitUntil(async () => (await page.locator('[data-testid="days-1"]').getAttribute('aria-pressed')) === 'true', 'the 1-day choice');
+  // The alerts panel: a rule made through the API shows once the admin token is given.
+  const api = async (route, body) => {
+    const r = await fetch(`${BASE}${route}`, { method: 'POST', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` } });
+    check(r.status === 201, `POST ${route} answered ${r.status}: ${await r.text()}`);
+  };
+  await api('/api/alerts/channels', { name: 'e2e', kind: 'webhook', url: 'http://127.0.0.1:9/hook', secret: 'e2e' });
+  await api('/api/alerts/rules', { kind: 'fault', stations: 'all', min_secs: 600, channel: 'e2e' });
+  await page.locator('[data-testid="admin-token"]').fill(TOKEN);
+  await page.locator('[data-testid="admin-token"]').press('Enter');
+  await page.locator('[data-testid="alert-rules"] tbody tr').first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  const ruleRows = await page.locator('[data-testid="alert-rules"] tbody tr').count();
+  check(ruleRows === 1, `the alerts panel lists ${ruleRows} rules, expected 1`);
   const fleetShot = path.join(SHOTS, 'fleet-1440x900.png');
   await page.setViewportSize({ width: 1440, height: 1500 });
   await page.screenshot({ path: fleetShot });
@@ -200,7 +225,18 @@ async function run() {
   }
   await page.evaluate((id) => { location.hash = '#/station/' + encodeURIComponent(id); }, openId);
   await waitUntil(async () => (await page.locator('[data-testid="station-title"]').innerText()).trim() === title, `station ${openId} open again`);
-  ok(`fleet page: figures, daily chart, heat map 168 cells, 1/7/30-day choice, ${rankedNote}, screenshot ${fleetShot}`);
+  ok(`fleet page: figures, daily chart, heat map 168 cells, 1/7/30-day choice, ${rankedNote}, the alerts panel lists the rule made through the API, screenshot ${fleetShot}`);
+
+  step('3d. notify me');
+  const notify = page.locator('[data-testid="notify-button"]');
+  await notify.click();
+  await waitUntil(async () => (await notify.getAttribute('aria-pressed')) === 'true', '"notify me" switched on');
+  const notes = await waitUntil(() => page.evaluate(() => (window.__csmNotes || []).length ? window.__csmNotes : null),
+    'a notification when a port of the open station frees', 45_000);
+  check(notes[0].title.includes(title) && /\d+ 号口现在空闲/.test(notes[0].body || ''), `the notification reads ${JSON.stringify(notes[0])}`);
+  await notify.click();
+  await waitUntil(async () => (await notify.getAttribute('aria-pressed')) === 'false', '"notify me" switched off');
+  ok(`"notify me": the browser's permission, then "${notes[0].title}: ${notes[0].body}" when a port freed; switched off again`);
 
   // ---- 4. language switch, kept across reload ----
   step('4. language toggle');

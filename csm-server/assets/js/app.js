@@ -51,6 +51,8 @@
         cooldowns: {}, refreshing: false, refreshNote: null, flashing: {}, announcement: '',
         connection: 'offline', clientNow: Date.now(), skew: 0,
         isWide: window.matchMedia(WIDE_QUERY).matches, cameFromList: false,
+        // "Notify me": stations whose freed ports this tab announces, and the permission.
+        watched: {}, notifyState: 'Notification' in window ? Notification.permission : 'unsupported',
       };
     },
     computed: {
@@ -266,9 +268,33 @@
           .forEach((k) => { if (k in data) entry[k] = data[k]; });
         return true;
       },
+      // "Notify me" on the open station: asks the browser's permission the first time.
+      async toggleNotify() {
+        const id = this.selectedId;
+        if (!id || !('Notification' in window)) return;
+        if (Notification.permission === 'default') {
+          try { await Notification.requestPermission(); } catch (e) { /* refused */ }
+        }
+        this.notifyState = Notification.permission;
+        if (Notification.permission !== 'granted') return;
+        const next = Object.assign({}, this.watched);
+        if (next[id]) delete next[id]; else next[id] = true;
+        this.watched = next;
+      },
+      // A port of a watched station freed: a browser notification.
+      notifyFreed(ev) {
+        if (!this.watched[ev.station_id] || this.notifyState !== 'granted') return;
+        (ev.changes || []).filter((c) => c.new === 'free' && c.old !== 'free').forEach((c) => {
+          const name = ev.name || ev.station_id;
+          try {
+            new Notification(this.t.notifyTitle(name), { body: this.t.notifyBody(c.port), tag: `${ev.station_id}:${c.port}` });
+          } catch (e) { /* the browser refused */ }
+        });
+      },
       // A `station` event of the live stream.
       applyUpdate(ev) {
         if (!ev || !ev.station_id) return;
+        this.notifyFreed(ev);
         // A station not on the page is new only when the page holds the whole fleet.
         if (!this.patchListEntry(ev) && !this.filtering && !this.hasMore) this.reloadListSoon();
         if (!this.current || this.current.station_id !== ev.station_id) return;

@@ -1,7 +1,8 @@
 /*
  * csm dashboard — fleet-view.js: the operators' page (#/fleet): the fleet's utilisation and
  * figures over 1, 7 or 30 days, its daily occupancy, the weekday × hour heat map, and the
- * stations longest in fault or unreachable, each a link to its station.
+ * stations longest in fault or unreachable, each a link to its station; then the alert rules
+ * and the latest alerts (alerts-panel.js, with the admin token).
  *
  * API: GET /api/stats?days=N
  */
@@ -12,7 +13,7 @@
   const DAY_CHOICES = [1, 7, 30];
 
   csm.FleetView = {
-    components: { 'heat-map': csm.HeatMap },
+    components: { 'heat-map': csm.HeatMap, 'alerts-panel': csm.AlertsPanel },
     props: {
       t: { type: Object, required: true },
       isWide: { type: Boolean, required: true },
@@ -103,6 +104,7 @@
             </section>
           </div>
         </template>
+        <alerts-panel :t="t"></alerts-panel>
       </main>`,
   };
 })();

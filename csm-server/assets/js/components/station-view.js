@@ -1,6 +1,7 @@
 /*
  * csm dashboard — station-view.js: the open station: its name, address and freshness, the
- * refresh button (with its cool-down), the counts by status, banners when its data is stale or
+ * refresh button (with its cool-down), "notify me" (a browser notification when a port here
+ * frees while the page is open; no server rule needed), the counts by status, banners when its data is stale or
  * its vendor unreachable, a tile per port, and the station's history (station-history.js).
  */
 (function () {
@@ -21,8 +22,10 @@
       note: { type: Object, default: null },      // { kind: 'info' | 'error', key (I18N), arg }
       flashing: { type: Object, required: true },  // port → when it last changed
       announcement: { type: String, required: true },
+      watching: { type: Boolean, required: true },   // "notify me" is on for this station
+      notifyState: { type: String, required: true }, // 'unsupported' | 'default' | 'granted' | 'denied'
     },
-    emits: ['back', 'refresh'],
+    emits: ['back', 'refresh', 'toggle-notify'],
     computed: {
       ports() {
         return this.station ? (this.station.ports || []).slice().sort((a, b) => a.port - b.port) : [];
@@ -61,6 +64,13 @@
               </p>
             </div>
             <div class="refresh-box">
+              <button type="button" class="btn notify" :class="watching ? 'btn-primary' : 'btn-ghost'" data-testid="notify-button"
+                      :aria-pressed="watching" :disabled="notifyState === 'unsupported' || notifyState === 'denied'"
+                      :title="notifyState === 'denied' ? t.notifyDenied : notifyState === 'unsupported' ? t.notifyUnsupported : t.notifyHint"
+                      @click="$emit('toggle-notify')">
+                <svg class="btn-icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M6 8a6 6 0 1 1 12 0c0 7 3 9 3 9H3s3-2 3-9M10 21h4"/></svg>
+                <span>{{ watching ? t.notifyOn : t.notifyMe }}</span>
+              </button>
               <button type="button" class="btn btn-primary refresh" data-testid="refresh-button"
                       :disabled="refreshing || cooldownLeft > 0"
                       :aria-label="refreshing ? t.refreshing : cooldownLeft > 0 ? t.cooldown(cooldownLeft) : t.refreshAria(station.name)"
