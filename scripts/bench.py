@@ -13,7 +13,9 @@ Measures, on this machine, with MariaDB and Redis:
   5. server memory (RSS) with 1,000 and 50,000 stations loaded;
   6. history (examples/history_bench.rs): the stored fraction of readings for 50,000 stations
      refreshed every 30 s over two simulated hours, and a station's 90-day statistics on MariaDB
-     with 90 days of simulated history for 1,000 stations.
+     with 90 days of simulated history for 1,000 stations;
+  7. alerts (examples/alerts_bench.rs): 1,000 port_free rules over 10,000 stations on MariaDB,
+     from the observation that fires an alert to its webhook request at a local receiver.
 Writes target/bench/results.json and target/bench/results.md.
 """
 import argparse
@@ -37,6 +39,7 @@ SERVER = os.path.join(RELEASE, "csm-server")
 FANOUT = os.path.join(RELEASE, "examples", "sse_fanout")
 BARE_CLIENT = os.path.join(RELEASE, "examples", "http_client_cost")
 HISTORY = os.path.join(RELEASE, "examples", "history_bench")
+ALERTS = os.path.join(RELEASE, "examples", "alerts_bench")
 OUT = os.path.join(ROOT, "target", "bench")
 MYSQL = "mysql://root@127.0.0.1:3306"
 REDIS = "redis://127.0.0.1:6379"
@@ -465,6 +468,20 @@ def bench_history(quick):
     return {"fraction": fraction, "stats": stats}
 
 
+def bench_alerts(quick):
+    """Alert latency: from the refresh that sees a port free to the webhook request arriving."""
+    stations, rules, channels, cycles = (1000, 100, 2, 3) if quick else (10000, 1000, 10, 10)
+    log(f"alerts: {rules:,} port_free rules over {stations:,} stations, {channels} webhook channels, {cycles} cycles")
+    url = f"{MYSQL}/csm_bench_alerts"
+    run = subprocess.run([ALERTS, url, str(stations), str(rules), str(channels), str(cycles)],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(run.stdout)
+    result["command"] = f"examples/alerts_bench {url} {stations} {rules} {channels} {cycles}"
+    mysql("DROP DATABASE IF EXISTS `csm_bench_alerts`")
+    log(json.dumps(result))
+    return result
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -584,24 +601,36 @@ def markdown(results):
                   f"{st['rows']['sessions']:,} sessions and {st['rows']['fleet_hours']:,} fleet hours: "
                   f"p50 {st['ms']['p50']:.1f} ms, p90 {st['ms']['p90']:.1f} ms, p99 {st['ms']['p99']:.1f} ms, max {st['ms']['max']:.1f} ms "
                   f"({st['sessions_per_answer']:,.0f} sessions in an answer)."]
+    alerts = results.get("alerts")
+    if alerts:
+        a = alerts
+        lines += ["", "### Alerts", "",
+                  f"`{a['command']}`: {a['rules']:,} `port_free` rules (one station each) over {a['stations']:,} simulated "
+                  f"stations of 12 ports (an hour passes a minute), {a['channels']} webhook channels to a receiver on 127.0.0.1, "
+                  f"{a['cycles']} refresh cycles: {a['alerts_fired']:,} alerts fired, {a['alerts_received']:,} received in "
+                  f"{a['requests']:,} requests ({a['digests']} digests). From the observation that fired an alert to its "
+                  f"request at the receiver: p50 {a['latency_ms']['p50']:.0f} ms, p90 {a['latency_ms']['p90']:.0f} ms, "
+                  f"p99 {a['latency_ms']['p99']:.0f} ms, max {a['latency_ms']['max']:.0f} ms. A refresh cycle of the whole "
+                  f"fleet (median): {a['cycle_secs_without_rules']:.2f} s without the rules, {a['cycle_secs_with_rules']:.2f} s "
+                  f"with them evaluated and delivered on the same two cores."]
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
-    for binary in (CLI, SERVER, FANOUT, HISTORY):
+    for binary in (CLI, SERVER, FANOUT, HISTORY, ALERTS):
         if not os.path.exists(binary):
             sys.exit(f"{binary} is missing: run scripts/bench.sh, which builds it")
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "sse", "memory", "history"])
+    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -622,10 +651,12 @@ def main():
         results["memory"] = [bench_memory(n, 5 if args.quick else 20) for n in ([1000] if args.quick else [1000, 50000])]
     if "history" in only:
         results["history"] = bench_history(args.quick)
+    if "alerts" in only:
+        results["alerts"] = bench_alerts(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "sse", "memory", "history"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -208,8 +208,11 @@ impl Group<'_> {
         if alerts.is_empty() {
             return;
         }
-        let separate =
-            alerts.len() <= SEPARATE_AT_MOST && bucket.available() as usize >= alerts.len();
+        // Separate messages only while they leave half the channel's allowance for what
+        // comes next; otherwise one digest.
+        let spare = bucket.available() as usize;
+        let separate = alerts.len() <= SEPARATE_AT_MOST
+            && spare >= alerts.len() + bucket.capacity() as usize / 2;
         if separate {
             for (alert, row) in alerts.iter().zip(&sent_rows) {
                 let _ = bucket.take();

@@ -4,14 +4,14 @@
 //!
 //! Everything here is in memory and synchronous: the evaluator is fed states as the engine
 //! produces them and ticked by a clock, and says what fired and what resolved. Writing those to
-//! the outbox is the service's job ([`super::service`]).
+//! the outbox is the running evaluator's job (`run.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::model::{Rule, RuleId, RuleKind};
+use super::model::{Rule, RuleId, RuleKind, Scope};
 use super::store::OpenAlert;
 use crate::model::{PortStatus, StationId, StationState};
 
@@ -67,6 +67,10 @@ struct Condition {
 #[derive(Debug, Default)]
 pub struct Evaluator {
     rules: HashMap<RuleId, Arc<Rule>>,
+    /// The rules that name each station, and those that watch every station: an
+    /// observation looks only at the rules that watch its station.
+    by_station: HashMap<StationId, Vec<Arc<Rule>>>,
+    everywhere: Vec<Arc<Rule>>,
     conditions: HashMap<Target, Condition>,
 }
 
@@ -101,13 +105,47 @@ impl Evaluator {
 
     /// Adds or replaces a rule.
     pub fn set_rule(&mut self, rule: Rule) {
-        self.rules.insert(rule.id, Arc::new(rule));
+        let id = rule.id;
+        self.unindex(id);
+        let rule = Arc::new(rule);
+        match &rule.stations {
+            Scope::All => self.everywhere.push(Arc::clone(&rule)),
+            Scope::Stations(ids) => {
+                for station in ids {
+                    self.by_station
+                        .entry(station.clone())
+                        .or_default()
+                        .push(Arc::clone(&rule));
+                }
+            }
+        }
+        self.rules.insert(id, rule);
     }
 
     /// Drops a rule and its conditions.
     pub fn remove_rule(&mut self, id: RuleId) {
+        self.unindex(id);
         self.rules.remove(&id);
         self.conditions.retain(|(rule, _, _), _| *rule != id);
+    }
+
+    fn unindex(&mut self, id: RuleId) {
+        let Some(old) = self.rules.get(&id) else {
+            return;
+        };
+        match &old.stations {
+            Scope::All => self.everywhere.retain(|r| r.id != id),
+            Scope::Stations(ids) => {
+                for station in ids {
+                    if let Some(rules) = self.by_station.get_mut(station) {
+                        rules.retain(|r| r.id != id);
+                        if rules.is_empty() {
+                            self.by_station.remove(station);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Whether any rule needs every observation of this station, not only its status changes
@@ -121,12 +159,11 @@ impl Evaluator {
 
     /// Takes a station's new state; returns what fired or resolved.
     pub fn observe(&mut self, state: &StationState, now: DateTime<Utc>) -> Vec<Change> {
-        let rules: Vec<Arc<Rule>> = self
-            .rules
-            .values()
-            .filter(|r| r.stations.covers(&state.station_id))
-            .cloned()
-            .collect();
+        let named = self.by_station.get(&state.station_id).into_iter().flatten();
+        let rules: Vec<Arc<Rule>> = named.chain(&self.everywhere).cloned().collect();
+        if rules.is_empty() {
+            return Vec::new();
+        }
         let mut changes = Vec::new();
         for rule in rules {
             for (port, seen) in self.look(&rule, state, now) {

@@ -69,11 +69,12 @@ impl ChannelKind {
             })
     }
 
-    /// Messages a minute the platform accepts from one bot (the group bots allow about 20);
-    /// beyond it alerts are sent together as one digest.
+    /// Messages a minute the platform accepts from one bot (the group bots allow about 20;
+    /// a webhook receiver is a program, allowed ten a second); beyond it alerts are sent
+    /// together as one digest.
     pub fn per_minute(self) -> u32 {
         match self {
-            ChannelKind::Webhook => 60,
+            ChannelKind::Webhook => 600,
             ChannelKind::Feishu | ChannelKind::Dingtalk | ChannelKind::Wecom => 20,
         }
     }

@@ -13,6 +13,10 @@
 //! | the search text (in the catalogue) | id, name and address of each station, lower-cased | as long as its catalogue version | a new catalogue version | as the catalogue |
 //! | the diff base ([`crate::refresh::base`]) | the last state this engine produced for each station, without measurements | until the station is removed | each refresh job replaces its station's entry | per process; used only when the live cache has nothing newer |
 //! | the station answers (csm-server, `detail.rs`) | the encoded JSON of `GET /api/stations/{id}` | 250 ms, at most 10,000 stations | expiry; removing the station drops it | per process: at most 250 ms behind the live cache |
+//! | the session lengths ([`crate::history::estimate`]) | each station's recent session lengths, and the fleet's, for free estimates | read again in the background after 5 minutes | expiry; removing the station drops it | per process: at most 5 minutes behind |
+//! | the history recorder ([`crate::history::record`]) | each port's last stored reading (for the deadbands) and last energy | until the station is removed | each refresh | per process; a new process starts from the previous observation |
+//! | the fleet's statistics ([`crate::monitor::FLEET_STATS_FRESH`]) | `GET /api/stats?days=N` by N | 30 s | expiry | per process |
+//! | the alert evaluator ([`crate::alerts::evaluate`]) | the rules and each condition's state | while the server runs | rule changes: at once through the API, within 10 s from elsewhere; open alerts are also stored | per process: one evaluating server per fleet |
 
 use std::fmt;
 use std::sync::Arc;
