@@ -864,3 +864,56 @@ async fn the_cli_prints_the_documents_of_the_api() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_voltage_out_of_range_fires_without_any_status_change() {
+    let store = test_store(Backend::Sqlite).await;
+    let h = Harness::start(&store, Arc::default()).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(accept())
+        .mount(&receiver)
+        .await;
+    h.add_station("V1", &[PortStatus::Occupied]).await;
+    h.channel("hook", "webhook", receiver.uri(), Some("k"))
+        .await;
+    h.rule(
+        serde_json::json!({"kind": "voltage", "stations": ["V1"], "low": 200, "high": 240,
+        "min_secs": 0, "channel": "hook", "resolved": true}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.refresh("V1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        received(&receiver).await.is_empty(),
+        "220 V is inside the range"
+    );
+    // The same status, another voltage: only the measurement changed.
+    h.scripted.set(
+        "V1",
+        Ok(vec![reading(1, PortStatus::Occupied, Some(251.5))]),
+    );
+    h.refresh("V1").await;
+    eventually(5, "the voltage alert", || async {
+        received(&receiver).await.len() == 1
+    })
+    .await;
+    let body: serde_json::Value =
+        serde_json::from_slice(&received(&receiver).await[0].body).unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["port"].as_u64()),
+        (Some("voltage"), Some(1))
+    );
+    assert!(body["text"].as_str().unwrap().contains("251.5 V"), "{body}");
+    h.scripted.set(
+        "V1",
+        Ok(vec![reading(1, PortStatus::Occupied, Some(221.0))]),
+    );
+    h.refresh("V1").await;
+    eventually(5, "the voltage back in range", || async {
+        received(&receiver).await.len() == 2
+    })
+    .await;
+    h.stop().await;
+}
