@@ -10,6 +10,7 @@
 //! - [`views`]: the JSON documents of the API and the CLI's `--json`.
 //! - [`import`]: station lists from CSV and JSON files.
 //! - [`alerts`]: rules that fire alerts and the channels that deliver them.
+//! - [`ocpp`]: OCPP 1.6J frames, meter values and charge points (the central-system side).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod history;
 pub mod import;
 pub mod model;
 pub mod monitor;
+pub mod ocpp;
 mod rate;
 pub mod refresh;
 pub mod settings;

@@ -1,0 +1,13 @@
+//! OCPP 1.6J, the protocol EV chargers speak to a central system: the frames
+//! ([`frame`]), meter values as real chargers send them ([`meter`]) and one charge point's
+//! state and answers ([`charge_point`]), which turn what a charger pushes into the same
+//! [`crate::model::Snapshot`] a poll produces.
+//!
+//! Lenient on input (numbers sent as text, units left out, kW and kWh, per-phase samples,
+//! `Celcius`, clocks at 1970), exact on output. Liveness and ordering use csm's receive time.
+
+pub mod charge_point;
+pub mod frame;
+pub mod meter;
+
+pub use self::charge_point::{Boot, ChargePoint, Handled, Policy, TransactionIds, port_status};
