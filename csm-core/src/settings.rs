@@ -69,6 +69,8 @@ pub mod defaults {
     pub const WRITE_BUFFER_READINGS: usize = 200_000;
     /// The wait before the first retry of an alert's delivery, milliseconds.
     pub const ALERT_RETRY_BASE_MS: u64 = 2_000;
+    /// The heartbeat interval given to OCPP chargers, seconds.
+    pub const OCPP_HEARTBEAT_SECS: u32 = 300;
 }
 
 /// Everything the core can be configured with.
@@ -90,11 +92,46 @@ pub struct Settings {
     pub history: HistorySettings,
     /// Where alerts may be sent.
     pub alerts: AlertSettings,
+    /// OCPP charge points connecting to csm.
+    pub ocpp: OcppSettings,
     /// Station served by `GET /api/ports`. Unset: the first station.
     pub default_station: Option<String>,
     /// Seed demo stations on the simulator into an empty database. Unset: only in the embedded
     /// default (no database URL).
     pub demo: Option<bool>,
+}
+
+/// Which charge points may connect over OCPP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Only stations added with vendor `ocpp`.
+    Known,
+    /// A charger that connects is added as a station.
+    Auto,
+}
+
+/// OCPP charge points connecting to csm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcppSettings {
+    /// Who may connect; unset: `auto` in the embedded default, else `known`.
+    pub registration: Option<Registration>,
+    /// Accept a charger that offers no WebSocket subprotocol at all (some firmware does not).
+    pub allow_no_subprotocol: bool,
+    /// The heartbeat interval csm gives chargers at boot, seconds.
+    pub heartbeat_secs: u32,
+    /// Accept every Authorize (csm keeps no list of id tags).
+    pub accept_authorize: bool,
+}
+
+impl Default for OcppSettings {
+    fn default() -> Self {
+        Self {
+            registration: None,
+            allow_no_subprotocol: false,
+            heartbeat_secs: defaults::OCPP_HEARTBEAT_SECS,
+            accept_authorize: true,
+        }
+    }
 }
 
 /// Where alerts may be sent, and how their delivery is retried.
@@ -453,6 +490,18 @@ impl Settings {
     /// Whether to seed demo stations into an empty database.
     pub fn seeds_demo(&self) -> bool {
         self.demo.unwrap_or_else(|| self.is_embedded_default())
+    }
+
+    /// Who may connect over OCPP: as set, else `auto` in the embedded default and `known`
+    /// otherwise.
+    pub fn ocpp_registration(&self) -> Registration {
+        self.ocpp
+            .registration
+            .unwrap_or(if self.is_embedded_default() {
+                Registration::Auto
+            } else {
+                Registration::Known
+            })
     }
 
     /// Lifetime of cache entries: `ttl_secs`, else three refresh intervals.

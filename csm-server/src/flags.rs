@@ -38,6 +38,51 @@ pub struct ServerFlags {
     retention: RetentionFlags,
     #[command(flatten)]
     alerts: AlertFlags,
+    #[command(flatten)]
+    ocpp: OcppFlags,
+}
+
+/// Who may register as an OCPP charge point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RegistrationFlag {
+    /// Only stations added with vendor `ocpp`.
+    Known,
+    /// A charger that connects is added as a station.
+    Auto,
+}
+
+/// OCPP 1.6J charge points connecting to `ws://HOST/ocpp/{charge_point_id}`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "OCPP")]
+struct OcppFlags {
+    /// `known`: only stations added with vendor ocpp may connect; `auto`: a charger that
+    /// connects is added. Unset: `auto` in the embedded default, else `known`.
+    #[arg(long, env = "CSM_OCPP_REGISTRATION", value_enum)]
+    ocpp_registration: Option<RegistrationFlag>,
+
+    /// Accept chargers that offer no WebSocket subprotocol at all (some firmware does not).
+    #[arg(long, env = "CSM_OCPP_ALLOW_NO_SUBPROTOCOL", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    ocpp_allow_no_subprotocol: bool,
+
+    /// The heartbeat interval csm gives chargers at boot, seconds.
+    #[arg(long, env = "CSM_OCPP_HEARTBEAT_SECS", default_value_t = core::OCPP_HEARTBEAT_SECS)]
+    ocpp_heartbeat_secs: u32,
+
+    /// Answer Authorize (and StartTransaction's id tag) with Accepted; `false`: Invalid.
+    #[arg(long, env = "CSM_OCPP_ACCEPT_AUTHORIZE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "true")]
+    ocpp_accept_authorize: bool,
+}
+
+impl OcppFlags {
+    fn apply(self, settings: &mut Settings) {
+        settings.ocpp.registration = self.ocpp_registration.map(|r| match r {
+            RegistrationFlag::Known => csm_core::settings::Registration::Known,
+            RegistrationFlag::Auto => csm_core::settings::Registration::Auto,
+        });
+        settings.ocpp.allow_no_subprotocol = self.ocpp_allow_no_subprotocol;
+        settings.ocpp.heartbeat_secs = self.ocpp_heartbeat_secs.max(1);
+        settings.ocpp.accept_authorize = self.ocpp_accept_authorize;
+    }
 }
 
 /// The server's own settings.
@@ -124,6 +169,7 @@ impl ServerFlags {
         self.recording.apply(&mut settings);
         self.retention.apply(&mut settings);
         self.alerts.apply(&mut settings);
+        self.ocpp.apply(&mut settings);
         let own = self.server;
         settings.default_station = own.default_station;
         settings.demo = own.demo;

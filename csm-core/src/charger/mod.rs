@@ -132,6 +132,14 @@ pub enum ChargerError {
         /// The station.
         station: String,
     },
+    /// A charger that pushes its state (OCPP) has no connection to csm now.
+    #[error("{vendor}: charge point {station} is not connected to csm")]
+    Disconnected {
+        /// Vendor profile.
+        vendor: String,
+        /// The station.
+        station: String,
+    },
     /// The source cannot do what was asked (for example list its stations).
     #[error("{vendor}: {message}")]
     Unsupported {
@@ -184,6 +192,7 @@ impl ChargerError {
             ChargerError::Config { .. } => "config",
             ChargerError::UnknownVendor { .. } => "unknown_vendor",
             ChargerError::UnknownStation { .. } => "unknown_station",
+            ChargerError::Disconnected { .. } => "disconnected",
             ChargerError::Unsupported { .. } => "unsupported",
         }
     }
@@ -225,6 +234,7 @@ pub enum SourcesError {
 pub struct Chargers {
     by_vendor: BTreeMap<String, Arc<dyn ChargerApi>>,
     simulator: Option<Arc<Simulator>>,
+    ocpp: Option<Arc<crate::ocpp::OcppSource>>,
 }
 
 impl fmt::Debug for Chargers {
@@ -248,6 +258,17 @@ impl Chargers {
     pub fn insert_simulator(&mut self, simulator: Arc<Simulator>) {
         self.simulator = Some(Arc::clone(&simulator));
         self.insert(simulator);
+    }
+
+    /// Adds the OCPP source, kept also as itself (connections feed it).
+    pub fn insert_ocpp(&mut self, ocpp: Arc<crate::ocpp::OcppSource>) {
+        self.ocpp = Some(Arc::clone(&ocpp));
+        self.insert(ocpp);
+    }
+
+    /// The OCPP source, when it was added with [`Chargers::insert_ocpp`].
+    pub fn ocpp(&self) -> Option<&Arc<crate::ocpp::OcppSource>> {
+        self.ocpp.as_ref()
     }
 
     /// The built-in simulator, when it was added with [`Chargers::insert_simulator`].
@@ -292,6 +313,9 @@ impl Chargers {
             simulator = simulator.starting_at(crate::model::now() - past);
         }
         chargers.insert_simulator(Arc::new(simulator));
+        chargers.insert_ocpp(Arc::new(crate::ocpp::OcppSource::new(
+            settings.ocpp.heartbeat_secs,
+        )));
         let mut profiles = vec![VendorProfile::native()];
         profiles.extend(VendorProfile::load_dir(&settings.vendors.dir)?);
         for profile in profiles {

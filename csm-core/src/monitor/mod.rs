@@ -30,6 +30,7 @@ pub mod catalog;
 mod checks;
 mod history;
 mod list;
+mod ocpp;
 
 pub use self::alerts::MAX_ALERT_HISTORY;
 pub use self::catalog::Catalog;
@@ -39,6 +40,7 @@ pub use self::history::{
     STATS_WAIT, Session, SessionsQuery, check_days, downsample,
 };
 pub use self::list::{StationPage, StationQuery};
+pub use self::ocpp::OcppReply;
 
 /// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
 /// past it the request fails as unavailable instead of hanging on a database that is away.
@@ -386,6 +388,9 @@ impl Monitor {
         }
         self.engine.forget(id);
         self.lengths.forget(id);
+        if let Some(ocpp) = self.engine.chargers().ocpp() {
+            ocpp.forget(id);
+        }
         if let Err(error) = self.cache.remove(id).await {
             tracing::warn!(%error, station = %id, "cannot remove the station from the cache; it expires on its own");
         }

@@ -21,6 +21,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod history;
+pub mod ocpp;
 pub mod stations;
 
 /// Largest total size of a request's headers; hyper itself refuses more than about 400 KiB and
@@ -104,7 +105,9 @@ pub fn router(state: AppState) -> Router {
         None => api,
     };
     // The event stream lives as long as the client wants: no request timeout.
-    let live = Router::new().route("/api/events", get(events::events));
+    let live = Router::new()
+        .route("/api/events", get(events::events))
+        .route("/ocpp/{charge_point_id}", get(ocpp::connect));
     let cors = cors(&state.config.cors_origins);
     api.merge(live)
         .fallback(not_found)

@@ -1,0 +1,118 @@
+//! The OCPP 1.6J central-system endpoint: `ws://HOST/ocpp/{charge_point_id}`, upgraded when the
+//! charger offers the `ocpp1.6` subprotocol (or offers none, with
+//! `CSM_OCPP_ALLOW_NO_SUBPROTOCOL`). Each text frame is answered by the core
+//! ([`csm_core::ocpp`]); a change a charger reports refreshes its station like a poll.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use csm_core::model::Station;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The subprotocol of OCPP 1.6J.
+pub const SUBPROTOCOL: &str = "ocpp1.6";
+/// Largest frame a charger may send (a MeterValues of many samples is a few KiB).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Upgrades a charger's connection.
+pub async fn connect(
+    State(state): State<AppState>,
+    Path(charge_point_id): Path<String>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let speaks = offered.iter().any(|p| p.eq_ignore_ascii_case(SUBPROTOCOL));
+    let allowed = offered.is_empty() && state.monitor.settings().ocpp.allow_no_subprotocol;
+    if !speaks && !allowed {
+        return Err(ApiError::BadRequest(if offered.is_empty() {
+            "offer the WebSocket subprotocol ocpp1.6 (Sec-WebSocket-Protocol: ocpp1.6); a server can accept chargers that offer none with CSM_OCPP_ALLOW_NO_SUBPROTOCOL=true".into()
+        } else {
+            format!(
+                "csm speaks OCPP 1.6J (subprotocol ocpp1.6), not {}",
+                offered.join(", ")
+            )
+        }));
+    }
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::Rejected(
+            rejection.status(),
+            format!("{}: connect with a WebSocket client", rejection.body_text()),
+        )
+    })?;
+    let (station, connection) = state.monitor.ocpp_connect(&charge_point_id).await?;
+    tracing::info!(station = %station.id, connection, "charge point connected");
+    let upgrade = upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES);
+    let upgrade = if speaks {
+        upgrade.protocols([SUBPROTOCOL])
+    } else {
+        upgrade
+    };
+    Ok(upgrade
+        .on_upgrade(move |socket| serve(state, station, connection, socket))
+        .into_response())
+}
+
+/// Answers a charger's frames until it leaves, a newer connection replaces this one, or the
+/// server stops.
+async fn serve(state: AppState, station: Arc<Station>, connection: u64, mut socket: WebSocket) {
+    let monitor = Arc::clone(&state.monitor);
+    monitor.refresh_one(Arc::clone(&station)).await;
+    loop {
+        let message = tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            message = socket.recv() => message,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let reply = csm_core::ocpp::frame::error(
+                    "-1",
+                    csm_core::ocpp::frame::ErrorCode::FormationViolation,
+                    "OCPP-J frames are text messages",
+                );
+                if socket.send(Message::Text(reply.into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            // Pings are answered by the WebSocket layer.
+            Some(Ok(_)) => continue,
+        };
+        let Ok(answer) = monitor.ocpp_frame(&station, connection, text.as_str()) else {
+            break;
+        };
+        if answer.superseded {
+            tracing::info!(station = %station.id, connection, "a newer connection of the charge point took over");
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        if let Some(reply) = answer.reply
+            && socket.send(Message::Text(reply.into())).await.is_err()
+        {
+            break;
+        }
+        if answer.changed {
+            monitor.refresh_one(Arc::clone(&station)).await;
+        }
+    }
+    if monitor.ocpp_disconnect(&station, connection) {
+        tracing::info!(station = %station.id, connection, "charge point disconnected");
+        monitor.refresh_one(station).await;
+    }
+}

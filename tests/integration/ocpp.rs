@@ -1,0 +1,242 @@
+//! OCPP 1.6J end to end: a charger (tokio-tungstenite, an independent client) connects to
+//! `/ocpp/{id}`, boots, reports statuses and meter values, and its station shows them through
+//! the API like any polled station; frames it gets wrong are answered and the socket stays.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::helpers::{Backend, CacheKind, TestApp, spawn_app_with};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn app(auto: bool) -> TestApp {
+    spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(if auto {
+            csm_core::settings::Registration::Auto
+        } else {
+            csm_core::settings::Registration::Known
+        });
+    })
+    .await
+}
+
+async fn connect(
+    app: &TestApp,
+    id: &str,
+    protocol: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{}/ocpp/{id}", app.address)
+        .into_client_request()
+        .unwrap();
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, response)| {
+            if protocol.is_some() {
+                assert_eq!(response.headers()["sec-websocket-protocol"], "ocpp1.6");
+            }
+            socket
+        })
+}
+
+async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value {
+    socket.send(Message::Text(frame.into())).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("an answer within 5 s")
+        .expect("the socket is open")
+        .expect("a frame");
+    serde_json::from_str(answer.to_text().unwrap()).unwrap()
+}
+
+async fn station(app: &TestApp, id: &str) -> serde_json::Value {
+    app.client
+        .get(app.url(&format!("/api/stations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_charger_boots_reports_and_shows_as_a_station() {
+    let app = app(true).await;
+    let mut socket = connect(&app, "CP-A1", Some("ocpp1.6")).await.unwrap();
+    let boot = call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    assert_eq!(
+        (
+            boot[0].as_u64(),
+            boot[1].as_str(),
+            boot[2]["status"].as_str()
+        ),
+        (Some(3), Some("b-1"), Some("Accepted"))
+    );
+    assert!(boot[2]["interval"].as_u64().unwrap() > 0);
+    assert_eq!(
+        call(
+            &mut socket,
+            include_str!("../fixtures/ocpp/status-charging.json")
+        )
+        .await,
+        serde_json::json!([3, "s-1", {}])
+    );
+    assert_eq!(
+        call(
+            &mut socket,
+            include_str!("../fixtures/ocpp/status-clock-1970.json")
+        )
+        .await,
+        serde_json::json!([3, "s-3", {}])
+    );
+    assert_eq!(
+        call(
+            &mut socket,
+            include_str!("../fixtures/ocpp/meter-three-phase.json")
+        )
+        .await,
+        serde_json::json!([3, "m-1", {}])
+    );
+    let shown = station(&app, "CP-A1").await;
+    let ports = shown["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{shown}");
+    assert_eq!(
+        (ports[0]["status"].as_str(), ports[0]["current"].as_f64()),
+        (Some("occupied"), Some(48.0))
+    );
+    assert_eq!(ports[1]["status"], "free");
+    let since = ports[1]["since"].as_str().unwrap();
+    assert!(since.starts_with("20"), "csm's clock, not 1970: {since}");
+    let broken = call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/bad-frame-truncated.txt"),
+    )
+    .await;
+    assert_eq!(
+        (broken[0].as_u64(), broken[2].as_str()),
+        (Some(4), Some("FormationViolation"))
+    );
+    let unknown = call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/unknown-action.json"),
+    )
+    .await;
+    assert_eq!(
+        (unknown[1].as_str(), unknown[2].as_str()),
+        (Some("x-2"), Some("NotImplemented"))
+    );
+    let heartbeat = call(&mut socket, r#"[2, "h-1", "Heartbeat", {}]"#).await;
+    assert!(
+        heartbeat[2]["currentTime"].is_string(),
+        "the socket stayed open: {heartbeat}"
+    );
+    let stop = call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/stop-unknown-transaction.json"),
+    )
+    .await;
+    assert_eq!(stop[2]["idTagInfo"]["status"], "Accepted");
+    socket.close(None).await.unwrap();
+    // Gone: its next refresh fails like an unreachable vendor.
+    let mut gone = serde_json::Value::Null;
+    for _ in 0..50 {
+        gone = station(&app, "CP-A1").await;
+        if gone["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gone["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not connected"),
+        "{gone}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn chargers_without_ocpp_or_unknown_ones_are_refused_before_the_upgrade() {
+    let app = app(false).await;
+    let refused = |result: Result<Socket, tokio_tungstenite::tungstenite::Error>| match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("upgraded"),
+    };
+    assert_eq!(
+        refused(connect(&app, "CP-B1", None).await),
+        400,
+        "no subprotocol offered"
+    );
+    assert_eq!(
+        refused(connect(&app, "CP-B1", Some("ocpp2.0.1")).await),
+        400
+    );
+    assert_eq!(
+        refused(connect(&app, "CP-B1", Some("ocpp1.6")).await),
+        404,
+        "registration is known-only"
+    );
+    assert_eq!(
+        refused(connect(&app, "S0001", Some("ocpp1.6")).await),
+        409,
+        "a simulator station is not a charge point"
+    );
+    let plain = app
+        .client
+        .get(app.url("/ocpp/CP-B1"))
+        .header("Sec-WebSocket-Protocol", "ocpp1.6")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.status().is_client_error(), "{}", plain.status());
+    assert_ne!(plain.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_newer_connection_replaces_the_old_one_without_being_closed_by_it() {
+    let app = app(true).await;
+    let mut first = connect(&app, "CP-C1", Some("ocpp1.6")).await.unwrap();
+    call(
+        &mut first,
+        include_str!("../fixtures/ocpp/status-charging.json"),
+    )
+    .await;
+    let mut second = connect(&app, "CP-C1", Some("ocpp1.6")).await.unwrap();
+    // The old socket's next frame ends it; the new one keeps serving.
+    first
+        .send(Message::Text(r#"[2, "h-0", "Heartbeat", {}]"#.into()))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), first.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(ended, None | Some(Ok(Message::Close(_))) | Some(Err(_))),
+        "{ended:?}"
+    );
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let heartbeat = call(&mut second, r#"[2, "h-1", "Heartbeat", {}]"#).await;
+    assert!(heartbeat[2]["currentTime"].is_string());
+    let shown = station(&app, "CP-C1").await;
+    assert!(
+        shown["last_error"].is_null(),
+        "the old connection's end did not mark it gone: {shown}"
+    );
+    app.stop().await;
+}
