@@ -121,6 +121,8 @@ pub struct OcppSettings {
     pub heartbeat_secs: u32,
     /// Accept every Authorize (csm keeps no list of id tags).
     pub accept_authorize: bool,
+    /// Refuse chargers that have no password.
+    pub require_password: bool,
 }
 
 impl Default for OcppSettings {
@@ -130,6 +132,7 @@ impl Default for OcppSettings {
             allow_no_subprotocol: false,
             heartbeat_secs: defaults::OCPP_HEARTBEAT_SECS,
             accept_authorize: true,
+            require_password: false,
         }
     }
 }

@@ -120,6 +120,7 @@ impl From<MonitorError> for ApiError {
                 ApiError::NotFound(error.to_string())
             }
             MonitorError::Conflict(message) => ApiError::Conflict(message),
+            MonitorError::Unauthorized(message) => ApiError::Unauthorized(message),
             MonitorError::Store(store @ csm_core::store::StoreError::Duplicate { .. }) => {
                 ApiError::Conflict(store.to_string())
             }

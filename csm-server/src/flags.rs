@@ -71,6 +71,10 @@ struct OcppFlags {
     /// Answer Authorize (and StartTransaction's id tag) with Accepted; `false`: Invalid.
     #[arg(long, env = "CSM_OCPP_ACCEPT_AUTHORIZE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "true")]
     ocpp_accept_authorize: bool,
+
+    /// Refuse chargers that have no password (security profile 1 for every charger).
+    #[arg(long, env = "CSM_OCPP_REQUIRE_PASSWORD", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    ocpp_require_password: bool,
 }
 
 impl OcppFlags {
@@ -82,6 +86,7 @@ impl OcppFlags {
         settings.ocpp.allow_no_subprotocol = self.ocpp_allow_no_subprotocol;
         settings.ocpp.heartbeat_secs = self.ocpp_heartbeat_secs.max(1);
         settings.ocpp.accept_authorize = self.ocpp_accept_authorize;
+        settings.ocpp.require_password = self.ocpp_require_password;
     }
 }
 

@@ -41,6 +41,16 @@ impl Store for Counting {
     fn alerts(&self) -> &dyn csm_core::alerts::AlertStore {
         self.inner.alerts()
     }
+    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, StoreError> {
+        self.inner.charger_password(id).await
+    }
+    async fn set_charger_password(
+        &self,
+        id: &StationId,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_charger_password(id, hash).await
+    }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
     }

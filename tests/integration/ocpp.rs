@@ -240,3 +240,121 @@ async fn a_newer_connection_replaces_the_old_one_without_being_closed_by_it() {
     );
     app.stop().await;
 }
+
+async fn connect_as(
+    app: &TestApp,
+    id: &str,
+    user: &str,
+    password: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    use base64::Engine as _;
+    let mut request = format!("ws://{}/ocpp/{id}", app.address)
+        .into_client_request()
+        .unwrap();
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let headers = request.headers_mut();
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
+    headers.insert(
+        "Authorization",
+        HeaderValue::from_str(&format!("Basic {token}")).unwrap(),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+fn status_of(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> u16 {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            if response.status() == 401 {
+                let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+                assert!(challenge.starts_with("Basic"), "{challenge}");
+            }
+            response.status().as_u16()
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => 101,
+    }
+}
+
+#[tokio::test]
+async fn a_charger_with_a_password_must_send_it_and_a_wrong_one_gets_no_socket() {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Known);
+        c.server.admin_token = Some("tok".into());
+    })
+    .await;
+    let added = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("tok")
+        .json(&serde_json::json!({"station_id": "CP-D1", "name": "地库 1 号", "vendor": "ocpp", "password": "sixteen-chars-ok!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let short = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("tok")
+        .json(&serde_json::json!({"station_id": "CP-D2", "name": "x", "vendor": "ocpp", "password": "short"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.client
+            .get(app.url("/api/stations/CP-D2"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND,
+        "a refused password stores no station"
+    );
+    assert_eq!(
+        status_of(connect(&app, "CP-D1", Some("ocpp1.6")).await),
+        401,
+        "no credentials"
+    );
+    assert_eq!(
+        status_of(connect_as(&app, "CP-D1", "CP-D1", "wrong-password-here").await),
+        401
+    );
+    assert_eq!(
+        status_of(connect_as(&app, "CP-D1", "CP-X9", "sixteen-chars-ok!").await),
+        401,
+        "user must be the id"
+    );
+    let mut socket = connect_as(&app, "CP-D1", "CP-D1", "sixteen-chars-ok!")
+        .await
+        .unwrap();
+    let heartbeat = call(&mut socket, r#"[2, "h-1", "Heartbeat", {}]"#).await;
+    assert!(heartbeat[2]["currentTime"].is_string());
+    app.stop().await;
+
+    let strict = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+        c.core.ocpp.require_password = true;
+    })
+    .await;
+    assert_eq!(
+        status_of(connect(&strict, "CP-E1", Some("ocpp1.6")).await),
+        401
+    );
+    let none = strict
+        .client
+        .get(strict.url("/api/stations/CP-E1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        none.status(),
+        StatusCode::NOT_FOUND,
+        "a refused charger is not registered"
+    );
+    strict.stop().await;
+}

@@ -114,6 +114,11 @@ pub struct AddArgs {
     /// Add it disabled (not refreshed by the scheduler).
     #[arg(long)]
     pub disabled: bool,
+    /// OCPP charge points (`--vendor ocpp`): the password the charger sends with HTTP Basic
+    /// auth (16 to 40 characters), stored only as a salted hash. Also read from
+    /// CSM_OCPP_PASSWORD, which keeps it out of the shell's history.
+    #[arg(long, env = "CSM_OCPP_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
     #[command(flatten)]
     database: DatabaseFlags,
     #[command(flatten)]
@@ -181,7 +186,14 @@ pub async fn stations(
                 port_count: args.ports,
             };
             station.validate()?;
-            monitor.add_station(&station).await?;
+            match args.password.as_deref() {
+                Some(password) => {
+                    monitor
+                        .add_station_with_password(&station, password)
+                        .await?
+                }
+                None => monitor.add_station(&station).await?,
+            }
             writeln!(out, "added station {} ({})", station.id, station.name)?;
         }
         StationsCommand::Remove(args) => {

@@ -73,6 +73,9 @@ pub enum MonitorError {
     /// No alert channel or rule of this name.
     #[error("{0}")]
     Missing(String),
+    /// The credentials are missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The change would break something that depends on what it changes.
     #[error("{0}")]
     Conflict(String),

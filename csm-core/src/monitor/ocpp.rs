@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use super::{Monitor, MonitorError};
+use crate::error::InvalidInput;
 use crate::model::{Station, StationId};
-use crate::ocpp::{OCPP_VENDOR, OcppSource, Policy};
+use crate::ocpp::{OCPP_VENDOR, OcppSource, Policy, password};
 use crate::settings::Registration;
 
 /// What to do with one frame of a charger.
@@ -31,14 +32,101 @@ impl Monitor {
         })
     }
 
-    /// A charger asks to connect as `charge_point_id`: its station (added now when
-    /// registration is `auto`) and the connection's number.
+    /// Stores (or, with `None`, removes) the password of an OCPP charge point, as a salted
+    /// hash.
+    pub async fn set_charger_password(
+        &self,
+        id: &StationId,
+        password: Option<&str>,
+    ) -> Result<(), MonitorError> {
+        let station = self.station(id).await?;
+        if station.vendor != OCPP_VENDOR {
+            return Err(InvalidInput::new(
+                "password",
+                format!(
+                    "applies only to OCPP charge points (vendor ocpp), not to a {} station",
+                    station.vendor
+                ),
+            )
+            .into());
+        }
+        let hash = password
+            .map(|p| password::check(p).map(|()| password::hash(p)))
+            .transpose()?;
+        Ok(self.store.set_charger_password(id, hash.as_deref()).await?)
+    }
+
+    /// Adds a station with the password of an OCPP charge point: the password is checked
+    /// first, and if it cannot be stored the station is not kept.
+    pub async fn add_station_with_password(
+        &self,
+        station: &Station,
+        password: &str,
+    ) -> Result<(), MonitorError> {
+        if station.vendor != OCPP_VENDOR {
+            return Err(InvalidInput::new(
+                "password",
+                format!(
+                    "applies only to OCPP charge points (vendor ocpp), not to vendor {}",
+                    station.vendor
+                ),
+            )
+            .into());
+        }
+        password::check(password)?;
+        self.add_station(station).await?;
+        if let Err(error) = self.set_charger_password(&station.id, Some(password)).await {
+            if let Err(undo) = self.remove_station(&station.id).await {
+                tracing::error!(station = %station.id, error = %undo, "could not remove a station whose password was not stored");
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Checks a charger's HTTP Basic credentials (`user`, `password`): the user is the charge
+    /// point id; a charge point with a stored password must give it, one without is let in
+    /// unless `CSM_OCPP_REQUIRE_PASSWORD`.
+    async fn check_charger(
+        &self,
+        id: &StationId,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<(), MonitorError> {
+        let read = self.store.charger_password(id);
+        let doing = "reading a charge point's password";
+        let stored = crate::store::within(super::READ_WAIT, doing, &*self.store, read).await?;
+        let unauthorized = |message: String| Err(MonitorError::Unauthorized(message));
+        match (stored, credentials) {
+            (Some(hash), Some((user, given)))
+                if user == id.as_str() && password::verify(given, &hash) =>
+            {
+                Ok(())
+            }
+            (Some(_), Some((user, _))) if user != id.as_str() => unauthorized(format!(
+                "the Basic auth user is {user:?}; it must be the charge point id {id}"
+            )),
+            (Some(_), Some(_)) => unauthorized(format!("wrong password for charge point {id}")),
+            (Some(_), None) => unauthorized(format!(
+                "charge point {id} has a password: send it with HTTP Basic auth (user {id})"
+            )),
+            (None, _) if self.settings.ocpp.require_password => unauthorized(format!(
+                "charge point {id} has no password and this server requires one (CSM_OCPP_REQUIRE_PASSWORD); add it with `csm-cli stations add {id} NAME --vendor ocpp --password …`"
+            )),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// A charger asks to connect as `charge_point_id` with its Basic auth credentials: its
+    /// station (added now when registration is `auto`) and the connection's number. The
+    /// credentials are checked before anything else.
     pub async fn ocpp_connect(
         &self,
         charge_point_id: &str,
+        credentials: Option<(&str, &str)>,
     ) -> Result<(Arc<Station>, u64), MonitorError> {
         let id = StationId::parse(charge_point_id).map_err(|e| e.at("charge point id"))?;
         let source = self.ocpp_source()?;
+        self.check_charger(&id, credentials).await?;
         let station = match self.station(&id).await {
             Ok(station) => station,
             Err(MonitorError::NotFound(_))

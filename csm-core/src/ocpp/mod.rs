@@ -9,6 +9,7 @@
 pub mod charge_point;
 pub mod frame;
 pub mod meter;
+pub mod password;
 pub mod source;
 
 pub use self::charge_point::{Boot, ChargePoint, Handled, Policy, TransactionIds, port_status};

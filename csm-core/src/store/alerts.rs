@@ -115,6 +115,60 @@ impl<DB: Backend> SqlStore<DB> {
     }
 }
 
+impl<DB: Backend> SqlStore<DB> {
+    /// The password hash of a charge point.
+    pub(super) async fn read_charger_password(
+        &self,
+        id: &StationId,
+    ) -> Result<Option<String>, StoreError> {
+        let select = DB::bind_text(
+            statement("SELECT hash FROM ocpp_passwords WHERE station_id = ?"),
+            Some(id.as_str()),
+        );
+        let rows = self
+            .fetch(select, "reading a charge point's password")
+            .await?;
+        rows.first()
+            .map(|row| Reader::<DB>::new(row, "ocpp_passwords").text("hash"))
+            .transpose()
+    }
+
+    /// Stores or removes the password hash of a charge point.
+    pub(super) async fn write_charger_password(
+        &self,
+        id: &StationId,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let doing = "storing a charge point's password";
+        let delete = DB::bind_text(
+            statement("DELETE FROM ocpp_passwords WHERE station_id = ?"),
+            Some(id.as_str()),
+        );
+        let Some(hash) = hash else {
+            self.run(delete, doing).await?;
+            return Ok(());
+        };
+        let mut tx = self.begin(doing).await?;
+        let work = async {
+            DB::execute(delete, &mut *tx)
+                .await
+                .map_err(|e| self.error(doing, e))?;
+            let insert = statement(
+                "INSERT INTO ocpp_passwords (station_id, hash, updated_at) VALUES (?, ?, ?)",
+            );
+            let insert = DB::bind_text(insert, Some(id.as_str()));
+            let insert = DB::bind_text(insert, Some(hash));
+            let insert = DB::bind_time(insert, Some(crate::model::now()));
+            DB::execute(insert, &mut *tx)
+                .await
+                .map_err(|e| self.error(doing, e))?;
+            Ok(())
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+}
+
 #[async_trait]
 impl<DB: Backend> AlertStore for SqlStore<DB> {
     async fn channels(&self) -> Result<Vec<Channel>, StoreError> {

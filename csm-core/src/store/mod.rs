@@ -335,6 +335,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The alerts' tables (channels, rules, outbox).
     fn alerts(&self) -> &dyn AlertStore;
 
+    /// The stored password hash of an OCPP charge point, if it has one.
+    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, StoreError>;
+
+    /// Stores (or, with `None`, removes) the password hash of an OCPP charge point.
+    async fn set_charger_password(
+        &self,
+        id: &StationId,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError>;
+
     /// Deletes at most `chunk` rows of `what` older than `before`; returns how many went.
     async fn prune(
         &self,

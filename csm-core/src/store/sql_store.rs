@@ -253,6 +253,18 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self
     }
 
+    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, StoreError> {
+        self.read_charger_password(id).await
+    }
+
+    async fn set_charger_password(
+        &self,
+        id: &StationId,
+        hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.write_charger_password(id, hash).await
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         DB::prepare(self).await?;
         DB::migrator()
@@ -352,6 +364,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             for sql in [
                 "DELETE FROM port_states WHERE station_id = ?",
                 "DELETE FROM station_health WHERE station_id = ?",
+                "DELETE FROM ocpp_passwords WHERE station_id = ?",
             ] {
                 DB::execute(delete(sql), &mut **tx)
                     .await

@@ -52,7 +52,22 @@ pub async fn connect(
             format!("{}: connect with a WebSocket client", rejection.body_text()),
         )
     })?;
-    let (station, connection) = state.monitor.ocpp_connect(&charge_point_id).await?;
+    let credentials = basic_credentials(&headers);
+    let connected = state
+        .monitor
+        .ocpp_connect(
+            &charge_point_id,
+            credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+        )
+        .await;
+    let (station, connection) = match connected {
+        Ok(connected) => connected,
+        Err(csm_core::MonitorError::Unauthorized(message)) => {
+            tracing::warn!(charge_point = %charge_point_id, %message, "charge point refused");
+            return Ok(unauthorized(message));
+        }
+        Err(error) => return Err(error.into()),
+    };
     tracing::info!(station = %station.id, connection, "charge point connected");
     let upgrade = upgrade
         .max_message_size(MAX_FRAME_BYTES)
@@ -65,6 +80,35 @@ pub async fn connect(
     Ok(upgrade
         .on_upgrade(move |socket| serve(state, station, connection, socket))
         .into_response())
+}
+
+/// The user and password of `Authorization: Basic …`.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// 401 with the Basic challenge, and no socket.
+fn unauthorized(message: String) -> Response {
+    (
+        axum::http::StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"csm OCPP\", charset=\"UTF-8\"",
+        )],
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
 }
 
 /// Answers a charger's frames until it leaves, a newer connection replaces this one, or the

@@ -306,6 +306,11 @@ pub struct NewStation {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 1024)]
     pub port_count: Option<u32>,
+    /// OCPP charge points (vendor `ocpp`) only: the password the charger sends with HTTP Basic
+    /// auth (16 to 40 characters), stored only as a salted hash.
+    #[serde(default)]
+    #[schema(min_length = 16, max_length = 40)]
+    pub password: Option<String>,
 }
 
 /// A whole number, also when written with a fraction of zero (`12.0`), as JSON Schema counts it.
@@ -358,7 +363,15 @@ pub async fn create_station(
         port_count: body.port_count.unwrap_or(0),
     };
     station.validate()?;
-    state.monitor.add_station(&station).await?;
+    match body.password.as_deref() {
+        Some(password) => {
+            state
+                .monitor
+                .add_station_with_password(&station, password)
+                .await?
+        }
+        None => state.monitor.add_station(&station).await?,
+    }
     tracing::info!(station = %station.id, "station added");
     Ok((
         StatusCode::CREATED,
