@@ -71,6 +71,8 @@ pub mod defaults {
     pub const ALERT_RETRY_BASE_MS: u64 = 2_000;
     /// The heartbeat interval given to OCPP chargers, seconds.
     pub const OCPP_HEARTBEAT_SECS: u32 = 300;
+    /// Seconds between WebSocket pings to OCPP chargers.
+    pub const OCPP_PING_SECS: u32 = 30;
 }
 
 /// Everything the core can be configured with.
@@ -123,6 +125,8 @@ pub struct OcppSettings {
     pub accept_authorize: bool,
     /// Refuse chargers that have no password.
     pub require_password: bool,
+    /// Seconds between the WebSocket pings csm sends each charger (0: none).
+    pub ping_secs: u32,
 }
 
 impl Default for OcppSettings {
@@ -133,6 +137,7 @@ impl Default for OcppSettings {
             heartbeat_secs: defaults::OCPP_HEARTBEAT_SECS,
             accept_authorize: true,
             require_password: false,
+            ping_secs: defaults::OCPP_PING_SECS,
         }
     }
 }

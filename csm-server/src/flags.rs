@@ -75,6 +75,11 @@ struct OcppFlags {
     /// Refuse chargers that have no password (security profile 1 for every charger).
     #[arg(long, env = "CSM_OCPP_REQUIRE_PASSWORD", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     ocpp_require_password: bool,
+
+    /// Seconds between the WebSocket pings sent to each charger, so NAT and proxies keep idle
+    /// sockets open (0: none).
+    #[arg(long, env = "CSM_OCPP_PING_SECS", default_value_t = core::OCPP_PING_SECS)]
+    ocpp_ping_secs: u32,
 }
 
 impl OcppFlags {
@@ -87,6 +92,7 @@ impl OcppFlags {
         settings.ocpp.heartbeat_secs = self.ocpp_heartbeat_secs.max(1);
         settings.ocpp.accept_authorize = self.ocpp_accept_authorize;
         settings.ocpp.require_password = self.ocpp_require_password;
+        settings.ocpp.ping_secs = self.ocpp_ping_secs;
     }
 }
 

@@ -52,12 +52,17 @@ async fn connect(
 
 async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value {
     socket.send(Message::Text(frame.into())).await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .expect("an answer within 5 s")
-        .expect("the socket is open")
-        .expect("a frame");
-    serde_json::from_str(answer.to_text().unwrap()).unwrap()
+    loop {
+        let answer = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("an answer within 5 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        // csm's pings come between the answers (tungstenite answers them).
+        if let Message::Text(text) = answer {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
 }
 
 async fn station(app: &TestApp, id: &str) -> serde_json::Value {
@@ -357,4 +362,58 @@ async fn a_charger_with_a_password_must_send_it_and_a_wrong_one_gets_no_socket()
         "a refused charger is not registered"
     );
     strict.stop().await;
+}
+
+#[tokio::test]
+async fn a_charger_that_misses_its_heartbeats_goes_offline_and_pings_keep_the_socket_busy() {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+        c.core.ocpp.heartbeat_secs = 1;
+        c.core.ocpp.ping_secs = 1;
+    })
+    .await;
+    let mut socket = connect(&app, "CP-F1", Some("ocpp1.6")).await.unwrap();
+    let boot = call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    assert_eq!(boot[2]["interval"], 1);
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/status-charging.json"),
+    )
+    .await;
+    // Silent but connected: csm pings; after two intervals and a grace the charger is offline.
+    let ping = tokio::time::timeout(Duration::from_secs(3), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ping, Message::Ping(_)), "{ping:?}");
+    tokio::time::sleep(Duration::from_millis(3_300)).await;
+    let station_ref = app
+        .monitor
+        .station(&csm_core::model::StationId::parse("CP-F1").unwrap())
+        .await
+        .unwrap();
+    app.monitor.refresh_one(station_ref).await;
+    let shown = station(&app, "CP-F1").await;
+    assert_eq!(shown["stale"], true, "{shown}");
+    assert!(
+        shown["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("has sent nothing since"),
+        "{shown}"
+    );
+    // It speaks again: back.
+    call(&mut socket, r#"[2, "h-2", "Heartbeat", {}]"#).await;
+    let station_ref = app
+        .monitor
+        .station(&csm_core::model::StationId::parse("CP-F1").unwrap())
+        .await
+        .unwrap();
+    app.monitor.refresh_one(station_ref).await;
+    // A station's answer is kept 250 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let back = station(&app, "CP-F1").await;
+    assert!(back["last_error"].is_null(), "{back}");
+    app.stop().await;
 }

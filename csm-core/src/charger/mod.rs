@@ -140,6 +140,18 @@ pub enum ChargerError {
         /// The station.
         station: String,
     },
+    /// A connected charger has sent nothing for two heartbeat intervals and a grace.
+    #[error(
+        "{vendor}: charge point {station} has sent nothing since {since} (two heartbeat intervals and a grace)"
+    )]
+    Silent {
+        /// Vendor profile.
+        vendor: String,
+        /// The station.
+        station: String,
+        /// When csm last heard from it.
+        since: chrono::DateTime<chrono::Utc>,
+    },
     /// The source cannot do what was asked (for example list its stations).
     #[error("{vendor}: {message}")]
     Unsupported {
@@ -193,6 +205,7 @@ impl ChargerError {
             ChargerError::UnknownVendor { .. } => "unknown_vendor",
             ChargerError::UnknownStation { .. } => "unknown_station",
             ChargerError::Disconnected { .. } => "disconnected",
+            ChargerError::Silent { .. } => "silent",
             ChargerError::Unsupported { .. } => "unsupported",
         }
     }

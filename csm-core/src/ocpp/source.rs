@@ -1,9 +1,9 @@
 //! The `ocpp` vendor: the charge points connected to csm. A connection feeds its charger's
 //! frames in ([`OcppSource::handle`]); a refresh of the station reads what the charger last
-//! said, observed now while the charger keeps to its heartbeat (a frame at least every two
-//! intervals) and when csm last heard from it otherwise — so a charger that goes quiet turns
-//! stale, and one that disconnects fails its refreshes like an unreachable vendor, with the
-//! same offline history and alerts.
+//! said, observed now while the charger keeps to its heartbeat. A charger that disconnects, or
+//! sends nothing for two heartbeat intervals and a grace (half an interval, 1–60 s), fails its
+//! refreshes like an unreachable vendor: stale, with the reason, counted offline in history
+//! and seen by offline alerts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -131,8 +131,18 @@ impl ChargerApi for OcppSource {
         match points.get(&station.id) {
             Some(live) if live.connection != 0 => {
                 let now = crate::model::now();
-                let alive = now - live.heard <= self.heartbeat * 2;
-                Ok(live.point.snapshot(if alive { now } else { live.heard }))
+                let grace = (self.heartbeat / 2).clamp(
+                    chrono::TimeDelta::seconds(1),
+                    chrono::TimeDelta::seconds(60),
+                );
+                if now - live.heard > self.heartbeat * 2 + grace {
+                    return Err(ChargerError::Silent {
+                        vendor: OCPP_VENDOR.into(),
+                        station: station.id.to_string(),
+                        since: live.heard,
+                    });
+                }
+                Ok(live.point.snapshot(now))
             }
             _ => Err(ChargerError::Disconnected {
                 vendor: OCPP_VENDOR.into(),

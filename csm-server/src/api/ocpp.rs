@@ -116,9 +116,18 @@ fn unauthorized(message: String) -> Response {
 async fn serve(state: AppState, station: Arc<Station>, connection: u64, mut socket: WebSocket) {
     let monitor = Arc::clone(&state.monitor);
     monitor.refresh_one(Arc::clone(&station)).await;
+    let every = monitor.settings().ocpp.ping_secs;
+    let mut pings = tokio::time::interval(std::time::Duration::from_secs(u64::from(every.max(1))));
+    pings.reset();
     loop {
         let message = tokio::select! {
             () = state.shutdown.cancelled() => break,
+            _ = pings.tick(), if every > 0 => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             message = socket.recv() => message,
         };
         let text = match message {
