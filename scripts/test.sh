@@ -45,6 +45,9 @@ cargo test --workspace --doc --quiet
 step "API contract: schemathesis against a running server"
 ./scripts/contract.sh
 
+step "OCPP: an independent charger (the Python ocpp package) against a running server"
+./scripts/ocpp-client.sh
+
 step "dashboard end-to-end in headless Chromium"
 ./scripts/e2e.sh
 
