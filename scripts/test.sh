@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of csm: formatting, lints, unit and integration tests (against a real
 # MariaDB and Redis, which it starts, or installs with apt-get, when needed), and the dashboard
-# end-to-end in headless Chromium, and the API against its OpenAPI document (schemathesis).
+# end-to-end in headless Chromium, the API against its OpenAPI document (schemathesis), and the
+# OCPP endpoint against an independent charger (the Python ocpp package).
 # Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
