@@ -127,6 +127,9 @@ pub struct OcppSettings {
     pub require_password: bool,
     /// Seconds between the WebSocket pings csm sends each charger (0: none).
     pub ping_secs: u32,
+    /// After a boot, set the charger's `MeterValueSampleInterval` to this many seconds
+    /// (unset: leave the charger's own).
+    pub meter_interval_secs: Option<u32>,
 }
 
 impl Default for OcppSettings {
@@ -138,6 +141,7 @@ impl Default for OcppSettings {
             accept_authorize: true,
             require_password: false,
             ping_secs: defaults::OCPP_PING_SECS,
+            meter_interval_secs: None,
         }
     }
 }

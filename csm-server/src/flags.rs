@@ -80,6 +80,11 @@ struct OcppFlags {
     /// sockets open (0: none).
     #[arg(long, env = "CSM_OCPP_PING_SECS", default_value_t = core::OCPP_PING_SECS)]
     ocpp_ping_secs: u32,
+
+    /// After a charger boots, set its MeterValueSampleInterval to this many seconds
+    /// (ChangeConfiguration). Unset: leave the charger's own.
+    #[arg(long, env = "CSM_OCPP_METER_INTERVAL_SECS")]
+    ocpp_meter_interval_secs: Option<u32>,
 }
 
 impl OcppFlags {
@@ -93,6 +98,7 @@ impl OcppFlags {
         settings.ocpp.accept_authorize = self.ocpp_accept_authorize;
         settings.ocpp.require_password = self.ocpp_require_password;
         settings.ocpp.ping_secs = self.ocpp_ping_secs;
+        settings.ocpp.meter_interval_secs = self.ocpp_meter_interval_secs.filter(|s| *s > 0);
     }
 }
 

@@ -417,3 +417,66 @@ async fn a_charger_that_misses_its_heartbeats_goes_offline_and_pings_keep_the_so
     assert!(back["last_error"].is_null(), "{back}");
     app.stop().await;
 }
+
+/// The next frame from csm that is not a ping.
+async fn next_text(socket: &mut Socket) -> serde_json::Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn csm_configures_a_booted_charger_and_a_manual_refresh_triggers_its_status() {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+        c.core.ocpp.meter_interval_secs = Some(15);
+        c.core.manual_refresh.cooldown_secs = 0;
+    })
+    .await;
+    let mut socket = connect(&app, "CP-G1", Some("ocpp1.6")).await.unwrap();
+    call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    let configure = next_text(&mut socket).await;
+    assert_eq!(
+        (configure[0].as_u64(), configure[2].as_str()),
+        (Some(2), Some("ChangeConfiguration")),
+        "{configure}"
+    );
+    assert_eq!(
+        configure[3],
+        serde_json::json!({"key": "MeterValueSampleInterval", "value": "15"})
+    );
+    let reply = serde_json::json!([3, configure[1], {"status": "Accepted"}]).to_string();
+    socket.send(Message::Text(reply.into())).await.unwrap();
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/status-charging.json"),
+    )
+    .await;
+
+    // The manual refresh waits for the charger's answer to TriggerMessage.
+    let refresh = tokio::spawn({
+        let client = app.client.clone();
+        let url = app.url("/api/stations/CP-G1/refresh");
+        async move { client.post(url).send().await.unwrap().status() }
+    });
+    let trigger = next_text(&mut socket).await;
+    assert_eq!(
+        (trigger[2].as_str(), &trigger[3]),
+        (
+            Some("TriggerMessage"),
+            &serde_json::json!({"requestedMessage": "StatusNotification"})
+        )
+    );
+    assert!(!refresh.is_finished(), "the refresh waits for the charger");
+    let accepted = serde_json::json!([3, trigger[1], {"status": "Accepted"}]).to_string();
+    socket.send(Message::Text(accepted.into())).await.unwrap();
+    assert_eq!(refresh.await.unwrap(), StatusCode::OK);
+    app.stop().await;
+}

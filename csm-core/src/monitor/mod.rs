@@ -513,6 +513,9 @@ impl Monitor {
         {
             return Ok(ManualRefresh::RateLimited { retry_after });
         }
+        if station.vendor == crate::ocpp::OCPP_VENDOR {
+            self.ocpp_trigger(&station).await;
+        }
         Ok(ManualRefresh::Refreshed(self.engine.refresh(station).await))
     }
 

@@ -20,7 +20,15 @@ pub struct OcppReply {
     pub changed: bool,
     /// A newer connection of the charger took over: close this one.
     pub superseded: bool,
+    /// The charger booted: configure it ([`Monitor::ocpp_configure`]) without blocking its
+    /// connection.
+    pub booted: bool,
 }
+
+/// How long csm waits for a charger's answer to one of its calls.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a manual refresh of a charge point waits for its answer to TriggerMessage.
+pub const TRIGGER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Monitor {
     fn ocpp_source(&self) -> Result<&Arc<OcppSource>, MonitorError> {
@@ -123,7 +131,7 @@ impl Monitor {
         &self,
         charge_point_id: &str,
         credentials: Option<(&str, &str)>,
-    ) -> Result<(Arc<Station>, u64), MonitorError> {
+    ) -> Result<(Arc<Station>, u64, tokio::sync::mpsc::Receiver<String>), MonitorError> {
         let id = StationId::parse(charge_point_id).map_err(|e| e.at("charge point id"))?;
         let source = self.ocpp_source()?;
         self.check_charger(&id, credentials).await?;
@@ -158,7 +166,8 @@ impl Monitor {
                 station.vendor
             )));
         }
-        Ok((station, source.connect(&id)))
+        let (connection, frames) = source.connect(&id);
+        Ok((station, connection, frames))
     }
 
     /// Answers one frame of a charger's connection.
@@ -179,6 +188,7 @@ impl Monitor {
             {
                 Ok(handled) => OcppReply {
                     changed: handled.as_ref().is_some_and(|h| h.changed),
+                    booted: handled.as_ref().is_some_and(|h| h.booted),
                     reply: handled.map(|h| h.reply),
                     superseded: false,
                 },
@@ -186,9 +196,50 @@ impl Monitor {
                     reply: None,
                     changed: false,
                     superseded: true,
+                    booted: false,
                 },
             },
         )
+    }
+
+    /// After a boot: sets the charger's `MeterValueSampleInterval` when
+    /// `CSM_OCPP_METER_INTERVAL_SECS` says (ChangeConfiguration), logging what it answered.
+    pub async fn ocpp_configure(&self, station: &Station) {
+        let Some(secs) = self.settings.ocpp.meter_interval_secs else {
+            return;
+        };
+        let Ok(source) = self.ocpp_source() else {
+            return;
+        };
+        let payload =
+            serde_json::json!({"key": "MeterValueSampleInterval", "value": secs.to_string()});
+        match source
+            .call(&station.id, "ChangeConfiguration", payload, CALL_TIMEOUT)
+            .await
+        {
+            Ok(answer) => {
+                let status = answer.get("status").and_then(|s| s.as_str()).unwrap_or("?");
+                tracing::info!(station = %station.id, secs, status, "set MeterValueSampleInterval");
+            }
+            Err(error) => {
+                tracing::warn!(station = %station.id, %error, "could not set MeterValueSampleInterval")
+            }
+        }
+    }
+
+    /// Asks a connected charger to send its status now (TriggerMessage StatusNotification)
+    /// and waits for its answer, at most [`TRIGGER_TIMEOUT`].
+    pub(super) async fn ocpp_trigger(&self, station: &Station) {
+        let Ok(source) = self.ocpp_source() else {
+            return;
+        };
+        let payload = serde_json::json!({"requestedMessage": "StatusNotification"});
+        if let Err(error) = source
+            .call(&station.id, "TriggerMessage", payload, TRIGGER_TIMEOUT)
+            .await
+        {
+            tracing::info!(station = %station.id, %error, "manual refresh: TriggerMessage got no answer");
+        }
     }
 
     /// A charger's connection ended; returns whether it was the one serving the charger

@@ -76,6 +76,8 @@ pub struct Handled {
     pub reply: String,
     /// Whether a port changed (a new snapshot is due).
     pub changed: bool,
+    /// Whether it was an accepted BootNotification (csm then configures the charger).
+    pub booted: bool,
 }
 
 /// A charge point's state.
@@ -124,6 +126,7 @@ impl ChargePoint {
                 return Some(Handled {
                     reply: frame::error(&bad.id, bad.code, &bad.description),
                     changed: false,
+                    booted: false,
                 });
             }
         };
@@ -132,10 +135,12 @@ impl ChargePoint {
             Ok((payload, changed)) => Handled {
                 reply: frame::result(&id, &payload),
                 changed,
+                booted: action == "BootNotification",
             },
             Err((code, description)) => Handled {
                 reply: frame::error(&id, code, &description),
                 changed: false,
+                booted: false,
             },
         })
     }

@@ -195,6 +195,11 @@ fn guess_id(text: &str) -> String {
         .unwrap_or_else(|| "-1".into())
 }
 
+/// `[2, id, action, payload]`: a call of csm's.
+pub fn call(id: &str, action: &str, payload: &Value) -> String {
+    Value::Array(vec![2.into(), id.into(), action.into(), payload.clone()]).to_string()
+}
+
 /// `[3, id, payload]`.
 pub fn result(id: &str, payload: &Value) -> String {
     Value::Array(vec![3.into(), id.into(), payload.clone()]).to_string()

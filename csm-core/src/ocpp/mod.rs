@@ -13,4 +13,4 @@ pub mod password;
 pub mod source;
 
 pub use self::charge_point::{Boot, ChargePoint, Handled, Policy, TransactionIds, port_status};
-pub use self::source::{OCPP_VENDOR, OcppSource};
+pub use self::source::{CallError, OCPP_VENDOR, OcppSource};

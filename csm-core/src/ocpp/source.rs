@@ -18,12 +18,54 @@ use crate::model::{Snapshot, Station, StationId};
 /// The vendor name of stations that are OCPP charge points.
 pub const OCPP_VENDOR: &str = "ocpp";
 
+/// A call of csm's waiting for the charger's answer.
+#[derive(Debug)]
+struct Pending {
+    id: String,
+    answer: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
+}
+
 #[derive(Debug)]
 struct Live {
     point: ChargePoint,
     /// The connection now serving it (0: none).
     connection: u64,
     heard: DateTime<Utc>,
+    /// Frames for the connection to send (csm's calls).
+    outbox: Option<tokio::sync::mpsc::Sender<String>>,
+    /// At most one call of csm's at a time.
+    pending: Option<Pending>,
+}
+
+/// Why a call of csm's to a charger got no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The charger is not connected.
+    #[error("charge point {0} is not connected")]
+    NotConnected(String),
+    /// Another call of csm's is waiting for its answer.
+    #[error("charge point {0} has not answered csm's previous call yet")]
+    Busy(String),
+    /// No answer in time.
+    #[error("charge point {station} did not answer {action} within {secs} s")]
+    TimedOut {
+        /// The station.
+        station: String,
+        /// The action.
+        action: String,
+        /// The wait.
+        secs: u64,
+    },
+    /// The charger answered with a CallError.
+    #[error("charge point {station} answered {action} with an error: {message}")]
+    Refused {
+        /// The station.
+        station: String,
+        /// The action.
+        action: String,
+        /// Its code and description.
+        message: String,
+    },
 }
 
 /// A newer connection of the same charger took over.
@@ -57,22 +99,85 @@ impl OcppSource {
         }
     }
 
-    /// A charger connected: returns the connection's number. A newer connection of the same
-    /// charger replaces an older one (which, closing later, changes nothing).
-    pub fn connect(&self, id: &StationId) -> u64 {
-        let connection = self
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+    /// A charger connected: returns the connection's number and the frames it is to send
+    /// (csm's calls). A newer connection of the same charger replaces an older one (which,
+    /// closing later, changes nothing).
+    pub fn connect(&self, id: &StationId) -> (u64, tokio::sync::mpsc::Receiver<String>) {
+        let connection = self.next_number();
+        let (outbox, frames) = tokio::sync::mpsc::channel(4);
         let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
         let live = points.entry(id.clone()).or_insert_with(|| Live {
             point: ChargePoint::new(id.clone()),
             connection: 0,
             heard: crate::model::now(),
+            outbox: None,
+            pending: None,
         });
         live.connection = connection;
         live.heard = crate::model::now();
-        connection
+        live.outbox = Some(outbox);
+        live.pending = None;
+        (connection, frames)
+    }
+
+    fn next_number(&self) -> u64 {
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Calls the charger (`TriggerMessage`, `ChangeConfiguration`, …) and waits at most
+    /// `timeout` for its answer. At most one call is outstanding per charger.
+    pub async fn call(
+        &self,
+        id: &StationId,
+        action: &str,
+        payload: serde_json::Value,
+        timeout: std::time::Duration,
+    ) -> Result<serde_json::Value, CallError> {
+        let call_id = format!("csm-{}", self.next_number());
+        let not_connected = || CallError::NotConnected(id.to_string());
+        let answer = {
+            let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+            let live = points
+                .get_mut(id)
+                .filter(|l| l.connection != 0)
+                .ok_or_else(not_connected)?;
+            if live.pending.is_some() {
+                return Err(CallError::Busy(id.to_string()));
+            }
+            let outbox = live.outbox.as_ref().ok_or_else(not_connected)?;
+            outbox
+                .try_send(super::frame::call(&call_id, action, &payload))
+                .map_err(|_| CallError::Busy(id.to_string()))?;
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            live.pending = Some(Pending {
+                id: call_id.clone(),
+                answer,
+            });
+            answered
+        };
+        let outcome = tokio::time::timeout(timeout, answer).await;
+        let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(live) = points.get_mut(id)
+            && live.pending.as_ref().is_some_and(|p| p.id == call_id)
+        {
+            live.pending = None;
+        }
+        match outcome {
+            Ok(Ok(Ok(payload))) => Ok(payload),
+            Ok(Ok(Err(message))) => Err(CallError::Refused {
+                station: id.to_string(),
+                action: action.to_owned(),
+                message,
+            }),
+            Ok(Err(_)) => Err(not_connected()),
+            Err(_) => Err(CallError::TimedOut {
+                station: id.to_string(),
+                action: action.to_owned(),
+                secs: timeout.as_secs(),
+            }),
+        }
     }
 
     /// A connection closed; `false` when a newer one serves the charger (nothing changed).
@@ -81,6 +186,8 @@ impl OcppSource {
         match points.get_mut(id) {
             Some(live) if live.connection == connection => {
                 live.connection = 0;
+                live.outbox = None;
+                live.pending = None;
                 true
             }
             _ => false,
@@ -101,6 +208,10 @@ impl OcppSource {
         match points.get_mut(id) {
             Some(live) if live.connection == connection => {
                 live.heard = now;
+                if let Some(incoming) = answer_to_csm(text) {
+                    settle(live, incoming);
+                    return Ok(None);
+                }
                 Ok(live.point.handle(text, now, policy, &self.ids))
             }
             _ => Err(Superseded),
@@ -113,6 +224,33 @@ impl OcppSource {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+}
+
+/// A result or error frame (an answer to a call of csm's), read; `None` for anything else.
+fn answer_to_csm(text: &str) -> Option<super::frame::Incoming> {
+    let start = text.trim_start();
+    if !(start.starts_with("[3") || start.starts_with("[4")) {
+        return None;
+    }
+    super::frame::parse(text).ok()
+}
+
+/// Hands the charger's answer to the call waiting for it.
+fn settle(live: &mut Live, incoming: super::frame::Incoming) {
+    let (id, outcome) = match incoming {
+        super::frame::Incoming::Result { id, payload } => (id, Ok(payload)),
+        super::frame::Incoming::Error {
+            id,
+            code,
+            description,
+        } => (id, Err(format!("{code}: {description}"))),
+        super::frame::Incoming::Call { .. } => return,
+    };
+    if live.pending.as_ref().is_some_and(|p| p.id == id)
+        && let Some(pending) = live.pending.take()
+    {
+        let _ = pending.answer.send(outcome);
     }
 }
 

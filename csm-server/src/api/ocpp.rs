@@ -60,7 +60,7 @@ pub async fn connect(
             credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
         )
         .await;
-    let (station, connection) = match connected {
+    let (station, connection, frames) = match connected {
         Ok(connected) => connected,
         Err(csm_core::MonitorError::Unauthorized(message)) => {
             tracing::warn!(charge_point = %charge_point_id, %message, "charge point refused");
@@ -78,7 +78,7 @@ pub async fn connect(
         upgrade
     };
     Ok(upgrade
-        .on_upgrade(move |socket| serve(state, station, connection, socket))
+        .on_upgrade(move |socket| serve(state, station, connection, frames, socket))
         .into_response())
 }
 
@@ -113,7 +113,13 @@ fn unauthorized(message: String) -> Response {
 
 /// Answers a charger's frames until it leaves, a newer connection replaces this one, or the
 /// server stops.
-async fn serve(state: AppState, station: Arc<Station>, connection: u64, mut socket: WebSocket) {
+async fn serve(
+    state: AppState,
+    station: Arc<Station>,
+    connection: u64,
+    mut calls: tokio::sync::mpsc::Receiver<String>,
+    mut socket: WebSocket,
+) {
     let monitor = Arc::clone(&state.monitor);
     monitor.refresh_one(Arc::clone(&station)).await;
     let every = monitor.settings().ocpp.ping_secs;
@@ -124,6 +130,12 @@ async fn serve(state: AppState, station: Arc<Station>, connection: u64, mut sock
             () = state.shutdown.cancelled() => break,
             _ = pings.tick(), if every > 0 => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(call) = calls.recv() => {
+                if socket.send(Message::Text(call.into())).await.is_err() {
                     break;
                 }
                 continue;
@@ -162,6 +174,10 @@ async fn serve(state: AppState, station: Arc<Station>, connection: u64, mut sock
         }
         if answer.changed {
             monitor.refresh_one(Arc::clone(&station)).await;
+        }
+        if answer.booted {
+            let (monitor, station) = (Arc::clone(&monitor), Arc::clone(&station));
+            tokio::spawn(async move { monitor.ocpp_configure(&station).await });
         }
     }
     if monitor.ocpp_disconnect(&station, connection) {
