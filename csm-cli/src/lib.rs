@@ -17,6 +17,7 @@ use csm_flags::LogFormat;
 
 pub mod commands;
 pub mod simulate;
+pub mod simulate_ocpp;
 
 /// Charging station monitor: set up the database, check connections, refresh stations, manage
 /// the station list, read ports and history, and serve a simulated fleet.
@@ -61,12 +62,14 @@ pub enum Command {
     Alerts(commands::AlertsCommand),
     /// Serve a simulated fleet over HTTP with csm's native contract.
     Simulate(simulate::SimulateArgs),
+    /// Connect simulated EV chargers to a central system over OCPP 1.6J.
+    SimulateOcpp(simulate_ocpp::SimulateOcppArgs),
 }
 
 impl Command {
     /// Whether the command is a server (many clients at once) rather than a single job.
     pub fn serves(&self) -> bool {
-        matches!(self, Self::Simulate(_))
+        matches!(self, Self::Simulate(_) | Self::SimulateOcpp(_))
     }
 }
 
@@ -100,7 +103,7 @@ pub async fn run_with(
         Command::Stats(args) => args.settings(),
         Command::Prune(args) => args.settings(),
         Command::Alerts(command) => command.settings(),
-        Command::Simulate(_) => Settings::default(),
+        Command::Simulate(_) | Command::SimulateOcpp(_) => Settings::default(),
     };
     adjust(&mut settings);
     settings.validate()?;
@@ -117,6 +120,7 @@ pub async fn run_with(
         Command::Prune(args) => commands::prune(settings, args, out).await,
         Command::Alerts(command) => commands::alerts(settings, command, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
+        Command::SimulateOcpp(args) => simulate_ocpp::run(args, out).await,
     }
 }
 

@@ -480,3 +480,55 @@ async fn csm_configures_a_booted_charger_and_a_manual_refresh_triggers_its_statu
     assert_eq!(refresh.await.unwrap(), StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn simulated_chargers_boot_charge_and_show_up_as_stations() {
+    let app = app(true).await;
+    let url = format!("ws://{}/ocpp", app.address);
+    let argv = [
+        "csm-cli",
+        "simulate-ocpp",
+        "--url",
+        url.as_str(),
+        "--chargers",
+        "3",
+        "--connectors",
+        "2",
+        "--session-secs",
+        "1",
+        "--meter-secs",
+        "1",
+        "--duration-secs",
+        "5",
+        "--prefix",
+        "SIMT-",
+    ];
+    let cli = <csm::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    csm::cli::run(cli, &mut out).await.unwrap();
+    let printed = String::from_utf8(out).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(printed.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["connected"], 3, "{printed}");
+    assert_eq!(summary["errors"], 0, "{printed}");
+    assert!(summary["answers"].as_u64().unwrap() >= 9, "{printed}");
+    for n in 1..=3 {
+        let shown = station(&app, &format!("SIMT-{n:04}")).await;
+        assert_eq!(shown["ports"].as_array().map(Vec::len), Some(2), "{shown}");
+        assert_eq!(shown["vendor"], "ocpp");
+    }
+    let events: serde_json::Value = app
+        .client
+        .get(app.url("/api/stations/SIMT-0001/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let changes = events["events"].as_array().unwrap();
+    assert!(
+        changes.iter().any(|e| e["new"] == "occupied"),
+        "a session started: {events}"
+    );
+    app.stop().await;
+}
