@@ -49,11 +49,17 @@ pub struct SimulateOcppArgs {
     /// Stop after this many seconds and print a summary (default: run until interrupted).
     #[arg(long)]
     pub duration_secs: Option<u64>,
+    /// Answer times of the first this many seconds (the chargers connecting and booting) are
+    /// left out of the summary.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_secs: u64,
 }
 
 /// What the chargers measured.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
+    /// Answer times are kept from this moment.
+    measure_from: Instant,
     connected: AtomicU64,
     connections: AtomicU64,
     calls: AtomicU64,
@@ -69,7 +75,15 @@ type Socket =
 /// `simulate-ocpp`.
 pub async fn run(args: SimulateOcppArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
     let args = Arc::new(args);
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters {
+        measure_from: Instant::now() + Duration::from_secs(args.warmup_secs),
+        connected: AtomicU64::default(),
+        connections: AtomicU64::default(),
+        calls: AtomicU64::default(),
+        answers: AtomicU64::default(),
+        errors: AtomicU64::default(),
+        answer_micros: std::sync::Mutex::default(),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     writeln!(
         out,
@@ -297,12 +311,15 @@ impl Link<'_> {
             match value.get(0).and_then(Value::as_u64) {
                 Some(3 | 4) if value.get(1).and_then(Value::as_str) == Some(id.as_str()) => {
                     let micros = sent.elapsed().as_micros() as u64;
+                    let measured = sent >= self.counters.measure_from;
                     self.counters.answers.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .answer_micros
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(micros);
+                    if measured {
+                        self.counters
+                            .answer_micros
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(micros);
+                    }
                     if value[0] == 4 {
                         self.counters.errors.fetch_add(1, Ordering::Relaxed);
                         anyhow::bail!("{action} was answered with an error: {value}");

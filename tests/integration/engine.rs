@@ -41,8 +41,8 @@ impl Store for Counting {
     fn alerts(&self) -> &dyn csm_core::alerts::AlertStore {
         self.inner.alerts()
     }
-    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, StoreError> {
-        self.inner.charger_password(id).await
+    async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError> {
+        self.inner.charger_passwords().await
     }
     async fn set_charger_password(
         &self,

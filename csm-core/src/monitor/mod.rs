@@ -129,7 +129,14 @@ pub struct Monitor {
     fleet_stats: moka::sync::Cache<u32, FleetStats>,
     /// What the alert tasks share.
     hub: Arc<crate::alerts::Hub>,
+    /// Every charge point's password hash, read at once and reused for [`PASSWORDS_FRESH`]:
+    /// a car park connecting at once asks the database once, not once per charger.
+    charger_passwords: moka::future::Cache<(), Arc<HashMap<StationId, String>>>,
 }
+
+/// How long a charge point's password hash is reused before it is read again (this
+/// process's own changes apply at once).
+pub const PASSWORDS_FRESH: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +191,10 @@ impl Monitor {
             cache,
             engine,
             hub: Arc::new(crate::alerts::Hub::new()),
+            charger_passwords: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(PASSWORDS_FRESH)
+                .build(),
             limiter: Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0)),
         }
     }
@@ -394,6 +405,7 @@ impl Monitor {
         if let Some(ocpp) = self.engine.chargers().ocpp() {
             ocpp.forget(id);
         }
+        self.charger_passwords.invalidate_all();
         if let Err(error) = self.cache.remove(id).await {
             tracing::warn!(%error, station = %id, "cannot remove the station from the cache; it expires on its own");
         }

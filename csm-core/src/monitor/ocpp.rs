@@ -61,7 +61,9 @@ impl Monitor {
         let hash = password
             .map(|p| password::check(p).map(|()| password::hash(p)))
             .transpose()?;
-        Ok(self.store.set_charger_password(id, hash.as_deref()).await?)
+        self.store.set_charger_password(id, hash.as_deref()).await?;
+        self.charger_passwords.invalidate_all();
+        Ok(())
     }
 
     /// Adds a station with the password of an OCPP charge point: the password is checked
@@ -92,6 +94,38 @@ impl Monitor {
         Ok(())
     }
 
+    /// A charge point's password hash, from every charger's read at once (concurrent
+    /// connections share one read).
+    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, MonitorError> {
+        let store = &self.store;
+        let load = async {
+            let doing = "reading charge points' passwords";
+            let read = store.charger_passwords();
+            let all = crate::store::within(super::READ_WAIT, doing, &**store, read).await?;
+            Ok::<_, crate::store::StoreError>(Arc::new(all.into_iter().collect()))
+        };
+        match self.charger_passwords.try_get_with((), load).await {
+            Ok(all) => Ok(all.get(id).cloned()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read charge points' passwords");
+                // The error is shared by every waiting connection: each gets its own copy.
+                Err(MonitorError::Store(if error.is_transient() {
+                    crate::store::StoreError::TimedOut {
+                        backend: store.backend(),
+                        target: store.target(),
+                        doing: "reading charge points' passwords",
+                        after_ms: u64::try_from(super::READ_WAIT.as_millis()).unwrap_or(u64::MAX),
+                    }
+                } else {
+                    crate::store::StoreError::Corrupt {
+                        table: "ocpp_passwords",
+                        message: error.to_string(),
+                    }
+                }))
+            }
+        }
+    }
+
     /// Checks a charger's HTTP Basic credentials (`user`, `password`): the user is the charge
     /// point id; a charge point with a stored password must give it, one without is let in
     /// unless `CSM_OCPP_REQUIRE_PASSWORD`.
@@ -100,9 +134,7 @@ impl Monitor {
         id: &StationId,
         credentials: Option<(&str, &str)>,
     ) -> Result<(), MonitorError> {
-        let read = self.store.charger_password(id);
-        let doing = "reading a charge point's password";
-        let stored = crate::store::within(super::READ_WAIT, doing, &*self.store, read).await?;
+        let stored = self.charger_password(id).await?;
         let unauthorized = |message: String| Err(MonitorError::Unauthorized(message));
         match (stored, credentials) {
             (Some(hash), Some((user, given)))

@@ -116,21 +116,20 @@ impl<DB: Backend> SqlStore<DB> {
 }
 
 impl<DB: Backend> SqlStore<DB> {
-    /// The password hash of a charge point.
-    pub(super) async fn read_charger_password(
+    /// The password hash of every charge point that has one.
+    pub(super) async fn read_charger_passwords(
         &self,
-        id: &StationId,
-    ) -> Result<Option<String>, StoreError> {
-        let select = DB::bind_text(
-            statement("SELECT hash FROM ocpp_passwords WHERE station_id = ?"),
-            Some(id.as_str()),
-        );
+    ) -> Result<Vec<(StationId, String)>, StoreError> {
+        let select = statement("SELECT station_id, hash FROM ocpp_passwords");
         let rows = self
-            .fetch(select, "reading a charge point's password")
+            .fetch(select, "reading charge points' passwords")
             .await?;
-        rows.first()
-            .map(|row| Reader::<DB>::new(row, "ocpp_passwords").text("hash"))
-            .transpose()
+        rows.iter()
+            .map(|row| {
+                let r = Reader::<DB>::new(row, "ocpp_passwords");
+                Ok((r.id("station_id")?, r.text("hash")?))
+            })
+            .collect()
     }
 
     /// Stores or removes the password hash of a charge point.

@@ -335,8 +335,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The alerts' tables (channels, rules, outbox).
     fn alerts(&self) -> &dyn AlertStore;
 
-    /// The stored password hash of an OCPP charge point, if it has one.
-    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, StoreError>;
+    /// The stored password hash of every OCPP charge point that has one.
+    async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError>;
 
     /// Stores (or, with `None`, removes) the password hash of an OCPP charge point.
     async fn set_charger_password(

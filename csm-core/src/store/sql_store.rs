@@ -253,8 +253,8 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self
     }
 
-    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, StoreError> {
-        self.read_charger_password(id).await
+    async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError> {
+        self.read_charger_passwords().await
     }
 
     async fn set_charger_password(

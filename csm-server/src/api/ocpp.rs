@@ -18,6 +18,8 @@ use crate::error::ApiError;
 pub const SUBPROTOCOL: &str = "ocpp1.6";
 /// Largest frame a charger may send (a MeterValues of many samples is a few KiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The read buffer of a connection.
+const BUFFER_BYTES: usize = 4 * 1024;
 
 /// Upgrades a charger's connection.
 pub async fn connect(
@@ -69,7 +71,11 @@ pub async fn connect(
         Err(error) => return Err(error.into()),
     };
     tracing::info!(station = %station.id, connection, "charge point connected");
+    // Small buffers: thousands of chargers stay connected, each sending a few hundred bytes
+    // at a time (the buffers grow for a larger frame, up to the limits).
     let upgrade = upgrade
+        .read_buffer_size(BUFFER_BYTES)
+        .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES);
     let upgrade = if speaks {
@@ -122,6 +128,22 @@ async fn serve(
 ) {
     let monitor = Arc::clone(&state.monitor);
     monitor.refresh_one(Arc::clone(&station)).await;
+    // Changes are refreshed beside the connection, so its next frame is read at once; a change
+    // arriving during a refresh gets one more refresh after it (the latest state is recorded).
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let refresher = tokio::spawn({
+        let (monitor, station, changed) = (
+            Arc::clone(&monitor),
+            Arc::clone(&station),
+            Arc::clone(&changed),
+        );
+        async move {
+            loop {
+                changed.notified().await;
+                monitor.refresh_one(Arc::clone(&station)).await;
+            }
+        }
+    });
     let every = monitor.settings().ocpp.ping_secs;
     let mut pings = tokio::time::interval(std::time::Duration::from_secs(u64::from(every.max(1))));
     pings.reset();
@@ -173,13 +195,14 @@ async fn serve(
             break;
         }
         if answer.changed {
-            monitor.refresh_one(Arc::clone(&station)).await;
+            changed.notify_one();
         }
         if answer.booted {
             let (monitor, station) = (Arc::clone(&monitor), Arc::clone(&station));
             tokio::spawn(async move { monitor.ocpp_configure(&station).await });
         }
     }
+    refresher.abort();
     if monitor.ocpp_disconnect(&station, connection) {
         tracing::info!(station = %station.id, connection, "charge point disconnected");
         monitor.refresh_one(station).await;
