@@ -15,7 +15,9 @@ Measures, on this machine, with MariaDB and Redis:
      refreshed every 30 s over two simulated hours, and a station's 90-day statistics on MariaDB
      with 90 days of simulated history for 1,000 stations;
   7. alerts (examples/alerts_bench.rs): 1,000 port_free rules over 10,000 stations on MariaDB,
-     from the observation that fires an alert to its webhook request at a local receiver.
+     from the observation that fires an alert to its webhook request at a local receiver;
+  8. ocpp: 10,000 chargers of `csm-cli simulate-ocpp` on one server: RSS a charger, CPU, answer
+     times, and StatusNotification → live event (scripts/ocpp_sse_probe.py).
 Writes target/bench/results.json and target/bench/results.md.
 """
 import argparse
@@ -40,6 +42,7 @@ FANOUT = os.path.join(RELEASE, "examples", "sse_fanout")
 BARE_CLIENT = os.path.join(RELEASE, "examples", "http_client_cost")
 HISTORY = os.path.join(RELEASE, "examples", "history_bench")
 ALERTS = os.path.join(RELEASE, "examples", "alerts_bench")
+OCPP_VENV = os.path.join(ROOT, "target", "venv-ocpp")
 OUT = os.path.join(ROOT, "target", "bench")
 MYSQL = "mysql://root@127.0.0.1:3306"
 REDIS = "redis://127.0.0.1:6379"
@@ -482,6 +485,61 @@ def bench_alerts(quick):
     return result
 
 
+def bench_ocpp(quick):
+    """10,000 simulated OCPP chargers on one server: RSS a charger, CPU, answer times, and a
+    StatusNotification's way to the live event stream."""
+    import resource
+    chargers, duration, warmup = (1000, 40, 15) if quick else (10000, 100, 40)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, chargers + 5000) if hard != resource.RLIM_INFINITY else chargers + 5000
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    python = os.path.join(OCPP_VENV, "bin", "python")
+    if subprocess.run([python, "-c", "import websockets"], capture_output=True).returncode != 0:
+        subprocess.run(["python3", "-m", "venv", OCPP_VENV], check=True)
+        subprocess.run([os.path.join(OCPP_VENV, "bin", "pip"), "install", "--quiet", "ocpp>=2,<3", "websockets>=12"], check=True)
+    log(f"ocpp: {chargers:,} simulated chargers of 2 connectors, MeterValues every 10 s, {duration} s")
+    url = fresh_database("csm_bench_ocpp")
+    env = base_env(url, "bench-ocpp:")
+    run_cli(env, "init-db")
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as csv_file:
+        csv_file.write("id,name,vendor,port_count\n")
+        for n in range(1, chargers + 1):
+            csv_file.write(f"SIM-{n:04},charger {n},ocpp,2\n")
+        csv_file.write("PROBE-1,SSE probe,ocpp,1\n")
+    run_cli(env, "stations", "import", csv_file.name)
+    os.unlink(csv_file.name)
+    server, base = start_server(url, "bench-ocpp:", None, {"CSM_OCPP_REGISTRATION": "known"})
+    port = base.rsplit(":", 1)[1]
+    with server:
+        rss_before, _ = server.rss_mb()
+        sim = Process([CLI, "simulate-ocpp", "--url", f"ws://127.0.0.1:{port}/ocpp", "--chargers", str(chargers),
+                       "--connectors", "2", "--meter-secs", "10", "--session-secs", "300",
+                       "--duration-secs", str(duration), "--warmup-secs", str(warmup)], env=env)
+        with sim:
+            time.sleep(warmup)
+            cpu0, t0 = cpu_secs(server.proc.pid), time.time()
+            probe = subprocess.run([python, os.path.join(ROOT, "scripts", "ocpp_sse_probe.py"), port, "20"],
+                                   capture_output=True, text=True, timeout=duration)
+            cpu1, t1 = cpu_secs(server.proc.pid), time.time()
+            rss_connected, _ = server.rss_mb()
+            sim.proc.wait(timeout=duration + 60)
+        summary = json.loads(open(sim.log.name).read().strip().splitlines()[-1])
+    mysql("DROP DATABASE IF EXISTS `csm_bench_ocpp`")
+    result = {
+        "chargers": chargers,
+        "command": f"csm-cli simulate-ocpp --url ws://127.0.0.1:PORT/ocpp --chargers {chargers} --connectors 2 "
+                   f"--meter-secs 10 --session-secs 300 --duration-secs {duration} --warmup-secs {warmup}",
+        "rss_mb_before": round(rss_before, 1),
+        "rss_mb_connected": round(rss_connected, 1),
+        "kb_per_charger": round((rss_connected - rss_before) * 1024 / chargers, 1),
+        "cpu_share_of_one_core": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "simulator": summary,
+        "sse": json.loads(probe.stdout.strip().splitlines()[-1]) if probe.returncode == 0 else {"error": probe.stderr[-300:]},
+    }
+    log(json.dumps(result))
+    return result
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -613,13 +671,25 @@ def markdown(results):
                   f"p99 {a['latency_ms']['p99']:.0f} ms, max {a['latency_ms']['max']:.0f} ms. A refresh cycle of the whole "
                   f"fleet (median): {a['cycle_secs_without_rules']:.2f} s without the rules, {a['cycle_secs_with_rules']:.2f} s "
                   f"with them evaluated and delivered on the same two cores."]
+    ocpp = results.get("ocpp")
+    if ocpp:
+        o, sim = ocpp, ocpp["simulator"]
+        sse = o["sse"]
+        lines += ["", "### OCPP chargers", "",
+                  f"`{o['command']}` against csm-server (MariaDB + Redis, the chargers imported as stations of vendor ocpp): "
+                  f"{sim['connected']:,} of {o['chargers']:,} connected ({sim['errors']} errors), {sim['answers']:,} calls answered. "
+                  f"Server RSS {o['rss_mb_before']} MB before, {o['rss_mb_connected']} MB connected: {o['kb_per_charger']} KB a charger; "
+                  f"CPU {o['cpu_share_of_one_core']:.0%} of one core. Answer time as the chargers saw it after the warm-up: "
+                  f"p50 {sim['answer_ms']['p50']:.2f} ms, p90 {sim['answer_ms']['p90']:.2f} ms, p99 {sim['answer_ms']['p99']:.2f} ms, "
+                  f"max {sim['answer_ms']['max']:.1f} ms. StatusNotification to the live event: "
+                  + (f"p50 {sse['p50_ms']:.1f} ms, p99 {sse['p99_ms']:.1f} ms ({sse['samples']} changes)." if "p50_ms" in sse else f"not measured ({sse})")]
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts", "ocpp"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -630,7 +700,7 @@ def main():
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts"])
+    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts", "ocpp"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -653,10 +723,12 @@ def main():
         results["history"] = bench_history(args.quick)
     if "alerts" in only:
         results["alerts"] = bench_alerts(args.quick)
+    if "ocpp" in only:
+        results["ocpp"] = bench_ocpp(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts", "ocpp"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)
