@@ -386,8 +386,9 @@ async fn a_burst_of_300_alerts_reaches_a_bot_as_a_digest_within_its_rate_limit()
     })
     .await;
     let requests = received(&bot).await;
+    // Far inside the bot's 20 messages a minute: a digest or a few, never 300 messages.
     assert!(
-        (1..=3).contains(&requests.len()),
+        (1..=5).contains(&requests.len()),
         "300 alerts came as {} messages",
         requests.len()
     );

@@ -30,6 +30,8 @@ pub const MAX_ATTEMPTS: u32 = 20;
 /// How often the outbox is looked at when nothing woke the worker (retries, quiet hours,
 /// alerts fired by another instance).
 const POLL: Duration = Duration::from_secs(1);
+/// How long the worker waits after being woken, for the rest of a burst.
+const GATHER: Duration = Duration::from_millis(100);
 /// Alerts claimed at once.
 const CLAIM_BATCH: u32 = 500;
 /// At most this many alerts for one channel at once go as separate messages; more become a
@@ -49,7 +51,11 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = hub.wake.notified() => {}
+            () = hub.wake.notified() => {
+                // A burst (a vendor outage) is written in several pieces: gather it, so a
+                // channel gets one digest rather than one per piece.
+                tokio::time::sleep(GATHER).await;
+            }
             () = tokio::time::sleep(POLL) => {}
         }
         loop {
