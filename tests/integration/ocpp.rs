@@ -52,17 +52,7 @@ async fn connect(
 
 async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value {
     socket.send(Message::Text(frame.into())).await.unwrap();
-    loop {
-        let answer = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("an answer within 5 s")
-            .expect("the socket is open")
-            .expect("a frame");
-        // csm's pings come between the answers (tungstenite answers them).
-        if let Message::Text(text) = answer {
-            return serde_json::from_str(text.as_str()).unwrap();
-        }
-    }
+    next_text(socket).await
 }
 
 async fn station(app: &TestApp, id: &str) -> serde_json::Value {
@@ -418,7 +408,7 @@ async fn a_charger_that_misses_its_heartbeats_goes_offline_and_pings_keep_the_so
     app.stop().await;
 }
 
-/// The next frame from csm that is not a ping.
+/// The next frame from csm that is not a ping (tungstenite answers csm's pings).
 async fn next_text(socket: &mut Socket) -> serde_json::Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())

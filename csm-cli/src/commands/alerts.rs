@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use csm_core::alerts::{ChannelDraft, RuleDraft};
+use csm_core::alerts::{ChannelDraft, RuleDraft, Scope};
 use csm_core::settings::Settings;
 use csm_core::views::alerts::{AlertListJson, ChannelListJson, ChannelTestJson, RuleListJson};
 use csm_flags::{AlertFlags, DatabaseFlags};
@@ -264,17 +264,14 @@ pub async fn alerts(
                     "id", "kind", "stations", "ports", "min", "channel", "options",
                 ]);
                 for rule in &rules {
-                    let stations = serde_json::to_value(&rule.stations)
-                        .map(|v| match v {
-                            serde_json::Value::String(s) => s,
-                            serde_json::Value::Array(ids) => ids
-                                .iter()
-                                .filter_map(|i| i.as_str())
-                                .collect::<Vec<_>>()
-                                .join(","),
-                            other => other.to_string(),
-                        })
-                        .unwrap_or_default();
+                    let stations = match &rule.stations {
+                        Scope::All => "all".to_owned(),
+                        Scope::Stations(ids) => ids
+                            .iter()
+                            .map(|id| id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    };
                     let ports = rule
                         .ports
                         .as_ref()

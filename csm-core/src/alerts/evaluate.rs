@@ -211,7 +211,7 @@ impl Evaluator {
     /// One target's step: fire when the condition has held long enough, resolve when it ended.
     fn step(
         &mut self,
-        rule: &Rule,
+        rule: &Arc<Rule>,
         target: Target,
         seen: Seen,
         now: DateTime<Utc>,
@@ -263,7 +263,7 @@ impl Evaluator {
                 };
                 let began = condition.since.take();
                 let change = condition.open.take().map(|opened_by| Change {
-                    rule: Arc::new(rule.clone()),
+                    rule: Arc::clone(rule),
                     station_id,
                     port: (port != 0).then_some(port),
                     resolved: true,
@@ -381,7 +381,7 @@ fn unreachable(state: &StationState) -> bool {
 }
 
 fn fire(
-    rule: &Rule,
+    rule: &Arc<Rule>,
     station_id: &StationId,
     port: u32,
     condition: &Condition,
@@ -389,7 +389,7 @@ fn fire(
     now: DateTime<Utc>,
 ) -> Change {
     Change {
-        rule: Arc::new(rule.clone()),
+        rule: Arc::clone(rule),
         station_id: station_id.clone(),
         port: (port != 0).then_some(port),
         resolved: false,

@@ -95,9 +95,6 @@ impl Monitor {
                 .into());
             }
         }
-        if rule.kind == RuleKind::Voltage && rule.stations == Scope::All {
-            tracing::info!("a voltage rule over every station: every observation is evaluated");
-        }
         let channels = self.store.alerts().channels().await?;
         if !channels.iter().any(|c| c.name == rule.channel) {
             return Err(InvalidInput::new(

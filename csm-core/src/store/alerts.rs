@@ -274,13 +274,20 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
                     .await
                     .map_err(|e| self.error(doing, e))?;
             }
-            for (rule_id, station_id, port) in closed {
-                let delete = statement(
-                    "DELETE FROM alert_open WHERE rule_id = ? AND station_id = ? AND port = ?",
+            // Many at once (a fleet coming back): one statement a chunk, keys as row values.
+            for chunk in closed.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "DELETE FROM alert_open WHERE (rule_id, station_id, port) IN ({})",
+                    placeholder_rows(3, chunk.len())
                 );
-                let delete = bind_id(delete, *rule_id);
-                let delete = DB::bind_text(delete, Some(station_id.as_str()));
-                DB::execute(DB::bind_u32(delete, *port), &mut *tx)
+                let delete = chunk
+                    .iter()
+                    .fold(statement(sql), |q, (rule_id, station_id, port)| {
+                        let q = bind_id(q, *rule_id);
+                        let q = DB::bind_text(q, Some(station_id.as_str()));
+                        DB::bind_u32(q, *port)
+                    });
+                DB::execute(delete, &mut *tx)
                     .await
                     .map_err(|e| self.error(doing, e))?;
             }
