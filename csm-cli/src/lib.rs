@@ -60,6 +60,9 @@ pub enum Command {
     /// Alert channels, rules and the history of fired alerts.
     #[command(subcommand)]
     Alerts(commands::AlertsCommand),
+    /// OCPP charge points: which are connected, their last message and firmware.
+    #[command(subcommand)]
+    Ocpp(commands::OcppCommand),
     /// Serve a simulated fleet over HTTP with csm's native contract.
     Simulate(simulate::SimulateArgs),
     /// Connect simulated EV chargers to a central system over OCPP 1.6J.
@@ -103,6 +106,7 @@ pub async fn run_with(
         Command::Stats(args) => args.settings(),
         Command::Prune(args) => args.settings(),
         Command::Alerts(command) => command.settings(),
+        Command::Ocpp(command) => command.settings(),
         Command::Simulate(_) | Command::SimulateOcpp(_) => Settings::default(),
     };
     adjust(&mut settings);
@@ -119,6 +123,7 @@ pub async fn run_with(
         Command::Stats(args) => commands::stats(settings, args, out).await,
         Command::Prune(args) => commands::prune(settings, args, out).await,
         Command::Alerts(command) => commands::alerts(settings, command, out).await,
+        Command::Ocpp(command) => commands::ocpp(settings, command, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
         Command::SimulateOcpp(args) => simulate_ocpp::run(args, out).await,
     }

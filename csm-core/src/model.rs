@@ -299,6 +299,22 @@ pub struct PortReading {
     pub session_ends_at: Option<DateTime<Utc>>,
 }
 
+impl PortReading {
+    /// A port of a station that csm knows to be offline: no vendor code, nothing measured.
+    pub fn offline(port: u32) -> Self {
+        Self {
+            port,
+            status: PortStatus::Offline,
+            raw_code: None,
+            voltage: None,
+            current: None,
+            power: None,
+            energy_kwh: None,
+            session_ends_at: None,
+        }
+    }
+}
+
 /// The readings of all ports of one station from one fetch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 pub mod alerts;
 pub mod history;
+pub mod ocpp;
 pub mod time;
 
 use crate::history::estimate::FreeEstimate;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use csm_core::Monitor;
+use csm_core::ocpp::simulated::{Counters, SimulatedChargers, run_charger};
 use csm_core::settings::Settings;
 use csm_flags::LogFormat;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -35,6 +36,8 @@ pub use config::{Limits, ServerConfig};
 
 /// Demo stations seeded at the first start of the embedded default.
 pub const DEMO_STATIONS: usize = 6;
+/// Simulated OCPP chargers the demo connects to its own `/ocpp` endpoint (ids `SEV-0001`, …).
+pub const DEMO_CHARGERS: usize = 2;
 /// How long shutdown waits for running refresh jobs and pending writes.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -70,6 +73,8 @@ impl std::fmt::Debug for AppState {
 pub struct Server {
     state: AppState,
     scheduler: bool,
+    /// Whether to connect the demo's simulated OCPP chargers once listening.
+    demo_chargers: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -92,11 +97,24 @@ impl Server {
             .migrate()
             .await
             .context("applying database migrations")?;
+        let mut demo_chargers = false;
         if demo {
             let seeded = monitor.seed_demo(DEMO_STATIONS).await?;
             if seeded > 0 {
                 tracing::info!(seeded, "seeded demo stations on the simulator (CSM_DEMO)");
+                let ids: Vec<String> = (0..DEMO_CHARGERS)
+                    .map(|n| demo_chargers_at("").id(n))
+                    .collect();
+                monitor.seed_demo_chargers(&ids).await?;
             }
+            demo_chargers = if monitor.settings().ocpp.require_password {
+                tracing::warn!(
+                    "the demo's simulated OCPP chargers have no password: not connecting them (CSM_OCPP_REQUIRE_PASSWORD)"
+                );
+                false
+            } else {
+                true
+            };
         }
         if embedded {
             tracing::info!(
@@ -104,7 +122,9 @@ impl Server {
                  To monitor real stations set CSM_DATABASE_URL (mysql://…), CSM_REDIS_URL (redis://…) and put vendor profiles in CSM_VENDORS_DIR; see .env.example"
             );
         }
-        Ok(Self::from_monitor(Arc::new(monitor), config))
+        let mut server = Self::from_monitor(Arc::new(monitor), config);
+        server.demo_chargers = demo_chargers;
+        Ok(server)
     }
 
     /// A server over an existing monitor (tests, embedding programs).
@@ -122,6 +142,7 @@ impl Server {
                 details: Arc::default(),
             },
             scheduler: true,
+            demo_chargers: false,
         }
     }
 
@@ -156,7 +177,23 @@ impl Server {
             state.updates.clone(),
             cancel.clone(),
         ));
+        tasks.spawn(Arc::clone(&state.monitor).run_ocpp_registry(cancel.clone()));
         let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
+        if self.demo_chargers {
+            let chargers = Arc::new(demo_chargers_at(&ocpp_url(listener.local_addr()?)));
+            let counters = Arc::new(Counters::new(Duration::ZERO));
+            tracing::info!(url = %chargers.url, count = DEMO_CHARGERS, "connecting the demo's simulated OCPP chargers");
+            for n in 0..DEMO_CHARGERS {
+                let (chargers, counters, cancel) =
+                    (Arc::clone(&chargers), Arc::clone(&counters), cancel.clone());
+                tasks.spawn(async move {
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        () = run_charger(n, &chargers, &counters) => {}
+                    }
+                });
+            }
+        }
         if self.scheduler {
             tasks.spawn(Arc::clone(&state.monitor).run_scheduler(cancel.clone()));
             tasks.spawn(Arc::clone(&state.monitor).run_pruning(cancel.clone()));
@@ -182,6 +219,30 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// The demo's simulated OCPP chargers, connecting to `url`.
+fn demo_chargers_at(url: &str) -> SimulatedChargers {
+    SimulatedChargers {
+        url: url.to_owned(),
+        connectors: 2,
+        seed: 7,
+        meter_secs: 10,
+        session_secs: 300,
+        prefix: "SEV-".into(),
+        password: None,
+    }
+}
+
+/// The OCPP URL of this server as seen from this machine (a wildcard address becomes
+/// loopback).
+fn ocpp_url(local: std::net::SocketAddr) -> String {
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("ws://{}/ocpp", std::net::SocketAddr::new(ip, local.port()))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{alerts, events, health, history, stations};
+use crate::api::{alerts, events, health, history, ocpp, stations};
 use crate::views;
 use csm_core::views as core;
 
@@ -35,6 +35,7 @@ use csm_core::views as core;
         alerts::create_rule,
         alerts::delete_rule,
         alerts::alert_history,
+        ocpp::charge_points,
         events::events,
         health::healthz,
         health::readyz,
@@ -88,6 +89,8 @@ use csm_core::views as core;
         csm_core::alerts::model::StationsSchema,
         csm_core::alerts::model::AllStations,
         events::SseEventName,
+        core::ocpp::ChargePointJson,
+        core::ocpp::ChargePointListJson,
     )),
     modifiers(&AdminToken),
     tags(
@@ -96,6 +99,7 @@ use csm_core::views as core;
         (name = "live", description = "Live updates"),
         (name = "admin", description = "Station management (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "alerts", description = "Alert channels, rules and history (Authorization: Bearer CSM_ADMIN_TOKEN)"),
+        (name = "ocpp", description = "OCPP 1.6J charge points (they connect to ws://HOST/ocpp/{charge_point_id})"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -51,6 +51,15 @@ impl Store for Counting {
     ) -> Result<(), StoreError> {
         self.inner.set_charger_password(id, hash).await
     }
+    async fn write_charge_points(
+        &self,
+        records: &[csm::core::ocpp::ChargePointRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.write_charge_points(records).await
+    }
+    async fn charge_points(&self) -> Result<Vec<csm::core::ocpp::ChargePointRecord>, StoreError> {
+        self.inner.charge_points().await
+    }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
     }

@@ -51,6 +51,10 @@ async fn secrets_never_reach_logs_errors_or_answers() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test's thread may have been registering a log call site (deciding that nobody
+    // listens to it) while this subscriber was being registered; asking every call site again
+    // now makes sure this test sees all of them.
+    tracing::callsite::rebuild_interest_cache();
 
     // A vendor whose profile uses a secret in its URL and a header, and that fails.
     #[allow(unsafe_code)]

@@ -7,7 +7,8 @@
 //! - [`stations`] runs `stations list|add|remove|import|sync`;
 //! - [`read`] runs `ports` and `events`;
 //! - [`history`] runs `history`, `sessions`, `stats` and `prune`;
-//! - [`alerts`] runs `alerts channels|rules|history`.
+//! - [`alerts`] runs `alerts channels|rules|history`;
+//! - [`ocpp`] runs `ocpp status`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 mod alerts;
 mod history;
+mod ocpp;
 mod read;
 mod refresh;
 mod stations;
@@ -30,6 +32,7 @@ pub use self::alerts::{AlertsCommand, alerts};
 pub use self::history::{
     HistoryArgs, PruneArgs, SessionsArgs, StatsArgs, history, prune, sessions, stats,
 };
+pub use self::ocpp::{OcppCommand, StatusArgs, ocpp};
 pub use self::read::{EventsArgs, PortsArgs, events, ports};
 pub use self::refresh::{FailedStation, RefreshArgs, RefreshSummary, refresh};
 pub use self::stations::{

@@ -152,6 +152,28 @@ pub enum ChargerError {
         /// When csm last heard from it.
         since: chrono::DateTime<chrono::Utc>,
     },
+    /// A charger that pushes its state (OCPP) has not connected since csm started; csm gives it
+    /// two heartbeat intervals and a grace before it counts as offline.
+    #[error("{vendor}: charge point {station} has not connected since csm started at {since}")]
+    NotConnectedYet {
+        /// Vendor profile.
+        vendor: String,
+        /// The station.
+        station: String,
+        /// When csm started.
+        since: chrono::DateTime<chrono::Utc>,
+    },
+    /// A charger is connected but has not said yet what its connectors are doing (csm asks
+    /// it with TriggerMessage).
+    #[error(
+        "{vendor}: charge point {station} is connected but has not reported its connectors' status yet"
+    )]
+    NotReported {
+        /// Vendor profile.
+        vendor: String,
+        /// The station.
+        station: String,
+    },
     /// The source cannot do what was asked (for example list its stations).
     #[error("{vendor}: {message}")]
     Unsupported {
@@ -183,6 +205,26 @@ impl ChargerError {
         }
     }
 
+    /// Whether the failure says that the station itself is offline (a charger that pushes its
+    /// state lost its connection, or went silent), not only that csm could not ask it: its
+    /// ports are then offline.
+    pub fn station_offline(&self) -> bool {
+        matches!(
+            self,
+            ChargerError::Disconnected { .. } | ChargerError::Silent { .. }
+        )
+    }
+
+    /// Whether the source is only waiting for the station to speak (an OCPP charger that has
+    /// not connected since csm started, or not reported its connectors yet): a passing state,
+    /// not a fault.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            ChargerError::NotConnectedYet { .. } | ChargerError::NotReported { .. }
+        )
+    }
+
     /// The wait the vendor asked for with `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -206,6 +248,8 @@ impl ChargerError {
             ChargerError::UnknownStation { .. } => "unknown_station",
             ChargerError::Disconnected { .. } => "disconnected",
             ChargerError::Silent { .. } => "silent",
+            ChargerError::NotConnectedYet { .. } => "not_connected_yet",
+            ChargerError::NotReported { .. } => "not_reported",
             ChargerError::Unsupported { .. } => "unsupported",
         }
     }

@@ -27,6 +27,7 @@ use crate::store::{self, EventQuery, Store, StoreError, UpsertCounts};
 
 mod alerts;
 pub mod catalog;
+mod charge_points;
 mod checks;
 mod history;
 mod list;
@@ -34,6 +35,7 @@ mod ocpp;
 
 pub use self::alerts::MAX_ALERT_HISTORY;
 pub use self::catalog::Catalog;
+pub use self::charge_points::{ChargePointStatus, Connection, REGISTRY_EVERY};
 pub use self::checks::{ConnectionCheck, Readiness};
 pub use self::history::{
     FLEET_STATS_FRESH, FleetStats, MAX_READINGS, PRUNE_CHUNK, PruneReport, Readings, ReadingsQuery,

@@ -29,6 +29,8 @@ pub struct OcppReply {
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a manual refresh of a charge point waits for its answer to TriggerMessage.
 pub const TRIGGER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long csm lets a newly connected charger speak first before it asks for its status.
+pub const QUIET_AFTER_CONNECT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Monitor {
     fn ocpp_source(&self) -> Result<&Arc<OcppSource>, MonitorError> {
@@ -202,6 +204,31 @@ impl Monitor {
         Ok((station, connection, frames))
     }
 
+    /// Adds the demo's simulated charge points (`ids`, vendor `ocpp`, two connectors each) that
+    /// are not stations yet, with names a car park would give them; returns how many.
+    pub async fn seed_demo_chargers(&self, ids: &[String]) -> Result<usize, MonitorError> {
+        let mut added = 0;
+        for (n, id) in ids.iter().enumerate() {
+            let id = StationId::parse(id).map_err(|e| e.at("charge point id"))?;
+            if self.station(&id).await.is_ok() {
+                continue;
+            }
+            let station = Station {
+                id,
+                name: format!("地下车库 {} 号直流快充", n + 1),
+                address: Some("地下停车场 B1".into()),
+                lat: None,
+                lng: None,
+                vendor: OCPP_VENDOR.into(),
+                enabled: true,
+                port_count: 2,
+            };
+            self.add_station(&station).await?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
     /// Answers one frame of a charger's connection.
     pub fn ocpp_frame(
         &self,
@@ -256,6 +283,20 @@ impl Monitor {
             Err(error) => {
                 tracing::warn!(station = %station.id, %error, "could not set MeterValueSampleInterval")
             }
+        }
+    }
+
+    /// After a charger connected: when it has neither booted nor reported a status within
+    /// [`QUIET_AFTER_CONNECT`] (a charger that only reconnected, or csm restarted), asks it for
+    /// its status, so its ports do not wait for its next change.
+    pub async fn ocpp_ask_if_quiet(&self, station: &Station, connection: u64) {
+        tokio::time::sleep(QUIET_AFTER_CONNECT).await;
+        let Ok(source) = self.ocpp_source() else {
+            return;
+        };
+        if source.quiet_since_connected(&station.id, connection) {
+            tracing::debug!(station = %station.id, "a charger connected and said nothing: asking for its status");
+            self.ocpp_trigger(station).await;
         }
     }
 

@@ -78,6 +78,8 @@ pub struct Handled {
     pub changed: bool,
     /// Whether it was an accepted BootNotification (csm then configures the charger).
     pub booted: bool,
+    /// The call's action (`None` when the frame could not be read).
+    pub action: Option<String>,
 }
 
 /// A charge point's state.
@@ -88,6 +90,8 @@ pub struct ChargePoint {
     /// Connector 0 `Faulted`: the error code and info, applying to every port.
     charger_fault: Option<String>,
     boot: Option<Boot>,
+    /// The last FirmwareStatusNotification's status.
+    firmware_status: Option<String>,
 }
 
 impl ChargePoint {
@@ -98,12 +102,23 @@ impl ChargePoint {
             connectors: BTreeMap::new(),
             charger_fault: None,
             boot: None,
+            firmware_status: None,
         }
     }
 
     /// What it said at boot.
     pub fn boot(&self) -> Option<&Boot> {
         self.boot.as_ref()
+    }
+
+    /// The status of its last FirmwareStatusNotification (`Downloading`, `Installed`, …).
+    pub fn firmware_status(&self) -> Option<&str> {
+        self.firmware_status.as_deref()
+    }
+
+    /// Whether any connector has reported its status (there are ports to show).
+    pub fn has_ports(&self) -> bool {
+        self.connectors.values().any(|c| c.status.is_some())
     }
 
     /// Answers one frame received at `now`. Results and errors of csm's own calls need no
@@ -127,6 +142,7 @@ impl ChargePoint {
                     reply: frame::error(&bad.id, bad.code, &bad.description),
                     changed: false,
                     booted: false,
+                    action: None,
                 });
             }
         };
@@ -136,11 +152,13 @@ impl ChargePoint {
                 reply: frame::result(&id, &payload),
                 changed,
                 booted: action == "BootNotification",
+                action: Some(action),
             },
             Err((code, description)) => Handled {
                 reply: frame::error(&id, code, &description),
                 changed: false,
                 booted: false,
+                action: Some(action),
             },
         })
     }
@@ -256,7 +274,11 @@ impl ChargePoint {
                 text(p, "vendorId")?;
                 Ok((json!({"status": "UnknownVendorId"}), false))
             }
-            "FirmwareStatusNotification" | "DiagnosticsStatusNotification" => {
+            "FirmwareStatusNotification" => {
+                self.firmware_status = Some(text(p, "status")?.to_owned());
+                Ok((json!({}), false))
+            }
+            "DiagnosticsStatusNotification" => {
                 text(p, "status")?;
                 Ok((json!({}), false))
             }

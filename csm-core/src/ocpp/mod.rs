@@ -10,7 +10,8 @@ pub mod charge_point;
 pub mod frame;
 pub mod meter;
 pub mod password;
+pub mod simulated;
 pub mod source;
 
 pub use self::charge_point::{Boot, ChargePoint, Handled, Policy, TransactionIds, port_status};
-pub use self::source::{CallError, OCPP_VENDOR, OcppSource};
+pub use self::source::{CallError, ChargePointRecord, OCPP_VENDOR, OcppSource};

@@ -1,9 +1,18 @@
 //! The `ocpp` vendor: the charge points connected to csm. A connection feeds its charger's
 //! frames in ([`OcppSource::handle`]); a refresh of the station reads what the charger last
-//! said, observed now while the charger keeps to its heartbeat. A charger that disconnects, or
-//! sends nothing for two heartbeat intervals and a grace (half an interval, 1–60 s), fails its
-//! refreshes like an unreachable vendor: stale, with the reason, counted offline in history
-//! and seen by offline alerts.
+//! said, observed now while the charger keeps to its heartbeat.
+//!
+//! A charger is offline when its socket closed, or when it has sent nothing for two heartbeat
+//! intervals and a grace (half an interval, 1–60 s; [`OcppSource::liveness`]); a refresh then
+//! fails with an error that says so ([`ChargerError::station_offline`]) and its ports turn
+//! offline, stale, with the reason. A charger not heard since csm started gets the same window
+//! from the start before it counts as offline, so a restart of csm is not an outage of every
+//! charger.
+//!
+//! Held here, in memory, for each charge point heard since the process started: its
+//! [`ChargePoint`] state, its connection, and what the registry of charge points shows of it
+//! ([`ChargePointRecord`], written to the database by [`crate::Monitor::run_ocpp_registry`];
+//! each change bumps a version, and a record is written until its latest version is).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +27,34 @@ use crate::model::{Snapshot, Station, StationId};
 /// The vendor name of stations that are OCPP charge points.
 pub const OCPP_VENDOR: &str = "ocpp";
 
+/// What csm knows of one charge point's connection and of the charger itself, as the registry
+/// of charge points keeps it (`csm-cli ocpp status`, `GET /api/ocpp/charge-points`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChargePointRecord {
+    /// The charge point (its station).
+    pub station_id: StationId,
+    /// Whether a connection serves it.
+    pub connected: bool,
+    /// When its last connection opened.
+    pub connected_at: Option<DateTime<Utc>>,
+    /// When its last connection closed (while it is not connected).
+    pub disconnected_at: Option<DateTime<Utc>>,
+    /// When csm last received a frame from it (csm's clock).
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// The action of its last call (`Heartbeat`, `MeterValues`, …).
+    pub last_action: Option<String>,
+    /// `chargePointVendor` of its last BootNotification.
+    pub vendor: Option<String>,
+    /// `chargePointModel` of its last BootNotification.
+    pub model: Option<String>,
+    /// `firmwareVersion` of its last BootNotification.
+    pub firmware: Option<String>,
+    /// The status of its last FirmwareStatusNotification.
+    pub firmware_status: Option<String>,
+    /// The heartbeat interval csm gave it, seconds (liveness is two of them and a grace).
+    pub heartbeat_secs: u32,
+}
+
 /// A call of csm's waiting for the charger's answer.
 #[derive(Debug)]
 struct Pending {
@@ -30,11 +67,41 @@ struct Live {
     point: ChargePoint,
     /// The connection now serving it (0: none).
     connection: u64,
+    connected_at: DateTime<Utc>,
+    disconnected_at: Option<DateTime<Utc>>,
     heard: DateTime<Utc>,
+    last_action: Option<String>,
+    /// Whether the charger booted or reported a status on its current connection (otherwise
+    /// csm asks it for its status).
+    reported_here: bool,
     /// Frames for the connection to send (csm's calls).
     outbox: Option<tokio::sync::mpsc::Sender<String>>,
     /// At most one call of csm's at a time.
     pending: Option<Pending>,
+    /// Bumped at every change of its record; `written` is the version the registry stored.
+    version: u64,
+    written: u64,
+}
+
+impl Live {
+    fn record(&self, id: &StationId, heartbeat: chrono::TimeDelta) -> ChargePointRecord {
+        let boot = self.point.boot();
+        ChargePointRecord {
+            station_id: id.clone(),
+            connected: self.connection != 0,
+            connected_at: Some(self.connected_at),
+            disconnected_at: self.disconnected_at,
+            last_message_at: Some(self.heard),
+            last_action: self.last_action.as_deref().map(|a| capped(a, 64)),
+            vendor: boot.map(|b| capped(&b.vendor, 255)),
+            model: boot.map(|b| capped(&b.model, 255)),
+            firmware: boot
+                .and_then(|b| b.firmware.as_deref())
+                .map(|f| capped(f, 255)),
+            firmware_status: self.point.firmware_status().map(|s| capped(s, 64)),
+            heartbeat_secs: u32::try_from(heartbeat.num_seconds()).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Why a call of csm's to a charger got no answer.
@@ -80,6 +147,8 @@ pub struct OcppSource {
     ids: TransactionIds,
     /// The heartbeat interval chargers are given.
     heartbeat: chrono::TimeDelta,
+    /// When this source (the process) started.
+    started: DateTime<Utc>,
 }
 
 impl Default for OcppSource {
@@ -96,7 +165,18 @@ impl OcppSource {
             connections: Default::default(),
             ids: TransactionIds::default(),
             heartbeat: chrono::TimeDelta::seconds(i64::from(heartbeat_secs.max(1))),
+            started: crate::model::now(),
         }
+    }
+
+    /// How long a charger may stay silent before it counts as offline: two heartbeat
+    /// intervals and a grace of half an interval (at least 1 s, at most 60 s).
+    pub fn liveness(&self) -> chrono::TimeDelta {
+        liveness(self.heartbeat)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StationId, Live>> {
+        self.points.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A charger connected: returns the connection's number and the frames it is to send
@@ -105,18 +185,29 @@ impl OcppSource {
     pub fn connect(&self, id: &StationId) -> (u64, tokio::sync::mpsc::Receiver<String>) {
         let connection = self.next_number();
         let (outbox, frames) = tokio::sync::mpsc::channel(4);
-        let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+        let now = crate::model::now();
+        let mut points = self.lock();
         let live = points.entry(id.clone()).or_insert_with(|| Live {
             point: ChargePoint::new(id.clone()),
             connection: 0,
-            heard: crate::model::now(),
+            connected_at: now,
+            disconnected_at: None,
+            heard: now,
+            last_action: None,
+            reported_here: false,
             outbox: None,
             pending: None,
+            version: 0,
+            written: 0,
         });
         live.connection = connection;
-        live.heard = crate::model::now();
+        live.connected_at = now;
+        live.disconnected_at = None;
+        live.heard = now;
+        live.reported_here = false;
         live.outbox = Some(outbox);
         live.pending = None;
+        live.version += 1;
         (connection, frames)
     }
 
@@ -138,7 +229,7 @@ impl OcppSource {
         let call_id = format!("csm-{}", self.next_number());
         let not_connected = || CallError::NotConnected(id.to_string());
         let answer = {
-            let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+            let mut points = self.lock();
             let live = points
                 .get_mut(id)
                 .filter(|l| l.connection != 0)
@@ -158,7 +249,7 @@ impl OcppSource {
             answered
         };
         let outcome = tokio::time::timeout(timeout, answer).await;
-        let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+        let mut points = self.lock();
         if let Some(live) = points.get_mut(id)
             && live.pending.as_ref().is_some_and(|p| p.id == call_id)
         {
@@ -182,16 +273,33 @@ impl OcppSource {
 
     /// A connection closed; `false` when a newer one serves the charger (nothing changed).
     pub fn disconnect(&self, id: &StationId, connection: u64) -> bool {
-        let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+        let mut points = self.lock();
         match points.get_mut(id) {
             Some(live) if live.connection == connection => {
-                live.connection = 0;
-                live.outbox = None;
-                live.pending = None;
+                close(live, crate::model::now());
                 true
             }
             _ => false,
         }
+    }
+
+    /// Every connection is closing (the server stops): the chargers are recorded as
+    /// disconnected now.
+    pub fn disconnect_all(&self) {
+        let now = crate::model::now();
+        for live in self.lock().values_mut() {
+            if live.connection != 0 {
+                close(live, now);
+            }
+        }
+    }
+
+    /// Whether the charger, still on connection `connection`, has neither booted nor reported
+    /// a status on it.
+    pub fn quiet_since_connected(&self, id: &StationId, connection: u64) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|live| live.connection == connection && !live.reported_here)
     }
 
     /// Answers a frame of connection `connection`, received now (`Ok(None)`: nothing to
@@ -204,15 +312,29 @@ impl OcppSource {
         policy: &Policy,
     ) -> Result<Option<Handled>, Superseded> {
         let now = crate::model::now();
-        let mut points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+        let mut points = self.lock();
         match points.get_mut(id) {
             Some(live) if live.connection == connection => {
+                // A charger that counted as offline for its silence is back: refresh it now.
+                let was_silent = now - live.heard > liveness(self.heartbeat);
                 live.heard = now;
+                live.version += 1;
                 if let Some(incoming) = answer_to_csm(text) {
                     settle(live, incoming);
                     return Ok(None);
                 }
-                Ok(live.point.handle(text, now, policy, &self.ids))
+                let mut handled = live.point.handle(text, now, policy, &self.ids);
+                if let Some(handled) = &mut handled {
+                    handled.changed |= was_silent;
+                }
+                if let Some(action) = handled.as_ref().and_then(|h| h.action.as_deref()) {
+                    live.reported_here |= action == "BootNotification"
+                        || (action == "StatusNotification" && live.point.has_ports());
+                    if live.last_action.as_deref() != Some(action) {
+                        live.last_action = Some(action.to_owned());
+                    }
+                }
+                Ok(handled)
             }
             _ => Err(Superseded),
         }
@@ -220,11 +342,52 @@ impl OcppSource {
 
     /// Forgets a removed station.
     pub fn forget(&self, id: &StationId) {
-        self.points
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.lock().remove(id);
     }
+
+    /// The records of the charge points heard since the process started; with `changed_only`,
+    /// only those whose latest version is not stored yet. Each comes with its version (for
+    /// [`OcppSource::stored`]).
+    pub fn records(&self, changed_only: bool) -> Vec<(ChargePointRecord, u64)> {
+        self.lock()
+            .iter()
+            .filter(|(_, live)| !changed_only || live.version != live.written)
+            .map(|(id, live)| (live.record(id, self.heartbeat), live.version))
+            .collect()
+    }
+
+    /// The registry stored these versions of these records.
+    pub fn stored(&self, written: &[(StationId, u64)]) {
+        let mut points = self.lock();
+        for (id, version) in written {
+            if let Some(live) = points.get_mut(id) {
+                live.written = live.written.max(*version);
+            }
+        }
+    }
+}
+
+/// Two heartbeat intervals and a grace of half an interval (1–60 s).
+pub(crate) fn liveness(heartbeat: chrono::TimeDelta) -> chrono::TimeDelta {
+    let grace = (heartbeat / 2).clamp(
+        chrono::TimeDelta::seconds(1),
+        chrono::TimeDelta::seconds(60),
+    );
+    heartbeat * 2 + grace
+}
+
+/// At most `chars` characters of a text a charger sent (the registry's columns are bounded).
+fn capped(text: &str, chars: usize) -> String {
+    text.chars().take(chars).collect()
+}
+
+/// Ends the connection serving a charger.
+fn close(live: &mut Live, now: DateTime<Utc>) {
+    live.connection = 0;
+    live.disconnected_at = Some(now);
+    live.outbox = None;
+    live.pending = None;
+    live.version += 1;
 }
 
 /// A result or error frame (an answer to a call of csm's), read; `None` for anything else.
@@ -265,26 +428,35 @@ impl ChargerApi for OcppSource {
     }
 
     async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
-        let points = self.points.lock().unwrap_or_else(|p| p.into_inner());
+        let now = crate::model::now();
+        let vendor = || OCPP_VENDOR.to_owned();
+        let name = || station.id.to_string();
+        let points = self.lock();
         match points.get(&station.id) {
             Some(live) if live.connection != 0 => {
-                let now = crate::model::now();
-                let grace = (self.heartbeat / 2).clamp(
-                    chrono::TimeDelta::seconds(1),
-                    chrono::TimeDelta::seconds(60),
-                );
-                if now - live.heard > self.heartbeat * 2 + grace {
-                    return Err(ChargerError::Silent {
-                        vendor: OCPP_VENDOR.into(),
-                        station: station.id.to_string(),
+                if now - live.heard > self.liveness() {
+                    Err(ChargerError::Silent {
+                        vendor: vendor(),
+                        station: name(),
                         since: live.heard,
-                    });
+                    })
+                } else if !live.point.has_ports() {
+                    Err(ChargerError::NotReported {
+                        vendor: vendor(),
+                        station: name(),
+                    })
+                } else {
+                    Ok(live.point.snapshot(now))
                 }
-                Ok(live.point.snapshot(now))
             }
+            None if now - self.started <= self.liveness() => Err(ChargerError::NotConnectedYet {
+                vendor: vendor(),
+                station: name(),
+                since: self.started,
+            }),
             _ => Err(ChargerError::Disconnected {
-                vendor: OCPP_VENDOR.into(),
-                station: station.id.to_string(),
+                vendor: vendor(),
+                station: name(),
             }),
         }
     }

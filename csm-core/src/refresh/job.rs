@@ -111,10 +111,14 @@ impl Engine {
                 health_changed,
             }));
         }
-        if let Err(error) = &result
-            && health_changed
-        {
-            tracing::warn!(station = %station.id, vendor = %station.vendor, %error, "refresh failed");
+        match &result {
+            Err(RefreshError::Source(error)) if health_changed && error.is_waiting() => {
+                tracing::info!(station = %station.id, vendor = %station.vendor, %error, "waiting for the station");
+            }
+            Err(error) if health_changed => {
+                tracing::warn!(station = %station.id, vendor = %station.vendor, %error, "refresh failed");
+            }
+            _ => {}
         }
         result
     }
@@ -128,6 +132,10 @@ impl Engine {
 /// - A failure: the last ports are kept, marked with the error, so they show as stale rather
 ///   than vanishing. With nothing to go on (an unknown base) nothing is kept: an empty station
 ///   would read as new ports at the next success, and a health row would wipe the stored one.
+/// - A failure that says the station itself is offline ([`ChargerError::station_offline`]: a
+///   charger lost its connection to csm): that is what csm observes now, so the known ports
+///   turn offline like any snapshot would turn them (events, the end of running sessions,
+///   history), and the state keeps the error: stale, with the reason.
 ///
 /// A success also adds to history ([`Recorder`]): readings, sessions and hourly totals.
 pub(super) fn settle(
@@ -139,6 +147,9 @@ pub(super) fn settle(
 ) -> Settled {
     match fetched {
         Ok(snapshot) => settle_snapshot(station, base, &snapshot, recorder, now),
+        Err(error) if error.station_offline() && base.state().is_some() => {
+            settle_offline(station, base, error, recorder, now)
+        }
         Err(error) => settle_failure(station, base, error, now),
     }
 }
@@ -206,6 +217,41 @@ fn settle_snapshot(
         health_changed: recovered,
         result: Ok(stats),
     }
+}
+
+/// A station offline: its known ports observed offline now (measurements unknown), marked with
+/// the error.
+fn settle_offline(
+    station: &Station,
+    base: &Base,
+    error: ChargerError,
+    recorder: &Recorder,
+    now: DateTime<Utc>,
+) -> Settled {
+    let previous = base.state();
+    let ports = previous.map_or_else(Vec::new, |p| {
+        p.ports
+            .iter()
+            .map(|port| crate::model::PortReading::offline(port.reading.port))
+            .collect()
+    });
+    let snapshot = Snapshot {
+        station_id: station.id.clone(),
+        observed_at: crate::model::stored_precision(now),
+        ports,
+    };
+    let mut settled = settle_snapshot(station, base, &snapshot, recorder, now);
+    let message = error.to_string();
+    if let Some(state) = &mut settled.state {
+        state.last_error = Some(message.clone());
+        state.failures = previous.map_or(0, |p| p.failures) + 1;
+        // Written every time: the hourly totals now count up to here (`counted_from`).
+        settled.batch.health = vec![health_of(state)];
+    }
+    settled.health_changed =
+        previous.is_none_or(|p| p.last_error.as_deref() != Some(message.as_str()));
+    settled.result = Err(RefreshError::Source(error));
+    settled
 }
 
 /// A failure: the base's ports kept, marked with the error.

@@ -107,64 +107,15 @@ fn claim_statement(dialect: Dialect, limit: u32) -> String {
 
 impl<DB: Backend> SqlStore<DB> {
     /// Runs one statement on the pool.
-    async fn run(&self, query: Statement<DB>, doing: &'static str) -> Result<u64, StoreError> {
+    pub(super) async fn run(
+        &self,
+        query: Statement<DB>,
+        doing: &'static str,
+    ) -> Result<u64, StoreError> {
         let done = DB::execute_on(query, &self.pool)
             .await
             .map_err(|e| self.error(doing, e))?;
         Ok(DB::rows_affected(&done))
-    }
-}
-
-impl<DB: Backend> SqlStore<DB> {
-    /// The password hash of every charge point that has one.
-    pub(super) async fn read_charger_passwords(
-        &self,
-    ) -> Result<Vec<(StationId, String)>, StoreError> {
-        let select = statement("SELECT station_id, hash FROM ocpp_passwords");
-        let rows = self
-            .fetch(select, "reading charge points' passwords")
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let r = Reader::<DB>::new(row, "ocpp_passwords");
-                Ok((r.id("station_id")?, r.text("hash")?))
-            })
-            .collect()
-    }
-
-    /// Stores or removes the password hash of a charge point.
-    pub(super) async fn write_charger_password(
-        &self,
-        id: &StationId,
-        hash: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let doing = "storing a charge point's password";
-        let delete = DB::bind_text(
-            statement("DELETE FROM ocpp_passwords WHERE station_id = ?"),
-            Some(id.as_str()),
-        );
-        let Some(hash) = hash else {
-            self.run(delete, doing).await?;
-            return Ok(());
-        };
-        let mut tx = self.begin(doing).await?;
-        let work = async {
-            DB::execute(delete, &mut *tx)
-                .await
-                .map_err(|e| self.error(doing, e))?;
-            let insert = statement(
-                "INSERT INTO ocpp_passwords (station_id, hash, updated_at) VALUES (?, ?, ?)",
-            );
-            let insert = DB::bind_text(insert, Some(id.as_str()));
-            let insert = DB::bind_text(insert, Some(hash));
-            let insert = DB::bind_time(insert, Some(crate::model::now()));
-            DB::execute(insert, &mut *tx)
-                .await
-                .map_err(|e| self.error(doing, e))?;
-            Ok(())
-        }
-        .await;
-        self.finish(tx, work, doing).await
     }
 }
 

@@ -14,9 +14,11 @@ use crate::alerts::AlertStore;
 use crate::error::{InvalidInput, redact_url};
 use crate::history::{HistoryQuery, HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
 use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
+use crate::ocpp::ChargePointRecord;
 
 mod alerts;
 mod mysql;
+mod ocpp;
 mod rows;
 mod sql;
 mod sql_store;
@@ -344,6 +346,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &StationId,
         hash: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Stores records of the registry of OCPP charge points (each replaces its charge point's).
+    async fn write_charge_points(&self, records: &[ChargePointRecord]) -> Result<(), StoreError>;
+
+    /// Every record of the registry of OCPP charge points.
+    async fn charge_points(&self) -> Result<Vec<ChargePointRecord>, StoreError>;
 
     /// Deletes at most `chunk` rows of `what` older than `before`; returns how many went.
     async fn prune(

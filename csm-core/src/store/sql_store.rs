@@ -19,6 +19,7 @@ use super::{EventQuery, Prunable, Store, StoreError, UpsertCounts, WriteBatch};
 use crate::error::InvalidInput;
 use crate::history::{HistoryQuery, HourRow, HourTotals, ReadingRow, RollUp, SessionRow};
 use crate::model::{Station, StationId, StationState, StatusEvent};
+use crate::ocpp::ChargePointRecord;
 
 /// What a backend adds to the shared SQL.
 pub trait Backend: Sql + sqlx::Database<Connection: sqlx::migrate::Migrate> {
@@ -107,7 +108,7 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     /// Writes `rows` of `table` in multi-row statements of a few fixed sizes.
-    async fn insert_rows<T>(
+    pub(super) async fn insert_rows<T>(
         &self,
         tx: &mut Transaction<'static, DB>,
         table: &Table,
@@ -265,6 +266,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.write_charger_password(id, hash).await
     }
 
+    async fn write_charge_points(&self, records: &[ChargePointRecord]) -> Result<(), StoreError> {
+        self.insert_charge_points(records).await
+    }
+
+    async fn charge_points(&self) -> Result<Vec<ChargePointRecord>, StoreError> {
+        self.read_charge_points().await
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         DB::prepare(self).await?;
         DB::migrator()
@@ -365,6 +374,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 "DELETE FROM port_states WHERE station_id = ?",
                 "DELETE FROM station_health WHERE station_id = ?",
                 "DELETE FROM ocpp_passwords WHERE station_id = ?",
+                "DELETE FROM ocpp_charge_points WHERE station_id = ?",
             ] {
                 DB::execute(delete(sql), &mut **tx)
                     .await

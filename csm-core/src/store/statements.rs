@@ -113,6 +113,26 @@ pub const STATION_HEALTH: Table = Table {
     on_conflict: OnConflict::Update,
 };
 
+/// The registry of OCPP charge points, a row each.
+pub const OCPP_CHARGE_POINTS: Table = Table {
+    name: "ocpp_charge_points",
+    columns: &[
+        "station_id",
+        "connected",
+        "connected_at",
+        "disconnected_at",
+        "last_message_at",
+        "last_action",
+        "vendor",
+        "model",
+        "firmware",
+        "firmware_status",
+        "heartbeat_secs",
+    ],
+    key: &["station_id"],
+    on_conflict: OnConflict::Update,
+};
+
 /// Readings of ports, kept when they changed enough.
 pub const PORT_READINGS: Table = Table {
     name: "port_readings",
@@ -388,6 +408,7 @@ mod tests {
                 PORT_STATES,
                 STATUS_EVENTS,
                 STATION_HEALTH,
+                OCPP_CHARGE_POINTS,
                 PORT_READINGS,
                 SESSIONS,
                 PORT_HOURS,

@@ -2,6 +2,9 @@
 //! charger offers the `ocpp1.6` subprotocol (or offers none, with
 //! `CSM_OCPP_ALLOW_NO_SUBPROTOCOL`). Each text frame is answered by the core
 //! ([`csm_core::ocpp`]); a change a charger reports refreshes its station like a poll.
+//!
+//! Also `GET /api/ocpp/charge-points`: the registry of charge points (connection, last message,
+//! firmware), the document of `csm-cli ocpp status --json`.
 
 use std::sync::Arc;
 
@@ -12,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use csm_core::model::Station;
 
 use crate::AppState;
+use crate::api::extract::ApiQuery;
 use crate::error::ApiError;
+use csm_core::views::ocpp::ChargePointListJson;
 
 /// The subprotocol of OCPP 1.6J.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
@@ -20,6 +25,36 @@ pub const SUBPROTOCOL: &str = "ocpp1.6";
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// The read buffer of a connection.
 const BUFFER_BYTES: usize = 4 * 1024;
+
+/// Which charge points to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ChargePointsQuery {
+    /// Every OCPP station, also those not connected now (default: the connected ones).
+    all: Option<bool>,
+}
+
+/// The OCPP charge points: how each is connected, when it last sent what, its firmware.
+#[utoipa::path(
+    get, path = "/api/ocpp/charge-points", tag = "ocpp",
+    params(ChargePointsQuery),
+    responses(
+        (status = 200, description = "The charge points, by id", body = ChargePointListJson),
+        (status = 400, description = "A bad query", body = crate::views::ErrorJson),
+        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+    )
+)]
+pub async fn charge_points(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ChargePointsQuery>,
+) -> Result<axum::Json<ChargePointListJson>, ApiError> {
+    let list = state
+        .monitor
+        .charge_points(query.all.unwrap_or(false))
+        .await?;
+    Ok(axum::Json(ChargePointListJson::of(&list)))
+}
 
 /// Upgrades a charger's connection.
 pub async fn connect(
@@ -127,10 +162,11 @@ async fn serve(
     mut socket: WebSocket,
 ) {
     let monitor = Arc::clone(&state.monitor);
-    monitor.refresh_one(Arc::clone(&station)).await;
     // Changes are refreshed beside the connection, so its next frame is read at once; a change
     // arriving during a refresh gets one more refresh after it (the latest state is recorded).
+    // The first refresh shows the station connected again.
     let changed = Arc::new(tokio::sync::Notify::new());
+    changed.notify_one();
     let refresher = tokio::spawn({
         let (monitor, station, changed) = (
             Arc::clone(&monitor),
@@ -144,12 +180,20 @@ async fn serve(
             }
         }
     });
+    let asking = tokio::spawn({
+        let (monitor, station) = (Arc::clone(&monitor), Arc::clone(&station));
+        async move { monitor.ocpp_ask_if_quiet(&station, connection).await }
+    });
+    // However the connection ends, its helpers end with it.
+    let helpers = AbortOnDrop([refresher, asking]);
     let every = monitor.settings().ocpp.ping_secs;
     let mut pings = tokio::time::interval(std::time::Duration::from_secs(u64::from(every.max(1))));
     pings.reset();
     loop {
         let message = tokio::select! {
-            () = state.shutdown.cancelled() => break,
+            // csm stops, not the charger: its ports are not recorded offline (the registry
+            // records the disconnection).
+            () = state.shutdown.cancelled() => return,
             _ = pings.tick(), if every > 0 => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break;
@@ -202,9 +246,20 @@ async fn serve(
             tokio::spawn(async move { monitor.ocpp_configure(&station).await });
         }
     }
-    refresher.abort();
+    drop(helpers);
     if monitor.ocpp_disconnect(&station, connection) {
         tracing::info!(station = %station.id, connection, "charge point disconnected");
         monitor.refresh_one(station).await;
+    }
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop<const N: usize>([tokio::task::JoinHandle<()>; N]);
+
+impl<const N: usize> Drop for AbortOnDrop<N> {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }

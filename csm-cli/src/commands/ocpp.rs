@@ -1,0 +1,144 @@
+//! `csm-cli ocpp status`: the OCPP charge points, read from the registry the server keeps in
+//! the database (written within a second of a change): how each is connected, when it last
+//! sent what, its vendor, model and firmware. `--json` prints the document of
+//! `GET /api/ocpp/charge-points`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use csm_core::monitor::Connection;
+use csm_core::settings::Settings;
+use csm_core::views::ocpp::ChargePointListJson;
+use csm_flags::DatabaseFlags;
+
+use super::{Settle, open, print_json, settings_of};
+
+/// `ocpp …`.
+#[derive(Debug, Subcommand)]
+pub enum OcppCommand {
+    /// List the connected charge points: since when, their last message, their firmware.
+    Status(StatusArgs),
+}
+
+/// Arguments of `ocpp status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Every OCPP station, also those not connected now.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the JSON of `GET /api/ocpp/charge-points`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+impl Settle for OcppCommand {
+    fn settings(&self) -> Settings {
+        match self {
+            Self::Status(args) => settings_of(&[&|s| args.database.clone().apply(s)]),
+        }
+    }
+}
+
+/// `ocpp …`.
+pub async fn ocpp(
+    settings: Settings,
+    command: OcppCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let OcppCommand::Status(args) = command;
+    let monitor = open(settings).await?;
+    let list = monitor.charge_points(args.all).await?;
+    if args.json {
+        print_json(out, &ChargePointListJson::of(&list))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        let what = if args.all {
+            "no OCPP charge points: a charger appears when it connects to ws://HOST/ocpp/{id} (CSM_OCPP_REGISTRATION=auto) or is added with `csm-cli stations add ID NAME --vendor ocpp`"
+        } else {
+            "no charge point is connected (`--all` lists every OCPP station)"
+        };
+        writeln!(out, "{what}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = Utc::now();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "charge point",
+        "connection",
+        "since",
+        "last message",
+        "vendor / model",
+        "firmware",
+    ]);
+    for status in &list {
+        let r = &status.record;
+        let since = match status.connection {
+            Connection::Connected | Connection::Silent => r.connected_at,
+            Connection::Disconnected | Connection::Never => r.disconnected_at,
+        };
+        let last = match (&r.last_action, r.last_message_at) {
+            (Some(action), Some(at)) => format!("{action}, {}", ago(at, now)),
+            (None, Some(at)) => ago(at, now),
+            _ => String::new(),
+        };
+        let maker = [r.vendor.as_deref(), r.model.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let firmware = match (&r.firmware, &r.firmware_status) {
+            (Some(version), Some(status)) => format!("{version} ({status})"),
+            (Some(version), None) => version.clone(),
+            (None, Some(status)) => format!("({status})"),
+            (None, None) => String::new(),
+        };
+        table.add_row([
+            format!("{} {}", status.station.id, status.station.name),
+            status.connection.as_str().to_owned(),
+            since
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
+            last,
+            maker,
+            firmware,
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    let connected = list
+        .iter()
+        .filter(|s| s.connection == Connection::Connected)
+        .count();
+    writeln!(out, "{connected} of {} connected", list.len())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "12 s ago", "3 min ago", "2 h ago".
+fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds().max(0);
+    match secs {
+        0..120 => format!("{secs} s ago"),
+        120..7_200 => format!("{} min ago", secs / 60),
+        _ => format!("{} h ago", secs / 3_600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_in_the_unit_that_fits() {
+        let now = Utc::now();
+        let before = |secs: i64| now - chrono::TimeDelta::seconds(secs);
+        assert_eq!(ago(before(5), now), "5 s ago");
+        assert_eq!(ago(before(600), now), "10 min ago");
+        assert_eq!(ago(before(3 * 3_600 + 5), now), "3 h ago");
+        assert_eq!(ago(now + chrono::TimeDelta::seconds(3), now), "0 s ago");
+    }
+}

@@ -1,0 +1,194 @@
+//! The registry of OCPP charge points: which chargers are connected, since when, what they
+//! last sent, and their firmware. The server that serves a charger keeps its record in memory
+//! ([`crate::ocpp::OcppSource`]) and writes the records that changed to the database every
+//! [`REGISTRY_EVERY`] ([`Monitor::run_ocpp_registry`]), so `csm-cli ocpp status` and the API
+//! read the same thing; a server answers with its own fresher records over the stored ones.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Monitor, MonitorError, READ_WAIT};
+use crate::model::Station;
+use crate::ocpp::{ChargePointRecord, OCPP_VENDOR};
+
+/// How often the server writes the records that changed.
+pub const REGISTRY_EVERY: Duration = Duration::from_secs(1);
+
+/// How a charge point is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// A connection serves it and it keeps to its heartbeat.
+    Connected,
+    /// Its connection is open but it has sent nothing for two heartbeat intervals and a grace
+    /// (or the server that served it stopped without saying so): it counts as offline.
+    Silent,
+    /// Its last connection closed.
+    Disconnected,
+    /// It has never connected.
+    Never,
+}
+
+impl Connection {
+    /// The name used in documents and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::Connected => "connected",
+            Connection::Silent => "silent",
+            Connection::Disconnected => "disconnected",
+            Connection::Never => "never",
+        }
+    }
+
+    /// Of a record, at `now`.
+    pub fn of(record: &ChargePointRecord, now: DateTime<Utc>) -> Self {
+        if !record.connected {
+            return if record.connected_at.is_some() {
+                Connection::Disconnected
+            } else {
+                Connection::Never
+            };
+        }
+        let heartbeat = TimeDelta::seconds(i64::from(record.heartbeat_secs.max(1)));
+        let live = crate::ocpp::source::liveness(heartbeat);
+        match record.last_message_at {
+            Some(heard) if now - heard <= live => Connection::Connected,
+            _ => Connection::Silent,
+        }
+    }
+}
+
+/// One charge point of the registry.
+#[derive(Clone, Debug)]
+pub struct ChargePointStatus {
+    /// Its station.
+    pub station: Arc<Station>,
+    /// How it is connected.
+    pub connection: Connection,
+    /// What the registry holds (all empty for one that never connected).
+    pub record: ChargePointRecord,
+}
+
+impl Monitor {
+    /// The charge points of the registry, by id: the connected ones (and silent ones, whose
+    /// connection is still open), or with `all` every OCPP station, including those that
+    /// never connected.
+    pub async fn charge_points(&self, all: bool) -> Result<Vec<ChargePointStatus>, MonitorError> {
+        let store = &self.store;
+        let doing = "reading the registry of charge points";
+        let stored =
+            crate::store::within(READ_WAIT, doing, &**store, store.charge_points()).await?;
+        let mut records: BTreeMap<_, _> = stored
+            .into_iter()
+            .map(|r| (r.station_id.clone(), r))
+            .collect();
+        if let Some(source) = self.engine.chargers().ocpp() {
+            // This process serves these: its own records are the freshest.
+            for (record, _) in source.records(false) {
+                records.insert(record.station_id.clone(), record);
+            }
+        }
+        let now = crate::model::now();
+        let heartbeat_secs = self.settings.ocpp.heartbeat_secs;
+        let stations = self.stations().await?;
+        let mut found = Vec::new();
+        for station in stations.iter().filter(|s| s.vendor == OCPP_VENDOR) {
+            let record = records
+                .remove(&station.id)
+                .unwrap_or_else(|| never_connected(station, heartbeat_secs));
+            let connection = Connection::of(&record, now);
+            let open = matches!(connection, Connection::Connected | Connection::Silent);
+            if all || open {
+                found.push(ChargePointStatus {
+                    station: Arc::clone(station),
+                    connection,
+                    record,
+                });
+            }
+        }
+        found.sort_by(|a, b| a.station.id.cmp(&b.station.id));
+        Ok(found)
+    }
+
+    /// Writes the records of charge points that changed, every [`REGISTRY_EVERY`], until
+    /// `cancel`; then records every charger as disconnected (the server is stopping, its
+    /// connections with it) and writes once more. A record the database did not take is
+    /// written at the next turn (only its latest version is kept).
+    pub async fn run_ocpp_registry(self: Arc<Self>, cancel: CancellationToken) {
+        let Some(source) = self.engine.chargers().ocpp().cloned() else {
+            return;
+        };
+        let mut failing = false;
+        let mut every = tokio::time::interval(REGISTRY_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = every.tick() => {}
+            }
+            let written = self.write_registry(&source).await;
+            match (written, failing) {
+                (Err(error), false) => {
+                    failing = true;
+                    tracing::warn!(%error, "cannot write the registry of charge points; trying again every second");
+                }
+                (Ok(()), true) => {
+                    failing = false;
+                    tracing::info!("the registry of charge points is written again");
+                }
+                _ => {}
+            }
+        }
+        source.disconnect_all();
+        match tokio::time::timeout(READ_WAIT, self.write_registry(&source)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot record the charge points as disconnected at shutdown");
+            }
+            Err(_) => tracing::warn!(
+                "the database did not take the charge points' disconnection at shutdown in time"
+            ),
+        }
+    }
+
+    /// Writes the records that changed since they were last written.
+    async fn write_registry(
+        &self,
+        source: &crate::ocpp::OcppSource,
+    ) -> Result<(), crate::store::StoreError> {
+        let changed = source.records(true);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let (records, versions): (Vec<_>, Vec<_>) = changed
+            .into_iter()
+            .map(|(record, version)| {
+                let id = record.station_id.clone();
+                (record, (id, version))
+            })
+            .unzip();
+        self.store.write_charge_points(&records).await?;
+        source.stored(&versions);
+        Ok(())
+    }
+}
+
+/// The record of a charge point that never connected.
+fn never_connected(station: &Station, heartbeat_secs: u32) -> ChargePointRecord {
+    ChargePointRecord {
+        station_id: station.id.clone(),
+        connected: false,
+        connected_at: None,
+        disconnected_at: None,
+        last_message_at: None,
+        last_action: None,
+        vendor: None,
+        model: None,
+        firmware: None,
+        firmware_status: None,
+        heartbeat_secs,
+    }
+}

@@ -1,0 +1,351 @@
+//! Simulated EV chargers that speak OCPP 1.6J to a central system (csm's `/ocpp/{id}`, or any
+//! other): each connects, boots, reports its connectors, runs charging sessions with
+//! StartTransaction, MeterValues and StopTransaction, answers TriggerMessage (sending what was
+//! asked for) and ChangeConfiguration, and connects again when dropped. `csm-cli simulate-ocpp`
+//! runs them for tests and the benchmark, and the embedded default runs a few for its demo.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// What the simulated chargers are.
+#[derive(Clone, Debug)]
+pub struct SimulatedChargers {
+    /// The central system's OCPP URL; each charger appends its id.
+    pub url: String,
+    /// Connectors of each charger.
+    pub connectors: u32,
+    /// Seed: the same seed gives the same sessions.
+    pub seed: u64,
+    /// Seconds between MeterValues of a charging connector.
+    pub meter_secs: u64,
+    /// Mean seconds of a charging session (and of the pause between two).
+    pub session_secs: u64,
+    /// Charge point ids are this prefix and a number from 1 (`SIM-0001`).
+    pub prefix: String,
+    /// Password sent with HTTP Basic auth (the same for every charger).
+    pub password: Option<String>,
+}
+
+impl SimulatedChargers {
+    /// The id of charger `n` (from 0).
+    pub fn id(&self, n: usize) -> String {
+        format!("{}{:04}", self.prefix, n + 1)
+    }
+}
+
+/// What the chargers measured: connections, calls, and the time each call took to be answered.
+#[derive(Debug)]
+pub struct Counters {
+    /// Answer times of calls sent from this moment on are kept.
+    pub measure_from: Instant,
+    /// Chargers connected now.
+    pub connected: AtomicU64,
+    /// Connections opened.
+    pub connections: AtomicU64,
+    /// Calls sent.
+    pub calls: AtomicU64,
+    /// Calls answered.
+    pub answers: AtomicU64,
+    /// Failed connections and calls answered with an error.
+    pub errors: AtomicU64,
+    /// Answer times in microseconds.
+    pub answer_micros: Mutex<Vec<u64>>,
+}
+
+impl Counters {
+    /// Counters that keep answer times of calls sent after `warmup`.
+    pub fn new(warmup: Duration) -> Self {
+        Self {
+            measure_from: Instant::now() + warmup,
+            connected: AtomicU64::default(),
+            connections: AtomicU64::default(),
+            calls: AtomicU64::default(),
+            answers: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            answer_micros: Mutex::default(),
+        }
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Charger `n`: connects, and connects again after a drop (waiting 1 s, doubling to 30 s).
+/// Runs until its task is dropped.
+pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Counters) {
+    let id = chargers.id(n);
+    let mut rng = fastrand::Rng::with_seed(
+        chargers
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(n as u64),
+    );
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match connect(&id, chargers).await {
+            Ok(socket) => {
+                counters.connections.fetch_add(1, Ordering::Relaxed);
+                counters.connected.fetch_add(1, Ordering::Relaxed);
+                wait = Duration::from_secs(1);
+                if let Err(error) = session_loop(socket, chargers, counters, &mut rng).await {
+                    tracing::debug!(charger = %id, %error, "simulated charger dropped");
+                }
+                counters.connected.fetch_sub(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tracing::debug!(charger = %id, %error, "simulated charger cannot connect");
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn connect(id: &str, chargers: &SimulatedChargers) -> Result<Socket, Failure> {
+    use base64::Engine as _;
+    let url = format!("{}/{id}", chargers.url.trim_end_matches('/'));
+    let mut request = url.into_client_request()?;
+    let headers = request.headers_mut();
+    headers.insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
+    if let Some(password) = &chargers.password {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{password}"));
+        headers.insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Basic {token}"))?,
+        );
+    }
+    let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(socket)
+}
+
+/// A connector's story: idle until `next`, then charging until `next`.
+struct Connector {
+    charging: Option<i64>,
+    next: Instant,
+    meter_at: Instant,
+    register_wh: f64,
+    power_w: f64,
+}
+
+impl Connector {
+    fn status(&self) -> &'static str {
+        if self.charging.is_some() {
+            "Charging"
+        } else {
+            "Available"
+        }
+    }
+}
+
+/// Boots, then runs sessions on every connector until the socket fails.
+async fn session_loop(
+    mut socket: Socket,
+    chargers: &SimulatedChargers,
+    counters: &Counters,
+    rng: &mut fastrand::Rng,
+) -> Result<(), Failure> {
+    let mut link = Link {
+        socket: &mut socket,
+        counters,
+        next_id: 0,
+        triggered: false,
+    };
+    let boot = link
+        .call("BootNotification", json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"}))
+        .await?;
+    let heartbeat = Duration::from_secs(
+        boot.get("interval")
+            .and_then(Value::as_u64)
+            .unwrap_or(300)
+            .max(1),
+    );
+    let mean = chargers.session_secs.max(1) as f64;
+    let mut connectors: Vec<Connector> = (0..chargers.connectors)
+        .map(|_| Connector {
+            charging: None,
+            next: Instant::now() + Duration::from_secs_f64(mean * -(1.0 - rng.f64()).ln()),
+            meter_at: Instant::now(),
+            register_wh: rng.f64() * 1_000_000.0,
+            power_w: 0.0,
+        })
+        .collect();
+    for c in 1..=chargers.connectors {
+        link.status(c, "Available").await?;
+    }
+    let mut beat = tokio::time::interval(heartbeat);
+    beat.reset();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if std::mem::take(&mut link.triggered) {
+            for (index, c) in connectors.iter().enumerate() {
+                link.status(index as u32 + 1, c.status()).await?;
+            }
+        }
+        tokio::select! {
+            _ = beat.tick() => { link.call("Heartbeat", json!({})).await?; }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                for (index, c) in connectors.iter_mut().enumerate() {
+                    step(&mut link, index as u32 + 1, c, now, chargers, rng).await?;
+                }
+            }
+            frame = link.socket.next() => {
+                let Some(frame) = frame else { return Ok(()) };
+                if let Message::Text(text) = frame? {
+                    link.answer_csm(text.as_str()).await?;
+                }
+            }
+        }
+    }
+}
+
+/// What a connector does at `now`: start a session, send its meter values, or stop.
+async fn step(
+    link: &mut Link<'_>,
+    number: u32,
+    c: &mut Connector,
+    now: Instant,
+    chargers: &SimulatedChargers,
+    rng: &mut fastrand::Rng,
+) -> Result<(), Failure> {
+    let mean = chargers.session_secs.max(1) as f64;
+    match c.charging {
+        None if now < c.next => {}
+        None => {
+            let started = link.call("StartTransaction", json!({"connectorId": number, "idTag": "SIMTAG", "meterStart": c.register_wh as i64, "timestamp": stamp()})).await?;
+            c.charging = started
+                .get("transactionId")
+                .and_then(Value::as_i64)
+                .or(Some(0));
+            c.power_w = 3_000.0 + rng.f64() * 8_000.0;
+            c.next = now + Duration::from_secs_f64(mean * -(1.0 - rng.f64()).ln());
+            c.meter_at = now;
+            link.status(number, "Charging").await?;
+        }
+        Some(transaction) if now >= c.next => {
+            link.call("StopTransaction", json!({"transactionId": transaction, "meterStop": c.register_wh as i64, "timestamp": stamp(), "reason": "EVDisconnected"})).await?;
+            c.charging = None;
+            c.next = now + Duration::from_secs_f64(mean * -(1.0 - rng.f64()).ln());
+            link.status(number, "Available").await?;
+        }
+        Some(transaction) if now >= c.meter_at => {
+            c.register_wh += c.power_w * chargers.meter_secs as f64 / 3600.0;
+            let amps = c.power_w / 230.0;
+            link.call("MeterValues", json!({"connectorId": number, "transactionId": transaction, "meterValue": [{"timestamp": stamp(), "sampledValue": [
+                {"value": format!("{:.1}", 228.0 + rng.f64() * 4.0), "measurand": "Voltage", "unit": "V"},
+                {"value": format!("{amps:.2}"), "measurand": "Current.Import", "unit": "A"},
+                {"value": format!("{:.0}", c.power_w), "measurand": "Power.Active.Import", "unit": "W"},
+                {"value": format!("{:.0}", c.register_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            ]}]})).await?;
+            c.meter_at = now + Duration::from_secs(chargers.meter_secs.max(1));
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+fn stamp() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A charger's side of the connection.
+struct Link<'a> {
+    socket: &'a mut Socket,
+    counters: &'a Counters,
+    next_id: u64,
+    /// The central system asked for the connectors' status (TriggerMessage).
+    triggered: bool,
+}
+
+impl Link<'_> {
+    /// Sends a call and waits for its answer (answering the central system's calls meanwhile).
+    async fn call(&mut self, action: &str, payload: Value) -> Result<Value, Failure> {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        let sent = Instant::now();
+        self.socket
+            .send(Message::Text(
+                json!([2, id, action, payload]).to_string().into(),
+            ))
+            .await?;
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .map_err(|_| format!("no answer to {action} within 30 s"))?
+                .ok_or("the connection closed")??;
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(text.as_str())?;
+            match value.get(0).and_then(Value::as_u64) {
+                Some(3 | 4) if value.get(1).and_then(Value::as_str) == Some(id.as_str()) => {
+                    self.counters.answers.fetch_add(1, Ordering::Relaxed);
+                    if sent >= self.counters.measure_from {
+                        self.counters
+                            .answer_micros
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(sent.elapsed().as_micros() as u64);
+                    }
+                    if value[0] == 4 {
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        return Err(format!("{action} was answered with an error: {value}").into());
+                    }
+                    return Ok(value.get(2).cloned().unwrap_or_default());
+                }
+                Some(2) => self.answer_csm(text.as_str()).await?,
+                _ => {}
+            }
+        }
+    }
+
+    async fn status(&mut self, connector: u32, status: &str) -> Result<(), Failure> {
+        self.call("StatusNotification", json!({"connectorId": connector, "errorCode": "NoError", "status": status, "timestamp": stamp()})).await?;
+        Ok(())
+    }
+
+    /// Answers a call of the central system: ChangeConfiguration is accepted, and so is
+    /// TriggerMessage of StatusNotification (the statuses follow).
+    async fn answer_csm(&mut self, text: &str) -> Result<(), Failure> {
+        let value: Value = serde_json::from_str(text)?;
+        if value.get(0).and_then(Value::as_u64) != Some(2) {
+            return Ok(());
+        }
+        let id = value.get(1).cloned().unwrap_or_default();
+        let requested = value
+            .get(3)
+            .and_then(|p| p.get("requestedMessage"))
+            .and_then(Value::as_str);
+        let reply = match (value.get(2).and_then(Value::as_str), requested) {
+            (Some("ChangeConfiguration"), _) => json!([3, id, {"status": "Accepted"}]),
+            (Some("TriggerMessage"), Some("StatusNotification")) => {
+                self.triggered = true;
+                json!([3, id, {"status": "Accepted"}])
+            }
+            (Some("TriggerMessage"), _) => json!([3, id, {"status": "NotImplemented"}]),
+            _ => json!([
+                4,
+                id,
+                "NotImplemented",
+                "the simulated charger does not handle this",
+                {}
+            ]),
+        };
+        self.socket
+            .send(Message::Text(reply.to_string().into()))
+            .await?;
+        Ok(())
+    }
+}
