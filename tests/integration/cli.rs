@@ -296,7 +296,7 @@ async fn json_of(app: &TestApp, args: &[&str]) -> serde_json::Value {
 }
 
 /// What a command prints, run against the app's database and cache.
-async fn output_of(app: &TestApp, args: &[&str]) -> String {
+pub(crate) async fn output_of(app: &TestApp, args: &[&str]) -> String {
     let settings = app.monitor.settings().clone();
     let outcome = run_adjusted(args, move |s| {
         s.database = settings.database;

@@ -144,7 +144,7 @@ async fn a_charger_boots_reports_and_shows_as_a_station() {
     .await;
     assert_eq!(stop[2]["idTagInfo"]["status"], "Accepted");
     socket.close(None).await.unwrap();
-    // Gone: its next refresh fails like an unreachable vendor.
+    // Gone: its ports are offline, stale, with the reason.
     let mut gone = serde_json::Value::Null;
     for _ in 0..50 {
         gone = station(&app, "CP-A1").await;
@@ -160,7 +160,48 @@ async fn a_charger_boots_reports_and_shows_as_a_station() {
             .contains("not connected"),
         "{gone}"
     );
+    assert_eq!(gone["stale"], true, "{gone}");
+    let ports = gone["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{gone}");
+    for port in ports {
+        assert_eq!(
+            (
+                &port["status"],
+                &port["stale"],
+                &port["power"],
+                &port["raw_code"]
+            ),
+            (
+                &serde_json::json!("offline"),
+                &serde_json::json!(true),
+                &serde_json::Value::Null,
+                &serde_json::Value::Null
+            ),
+            "{gone}"
+        );
+    }
+    assert_eq!(gone["summary"]["offline"], 2, "{gone}");
+    let events = events_of(&app, "CP-A1").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["port"] == 1 && e["old"] == "occupied" && e["new"] == "offline"),
+        "{events:?}"
+    );
     app.stop().await;
+}
+
+async fn events_of(app: &TestApp, id: &str) -> Vec<serde_json::Value> {
+    let events: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/api/stations/{id}/events")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    events["events"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -520,5 +561,357 @@ async fn simulated_chargers_boot_charge_and_show_up_as_stations() {
         changes.iter().any(|e| e["new"] == "occupied"),
         "a session started: {events}"
     );
+    app.stop().await;
+}
+
+/// A port of a station's answer.
+fn port(shown: &serde_json::Value, number: u64) -> serde_json::Value {
+    shown["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == number)
+        .unwrap_or_else(|| panic!("no port {number}: {shown}"))
+        .clone()
+}
+
+/// The station's answer once `ready` holds of it (changes are refreshed beside the
+/// connection, and an answer is kept 250 ms).
+async fn station_when(
+    app: &TestApp,
+    id: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..60 {
+        shown = station(app, id).await;
+        if ready(&shown) {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the station never got there: {shown}");
+}
+
+fn near(value: &serde_json::Value, expected: f64) -> bool {
+    value.as_f64().is_some_and(|v| (v - expected).abs() < 0.01)
+}
+
+#[tokio::test]
+async fn every_message_a_charger_sends_is_answered_and_read() {
+    let app = app(true).await;
+    let mut socket = connect(&app, "CP-ALL", Some("ocpp1.6")).await.unwrap();
+    let boot = call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    assert_eq!(boot[2]["status"], "Accepted", "{boot}");
+    let beat = call(&mut socket, r#"[2, "h-1", "Heartbeat", {}]"#).await;
+    assert!(beat[2]["currentTime"].as_str().unwrap().starts_with("20"));
+    for (frame, id) in [
+        (include_str!("../fixtures/ocpp/status-charging.json"), "s-1"),
+        (
+            include_str!("../fixtures/ocpp/status-clock-1970.json"),
+            "s-3",
+        ),
+    ] {
+        assert_eq!(
+            call(&mut socket, frame).await,
+            serde_json::json!([3, id, {}])
+        );
+    }
+
+    // Meter values, read by measurand, unit and phase.
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/meter-three-phase.json"),
+    )
+    .await;
+    let shown = station_when(&app, "CP-ALL", |s| near(&port(s, 1)["power"], 11_040.0)).await;
+    let one = port(&shown, 1);
+    assert!(near(&one["voltage"], 230.47), "mean of the phases: {one}");
+    assert!(near(&one["current"], 48.0), "L1+L2+L3, not N: {one}");
+    assert!(near(&one["energy_kwh"], 1_523.4), "{one}");
+    assert_eq!(
+        (&one["status"], &one["raw_code"]),
+        (&"occupied".into(), &"Charging".into())
+    );
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/meter-no-unit-no-measurand.json"),
+    )
+    .await;
+    let shown = station_when(&app, "CP-ALL", |s| near(&port(s, 1)["power"], 3_680.0)).await;
+    assert!(near(&port(&shown, 1)["energy_kwh"], 20.48), "{shown}");
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/meter-celcius-and-empty.json"),
+    )
+    .await;
+    station_when(&app, "CP-ALL", |s| near(&port(s, 1)["power"], 3_600.0)).await;
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/meter-kw-and-kwh.json"),
+    )
+    .await;
+    let shown = station_when(&app, "CP-ALL", |s| near(&port(s, 2)["power"], 7_360.0)).await;
+    let two = port(&shown, 2);
+    assert!(
+        near(&two["energy_kwh"], 12.5) && near(&two["current"], 32.0),
+        "{two}"
+    );
+
+    // Sessions and the calls around them.
+    let authorize = call(
+        &mut socket,
+        r#"[2, "a-1", "Authorize", {"idTag": "04A2B3C4D5E6F7"}]"#,
+    )
+    .await;
+    assert_eq!(authorize[2]["idTagInfo"]["status"], "Accepted");
+    let start = call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/start-transaction.json"),
+    )
+    .await;
+    let transaction = start[2]["transactionId"].as_i64().unwrap();
+    assert!(transaction > i64::from(i32::MAX), "64-bit ids: {start}");
+    assert_eq!(start[2]["idTagInfo"]["status"], "Accepted");
+    let stop = format!(
+        r#"[2, "t-3", "StopTransaction", {{"transactionId": {transaction}, "meterStop": 1530000, "timestamp": "2026-11-30T09:00:00Z"}}]"#
+    );
+    assert_eq!(
+        call(&mut socket, &stop).await[2]["idTagInfo"]["status"],
+        "Accepted"
+    );
+    let unknown_stop = call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/stop-unknown-transaction.json"),
+    )
+    .await;
+    assert_eq!(unknown_stop[2]["idTagInfo"]["status"], "Accepted");
+    let data = call(
+        &mut socket,
+        r#"[2, "d-1", "DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": "y"}]"#,
+    )
+    .await;
+    assert_eq!(
+        data,
+        serde_json::json!([3, "d-1", {"status": "UnknownVendorId"}])
+    );
+    let firmware = call(
+        &mut socket,
+        r#"[2, "f-1", "FirmwareStatusNotification", {"status": "Downloaded"}]"#,
+    )
+    .await;
+    assert_eq!(firmware, serde_json::json!([3, "f-1", {}]));
+    let diagnostics = call(
+        &mut socket,
+        r#"[2, "g-1", "DiagnosticsStatusNotification", {"status": "Uploaded"}]"#,
+    )
+    .await;
+    assert_eq!(diagnostics, serde_json::json!([3, "g-1", {}]));
+
+    // Connector 0 is the charger: its fault marks every port, and no port 0 appears.
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/status-connector0-faulted.json"),
+    )
+    .await;
+    let faulted = station_when(&app, "CP-ALL", |s| port(s, 2)["status"] == "fault").await;
+    let ports = faulted["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{faulted}");
+    assert!(ports.iter().all(|p| {
+        p["status"] == "fault"
+            && p["raw_code"]
+                .as_str()
+                .is_some_and(|r| r.contains("GroundFailure") && r.contains("RCD tripped"))
+    }));
+    call(
+        &mut socket,
+        r#"[2, "s-9", "StatusNotification", {"connectorId": 0, "errorCode": "NoError", "status": "Available"}]"#,
+    )
+    .await;
+    station_when(&app, "CP-ALL", |s| port(s, 2)["status"] == "free").await;
+
+    // What it gets wrong is answered, and the socket stays.
+    let wrong = [
+        (
+            include_str!("../fixtures/ocpp/unknown-action.json"),
+            "NotImplemented",
+        ),
+        (
+            include_str!("../fixtures/ocpp/bad-frame-truncated.txt"),
+            "FormationViolation",
+        ),
+        (r#"{"not": "a frame"}"#, "FormationViolation"),
+        (
+            r#"[2, "w-1", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", "status": "Available"}]"#,
+            "TypeConstraintViolation",
+        ),
+        (
+            r#"[2, "w-2", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping"}]"#,
+            "PropertyConstraintViolation",
+        ),
+    ];
+    for (frame, code) in wrong {
+        let answer = call(&mut socket, frame).await;
+        assert_eq!(
+            (answer[0].as_u64(), answer[2].as_str()),
+            (Some(4), Some(code)),
+            "{frame}: {answer}"
+        );
+    }
+    socket
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut socket).await[2], "FormationViolation");
+    let beat = call(&mut socket, r#"[2, "h-2", "Heartbeat", {}]"#).await;
+    assert!(beat[2]["currentTime"].is_string(), "still open: {beat}");
+
+    // The registry knows what it said of itself.
+    let registry: serde_json::Value = app
+        .client
+        .get(app.url("/api/ocpp/charge-points"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let point = &registry["charge_points"][0];
+    assert_eq!(
+        (
+            &point["station_id"],
+            &point["connection"],
+            &point["vendor"],
+            &point["firmware"],
+            &point["firmware_status"],
+            &point["last_action"]
+        ),
+        (
+            &"CP-ALL".into(),
+            &"connected".into(),
+            &"Alfen BV".into(),
+            &"5.8.1-4123".into(),
+            &"Downloaded".into(),
+            &"Heartbeat".into()
+        ),
+        "{registry}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn csm_cli_ocpp_status_reads_the_registry_the_server_writes() {
+    let app = spawn_app_with(Backend::MySql, CacheKind::Redis, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+    })
+    .await;
+    let mut socket = connect(&app, "CP-R1", Some("ocpp1.6")).await.unwrap();
+    call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/status-charging.json"),
+    )
+    .await;
+    // Written within a second or so.
+    let mut table = String::new();
+    for _ in 0..40 {
+        table = crate::cli::output_of(&app, &["ocpp", "status"]).await;
+        if table.contains("StatusNotification") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for shown in [
+        "CP-R1",
+        "connected",
+        "StatusNotification",
+        "Alfen BV / NG910-60023",
+        "5.8.1-4123",
+        "1 of 1 connected",
+    ] {
+        assert!(table.contains(shown), "{shown} in:\n{table}");
+    }
+    let api = |path: &'static str| {
+        let (client, url) = (app.client.clone(), app.url(path));
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let cli: serde_json::Value =
+        serde_json::from_str(&crate::cli::output_of(&app, &["ocpp", "status", "--json"]).await)
+            .unwrap();
+    assert_eq!(cli, api("/api/ocpp/charge-points").await);
+
+    // Gone: no longer listed, but `--all` and `?all=true` still know it.
+    socket.close(None).await.unwrap();
+    let mut cli = serde_json::Value::Null;
+    for _ in 0..40 {
+        cli = serde_json::from_str(
+            &crate::cli::output_of(&app, &["ocpp", "status", "--all", "--json"]).await,
+        )
+        .unwrap();
+        if cli["charge_points"][0]["connection"] == "disconnected" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        cli["charge_points"][0]["connection"], "disconnected",
+        "{cli}"
+    );
+    assert!(
+        cli["charge_points"][0]["disconnected_at"].is_string(),
+        "{cli}"
+    );
+    assert_eq!(cli, api("/api/ocpp/charge-points?all=true").await);
+    let connected = api("/api/ocpp/charge-points").await;
+    assert_eq!(
+        connected["charge_points"],
+        serde_json::json!([]),
+        "{connected}"
+    );
+    let empty = crate::cli::output_of(&app, &["ocpp", "status"]).await;
+    assert!(empty.contains("no charge point is connected"), "{empty}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn csm_asks_a_charger_that_connects_and_says_nothing_for_its_status() {
+    let app = app(true).await;
+    let mut socket = connect(&app, "CP-Q1", Some("ocpp1.6")).await.unwrap();
+    let waiting = station_when(&app, "CP-Q1", |s| s["last_error"].is_string()).await;
+    assert!(
+        waiting["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("has not reported"),
+        "{waiting}"
+    );
+    let trigger = next_text(&mut socket).await;
+    assert_eq!(
+        (trigger[0].as_u64(), trigger[2].as_str(), &trigger[3]),
+        (
+            Some(2),
+            Some("TriggerMessage"),
+            &serde_json::json!({"requestedMessage": "StatusNotification"})
+        ),
+        "{trigger}"
+    );
+    let accepted = serde_json::json!([3, trigger[1], {"status": "Accepted"}]).to_string();
+    socket.send(Message::Text(accepted.into())).await.unwrap();
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/status-clock-1970.json"),
+    )
+    .await;
+    let live = station_when(&app, "CP-Q1", |s| s["last_error"].is_null()).await;
+    assert_eq!(port(&live, 2)["status"], "free", "{live}");
     app.stop().await;
 }

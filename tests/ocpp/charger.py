@@ -1,6 +1,6 @@
 """An OCPP 1.6J charge point built on the Python `ocpp` package (an implementation csm shares
-no code with): it connects to csm, boots, runs one charging session with meter values and stops,
-and checks through csm's HTTP API what csm made of it.
+no code with): it connects to csm, boots, runs one charging session with meter values, stops and
+goes away, and checks through csm's HTTP API what csm made of it.
 
 Usage: python charger.py http://127.0.0.1:PORT   (run by scripts/ocpp-client.sh)
 """
@@ -95,6 +95,16 @@ async def main():
             s := api(f"/api/stations/{ID}/sessions?port=1")["sessions"]) and s[0].get("ended_at") and s)
         print(f"csm recorded {changes} and a session of {sessions[0]['duration_minutes']} min")
         listener.cancel()
+    gone = await until("csm to show the charger offline once its socket closed", lambda: (
+        s := api(f"/api/stations/{ID}")) and s["last_error"]
+        and all(p["status"] == "offline" for p in s["ports"]) and s)
+    assert gone["stale"] is True, gone
+    print(f"after the socket closed: ports {[p['status'] for p in gone['ports']]}, stale, "
+          f"\"{gone['last_error']}\"")
+    registry = api("/api/ocpp/charge-points?all=true")["charge_points"]
+    me = next(c for c in registry if c["station_id"] == ID)
+    assert (me["connection"], me["vendor"], me["model"]) == ("disconnected", "ocpp-py", "PyModel"), me
+    print(f"the registry: {me['connection']}, {me['vendor']} {me['model']}, last {me['last_action']}")
     print("python ocpp charger: ok")
 
 

@@ -474,3 +474,121 @@ impl ChargerApi for OcppSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn station(id: &str) -> Station {
+        Station {
+            id: StationId::parse(id).unwrap(),
+            name: id.into(),
+            address: None,
+            lat: None,
+            lng: None,
+            vendor: OCPP_VENDOR.into(),
+            enabled: true,
+            port_count: 0,
+        }
+    }
+
+    const STATUS: &str = r#"[2,"s1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Charging"}]"#;
+
+    #[tokio::test]
+    async fn a_charger_waits_then_reports_then_goes_offline() {
+        let source = OcppSource::new(60);
+        let cp = station("CP1");
+        let error = source.fetch(&cp).await.unwrap_err();
+        assert!(
+            matches!(error, ChargerError::NotConnectedYet { .. }),
+            "{error}"
+        );
+        assert!(error.is_waiting() && !error.station_offline());
+
+        let (connection, _calls) = source.connect(&cp.id);
+        assert!(source.quiet_since_connected(&cp.id, connection));
+        let error = source.fetch(&cp).await.unwrap_err();
+        assert!(matches!(error, ChargerError::NotReported { .. }), "{error}");
+
+        let handled = source
+            .handle(&cp.id, connection, STATUS, &Policy::default())
+            .unwrap()
+            .unwrap();
+        assert!(handled.changed);
+        assert!(!source.quiet_since_connected(&cp.id, connection));
+        let snapshot = source.fetch(&cp).await.unwrap();
+        assert_eq!(snapshot.ports.len(), 1);
+
+        assert!(source.disconnect(&cp.id, connection));
+        let error = source.fetch(&cp).await.unwrap_err();
+        assert!(
+            matches!(error, ChargerError::Disconnected { .. }),
+            "{error}"
+        );
+        assert!(error.station_offline());
+    }
+
+    #[tokio::test]
+    async fn a_charger_never_heard_counts_offline_once_its_window_from_start_passed() {
+        let mut source = OcppSource::new(60);
+        source.started -= source.liveness() + chrono::TimeDelta::seconds(1);
+        let error = source.fetch(&station("CP2")).await.unwrap_err();
+        assert!(
+            matches!(error, ChargerError::Disconnected { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_charger_is_offline_and_refreshed_when_it_speaks_again() {
+        let source = OcppSource::new(60);
+        let cp = station("CP3");
+        let (connection, _calls) = source.connect(&cp.id);
+        source
+            .handle(&cp.id, connection, STATUS, &Policy::default())
+            .unwrap();
+        source.lock().get_mut(&cp.id).unwrap().heard -= source.liveness() * 2;
+        let error = source.fetch(&cp).await.unwrap_err();
+        assert!(matches!(error, ChargerError::Silent { .. }), "{error}");
+        let heartbeat = r#"[2,"h1","Heartbeat",{}]"#;
+        let handled = source
+            .handle(&cp.id, connection, heartbeat, &Policy::default())
+            .unwrap()
+            .unwrap();
+        assert!(handled.changed, "back from silence: a refresh is due");
+        assert!(source.fetch(&cp).await.is_ok());
+    }
+
+    #[test]
+    fn records_are_written_until_their_latest_version_is_stored() {
+        let source = OcppSource::new(60);
+        let id = StationId::parse("CP4").unwrap();
+        let (connection, _calls) = source.connect(&id);
+        let boot = r#"[2,"b1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M","firmwareVersion":"1.2.3"}]"#;
+        source
+            .handle(&id, connection, boot, &Policy::default())
+            .unwrap();
+        let changed = source.records(true);
+        assert_eq!(changed.len(), 1);
+        let (record, version) = &changed[0];
+        assert!(record.connected);
+        assert_eq!(
+            (record.last_action.as_deref(), record.firmware.as_deref()),
+            (Some("BootNotification"), Some("1.2.3"))
+        );
+        // A frame arrives while the record is being written: that version is still due.
+        source
+            .handle(&id, connection, STATUS, &Policy::default())
+            .unwrap();
+        source.stored(&[(id.clone(), *version)]);
+        let due = source.records(true);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0.last_action.as_deref(), Some("StatusNotification"));
+        source.stored(&[(id.clone(), due[0].1)]);
+        assert!(source.records(true).is_empty());
+        source.disconnect_all();
+        let gone = source.records(true);
+        assert!(!gone[0].0.connected && gone[0].0.disconnected_at.is_some());
+        assert_eq!(source.records(false).len(), 1);
+    }
+}

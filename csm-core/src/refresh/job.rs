@@ -311,3 +311,145 @@ fn health_of(state: &StationState) -> StationHealth {
         counted_from: state.counted_from,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+    use crate::model::{PortReading, PortStatus, StationId};
+    use crate::settings::HistorySettings;
+
+    fn station() -> Station {
+        Station {
+            id: StationId::parse("CP1").unwrap(),
+            name: "CP1".into(),
+            address: None,
+            lat: None,
+            lng: None,
+            vendor: "ocpp".into(),
+            enabled: true,
+            port_count: 2,
+        }
+    }
+
+    fn snapshot(at: DateTime<Utc>, statuses: [PortStatus; 2]) -> Snapshot {
+        Snapshot {
+            station_id: station().id,
+            observed_at: at,
+            ports: (1..)
+                .zip(statuses)
+                .map(|(port, status)| PortReading {
+                    status,
+                    power: Some(3_000.0),
+                    raw_code: Some("Charging".into()),
+                    ..PortReading::offline(port)
+                })
+                .collect(),
+        }
+    }
+
+    fn gone() -> ChargerError {
+        ChargerError::Disconnected {
+            vendor: "ocpp".into(),
+            station: "CP1".into(),
+        }
+    }
+
+    #[test]
+    fn a_charger_gone_offline_turns_its_ports_offline_and_history_adds_up() {
+        use PortStatus::{Free, Occupied, Offline};
+        let recorder = Recorder::new(&HistorySettings::default());
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+        let at = |minutes: i64| t0 + TimeDelta::minutes(minutes);
+        let station = station();
+        let mut batches = Vec::new();
+        let run = |base: Base, fetched: Result<Snapshot, ChargerError>, now| {
+            let settled = settle(&station, &base, fetched, &recorder, now);
+            let outcome = (
+                Arc::new(settled.state.unwrap()),
+                settled.health_changed,
+                settled.result.is_ok(),
+            );
+            (outcome, settled.batch)
+        };
+        let ((live, _, ok), first) = run(Base::New, Ok(snapshot(at(0), [Occupied, Free])), at(0));
+        assert!(ok);
+        batches.push(first);
+        let ((offline, changed, ok), batch) =
+            run(Base::Known(Arc::clone(&live)), Err(gone()), at(10));
+        assert!(!ok && changed);
+        assert_eq!(
+            offline
+                .ports
+                .iter()
+                .map(|p| (p.reading.status, p.since, p.reading.power))
+                .collect::<Vec<_>>(),
+            [(Offline, at(10), None), (Offline, at(10), None)],
+            "offline now, nothing measured"
+        );
+        assert!(
+            offline
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("not connected")
+        );
+        assert!(offline.is_stale(at(10), TimeDelta::hours(1)));
+        assert_eq!(
+            batch
+                .events
+                .iter()
+                .map(|e| (e.old, e.new))
+                .collect::<Vec<_>>(),
+            [(Some(Occupied), Offline), (Some(Free), Offline)]
+        );
+        assert_eq!(batch.sessions.len(), 1);
+        assert_eq!(
+            (batch.sessions[0].started_at, batch.sessions[0].ended_at),
+            (at(0), Some(at(10)))
+        );
+        batches.push(batch);
+
+        // Still gone: nothing changes, nothing to tell, but the time is counted.
+        let ((still, changed, _), batch) =
+            run(Base::Known(Arc::clone(&offline)), Err(gone()), at(20));
+        assert!(!changed && batch.events.is_empty());
+        assert_eq!(still.failures, 2);
+        batches.push(batch);
+
+        // Back, with other statuses.
+        let ((back, changed, ok), batch) = run(
+            Base::Known(Arc::clone(&still)),
+            Ok(snapshot(at(30), [Free, Occupied])),
+            at(30),
+        );
+        assert!(ok && changed && back.last_error.is_none());
+        assert_eq!(batch.events.len(), 2);
+        batches.push(batch);
+
+        // Every minute of both ports is counted once, in the status it had.
+        let mut minutes = std::collections::BTreeMap::new();
+        for hour in batches.iter().flat_map(|b| &b.hours) {
+            for status in [Free, Occupied, Offline] {
+                *minutes.entry((hour.port, status)).or_insert(0) +=
+                    hour.totals.secs_in(status) / 60;
+            }
+        }
+        assert_eq!(minutes[&(1, Occupied)], 10);
+        assert_eq!(minutes[&(1, Offline)], 20);
+        assert_eq!(minutes[&(2, Free)], 10);
+        assert_eq!(minutes[&(2, Offline)], 20);
+        assert_eq!(minutes[&(1, Free)] + minutes[&(2, Occupied)], 0);
+    }
+
+    #[test]
+    fn a_charger_never_seen_offline_has_no_ports_to_turn() {
+        let recorder = Recorder::new(&HistorySettings::default());
+        let now = crate::model::now();
+        let settled = settle(&station(), &Base::New, Err(gone()), &recorder, now);
+        let state = settled.state.unwrap();
+        assert!(state.ports.is_empty() && state.last_error.is_some());
+        assert!(settled.batch.events.is_empty());
+    }
+}
