@@ -418,14 +418,8 @@ async fn a_charger_that_misses_its_heartbeats_goes_offline_and_pings_keep_the_so
         .unwrap()
         .unwrap();
     assert!(matches!(ping, Message::Ping(_)), "{ping:?}");
-    tokio::time::sleep(Duration::from_millis(3_300)).await;
-    let station_ref = app
-        .monitor
-        .station(&csm_core::model::StationId::parse("CP-F1").unwrap())
-        .await
-        .unwrap();
-    app.monitor.refresh_one(station_ref).await;
-    let shown = station(&app, "CP-F1").await;
+    // Nobody refreshes it: the connection notices the silence itself.
+    let shown = station_when(&app, "CP-F1", |s| s["last_error"].is_string()).await;
     assert_eq!(shown["stale"], true, "{shown}");
     assert!(
         shown["last_error"]
@@ -434,17 +428,11 @@ async fn a_charger_that_misses_its_heartbeats_goes_offline_and_pings_keep_the_so
             .contains("has sent nothing since"),
         "{shown}"
     );
-    // It speaks again: back.
+    assert_eq!(port(&shown, 1)["status"], "offline", "{shown}");
+    // It speaks again: back at once.
     call(&mut socket, r#"[2, "h-2", "Heartbeat", {}]"#).await;
-    let station_ref = app
-        .monitor
-        .station(&csm_core::model::StationId::parse("CP-F1").unwrap())
-        .await
-        .unwrap();
-    app.monitor.refresh_one(station_ref).await;
-    // A station's answer is kept 250 ms.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let back = station(&app, "CP-F1").await;
+    let back = station_when(&app, "CP-F1", |s| s["last_error"].is_null()).await;
+    assert_eq!(port(&back, 1)["status"], "occupied", "{back}");
     assert!(back["last_error"].is_null(), "{back}");
     app.stop().await;
 }
@@ -583,7 +571,7 @@ async fn station_when(
     ready: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
     let mut shown = serde_json::Value::Null;
-    for _ in 0..60 {
+    for _ in 0..100 {
         shown = station(app, id).await;
         if ready(&shown) {
             return shown;

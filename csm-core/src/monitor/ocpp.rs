@@ -42,6 +42,16 @@ impl Monitor {
         })
     }
 
+    /// How long a charger may stay silent before it counts as offline (two heartbeat
+    /// intervals and a grace).
+    pub fn ocpp_liveness(&self) -> std::time::Duration {
+        let heartbeat =
+            chrono::TimeDelta::seconds(i64::from(self.settings.ocpp.heartbeat_secs.max(1)));
+        crate::ocpp::source::liveness(heartbeat)
+            .to_std()
+            .unwrap_or(std::time::Duration::MAX)
+    }
+
     /// Stores (or, with `None`, removes) the password of an OCPP charge point, as a salted
     /// hash.
     pub async fn set_charger_password(

@@ -56,8 +56,10 @@ pub struct Counters {
     pub answers: AtomicU64,
     /// Failed connections and calls answered with an error.
     pub errors: AtomicU64,
-    /// Answer times in microseconds.
+    /// Answer times in microseconds of calls sent after the warm-up.
     pub answer_micros: Mutex<Vec<u64>>,
+    /// Answer times in microseconds of every call, the warm-up's too.
+    pub all_answer_micros: Mutex<Vec<u64>>,
 }
 
 impl Counters {
@@ -71,6 +73,7 @@ impl Counters {
             answers: AtomicU64::default(),
             errors: AtomicU64::default(),
             answer_micros: Mutex::default(),
+            all_answer_micros: Mutex::default(),
         }
     }
 }
@@ -292,12 +295,13 @@ impl Link<'_> {
             match value.get(0).and_then(Value::as_u64) {
                 Some(3 | 4) if value.get(1).and_then(Value::as_str) == Some(id.as_str()) => {
                     self.counters.answers.fetch_add(1, Ordering::Relaxed);
+                    let micros = sent.elapsed().as_micros() as u64;
+                    let keep = |times: &Mutex<Vec<u64>>| {
+                        times.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
+                    };
+                    keep(&self.counters.all_answer_micros);
                     if sent >= self.counters.measure_from {
-                        self.counters
-                            .answer_micros
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(sent.elapsed().as_micros() as u64);
+                        keep(&self.counters.answer_micros);
                     }
                     if value[0] == 4 {
                         self.counters.errors.fetch_add(1, Ordering::Relaxed);

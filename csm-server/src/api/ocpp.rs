@@ -189,11 +189,22 @@ async fn serve(
     let every = monitor.settings().ocpp.ping_secs;
     let mut pings = tokio::time::interval(std::time::Duration::from_secs(u64::from(every.max(1))));
     pings.reset();
+    // A charger silent past its liveness window is refreshed at once (it counts as offline),
+    // not at the scheduler's next turn. (A moment after the window: the frame's receive time is
+    // taken a little after the timer is set.)
+    let liveness = monitor.ocpp_liveness() + std::time::Duration::from_millis(250);
+    let silence = tokio::time::sleep(liveness);
+    tokio::pin!(silence);
     loop {
         let message = tokio::select! {
             // csm stops, not the charger: its ports are not recorded offline (the registry
             // records the disconnection).
             () = state.shutdown.cancelled() => return,
+            () = &mut silence => {
+                changed.notify_one();
+                silence.as_mut().reset(tokio::time::Instant::now() + liveness);
+                continue;
+            }
             _ = pings.tick(), if every > 0 => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break;
@@ -209,7 +220,12 @@ async fn serve(
             message = socket.recv() => message,
         };
         let text = match message {
-            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Text(text))) => {
+                silence
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + liveness);
+                text
+            }
             Some(Ok(Message::Binary(_))) => {
                 let reply = csm_core::ocpp::frame::error(
                     "-1",
