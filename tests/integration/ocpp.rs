@@ -903,3 +903,30 @@ async fn csm_asks_a_charger_that_connects_and_says_nothing_for_its_status() {
     assert_eq!(port(&live, 2)["status"], "free", "{live}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn many_chargers_registering_themselves_at_once_all_get_in() {
+    let app = app(true).await;
+    let connects = (0..200).map(|n| {
+        let app = &app;
+        async move { connect(app, &format!("CP-M{n:03}"), Some("ocpp1.6")).await }
+    });
+    let sockets: Vec<_> = futures_util::future::join_all(connects).await;
+    let refused: Vec<String> = sockets
+        .iter()
+        .filter_map(|s| s.as_ref().err().map(ToString::to_string))
+        .collect();
+    assert!(refused.is_empty(), "{} refused: {refused:?}", refused.len());
+    let listed: serde_json::Value = app
+        .client
+        .get(app.url("/api/stations?vendor=ocpp&view=summary&limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 200, "{listed}");
+    drop(sockets);
+    app.stop().await;
+}

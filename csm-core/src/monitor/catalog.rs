@@ -5,10 +5,12 @@
 //! when it is older than [`CHECK_EVERY`], one background task asks the store whether the list
 //! changed (a cheap version number) and reloads it if so, while requests go on with the copy
 //! they have. Only the very first load (nothing held yet) waits, and for at most
-//! [`super::READ_WAIT`]. This instance's own changes (add, remove, import) reload it at once.
+//! [`super::READ_WAIT`]. This instance's own changes (add, remove, import) reload it at once;
+//! changes made while a reload runs share the next one (a thousand chargers registering
+//! themselves at once cost a few reloads, not a thousand).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -81,6 +83,10 @@ pub(crate) struct CatalogCell {
     held: RwLock<Option<Held>>,
     /// Whether a background check is running.
     checking: AtomicBool,
+    /// Changes made here so far.
+    changes: AtomicU64,
+    /// Held while a reload after changes runs: how many changes the last one included.
+    reloaded: tokio::sync::Mutex<u64>,
 }
 
 struct Held {
@@ -103,6 +109,8 @@ impl CatalogCell {
             store,
             held: RwLock::new(None),
             checking: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
+            reloaded: tokio::sync::Mutex::new(0),
         })
     }
 
@@ -158,9 +166,21 @@ impl CatalogCell {
         Ok(catalog)
     }
 
-    /// After a change made here: reload now, or at least make the next read check.
+    /// After a change made here (already in the store): reload now, or at least make the next
+    /// read check. A reload that started after the change covers it.
     pub(crate) async fn changed(&self) {
-        if let Err(error) = self.check().await {
+        let change = self.changes.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut reloaded = self.reloaded.lock().await;
+        if *reloaded >= change {
+            return;
+        }
+        let covered = self.changes.load(Ordering::Acquire);
+        let result = self.check().await;
+        if result.is_ok() {
+            *reloaded = covered;
+        }
+        drop(reloaded);
+        if let Err(error) = result {
             tracing::warn!(%error, "cannot reload the station list after a change; it is checked again on the next read");
             if let Some(held) = self
                 .held

@@ -23,6 +23,8 @@ use csm_core::views::ocpp::ChargePointListJson;
 pub const SUBPROTOCOL: &str = "ocpp1.6";
 /// Largest frame a charger may send (a MeterValues of many samples is a few KiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// How long a new connection's first refresh waits for the charger's first report.
+const FIRST_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 /// The read buffer of a connection.
 const BUFFER_BYTES: usize = 4 * 1024;
 
@@ -164,9 +166,10 @@ async fn serve(
     let monitor = Arc::clone(&state.monitor);
     // Changes are refreshed beside the connection, so its next frame is read at once; a change
     // arriving during a refresh gets one more refresh after it (the latest state is recorded).
-    // The first refresh shows the station connected again.
+    // The first refresh shows the station connected again: at its first report, or after
+    // FIRST_REFRESH if it reports nothing (a charger that boots reports at once, and a
+    // thousand chargers connecting together then cost one refresh each, not two).
     let changed = Arc::new(tokio::sync::Notify::new());
-    changed.notify_one();
     let refresher = tokio::spawn({
         let (monitor, station, changed) = (
             Arc::clone(&monitor),
@@ -174,9 +177,10 @@ async fn serve(
             Arc::clone(&changed),
         );
         async move {
+            let _ = tokio::time::timeout(FIRST_REFRESH, changed.notified()).await;
             loop {
-                changed.notified().await;
                 monitor.refresh_one(Arc::clone(&station)).await;
+                changed.notified().await;
             }
         }
     });
