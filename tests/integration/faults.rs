@@ -934,3 +934,100 @@ async fn reads_never_wait_on_a_database_that_is_away() {
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_ocpp_charger_is_answered_through_a_database_outage_and_nothing_it_said_is_lost() {
+    use crate::ocpp::{call, connect_to};
+    const PASSWORD: &str = "a-charger-password-16";
+    let (_db, direct, proxy, store) = proxied_database(4).await;
+    let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new(Duration::from_secs(60)));
+    let monitor = Arc::new(build(&store, &cache).monitor());
+    let id = StationId::parse("CP-DB1").unwrap();
+    monitor
+        .add_station_with_password(&station("CP-DB1", "ocpp", 2), PASSWORD)
+        .await
+        .unwrap();
+    let server = csm::server::Server::from_monitor(Arc::clone(&monitor), Default::default())
+        .without_scheduler();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let status = |frame: &str, status: &str| {
+        format!(
+            r#"[2, "{frame}", "StatusNotification", {{"connectorId": 1, "errorCode": "NoError", "status": "{status}"}}]"#
+        )
+    };
+    // What csm shows of port 1, once it is `wanted` (within 3 s).
+    let shown_as = async |wanted: PortStatus| {
+        let mut shown = None;
+        for _ in 0..30 {
+            shown = monitor.view(&id).await.unwrap().state;
+            if shown
+                .as_ref()
+                .is_some_and(|s| s.ports[0].reading.status == wanted)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shown.expect("a state")
+    };
+    let mut socket = connect_to(address, "CP-DB1", "CP-DB1", PASSWORD)
+        .await
+        .unwrap();
+    call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    call(&mut socket, &status("s-1", "Charging")).await;
+    let before = shown_as(PortStatus::Occupied).await;
+    assert_eq!(before.ports[0].reading.status, PortStatus::Occupied);
+
+    proxy.set_down(true);
+    // Every frame is answered at once while the database is away; the charger leaves and
+    // comes back with its password.
+    let started = Instant::now();
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/meter-three-phase.json"),
+    )
+    .await;
+    call(&mut socket, &status("s-2", "Finishing")).await;
+    drop(socket);
+    let mut socket = connect_to(address, "CP-DB1", "CP-DB1", PASSWORD)
+        .await
+        .unwrap();
+    call(&mut socket, &status("s-3", "Available")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    // Its changes are refreshed beside the connection, the database or not.
+    let state = shown_as(PortStatus::Free).await;
+    assert_eq!(state.ports[0].reading.status, PortStatus::Free, "{state:?}");
+
+    proxy.set_down(false);
+    written_after_return(|| monitor.flush()).await;
+    let events = direct
+        .events(&csm::core::store::EventQuery {
+            station_id: Some(id.clone()),
+            port: Some(1),
+            since: None,
+            until: None,
+            limit: 50,
+        })
+        .await
+        .unwrap();
+    let changes: Vec<_> = events.iter().rev().map(|e| (e.old, e.new)).collect();
+    assert!(
+        changes.ends_with(&[
+            (Some(PortStatus::Occupied), PortStatus::Offline),
+            (Some(PortStatus::Offline), PortStatus::Free),
+        ]) || changes.ends_with(&[(Some(PortStatus::Occupied), PortStatus::Free)]),
+        "the charger's changes during the outage were written: {changes:?}"
+    );
+    drop(socket);
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::helpers::{Backend, CacheKind, TestApp, spawn_app_with};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn app(auto: bool) -> TestApp {
@@ -50,7 +50,7 @@ async fn connect(
         })
 }
 
-async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value {
+pub(crate) async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value {
     socket.send(Message::Text(frame.into())).await.unwrap();
     next_text(socket).await
 }
@@ -283,8 +283,18 @@ async fn connect_as(
     user: &str,
     password: &str,
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    connect_to(app.address, id, user, password).await
+}
+
+/// A charger's connection to the server at `address`, with Basic auth.
+pub(crate) async fn connect_to(
+    address: std::net::SocketAddr,
+    id: &str,
+    user: &str,
+    password: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     use base64::Engine as _;
-    let mut request = format!("ws://{}/ocpp/{id}", app.address)
+    let mut request = format!("ws://{address}/ocpp/{id}")
         .into_client_request()
         .unwrap();
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));

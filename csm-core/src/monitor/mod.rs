@@ -134,6 +134,9 @@ pub struct Monitor {
     /// Every charge point's password hash, read at once and reused for [`PASSWORDS_FRESH`]:
     /// a car park connecting at once asks the database once, not once per charger.
     charger_passwords: moka::future::Cache<(), Arc<HashMap<StationId, String>>>,
+    /// The last password hashes read, kept for while the database is away (chargers keep
+    /// reconnecting through an outage); this process's own changes are applied to it.
+    last_passwords: Mutex<Option<Arc<HashMap<StationId, String>>>>,
 }
 
 /// How long a charge point's password hash is reused before it is read again (this
@@ -197,6 +200,7 @@ impl Monitor {
                 .max_capacity(1)
                 .time_to_live(PASSWORDS_FRESH)
                 .build(),
+            last_passwords: Mutex::new(None),
             limiter: Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0)),
         }
     }
@@ -408,6 +412,7 @@ impl Monitor {
             ocpp.forget(id);
         }
         self.charger_passwords.invalidate_all();
+        self.patch_last_passwords(id, None);
         if let Err(error) = self.cache.remove(id).await {
             tracing::warn!(%error, station = %id, "cannot remove the station from the cache; it expires on its own");
         }

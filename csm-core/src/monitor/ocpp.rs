@@ -3,6 +3,7 @@
 //! poll (the `ocpp` source answers with what the charger last said), so cache, events,
 //! history, alerts and the live stream treat it like any station.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Monitor, MonitorError};
@@ -75,6 +76,7 @@ impl Monitor {
             .transpose()?;
         self.store.set_charger_password(id, hash.as_deref()).await?;
         self.charger_passwords.invalidate_all();
+        self.patch_last_passwords(id, hash);
         Ok(())
     }
 
@@ -106,19 +108,49 @@ impl Monitor {
         Ok(())
     }
 
+    /// Applies this process's change of a password to the hashes kept for an outage.
+    pub(super) fn patch_last_passwords(&self, id: &StationId, hash: Option<String>) {
+        let mut last = self
+            .last_passwords
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(all) = last.as_mut() {
+            let mut patched = HashMap::clone(all);
+            match hash {
+                Some(hash) => patched.insert(id.clone(), hash),
+                None => patched.remove(id),
+            };
+            *all = Arc::new(patched);
+        }
+    }
+
     /// A charge point's password hash, from every charger's read at once (concurrent
-    /// connections share one read).
+    /// connections share one read). While the database is away, the last hashes read.
     async fn charger_password(&self, id: &StationId) -> Result<Option<String>, MonitorError> {
         let store = &self.store;
         let load = async {
             let doing = "reading charge points' passwords";
             let read = store.charger_passwords();
             let all = crate::store::within(super::READ_WAIT, doing, &**store, read).await?;
-            Ok::<_, crate::store::StoreError>(Arc::new(all.into_iter().collect()))
+            let all: Arc<HashMap<_, _>> = Arc::new(all.into_iter().collect());
+            *self
+                .last_passwords
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&all));
+            Ok::<_, crate::store::StoreError>(all)
         };
         match self.charger_passwords.try_get_with((), load).await {
             Ok(all) => Ok(all.get(id).cloned()),
             Err(error) => {
+                let last = self
+                    .last_passwords
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some(all) = last {
+                    tracing::debug!(%error, "cannot read charge points' passwords; using the last ones read");
+                    return Ok(all.get(id).cloned());
+                }
                 tracing::warn!(%error, "cannot read charge points' passwords");
                 // The error is shared by every waiting connection: each gets its own copy.
                 Err(MonitorError::Store(if error.is_transient() {
