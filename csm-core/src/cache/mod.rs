@@ -16,8 +16,8 @@
 //! | the session lengths ([`crate::history::estimate`]) | each station's recent session lengths, and the fleet's, for free estimates | read again in the background after 5 minutes | expiry; removing the station drops it | per process: at most 5 minutes behind |
 //! | the history recorder ([`crate::history::record`]) | each port's last stored reading (for the deadbands) and last energy | until the station is removed | each refresh | per process; a new process starts from the previous observation |
 //! | the fleet's statistics ([`crate::monitor::FLEET_STATS_FRESH`]) | `GET /api/stats?days=N` by N | 30 s | expiry | per process |
-//! | the charge point passwords ([`crate::monitor::PASSWORDS_FRESH`]) | every OCPP charge point's password hash, read at once | 60 s | expiry; this process's changes at once | per process: another instance's change is seen within 60 s |
-//! | the OCPP connections ([`crate::ocpp::OcppSource`]) | each connected charger's connectors, boot details and csm's outstanding call | while connected | the charger's frames | per process: a charger is connected to one server |
+//! | the charge point passwords ([`crate::monitor::PASSWORDS_FRESH`]) | every OCPP charge point's password hash, read at once; the last read also kept for while the database is away | 60 s (the last read: until the next) | expiry; this process's changes at once | per process: another instance's change is seen within 60 s |
+//! | the OCPP connections ([`crate::ocpp::OcppSource`]) | each charger heard since start: connectors, boot details, connection, last message, csm's outstanding call | until the station is removed | the charger's frames; its connection's end | per process: a charger is connected to one server; its record is written to the database within 1 s ([`crate::monitor::REGISTRY_EVERY`]) |
 //! | the alert evaluator ([`crate::alerts::evaluate`]) | the rules and each condition's state | while the server runs | rule changes: at once through the API, within 10 s from elsewhere; open alerts are also stored | per process: one evaluating server per fleet |
 
 use std::fmt;
