@@ -42,7 +42,7 @@ pub use self::history::{
     STATS_WAIT, Session, SessionsQuery, check_days, downsample,
 };
 pub use self::list::{StationPage, StationQuery};
-pub use self::ocpp::OcppReply;
+pub use self::ocpp::{CALL_TIMEOUT, OcppReply, QUIET_AFTER_CONNECT, TRIGGER_TIMEOUT};
 
 /// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
 /// past it the request fails as unavailable instead of hanging on a database that is away.
