@@ -43,8 +43,15 @@ async fn connect(
     tokio_tungstenite::connect_async(request)
         .await
         .map(|(socket, response)| {
-            if protocol.is_some() {
-                assert_eq!(response.headers()["sec-websocket-protocol"], "ocpp1.6");
+            if let Some(offered) = protocol {
+                let chosen = response.headers()["sec-websocket-protocol"]
+                    .to_str()
+                    .unwrap();
+                assert!(
+                    chosen.eq_ignore_ascii_case("ocpp1.6")
+                        && offered.split(',').any(|p| p.trim() == chosen),
+                    "{chosen} of {offered}"
+                );
             }
             socket
         })
@@ -104,7 +111,11 @@ async fn a_charger_boots_reports_and_shows_as_a_station() {
         .await,
         serde_json::json!([3, "m-1", {}])
     );
-    let shown = station(&app, "CP-A1").await;
+    // Refreshed beside the connection: shown a moment later.
+    let shown = station_when(&app, "CP-A1", |s| {
+        s["ports"].as_array().is_some_and(|p| p.len() == 2) && port(s, 1)["current"].is_number()
+    })
+    .await;
     let ports = shown["ports"].as_array().unwrap();
     assert_eq!(ports.len(), 2, "{shown}");
     assert_eq!(
@@ -231,6 +242,14 @@ async fn chargers_without_ocpp_or_unknown_ones_are_refused_before_the_upgrade() 
         409,
         "a simulator station is not a charge point"
     );
+    app.monitor
+        .add_station(&crate::helpers::station("CP-B2", "ocpp", 1))
+        .await
+        .unwrap();
+    for offered in ["ocpp2.0.1, ocpp1.6", "OCPP1.6"] {
+        let socket = connect(&app, "CP-B2", Some(offered)).await;
+        assert!(socket.is_ok(), "{offered}: {socket:?}");
+    }
     let plain = app
         .client
         .get(app.url("/ocpp/CP-B1"))

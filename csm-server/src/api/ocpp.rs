@@ -73,9 +73,13 @@ pub async fn connect(
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty())
         .collect();
-    let speaks = offered.iter().any(|p| p.eq_ignore_ascii_case(SUBPROTOCOL));
+    // Answered with the very token offered (`OCPP1.6` from firmware that spells it so).
+    let speaks = offered
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(SUBPROTOCOL))
+        .cloned();
     let allowed = offered.is_empty() && state.monitor.settings().ocpp.allow_no_subprotocol;
-    if !speaks && !allowed {
+    if speaks.is_none() && !allowed {
         return Err(ApiError::BadRequest(if offered.is_empty() {
             "offer the WebSocket subprotocol ocpp1.6 (Sec-WebSocket-Protocol: ocpp1.6); a server can accept chargers that offer none with CSM_OCPP_ALLOW_NO_SUBPROTOCOL=true".into()
         } else {
@@ -115,10 +119,9 @@ pub async fn connect(
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES);
-    let upgrade = if speaks {
-        upgrade.protocols([SUBPROTOCOL])
-    } else {
-        upgrade
+    let upgrade = match speaks {
+        Some(token) => upgrade.protocols([token]),
+        None => upgrade,
     };
     Ok(upgrade
         .on_upgrade(move |socket| serve(state, station, connection, frames, socket))
