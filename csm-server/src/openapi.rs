@@ -36,6 +36,7 @@ use csm_core::views as core;
         alerts::delete_rule,
         alerts::alert_history,
         ocpp::charge_points,
+        ocpp::charge_point,
         events::events,
         health::healthz,
         health::readyz,

@@ -284,6 +284,19 @@ async function run() {
   await waitUntil(async () => (await star.getAttribute('aria-pressed')) === 'false' && (await items(page).count()) === total, 'the favourite to be removed again');
   ok(`favourites: starring ${target.id} lists it first, "只看收藏" shows only it, unstarring restores the list`);
 
+  step('5b. an OCPP charger of the demo');
+  await page.goto(`${BASE}/#/station/SEV-0001`, { waitUntil: 'domcontentloaded' });
+  const ocppLine = page.locator('[data-testid="ocpp-line"]');
+  await ocppLine.waitFor({ state: 'visible', timeout: WAIT_MS });
+  const ocppText = await waitUntil(async () => {
+    const text = await ocppLine.innerText();
+    return text.includes('已连接') && text.includes('sim-1') ? text : null;
+  }, 'the demo charger SEV-0001 shown connected, with its firmware');
+  check((await tiles(page).count()) === 2, `SEV-0001 shows ${await tiles(page).count()} port tiles, expected its 2 connectors`);
+  await page.goto(`${BASE}/#/station/${openId}`, { waitUntil: 'domcontentloaded' });
+  await tiles(page).first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  ok(`OCPP charger SEV-0001: "${ocppText.trim()}", 2 port tiles`);
+
   // ---- 6. manual refresh and cool-down ----
   step('6. manual refresh and cool-down');
   const refreshButton = page.locator('[data-testid="refresh-button"]');

@@ -865,6 +865,21 @@ async fn csm_cli_ocpp_status_reads_the_registry_the_server_writes() {
         serde_json::from_str(&crate::cli::output_of(&app, &["ocpp", "status", "--json"]).await)
             .unwrap();
     assert_eq!(cli, api("/api/ocpp/charge-points").await);
+    assert_eq!(
+        cli["charge_points"][0],
+        api("/api/ocpp/charge-points/CP-R1").await
+    );
+    for (path, status) in [
+        ("/api/ocpp/charge-points/S0001", StatusCode::NOT_FOUND),
+        ("/api/ocpp/charge-points/NO-SUCH", StatusCode::NOT_FOUND),
+        ("/api/ocpp/charge-points/bad%20id", StatusCode::BAD_REQUEST),
+        ("/api/ocpp/charge-points?all=maybe", StatusCode::BAD_REQUEST),
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
 
     // Gone: no longer listed, but `--all` and `?all=true` still know it.
     socket.close(None).await.unwrap();

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{Monitor, MonitorError, READ_WAIT};
-use crate::model::Station;
+use crate::model::{Station, StationId};
 use crate::ocpp::{ChargePointRecord, OCPP_VENDOR};
 
 /// How often the server writes the records that changed.
@@ -92,25 +92,60 @@ impl Monitor {
             }
         }
         let now = crate::model::now();
-        let heartbeat_secs = self.settings.ocpp.heartbeat_secs;
         let stations = self.stations().await?;
         let mut found = Vec::new();
         for station in stations.iter().filter(|s| s.vendor == OCPP_VENDOR) {
-            let record = records
-                .remove(&station.id)
-                .unwrap_or_else(|| never_connected(station, heartbeat_secs));
-            let connection = Connection::of(&record, now);
-            let open = matches!(connection, Connection::Connected | Connection::Silent);
+            let status = self.status_of(station, records.remove(&station.id), now);
+            let open = matches!(
+                status.connection,
+                Connection::Connected | Connection::Silent
+            );
             if all || open {
-                found.push(ChargePointStatus {
-                    station: Arc::clone(station),
-                    connection,
-                    record,
-                });
+                found.push(status);
             }
         }
         found.sort_by(|a, b| a.station.id.cmp(&b.station.id));
         Ok(found)
+    }
+
+    /// One charge point of the registry (a station of vendor `ocpp`).
+    pub async fn charge_point(&self, id: &StationId) -> Result<ChargePointStatus, MonitorError> {
+        let station = self.station(id).await?;
+        if station.vendor != OCPP_VENDOR {
+            return Err(MonitorError::NotFound(id.clone()));
+        }
+        let own = self
+            .engine
+            .chargers()
+            .ocpp()
+            .and_then(|source| source.record(id));
+        let record = match own {
+            Some(record) => Some(record),
+            None => {
+                let store = &self.store;
+                let doing = "reading the registry of charge points";
+                let stored =
+                    crate::store::within(READ_WAIT, doing, &**store, store.charge_points()).await?;
+                stored.into_iter().find(|r| &r.station_id == id)
+            }
+        };
+        Ok(self.status_of(&station, record, crate::model::now()))
+    }
+
+    /// A charge point with its record (`None`: it never connected) at `now`.
+    fn status_of(
+        &self,
+        station: &Arc<Station>,
+        record: Option<ChargePointRecord>,
+        now: DateTime<Utc>,
+    ) -> ChargePointStatus {
+        let record =
+            record.unwrap_or_else(|| never_connected(station, self.settings.ocpp.heartbeat_secs));
+        ChargePointStatus {
+            station: Arc::clone(station),
+            connection: Connection::of(&record, now),
+            record,
+        }
     }
 
     /// Writes the records of charge points that changed, every [`REGISTRY_EVERY`], until

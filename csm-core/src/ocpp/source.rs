@@ -356,6 +356,13 @@ impl OcppSource {
             .collect()
     }
 
+    /// The record of one charge point heard since the process started.
+    pub fn record(&self, id: &StationId) -> Option<ChargePointRecord> {
+        self.lock()
+            .get(id)
+            .map(|live| live.record(id, self.heartbeat))
+    }
+
     /// The registry stored these versions of these records.
     pub fn stored(&self, written: &[(StationId, u64)]) {
         let mut points = self.lock();

@@ -84,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/alerts/rules/{id}", delete(alerts::delete_rule))
         .route("/api/alerts/history", get(alerts::alert_history))
         .route("/api/ocpp/charge-points", get(ocpp::charge_points))
+        .route(
+            "/api/ocpp/charge-points/{station_id}",
+            get(ocpp::charge_point),
+        )
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi_document(&state)))

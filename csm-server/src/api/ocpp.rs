@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use csm_core::model::Station;
 
 use crate::AppState;
-use crate::api::extract::ApiQuery;
+use crate::api::extract::{ApiQuery, StationPath};
 use crate::error::ApiError;
-use csm_core::views::ocpp::ChargePointListJson;
+use csm_core::views::ocpp::{ChargePointJson, ChargePointListJson};
 
 /// The subprotocol of OCPP 1.6J.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
@@ -56,6 +56,25 @@ pub async fn charge_points(
         .charge_points(query.all.unwrap_or(false))
         .await?;
     Ok(axum::Json(ChargePointListJson::of(&list)))
+}
+
+/// One OCPP charge point: how it is connected, when it last sent what, its firmware.
+#[utoipa::path(
+    get, path = "/api/ocpp/charge-points/{station_id}", tag = "ocpp",
+    params(StationPath),
+    responses(
+        (status = 200, description = "The charge point", body = ChargePointJson),
+        (status = 400, description = "Not a station id", body = crate::views::ErrorJson),
+        (status = 404, description = "No OCPP station has this id", body = crate::views::ErrorJson),
+        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+    )
+)]
+pub async fn charge_point(
+    State(state): State<AppState>,
+    StationPath(id): StationPath,
+) -> Result<axum::Json<ChargePointJson>, ApiError> {
+    let status = state.monitor.charge_point(&id).await?;
+    Ok(axum::Json(ChargePointJson::of(&status)))
 }
 
 /// Upgrades a charger's connection.

@@ -1,8 +1,10 @@
 /*
  * csm dashboard — station-view.js: the open station: its name, address and freshness, the
  * refresh button (with its cool-down), "notify me" (a browser notification when a port here
- * frees while the page is open; no server rule needed), the counts by status, banners when its data is stale or
- * its vendor unreachable, a tile per port, and the station's history (station-history.js).
+ * frees while the page is open; no server rule needed), for an OCPP charger its connection, last message
+ * and firmware (GET /api/ocpp/charge-points/{id}, asked again at each refresh of the station), the counts
+ * by status, banners when its data is stale or its vendor unreachable, a tile per port, and the station's
+ * history (station-history.js).
  */
 (function () {
   'use strict';
@@ -26,7 +28,17 @@
       notifyState: { type: String, required: true }, // 'unsupported' | 'default' | 'granted' | 'denied'
     },
     emits: ['back', 'refresh', 'toggle-notify'],
+    data() {
+      return { ocpp: null };  // the charge point's registry entry, for a station of vendor ocpp
+    },
+    watch: {
+      ocppKey: { handler: 'loadOcpp', immediate: true },
+    },
     computed: {
+      ocppKey() {
+        const s = this.station;
+        return s && s.vendor === 'ocpp' ? `${s.station_id}|${s.checked_at || ''}` : null;
+      },
       ports() {
         return this.station ? (this.station.ports || []).slice().sort((a, b) => a.port - b.port) : [];
       },
@@ -37,6 +49,21 @@
       },
     },
     methods: {
+      async loadOcpp() {
+        if (!this.ocppKey) { this.ocpp = null; return; }
+        const id = this.station.station_id;
+        try {
+          const response = await fetch(`/api/ocpp/charge-points/${encodeURIComponent(id)}`);
+          const entry = response.ok ? await response.json() : null;
+          if (this.station && this.station.station_id === id) this.ocpp = entry;
+        } catch (_) {
+          this.ocpp = null;
+        }
+      },
+      ocppSince(o) {
+        const at = o.connection === 'connected' || o.connection === 'silent' ? o.connected_at : o.disconnected_at;
+        return at ? this.t.ocppSince(this.clock(at)) : '';
+      },
       clock(iso) { return csm.clock(this.t, iso, this.now, true); },
       rel(iso) { return csm.relTime(this.t, iso, this.now); },
     },
@@ -61,6 +88,13 @@
                 <span> · </span>
                 <time v-if="station.updated_at" :datetime="station.updated_at">{{ t.updatedAt(clock(station.updated_at), rel(station.updated_at)) }}</time>
                 <span v-else>{{ t.never }}</span>
+              </p>
+              <p v-if="ocpp" class="station-sub ocpp-line" data-testid="ocpp-line" :data-connection="ocpp.connection">
+                <span class="ocpp-badge" :class="'ocpp-' + ocpp.connection">OCPP 1.6J · {{ t.ocppConnection[ocpp.connection] }}</span>
+                <span v-if="ocppSince(ocpp)"> · {{ ocppSince(ocpp) }}</span>
+                <span v-if="ocpp.last_message_at"> · {{ t.ocppLast(ocpp.last_action || '', rel(ocpp.last_message_at)) }}</span>
+                <span v-if="ocpp.vendor || ocpp.model"> · {{ [ocpp.vendor, ocpp.model].filter(Boolean).join(' ') }}</span>
+                <span v-if="ocpp.firmware"> · {{ t.firmware }} {{ ocpp.firmware }}<template v-if="ocpp.firmware_status"> ({{ ocpp.firmware_status }})</template></span>
               </p>
             </div>
             <div class="refresh-box">
