@@ -47,6 +47,10 @@ pub struct Change {
 struct Seen {
     /// Since when the condition holds, when it holds (`None`: it does not).
     holds_since: Option<DateTime<Utc>>,
+    /// csm cannot tell the port's status now (it is offline, or its station unreachable): a
+    /// `port_free` or `fault` condition neither ends nor starts again, so a charger's short
+    /// disconnection neither resolves its fault nor announces its free ports anew.
+    unknown: bool,
     status: String,
     detail: Option<String>,
 }
@@ -246,6 +250,9 @@ impl Evaluator {
             }
             None => {
                 let condition = self.conditions.get_mut(&target);
+                if seen.unknown && condition.is_some() {
+                    return None;
+                }
                 let Some(condition) = condition else {
                     if rule.kind == RuleKind::PortFree {
                         self.conditions.insert(
@@ -300,9 +307,10 @@ impl Evaluator {
                 ports
                     .map(|p| {
                         let status = p.reading.status;
+                        let unknown = status == PortStatus::Offline || unreachable(state);
                         let seen = Seen {
-                            holds_since: (status == wanted && !unreachable(state))
-                                .then_some(p.since),
+                            holds_since: (status == wanted && !unknown).then_some(p.since),
+                            unknown,
                             status: status.as_str().to_owned(),
                             detail: None,
                         };
@@ -318,6 +326,7 @@ impl Evaluator {
                         let outside = voltage.filter(|v| *v < low || *v > high);
                         let seen = Seen {
                             holds_since: outside.map(|_| state.observed_at.unwrap_or(now)),
+                            unknown: false,
                             status: p.reading.status.as_str().to_owned(),
                             detail: outside.map(|v| format!("{v:.1} V（正常 {low}–{high} V）")),
                         };
@@ -339,6 +348,7 @@ impl Evaluator {
                     0,
                     Seen {
                         holds_since: holds,
+                        unknown: false,
                         status: "free".into(),
                         detail: Some(free.len().to_string()),
                     },
@@ -348,6 +358,7 @@ impl Evaluator {
                 let seen = if unreachable(state) {
                     Seen {
                         holds_since: Some(state.observed_at.unwrap_or(state.checked_at)),
+                        unknown: false,
                         status: "offline".into(),
                         detail: Some("（无法连接）".into()),
                     }
@@ -359,12 +370,14 @@ impl Evaluator {
                 {
                     Seen {
                         holds_since: state.ports.iter().map(|p| p.since).max(),
+                        unknown: false,
                         status: "offline".into(),
                         detail: Some("（全部端口离线）".into()),
                     }
                 } else {
                     Seen {
                         holds_since: None,
+                        unknown: false,
                         status: "online".into(),
                         detail: None,
                     }
@@ -487,6 +500,47 @@ mod tests {
             1,
             "freeing again fires again"
         );
+    }
+
+    #[test]
+    fn a_charger_offline_for_a_moment_neither_frees_its_ports_anew_nor_ends_its_fault() {
+        let mut e = Evaluator::new(
+            [
+                rule(
+                    1,
+                    serde_json::json!({"kind": "port_free", "stations": ["S1"], "channel": "c", "resolved": true}),
+                ),
+                rule(
+                    2,
+                    serde_json::json!({"kind": "fault", "stations": ["S1"], "min_secs": 0, "channel": "c", "resolved": true}),
+                ),
+            ],
+            &[],
+        );
+        let mut fired = e.observe(&state(0, &[(Occupied, 0, None), (Fault, 0, None)]), t(0));
+        fired.extend(e.observe(&state(30, &[(Free, 30, None), (Fault, 0, None)]), t(30)));
+        assert_eq!(fired.len(), 2, "port 1 freed, port 2 in fault: {fired:?}");
+        for change in &fired {
+            e.opened(change, "A");
+        }
+        let offline = state(60, &[(Offline, 60, None), (Offline, 60, None)]);
+        assert!(e.observe(&offline, t(60)).is_empty(), "nothing resolved");
+        assert!(
+            e.observe(&state(90, &[(Free, 90, None), (Fault, 90, None)]), t(90))
+                .is_empty(),
+            "back as before: no news"
+        );
+        // Taken during a disconnection, then free: that is news.
+        e.observe(
+            &state(120, &[(Occupied, 120, None), (Fault, 90, None)]),
+            t(120),
+        );
+        e.observe(
+            &state(150, &[(Offline, 150, None), (Fault, 90, None)]),
+            t(150),
+        );
+        let freed = e.observe(&state(180, &[(Free, 180, None), (Fault, 90, None)]), t(180));
+        assert_eq!(freed.iter().filter(|c| !c.resolved).count(), 1, "{freed:?}");
     }
 
     #[test]
