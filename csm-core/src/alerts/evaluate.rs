@@ -47,9 +47,9 @@ pub struct Change {
 struct Seen {
     /// Since when the condition holds, when it holds (`None`: it does not).
     holds_since: Option<DateTime<Utc>>,
-    /// csm cannot tell the port's status now (it is offline, or its station unreachable): a
-    /// `port_free` or `fault` condition neither ends nor starts again, so a charger's short
-    /// disconnection neither resolves its fault nor announces its free ports anew.
+    /// csm cannot tell now whether the condition holds (the port is offline, or its station
+    /// unreachable): it neither ends nor starts again, so a charger's short disconnection
+    /// neither resolves its fault nor announces its free ports anew.
     unknown: bool,
     status: String,
     detail: Option<String>,
@@ -322,11 +322,12 @@ impl Evaluator {
                 let (low, high) = (rule.low.unwrap_or(0.0), rule.high.unwrap_or(f64::MAX));
                 ports
                     .map(|p| {
-                        let voltage = p.reading.voltage.filter(|_| !unreachable(state));
+                        let unknown = p.reading.status == PortStatus::Offline || unreachable(state);
+                        let voltage = p.reading.voltage.filter(|_| !unknown);
                         let outside = voltage.filter(|v| *v < low || *v > high);
                         let seen = Seen {
                             holds_since: outside.map(|_| state.observed_at.unwrap_or(now)),
-                            unknown: false,
+                            unknown,
                             status: p.reading.status.as_str().to_owned(),
                             detail: outside.map(|v| format!("{v:.1} V（正常 {low}–{high} V）")),
                         };
@@ -336,19 +337,25 @@ impl Evaluator {
             }
             RuleKind::FreePorts => {
                 let needed = rule.free_ports.unwrap_or(1) as usize;
-                let mut free: Vec<DateTime<Utc>> = ports
-                    .filter(|p| p.reading.status == PortStatus::Free)
-                    .map(|p| p.since)
-                    .collect();
+                let (mut free, mut offline) = (Vec::new(), 0);
+                for port in ports {
+                    match port.reading.status {
+                        PortStatus::Free => free.push(port.since),
+                        PortStatus::Offline => offline += 1,
+                        _ => {}
+                    }
+                }
                 free.sort_unstable_by(|a, b| b.cmp(a));
                 // At least `needed` ports have been free together since the `needed`-th most
                 // recent of their stays began.
                 let holds = (!unreachable(state) && free.len() >= needed).then(|| free[needed - 1]);
+                // Short of it, with ports csm cannot see: it cannot tell.
+                let unknown = holds.is_none() && (unreachable(state) || offline > 0);
                 vec![(
                     0,
                     Seen {
                         holds_since: holds,
-                        unknown: false,
+                        unknown,
                         status: "free".into(),
                         detail: Some(free.len().to_string()),
                     },
@@ -530,6 +537,12 @@ mod tests {
                 .is_empty(),
             "back as before: no news"
         );
+        assert!(
+            e.observe(&offline, t(100)).is_empty()
+                && e.observe(&state(110, &[(Free, 110, None), (Fault, 90, None)]), t(110))
+                    .is_empty(),
+            "and once more"
+        );
         // Taken during a disconnection, then free: that is news.
         e.observe(
             &state(120, &[(Occupied, 120, None), (Fault, 90, None)]),
@@ -621,10 +634,9 @@ mod tests {
         down.failures = 1;
         down.last_error = Some("timed out".into());
         let changes = e.observe(&down, t(100));
-        assert_eq!(
-            changes.iter().filter(|c| c.resolved).count(),
-            2,
-            "free ports and voltage resolve: {changes:?}"
+        assert!(
+            changes.is_empty(),
+            "csm cannot see the station: free ports and voltage stay as they were: {changes:?}"
         );
         assert!(e.tick(t(149)).is_empty());
         let offline = e.tick(t(150));
