@@ -203,6 +203,20 @@ fn default_true() -> bool {
 impl Station {
     /// Longest accepted station name.
     pub const MAX_NAME_LEN: usize = 200;
+
+    /// An OCPP charge point (vendor `ocpp`), enabled, its ports as its connectors report.
+    pub fn charge_point(id: StationId, name: String) -> Self {
+        Self {
+            id,
+            name,
+            address: None,
+            lat: None,
+            lng: None,
+            vendor: crate::ocpp::OCPP_VENDOR.into(),
+            enabled: true,
+            port_count: 0,
+        }
+    }
     /// Longest accepted address.
     pub const MAX_ADDRESS_LEN: usize = 500;
 

@@ -62,15 +62,19 @@ pub(crate) async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value 
     next_text(socket).await
 }
 
-async fn station(app: &TestApp, id: &str) -> serde_json::Value {
+async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
     app.client
-        .get(app.url(&format!("/api/stations/{id}")))
+        .get(app.url(path))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap()
+}
+
+async fn station(app: &TestApp, id: &str) -> serde_json::Value {
+    get_json(app, &format!("/api/stations/{id}")).await
 }
 
 #[tokio::test]
@@ -203,15 +207,7 @@ async fn a_charger_boots_reports_and_shows_as_a_station() {
 }
 
 async fn events_of(app: &TestApp, id: &str) -> Vec<serde_json::Value> {
-    let events: serde_json::Value = app
-        .client
-        .get(app.url(&format!("/api/stations/{id}/events")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = get_json(app, &format!("/api/stations/{id}/events")).await;
     events["events"].as_array().unwrap().clone()
 }
 
@@ -564,19 +560,10 @@ async fn simulated_chargers_boot_charge_and_show_up_as_stations() {
         assert_eq!(shown["ports"].as_array().map(Vec::len), Some(2), "{shown}");
         assert_eq!(shown["vendor"], "ocpp");
     }
-    let events: serde_json::Value = app
-        .client
-        .get(app.url("/api/stations/SIMT-0001/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let changes = events["events"].as_array().unwrap();
+    let changes = events_of(&app, "SIMT-0001").await;
     assert!(
         changes.iter().any(|e| e["new"] == "occupied"),
-        "a session started: {events}"
+        "a session started: {changes:?}"
     );
     app.stop().await;
 }
@@ -784,15 +771,7 @@ async fn every_message_a_charger_sends_is_answered_and_read() {
     assert!(beat[2]["currentTime"].is_string(), "still open: {beat}");
 
     // The registry knows what it said of itself.
-    let registry: serde_json::Value = app
-        .client
-        .get(app.url("/api/ocpp/charge-points"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registry = get_json(&app, "/api/ocpp/charge-points").await;
     let point = &registry["charge_points"][0];
     assert_eq!(
         (
@@ -848,19 +827,7 @@ async fn csm_cli_ocpp_status_reads_the_registry_the_server_writes() {
     ] {
         assert!(table.contains(shown), "{shown} in:\n{table}");
     }
-    let api = |path: &'static str| {
-        let (client, url) = (app.client.clone(), app.url(path));
-        async move {
-            client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        }
-    };
+    let api = |path: &'static str| get_json(&app, path);
     let cli: serde_json::Value =
         serde_json::from_str(&crate::cli::output_of(&app, &["ocpp", "status", "--json"]).await)
             .unwrap();

@@ -216,16 +216,7 @@ impl Monitor {
             Err(MonitorError::NotFound(_))
                 if self.settings.ocpp_registration() == Registration::Auto =>
             {
-                let station = Station {
-                    id: id.clone(),
-                    name: id.to_string(),
-                    address: None,
-                    lat: None,
-                    lng: None,
-                    vendor: OCPP_VENDOR.into(),
-                    enabled: true,
-                    port_count: 0,
-                };
+                let station = Station::charge_point(id.clone(), id.to_string());
                 match self.add_station(&station).await {
                     // Two connections at once: the other added it.
                     Ok(()) | Err(MonitorError::Store(crate::store::StoreError::Conflict(_))) => {}
@@ -256,14 +247,9 @@ impl Monitor {
                 continue;
             }
             let station = Station {
-                id,
-                name: format!("地下车库 {} 号直流快充", n + 1),
                 address: Some("地下停车场 B1".into()),
-                lat: None,
-                lng: None,
-                vendor: OCPP_VENDOR.into(),
-                enabled: true,
                 port_count: 2,
+                ..Station::charge_point(id, format!("地下车库 {} 号直流快充", n + 1))
             };
             self.add_station(&station).await?;
             added += 1;

@@ -487,16 +487,7 @@ mod tests {
     use super::*;
 
     fn station(id: &str) -> Station {
-        Station {
-            id: StationId::parse(id).unwrap(),
-            name: id.into(),
-            address: None,
-            lat: None,
-            lng: None,
-            vendor: OCPP_VENDOR.into(),
-            enabled: true,
-            port_count: 0,
-        }
+        Station::charge_point(StationId::parse(id).unwrap(), id.into())
     }
 
     const STATUS: &str = r#"[2,"s1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Charging"}]"#;
