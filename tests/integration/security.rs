@@ -51,9 +51,12 @@ async fn secrets_never_reach_logs_errors_or_answers() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    // Another test's thread may have been registering a log call site (deciding that nobody
-    // listens to it) while this subscriber was being registered; asking every call site again
-    // now makes sure this test sees all of them.
+    // While only one dispatcher has ever been made, tracing decides whether anyone listens to
+    // a log call site from the default of the thread that reaches it first: a call site first
+    // reached by another test's thread would be muted for good. With a second dispatcher alive
+    // every thread asks all of them, this test's subscriber included; asking every call site
+    // again covers those reached before.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     tracing::callsite::rebuild_interest_cache();
 
     // A vendor whose profile uses a secret in its URL and a header, and that fails.
