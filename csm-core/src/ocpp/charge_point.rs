@@ -244,13 +244,16 @@ impl ChargePoint {
                 text(p, "idTag")?;
                 let meter_start = whole(p, "meterStart")?;
                 let transaction = ids.next();
+                // The port's energy is now counted from the session's start.
+                let mut changed = false;
                 if connector > 0 {
                     let entry = self.connectors.entry(connector).or_default();
                     entry.transaction = Some((transaction, meter_start as f64 / 1000.0));
+                    changed = entry.status.is_some();
                 }
                 Ok((
                     json!({"transactionId": transaction, "idTagInfo": tag(policy.accept_authorize)}),
-                    false,
+                    changed,
                 ))
             }
             "StopTransaction" => {
@@ -258,12 +261,14 @@ impl ChargePoint {
                 whole(p, "meterStop")?;
                 // A stop for a transaction csm never issued is accepted all the same: a
                 // charger would send it again forever.
+                let mut changed = false;
                 for entry in self.connectors.values_mut() {
                     if entry.transaction.is_some_and(|(t, _)| t == transaction) {
                         entry.transaction = None;
+                        changed |= entry.status.is_some();
                     }
                 }
-                Ok((json!({"idTagInfo": tag(true)}), false))
+                Ok((json!({"idTagInfo": tag(true)}), changed))
             }
             "Authorize" => {
                 text(p, "idTag")?;
