@@ -307,7 +307,7 @@ impl Evaluator {
                 ports
                     .map(|p| {
                         let status = p.reading.status;
-                        let unknown = status == PortStatus::Offline || unreachable(state);
+                        let unknown = unseen(p, state);
                         let seen = Seen {
                             holds_since: (status == wanted && !unknown).then_some(p.since),
                             unknown,
@@ -322,7 +322,7 @@ impl Evaluator {
                 let (low, high) = (rule.low.unwrap_or(0.0), rule.high.unwrap_or(f64::MAX));
                 ports
                     .map(|p| {
-                        let unknown = p.reading.status == PortStatus::Offline || unreachable(state);
+                        let unknown = unseen(p, state);
                         let voltage = p.reading.voltage.filter(|_| !unknown);
                         let outside = voltage.filter(|v| *v < low || *v > high);
                         let seen = Seen {
@@ -398,6 +398,11 @@ impl Evaluator {
 /// Whether csm cannot reach the station now (its last attempt failed).
 fn unreachable(state: &StationState) -> bool {
     state.failures > 0 && state.last_error.is_some()
+}
+
+/// Whether csm cannot see the port now: it is offline, or its station unreachable.
+fn unseen(port: &crate::model::PortState, state: &StationState) -> bool {
+    port.reading.status == PortStatus::Offline || unreachable(state)
 }
 
 fn fire(

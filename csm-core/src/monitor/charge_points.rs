@@ -77,11 +77,9 @@ impl Monitor {
     /// connection is still open), or with `all` every OCPP station, including those that
     /// never connected.
     pub async fn charge_points(&self, all: bool) -> Result<Vec<ChargePointStatus>, MonitorError> {
-        let store = &self.store;
-        let doing = "reading the registry of charge points";
-        let stored =
-            crate::store::within(READ_WAIT, doing, &**store, store.charge_points()).await?;
-        let mut records: BTreeMap<_, _> = stored
+        let mut records: BTreeMap<_, _> = self
+            .stored_charge_points()
+            .await?
             .into_iter()
             .map(|r| (r.station_id.clone(), r))
             .collect();
@@ -121,15 +119,20 @@ impl Monitor {
             .and_then(|source| source.record(id));
         let record = match own {
             Some(record) => Some(record),
-            None => {
-                let store = &self.store;
-                let doing = "reading the registry of charge points";
-                let stored =
-                    crate::store::within(READ_WAIT, doing, &**store, store.charge_points()).await?;
-                stored.into_iter().find(|r| &r.station_id == id)
-            }
+            None => self
+                .stored_charge_points()
+                .await?
+                .into_iter()
+                .find(|r| &r.station_id == id),
         };
         Ok(self.status_of(&station, record, crate::model::now()))
+    }
+
+    /// The registry as stored, read within [`READ_WAIT`].
+    async fn stored_charge_points(&self) -> Result<Vec<ChargePointRecord>, MonitorError> {
+        let store = &self.store;
+        let doing = "reading the registry of charge points";
+        Ok(crate::store::within(READ_WAIT, doing, &**store, store.charge_points()).await?)
     }
 
     /// A charge point with its record (`None`: it never connected) at `now`.
