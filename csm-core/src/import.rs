@@ -349,4 +349,19 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_deeply_nested_file_is_refused_cleanly() {
+        let depth = 100_000;
+        let deep = format!(
+            r#"[{{"id":"S1","name":"x","junk":{}{}}}]"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let err = parse_stations(&deep, ImportFormat::Json, "s").unwrap_err();
+        assert!(
+            err.to_string().contains("recursion limit exceeded"),
+            "{err}"
+        );
+    }
 }

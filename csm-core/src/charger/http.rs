@@ -333,7 +333,7 @@ impl ChargerApi for HttpChargerApi {
             .call(spec.method, &spec.url, spec.body.as_deref(), true, None)
             .await?;
         let body =
-            super::profile::read::parse(&bytes).map_err(|e| self.profile.not_json(&url, &e))?;
+            super::profile::read::parse(&bytes).map_err(|e| self.profile.not_json(&url, e))?;
         self.profile.read_stations(&body)
     }
 

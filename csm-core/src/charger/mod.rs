@@ -86,6 +86,21 @@ pub enum ChargerError {
         /// The parser's complaint.
         message: String,
     },
+    /// The response nests arrays and objects deeper than csm reads ([`profile::MAX_DEPTH`]):
+    /// a broken or hostile answer, refused before it is parsed.
+    #[error(
+        "{vendor}: the response of {url} nests deeper than {limit} levels at {pointer}; csm reads answers at most {limit} levels deep"
+    )]
+    TooDeep {
+        /// Vendor profile.
+        vendor: String,
+        /// The request URL (secrets not filled in).
+        url: String,
+        /// The deepest nesting read.
+        limit: usize,
+        /// JSON Pointer where the answer went too deep (its first segments).
+        pointer: String,
+    },
     /// The response is JSON but does not have the shape the profile describes.
     #[error(
         "{vendor}: the response does not fit the profile: at {pointer} expected {expected}, found {found}"
@@ -241,6 +256,7 @@ impl ChargerError {
             ChargerError::Status { .. } => "status",
             ChargerError::TooLarge { .. } => "too_large",
             ChargerError::NotJson { .. } => "not_json",
+            ChargerError::TooDeep { .. } => "too_deep",
             ChargerError::Mismatch { .. } => "mismatch",
             ChargerError::Vendor { .. } => "vendor",
             ChargerError::Config { .. } => "config",

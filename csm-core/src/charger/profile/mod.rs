@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::model::PortStatus;
 
+mod nesting;
 pub mod read;
 mod validate;
 mod values;
@@ -22,6 +23,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use self::nesting::MAX_DEPTH;
 pub use self::read::Document;
 pub use self::values::code_text;
 

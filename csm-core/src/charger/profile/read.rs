@@ -13,6 +13,7 @@ use std::fmt;
 use chrono::{DateTime, TimeZone, Utc};
 use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value};
 
+use super::nesting::{self, MAX_DEPTH, TooDeep};
 use super::values::{code_text, describe};
 use super::{ElementKind, NumberField, TimeField, TimeFormat, VendorProfile};
 use crate::charger::ChargerError;
@@ -21,9 +22,28 @@ use crate::model::{MAX_PORT, PortReading, PortStatus, Snapshot, Station, Station
 /// A vendor's answer, parsed.
 pub type Document = Value;
 
-/// Parses an answer's text.
-pub fn parse(bytes: &[u8]) -> Result<Document, sonic_rs::Error> {
-    sonic_rs::from_slice(bytes)
+/// Why an answer's text is not a document csm reads.
+#[derive(Debug)]
+pub enum ParseError {
+    /// It nests deeper than [`MAX_DEPTH`] levels.
+    TooDeep(TooDeep),
+    /// It is not JSON.
+    NotJson(sonic_rs::Error),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::TooDeep(error) => error.fmt(f),
+            ParseError::NotJson(error) => error.fmt(f),
+        }
+    }
+}
+
+/// Parses an answer's text, at most [`MAX_DEPTH`] levels deep.
+pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
+    nesting::check(bytes, MAX_DEPTH).map_err(ParseError::TooDeep)?;
+    sonic_rs::from_slice(bytes).map_err(ParseError::NotJson)
 }
 
 /// The value at a JSON Pointer (RFC 6901) in `value`; `""` is the whole document.
@@ -71,7 +91,7 @@ impl VendorProfile {
         bytes: &[u8],
         observed_at: DateTime<Utc>,
     ) -> Result<Snapshot, ChargerError> {
-        let body = parse(bytes).map_err(|e| self.not_json(url, &e))?;
+        let body = parse(bytes).map_err(|e| self.not_json(url, e))?;
         self.check_success(&body)?;
         Ok(Snapshot {
             station_id: station_id.clone(),
@@ -80,12 +100,20 @@ impl VendorProfile {
         })
     }
 
-    /// The error of an answer that is not JSON.
-    pub(crate) fn not_json(&self, url: &str, error: &sonic_rs::Error) -> ChargerError {
-        ChargerError::NotJson {
-            vendor: self.name.clone(),
-            url: url.to_owned(),
-            message: error.to_string(),
+    /// The error of an answer that is not a document csm reads.
+    pub(crate) fn not_json(&self, url: &str, error: ParseError) -> ChargerError {
+        match error {
+            ParseError::TooDeep(TooDeep { limit, pointer }) => ChargerError::TooDeep {
+                vendor: self.name.clone(),
+                url: url.to_owned(),
+                limit,
+                pointer,
+            },
+            ParseError::NotJson(error) => ChargerError::NotJson {
+                vendor: self.name.clone(),
+                url: url.to_owned(),
+                message: error.to_string(),
+            },
         }
     }
 

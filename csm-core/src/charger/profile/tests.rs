@@ -542,3 +542,155 @@ mod field_lookup {
         }
     }
 }
+
+mod hostile_answers {
+    //! Answers built to break the reader: nesting far past the limit, very wide lists and
+    //! objects, and malformed text, read on a thread with a tokio worker's stack (2 MiB), as
+    //! the refresh engine reads them. A stack overflow aborts the test binary, so a pass means
+    //! none happened; each case must also end in a snapshot or a clear error.
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+
+    /// The stack of a tokio worker thread.
+    const WORKER_STACK: usize = 2 * 1024 * 1024;
+
+    /// A hostile text: an opener repeated thousands of times (closed or not), around or beside
+    /// a valid answer; a very wide list; or arbitrary bytes cut from a valid answer.
+    fn hostile() -> impl Strategy<Value = Vec<u8>> {
+        let valid = r#"{"data":[{"n":1,"s":0,"v":220.5}],"ok":1}"#;
+        prop_oneof![
+            // Deep: `[`, `{"k":` or a mix, 100 to 60,000 levels, closed or not, in the port
+            // list, beside it, or as the whole answer.
+            (
+                100usize..60_000,
+                prop::sample::select(vec!["[", "{\"k\":", "[{\"a\":"]),
+                any::<bool>(),
+                0..3usize,
+            )
+                .prop_map(move |(depth, opener, closed, place)| {
+                    let closer = match opener {
+                        "[" => "]",
+                        "{\"k\":" => "}",
+                        _ => "}]",
+                    };
+                    let mut junk = opener.repeat(depth);
+                    junk.push('0');
+                    if closed {
+                        junk.push_str(&closer.repeat(depth));
+                    }
+                    match place {
+                        0 => format!(r#"{{"data":{junk},"ok":1}}"#),
+                        1 => format!(r#"{{"data":[{{"n":1,"s":0}}],"junk":{junk}}}"#),
+                        _ => junk,
+                    }
+                    .into_bytes()
+                }),
+            // Wide: up to 200,000 elements or members.
+            (1usize..200_000, any::<bool>()).prop_map(|(width, list)| {
+                if list {
+                    format!(r#"{{"data":[{}{{"n":1,"s":0}}]}}"#, "0,".repeat(width))
+                } else {
+                    let members: String = (0..width).map(|i| format!(r#""k{i}":{i},"#)).collect();
+                    format!(r#"{{{members}"data":[]}}"#)
+                }
+                .into_bytes()
+            }),
+            // Malformed: a valid answer cut anywhere, with arbitrary bytes spliced in.
+            (0..valid.len(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(
+                move |(cut, noise)| {
+                    let mut bytes = valid.as_bytes()[..cut].to_vec();
+                    bytes.extend(noise);
+                    bytes.extend(&valid.as_bytes()[cut..]);
+                    bytes
+                }
+            ),
+        ]
+    }
+
+    #[test]
+    fn no_answer_overflows_a_worker_stack() {
+        let reading = std::thread::Builder::new()
+            .stack_size(WORKER_STACK)
+            .spawn(|| {
+                let profile = super::profile("");
+                let id = StationId::parse("S1").unwrap();
+                let mut runner = TestRunner::new(Config {
+                    cases: 256,
+                    failure_persistence: None,
+                    ..Config::default()
+                });
+                let too_deep = std::cell::Cell::new(0);
+                runner
+                    .run(&hostile(), |bytes| {
+                        match profile.parse_response(&id, "http://x", &bytes, Utc::now()) {
+                            Err(ChargerError::TooDeep { limit, pointer, .. }) => {
+                                prop_assert_eq!(limit, MAX_DEPTH);
+                                prop_assert!(pointer.starts_with('/'));
+                                too_deep.set(too_deep.get() + 1);
+                            }
+                            Ok(_)
+                            | Err(ChargerError::NotJson { .. } | ChargerError::Mismatch { .. }) => {
+                            }
+                            Err(other) => prop_assert!(false, "unexpected error: {other}"),
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                too_deep.get()
+            })
+            .unwrap();
+        let too_deep = reading.join().expect("the reader did not panic");
+        assert!(too_deep >= 40, "only {too_deep} deep cases were exercised");
+    }
+
+    #[test]
+    fn the_deep_answer_of_the_attack_is_a_clear_error() {
+        let depth = 9_000;
+        let body = format!(
+            r#"{{"ok":1,"ports":[0,1],"junk":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let id = StationId::parse("S1").unwrap();
+        let error = VendorProfile::native()
+            .parse_response(&id, "http://vendor/ports", body.as_bytes(), Utc::now())
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "csm: the response of http://vendor/ports nests deeper than 128 levels at /junk/0/0/0/0/0/0/0/…; csm reads answers at most 128 levels deep"
+        );
+        assert!(!error.is_transient());
+    }
+}
+
+#[test]
+fn a_deeply_nested_profile_is_refused_cleanly() {
+    // Profiles are the operator's own files, read at start; still, a broken one must be an
+    // error, not an abort.
+    let reading = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let depth = 50_000;
+            let arrays = format!("junk = {}{}\n", "[".repeat(depth), "]".repeat(depth));
+            let tables = format!("junk = {}1{}\n", "{a=".repeat(depth), "}".repeat(depth));
+            let keys = format!("{} = 1\n", vec!["a"; depth].join("."));
+            [arrays, tables, keys]
+                .iter()
+                .map(|text| {
+                    VendorProfile::from_toml(text, "deep")
+                        .unwrap_err()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let errors = reading.join().expect("reading the profiles did not panic");
+    assert!(
+        errors.iter().all(|e| e.starts_with("vendor profile deep: ")
+            && (e.contains("TOML parse error") || e.contains("recursion limit"))),
+        "{errors:?}"
+    );
+}
