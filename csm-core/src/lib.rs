@@ -1,6 +1,7 @@
 //! csm-core: the charging station monitor as a library.
 //!
 //! - [`model`]: stations, ports, readings, snapshots, status events.
+//! - [`measure`]: the physical range of each measurement; values outside it are dropped.
 //! - [`settings`]: what the core can be configured with (the binaries map their flags onto it).
 //! - [`store`]: durable storage (`Store`: MySQL/MariaDB, SQLite).
 //! - [`cache`]: the live cache (`StatusCache`: Redis, in-process).
@@ -20,6 +21,7 @@ pub mod charger;
 pub mod error;
 pub mod history;
 pub mod import;
+pub mod measure;
 pub mod model;
 pub mod monitor;
 pub mod ocpp;

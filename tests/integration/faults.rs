@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
 use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorProfile, build_client};
 use csm::core::model::{PortStatus, Station, StationId};
-use csm::core::refresh::{EngineConfig, RetryPolicy};
+use csm::core::refresh::{BreakerConfig, EngineConfig, RetryPolicy};
 use csm::core::store::{MySqlStore, Store};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -157,6 +157,11 @@ async fn misbehaving_vendors_fail_alone_in_bounded_time_and_keep_the_last_good_s
                 max_retries: 2,
                 base_delay: Duration::from_millis(20),
                 ..RetryPolicy::default()
+            },
+            // Every station's own failure is under test here, not the vendor's as a whole.
+            breaker: BreakerConfig {
+                failures: u32::MAX,
+                ..BreakerConfig::default()
             },
             ..EngineConfig::default()
         })

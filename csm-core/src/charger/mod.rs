@@ -189,6 +189,21 @@ pub enum ChargerError {
         /// The station.
         station: String,
     },
+    /// The vendor's requests keep failing, so csm does not ask it for a while (its circuit
+    /// breaker is open: see `refresh::breaker`).
+    #[error(
+        "{vendor}: csm is not asking this vendor for {cool_down_secs} s: {failures} requests in a row failed, the last with: {last_error}"
+    )]
+    VendorPaused {
+        /// Vendor profile.
+        vendor: String,
+        /// Requests that failed in a row.
+        failures: u32,
+        /// How long csm waits before it asks again.
+        cool_down_secs: u64,
+        /// The last failure.
+        last_error: String,
+    },
     /// The source cannot do what was asked (for example list its stations).
     #[error("{vendor}: {message}")]
     Unsupported {
@@ -267,6 +282,7 @@ impl ChargerError {
             ChargerError::NotConnectedYet { .. } => "not_connected_yet",
             ChargerError::NotReported { .. } => "not_reported",
             ChargerError::Unsupported { .. } => "unsupported",
+            ChargerError::VendorPaused { .. } => "vendor_paused",
         }
     }
 }

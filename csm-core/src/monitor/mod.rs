@@ -42,7 +42,9 @@ pub use self::history::{
     STATS_WAIT, Session, SessionsQuery, check_days, downsample,
 };
 pub use self::list::{StationPage, StationQuery};
-pub use self::ocpp::{CALL_TIMEOUT, OcppReply, QUIET_AFTER_CONNECT, TRIGGER_TIMEOUT};
+pub use self::ocpp::{
+    Admitted, BeforeBoot, CALL_TIMEOUT, OcppReply, QUIET_AFTER_CONNECT, TRIGGER_TIMEOUT,
+};
 
 /// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
 /// past it the request fails as unavailable instead of hanging on a database that is away.
@@ -137,6 +139,8 @@ pub struct Monitor {
     /// The last password hashes read, kept for while the database is away (chargers keep
     /// reconnecting through an outage); this process's own changes are applied to it.
     last_passwords: Mutex<Option<Arc<HashMap<StationId, String>>>>,
+    /// Auto registrations of charge points (`CSM_OCPP_AUTO_PER_MINUTE`).
+    registrations: Mutex<TokenBucket>,
 }
 
 /// How long a charge point's password hash is reused before it is read again (this
@@ -184,6 +188,7 @@ impl Monitor {
             EngineConfig::from_settings(&settings.engine, &settings.history),
         );
         let per_minute = f64::from(settings.manual_refresh.per_minute.max(1));
+        let registrations = f64::from(settings.ocpp.auto_per_minute.max(1));
         Self {
             catalog: catalog::CatalogCell::new(Arc::clone(&store)),
             lengths: SessionLengths::new(Arc::clone(&store)),
@@ -202,6 +207,7 @@ impl Monitor {
                 .build(),
             last_passwords: Mutex::new(None),
             limiter: Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0)),
+            registrations: Mutex::new(TokenBucket::new(registrations, registrations / 60.0)),
         }
     }
 
@@ -296,9 +302,11 @@ impl Monitor {
         estimates: bool,
     ) -> Vec<StationView> {
         let ids: Vec<StationId> = stations.iter().map(|s| s.id.clone()).collect();
+        let mut cache_answered = true;
         let mut states: Vec<Option<Arc<StationState>>> = match self.cache.get_many(&ids).await {
             Ok(found) => found,
             Err(error) => {
+                cache_answered = false;
                 metrics::counter!("csm_cache_requests_total", "result" => "error")
                     .increment(ids.len() as u64);
                 tracing::debug!(%error, "cache read failed; reading the store");
@@ -307,6 +315,7 @@ impl Monitor {
         };
         let hits = states.iter().filter(|s| s.is_some()).count() as u64;
         metrics::counter!("csm_cache_requests_total", "result" => "hit").increment(hits);
+        let mut lapsed = vec![false; ids.len()];
         let missing: Vec<usize> = (0..ids.len()).filter(|&i| states[i].is_none()).collect();
         if !missing.is_empty() {
             metrics::counter!("csm_cache_requests_total", "result" => "miss")
@@ -326,7 +335,16 @@ impl Monitor {
                         .map(|s| (s.station_id.clone(), s))
                         .collect();
                     for &index in &missing {
-                        states[index] = stored.remove(&ids[index]).map(Arc::new);
+                        states[index] = stored.remove(&ids[index]).map(|mut state| {
+                            // The stored check time trails the truth by up to two intervals;
+                            // this process may know a later one.
+                            if let Some(checked) = self.engine.last_checked(&ids[index]) {
+                                state.checked_at = state.checked_at.max(checked);
+                                // The live state this process kept in the cache has lapsed.
+                                lapsed[index] = cache_answered;
+                            }
+                            Arc::new(state)
+                        });
                     }
                 }
                 Err(error) => tracing::warn!(%error, "cannot read stored port states"),
@@ -346,8 +364,9 @@ impl Monitor {
         stations
             .into_iter()
             .zip(states)
-            .map(|(station, state)| StationView {
-                stale: state.as_ref().is_none_or(|s| s.is_stale(now, max_age)),
+            .zip(lapsed)
+            .map(|((station, state), lapsed)| StationView {
+                stale: lapsed || state.as_ref().is_none_or(|s| s.is_stale(now, max_age)),
                 estimates: state
                     .as_deref()
                     .filter(|_| estimates)

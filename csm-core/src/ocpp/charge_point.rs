@@ -65,8 +65,9 @@ struct Connector {
     /// The charger's status and error code (`Charging`, `Faulted GroundFailure`).
     raw: Option<String>,
     measures: Measures,
-    /// The running transaction and its meter at start (kWh).
-    transaction: Option<(i64, f64)>,
+    /// The running transaction and its meter at start (kWh; `None` when the charger sent an
+    /// impossible one, so the session's energy is unknown).
+    transaction: Option<(i64, Option<f64>)>,
 }
 
 /// One answered call.
@@ -248,7 +249,11 @@ impl ChargePoint {
                 let mut changed = false;
                 if connector > 0 {
                     let entry = self.connectors.entry(connector).or_default();
-                    entry.transaction = Some((transaction, meter_start as f64 / 1000.0));
+                    let start = meter_start as f64 / 1000.0;
+                    let start = crate::measure::Measure::Energy
+                        .holds(start)
+                        .then_some(start);
+                    entry.transaction = Some((transaction, start));
                     changed = entry.status.is_some();
                 }
                 Ok((
@@ -306,11 +311,13 @@ impl ChargePoint {
                     status = PortStatus::Fault;
                     raw = Some(format!("charger {fault}"));
                 }
-                let session = c.transaction.and_then(|(_, start)| {
-                    c.measures
-                        .energy_register_kwh
-                        .map(|now| (now - start).max(0.0))
-                });
+                let register = c.measures.energy_register_kwh;
+                let energy = match c.transaction {
+                    Some((_, Some(start))) => register.map(|now| (now - start).max(0.0)),
+                    // The session's start is not known: neither is its energy.
+                    Some((_, None)) => None,
+                    None => register,
+                };
                 Some(PortReading {
                     port: *number,
                     status,
@@ -318,7 +325,7 @@ impl ChargePoint {
                     voltage: c.measures.voltage,
                     current: c.measures.current,
                     power: c.measures.power,
-                    energy_kwh: session.or(c.measures.energy_register_kwh),
+                    energy_kwh: energy,
                     session_ends_at: None,
                 })
             })

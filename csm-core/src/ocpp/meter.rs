@@ -119,14 +119,15 @@ fn scale(unit: Option<&str>, base: &str, kilo: Option<&str>) -> Option<f64> {
     }
 }
 
-/// A sampled value, sent as text (as the specification says) or as a number.
+/// A sampled value, sent as text (as the specification says) or as a number. A value no
+/// meter can produce (`NaN`, `inf`, `1e308` kW) is read as sent: the refresh drops it as
+/// impossible and says so ([`crate::measure`]).
 fn number(value: Option<&Value>) -> Option<f64> {
     match value? {
         Value::String(text) => text.trim().parse::<f64>().ok(),
         Value::Number(n) => n.as_f64(),
         _ => None,
     }
-    .filter(|v| v.is_finite())
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub(crate) struct DiffBase {
 /// One station's copy.
 struct Kept {
     checked_at: DateTime<Utc>,
+    /// When the station's health row was last written (by this engine).
+    health_at: Option<DateTime<Utc>>,
     encoded: Box<[u8]>,
 }
 
@@ -68,13 +70,42 @@ impl DiffBase {
         crate::cache::decode(&kept.encoded)
     }
 
-    /// Keeps the state a job produced.
-    pub(crate) fn keep(&self, state: &StationState) {
+    /// When csm last checked a station, as this engine knows it.
+    pub(crate) fn checked_at(&self, id: &StationId) -> Option<DateTime<Utc>> {
+        lock(&self.states).get(id).map(|kept| kept.checked_at)
+    }
+
+    /// Whether the station's health row is due to be written again: this engine has not
+    /// written it within `every` before `now`.
+    pub(crate) fn health_due(
+        &self,
+        id: &StationId,
+        now: DateTime<Utc>,
+        every: chrono::TimeDelta,
+    ) -> bool {
+        lock(&self.states)
+            .get(id)
+            .and_then(|kept| kept.health_at)
+            .is_none_or(|at| now - at >= every)
+    }
+
+    /// Keeps the state a job produced; `health_written`: its health row is being written.
+    pub(crate) fn keep(&self, state: &StationState, health_written: bool) {
+        let encoded = crate::cache::encode_without_measurements(state).into_boxed_slice();
+        let mut states = lock(&self.states);
+        let health_at = if health_written {
+            Some(state.checked_at)
+        } else {
+            states
+                .get(&state.station_id)
+                .and_then(|kept| kept.health_at)
+        };
         let kept = Kept {
             checked_at: state.checked_at,
-            encoded: crate::cache::encode_without_measurements(state).into_boxed_slice(),
+            health_at,
+            encoded,
         };
-        lock(&self.states).insert(state.station_id.clone(), kept);
+        states.insert(state.station_id.clone(), kept);
     }
 
     /// Forgets a removed station.

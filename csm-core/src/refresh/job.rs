@@ -28,7 +28,6 @@ pub(super) struct Settled {
 
 impl Engine {
     pub(super) async fn run_job(&self, station: &Station, base: Option<Base>) -> RefreshOutcome {
-        let _permit = self.inner.permits.acquire().await;
         let started = Instant::now();
         let (fetched, attempts) = self.fetch(station).await;
         let base = match base {
@@ -62,7 +61,12 @@ impl Engine {
         let inner = &self.inner;
         match inner.chargers.get(&station.vendor) {
             Ok(api) => {
-                let fetched = retry::fetch_with_retry(&**api, station, &inner.config.retry).await;
+                let attempts = retry::Attempts {
+                    policy: &inner.config.retry,
+                    slots: Some(&inner.permits),
+                    breakers: Some(&inner.breakers),
+                };
+                let fetched = attempts.fetch(&**api, station).await;
                 let result = fetched.result.map(|mut snapshot| {
                     snapshot.observed_at = crate::model::stored_precision(snapshot.observed_at);
                     snapshot
@@ -82,13 +86,24 @@ impl Engine {
         let inner = &self.inner;
         let Settled {
             state,
-            batch,
+            mut batch,
             health_changed,
             result,
         } = settled;
         let state = state.map(Arc::new);
         if let Some(state) = &state {
-            inner.base.keep(state);
+            // The stored health says when csm last checked the station (what a reader of the
+            // database sees once the live state lapsed), within `health_every`.
+            if batch.health.is_empty()
+                && inner.base.health_due(
+                    &state.station_id,
+                    state.checked_at,
+                    inner.config.health_every,
+                )
+            {
+                batch.health.push(health_of(state));
+            }
+            inner.base.keep(state, !batch.health.is_empty());
             if let Err(error) = inner.cache.put_many(std::slice::from_ref(state)).await {
                 tracing::debug!(%error, "cache write failed; this process keeps the state");
             }
@@ -146,7 +161,18 @@ pub(super) fn settle(
     now: DateTime<Utc>,
 ) -> Settled {
     match fetched {
-        Ok(snapshot) => settle_snapshot(station, base, &snapshot, recorder, now),
+        Ok(mut snapshot) => {
+            let dropped = snapshot.drop_impossible();
+            let note = (!dropped.is_empty()).then(|| {
+                let notes: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}: impossible readings: {}",
+                    station.vendor,
+                    notes.join("; ")
+                )
+            });
+            settle_snapshot(station, base, &snapshot, recorder, now, note)
+        }
         Err(error) if error.station_offline() && base.state().is_some() => {
             settle_offline(station, base, error, recorder, now)
         }
@@ -165,17 +191,19 @@ pub(crate) fn derive(
 ) -> Option<(StationState, WriteBatch)> {
     let base = previous.map_or(Base::New, |state| Base::Known(Arc::new(state)));
     let now = snapshot.observed_at;
-    let settled = settle_snapshot(station, &base, &snapshot, recorder, now);
+    let settled = settle_snapshot(station, &base, &snapshot, recorder, now, None);
     Some((settled.state?, settled.batch))
 }
 
-/// A snapshot diffed against the base.
+/// A snapshot diffed against the base. `note`: what was wrong with it, though it was read
+/// (values dropped as impossible), kept as the station's last error.
 fn settle_snapshot(
     station: &Station,
     base: &Base,
     snapshot: &Snapshot,
     recorder: &Recorder,
     now: DateTime<Utc>,
+    note: Option<String>,
 ) -> Settled {
     let previous = base.state();
     let (ports, mut delta) = diff::diff(previous, snapshot);
@@ -183,12 +211,12 @@ fn settle_snapshot(
         tracing::debug!(station = %station.id, "no previous state to compare with (cache and database unreachable): ports kept, no events");
         delta.events.clear();
     }
-    let recovered = previous.is_none_or(|p| p.last_error.is_some());
+    let recovered = previous.is_none_or(|p| p.last_error != note);
     let mut state = StationState {
         station_id: station.id.clone(),
         observed_at: Some(snapshot.observed_at),
         checked_at: now,
-        last_error: None,
+        last_error: note,
         failures: 0,
         ports,
         counted_from: None,
@@ -240,7 +268,7 @@ fn settle_offline(
         observed_at: crate::model::stored_precision(now),
         ports,
     };
-    let mut settled = settle_snapshot(station, base, &snapshot, recorder, now);
+    let mut settled = settle_snapshot(station, base, &snapshot, recorder, now, None);
     let message = error.to_string();
     if let Some(state) = &mut settled.state {
         state.last_error = Some(message.clone());

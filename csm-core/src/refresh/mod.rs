@@ -26,6 +26,7 @@ use crate::settings::{EngineSettings, HistorySettings};
 use crate::store::Store;
 
 pub mod base;
+pub mod breaker;
 pub mod diff;
 mod job;
 pub(crate) use self::job::derive;
@@ -34,6 +35,7 @@ pub mod scheduler;
 pub mod writer;
 
 pub use self::base::Base;
+pub use self::breaker::BreakerConfig;
 pub use self::retry::RetryPolicy;
 pub use self::writer::{BatchWriter, FlushReport, WriterConfig};
 
@@ -44,10 +46,15 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// When a vendor that keeps failing is paused.
+    pub breaker: BreakerConfig,
     /// Batch writer behaviour.
     pub writer: WriterConfig,
     /// Which readings are kept ([`crate::history::record`]).
     pub history: HistorySettings,
+    /// How often a station's stored health is rewritten when nothing about it changed, so the
+    /// database's `checked_at` stays within this of the truth (two refresh intervals).
+    pub health_every: chrono::TimeDelta,
 }
 
 impl EngineConfig {
@@ -59,12 +66,15 @@ impl EngineConfig {
                 max_retries: settings.max_retries,
                 ..RetryPolicy::default()
             },
+            breaker: BreakerConfig::default(),
             writer: WriterConfig {
                 max_buffered_events: settings.write_buffer_events,
                 max_buffered_readings: history.write_buffer_readings,
                 ..WriterConfig::default()
             },
             history: history.clone(),
+            health_every: chrono::TimeDelta::from_std(settings.refresh_interval() * 2)
+                .unwrap_or(chrono::TimeDelta::MAX),
         }
     }
 }
@@ -167,7 +177,10 @@ struct Inner {
     cache: Arc<dyn StatusCache>,
     chargers: Chargers,
     config: EngineConfig,
+    /// Requests to sources at once (`concurrency`).
     permits: Semaphore,
+    /// The vendors not asked for a while.
+    breakers: breaker::Breakers,
     running: Mutex<HashMap<StationId, JobFuture>>,
     /// What each station looked like after this engine's last job.
     base: base::DiffBase,
@@ -222,6 +235,7 @@ impl Engine {
                 cache,
                 chargers,
                 permits: Semaphore::new(config.concurrency.max(1)),
+                breakers: breaker::Breakers::new(config.breaker),
                 recorder: Recorder::new(&config.history),
                 config,
                 running: Mutex::new(HashMap::new()),
@@ -258,6 +272,12 @@ impl Engine {
     /// since when, without measurements.
     pub fn last_known(&self, id: &StationId) -> Option<Arc<StationState>> {
         self.inner.base.get(id).map(Arc::new)
+    }
+
+    /// When csm last checked a station, as this engine knows it (`None`: not since it
+    /// started).
+    pub fn last_checked(&self, id: &StationId) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.inner.base.checked_at(id)
     }
 
     /// Forgets a removed station.
@@ -319,6 +339,38 @@ impl Engine {
         jobs.inspect(|outcome| progress(outcome)).collect().await
     }
 
+    /// Starts a refresh of each station that is not being refreshed already (running, or
+    /// waiting to retry), without waiting for them: what the scheduler does each interval. A
+    /// station still busy from an earlier turn is skipped; its next turn comes after.
+    pub async fn start_cycle(&self, stations: Vec<Arc<Station>>) -> Cycle {
+        const CHUNK: usize = 500;
+        let mut cycle = Cycle::default();
+        for chunk in stations.chunks(CHUNK) {
+            let idle: Vec<&Arc<Station>> = {
+                let running = lock(&self.inner.running);
+                chunk
+                    .iter()
+                    .filter(|s| !running.contains_key(&s.id))
+                    .collect()
+            };
+            cycle.skipped += chunk.len() - idle.len();
+            let ids: Vec<StationId> = idle.iter().map(|s| s.id.clone()).collect();
+            let mut bases = self.bases(&ids).await;
+            for station in idle {
+                let base = bases.remove(&station.id);
+                if let Some(job) = self.job_if_idle(Arc::clone(station), base) {
+                    cycle.jobs.push(job);
+                } else {
+                    cycle.skipped += 1;
+                }
+            }
+        }
+        if cycle.skipped > 0 {
+            metrics::counter!("csm_refresh_skipped_total").increment(cycle.skipped as u64);
+        }
+        cycle
+    }
+
     /// Writes everything the jobs so far produced; returns what could not be written.
     pub async fn flush(&self) -> FlushReport {
         self.inner.writer.flush().await
@@ -341,11 +393,31 @@ impl Engine {
     /// The running job of a station, or a new one. `base`: the station's diff base when the
     /// caller looked it up already.
     fn job(&self, station: Arc<Station>, base: Option<Base>) -> JobFuture {
-        let mut running = lock(&self.inner.running);
+        let running = lock(&self.inner.running);
         if let Some(job) = running.get(&station.id) {
             metrics::counter!("csm_refresh_jobs_total", "outcome" => "joined").increment(1);
             return job.clone();
         }
+        self.spawn_job(running, station, base)
+    }
+
+    /// A new job of a station, unless one is running.
+    fn job_if_idle(&self, station: Arc<Station>, base: Option<Base>) -> Option<JobFuture> {
+        let running = lock(&self.inner.running);
+        if running.contains_key(&station.id) {
+            return None;
+        }
+        Some(self.spawn_job(running, station, base))
+    }
+
+    /// Starts a station's job and registers it as running (in `running`, locked by the caller
+    /// since it checked that none runs).
+    fn spawn_job(
+        &self,
+        mut running: std::sync::MutexGuard<'_, HashMap<StationId, JobFuture>>,
+        station: Arc<Station>,
+        base: Option<Base>,
+    ) -> JobFuture {
         let engine = self.clone();
         let id = station.id.clone();
         let task = tokio::spawn(async move {
@@ -372,6 +444,43 @@ impl Engine {
         .shared();
         running.insert(id, job.clone());
         job
+    }
+}
+
+/// The jobs one turn of the scheduler started, and how many stations it skipped.
+#[derive(Default)]
+pub struct Cycle {
+    jobs: Vec<JobFuture>,
+    skipped: usize,
+}
+
+impl std::fmt::Debug for Cycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cycle")
+            .field("started", &self.jobs.len())
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+impl Cycle {
+    /// Jobs started.
+    pub fn started(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Stations skipped: their refresh from an earlier turn was still running.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// Waits for the started jobs to end; their outcomes, in the order they end.
+    pub async fn finished(self) -> Vec<RefreshOutcome> {
+        self.jobs
+            .into_iter()
+            .collect::<stream::FuturesUnordered<_>>()
+            .collect()
+            .await
     }
 }
 

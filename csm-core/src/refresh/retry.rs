@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
+use super::breaker::Breakers;
 use crate::charger::{ChargerApi, ChargerError};
 use crate::model::{Snapshot, Station};
 
@@ -58,42 +61,85 @@ pub async fn fetch_with_retry(
     station: &Station,
     policy: &RetryPolicy,
 ) -> Fetched {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    Attempts {
+        policy,
+        slots: None,
+        breakers: None,
+    }
+    .fetch(api, station)
+    .await
+}
+
+/// How the engine's attempts are made: each within one of the engine's slots (released while
+/// it waits to retry, so a station backing off holds none) and through its vendor's breaker.
+pub(crate) struct Attempts<'a> {
+    pub(crate) policy: &'a RetryPolicy,
+    pub(crate) slots: Option<&'a Semaphore>,
+    pub(crate) breakers: Option<&'a Breakers>,
+}
+
+impl Attempts<'_> {
+    /// Fetches `station` from `api`, retrying transient failures as the policy allows.
+    pub(crate) async fn fetch(&self, api: &dyn ChargerApi, station: &Station) -> Fetched {
+        let policy = self.policy;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = self.attempt(api, station).await;
+            let error = match result {
+                Ok(snapshot) => {
+                    return Fetched {
+                        result: Ok(snapshot),
+                        attempts,
+                    };
+                }
+                Err(error) => error,
+            };
+            let retries_left = attempts <= policy.max_retries;
+            let delay = match error.retry_after() {
+                Some(wait) if wait > policy.max_retry_after => None,
+                Some(wait) => Some(wait),
+                None => Some(policy.backoff(attempts - 1)),
+            };
+            match delay {
+                Some(delay) if error.is_transient() && retries_left => {
+                    metrics::counter!("csm_vendor_retries_total", "vendor" => api.vendor().to_owned())
+                        .increment(1);
+                    tracing::debug!(station = %station.id, attempt = attempts, ?delay, %error, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                _ => {
+                    return Fetched {
+                        result: Err(error),
+                        attempts,
+                    };
+                }
+            }
+        }
+    }
+
+    /// One request, within a slot and through the breaker.
+    async fn attempt(
+        &self,
+        api: &dyn ChargerApi,
+        station: &Station,
+    ) -> Result<Snapshot, ChargerError> {
+        let _slot = match self.slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
+        let admitted = match self.breakers.map(|b| b.admit(api.vendor())).transpose() {
+            Ok(admitted) => admitted,
+            Err(paused) => return Err(paused),
+        };
         let started = std::time::Instant::now();
         let result = api.fetch(station).await;
         metrics::histogram!("csm_vendor_request_duration_seconds", "vendor" => api.vendor().to_owned())
             .record(started.elapsed().as_secs_f64());
-        let error = match result {
-            Ok(snapshot) => {
-                return Fetched {
-                    result: Ok(snapshot),
-                    attempts,
-                };
-            }
-            Err(error) => error,
-        };
-        let retries_left = attempts <= policy.max_retries;
-        let delay = match error.retry_after() {
-            Some(wait) if wait > policy.max_retry_after => None,
-            Some(wait) => Some(wait),
-            None => Some(policy.backoff(attempts - 1)),
-        };
-        match delay {
-            Some(delay) if error.is_transient() && retries_left => {
-                metrics::counter!("csm_vendor_retries_total", "vendor" => api.vendor().to_owned())
-                    .increment(1);
-                tracing::debug!(station = %station.id, attempt = attempts, ?delay, %error, "retrying");
-                tokio::time::sleep(delay).await;
-            }
-            _ => {
-                return Fetched {
-                    result: Err(error),
-                    attempts,
-                };
-            }
+        if let (Some(breakers), Some(admitted)) = (self.breakers, admitted) {
+            breakers.record(api.vendor(), admitted, &result);
         }
+        result
     }
 }
 

@@ -1,5 +1,7 @@
-//! The scheduler: every interval, refresh every enabled station. A cycle that outlasts the
-//! interval makes the next tick wait; missed ticks are skipped, never piled up.
+//! The scheduler: every interval, start a refresh of every enabled station, without waiting for
+//! any of them. A station whose refresh from an earlier turn is still running (a slow vendor,
+//! or one it waits on to retry) is skipped this turn, so no vendor's waits delay the others'
+//! next refresh.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,26 +58,28 @@ pub async fn run(
             }
         }
         let started = std::time::Instant::now();
-        let cycle = engine.refresh_many(stations.clone(), |_| {});
-        let outcomes = tokio::select! {
+        let cycle = tokio::select! {
             () = cancel.cancelled() => break,
-            outcomes = cycle => outcomes,
+            cycle = engine.start_cycle(stations.clone()) => cycle,
         };
-        let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
-        let elapsed = started.elapsed();
-        metrics::histogram!("csm_refresh_cycle_seconds").record(elapsed.as_secs_f64());
-        tracing::debug!(
-            stations = outcomes.len(),
-            failed,
-            ?elapsed,
-            "refresh cycle done"
-        );
-        if elapsed > interval {
-            tracing::warn!(
-                ?elapsed,
-                ?interval,
-                "a refresh cycle took longer than the interval; ticks are skipped (raise CSM_CONCURRENCY or CSM_REFRESH_INTERVAL_SECS)"
+        if cycle.skipped() > 0 {
+            tracing::debug!(
+                skipped = cycle.skipped(),
+                "stations still refreshing from an earlier turn were skipped"
             );
         }
+        // The cycle's duration, for metrics: until the last job it started ends.
+        tokio::spawn(async move {
+            let outcomes = cycle.finished().await;
+            let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+            let elapsed = started.elapsed();
+            metrics::histogram!("csm_refresh_cycle_seconds").record(elapsed.as_secs_f64());
+            tracing::debug!(
+                stations = outcomes.len(),
+                failed,
+                ?elapsed,
+                "refresh cycle done"
+            );
+        });
     }
 }

@@ -370,6 +370,8 @@ pub fn assemble_states(ports: Vec<PortStateRow>, health: Vec<StationHealth>) -> 
         if state.observed_at.is_none_or(|at| at < row.observed_at) {
             state.observed_at = Some(row.observed_at);
         }
+        // A port written at a time was checked then; the health row is rewritten less often.
+        state.checked_at = state.checked_at.max(row.observed_at);
         state.ports.push(row.state);
     }
     let mut states: Vec<StationState> = states.into_values().collect();

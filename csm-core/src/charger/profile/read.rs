@@ -278,9 +278,11 @@ impl VendorProfile {
         let Some(Some(code)) = code else {
             return Err(self.mismatch(&format!("{at}{status_pointer}"), "a status code", status));
         };
+        // An infinity or NaN is left for the refresh to drop as impossible, with the other
+        // readings of the answer kept ([`crate::measure`]).
         let measure = |field: &Option<NumberField>, value: Option<&Value>, what: &str| match field {
             Some(field) => Ok(self
-                .number_value(value, field.pointer(), at, what)?
+                .any_number(value, field.pointer(), at, what)?
                 .map(|v| v * field.scale())),
             None => Ok(None),
         };
@@ -330,9 +332,23 @@ impl VendorProfile {
         }
     }
 
-    /// A number found at `p`: JSON numbers and numeric strings; absent, `null` or an empty
-    /// string is `None`.
+    /// A finite number found at `p`: JSON numbers and numeric strings; absent, `null` or an
+    /// empty string is `None`.
     fn number_value(
+        &self,
+        value: Option<&Value>,
+        p: &str,
+        at: &At<'_>,
+        what: &str,
+    ) -> Result<Option<f64>, ChargerError> {
+        match self.any_number(value, p, at, what)? {
+            Some(n) if !n.is_finite() => Err(self.mismatch(&format!("{at}{p}"), what, value)),
+            number => Ok(number),
+        }
+    }
+
+    /// [`Self::number_value`], infinities and NaN (`"inf"`, `"NaN"`, `1e400`) included.
+    fn any_number(
         &self,
         value: Option<&Value>,
         p: &str,
@@ -347,10 +363,9 @@ impl VendorProfile {
             Some(s) => s.trim().parse::<f64>().ok(),
             None => found.as_f64(),
         };
-        match parsed {
-            Some(n) if n.is_finite() => Ok(Some(n)),
-            _ => Err(self.mismatch(&format!("{at}{p}"), what, value)),
-        }
+        parsed
+            .map(Some)
+            .ok_or_else(|| self.mismatch(&format!("{at}{p}"), what, value))
     }
 
     /// The time in `value`, found at the field's pointer.
