@@ -137,10 +137,12 @@ pub fn parse_stations(
     }
 }
 
-/// The rows of a CSV file with a header line.
+/// The rows of a CSV file with a header line. Fields other than the id are trimmed (`id, name`
+/// is usual CSV); an id with spaces around it is refused, not trimmed, so that it cannot stand
+/// for another station's.
 fn csv_rows(text: &str) -> Vec<Row> {
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .flexible(false)
         .from_reader(text.as_bytes());
     reader
@@ -195,12 +197,16 @@ fn build(raw: RawStation, default_vendor: &str) -> Result<Station, InvalidInput>
     let station = Station {
         id,
         name,
-        address: raw.address.filter(|a| !a.trim().is_empty()),
+        address: raw
+            .address
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty()),
         lat: raw.lat,
         lng: raw.lng,
         vendor: raw
             .vendor
-            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
             .unwrap_or_else(|| default_vendor.to_owned()),
         enabled: raw.enabled.unwrap_or(true),
         port_count: raw.port_count.unwrap_or(0),
@@ -347,6 +353,39 @@ mod tests {
         assert!(
             err.to_string().contains("file is not a JSON array"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn ids_with_spaces_around_them_or_a_leading_dot_are_refused() {
+        let text = "id, name, vendor, lat\nS1, 一 , csm , 32.1\n S2,二,,\n..,三,,\n";
+        let err = parse_stations(text, ImportFormat::Csv, "simulator").unwrap_err();
+        let lines: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("line 3: station id \" S2\" starts or ends with white space"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with("line 4: station id \"..\" starts with a dot"),
+            "{lines:#?}"
+        );
+        let good = parse_stations(
+            "id, name, vendor, lat\nS1, 一 , csm , 32.1\n",
+            ImportFormat::Csv,
+            "simulator",
+        )
+        .unwrap();
+        assert_eq!(
+            (good[0].name.as_str(), good[0].vendor.as_str(), good[0].lat),
+            ("一", "csm", Some(32.1))
+        );
+        let json =
+            parse_stations(r#"[{"id": "S1 ", "name": "x"}]"#, ImportFormat::Json, "s").unwrap_err();
+        assert!(
+            json.to_string()
+                .contains("entry 1: station id \"S1 \" starts or ends"),
+            "{json}"
         );
     }
 

@@ -28,8 +28,9 @@ pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The vendor's identifier of one station (for example `9313600954`).
 ///
-/// Ids are 1–64 characters of ASCII letters, digits and `-_.:`, so they are safe in URLs, cache
-/// keys and log lines without escaping.
+/// Ids are 1–64 characters of ASCII letters, digits and `-_.:`, not starting with a dot, so
+/// they are safe in URLs, cache keys and log lines without escaping, and no path reads one as
+/// a folder (`.`, `..`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct StationId(String);
@@ -38,11 +39,17 @@ impl StationId {
     /// Longest accepted id.
     pub const MAX_LEN: usize = 64;
 
-    /// Checks `raw` and wraps it.
+    /// Checks `raw` and wraps it. Nothing is trimmed: `" S1"` is refused rather than read as
+    /// `S1`, so one id never stands for another.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let raw = raw.trim();
         if raw.is_empty() {
             return Err(InvalidInput::new("station id", "is empty"));
+        }
+        if raw.trim() != raw {
+            return Err(InvalidInput::new(
+                "station id",
+                format!("{raw:?} starts or ends with white space; give the id without it"),
+            ));
         }
         if raw.len() > Self::MAX_LEN {
             return Err(InvalidInput::new(
@@ -61,6 +68,14 @@ impl StationId {
             return Err(InvalidInput::new(
                 "station id",
                 format!("contains {bad:?}; only ASCII letters, digits and - _ . : are allowed"),
+            ));
+        }
+        if raw.starts_with('.') {
+            return Err(InvalidInput::new(
+                "station id",
+                format!(
+                    "{raw:?} starts with a dot; an id begins with a letter, a digit or one of - _ : (URLs and paths read `.` and `..` as folders)"
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -474,14 +489,18 @@ mod tests {
 
     #[test]
     fn station_ids_are_checked() {
-        assert_eq!(
-            StationId::parse(" 9313600954 ").unwrap().as_str(),
-            "9313600954"
-        );
         assert!(StationId::parse("DL-20391").is_ok());
+        assert!(StationId::parse("S.1").is_ok() && StationId::parse("1.").is_ok());
         for bad in [
             "",
             "   ",
+            " 9313600954 ",
+            " SEV-0001",
+            "SEV-0001\t",
+            ".",
+            "..",
+            "...",
+            ".S1",
             "../etc/passwd",
             "a b",
             "x'; DROP TABLE stations;--",

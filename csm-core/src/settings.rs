@@ -73,6 +73,13 @@ pub mod defaults {
     pub const OCPP_HEARTBEAT_SECS: u32 = 300;
     /// Seconds between WebSocket pings to OCPP chargers.
     pub const OCPP_PING_SECS: u32 = 30;
+    /// Seconds a new OCPP connection has to send its first frame (an unregistered charger:
+    /// its BootNotification) before it is closed.
+    pub const OCPP_FIRST_FRAME_SECS: u32 = 20;
+    /// Most OCPP charge points auto registration brings the catalogue to.
+    pub const OCPP_AUTO_MAX: usize = 1_000;
+    /// Charge points auto registration adds per minute (a burst of as many at once).
+    pub const OCPP_AUTO_PER_MINUTE: u32 = 120;
 }
 
 /// Everything the core can be configured with.
@@ -130,6 +137,13 @@ pub struct OcppSettings {
     /// After a boot, set the charger's `MeterValueSampleInterval` to this many seconds
     /// (unset: leave the charger's own).
     pub meter_interval_secs: Option<u32>,
+    /// Seconds a new connection has to send its first frame (an unregistered charger: its
+    /// BootNotification) before it is closed.
+    pub first_frame_secs: u32,
+    /// Auto registration adds no charge point once the catalogue holds this many.
+    pub auto_max: usize,
+    /// Charge points auto registration adds per minute.
+    pub auto_per_minute: u32,
 }
 
 impl Default for OcppSettings {
@@ -142,6 +156,9 @@ impl Default for OcppSettings {
             require_password: false,
             ping_secs: defaults::OCPP_PING_SECS,
             meter_interval_secs: None,
+            first_frame_secs: defaults::OCPP_FIRST_FRAME_SECS,
+            auto_max: defaults::OCPP_AUTO_MAX,
+            auto_per_minute: defaults::OCPP_AUTO_PER_MINUTE,
         }
     }
 }

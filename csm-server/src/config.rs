@@ -17,6 +17,12 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 20_000;
     /// Live event streams (`/api/events`) at once.
     pub const MAX_SSE_CLIENTS: usize = 5_000;
+    /// Live event streams one client address may hold at once: generous, since riders on a
+    /// campus share one NAT address by the thousand, yet a fifth of all.
+    pub const MAX_SSE_PER_ADDRESS: usize = 1_000;
+    /// Seconds a connection's writes may stay blocked (its client does not read) before it is
+    /// closed.
+    pub const WRITE_STALL_SECS: u64 = 30;
 }
 
 /// The server's settings.
@@ -32,6 +38,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Benchmarks only: serve `GET /bench/ceiling`, a fixed JSON body of this many bytes.
     pub bench_ceiling_bytes: Option<usize>,
+    /// Proxies whose `X-Forwarded-For` names the client (for per-client limits).
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 /// What one client may hold of the server.
@@ -47,6 +55,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// Live event streams at once; past it `/api/events` answers 503.
     pub max_sse_clients: usize,
+    /// Live event streams one client address may hold; past it `/api/events` answers 429.
+    pub max_sse_per_address: usize,
+    /// Longest a connection's writes may stay blocked before it is closed: a client that
+    /// stopped reading (an event stream whose send buffer stayed full).
+    pub write_stall_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -56,6 +69,8 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(defaults::KEEPALIVE_SECS),
             max_connections: defaults::MAX_CONNECTIONS,
             max_sse_clients: defaults::MAX_SSE_CLIENTS,
+            max_sse_per_address: defaults::MAX_SSE_PER_ADDRESS,
+            write_stall_timeout: Duration::from_secs(defaults::WRITE_STALL_SECS),
         }
     }
 }
@@ -70,6 +85,7 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             limits: Limits::default(),
             bench_ceiling_bytes: None,
+            trusted_proxies: crate::client::TrustedProxies::default(),
         }
     }
 }
@@ -85,6 +101,7 @@ impl fmt::Debug for ServerConfig {
             .field("cors_origins", &self.cors_origins)
             .field("limits", &self.limits)
             .field("bench_ceiling_bytes", &self.bench_ceiling_bytes)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }

@@ -85,6 +85,21 @@ struct OcppFlags {
     /// (ChangeConfiguration). Unset: leave the charger's own.
     #[arg(long, env = "CSM_OCPP_METER_INTERVAL_SECS")]
     ocpp_meter_interval_secs: Option<u32>,
+
+    /// Seconds a new connection has to send its first frame (a charger not registered yet:
+    /// its BootNotification) before it is closed.
+    #[arg(long, env = "CSM_OCPP_FIRST_FRAME_SECS", default_value_t = core::OCPP_FIRST_FRAME_SECS)]
+    ocpp_first_frame_secs: u32,
+
+    /// Auto registration adds no charge point once this many OCPP stations exist; a charger
+    /// past it has its BootNotification answered Rejected.
+    #[arg(long, env = "CSM_OCPP_AUTO_MAX", default_value_t = core::OCPP_AUTO_MAX)]
+    ocpp_auto_max: usize,
+
+    /// Charge points auto registration adds per minute (as many at once); a charger past it
+    /// has its BootNotification answered Rejected, with when to try again.
+    #[arg(long, env = "CSM_OCPP_AUTO_PER_MINUTE", default_value_t = core::OCPP_AUTO_PER_MINUTE)]
+    ocpp_auto_per_minute: u32,
 }
 
 impl OcppFlags {
@@ -99,6 +114,9 @@ impl OcppFlags {
         settings.ocpp.require_password = self.ocpp_require_password;
         settings.ocpp.ping_secs = self.ocpp_ping_secs;
         settings.ocpp.meter_interval_secs = self.ocpp_meter_interval_secs.filter(|s| *s > 0);
+        settings.ocpp.first_frame_secs = self.ocpp_first_frame_secs.max(1);
+        settings.ocpp.auto_max = self.ocpp_auto_max;
+        settings.ocpp.auto_per_minute = self.ocpp_auto_per_minute.max(1);
     }
 }
 
@@ -152,6 +170,21 @@ struct OwnFlags {
     #[arg(long, env = "CSM_MAX_SSE_CLIENTS", default_value_t = defaults::MAX_SSE_CLIENTS)]
     max_sse_clients: usize,
 
+    /// Live event streams one client address may hold at once; past it the stream answers 429.
+    /// Behind a proxy, name it in CSM_TRUSTED_PROXIES so clients are told apart.
+    #[arg(long, env = "CSM_MAX_SSE_PER_ADDRESS", default_value_t = defaults::MAX_SSE_PER_ADDRESS)]
+    max_sse_per_address: usize,
+
+    /// Seconds a connection's writes may stay blocked (its client does not read what it is
+    /// sent, e.g. a live stream's) before it is closed.
+    #[arg(long, env = "CSM_WRITE_STALL_SECS", default_value_t = defaults::WRITE_STALL_SECS)]
+    write_stall_secs: u64,
+
+    /// Proxies (addresses or networks, comma separated: `10.0.0.1,fd00::/8`) whose
+    /// X-Forwarded-For names the client. Unset: every client is its connection's address.
+    #[arg(long, env = "CSM_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    trusted_proxies: Vec<crate::client::Network>,
+
     /// Log format: `text` or `json` (`RUST_LOG` sets the level).
     #[arg(long, env = "CSM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -160,6 +193,10 @@ struct OwnFlags {
     /// the ceiling the API endpoints are compared with.
     #[arg(long, env = "CSM_BENCH_CEILING_BYTES", hide = true)]
     bench_ceiling_bytes: Option<usize>,
+}
+
+fn parse_network(text: &str) -> Result<crate::client::Network, String> {
+    text.parse()
 }
 
 /// Everything the command line says: the core's settings, the server's, and the log format.
@@ -201,8 +238,11 @@ impl ServerFlags {
                 keepalive_timeout: Duration::from_secs(own.http_keepalive_secs.max(1)),
                 max_connections: own.max_connections.max(1),
                 max_sse_clients: own.max_sse_clients,
+                max_sse_per_address: own.max_sse_per_address.max(1),
+                write_stall_timeout: Duration::from_secs(own.write_stall_secs.max(1)),
             },
             bench_ceiling_bytes: own.bench_ceiling_bytes,
+            trusted_proxies: crate::client::TrustedProxies::new(own.trusted_proxies),
         };
         Parsed {
             settings,

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 mod assets;
+pub mod client;
 pub mod config;
 mod detail;
 pub mod error;
@@ -130,7 +131,10 @@ impl Server {
     /// A server over an existing monitor (tests, embedding programs).
     pub fn from_monitor(monitor: Arc<Monitor>, config: ServerConfig) -> Self {
         let (updates, _) = broadcast::channel(1024);
-        let sse_clients = Arc::new(SseClients::new(config.limits.max_sse_clients));
+        let sse_clients = Arc::new(SseClients::new(
+            config.limits.max_sse_clients,
+            config.limits.max_sse_per_address,
+        ));
         Self {
             state: AppState {
                 monitor,

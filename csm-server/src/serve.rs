@@ -9,6 +9,10 @@
 //!   requests); when every connection is busy it gets a 503 and is closed. Running out of file
 //!   descriptors is handled the same way.
 //!
+//! - a connection whose writes have been blocked for [`Limits::write_stall_timeout`] (its
+//!   client stopped reading: an event stream whose send buffer stayed full) is closed, so a
+//!   client that never reads cannot hold a live stream's place.
+//!
 //! A connection is "busy" from the moment its request's headers are complete until its
 //! response body has been sent (an event stream stays busy as long as it is open); an
 //! upgraded connection (a WebSocket) leaves HTTP's accounting but keeps its place until its
@@ -49,10 +53,10 @@ pub async fn serve(
 ) {
     let open = Arc::new(Connections::default());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) if out_of_descriptors(&error) => {
                     let closed = open.close_idle(room_to_make(&limits));
                     tracing::warn!(%error, closed, "out of file descriptors: closed the longest-idle connections");
@@ -74,6 +78,7 @@ pub async fn serve(
         let connection = open.add();
         tokio::spawn(serve_connection(
             stream,
+            peer,
             connection,
             router.clone(),
             limits,
@@ -113,6 +118,7 @@ async fn refuse(mut stream: TcpStream) {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     connection: Arc<Connection>,
     router: Router,
     limits: Limits,
@@ -125,7 +131,10 @@ async fn serve_connection(
     });
     let service = {
         let connection = Arc::clone(&connection);
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let busy = Request::begin(&connection);
             let response = router.clone().oneshot(request.map(Body::new));
             async move { response.await.map(|response| busy.track(response)) }
@@ -187,6 +196,7 @@ impl Connections {
             pending: AtomicBool::new(true),
             upgraded: AtomicBool::new(false),
             since_ms: AtomicU64::new(0),
+            blocked_since_ms: AtomicU64::new(0),
             close: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&connection));
@@ -223,6 +233,9 @@ struct Connection {
     /// Milliseconds after `epoch` when the connection went idle, or (while `pending`) when the
     /// next request's first byte arrived.
     since_ms: AtomicU64,
+    /// One more than the milliseconds after `epoch` when a write found the socket full and
+    /// could not go on; 0 while writes go through.
+    blocked_since_ms: AtomicU64,
     /// Asks the connection to close (to make room), if it is still idle.
     close: Notify,
 }
@@ -247,10 +260,38 @@ impl Connection {
         }
     }
 
+    /// Notes whether a write went through or found the socket full.
+    fn wrote<T>(&self, polled: &Poll<T>) {
+        if polled.is_pending() {
+            if self.blocked_since_ms.load(Ordering::Acquire) == 0 {
+                self.blocked_since_ms
+                    .store(self.now_ms() + 1, Ordering::Release);
+            }
+        } else {
+            self.blocked_since_ms.store(0, Ordering::Release);
+        }
+    }
+
+    /// How long writes have been blocked, if they are.
+    fn blocked_for(&self) -> Option<Duration> {
+        match self.blocked_since_ms.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(Duration::from_millis(
+                self.now_ms().saturating_sub(since - 1),
+            )),
+        }
+    }
+
     /// Completes when the connection should close: it took too long to send headers, sat idle
-    /// too long, or was asked to make room while idle. Returns why.
+    /// too long, was asked to make room while idle, or its client stopped reading what it is
+    /// sent. Returns why.
     async fn watchdog(&self, limits: &Limits) -> &'static str {
         loop {
+            let stall_wait = match self.blocked_for() {
+                Some(blocked) if blocked >= limits.write_stall_timeout => return "write_stalled",
+                Some(blocked) => limits.write_stall_timeout - blocked,
+                None => limits.write_stall_timeout,
+            };
             let wait = match self.idle_for() {
                 None => limits.keepalive_timeout,
                 Some(idle) => {
@@ -266,7 +307,7 @@ impl Connection {
                 }
             };
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(wait.min(stall_wait)) => {}
                 () = self.close.notified() => {
                     if self.idle_for().is_some() {
                         return "make_room";
@@ -350,7 +391,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.connection.wrote(&polled);
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -366,7 +409,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.connection.wrote(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -262,6 +262,7 @@ async fn chargers_without_ocpp_or_unknown_ones_are_refused_before_the_upgrade() 
 async fn a_newer_connection_replaces_the_old_one_without_being_closed_by_it() {
     let app = app(true).await;
     let mut first = connect(&app, "CP-C1", Some("ocpp1.6")).await.unwrap();
+    call(&mut first, include_str!("../fixtures/ocpp/boot.json")).await;
     call(
         &mut first,
         include_str!("../fixtures/ocpp/status-charging.json"),
@@ -882,7 +883,11 @@ async fn csm_cli_ocpp_status_reads_the_registry_the_server_writes() {
 
 #[tokio::test]
 async fn csm_asks_a_charger_that_connects_and_says_nothing_for_its_status() {
-    let app = app(true).await;
+    let app = app(false).await;
+    app.monitor
+        .add_station(&crate::helpers::station("CP-Q1", "ocpp", 2))
+        .await
+        .unwrap();
     let mut socket = connect(&app, "CP-Q1", Some("ocpp1.6")).await.unwrap();
     let waiting = station_when(&app, "CP-Q1", |s| s["last_error"].is_string()).await;
     assert!(
@@ -916,17 +921,30 @@ async fn csm_asks_a_charger_that_connects_and_says_nothing_for_its_status() {
 
 #[tokio::test]
 async fn many_chargers_registering_themselves_at_once_all_get_in() {
-    let app = app(true).await;
-    let connects = (0..200).map(|n| {
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+        c.core.ocpp.auto_per_minute = 1_000;
+    })
+    .await;
+    let boots = (0..200).map(|n| {
         let app = &app;
-        async move { connect(app, &format!("CP-M{n:03}"), Some("ocpp1.6")).await }
+        async move {
+            let mut socket = connect(app, &format!("CP-M{n:03}"), Some("ocpp1.6")).await?;
+            let answer = call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+            Ok::<_, tokio_tungstenite::tungstenite::Error>((socket, answer))
+        }
     });
-    let sockets: Vec<_> = futures_util::future::join_all(connects).await;
-    let refused: Vec<String> = sockets
+    let booted: Vec<_> = futures_util::future::join_all(boots).await;
+    let refused: Vec<String> = booted
         .iter()
-        .filter_map(|s| s.as_ref().err().map(ToString::to_string))
+        .filter_map(|b| match b {
+            Err(error) => Some(error.to_string()),
+            Ok((_, answer)) if answer[2]["status"] != "Accepted" => Some(answer.to_string()),
+            Ok(_) => None,
+        })
         .collect();
     assert!(refused.is_empty(), "{} refused: {refused:?}", refused.len());
+    let sockets: Vec<_> = booted.into_iter().filter_map(Result::ok).collect();
     let listed: serde_json::Value = app
         .client
         .get(app.url("/api/stations?vendor=ocpp&view=summary&limit=1000"))

@@ -367,6 +367,7 @@ async fn one_client_with_many_slow_connections_cannot_take_the_server_down() {
             keepalive_timeout: Duration::from_secs(2),
             max_connections: 300,
             max_sse_clients: 2,
+            ..csm::server::Limits::default()
         };
     })
     .await;

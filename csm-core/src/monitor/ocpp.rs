@@ -26,6 +26,40 @@ pub struct OcppReply {
     pub booted: bool,
 }
 
+/// Who a connecting charger is.
+#[derive(Debug)]
+pub enum Admitted {
+    /// A station of vendor `ocpp`: attach its connection ([`Monitor::ocpp_attach`]).
+    Known(Arc<Station>),
+    /// Not a station yet, and registration is `auto`: it is registered when it boots
+    /// ([`Monitor::ocpp_before_boot`]).
+    Unregistered(StationId),
+}
+
+/// What to do with a frame of a charger that is not registered yet.
+#[derive(Debug)]
+pub enum BeforeBoot {
+    /// It booted and is registered: attach its connection, then answer the same frame as
+    /// any charger's ([`Monitor::ocpp_frame`]).
+    Registered(Arc<Station>),
+    /// Send this answer and wait for its BootNotification.
+    Reply(String),
+    /// Send this answer (its boot, `Rejected`) and close the connection.
+    Rejected(String),
+    /// Nothing to answer.
+    Ignore,
+}
+
+/// Why auto registration refused a charger, and when it may try again.
+struct Refusal {
+    reason: String,
+    retry_secs: u64,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// How long csm waits for a charger's answer to one of its calls.
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a manual refresh of a charge point waits for its answer to TriggerMessage.
@@ -200,30 +234,24 @@ impl Monitor {
         }
     }
 
-    /// A charger asks to connect as `charge_point_id` with its Basic auth credentials: its
-    /// station (added now when registration is `auto`) and the connection's number. The
-    /// credentials are checked before anything else.
+    /// A charger asks to connect as `charge_point_id` with its Basic auth credentials. The
+    /// credentials are checked before anything else. A charge point csm knows is attached
+    /// ([`Monitor::ocpp_attach`]); an unknown one, when registration is `auto`, may connect
+    /// but becomes a station only when it boots ([`Monitor::ocpp_before_boot`]).
     pub async fn ocpp_connect(
         &self,
         charge_point_id: &str,
         credentials: Option<(&str, &str)>,
-    ) -> Result<(Arc<Station>, u64, tokio::sync::mpsc::Receiver<String>), MonitorError> {
+    ) -> Result<Admitted, MonitorError> {
         let id = StationId::parse(charge_point_id).map_err(|e| e.at("charge point id"))?;
-        let source = self.ocpp_source()?;
+        self.ocpp_source()?;
         self.check_charger(&id, credentials).await?;
         let station = match self.station(&id).await {
             Ok(station) => station,
             Err(MonitorError::NotFound(_))
                 if self.settings.ocpp_registration() == Registration::Auto =>
             {
-                let station = Station::charge_point(id.clone(), id.to_string());
-                match self.add_station(&station).await {
-                    // Two connections at once: the other added it.
-                    Ok(()) | Err(MonitorError::Store(crate::store::StoreError::Conflict(_))) => {}
-                    Err(error) => return Err(error),
-                }
-                tracing::info!(station = %id, "a new charge point connected and was added (CSM_OCPP_REGISTRATION=auto)");
-                self.station(&id).await?
+                return Ok(Admitted::Unregistered(id));
             }
             Err(error) => return Err(error),
         };
@@ -233,8 +261,93 @@ impl Monitor {
                 station.vendor
             )));
         }
-        let (connection, frames) = source.connect(&id);
-        Ok((station, connection, frames))
+        Ok(Admitted::Known(station))
+    }
+
+    /// A charge point's connection takes over from any older one: its number and the frames
+    /// it is to send (csm's calls).
+    pub fn ocpp_attach(
+        &self,
+        station: &Station,
+    ) -> Result<(u64, tokio::sync::mpsc::Receiver<String>), MonitorError> {
+        Ok(self.ocpp_source()?.connect(&station.id))
+    }
+
+    /// A frame of a charger that is not registered yet (auto registration): a BootNotification
+    /// registers it, within the limits of auto registration (`CSM_OCPP_AUTO_MAX`,
+    /// `CSM_OCPP_AUTO_PER_MINUTE`; past them the boot is answered `Rejected`); any other
+    /// call is answered with a CallError asking for the boot first.
+    pub async fn ocpp_before_boot(&self, id: &StationId, text: &str) -> BeforeBoot {
+        use crate::ocpp::frame::{self, ErrorCode, Incoming};
+        let (call, action) = match frame::parse(text) {
+            Ok(Incoming::Call { id, action, .. }) => (id, action),
+            // An answer to nothing csm asked.
+            Ok(Incoming::Result { .. } | Incoming::Error { .. }) => return BeforeBoot::Ignore,
+            Err(bad) => {
+                return BeforeBoot::Reply(frame::error(&bad.id, bad.code, &bad.description));
+            }
+        };
+        if action != "BootNotification" {
+            return BeforeBoot::Reply(frame::error(
+                &call,
+                ErrorCode::SecurityError,
+                &format!("charge point {id} is not registered: send BootNotification first"),
+            ));
+        }
+        match self.ocpp_register(id).await {
+            Ok(station) => BeforeBoot::Registered(station),
+            Err(Refusal { reason, retry_secs }) => {
+                tracing::warn!(charge_point = %id, %reason, "a charge point's registration was refused");
+                metrics::counter!("csm_ocpp_registrations_refused_total").increment(1);
+                let time = crate::model::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                BeforeBoot::Rejected(frame::result(
+                    &call,
+                    &serde_json::json!({"status": "Rejected", "currentTime": time, "interval": retry_secs}),
+                ))
+            }
+        }
+    }
+
+    /// Adds a booting charger as a station, within the limits of auto registration.
+    async fn ocpp_register(&self, id: &StationId) -> Result<Arc<Station>, Refusal> {
+        let refused = |reason: String, retry_secs: u64| Refusal { reason, retry_secs };
+        let internal = |error: MonitorError| refused(error.to_string(), 60);
+        let catalog = self.catalog().await.map_err(internal)?;
+        if let Some(station) = catalog.stations.iter().find(|s| s.id == *id) {
+            return Ok(Arc::clone(station));
+        }
+        let held = catalog
+            .stations
+            .iter()
+            .filter(|s| s.vendor == OCPP_VENDOR)
+            .count();
+        let max = self.settings.ocpp.auto_max;
+        if held >= max {
+            return Err(refused(
+                format!(
+                    "csm holds {held} OCPP charge points, the most auto registration adds (CSM_OCPP_AUTO_MAX={max}); add it with `csm-cli stations add {id} NAME --vendor ocpp`"
+                ),
+                3_600,
+            ));
+        }
+        if let Err(wait) = lock(&self.registrations).take() {
+            let per_minute = self.settings.ocpp.auto_per_minute;
+            return Err(refused(
+                format!(
+                    "auto registration adds at most {per_minute} charge points a minute (CSM_OCPP_AUTO_PER_MINUTE); try again in {} s",
+                    wait.as_secs() + 1
+                ),
+                wait.as_secs() + 1,
+            ));
+        }
+        let station = Station::charge_point(id.clone(), id.to_string());
+        match self.add_station(&station).await {
+            // Two connections at once: the other added it.
+            Ok(()) | Err(MonitorError::Store(crate::store::StoreError::Conflict(_))) => {}
+            Err(error) => return Err(internal(error)),
+        }
+        tracing::info!(station = %id, "a new charge point booted and was added (CSM_OCPP_REGISTRATION=auto)");
+        self.station(id).await.map_err(internal)
     }
 
     /// Adds the demo's simulated charge points (`ids`, vendor `ocpp`, two connectors each) that

@@ -8,7 +8,7 @@
 
   csm.STATUSES = ['free', 'occupied', 'fault', 'offline', 'reserved', 'unknown'];
   // What the API accepts as a station id.
-  csm.STATION_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+  csm.STATION_ID = /^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$/;
 
   // Status symbols (24×24, stroked), so status is never told by colour alone.
   csm.ICONS = {

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::header;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use csm_core::Monitor;
@@ -174,47 +176,82 @@ pub enum SseEventName {
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only updates of this station.
-    #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
+    #[param(pattern = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$")]
     station: Option<String>,
 }
 
-/// The live event streams open now, and how many may be.
+/// The live event streams open now, and how many may be: in all, and from one client address.
 #[derive(Debug)]
 pub struct SseClients {
-    open: std::sync::atomic::AtomicUsize,
+    open: std::sync::Mutex<Open>,
     max: usize,
+    max_per_address: usize,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_address: std::collections::HashMap<IpAddr, usize>,
+}
+
+/// Why a stream was refused.
+enum Full {
+    /// Every place is taken.
+    All,
+    /// This address holds all the places one address may.
+    Address,
 }
 
 impl SseClients {
-    /// Room for `max` streams.
-    pub fn new(max: usize) -> Self {
+    /// Room for `max` streams, `max_per_address` of them from one client address.
+    pub fn new(max: usize, max_per_address: usize) -> Self {
         Self {
-            open: std::sync::atomic::AtomicUsize::new(0),
+            open: std::sync::Mutex::default(),
             max,
+            max_per_address,
         }
     }
 
-    /// A place for one more stream, or `None` when all are taken.
-    fn join(self: &Arc<Self>) -> Option<ClientGuard> {
-        use std::sync::atomic::Ordering;
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < self.max).then_some(open + 1)
-            })
-            .ok()?;
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for one more stream of `client`, or why there is none.
+    fn join(self: &Arc<Self>, client: IpAddr) -> Result<ClientGuard, Full> {
+        let mut open = self.lock();
+        if open.total >= self.max {
+            return Err(Full::All);
+        }
+        let mine = open.by_address.entry(client).or_default();
+        if *mine >= self.max_per_address {
+            return Err(Full::Address);
+        }
+        *mine += 1;
+        open.total += 1;
         metrics::gauge!("csm_sse_clients").increment(1.0);
-        Some(ClientGuard(Arc::clone(self)))
+        Ok(ClientGuard {
+            clients: Arc::clone(self),
+            client,
+        })
     }
 }
 
-/// One open stream: counted in `csm_sse_clients` and in the limit for as long as it lives.
-struct ClientGuard(Arc<SseClients>);
+/// One open stream: counted in `csm_sse_clients` and in the limits for as long as it lives.
+struct ClientGuard {
+    clients: Arc<SseClients>,
+    client: IpAddr,
+}
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let mut open = self.clients.lock();
+        open.total -= 1;
+        if let Some(mine) = open.by_address.get_mut(&self.client) {
+            *mine -= 1;
+            if *mine == 0 {
+                open.by_address.remove(&self.client);
+            }
+        }
         metrics::gauge!("csm_sse_clients").decrement(1.0);
     }
 }
@@ -227,23 +264,31 @@ impl Drop for ClientGuard {
     responses(
         (status = 200, description = "A stream of `hello`, `station` (data: StationUpdateJson) and `lagged` events", content_type = "text/event-stream", body = SseEvent),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
+        (status = 429, description = "This client address holds as many event streams as one address may (CSM_MAX_SSE_PER_ADDRESS)", body = crate::views::ErrorJson),
         (status = 503, description = "As many event streams are open as the server takes (CSM_MAX_SSE_CLIENTS)", body = crate::views::ErrorJson),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let only = query
-        .station
-        .as_deref()
-        .map(|raw| super::extract::exact_station_id(raw, "station"))
-        .transpose()?;
-    let guard = state.sse_clients.join().ok_or_else(|| {
-        ApiError::Unavailable(format!(
+    let only = query.station.as_deref().map(StationId::parse).transpose()?;
+    let client = state.config.trusted_proxies.client(peer, &headers);
+    let clients = &state.sse_clients;
+    let guard = clients.join(client).map_err(|full| match full {
+        Full::All => ApiError::Unavailable(format!(
             "{} live event streams are open, the most this server takes (CSM_MAX_SSE_CLIENTS); try again later",
-            state.sse_clients.max
-        ))
+            clients.max
+        )),
+        Full::Address => ApiError::TooManyRequests {
+            message: format!(
+                "{client} holds {} live event streams, the most one address may (CSM_MAX_SSE_PER_ADDRESS); close one first",
+                clients.max_per_address
+            ),
+            retry_after: HEARTBEAT,
+        },
     })?;
     let hello = frame(
         "hello",

@@ -41,19 +41,8 @@ impl utoipa::IntoParams for StationPath {
     }
 }
 
-/// A station id from a request, exactly as the OpenAPI document's pattern has it (no spaces
-/// around it, which a file import would forgive).
-pub fn exact_station_id(raw: &str, place: &str) -> Result<StationId, ApiError> {
-    if raw.trim() != raw {
-        return Err(ApiError::BadRequest(format!(
-            "{place}: {raw:?} has spaces around it"
-        )));
-    }
-    Ok(StationId::parse(raw)?)
-}
-
 /// What a station id may be, as the OpenAPI document says it.
-pub const STATION_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,64}$";
+pub const STATION_ID_PATTERN: &str = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$";
 
 impl<S: Send + Sync> FromRequestParts<S> for StationPath {
     type Rejection = ApiError;
@@ -64,7 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StationPath {
             .map_err(|rejection: PathRejection| {
                 ApiError::BadRequest(format!("station id in the path: {}", rejection.body_text()))
             })?;
-        exact_station_id(&raw, "station id in the path").map(Self)
+        Ok(Self(StationId::parse(&raw)?))
     }
 }
 

@@ -12,7 +12,10 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use csm_core::model::Station;
+use csm_core::monitor::{Admitted, BeforeBoot};
 
 use crate::AppState;
 use crate::api::extract::{ApiQuery, StationPath};
@@ -122,15 +125,14 @@ pub async fn connect(
             credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
         )
         .await;
-    let (station, connection, frames) = match connected {
-        Ok(connected) => connected,
+    let admitted = match connected {
+        Ok(admitted) => admitted,
         Err(csm_core::MonitorError::Unauthorized(message)) => {
             tracing::warn!(charge_point = %charge_point_id, %message, "charge point refused");
             return Ok(unauthorized(message));
         }
         Err(error) => return Err(error.into()),
     };
-    tracing::info!(station = %station.id, connection, "charge point connected");
     // Small buffers: thousands of chargers stay connected, each sending a few hundred bytes
     // at a time (the buffers grow for a larger frame, up to the limits).
     let upgrade = upgrade
@@ -143,8 +145,79 @@ pub async fn connect(
         None => upgrade,
     };
     Ok(upgrade
-        .on_upgrade(move |socket| serve(state, station, connection, frames, socket))
+        .on_upgrade(move |socket| attach(state, admitted, socket))
         .into_response())
+}
+
+/// Serves a charger's socket: a known charge point at once; one not registered yet once its
+/// BootNotification registered it. A socket that sends nothing (or no BootNotification, when
+/// that is what is awaited) within `CSM_OCPP_FIRST_FRAME_SECS` is closed.
+async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
+    let monitor = Arc::clone(&state.monitor);
+    let grace = Duration::from_secs(u64::from(monitor.settings().ocpp.first_frame_secs));
+    let (station, boot) = match admitted {
+        Admitted::Known(station) => (station, None),
+        Admitted::Unregistered(id) => {
+            let booted = tokio::select! {
+                () = state.shutdown.cancelled() => None,
+                booted = tokio::time::timeout(grace, await_boot(&monitor, &id, &mut socket)) => {
+                    booted.unwrap_or_else(|_| {
+                        tracing::info!(charge_point = %id, ?grace, "an unregistered charger sent no BootNotification in time: closing");
+                        metrics::counter!("csm_ocpp_connections_closed_total", "reason" => "no_boot").increment(1);
+                        None
+                    })
+                }
+            };
+            let Some((station, boot)) = booted else {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            };
+            (station, Some(boot))
+        }
+    };
+    let (connection, frames) = match monitor.ocpp_attach(&station) {
+        Ok(attached) => attached,
+        Err(error) => {
+            tracing::error!(station = %station.id, %error, "cannot attach a charge point");
+            return;
+        }
+    };
+    tracing::info!(station = %station.id, connection, "charge point connected");
+    serve(state, station, connection, frames, boot, socket).await;
+}
+
+/// Reads an unregistered charger's frames until its BootNotification registers it: the station
+/// and the boot's frame (answered by [`serve`]). `None` when the charger left or was refused.
+async fn await_boot(
+    monitor: &csm_core::Monitor,
+    id: &csm_core::model::StationId,
+    socket: &mut WebSocket,
+) -> Option<(Arc<Station>, String)> {
+    loop {
+        let text = match socket.recv().await? {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Binary(_)) => {
+                let reply = csm_core::ocpp::frame::error(
+                    "-1",
+                    csm_core::ocpp::frame::ErrorCode::FormationViolation,
+                    "OCPP-J frames are text messages",
+                );
+                socket.send(Message::Text(reply.into())).await.ok()?;
+                continue;
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        };
+        match monitor.ocpp_before_boot(id, text.as_str()).await {
+            BeforeBoot::Registered(station) => return Some((station, text.to_string())),
+            BeforeBoot::Reply(reply) => socket.send(Message::Text(reply.into())).await.ok()?,
+            BeforeBoot::Rejected(reply) => {
+                let _ = socket.send(Message::Text(reply.into())).await;
+                return None;
+            }
+            BeforeBoot::Ignore => {}
+        }
+    }
 }
 
 /// The user and password of `Authorization: Basic …`.
@@ -183,6 +256,7 @@ async fn serve(
     station: Arc<Station>,
     connection: u64,
     mut calls: tokio::sync::mpsc::Receiver<String>,
+    mut boot: Option<String>,
     mut socket: WebSocket,
 ) {
     let monitor = Arc::clone(&state.monitor);
@@ -221,11 +295,30 @@ async fn serve(
     let liveness = monitor.ocpp_liveness() + std::time::Duration::from_millis(250);
     let silence = tokio::time::sleep(liveness);
     tokio::pin!(silence);
+    // A socket that says nothing at all is closed after a grace (a registered charger that
+    // only reconnected is asked for its status before, and answers).
+    let grace = Duration::from_secs(u64::from(monitor.settings().ocpp.first_frame_secs));
+    let first_frame = tokio::time::sleep(grace);
+    tokio::pin!(first_frame);
+    let mut heard = boot.is_some();
     loop {
+        if let Some(text) = boot.take() {
+            // The BootNotification that registered the charger, answered like any frame.
+            match answer(&monitor, &station, connection, &text, &changed, &mut socket).await {
+                Some(()) => continue,
+                None => break,
+            }
+        }
         let message = tokio::select! {
             // csm stops, not the charger: its ports are not recorded offline (the registry
             // records the disconnection).
             () = state.shutdown.cancelled() => return,
+            () = &mut first_frame, if !heard => {
+                tracing::info!(station = %station.id, connection, ?grace, "a charge point sent nothing after connecting: closing");
+                metrics::counter!("csm_ocpp_connections_closed_total", "reason" => "silent").increment(1);
+                let _ = socket.send(Message::Close(None)).await;
+                break;
+            }
             () = &mut silence => {
                 changed.notify_one();
                 silence.as_mut().reset(tokio::time::Instant::now() + liveness);
@@ -247,6 +340,7 @@ async fn serve(
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => {
+                heard = true;
                 silence
                     .as_mut()
                     .reset(tokio::time::Instant::now() + liveness);
@@ -267,25 +361,18 @@ async fn serve(
             // Pings are answered by the WebSocket layer.
             Some(Ok(_)) => continue,
         };
-        let Ok(answer) = monitor.ocpp_frame(&station, connection, text.as_str()) else {
-            break;
-        };
-        if answer.superseded {
-            tracing::info!(station = %station.id, connection, "a newer connection of the charge point took over");
-            let _ = socket.send(Message::Close(None)).await;
-            return;
-        }
-        if let Some(reply) = answer.reply
-            && socket.send(Message::Text(reply.into())).await.is_err()
+        if answer(
+            &monitor,
+            &station,
+            connection,
+            text.as_str(),
+            &changed,
+            &mut socket,
+        )
+        .await
+        .is_none()
         {
             break;
-        }
-        if answer.changed {
-            changed.notify_one();
-        }
-        if answer.booted {
-            let (monitor, station) = (Arc::clone(&monitor), Arc::clone(&station));
-            tokio::spawn(async move { monitor.ocpp_configure(&station).await });
         }
     }
     drop(helpers);
@@ -293,6 +380,35 @@ async fn serve(
         tracing::info!(station = %station.id, connection, "charge point disconnected");
         monitor.refresh_one(station).await;
     }
+}
+
+/// Answers one frame of a charger's connection; `None` when the connection is to end (the
+/// socket failed, or a newer connection took over: then it is closed here).
+async fn answer(
+    monitor: &Arc<csm_core::Monitor>,
+    station: &Arc<Station>,
+    connection: u64,
+    text: &str,
+    changed: &tokio::sync::Notify,
+    socket: &mut WebSocket,
+) -> Option<()> {
+    let answer = monitor.ocpp_frame(station, connection, text).ok()?;
+    if answer.superseded {
+        tracing::info!(station = %station.id, connection, "a newer connection of the charge point took over");
+        let _ = socket.send(Message::Close(None)).await;
+        return None;
+    }
+    if let Some(reply) = answer.reply {
+        socket.send(Message::Text(reply.into())).await.ok()?;
+    }
+    if answer.changed {
+        changed.notify_one();
+    }
+    if answer.booted {
+        let (monitor, station) = (Arc::clone(monitor), Arc::clone(station));
+        tokio::spawn(async move { monitor.ocpp_configure(&station).await });
+    }
+    Some(())
 }
 
 /// Aborts its tasks when dropped.

@@ -33,7 +33,9 @@ pub struct ListQuery {
     #[param(max_length = 64)]
     vendor: Option<String>,
     /// Only these stations: ids separated by commas (at most 1,000), e.g. a user's favourites.
-    #[param(pattern = "^ *[A-Za-z0-9_.:-]{0,64} *(, *[A-Za-z0-9_.:-]{0,64} *){0,999}$")]
+    #[param(
+        pattern = "^ *([A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63})? *(, *([A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63})? *){0,999}$"
+    )]
     ids: Option<String>,
     /// At most this many stations, for reading a large fleet a page at a time; `total` tells
     /// how many match.
@@ -279,7 +281,7 @@ pub enum AdminRefusals {
 pub struct NewStation {
     /// The vendor's station id.
     #[serde(alias = "id")]
-    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
+    #[schema(pattern = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$")]
     pub station_id: String,
     /// Name shown to users.
     #[schema(min_length = 1, max_length = 200)]
@@ -351,7 +353,7 @@ pub async fn create_station(
     ApiJson(body): ApiJson<NewStation>,
 ) -> Result<Response, ApiError> {
     let station = Station {
-        id: super::extract::exact_station_id(&body.station_id, "station_id")?,
+        id: StationId::parse(&body.station_id)?,
         name: body.name,
         address: body.address,
         lat: body.lat,
