@@ -407,6 +407,9 @@ impl Build {
 pub struct AppConfig {
     pub core: Settings,
     pub server: ServerConfig,
+    /// Whether the scheduler refreshes every station each interval (default: off; tests
+    /// refresh on request).
+    pub scheduler: bool,
 }
 
 /// A running server on port 0.
@@ -417,7 +420,7 @@ pub struct TestApp {
     pub scripted: Arc<ScriptedApi>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _store: TestStore,
+    pub store: TestStore,
 }
 
 impl TestApp {
@@ -450,6 +453,7 @@ pub async fn spawn_app_with(
     let mut config = AppConfig {
         core: test_settings(),
         server: ServerConfig::default(),
+        scheduler: false,
     };
     tweak(&mut config);
     let store = test_store(backend).await;
@@ -480,8 +484,10 @@ pub async fn spawn_app_with(
             .monitor(),
     );
     monitor.seed_demo(3).await.expect("seed demo stations");
-    let server =
-        csm::server::Server::from_monitor(Arc::clone(&monitor), config.server).without_scheduler();
+    let mut server = csm::server::Server::from_monitor(Arc::clone(&monitor), config.server);
+    if !config.scheduler {
+        server = server.without_scheduler();
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -500,7 +506,7 @@ pub async fn spawn_app_with(
         scripted,
         stop: Some(stop),
         task: Some(task),
-        _store: store,
+        store,
     }
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod engine;
 mod faults;
 mod history;
+mod hostile;
 mod ocpp;
 mod repository;
 mod security;

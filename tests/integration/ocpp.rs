@@ -26,7 +26,7 @@ async fn app(auto: bool) -> TestApp {
     .await
 }
 
-async fn connect(
+pub(crate) async fn connect(
     app: &TestApp,
     id: &str,
     protocol: Option<&str>,
@@ -464,7 +464,7 @@ async fn a_charger_that_misses_its_heartbeats_goes_offline_and_pings_keep_the_so
 }
 
 /// The next frame from csm that is not a ping (tungstenite answers csm's pings).
-async fn next_text(socket: &mut Socket) -> serde_json::Value {
+pub(crate) async fn next_text(socket: &mut Socket) -> serde_json::Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
