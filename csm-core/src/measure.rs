@@ -127,7 +127,7 @@ impl PortReading {
 
 impl Snapshot {
     /// Drops the measurements of every port that are outside their physical range; returns
-    /// what was dropped, each counted in `csm_readings_dropped_total{measure}`.
+    /// what was dropped, each counted in `csm_impossible_values_total{measure}`.
     pub fn drop_impossible(&mut self) -> Vec<Impossible> {
         let dropped: Vec<Impossible> = self
             .ports
@@ -135,7 +135,7 @@ impl Snapshot {
             .flat_map(PortReading::drop_impossible)
             .collect();
         for impossible in &dropped {
-            metrics::counter!("csm_readings_dropped_total", "measure" => impossible.measure.name())
+            metrics::counter!("csm_impossible_values_total", "measure" => impossible.measure.name())
                 .increment(1);
         }
         dropped

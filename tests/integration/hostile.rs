@@ -326,7 +326,12 @@ async fn a_station_read_from_the_database_after_its_live_state_lapsed_says_so() 
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     assert_eq!(app.monitor.flush().await.pending_rows, 0);
     // The database holds the true time of that check, not the seeded past's.
-    let stored = app.store.store.station_states(std::slice::from_ref(&id)).await.unwrap();
+    let stored = app
+        .store
+        .store
+        .station_states(std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert!(
         stored[0].checked_at >= started,
         "{:?}",
@@ -518,7 +523,7 @@ async fn impossible_meter_values_are_dropped_counted_and_named() {
         .await
         .unwrap();
     assert!(
-        metrics.contains(r#"csm_readings_dropped_total{measure="power"}"#),
+        metrics.contains(r#"csm_impossible_values_total{measure="power"}"#),
         "counted"
     );
     // Physical values again: the note goes, the values show.
@@ -586,7 +591,11 @@ async fn impossible_values_in_a_vendor_answer_are_dropped_and_the_rest_kept() {
         assert!(error.contains(named), "{named:?} in {error}");
     }
     assert_eq!(engine.flush().await.pending_rows, 0);
-    let stored = store.store.station_states(std::slice::from_ref(&odd.id)).await.unwrap();
+    let stored = store
+        .store
+        .station_states(std::slice::from_ref(&odd.id))
+        .await
+        .unwrap();
     assert_eq!(stored[0].last_error.as_deref(), Some(error.as_str()));
 }
 
