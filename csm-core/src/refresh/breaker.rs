@@ -47,21 +47,30 @@ const PROBE_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 enum State {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-        cool_down: Duration,
-        failures: u32,
-        last_error: String,
-    },
-    Probing {
-        since: Instant,
-        cool_down: Duration,
-        failures: u32,
-        last_error: String,
-    },
+    Closed { failures: u32 },
+    Paused(Pause),
+}
+
+/// An open breaker: how it came to open, and when it may be tried.
+#[derive(Debug)]
+struct Pause {
+    failures: u32,
+    cool_down: Duration,
+    last_error: String,
+    until: Instant,
+    /// When the probe under way was let through.
+    probing_since: Option<Instant>,
+}
+
+impl Pause {
+    fn error(&self, vendor: &str) -> ChargerError {
+        ChargerError::VendorPaused {
+            vendor: vendor.to_owned(),
+            failures: self.failures,
+            cool_down_secs: self.cool_down.as_secs().max(1),
+            last_error: self.last_error.clone(),
+        }
+    }
 }
 
 /// Whether a request was let through as the probe of an open breaker.
@@ -91,61 +100,22 @@ impl Breakers {
     /// Whether a request to `vendor` may go now, or the error that stands for it.
     pub(crate) fn admit(&self, vendor: &str) -> Result<Admitted, ChargerError> {
         let mut vendors = super::lock(&self.vendors);
-        let Some(state) = vendors.get_mut(vendor) else {
+        let Some(State::Paused(pause)) = vendors.get_mut(vendor) else {
             return Ok(Admitted::Closed);
         };
         let now = Instant::now();
-        let probe_due = match state {
-            State::Closed { .. } => return Ok(Admitted::Closed),
-            State::Open { until, .. } => now >= *until,
-            State::Probing { since, .. } => now.duration_since(*since) >= PROBE_LIMIT,
+        let probe_due = match pause.probing_since {
+            // A probe whose job was cancelled reports nothing: another one goes after a while.
+            Some(since) => now.duration_since(since) >= PROBE_LIMIT,
+            None => now >= pause.until,
         };
         if probe_due {
-            *state = match std::mem::replace(state, State::Closed { failures: 0 }) {
-                State::Open {
-                    cool_down,
-                    failures,
-                    last_error,
-                    ..
-                }
-                | State::Probing {
-                    cool_down,
-                    failures,
-                    last_error,
-                    ..
-                } => State::Probing {
-                    since: now,
-                    cool_down,
-                    failures,
-                    last_error,
-                },
-                closed @ State::Closed { .. } => closed,
-            };
+            pause.probing_since = Some(now);
             return Ok(Admitted::Probe);
         }
-        let (State::Open {
-            cool_down,
-            failures,
-            last_error,
-            ..
-        }
-        | State::Probing {
-            cool_down,
-            failures,
-            last_error,
-            ..
-        }) = state
-        else {
-            return Ok(Admitted::Closed);
-        };
         metrics::counter!("csm_vendor_requests_paused_total", "vendor" => vendor.to_owned())
             .increment(1);
-        Err(ChargerError::VendorPaused {
-            vendor: vendor.to_owned(),
-            failures: *failures,
-            cool_down_secs: cool_down.as_secs().max(1),
-            last_error: last_error.clone(),
-        })
+        Err(pause.error(vendor))
     }
 
     /// Records how an admitted request to `vendor` went.
@@ -155,26 +125,25 @@ impl Breakers {
         admitted: Admitted,
         result: &Result<T, ChargerError>,
     ) {
+        let mut vendors = super::lock(&self.vendors);
         let error = match result {
-            Ok(_) => None,
-            Err(error) if error.is_transient() => Some(error),
-            // Says nothing of the vendor's health; a probe's turn passes to the next request.
-            Err(_) => {
-                if admitted == Admitted::Probe {
-                    self.reopen_now(vendor);
+            Ok(_) => {
+                if let Some(State::Paused(_)) = vendors.remove(vendor) {
+                    tracing::info!(vendor, "the vendor answers again; asking it as usual");
+                    metrics::gauge!("csm_vendor_paused", "vendor" => vendor.to_owned()).set(0.0);
                 }
                 return;
             }
-        };
-        let mut vendors = super::lock(&self.vendors);
-        let Some(error) = error else {
-            if let Some(state) = vendors.remove(vendor)
-                && !matches!(state, State::Closed { .. })
-            {
-                tracing::info!(vendor, "the vendor answers again; asking it as usual");
-                metrics::gauge!("csm_vendor_paused", "vendor" => vendor.to_owned()).set(0.0);
+            Err(error) if error.is_transient() => error,
+            // Says nothing of the vendor's health; a probe's turn passes to the next request.
+            Err(_) => {
+                if let (Admitted::Probe, Some(State::Paused(pause))) =
+                    (admitted, vendors.get_mut(vendor))
+                {
+                    pause.probing_since = None;
+                }
+                return;
             }
-            return;
         };
         let state = vendors
             .entry(vendor.to_owned())
@@ -187,17 +156,13 @@ impl Breakers {
                 }
                 (*failures, self.config.cool_down)
             }
-            State::Probing {
-                failures,
-                cool_down,
-                ..
-            } if admitted == Admitted::Probe => (
-                *failures + 1,
-                (*cool_down * 2).min(self.config.max_cool_down),
+            State::Paused(pause) if admitted == Admitted::Probe => (
+                pause.failures + 1,
+                (pause.cool_down * 2).min(self.config.max_cool_down),
             ),
             // A request admitted before the breaker opened, ending late.
-            State::Open { failures, .. } | State::Probing { failures, .. } => {
-                *failures += 1;
+            State::Paused(pause) => {
+                pause.failures += 1;
                 return;
             }
         };
@@ -215,23 +180,13 @@ impl Breakers {
             "the vendor keeps failing; its stations are not asked until the cool-down passes"
         );
         metrics::gauge!("csm_vendor_paused", "vendor" => vendor.to_owned()).set(1.0);
-        *state = State::Open {
-            until: Instant::now() + cool_down,
-            cool_down,
+        *state = State::Paused(Pause {
             failures,
+            cool_down,
             last_error: error.to_string(),
-        };
-    }
-
-    /// A probe that told nothing: the next request probes.
-    fn reopen_now(&self, vendor: &str) {
-        let mut vendors = super::lock(&self.vendors);
-        if let Some(state) = vendors.get_mut(vendor)
-            && let State::Probing { since, .. } = state
-        {
-            // Probing since long enough ago: the next request is the probe.
-            *since = Instant::now() - PROBE_LIMIT;
-        }
+            until: Instant::now() + cool_down,
+            probing_since: None,
+        });
     }
 }
 
