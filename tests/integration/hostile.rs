@@ -282,7 +282,14 @@ async fn a_vendor_that_keeps_failing_is_paused_as_a_whole_and_asked_again_later(
     assert!(
         first_paused
             .to_string()
-            .contains("csm: csm is not asking this vendor for 1 s: 5 requests in a row failed, the last with: csm:"),
+            .starts_with("csm: csm is not asking this vendor for 1 s: "),
+        "{first_paused}"
+    );
+    assert!(
+        first_paused
+            .to_string()
+            .contains(" requests in a row failed, the last with: csm: ")
+            && first_paused.to_string().contains("answered HTTP 503"),
         "{first_paused}"
     );
     assert!(
