@@ -11,10 +11,10 @@ Measures, on this machine, with MariaDB and Redis:
   4. SSE fan-out: 1,000 `/api/events` clients, time from a change's observation to its arrival
      at the last client;
   5. server memory (RSS) with 1,000 and 50,000 stations loaded;
-  6. history (examples/history_bench.rs): the stored fraction of readings for 50,000 stations
+  6. history (bench/src/bin/history_bench.rs): the stored fraction of readings for 50,000 stations
      refreshed every 30 s over two simulated hours, and a station's 90-day statistics on MariaDB
      with 90 days of simulated history for 1,000 stations;
-  7. alerts (examples/alerts_bench.rs): 1,000 port_free rules over 10,000 stations on MariaDB,
+  7. alerts (bench/src/bin/alerts_bench.rs): 1,000 port_free rules over 10,000 stations on MariaDB,
      from the observation that fires an alert to its webhook request at a local receiver;
   8. ocpp: 10,000 chargers of `csm-cli simulate-ocpp` on one server: RSS a charger, CPU, answer
      times, and StatusNotification → live event (scripts/ocpp_sse_probe.py).
@@ -38,10 +38,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
 CLI = os.path.join(RELEASE, "csm-cli")
 SERVER = os.path.join(RELEASE, "csm-server")
-FANOUT = os.path.join(RELEASE, "examples", "sse_fanout")
-BARE_CLIENT = os.path.join(RELEASE, "examples", "http_client_cost")
-HISTORY = os.path.join(RELEASE, "examples", "history_bench")
-ALERTS = os.path.join(RELEASE, "examples", "alerts_bench")
+FANOUT = os.path.join(RELEASE, "sse_fanout")
+BARE_CLIENT = os.path.join(RELEASE, "http_client_cost")
+HISTORY = os.path.join(RELEASE, "history_bench")
+ALERTS = os.path.join(RELEASE, "alerts_bench")
 OCPP_VENV = os.path.join(ROOT, "target", "venv-ocpp")
 OUT = os.path.join(ROOT, "target", "bench")
 MYSQL = "mysql://root@127.0.0.1:3306"
@@ -207,7 +207,7 @@ def wrk(url, connections, seconds, script=None):
 
 def bare_client(url, requests, runs=3):
     """The same requests as a refresh cycle through reqwest on one thread, 64 at a time, answers
-    read and dropped (examples/http_client_cost.rs): what the HTTP part alone allows. Median of
+    read and dropped (bench/src/bin/http_client_cost.rs): what the HTTP part alone allows. Median of
     `runs`."""
     rates = []
     for _ in range(runs):
@@ -466,8 +466,8 @@ def bench_history(quick):
     run = subprocess.run([HISTORY, "stats", url, str(stat_stations), str(days), str(requests)],
                          check=True, capture_output=True, text=True)
     stats = json.loads(run.stdout)
-    stats["command"] = f"examples/history_bench stats {url} {stat_stations} {days} {requests}"
-    fraction["command"] = f"examples/history_bench fraction {stations} {hours}"
+    stats["command"] = f"target/release/history_bench stats {url} {stat_stations} {days} {requests}"
+    fraction["command"] = f"target/release/history_bench fraction {stations} {hours}"
     return {"fraction": fraction, "stats": stats}
 
 
@@ -479,7 +479,7 @@ def bench_alerts(quick):
     run = subprocess.run([ALERTS, url, str(stations), str(rules), str(channels), str(cycles)],
                          check=True, capture_output=True, text=True)
     result = json.loads(run.stdout)
-    result["command"] = f"examples/alerts_bench {url} {stations} {rules} {channels} {cycles}"
+    result["command"] = f"target/release/alerts_bench {url} {stations} {rules} {channels} {cycles}"
     mysql("DROP DATABASE IF EXISTS `csm_bench_alerts`")
     log(json.dumps(result))
     return result
@@ -595,7 +595,7 @@ def markdown(results):
     bare_rows = [r for r in results["refresh"] if r.get("bare_client")]
     if bare_rows:
         lines += ["", "The same requests through reqwest alone (one thread, 64 at a time, answers read and dropped: "
-                  "`examples/http_client_cost.rs`), against wrk and the steady refresh:", "",
+                  "`bench/src/bin/http_client_cost.rs`), against wrk and the steady refresh:", "",
                   "| stations | wrk req/s | bare reqwest client req/s | bare client / wrk | steady refresh stations/s | refresh / bare client |",
                   "|---:|---:|---:|---:|---:|---:|"]
         for r in bare_rows:

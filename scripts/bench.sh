@@ -12,7 +12,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 step "building release binaries"
 cargo build --release --quiet -p csm-server -p csm-cli
-cargo build --release --quiet --example sse_fanout --example http_client_cost --example history_bench --example alerts_bench
+cargo build --release --quiet -p csm-bench
 
 step "benchmarking"
 exec python3 scripts/bench.py "$@"

@@ -13,7 +13,7 @@
 #                Output: target/profile/perf.data (read it with perf report).
 #   --clients    no refresh: instructions per request of the HTTP client alone, reqwest (csm's
 #                vendor client) against hyper-util's client (the layer under it), N requests
-#                to the same simulator (examples/http_client_cost.rs under callgrind).
+#                to the same simulator (bench/src/bin/http_client_cost.rs under callgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -36,7 +36,7 @@ if [ "$mode" = perf ]; then command -v perf >/dev/null || apt_install linux-perf
 
 step "building csm-cli (release)"
 cargo build --release --quiet -p csm-cli
-if [ "$mode" = clients ]; then cargo build --release --quiet --example http_client_cost; fi
+if [ "$mode" = clients ]; then cargo build --release --quiet -p csm-bench --bin http_client_cost; fi
 cli=target/release/csm-cli
 out=target/profile
 mkdir -p "$out"
@@ -59,10 +59,10 @@ if [ "$mode" = clients ]; then
   step "HTTP client alone, $stations requests each"
   for client in reqwest hyper; do
     valgrind --tool=callgrind --callgrind-out-file="$out/client-$client.out" \
-      target/release/examples/http_client_cost "$client" "http://127.0.0.1:$port" "$stations" \
+      target/release/http_client_cost "$client" "http://127.0.0.1:$port" "$stations" \
       2>"$out/client-$client.log"
     valgrind --tool=callgrind --callgrind-out-file="$out/client-$client-start.out" \
-      target/release/examples/http_client_cost "$client" "http://127.0.0.1:$port" 1 \
+      target/release/http_client_cost "$client" "http://127.0.0.1:$port" 1 \
       2>"$out/client-$client-start.log"
     total=$(instructions "$out/client-$client.log")
     start=$(instructions "$out/client-$client-start.log")

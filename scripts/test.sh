@@ -33,13 +33,16 @@ step "deployment files (no Docker engine here: structure only)"
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 python3 scripts/check-deploy.py
 
+step "csm-core's layers (ARCHITECTURE.md): every import points down"
+python3 scripts/check-layers.py
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo test (unit, integration against MariaDB and Redis, doc, examples, benches once)"
+step "cargo test (unit, end-to-end against MariaDB and Redis, doc, examples, benches once)"
 cargo test --workspace --all-targets --quiet
 cargo test --workspace --doc --quiet
 

@@ -127,10 +127,10 @@ fn answers(c: &mut Criterion) {
     c.bench_function("views: one time through chrono's serialisation", |b| {
         b.iter(|| serde_json::to_vec(black_box(&at)).expect("json"))
     });
-    c.bench_function("views: one time through views::time", |b| {
+    c.bench_function("views: one time through time::write", |b| {
         b.iter(|| {
             let mut text = String::new();
-            csm_core::views::time::write(black_box(&at), &mut text);
+            csm_core::time::write(black_box(&at), &mut text);
             text
         })
     });

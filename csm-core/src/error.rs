@@ -35,41 +35,9 @@ impl fmt::Display for InvalidInput {
     }
 }
 
-/// Removes the password of a URL (`mysql://root:secret@db/csm` → `mysql://root:***@db/csm`)
-/// so it can be logged or shown in an error.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Setting a password only fails for URLs that cannot have one.
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        // Not a URL: show only the part before any `@`, which is where credentials would be.
-        Err(_) => match raw.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => raw.to_owned(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_removed_from_urls() {
-        assert_eq!(
-            redact_url("mysql://root:hunter2@127.0.0.1:3306/csm"),
-            "mysql://root:***@127.0.0.1:3306/csm"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-        assert_eq!(redact_url("not a url:pw@host"), "***@host");
-    }
 
     #[test]
     fn invalid_input_reads_as_a_sentence() {

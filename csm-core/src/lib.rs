@@ -2,6 +2,9 @@
 //!
 //! - [`model`]: stations, ports, readings, snapshots, status events.
 //! - [`measure`]: the physical range of each measurement; values outside it are dropped.
+//! - [`time`]: times in JSON documents, written as RFC 3339 by hand (a station's answer holds
+//!   some thirty of them).
+//! - [`secret`]: the one type that carries a secret, and how URLs holding one are shown.
 //! - [`settings`]: what the core can be configured with (the binaries map their flags onto it).
 //! - [`store`]: durable storage (`Store`: MySQL/MariaDB, SQLite).
 //! - [`cache`]: the live cache (`StatusCache`: Redis, in-process).
@@ -17,7 +20,9 @@
 
 pub mod alerts;
 pub mod cache;
+pub mod catalog;
 pub mod charger;
+pub mod demo;
 pub mod error;
 pub mod history;
 pub mod import;
@@ -27,8 +32,10 @@ pub mod monitor;
 pub mod ocpp;
 mod rate;
 pub mod refresh;
+pub mod secret;
 pub mod settings;
 pub mod store;
+pub mod time;
 pub mod views;
 
 pub use crate::monitor::{Monitor, MonitorError};

@@ -10,7 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::redact_url;
+use crate::model::alerts::AllowedHosts;
+use crate::secret::redact_url;
 
 /// The default of every setting, written once: `Settings::default()` and the binaries' flags
 /// both read them.
@@ -166,8 +167,8 @@ impl Default for OcppSettings {
 /// Where alerts may be sent, and how their delivery is retried.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertSettings {
-    /// Hosts alert channels may post to (`oapi.dingtalk.com`, `127.0.0.1`); empty: any.
-    pub allowed_hosts: Vec<String>,
+    /// Hosts alert channels may post to (`oapi.dingtalk.com`, `127.0.0.1`); none: any.
+    pub allowed_hosts: AllowedHosts,
     /// The wait before the first retry of a failed delivery, milliseconds; it doubles with
     /// each attempt up to 10 minutes (with jitter).
     pub retry_base_ms: u64,
@@ -176,25 +177,9 @@ pub struct AlertSettings {
 impl Default for AlertSettings {
     fn default() -> Self {
         Self {
-            allowed_hosts: Vec::new(),
+            allowed_hosts: AllowedHosts::default(),
             retry_base_ms: defaults::ALERT_RETRY_BASE_MS,
         }
-    }
-}
-
-impl AlertSettings {
-    /// Whether a channel may post to `url`'s host.
-    pub fn allows(&self, url: &str) -> bool {
-        self.allowed_hosts.is_empty()
-            || url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-                .is_some_and(|host| {
-                    let host = host.trim_start_matches('[').trim_end_matches(']');
-                    self.allowed_hosts
-                        .iter()
-                        .any(|a| a.eq_ignore_ascii_case(host))
-                })
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub mod alerts;
 pub mod history;
 pub mod ocpp;
-pub mod time;
+use crate::time;
 
 use crate::history::estimate::FreeEstimate;
 use crate::model::{PortState, Station, StationId, StationState, StationSummary, StatusEvent};

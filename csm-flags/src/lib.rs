@@ -257,12 +257,13 @@ pub struct AlertFlags {
 impl AlertFlags {
     /// Sets where alerts may be sent.
     pub fn apply(self, settings: &mut Settings) {
-        settings.alerts.allowed_hosts = self
-            .alert_hosts
-            .into_iter()
-            .map(|h| h.trim().to_ascii_lowercase())
-            .filter(|h| !h.is_empty())
-            .collect();
+        settings.alerts.allowed_hosts = csm_core::model::alerts::AllowedHosts(
+            self.alert_hosts
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        );
     }
 }
 

@@ -100,13 +100,13 @@ impl Server {
             .context("applying database migrations")?;
         let mut demo_chargers = false;
         if demo {
-            let seeded = monitor.seed_demo(DEMO_STATIONS).await?;
+            let seeded = monitor.stations().seed_demo(DEMO_STATIONS).await?;
             if seeded > 0 {
                 tracing::info!(seeded, "seeded demo stations on the simulator (CSM_DEMO)");
                 let ids: Vec<String> = (0..DEMO_CHARGERS)
                     .map(|n| demo_chargers_at("").id(n))
                     .collect();
-                monitor.seed_demo_chargers(&ids).await?;
+                monitor.stations().seed_demo_charge_points(&ids).await?;
             }
             demo_chargers = if monitor.settings().ocpp.require_password {
                 tracing::warn!(
@@ -181,7 +181,8 @@ impl Server {
             state.updates.clone(),
             cancel.clone(),
         ));
-        tasks.spawn(Arc::clone(&state.monitor).run_ocpp_registry(cancel.clone()));
+        let (ocpp, token) = (state.monitor.ocpp().clone(), cancel.clone());
+        tasks.spawn(async move { ocpp.run_registry(token).await });
         let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
         if self.demo_chargers {
             let chargers = Arc::new(demo_chargers_at(&ocpp_url(listener.local_addr()?)));
@@ -199,9 +200,13 @@ impl Server {
             }
         }
         if self.scheduler {
-            tasks.spawn(Arc::clone(&state.monitor).run_scheduler(cancel.clone()));
-            tasks.spawn(Arc::clone(&state.monitor).run_pruning(cancel.clone()));
-            tasks.spawn(Arc::clone(&state.monitor).run_alerts(cancel.clone()));
+            let monitor = &state.monitor;
+            let (refresh, token) = (monitor.refresh().clone(), cancel.clone());
+            tasks.spawn(async move { refresh.run_scheduler(token).await });
+            let (history, token) = (monitor.history().clone(), cancel.clone());
+            tasks.spawn(async move { history.run_pruning(token).await });
+            let (alerts, token) = (monitor.alerts().clone(), cancel.clone());
+            tasks.spawn(async move { alerts.run(token).await });
         }
         let stop = cancel.clone();
         tokio::spawn(async move {
@@ -216,7 +221,7 @@ impl Server {
         let report = state.monitor.shutdown(SHUTDOWN_DEADLINE).await;
         if report.pending_rows == 0 {
             tracing::info!(
-                status_events = state.monitor.events_produced(),
+                status_events = state.monitor.refresh().events_produced(),
                 dropped_events = report.dropped_events,
                 "all writes flushed; bye"
             );

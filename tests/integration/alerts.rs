@@ -9,9 +9,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
 use csm_core::Monitor;
-use csm_core::alerts::{ChannelDraft, DeliveryState, Finish, OpenAlert, OutboxRow, RuleDraft};
+use csm_core::alerts::{ChannelDraft, DeliveryState, RuleDraft};
 use csm_core::charger::{ChargerApi, ChargerError};
 use csm_core::model::{PortStatus, StationId};
+use csm_core::store::{Finish, OpenAlert, OutboxRow};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -64,7 +65,10 @@ impl Harness {
                 .monitor(),
         );
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(Arc::clone(&monitor).run_alerts(cancel.clone()));
+        let task = tokio::spawn({
+            let (area, token) = (monitor.alerts().clone(), cancel.clone());
+            async move { area.run(token).await }
+        });
         // The evaluator reads the rules and subscribes to changes first.
         tokio::time::sleep(Duration::from_millis(300)).await;
         Self {
@@ -86,15 +90,17 @@ impl Harness {
     async fn refresh(&self, id: &str) {
         let station = self
             .monitor
-            .station(&StationId::parse(id).unwrap())
+            .stations()
+            .get(&StationId::parse(id).unwrap())
             .await
             .unwrap();
-        let _ = self.monitor.refresh_one(station).await;
+        let _ = self.monitor.refresh().one(station).await;
     }
 
     async fn add_station(&self, id: &str, ports: &[PortStatus]) {
         self.monitor
-            .add_station(&station(id, SCRIPTED, ports.len() as u32))
+            .stations()
+            .add(&station(id, SCRIPTED, ports.len() as u32))
             .await
             .unwrap();
         self.set(id, ports);
@@ -111,7 +117,8 @@ impl Harness {
 
     async fn channel(&self, name: &str, kind: &str, url: String, secret: Option<&str>) {
         self.monitor
-            .add_alert_channel(ChannelDraft {
+            .alerts()
+            .add_channel(ChannelDraft {
                 name: name.into(),
                 kind: kind.into(),
                 url,
@@ -123,7 +130,7 @@ impl Harness {
 
     async fn rule(&self, json: serde_json::Value) -> u64 {
         let draft: RuleDraft = serde_json::from_value(json).unwrap();
-        self.monitor.add_alert_rule(draft).await.unwrap().id
+        self.monitor.alerts().add_rule(draft).await.unwrap().id
     }
 }
 
@@ -227,7 +234,7 @@ async fn a_freed_port_reaches_a_signed_webhook_and_its_end_is_announced() {
         resolved["text"].as_str().unwrap().starts_with("【已恢复】"),
         "{resolved}"
     );
-    let history = h.monitor.alert_history(10).await.unwrap();
+    let history = h.monitor.alerts().history(10).await.unwrap();
     assert_eq!(history.len(), 2);
     assert!(
         history
@@ -273,7 +280,7 @@ async fn a_receiver_failing_twice_gets_the_alert_once_under_the_same_id() {
         .map(|r| r.headers.get("x-csm-delivery").unwrap().clone())
         .collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    let history = h.monitor.alert_history(10).await.unwrap();
+    let history = h.monitor.alerts().history(10).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(
         (history[0].state, history[0].attempts),
@@ -333,7 +340,7 @@ async fn alerts_pending_when_csm_stops_are_delivered_after_a_restart() {
     second.refresh("C1").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(received(&receiver).await.len(), 1);
-    let history = second.monitor.alert_history(10).await.unwrap();
+    let history = second.monitor.alerts().history(10).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].state, DeliveryState::Delivered);
     second.stop().await;
@@ -352,12 +359,12 @@ async fn a_burst_of_300_alerts_reaches_a_bot_as_a_digest_within_its_rate_limit()
         .await;
     let ids: Vec<String> = (0..300).map(|i| format!("D{i:03}")).collect();
     let stations: Vec<_> = ids.iter().map(|id| station(id, SCRIPTED, 2)).collect();
-    h.monitor.import(&stations).await.unwrap();
+    h.monitor.stations().import(&stations).await.unwrap();
     for id in &ids {
         h.set(id, &[PortStatus::Free, PortStatus::Free]);
     }
-    let all = h.monitor.enabled_stations().await.unwrap();
-    h.monitor.refresh(all.clone(), |_| {}).await;
+    let all = h.monitor.stations().enabled().await.unwrap();
+    h.monitor.refresh().many(all.clone(), |_| {}).await;
     h.channel(
         "ops",
         "feishu",
@@ -379,9 +386,9 @@ async fn a_burst_of_300_alerts_reaches_a_bot_as_a_digest_within_its_rate_limit()
             }),
         );
     }
-    h.monitor.refresh(all, |_| {}).await;
+    h.monitor.refresh().many(all, |_| {}).await;
     eventually(10, "every alert delivered", || async {
-        let history = h.monitor.alert_history(1000).await.unwrap();
+        let history = h.monitor.alerts().history(1000).await.unwrap();
         history.len() == 300 && history.iter().all(|r| r.state == DeliveryState::Delivered)
     })
     .await;
@@ -450,7 +457,7 @@ async fn quiet_hours_hold_a_free_port_but_not_a_fault() {
     );
     let sent: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(sent["kind"], "fault");
-    let held = h.monitor.alert_history(10).await.unwrap();
+    let held = h.monitor.alerts().history(10).await.unwrap();
     let free = held
         .iter()
         .find(|r| r.alert.port == Some(1))
@@ -501,9 +508,9 @@ async fn dingtalk_and_wecom_get_their_documented_messages_and_errors_are_reporte
         None,
     )
     .await;
-    let ding = h.monitor.test_alert_channel("ding").await.unwrap();
+    let ding = h.monitor.alerts().test_channel("ding").await.unwrap();
     assert!(ding.accepted, "{ding:?}");
-    let wx = h.monitor.test_alert_channel("wx").await.unwrap();
+    let wx = h.monitor.alerts().test_channel("wx").await.unwrap();
     assert!(!wx.accepted);
     assert!(
         wx.answer.contains("93000") && wx.answer.contains("invalid webhook url"),
@@ -539,7 +546,7 @@ async fn dingtalk_and_wecom_get_their_documented_messages_and_errors_are_reporte
     assert_eq!(body["msgtype"], "text");
     assert!(body["text"]["content"].is_string());
     // Tokens never show in what csm lists.
-    let listed = serde_json::to_string(&h.monitor.alert_channels().await.unwrap()).unwrap();
+    let listed = serde_json::to_string(&h.monitor.alerts().channels().await.unwrap()).unwrap();
     assert!(
         !listed.contains("abcdef0123456789abcdef") && !listed.contains("SEC-demo"),
         "{listed}"
@@ -658,7 +665,7 @@ async fn bad_rules_and_channels_are_refused_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(rules, serde_json::json!({"rules": []}));
-    let channels = app.monitor.alert_channels().await.unwrap();
+    let channels = app.monitor.alerts().channels().await.unwrap();
     assert_eq!(channels.len(), 1);
     let used = post(
         "/api/alerts/rules",
@@ -812,7 +819,8 @@ async fn the_cli_prints_the_documents_of_the_api() {
         })
         .await;
     app.monitor
-        .add_alert_channel(ChannelDraft {
+        .alerts()
+        .add_channel(ChannelDraft {
             name: "ops".into(),
             kind: "feishu".into(),
             url: "http://127.0.0.1:9/open-apis/bot/v2/hook/0123456789abcdef0123".into(),
@@ -824,7 +832,7 @@ async fn the_cli_prints_the_documents_of_the_api() {
         "kind": "free_ports", "stations": ["S0001"], "free_ports": 2, "channel": "ops", "quiet_hours": "23:00-07:00"
     }))
     .unwrap();
-    app.monitor.add_alert_rule(draft).await.unwrap();
+    app.monitor.alerts().add_rule(draft).await.unwrap();
     let url = app.monitor.settings().database.url.clone().unwrap();
     for (args, path) in [
         (

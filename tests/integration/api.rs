@@ -18,8 +18,8 @@ async fn get_json(app: &TestApp, path: &str) -> (StatusCode, Value) {
 }
 
 async fn refresh_all_now(app: &TestApp) {
-    let stations = app.monitor.stations().await.unwrap().to_vec();
-    app.monitor.refresh(stations, |_| {}).await;
+    let stations = app.monitor.stations().all().await.unwrap().to_vec();
+    app.monitor.refresh().many(stations, |_| {}).await;
     app.monitor.flush().await;
 }
 
@@ -693,7 +693,7 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
         id: csm::core::model::StationId::parse("L1").unwrap(),
         ..crate::helpers::station("L1", SCRIPTED, 2)
     });
-    app.monitor.refresh(vec![station], |_| {}).await;
+    app.monitor.refresh().many(vec![station], |_| {}).await;
     let data = tokio::time::timeout(Duration::from_secs(5), async {
         // Updates of the moments before the subscription may come first; wait for this one.
         loop {

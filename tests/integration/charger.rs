@@ -17,12 +17,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::{station, test_settings};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new("tests/fixtures/vendors").join(name))
+    std::fs::read_to_string(Path::new("fixtures/vendors").join(name))
         .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 fn profile(name: &str) -> VendorProfile {
-    VendorProfile::load_dir(Path::new("vendors"))
+    VendorProfile::load_dir(Path::new("../vendors"))
         .expect("example profiles load")
         .into_iter()
         .find(|p| p.name == name)

@@ -326,9 +326,9 @@ async fn the_clis_json_is_the_apis_document() {
         config.core.demo = Some(true);
     })
     .await;
-    let stations = app.monitor.stations().await.unwrap().to_vec();
-    app.monitor.refresh(stations.clone(), |_| {}).await;
-    app.monitor.refresh(stations, |_| {}).await;
+    let stations = app.monitor.stations().all().await.unwrap().to_vec();
+    app.monitor.refresh().many(stations.clone(), |_| {}).await;
+    app.monitor.refresh().many(stations, |_| {}).await;
     app.monitor.flush().await;
     let undated = |mut document: serde_json::Value| {
         document.as_object_mut().unwrap().remove("timestamp");

@@ -38,7 +38,7 @@ impl Store for Counting {
     fn target(&self) -> String {
         self.inner.target()
     }
-    fn alerts(&self) -> &dyn csm_core::alerts::AlertStore {
+    fn alerts(&self) -> &dyn csm_core::store::AlertStore {
         self.inner.alerts()
     }
     async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError> {

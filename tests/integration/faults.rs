@@ -317,7 +317,7 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
             .monitor(),
     );
     let s = Arc::new(station("R1", SCRIPTED, 2));
-    monitor.add_station(&s).await.unwrap();
+    monitor.stations().add(&s).await.unwrap();
     scripted.set(
         "R1",
         Ok(vec![
@@ -325,7 +325,7 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
             reading(2, PortStatus::Free, None),
         ]),
     );
-    monitor.refresh_one(Arc::clone(&s)).await.result.unwrap();
+    monitor.refresh().one(Arc::clone(&s)).await.result.unwrap();
     monitor.flush().await;
     assert!(cache.get(&s.id).await.unwrap().is_some());
 
@@ -337,14 +337,18 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
             reading(2, PortStatus::Free, None),
         ]),
     );
-    let outcome = monitor.refresh_one(Arc::clone(&s)).await;
+    let outcome = monitor.refresh().one(Arc::clone(&s)).await;
     assert!(
         outcome.result.is_ok(),
         "refreshes keep running without Redis"
     );
     // Without the cache, reads come from the store, one batch-writer delay behind.
     monitor.flush().await;
-    let view = monitor.view(&s.id).await.expect("reads keep answering");
+    let view = monitor
+        .stations()
+        .view(&s.id)
+        .await
+        .expect("reads keep answering");
     assert_eq!(
         view.state.unwrap().ports[0].reading.status,
         PortStatus::Occupied,
@@ -369,7 +373,7 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
         ]),
     );
     loop {
-        monitor.refresh_one(Arc::clone(&s)).await;
+        monitor.refresh().one(Arc::clone(&s)).await;
         if let Ok(Some(state)) = cache.get(&s.id).await {
             assert_eq!(state.ports[0].reading.status, PortStatus::Free);
             break;
@@ -507,6 +511,7 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
         .map(|i| Arc::new(station(&format!("D{i}"), SCRIPTED, 4)))
         .collect();
     monitor
+        .stations()
         .import(&stations.iter().map(|s| (**s).clone()).collect::<Vec<_>>())
         .await
         .unwrap();
@@ -536,7 +541,7 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
         let monitor = &monitor;
         let stations = stations.clone();
         async move {
-            let outcomes = monitor.refresh(stations, |_| {}).await;
+            let outcomes = monitor.refresh().many(stations, |_| {}).await;
             assert!(outcomes.iter().all(|o| o.result.is_ok()));
             outcomes
                 .iter()
@@ -548,7 +553,13 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     assert_eq!(monitor.flush().await.pending_rows, 0);
     // Readers were being served before the outage.
     assert_eq!(
-        monitor.list(&Default::default()).await.unwrap().views.len(),
+        monitor
+            .stations()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .views
+            .len(),
         20
     );
 
@@ -564,6 +575,7 @@ async fn losing_the_database_buffers_writes_and_loses_none() {
     assert_eq!(report.dropped_events, 0);
     // Reads keep answering from the cache.
     let view = monitor
+        .stations()
         .view(&stations[0].id)
         .await
         .expect("the catalogue and cache still answer");
@@ -649,7 +661,7 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
     // A first life: three ports seen for the first time, written.
     let first = start();
     set([F, F, F]);
-    let outcome = first.refresh_one(Arc::clone(&s)).await;
+    let outcome = first.refresh().one(Arc::clone(&s)).await;
     assert_eq!(outcome.result.unwrap().status_changes, 3);
     assert_eq!(first.flush().await.pending_rows, 0);
     drop(first);
@@ -667,18 +679,18 @@ async fn a_restart_with_cache_and_database_both_down_invents_no_status_changes()
             after_ms: 1,
         }),
     );
-    assert!(second.refresh_one(Arc::clone(&s)).await.result.is_err());
+    assert!(second.refresh().one(Arc::clone(&s)).await.result.is_err());
     set([O, F, F]);
-    let outcome = second.refresh_one(Arc::clone(&s)).await;
+    let outcome = second.refresh().one(Arc::clone(&s)).await;
     assert_eq!(
         outcome.result.unwrap().status_changes,
         0,
         "no status change is invented without a previous state"
     );
-    assert_eq!(second.events_produced(), 0);
+    assert_eq!(second.refresh().events_produced(), 0);
     // From then on this process compares with what it saw itself.
     set([O, X, F]);
-    let outcome = second.refresh_one(Arc::clone(&s)).await;
+    let outcome = second.refresh().one(Arc::clone(&s)).await;
     assert_eq!(outcome.result.unwrap().status_changes, 1);
 
     proxy.set_down(false);
@@ -767,8 +779,8 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
             .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
             .monitor(),
     );
-    monitor.import(&stations).await.unwrap();
-    let mut updates = monitor.subscribe();
+    monitor.stations().import(&stations).await.unwrap();
+    let mut updates = monitor.refresh().subscribe();
     let server = csm::server::Server::from_monitor(Arc::clone(&monitor), Default::default());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -777,7 +789,7 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
     }));
     // Stop in the middle of the first cycle (200 stations × 30 ms / 8 at once ≈ 750 ms).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(monitor.refreshes_running() > 0, "the cycle is busy");
+    assert!(monitor.refresh().running() > 0, "the cycle is busy");
     let signalled = Instant::now();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(15), serving)
@@ -804,8 +816,8 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
         .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
         .monitor();
     *scripted.delay.lock().unwrap() = Duration::ZERO;
-    let all = restarted.stations().await.unwrap().to_vec();
-    restarted.refresh(all, |_| {}).await;
+    let all = restarted.stations().all().await.unwrap().to_vec();
+    restarted.refresh().many(all, |_| {}).await;
     restarted.flush().await;
     let after = db.store.count_events(None).await.unwrap() as usize;
     assert_eq!(
@@ -828,7 +840,8 @@ async fn manual_refreshes_are_limited_per_station_and_globally() {
         .monitor();
     for id in ["M1", "M2", "M3"] {
         monitor
-            .add_station(&station(id, SCRIPTED, 1))
+            .stations()
+            .add(&station(id, SCRIPTED, 1))
             .await
             .unwrap();
         scripted.set(id, Ok(vec![reading(1, PortStatus::Free, None)]));
@@ -836,18 +849,18 @@ async fn manual_refreshes_are_limited_per_station_and_globally() {
     use csm::core::monitor::ManualRefresh;
     let id = |s: &str| StationId::parse(s).unwrap();
     assert!(matches!(
-        monitor.manual_refresh(&id("M1")).await.unwrap(),
+        monitor.refresh().manual(&id("M1")).await.unwrap(),
         ManualRefresh::Refreshed(_)
     ));
     assert!(matches!(
-        monitor.manual_refresh(&id("M1")).await.unwrap(),
+        monitor.refresh().manual(&id("M1")).await.unwrap(),
         ManualRefresh::CoolingDown { .. }
     ));
     assert!(matches!(
-        monitor.manual_refresh(&id("M2")).await.unwrap(),
+        monitor.refresh().manual(&id("M2")).await.unwrap(),
         ManualRefresh::Refreshed(_)
     ));
-    match monitor.manual_refresh(&id("M3")).await.unwrap() {
+    match monitor.refresh().manual(&id("M3")).await.unwrap() {
         ManualRefresh::RateLimited { retry_after } => {
             assert!(retry_after <= Duration::from_secs(30))
         }
@@ -949,7 +962,8 @@ async fn an_ocpp_charger_is_answered_through_a_database_outage_and_nothing_it_sa
     let monitor = Arc::new(build(&store, &cache).monitor());
     let id = StationId::parse("CP-DB1").unwrap();
     monitor
-        .add_station_with_password(&station("CP-DB1", "ocpp", 2), PASSWORD)
+        .ocpp()
+        .add_with_password(&station("CP-DB1", "ocpp", 2), PASSWORD)
         .await
         .unwrap();
     let server = csm::server::Server::from_monitor(Arc::clone(&monitor), Default::default())
@@ -969,7 +983,7 @@ async fn an_ocpp_charger_is_answered_through_a_database_outage_and_nothing_it_sa
     let shown_as = async |wanted: PortStatus| {
         let mut shown = None;
         for _ in 0..30 {
-            shown = monitor.view(&id).await.unwrap().state;
+            shown = monitor.stations().view(&id).await.unwrap().state;
             if shown
                 .as_ref()
                 .is_some_and(|s| s.ports[0].reading.status == wanted)

@@ -483,7 +483,11 @@ pub async fn spawn_app_with(
             .source(Arc::clone(&scripted) as Arc<dyn ChargerApi>)
             .monitor(),
     );
-    monitor.seed_demo(3).await.expect("seed demo stations");
+    monitor
+        .stations()
+        .seed_demo(3)
+        .await
+        .expect("seed demo stations");
     let mut server = csm::server::Server::from_monitor(Arc::clone(&monitor), config.server);
     if !config.scheduler {
         server = server.without_scheduler();

@@ -363,7 +363,7 @@ async fn pruning_deletes_old_history_in_chunks_and_keeps_the_hours(backend: Back
     };
     db.store.apply(&batch).await.unwrap();
     let monitor = build(&db.store, &memory_cache()).monitor();
-    let report = monitor.prune().await.unwrap();
+    let report = monitor.history().prune().await.unwrap();
     let deleted: Vec<(&str, u64)> = report.deleted.iter().map(|d| (d.0.table(), d.2)).collect();
     assert_eq!(
         deleted,
@@ -387,7 +387,7 @@ async fn pruning_deletes_old_history_in_chunks_and_keeps_the_hours(backend: Back
         "roll-ups are kept"
     );
     // Nothing left to prune: a second run deletes nothing.
-    let again = monitor.prune().await.unwrap();
+    let again = monitor.history().prune().await.unwrap();
     assert!(again.deleted.iter().all(|d| d.2 == 0), "{again:?}");
 }
 
@@ -661,7 +661,7 @@ async fn csv_answers_quote_chinese_names_with_commas_and_quotes() {
     let tricky = "东区 \"南门\", 3 号桩";
     let mut s = station("Q1", SCRIPTED, 2);
     s.name = tricky.into();
-    app.monitor.add_station(&s).await.unwrap();
+    app.monitor.stations().add(&s).await.unwrap();
     app.scripted.set(
         "Q1",
         Ok(vec![
@@ -670,7 +670,8 @@ async fn csv_answers_quote_chinese_names_with_commas_and_quotes() {
         ]),
     );
     app.monitor
-        .refresh_one(Arc::new(s.clone()))
+        .refresh()
+        .one(Arc::new(s.clone()))
         .await
         .result
         .unwrap();
@@ -681,7 +682,7 @@ async fn csv_answers_quote_chinese_names_with_commas_and_quotes() {
             reading(2, PortStatus::Free, None),
         ]),
     );
-    app.monitor.refresh_one(Arc::new(s)).await.result.unwrap();
+    app.monitor.refresh().one(Arc::new(s)).await.result.unwrap();
     app.monitor.flush().await;
     for (path, rows) in [
         ("/api/stations/Q1/events?format=csv", 4),

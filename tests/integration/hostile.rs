@@ -86,7 +86,8 @@ async fn a_deeply_nested_vendor_answer_fails_its_station_and_every_other_station
     .await;
     for id in ["DEEP", "GOOD"] {
         app.monitor
-            .add_station(&station(id, "csm", 2))
+            .stations()
+            .add(&station(id, "csm", 2))
             .await
             .unwrap();
     }
@@ -162,19 +163,26 @@ async fn slow_and_rate_limiting_vendors_do_not_age_the_healthy_stations() {
         .collect();
     for station in &healthy {
         scripted.set(station.id.as_str(), Ok(all_free(2)));
-        monitor.add_station(station).await.unwrap();
+        monitor.stations().add(station).await.unwrap();
     }
     for id in ["LIMITED", "TRICKLE"] {
-        monitor.add_station(&station(id, "csm", 2)).await.unwrap();
+        monitor
+            .stations()
+            .add(&station(id, "csm", 2))
+            .await
+            .unwrap();
     }
     let cancel = CancellationToken::new();
-    let scheduler = tokio::spawn(Arc::clone(&monitor).run_scheduler(cancel.clone()));
+    let scheduler = tokio::spawn({
+        let (area, token) = (monitor.refresh().clone(), cancel.clone());
+        async move { area.run_scheduler(token).await }
+    });
     // After the first turn, every healthy station stays within one interval of age (and a
     // second of slack) while the slow ones keep their refreshes busy.
     let ids: Vec<Arc<Station>> = healthy.clone();
     eventually(
         Duration::from_secs(10),
-        || monitor.views_of(ids.clone()),
+        || monitor.stations().views(ids.clone()),
         |views| views.iter().all(|v| v.state.is_some()),
     )
     .await;
@@ -182,11 +190,11 @@ async fn slow_and_rate_limiting_vendors_do_not_age_the_healthy_stations() {
     let (mut oldest, mut busy_samples) = (Duration::ZERO, 0);
     while started.elapsed() < Duration::from_secs(14) {
         let now = Utc::now();
-        for view in monitor.views_of(ids.clone()).await {
+        for view in monitor.stations().views(ids.clone()).await {
             let observed = view.state.as_ref().and_then(|s| s.observed_at).unwrap();
             oldest = oldest.max((now - observed).to_std().unwrap_or_default());
         }
-        busy_samples += usize::from(monitor.refreshes_running() > 0);
+        busy_samples += usize::from(monitor.refresh().running() > 0);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     cancel.cancel();
@@ -205,7 +213,7 @@ async fn slow_and_rate_limiting_vendors_do_not_age_the_healthy_stations() {
     eventually(
         Duration::from_secs(20),
         || async {
-            let view = monitor.view(&limited).await.unwrap();
+            let view = monitor.stations().view(&limited).await.unwrap();
             view.state.and_then(|s| s.last_error.clone())
         },
         |error| {
@@ -328,7 +336,8 @@ async fn a_station_read_from_the_database_after_its_live_state_lapsed_says_so() 
     let started = csm::core::model::now();
     let outcome = app
         .monitor
-        .refresh_one(app.monitor.station(&id).await.unwrap())
+        .refresh()
+        .one(app.monitor.stations().get(&id).await.unwrap())
         .await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     assert_eq!(app.monitor.flush().await.pending_rows, 0);
@@ -641,7 +650,7 @@ async fn one_address_cannot_hoard_the_live_streams_and_streams_that_never_read_a
         .map(|n| Arc::new(station(&format!("F{n:02}"), crate::helpers::SCRIPTED, 12)))
         .collect();
     for station in &fleet {
-        app.monitor.add_station(station).await.unwrap();
+        app.monitor.stations().add(station).await.unwrap();
     }
     let flip = |round: usize| {
         let status = if round.is_multiple_of(2) {
@@ -701,7 +710,7 @@ async fn one_address_cannot_hoard_the_live_streams_and_streams_that_never_read_a
                 app.url("/api/events"),
             );
             async move {
-                monitor.refresh(fleet, |_| {}).await;
+                monitor.refresh().many(fleet, |_| {}).await;
                 own.get(url).send().await.unwrap().status()
             }
         },
@@ -763,7 +772,8 @@ async fn ids_that_paths_normalise_or_that_spaces_disguise_are_refused() {
     }
     // A charger serving SEV-0001 is not taken over by a look-alike id with spaces.
     app.monitor
-        .add_station(&station("SEV-0001", "ocpp", 1))
+        .stations()
+        .add(&station("SEV-0001", "ocpp", 1))
         .await
         .unwrap();
     let mut real = connect(&app, "SEV-0001", Some("ocpp1.6")).await.unwrap();

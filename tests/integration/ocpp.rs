@@ -239,7 +239,8 @@ async fn chargers_without_ocpp_or_unknown_ones_are_refused_before_the_upgrade() 
         "a simulator station is not a charge point"
     );
     app.monitor
-        .add_station(&crate::helpers::station("CP-B2", "ocpp", 1))
+        .stations()
+        .add(&crate::helpers::station("CP-B2", "ocpp", 1))
         .await
         .unwrap();
     for offered in ["ocpp2.0.1, ocpp1.6", "OCPP1.6"] {
@@ -885,7 +886,8 @@ async fn csm_cli_ocpp_status_reads_the_registry_the_server_writes() {
 async fn csm_asks_a_charger_that_connects_and_says_nothing_for_its_status() {
     let app = app(false).await;
     app.monitor
-        .add_station(&crate::helpers::station("CP-Q1", "ocpp", 2))
+        .stations()
+        .add(&crate::helpers::station("CP-Q1", "ocpp", 2))
         .await
         .unwrap();
     let mut socket = connect(&app, "CP-Q1", Some("ocpp1.6")).await.unwrap();

@@ -205,7 +205,7 @@ pub async fn alerts(
     let monitor = open(settings).await?;
     match command {
         AlertsCommand::Channels(ChannelsCommand::List(args)) => {
-            let channels = monitor.alert_channels().await?;
+            let channels = monitor.alerts().channels().await?;
             if args.json {
                 print_json(out, &ChannelListJson { channels })?;
             } else {
@@ -224,7 +224,7 @@ pub async fn alerts(
                 url: args.url,
                 secret: args.secret,
             };
-            let channel = monitor.add_alert_channel(draft).await?;
+            let channel = monitor.alerts().add_channel(draft).await?;
             if args.json {
                 print_json(out, &channel)?;
             } else {
@@ -238,11 +238,11 @@ pub async fn alerts(
             }
         }
         AlertsCommand::Channels(ChannelsCommand::Remove(args)) => {
-            monitor.remove_alert_channel(&args.name).await?;
+            monitor.alerts().remove_channel(&args.name).await?;
             writeln!(out, "removed channel {}", args.name)?;
         }
         AlertsCommand::Channels(ChannelsCommand::Test(args)) => {
-            let outcome = monitor.test_alert_channel(&args.name).await?;
+            let outcome = monitor.alerts().test_channel(&args.name).await?;
             let document = ChannelTestJson::of(&args.name, outcome);
             if args.json {
                 print_json(out, &document)?;
@@ -256,7 +256,7 @@ pub async fn alerts(
             }
         }
         AlertsCommand::Rules(RulesCommand::List(args)) => {
-            let rules = monitor.alert_rules().await?;
+            let rules = monitor.alerts().rules().await?;
             if args.json {
                 print_json(out, &RuleListJson { rules })?;
             } else {
@@ -333,7 +333,7 @@ pub async fn alerts(
                 quiet_hours: args.quiet_hours,
                 timezone: args.timezone,
             };
-            let rule = monitor.add_alert_rule(draft).await?;
+            let rule = monitor.alerts().add_rule(draft).await?;
             if args.json {
                 print_json(out, &rule)?;
             } else {
@@ -347,11 +347,11 @@ pub async fn alerts(
             }
         }
         AlertsCommand::Rules(RulesCommand::Remove(args)) => {
-            monitor.remove_alert_rule(args.id).await?;
+            monitor.alerts().remove_rule(args.id).await?;
             writeln!(out, "removed rule {}", args.id)?;
         }
         AlertsCommand::History(args) => {
-            let alerts = monitor.alert_history(args.limit).await?;
+            let alerts = monitor.alerts().history(args.limit).await?;
             if args.json {
                 print_json(out, &AlertListJson { alerts })?;
             } else {

@@ -66,8 +66,9 @@ pub async fn history(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
-    let station = monitor.station(&id).await?;
+    let station = monitor.stations().get(&id).await?;
     let readings = monitor
+        .history()
         .readings(&ReadingsQuery {
             station_id: id,
             port: args.port,
@@ -157,8 +158,9 @@ pub async fn sessions(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
-    let station = monitor.station(&id).await?;
+    let station = monitor.stations().get(&id).await?;
     let sessions = monitor
+        .history()
         .sessions(&SessionsQuery {
             station_id: id,
             port: args.port,
@@ -238,7 +240,7 @@ pub async fn stats(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let Some(station) = &args.station else {
-        let fleet = FleetStatsJson::of(monitor.fleet_stats(args.days).await?);
+        let fleet = FleetStatsJson::of(monitor.history().fleet_stats(args.days).await?);
         if args.json {
             print_json(out, &fleet)?;
             return Ok(ExitCode::SUCCESS);
@@ -260,8 +262,8 @@ pub async fn stats(
         return Ok(ExitCode::SUCCESS);
     };
     let id = StationId::parse(station)?;
-    let station = monitor.station(&id).await?;
-    let stats = monitor.station_stats(&id, args.days).await?;
+    let station = monitor.stations().get(&id).await?;
+    let stats = monitor.history().station_stats(&id, args.days).await?;
     let json = StationStatsJson::of(&station, stats);
     if args.json {
         print_json(out, &json)?;
@@ -341,7 +343,7 @@ pub async fn prune(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
-    let report = monitor.prune().await?;
+    let report = monitor.history().prune().await?;
     for (what, before, deleted) in &report.deleted {
         writeln!(
             out,

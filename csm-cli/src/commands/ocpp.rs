@@ -52,7 +52,7 @@ pub async fn ocpp(
 ) -> anyhow::Result<ExitCode> {
     let OcppCommand::Status(args) = command;
     let monitor = open(settings).await?;
-    let list = monitor.charge_points(args.all).await?;
+    let list = monitor.ocpp().charge_points(args.all).await?;
     if args.json {
         print_json(out, &ChargePointListJson::of(&list))?;
         return Ok(ExitCode::SUCCESS);

@@ -43,7 +43,7 @@ pub async fn ports(
 ) -> anyhow::Result<ExitCode> {
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
-    let view = monitor.view(&id).await?;
+    let view = monitor.stations().view(&id).await?;
     if args.json {
         print_json(out, &StationDetailJson::of(&view))?;
         return Ok(ExitCode::SUCCESS);
@@ -180,6 +180,7 @@ pub async fn events(
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
     let events = monitor
+        .history()
         .events(&EventQuery {
             station_id: Some(id.clone()),
             port: args.port,
@@ -192,7 +193,7 @@ pub async fn events(
         return Ok(ExitCode::SUCCESS);
     }
     if args.csv {
-        let station = monitor.station(&id).await?;
+        let station = monitor.stations().get(&id).await?;
         out.write_all(&csm_core::views::history::csv::events(&station, &events))?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -113,19 +113,20 @@ pub async fn refresh(
     }
     let monitor = open(settings).await?;
     let stations: Vec<Arc<Station>> = if args.all {
-        monitor.enabled_stations().await?
+        monitor.stations().enabled().await?
     } else {
         let mut chosen = Vec::with_capacity(args.stations.len());
         for raw in &args.stations {
             let id = StationId::parse(raw)?;
-            chosen.push(monitor.station(&id).await?);
+            chosen.push(monitor.stations().get(&id).await?);
         }
         chosen
     };
     let progress = Progress::new(stations.len());
     let started = Instant::now();
     let outcomes = monitor
-        .refresh(stations, |outcome| progress.step(outcome))
+        .refresh()
+        .many(stations, |outcome| progress.step(outcome))
         .await;
     let report = monitor.shutdown(FLUSH_DEADLINE).await;
     let elapsed = started.elapsed();

@@ -187,18 +187,14 @@ pub async fn stations(
             };
             station.validate()?;
             match args.password.as_deref() {
-                Some(password) => {
-                    monitor
-                        .add_station_with_password(&station, password)
-                        .await?
-                }
-                None => monitor.add_station(&station).await?,
+                Some(password) => monitor.ocpp().add_with_password(&station, password).await?,
+                None => monitor.stations().add(&station).await?,
             }
             writeln!(out, "added station {} ({})", station.id, station.name)?;
         }
         StationsCommand::Remove(args) => {
             let id = StationId::parse(&args.id)?;
-            monitor.remove_station(&id).await?;
+            monitor.stations().remove(&id).await?;
             writeln!(out, "removed station {id}")?;
         }
         StationsCommand::Import(args) => {
@@ -215,7 +211,7 @@ pub async fn stations(
                 .with_context(|| format!("reading {}", args.file.display()))?;
             let stations = parse_stations(&text, format, &args.vendor)
                 .with_context(|| format!("importing {}", args.file.display()))?;
-            let counts = monitor.import(&stations).await?;
+            let counts = monitor.stations().import(&stations).await?;
             writeln!(
                 out,
                 "imported {} stations from {} ({} added, {} updated)",
@@ -226,7 +222,7 @@ pub async fn stations(
             )?;
         }
         StationsCommand::Sync(args) => {
-            let counts = monitor.sync_vendor(&args.vendor).await?;
+            let counts = monitor.stations().sync_vendor(&args.vendor).await?;
             writeln!(
                 out,
                 "synced vendor {}: {} added, {} updated",
@@ -256,7 +252,7 @@ async fn list_stations(
         offset: args.offset,
         estimates: args.json && args.view == ListView::Full,
     };
-    let page = monitor.list(&query).await?;
+    let page = monitor.stations().list(&query).await?;
     if args.json {
         return print_json(out, &StationListJson::of(&page, args.view));
     }

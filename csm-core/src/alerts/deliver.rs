@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Hub;
 use super::message::{Answer, Message};
-use super::model::{Alert, Channel, new_id};
-use super::store::{Finish, OutboxRow};
+use crate::model::alerts::{Alert, Channel, new_id};
 use crate::rate::TokenBucket;
 use crate::settings::AlertSettings;
 use crate::store::Store;
+use crate::store::{Finish, OutboxRow};
 
 /// How long a claim holds: longer than any attempt (the client gives up after
 /// [`SEND_TIMEOUT`]), short enough that a dead instance's alerts go out soon after.
@@ -89,7 +89,7 @@ pub(crate) async fn run(
                 let channel = channels.iter().find(|c| c.name == name).cloned();
                 let refused = channel
                     .as_ref()
-                    .filter(|c| !allowed.allows(&c.url))
+                    .filter(|c| !allowed.allowed_hosts.allows(&c.url))
                     .map(|c| {
                         format!(
                             "channel {:?} posts to a host CSM_ALERT_HOSTS does not allow",

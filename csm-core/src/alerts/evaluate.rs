@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::model::{Rule, RuleId, RuleKind, Scope};
-use super::store::OpenAlert;
+use crate::model::alerts::{Condition, Rule, RuleId, RuleKind, Scope};
 use crate::model::{PortStatus, StationId, StationState};
+use crate::store::OpenAlert;
 
 /// What a condition is about: a rule, a station, a port (0: the station as a whole).
 pub type Target = (RuleId, StationId, u32);
@@ -56,7 +56,7 @@ struct Seen {
 }
 
 #[derive(Clone, Debug)]
-struct Condition {
+struct Tracked {
     /// When it began to hold (`None`: it does not hold now).
     since: Option<DateTime<Utc>>,
     /// `port_free`: the port was seen not free, so becoming free is news.
@@ -75,7 +75,7 @@ pub struct Evaluator {
     /// observation looks only at the rules that watch its station.
     by_station: HashMap<StationId, Vec<Arc<Rule>>>,
     everywhere: Vec<Arc<Rule>>,
-    conditions: HashMap<Target, Condition>,
+    conditions: HashMap<Target, Tracked>,
 }
 
 impl Evaluator {
@@ -89,7 +89,7 @@ impl Evaluator {
             if evaluator.rules.contains_key(&alert.rule_id) {
                 evaluator.conditions.insert(
                     (alert.rule_id, alert.station_id.clone(), alert.port),
-                    Condition {
+                    Tracked {
                         since: Some(alert.opened_at),
                         armed: true,
                         open: Some(alert.alert_id.clone()),
@@ -157,7 +157,7 @@ impl Evaluator {
     pub fn watches_measurements(&self) -> Vec<&Arc<Rule>> {
         self.rules
             .values()
-            .filter(|r| r.kind == RuleKind::Voltage)
+            .filter(|r| r.kind() == RuleKind::Voltage)
             .collect()
     }
 
@@ -224,16 +224,16 @@ impl Evaluator {
         let station_id = target.1.clone();
         match seen.holds_since {
             Some(since) => {
-                let condition = self.conditions.entry(target).or_insert_with(|| Condition {
+                let condition = self.conditions.entry(target).or_insert_with(|| Tracked {
                     since: None,
                     // A port already free when first seen is not news; other conditions are.
-                    armed: rule.kind != RuleKind::PortFree,
+                    armed: rule.kind() != RuleKind::PortFree,
                     open: None,
                     status: String::new(),
                     detail: None,
                 });
                 // A voltage excursion is timed from when csm first saw it.
-                let since = match (rule.kind, condition.since) {
+                let since = match (rule.kind(), condition.since) {
                     (RuleKind::Voltage, Some(before)) => before,
                     _ => since,
                 };
@@ -254,10 +254,10 @@ impl Evaluator {
                     return None;
                 }
                 let Some(condition) = condition else {
-                    if rule.kind == RuleKind::PortFree {
+                    if rule.kind() == RuleKind::PortFree {
                         self.conditions.insert(
                             target,
-                            Condition {
+                            Tracked {
                                 since: None,
                                 armed: true,
                                 open: None,
@@ -283,7 +283,7 @@ impl Evaluator {
                 });
                 condition.armed = true;
                 condition.status = seen.status;
-                if rule.kind != RuleKind::PortFree {
+                if rule.kind() != RuleKind::PortFree {
                     self.conditions.remove(&target);
                 }
                 change
@@ -297,9 +297,9 @@ impl Evaluator {
             .ports
             .iter()
             .filter(|p| rule.watches_port(p.reading.port));
-        match rule.kind {
-            RuleKind::PortFree | RuleKind::Fault => {
-                let wanted = if rule.kind == RuleKind::PortFree {
+        match rule.condition {
+            Condition::PortFree | Condition::Fault => {
+                let wanted = if rule.condition == Condition::PortFree {
                     PortStatus::Free
                 } else {
                     PortStatus::Fault
@@ -318,25 +318,22 @@ impl Evaluator {
                     })
                     .collect()
             }
-            RuleKind::Voltage => {
-                let (low, high) = (rule.low.unwrap_or(0.0), rule.high.unwrap_or(f64::MAX));
-                ports
-                    .map(|p| {
-                        let unknown = unseen(p, state);
-                        let voltage = p.reading.voltage.filter(|_| !unknown);
-                        let outside = voltage.filter(|v| *v < low || *v > high);
-                        let seen = Seen {
-                            holds_since: outside.map(|_| state.observed_at.unwrap_or(now)),
-                            unknown,
-                            status: p.reading.status.as_str().to_owned(),
-                            detail: outside.map(|v| format!("{v:.1} V（正常 {low}–{high} V）")),
-                        };
-                        (p.reading.port, seen)
-                    })
-                    .collect()
-            }
-            RuleKind::FreePorts => {
-                let needed = rule.free_ports.unwrap_or(1) as usize;
+            Condition::Voltage { low, high } => ports
+                .map(|p| {
+                    let unknown = unseen(p, state);
+                    let voltage = p.reading.voltage.filter(|_| !unknown);
+                    let outside = voltage.filter(|v| *v < low || *v > high);
+                    let seen = Seen {
+                        holds_since: outside.map(|_| state.observed_at.unwrap_or(now)),
+                        unknown,
+                        status: p.reading.status.as_str().to_owned(),
+                        detail: outside.map(|v| format!("{v:.1} V（正常 {low}–{high} V）")),
+                    };
+                    (p.reading.port, seen)
+                })
+                .collect(),
+            Condition::FreePorts { count } => {
+                let needed = count as usize;
                 let (mut free, mut offline) = (Vec::new(), 0);
                 for port in ports {
                     match port.reading.status {
@@ -361,7 +358,7 @@ impl Evaluator {
                     },
                 )]
             }
-            RuleKind::Offline => {
+            Condition::Offline => {
                 let seen = if unreachable(state) {
                     Seen {
                         holds_since: Some(state.observed_at.unwrap_or(state.checked_at)),
@@ -409,7 +406,7 @@ fn fire(
     rule: &Arc<Rule>,
     station_id: &StationId,
     port: u32,
-    condition: &Condition,
+    condition: &Tracked,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Change {
@@ -432,7 +429,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::alerts::model::RuleDraft;
+    use crate::model::alerts::RuleDraft;
     use crate::model::{PortReading, PortState};
 
     fn rule(id: RuleId, json: serde_json::Value) -> Rule {

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::model::{Alert, Channel, ChannelKind, RuleKind};
+use crate::model::alerts::{Alert, Channel, ChannelKind, RuleKind};
 
 /// Most bytes of text one message carries on each platform (WeCom's text limit is 2,048 bytes,
 /// Feishu's whole request 20 KB); a digest lists what fits and counts the rest.
@@ -306,7 +306,7 @@ pub fn read_answer(kind: ChannelKind, status: u16, retry_after: Option<u64>, bod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::model::Secret;
+    use crate::secret::Secret;
 
     // Known answers computed from each platform's documented algorithm with Python's hmac and
     // checked with `openssl dgst -sha256 -hmac`; the Feishu one with the inputs of Feishu's own

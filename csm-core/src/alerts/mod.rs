@@ -8,7 +8,7 @@
 //!    conditions in memory: a condition fires once it has held for the rule's `min_secs`,
 //!    is not sent again while it stays open, and resolves when it ends.
 //! 2. A fired alert is written to the outbox in the database, with its open state, before
-//!    anything is sent ([`store`]). Quiet hours only move when it is due.
+//!    anything is sent ([`crate::store::AlertStore`]). Quiet hours only move when it is due.
 //! 3. The delivery worker ([`deliver`]) claims due alerts with an expiry, sends them within
 //!    each channel's rate limit (a burst becomes one digest), retries what may succeed later,
 //!    and records what the channel answered. An alert is delivered at least once, under the
@@ -24,16 +24,13 @@ use tokio::sync::{Mutex, Notify, mpsc};
 pub mod deliver;
 pub mod evaluate;
 pub mod message;
-pub mod model;
 pub(crate) mod run;
-pub mod store;
 
 pub use self::message::Answer;
-pub use self::model::{
-    Alert, AlertRecord, Channel, ChannelDraft, ChannelJson, ChannelKind, DeliveryState, QuietHours,
-    Rule, RuleDraft, RuleId, RuleJson, RuleKind, Scope, Secret, new_id, redact_target,
+pub use crate::model::alerts::{
+    Alert, AlertRecord, Channel, ChannelDraft, ChannelJson, ChannelKind, Condition, DeliveryState,
+    QuietHours, Rule, RuleDraft, RuleId, RuleJson, RuleKind, Scope, new_id,
 };
-pub use self::store::{AlertStore, Finish, OpenAlert, OutboxRow};
 
 /// How often the running evaluator reloads the rules from the database.
 pub const RULES_RELOAD: Duration = Duration::from_secs(10);
@@ -132,7 +129,7 @@ impl Hub {
             Err(error) => Answer::Retry {
                 message: format!(
                     "could not reach {}: {}",
-                    redact_target(&channel.url),
+                    crate::secret::redact_target(&channel.url),
                     describe(error.without_url())
                 ),
                 retry_after: None,

@@ -12,12 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::evaluate::{Change, Evaluator};
 use super::message;
-use super::model::{Alert, DeliveryState, Rule, RuleDraft, Scope, new_id};
-use super::store::{OpenAlert, OutboxRow};
 use super::{RULES_RELOAD, RuleChange};
+use crate::catalog::CatalogCell;
 use crate::model::StationId;
-use crate::monitor::Monitor;
-use crate::refresh::Watched;
+use crate::model::alerts::{Alert, DeliveryState, Rule, RuleDraft, Scope, new_id};
+use crate::refresh::{Engine, Watched};
+use crate::store::{OpenAlert, OutboxRow};
+use crate::store::{Store, StoreError};
 
 /// Alerts fired but not yet written, at most; beyond it the oldest go (counted).
 const UNSAVED_MAX: usize = 100_000;
@@ -32,19 +33,33 @@ struct Unsaved {
     spent: Vec<u64>,
 }
 
+/// What the evaluator works with.
+#[derive(Clone)]
+pub(crate) struct Context {
+    /// Rules, open alerts and the outbox.
+    pub(crate) store: Arc<dyn Store>,
+    /// The change stream, and the stations' current state.
+    pub(crate) engine: Engine,
+    /// Station names.
+    pub(crate) catalog: Arc<CatalogCell>,
+    /// The delivery worker's wake-up and the inbox of rule changes.
+    pub(crate) hub: Arc<super::Hub>,
+    /// The time zone of rules that name none.
+    pub(crate) zone: chrono_tz::Tz,
+}
+
 /// Evaluates rules until `cancel` fires.
-pub(crate) async fn evaluate(monitor: Arc<Monitor>, cancel: CancellationToken) {
-    let Some(mut evaluator) = start(&monitor, &cancel).await else {
+pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
+    let Some(mut evaluator) = start(&ctx, &cancel).await else {
         return;
     };
-    let hub = monitor.alert_hub();
-    let mut inbox = hub.inbox.lock().await;
-    let mut updates = monitor.subscribe();
+    let mut inbox = ctx.hub.inbox.lock().await;
+    let mut updates = ctx.engine.subscribe();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut reload = tokio::time::interval(RULES_RELOAD);
     reload.reset();
     let mut unsaved = Unsaved::default();
-    seed(&monitor, &mut evaluator, None, &mut unsaved).await;
+    seed(&ctx, &mut evaluator, None, &mut unsaved).await;
     loop {
         let mut changes = Vec::new();
         // Rule changes first (a rule added just before a change must see it), then the clock
@@ -56,17 +71,17 @@ pub(crate) async fn evaluate(monitor: Arc<Monitor>, cancel: CancellationToken) {
                 Some(RuleChange::Added(rule)) => {
                     let id = rule.id;
                     evaluator.set_rule(rule);
-                    watch(&monitor, &evaluator);
-                    seed(&monitor, &mut evaluator, Some(id), &mut unsaved).await;
+                    watch(&ctx, &evaluator);
+                    seed(&ctx, &mut evaluator, Some(id), &mut unsaved).await;
                 }
                 Some(RuleChange::Removed(id)) => {
                     evaluator.remove_rule(id);
-                    watch(&monitor, &evaluator);
+                    watch(&ctx, &evaluator);
                 }
                 None => break,
             },
             _ = clock.tick() => changes.extend(evaluator.tick(crate::model::now())),
-            _ = reload.tick() => reload_rules(&monitor, &mut evaluator, &mut unsaved).await,
+            _ = reload.tick() => reload_rules(&ctx, &mut evaluator, &mut unsaved).await,
             update = updates.recv() => match update {
                 Ok(update) => {
                     let now = crate::model::now();
@@ -78,23 +93,23 @@ pub(crate) async fn evaluate(monitor: Arc<Monitor>, cancel: CancellationToken) {
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "alert rules fell behind the refresh engine; reading the stations again");
-                    seed(&monitor, &mut evaluator, None, &mut unsaved).await;
+                    seed(&ctx, &mut evaluator, None, &mut unsaved).await;
                 }
                 Err(RecvError::Closed) => break,
             },
         }
-        collect(&monitor, &mut evaluator, changes, &mut unsaved).await;
-        save(&monitor, &mut unsaved).await;
+        collect(&ctx, &mut evaluator, changes, &mut unsaved).await;
+        save(&ctx, &mut unsaved).await;
     }
-    save(&monitor, &mut unsaved).await;
+    save(&ctx, &mut unsaved).await;
 }
 
 /// Loads the rules and the open alerts, waiting for the database.
-async fn start(monitor: &Monitor, cancel: &CancellationToken) -> Option<Evaluator> {
+async fn start(ctx: &Context, cancel: &CancellationToken) -> Option<Evaluator> {
     loop {
-        match load(monitor).await {
+        match load(ctx).await {
             Ok(evaluator) => {
-                watch(monitor, &evaluator);
+                watch(ctx, &evaluator);
                 return Some(evaluator);
             }
             Err(error) => {
@@ -108,20 +123,19 @@ async fn start(monitor: &Monitor, cancel: &CancellationToken) -> Option<Evaluato
     }
 }
 
-async fn load(monitor: &Monitor) -> Result<Evaluator, crate::store::StoreError> {
-    let rules = stored_rules(monitor).await?;
-    let open = monitor.store_handle().alerts().open_alerts().await?;
+async fn load(ctx: &Context) -> Result<Evaluator, StoreError> {
+    let rules = stored_rules(&*ctx.store, ctx.zone).await?;
+    let open = ctx.store.alerts().open_alerts().await?;
     Ok(Evaluator::new(rules, &open))
 }
 
-/// The stored rules that still read as rules (one that does not is logged and skipped).
-pub(crate) async fn stored_rules(monitor: &Monitor) -> Result<Vec<Rule>, crate::store::StoreError> {
-    let zone = monitor
-        .settings()
-        .history
-        .tz()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
-    let stored = monitor.store_handle().alerts().rules().await?;
+/// The stored rules that still read as rules (one that does not is logged and skipped);
+/// `zone`: the time zone of rules that name none.
+pub(crate) async fn stored_rules(
+    store: &dyn Store,
+    zone: chrono_tz::Tz,
+) -> Result<Vec<Rule>, StoreError> {
+    let stored = store.alerts().rules().await?;
     Ok(stored
         .into_iter()
         .filter_map(|(id, definition)| {
@@ -143,8 +157,8 @@ pub(crate) async fn stored_rules(monitor: &Monitor) -> Result<Vec<Rule>, crate::
 }
 
 /// Picks up rules added or removed elsewhere (`csm-cli`, another instance).
-async fn reload_rules(monitor: &Monitor, evaluator: &mut Evaluator, unsaved: &mut Unsaved) {
-    let Ok(rules) = stored_rules(monitor).await else {
+async fn reload_rules(ctx: &Context, evaluator: &mut Evaluator, unsaved: &mut Unsaved) {
+    let Ok(rules) = stored_rules(&*ctx.store, ctx.zone).await else {
         return;
     };
     let known: HashSet<u64> = evaluator.rules().map(|r| r.id).collect();
@@ -159,14 +173,14 @@ async fn reload_rules(monitor: &Monitor, evaluator: &mut Evaluator, unsaved: &mu
             evaluator.set_rule(rule);
         }
     }
-    watch(monitor, evaluator);
+    watch(ctx, evaluator);
     for id in added {
-        seed(monitor, evaluator, Some(id), unsaved).await;
+        seed(ctx, evaluator, Some(id), unsaved).await;
     }
 }
 
 /// Tells the engine which stations voltage rules need every observation of.
-fn watch(monitor: &Monitor, evaluator: &Evaluator) {
+fn watch(ctx: &Context, evaluator: &Evaluator) {
     let voltage = evaluator.watches_measurements();
     let watched = if voltage.iter().any(|r| r.stations == Scope::All) {
         Watched::All
@@ -181,19 +195,15 @@ fn watch(monitor: &Monitor, evaluator: &Evaluator) {
                 .collect(),
         )
     };
-    monitor.engine_handle().watch_measurements(watched);
+    ctx.engine.watch_measurements(watched);
 }
 
 /// Shows the evaluator the current state of the stations its rules (or one rule) watch.
-async fn seed(
-    monitor: &Monitor,
-    evaluator: &mut Evaluator,
-    rule: Option<u64>,
-    unsaved: &mut Unsaved,
-) {
-    let Ok(stations) = monitor.stations().await else {
+async fn seed(ctx: &Context, evaluator: &mut Evaluator, rule: Option<u64>, unsaved: &mut Unsaved) {
+    let Ok(catalog) = ctx.catalog.get().await else {
         return;
     };
+    let stations = &catalog.stations;
     let rules: Vec<Arc<Rule>> = evaluator
         .rules()
         .filter(|r| rule.is_none_or(|id| r.id == id))
@@ -202,23 +212,23 @@ async fn seed(
     let watched: Vec<_> = stations
         .iter()
         .filter(|s| rules.iter().any(|r| r.stations.covers(&s.id)))
-        .cloned()
+        .map(|s| s.id.clone())
         .collect();
     let now = crate::model::now();
     let mut changes = Vec::new();
     for chunk in watched.chunks(1_000) {
-        for view in monitor.views_of(chunk.to_vec()).await {
-            if let Some(state) = &view.state {
+        for current in ctx.engine.current(chunk).await {
+            if let Some(state) = &current.state {
                 changes.extend(evaluator.observe(state, now));
             }
         }
     }
-    collect(monitor, evaluator, changes, unsaved).await;
+    collect(ctx, evaluator, changes, unsaved).await;
 }
 
 /// Turns changes into outbox rows and open / closed alerts.
 async fn collect(
-    monitor: &Monitor,
+    ctx: &Context,
     evaluator: &mut Evaluator,
     changes: Vec<Change>,
     unsaved: &mut Unsaved,
@@ -226,7 +236,7 @@ async fn collect(
     if changes.is_empty() {
         return;
     }
-    let catalog = monitor.catalog().await.ok();
+    let catalog = ctx.catalog.get().await.ok();
     for change in changes {
         let target = (
             change.rule.id,
@@ -247,7 +257,7 @@ async fn collect(
         let mut alert = Alert {
             id: new_id(),
             rule: change.rule.id,
-            kind: change.rule.kind,
+            kind: change.rule.kind(),
             resolved: change.resolved,
             station_id: change.station_id.to_string(),
             station_name: name,
@@ -258,9 +268,9 @@ async fn collect(
             text: String::new(),
         };
         alert.text = message::text(&alert, change.detail.as_deref());
-        let urgent = !change.resolved && change.rule.kind.urgent();
+        let urgent = !change.resolved && change.rule.kind().urgent();
         let due_at = change.rule.due(change.at, urgent);
-        metrics::counter!("csm_alerts_fired_total", "kind" => change.rule.kind.as_str(), "resolved" => if change.resolved { "true" } else { "false" })
+        metrics::counter!("csm_alerts_fired_total", "kind" => change.rule.kind().as_str(), "resolved" => if change.resolved { "true" } else { "false" })
             .increment(1);
         if !change.resolved {
             evaluator.opened(&change, &alert.id);
@@ -299,12 +309,12 @@ async fn collect(
         );
     }
     if !unsaved.spent.is_empty() {
-        watch(monitor, evaluator);
+        watch(ctx, evaluator);
     }
 }
 
 /// Writes what is unsaved; keeps it for the next try when the database is away.
-async fn save(monitor: &Monitor, unsaved: &mut Unsaved) {
+async fn save(ctx: &Context, unsaved: &mut Unsaved) {
     if unsaved.fired.is_empty()
         && unsaved.opened.is_empty()
         && unsaved.closed.is_empty()
@@ -312,7 +322,7 @@ async fn save(monitor: &Monitor, unsaved: &mut Unsaved) {
     {
         return;
     }
-    let store = monitor.store_handle();
+    let store = &ctx.store;
     match store
         .alerts()
         .record_alerts(&unsaved.fired, &unsaved.opened, &unsaved.closed)
@@ -321,7 +331,7 @@ async fn save(monitor: &Monitor, unsaved: &mut Unsaved) {
         Ok(()) => {
             let spent = std::mem::take(&mut unsaved.spent);
             *unsaved = Unsaved::default();
-            monitor.alert_hub().wake.notify_one();
+            ctx.hub.wake.notify_one();
             for id in spent {
                 if let Err(error) = store.alerts().remove_rule(id).await {
                     tracing::warn!(rule = id, %error, "cannot remove a rule that fired once yet; trying again");

@@ -3,22 +3,8 @@
 //! The cache holds one [`StationState`] per station (the latest readings of every port) with a
 //! lifetime of a few refresh intervals. API reads are served from it; the store is the fallback.
 //!
-//! # Every cache csm keeps
-//!
-//! | cache | holds | lives | made out of date by | with several instances on one Redis |
-//! |---|---|---|---|---|
-//! | the live cache ([`MemoryCache`] or [`RedisCache`]) | each station's latest state, in the compact encoding of [`codec`] | `CSM_CACHE_TTL_SECS` (three refresh intervals) | every refresh of the station rewrites it; removing the station deletes it | shared: every instance reads and writes the same keys (under `CSM_CACHE_PREFIX`) |
-//! | the near cache ([`NearCache`], in front of Redis) | this process's copy of states it read or wrote | `CSM_CACHE_LOCAL_TTL_MS` (1 s), never longer than the live cache's entry | this process's writes go through it; removals delete from both | another instance's write is seen here at most one local lifetime later |
-//! | the station catalogue ([`crate::monitor::catalog`]) | every station, an index by id | until the store's catalogue version changes, checked every 2 s in the background | this instance's add, import and remove reload it at once | another instance's change is seen within the 2 s check |
-//! | the search text (in the catalogue) | id, name and address of each station, lower-cased | as long as its catalogue version | a new catalogue version | as the catalogue |
-//! | the diff base ([`crate::refresh::base`]) | the last state this engine produced for each station, without measurements | until the station is removed | each refresh job replaces its station's entry | per process; used only when the live cache has nothing newer |
-//! | the station answers (csm-server, `detail.rs`) | the encoded JSON of `GET /api/stations/{id}` | 250 ms, at most 10,000 stations | expiry; removing the station drops it | per process: at most 250 ms behind the live cache |
-//! | the session lengths ([`crate::history::estimate`]) | each station's recent session lengths, and the fleet's, for free estimates | read again in the background after 5 minutes | expiry; removing the station drops it | per process: at most 5 minutes behind |
-//! | the history recorder ([`crate::history::record`]) | each port's last stored reading (for the deadbands) and last energy | until the station is removed | each refresh | per process; a new process starts from the previous observation |
-//! | the fleet's statistics ([`crate::monitor::FLEET_STATS_FRESH`]) | `GET /api/stats?days=N` by N | 30 s | expiry | per process |
-//! | the charge point passwords ([`crate::monitor::PASSWORDS_FRESH`]) | every OCPP charge point's password hash, read at once; the last read also kept for while the database is away | 60 s (the last read: until the next) | expiry; this process's changes at once | per process: another instance's change is seen within 60 s |
-//! | the OCPP connections ([`crate::ocpp::OcppSource`]) | each charger heard since start: connectors, boot details, connection, last message, csm's outstanding call | until the station is removed | the charger's frames; its connection's end | per process: a charger is connected to one server; its record is written to the database within 1 s ([`crate::monitor::REGISTRY_EVERY`]) |
-//! | the alert evaluator ([`crate::alerts::evaluate`]) | the rules and each condition's state | while the server runs | rule changes: at once through the API, within 10 s from elsewhere; open alerts are also stored | per process: one evaluating server per fleet |
+//! Every cache csm keeps, with what makes each out of date, is listed once, in ARCHITECTURE.md
+//! ("Caches").
 
 use std::fmt;
 use std::sync::Arc;

@@ -19,8 +19,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{CacheError, StatusCache, decode, encode};
-use crate::error::redact_url;
 use crate::model::{StationId, StationState};
+use crate::secret::redact_url;
 
 /// How long the cache fails fast after Redis stopped answering.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);

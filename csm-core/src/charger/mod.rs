@@ -323,7 +323,6 @@ pub enum SourcesError {
 pub struct Chargers {
     by_vendor: BTreeMap<String, Arc<dyn ChargerApi>>,
     simulator: Option<Arc<Simulator>>,
-    ocpp: Option<Arc<crate::ocpp::OcppSource>>,
 }
 
 impl fmt::Debug for Chargers {
@@ -347,17 +346,6 @@ impl Chargers {
     pub fn insert_simulator(&mut self, simulator: Arc<Simulator>) {
         self.simulator = Some(Arc::clone(&simulator));
         self.insert(simulator);
-    }
-
-    /// Adds the OCPP source, kept also as itself (connections feed it).
-    pub fn insert_ocpp(&mut self, ocpp: Arc<crate::ocpp::OcppSource>) {
-        self.ocpp = Some(Arc::clone(&ocpp));
-        self.insert(ocpp);
-    }
-
-    /// The OCPP source, when it was added with [`Chargers::insert_ocpp`].
-    pub fn ocpp(&self) -> Option<&Arc<crate::ocpp::OcppSource>> {
-        self.ocpp.as_ref()
     }
 
     /// The built-in simulator, when it was added with [`Chargers::insert_simulator`].
@@ -386,7 +374,8 @@ impl Chargers {
     }
 
     /// The registry described by the settings: the simulator, the built-in `csm` profile and
-    /// every `*.toml` profile in the vendors folder (a missing folder is fine; a broken profile
+    /// every `*.toml` profile in the vendors folder (OCPP chargers are added by the monitor,
+    /// which feeds them their connections) (a missing folder is fine; a broken profile
     /// is an error naming the file).
     pub fn from_settings(settings: &Settings) -> Result<Self, SourcesError> {
         let client = build_client(&settings.vendors, settings.engine.concurrency)
@@ -398,13 +387,10 @@ impl Chargers {
         }
         if settings.seeds_demo() {
             // The demo begins with a simulated past that the live simulation continues.
-            let (past, _) = crate::history::past::demo_span(settings.simulator.speed);
+            let (past, _) = simulator::past_span(settings.simulator.speed);
             simulator = simulator.starting_at(crate::model::now() - past);
         }
         chargers.insert_simulator(Arc::new(simulator));
-        chargers.insert_ocpp(Arc::new(crate::ocpp::OcppSource::new(
-            settings.ocpp.heartbeat_secs,
-        )));
         let mut profiles = vec![VendorProfile::native()];
         profiles.extend(VendorProfile::load_dir(&settings.vendors.dir)?);
         for profile in profiles {

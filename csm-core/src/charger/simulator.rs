@@ -453,6 +453,26 @@ impl Rng {
     }
 }
 
+/// How much past the demo begins with: a week at a snapshot a minute on a real-time
+/// simulator; with a faster simulated clock a snapshot every `60 s / speed` (at least a second),
+/// and at most [`DEMO_SNAPSHOTS`] of them. Returns the past's length and its step.
+pub fn past_span(speed: f64) -> (Duration, Duration) {
+    let speed = if speed.is_finite() && speed > 0.0 {
+        speed
+    } else {
+        1.0
+    };
+    let step_ms = (60_000.0 / speed).max(1_000.0) as i64;
+    let step = Duration::milliseconds(step_ms);
+    let length = (step * DEMO_SNAPSHOTS).min(DEMO_PAST);
+    (length, step)
+}
+
+/// The longest simulated past of the demo.
+pub const DEMO_PAST: Duration = Duration::days(7);
+/// The most snapshots of a demo station's past.
+pub const DEMO_SNAPSHOTS: i32 = 10_080;
+
 #[cfg(test)]
 mod tests {
     use super::*;

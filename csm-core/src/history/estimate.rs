@@ -60,7 +60,7 @@ pub enum Scope {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FreeEstimate {
     /// The likely time.
-    #[serde(serialize_with = "crate::views::time::rfc3339")]
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     /// What it rests on.
     pub basis: Basis,

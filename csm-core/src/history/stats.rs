@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{HourDelta, HourRow, HourTotals};
 use crate::model::PortStatus;
-use crate::views::time;
+use crate::time;
 
 /// Most days statistics cover.
 pub const MAX_DAYS: u32 = 366;

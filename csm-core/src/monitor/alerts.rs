@@ -6,22 +6,77 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Monitor, MonitorError, READ_WAIT};
+use super::{MonitorError, READ_WAIT};
 use crate::alerts::message::Message;
 use crate::alerts::{
     Alert, AlertRecord, Answer, ChannelDraft, ChannelJson, RuleChange, RuleDraft, RuleId, RuleJson,
     RuleKind, Scope, TestOutcome, deliver, run,
 };
+use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
+use crate::refresh::Engine;
+use crate::settings::Settings;
 use crate::store;
+use crate::store::Store;
 
 /// Most alerts one history answer holds.
 pub const MAX_ALERT_HISTORY: u32 = 1_000;
 
-impl Monitor {
+/// The alerts area of the [`Monitor`](super::Monitor).
+#[derive(Clone)]
+pub struct Alerts {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    engine: Engine,
+    catalog: Arc<CatalogCell>,
+    /// What the alert tasks share.
+    hub: Arc<crate::alerts::Hub>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").field("hub", &self.hub).finish()
+    }
+}
+
+impl Alerts {
+    pub(super) fn new(
+        settings: &Arc<Settings>,
+        store: &Arc<dyn Store>,
+        engine: &Engine,
+        catalog: &Arc<CatalogCell>,
+    ) -> Self {
+        Self {
+            settings: Arc::clone(settings),
+            store: Arc::clone(store),
+            engine: engine.clone(),
+            catalog: Arc::clone(catalog),
+            hub: Arc::new(crate::alerts::Hub::new()),
+        }
+    }
+
+    /// The time zone of rules that name none.
+    fn zone(&self) -> Result<chrono_tz::Tz, MonitorError> {
+        Ok(self.settings.history.tz()?)
+    }
+
     /// Evaluates alert rules and delivers what they fire until `cancel` fires.
-    pub async fn run_alerts(self: Arc<Self>, cancel: CancellationToken) {
-        let evaluate = run::evaluate(Arc::clone(&self), cancel.clone());
+    pub async fn run(&self, cancel: CancellationToken) {
+        let zone = match self.zone() {
+            Ok(zone) => zone,
+            Err(error) => {
+                tracing::error!(%error, "alert rules cannot run");
+                return;
+            }
+        };
+        let context = run::Context {
+            store: Arc::clone(&self.store),
+            engine: self.engine.clone(),
+            catalog: Arc::clone(&self.catalog),
+            hub: Arc::clone(&self.hub),
+            zone,
+        };
+        let evaluate = run::evaluate(context, cancel.clone());
         let allowed = self.settings.alerts.clone();
         let deliver = deliver::run(
             Arc::clone(&self.store),
@@ -33,7 +88,7 @@ impl Monitor {
     }
 
     /// Every alert channel, redacted.
-    pub async fn alert_channels(&self) -> Result<Vec<ChannelJson>, MonitorError> {
+    pub async fn channels(&self) -> Result<Vec<ChannelJson>, MonitorError> {
         let read = self.store.alerts().channels();
         let channels =
             store::within(READ_WAIT, "reading alert channels", &*self.store, read).await?;
@@ -41,18 +96,15 @@ impl Monitor {
     }
 
     /// Adds an alert channel.
-    pub async fn add_alert_channel(
-        &self,
-        draft: ChannelDraft,
-    ) -> Result<ChannelJson, MonitorError> {
-        let channel = draft.validate(&self.settings.alerts)?;
+    pub async fn add_channel(&self, draft: ChannelDraft) -> Result<ChannelJson, MonitorError> {
+        let channel = draft.validate(&self.settings.alerts.allowed_hosts)?;
         self.store.alerts().add_channel(&channel).await?;
         Ok(ChannelJson::from(&channel))
     }
 
     /// Removes an alert channel no rule sends to.
-    pub async fn remove_alert_channel(&self, name: &str) -> Result<(), MonitorError> {
-        let users: Vec<String> = run::stored_rules(self)
+    pub async fn remove_channel(&self, name: &str) -> Result<(), MonitorError> {
+        let users: Vec<String> = run::stored_rules(&*self.store, self.zone()?)
             .await?
             .iter()
             .filter(|r| r.channel == name)
@@ -73,18 +125,18 @@ impl Monitor {
     }
 
     /// Every alert rule.
-    pub async fn alert_rules(&self) -> Result<Vec<RuleJson>, MonitorError> {
-        let read = run::stored_rules(self);
+    pub async fn rules(&self) -> Result<Vec<RuleJson>, MonitorError> {
+        let read = run::stored_rules(&*self.store, self.zone()?);
         let rules = store::within(READ_WAIT, "reading alert rules", &*self.store, read).await?;
         Ok(rules.iter().map(|r| r.to_json()).collect())
     }
 
     /// Adds an alert rule: its stations and its channel must exist. The running evaluator
     /// takes it at once.
-    pub async fn add_alert_rule(&self, draft: RuleDraft) -> Result<RuleJson, MonitorError> {
-        let mut rule = draft.validate(self.settings.history.tz()?)?;
+    pub async fn add_rule(&self, draft: RuleDraft) -> Result<RuleJson, MonitorError> {
+        let mut rule = draft.validate(self.zone()?)?;
         if let Scope::Stations(ids) = &rule.stations {
-            let catalog = self.catalog().await?;
+            let catalog = self.catalog.get().await?;
             if let Some(missing) = ids.iter().find(|id| catalog.get(id).is_none()) {
                 return Err(InvalidInput::new(
                     "stations",
@@ -116,7 +168,7 @@ impl Monitor {
     }
 
     /// Removes an alert rule (its pending alerts are still delivered).
-    pub async fn remove_alert_rule(&self, id: RuleId) -> Result<(), MonitorError> {
+    pub async fn remove_rule(&self, id: RuleId) -> Result<(), MonitorError> {
         if !self.store.alerts().remove_rule(id).await? {
             return Err(MonitorError::Missing(format!("alert rule {id} not found")));
         }
@@ -125,7 +177,7 @@ impl Monitor {
     }
 
     /// The latest alerts with their delivery state, newest first.
-    pub async fn alert_history(&self, limit: u32) -> Result<Vec<AlertRecord>, MonitorError> {
+    pub async fn history(&self, limit: u32) -> Result<Vec<AlertRecord>, MonitorError> {
         if !(1..=MAX_ALERT_HISTORY).contains(&limit) {
             return Err(InvalidInput::new(
                 "limit",
@@ -154,13 +206,13 @@ impl Monitor {
 
     /// Sends a sample alert to a channel now (not through the outbox) and says what the
     /// platform answered.
-    pub async fn test_alert_channel(&self, name: &str) -> Result<TestOutcome, MonitorError> {
+    pub async fn test_channel(&self, name: &str) -> Result<TestOutcome, MonitorError> {
         let channels = self.store.alerts().channels().await?;
         let channel = channels
             .into_iter()
             .find(|c| c.name == name)
             .ok_or_else(|| MonitorError::Missing(format!("alert channel {name:?} not found")))?;
-        if !self.settings.alerts.allows(&channel.url) {
+        if !self.settings.alerts.allowed_hosts.allows(&channel.url) {
             return Err(InvalidInput::new(
                 "url",
                 format!("channel {name:?} posts to a host CSM_ALERT_HOSTS does not allow"),

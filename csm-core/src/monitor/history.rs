@@ -9,14 +9,19 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Monitor, MonitorError, READ_WAIT};
+use super::{MonitorError, READ_WAIT};
+use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
+use crate::history::estimate::SessionLengths;
 use crate::history::estimate::{self, FreeEstimate};
 use crate::history::record::open_stays;
 use crate::history::stats::{self, Stats};
 use crate::history::{HistoryQuery, HourDelta, HourTotals, ReadingRow, SessionRow};
-use crate::model::{MAX_PORT, PortStatus, Station, StationId, StationState};
+use crate::model::{MAX_PORT, PortStatus, Station, StationId, StationState, StatusEvent};
+use crate::refresh::Engine;
+use crate::settings::Settings;
 use crate::store::{self, Prunable};
+use crate::store::{EventQuery, Store};
 
 /// Longest wait for the store when reading statistics.
 pub const STATS_WAIT: Duration = Duration::from_secs(5);
@@ -182,7 +187,68 @@ pub fn downsample(
     kept
 }
 
-impl Monitor {
+/// The history area of the [`Monitor`](super::Monitor).
+#[derive(Clone)]
+pub struct History {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    engine: Engine,
+    catalog: Arc<CatalogCell>,
+    lengths: Arc<SessionLengths>,
+    /// The fleet's statistics by days, reused for [`FLEET_STATS_FRESH`].
+    fleet_stats: moka::sync::Cache<u32, FleetStats>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl History {
+    pub(super) fn new(
+        settings: &Arc<Settings>,
+        store: &Arc<dyn Store>,
+        engine: &Engine,
+        catalog: &Arc<CatalogCell>,
+    ) -> Self {
+        Self {
+            settings: Arc::clone(settings),
+            store: Arc::clone(store),
+            engine: engine.clone(),
+            catalog: Arc::clone(catalog),
+            lengths: SessionLengths::new(Arc::clone(store)),
+            fleet_stats: moka::sync::Cache::builder()
+                .max_capacity(u64::from(stats::MAX_DAYS))
+                .time_to_live(FLEET_STATS_FRESH)
+                .build(),
+        }
+    }
+
+    /// A station of the catalogue.
+    async fn station(&self, id: &StationId) -> Result<Arc<Station>, MonitorError> {
+        self.catalog
+            .get()
+            .await?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| MonitorError::NotFound(id.clone()))
+    }
+
+    /// A station's current state (the station must exist).
+    async fn state(&self, id: &StationId) -> Result<Option<Arc<StationState>>, MonitorError> {
+        self.station(id).await?;
+        let mut current = self.engine.current(std::slice::from_ref(id)).await;
+        Ok(current.pop().and_then(|c| c.state))
+    }
+
+    /// Forgets a removed station's session lengths.
+    pub(super) fn forget(&self, id: &StationId) {
+        self.lengths.forget(id);
+    }
+
     /// A station's readings over a range, each port downsampled to `query.points`.
     pub async fn readings(&self, query: &ReadingsQuery) -> Result<Readings, MonitorError> {
         check_port(query.port)?;
@@ -239,7 +305,7 @@ impl Monitor {
             )
             .into());
         }
-        let view = self.view(&query.station_id).await?;
+        let state = self.state(&query.station_id).await?;
         let (from, to) = range_of(query.from, query.to, TimeDelta::days(7));
         if from >= to {
             return Ok(Vec::new());
@@ -255,7 +321,7 @@ impl Monitor {
         let rows = store::within(READ_WAIT, "reading sessions", &*self.store, read).await?;
         let running = |row: &SessionRow| {
             row.ended_at.is_none()
-                && view.state.as_ref().is_some_and(|state| {
+                && state.as_ref().is_some_and(|state| {
                     state.ports.iter().any(|p| {
                         p.reading.port == row.port
                             && p.reading.status == PortStatus::Occupied
@@ -275,11 +341,10 @@ impl Monitor {
     /// A station's statistics over the last `days` days.
     pub async fn station_stats(&self, id: &StationId, days: u32) -> Result<Stats, MonitorError> {
         check_days(days)?;
-        let view = self.view(id).await?;
+        let state = self.state(id).await?;
         let now = crate::model::now();
         let range = stats::range(days, now);
-        let open = view
-            .state
+        let open = state
             .as_deref()
             .map(|s| open_stays(s, now))
             .unwrap_or_default();
@@ -299,13 +364,14 @@ impl Monitor {
     }
 
     async fn count_fleet(&self, days: u32) -> Result<FleetStats, MonitorError> {
-        let stations = self.stations().await?;
-        let views = self.views(stations.to_vec(), false).await;
+        let catalog = self.catalog.get().await?;
+        let ids: Vec<StationId> = catalog.stations.iter().map(|s| s.id.clone()).collect();
+        let current = self.engine.current(&ids).await;
         let now = crate::model::now();
         let range = stats::range(days, now);
-        let open: Vec<HourDelta> = views
+        let open: Vec<HourDelta> = current
             .iter()
-            .filter_map(|v| v.state.as_deref())
+            .filter_map(|c| c.state.as_deref())
             .flat_map(|state| open_stays(state, now))
             .collect();
         let stats = self.summarize(None, days, range, &open).await?;
@@ -325,7 +391,6 @@ impl Monitor {
                 .or_default()
                 .add(&delta.totals);
         }
-        let catalog = self.catalog().await?;
         let ranked = |status: PortStatus| {
             let mut ranked: Vec<(Arc<Station>, f64)> = totals
                 .iter()
@@ -340,7 +405,7 @@ impl Monitor {
             ranked
         };
         Ok(FleetStats {
-            stations: stations.len(),
+            stations: catalog.stations.len(),
             most_fault: ranked(PortStatus::Fault),
             most_offline: ranked(PortStatus::Offline),
             stats,
@@ -370,6 +435,16 @@ impl Monitor {
         Ok(stats::summarize(days, range, tz, &hours, open, lengths))
     }
 
+    /// A station's status changes, newest first.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, MonitorError> {
+        query.validate()?;
+        if let Some(id) = &query.station_id {
+            self.station(id).await?;
+        }
+        let read = self.store.events(query);
+        Ok(store::within(READ_WAIT, "reading status events", &*self.store, read).await?)
+    }
+
     /// The estimate of each port of a state (aligned with its ports), from the session
     /// lengths held now.
     pub fn estimates(&self, state: &StationState) -> Vec<Option<FreeEstimate>> {
@@ -391,10 +466,9 @@ impl Monitor {
 
     /// Waits a moment for the session lengths of the states whose occupied ports need them
     /// and that were never read, so that a first answer has its estimates too.
-    pub(super) async fn wait_for_lengths(&self, states: &[Option<Arc<StationState>>]) {
+    pub(super) async fn wait_for_lengths(&self, states: &[&StationState]) {
         let needing: Vec<&StationId> = states
             .iter()
-            .flatten()
             .filter(|s| {
                 s.ports.iter().any(|p| {
                     p.reading.status == PortStatus::Occupied && p.reading.session_ends_at.is_none()
@@ -436,7 +510,7 @@ impl Monitor {
     }
 
     /// Runs the retention job now and then every hour until `cancel` fires.
-    pub async fn run_pruning(self: Arc<Self>, cancel: CancellationToken) {
+    pub async fn run_pruning(&self, cancel: CancellationToken) {
         loop {
             match self.prune().await {
                 Ok(report) => {

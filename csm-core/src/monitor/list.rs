@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::InvalidInput;
 use crate::model::{PortStatus, Station, StationId};
 
-use super::{Monitor, MonitorError, StationView};
+use super::{MonitorError, StationView, Stations};
 
 /// Which stations to list, and which page of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl StationQuery {
     }
 }
 
-impl Monitor {
+impl Stations {
     /// The stations a query matches, one page of them with their states. Filters work on the
     /// catalogue first; states are read only for the page (or, when filtering by port status,
     /// for every match).
@@ -124,7 +124,7 @@ impl Monitor {
         match query.status {
             Some(wanted) => {
                 let views: Vec<StationView> = self
-                    .views(matching.cloned().collect(), query.estimates)
+                    .views_with(matching.cloned().collect(), query.estimates)
                     .await
                     .into_iter()
                     .filter(|view| {
@@ -145,7 +145,7 @@ impl Monitor {
                 let total = before + page.len() + matching.count();
                 Ok(StationPage {
                     total,
-                    views: self.views(page, query.estimates).await,
+                    views: self.views_with(page, query.estimates).await,
                 })
             }
         }

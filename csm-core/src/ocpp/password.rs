@@ -1,14 +1,27 @@
-//! Charge point passwords (OCPP security profile 1, HTTP Basic auth): kept only as a salted
-//! PBKDF2-HMAC-SHA256 hash (`pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`), compared in
-//! constant time.
+//! Charge point passwords (OCPP security profile 1, HTTP Basic auth), kept only as salted
+//! PBKDF2-HMAC-SHA256 hashes in PHC strings (`$pbkdf2-sha256$i=…,l=32$<salt>$<hash>`, made and
+//! checked by the `pbkdf2` crate). A PHC string carries its own cost, so [`ITERATIONS`] can
+//! rise later without a migration: old hashes keep verifying at theirs. Salts come from the
+//! operating system's random source. Hashes of csm's earlier form
+//! (`pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`) still verify.
+//!
+//! Verifying costs a few milliseconds of CPU on purpose: call [`verify`] off the async
+//! executor (`spawn_blocking`), as [`crate::monitor::PasswordCache`] does.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use pbkdf2::password_hash::phc::PasswordHash;
+use pbkdf2::password_hash::{CustomizedPasswordHasher, PasswordVerifier};
+use pbkdf2::{Params, Pbkdf2};
+use subtle::ConstantTimeEq;
 
 use crate::error::InvalidInput;
 
-/// PBKDF2 iterations of a new hash.
-const ITERATIONS: u32 = 10_000;
+/// PBKDF2 iterations of a new hash. Chosen from the reconnect storm of 10,000 chargers with
+/// passwords on a 2-core machine (BENCHMARKS.md, "Charger passwords"): at 25,000 iterations a
+/// verification takes about 9 ms of one core, so the storm's 10,000 verifications take about
+/// 45 s on two cores, each charger waiting for its turn, while a single reconnect stays
+/// imperceptible. More would push a city's reconnect past its chargers' retry intervals.
+pub const ITERATIONS: u32 = 25_000;
+
 /// Shortest and longest password the OCPP 1.6 security whitepaper allows (its
 /// AuthorizationKey: 16 to 40 characters).
 pub const LENGTHS: std::ops::RangeInclusive<usize> = 16..=40;
@@ -32,19 +45,39 @@ pub fn check(password: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-/// The stored form of a password, with a new random salt.
-pub fn hash(password: &str) -> String {
-    let salt: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
-    let derived = pbkdf2(password.as_bytes(), &salt, ITERATIONS);
-    format!(
-        "pbkdf2-sha256${ITERATIONS}${}${}",
-        hex(&salt),
-        hex(&derived)
-    )
+/// The stored form of a password: a PHC string with a new random salt, at [`ITERATIONS`].
+pub fn hash(password: &str) -> Result<String, InvalidInput> {
+    let hashed: Result<PasswordHash, _> = match Params::new(ITERATIONS) {
+        Ok(params) => {
+            let salt = pbkdf2::password_hash::try_generate_salt().map_err(|e| {
+                InvalidInput::new(
+                    "password",
+                    format!("cannot be hashed: no random salt from the system ({e})"),
+                )
+            })?;
+            Pbkdf2::default().hash_password_with_params(password.as_bytes(), &salt, params)
+        }
+        Err(error) => Err(error),
+    };
+    hashed
+        .map(|hash| hash.to_string())
+        .map_err(|e| InvalidInput::new("password", format!("cannot be hashed: {e}")))
 }
 
-/// Whether `password` is the one `stored` was made of.
+/// Whether `password` is the one `stored` was made of (a PHC string, or csm's earlier form).
+/// Costs a few milliseconds: not on the async executor.
 pub fn verify(password: &str, stored: &str) -> bool {
+    if let Ok(parsed) = PasswordHash::new(stored) {
+        return Pbkdf2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+    }
+    verify_earlier(password, stored)
+}
+
+/// `pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`: the form of hashes csm stored before
+/// it wrote PHC strings.
+fn verify_earlier(password: &str, stored: &str) -> bool {
     let mut parts = stored.split('$');
     let (Some("pbkdf2-sha256"), Some(iterations), Some(salt), Some(expected), None) = (
         parts.next(),
@@ -60,40 +93,17 @@ pub fn verify(password: &str, stored: &str) -> bool {
     else {
         return false;
     };
-    if iterations == 0 || iterations > 1_000_000 {
+    if iterations == 0 || iterations > 1_000_000 || expected.len() != 32 {
         return false;
     }
-    let derived = pbkdf2(password.as_bytes(), &salt, iterations);
-    derived.len() == expected.len()
-        && derived
-            .iter()
-            .zip(&expected)
-            .fold(0_u8, |differ, (a, b)| differ | (a ^ b))
-            == 0
-}
-
-/// PBKDF2-HMAC-SHA256, one 32-byte block (RFC 8018).
-fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
-    let prf =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(password).expect("HMAC accepts any key length");
-    let mut first = prf.clone();
-    first.update(salt);
-    first.update(&1_u32.to_be_bytes());
-    let mut u: [u8; 32] = first.finalize().into_bytes().into();
-    let mut out = u;
-    for _ in 1..iterations {
-        let mut next = prf.clone();
-        next.update(&u);
-        u = next.finalize().into_bytes().into();
-        for (o, b) in out.iter_mut().zip(u) {
-            *o ^= b;
-        }
-    }
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut derived = [0_u8; 32];
+    pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha256>(
+        password.as_bytes(),
+        &salt,
+        iterations,
+        &mut derived,
+    );
+    derived.ct_eq(&expected[..]).into()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -111,25 +121,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pbkdf2_matches_the_published_test_vector() {
-        // RFC 7914 section 11: PBKDF2-HMAC-SHA256 of "passwd" with salt "salt", 1 iteration
-        // (the first 32 of its 64 bytes).
-        let derived = pbkdf2(b"passwd", b"salt", 1);
-        assert_eq!(
-            hex(&derived),
-            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
-        );
-    }
-
-    #[test]
     fn a_password_verifies_only_against_its_own_salted_hash() {
-        let stored = hash("correct horse battery");
-        assert!(stored.starts_with("pbkdf2-sha256$10000$"));
+        let stored = hash("correct horse battery").unwrap();
+        assert!(
+            stored.starts_with(&format!("$pbkdf2-sha256$i={ITERATIONS},l=32$")),
+            "{stored}"
+        );
         assert!(!stored.contains("correct horse"));
         assert!(verify("correct horse battery", &stored));
         assert!(!verify("correct horse batterY", &stored));
         assert_ne!(
-            hash("correct horse battery"),
+            hash("correct horse battery").unwrap(),
             stored,
             "a new salt every time"
         );
@@ -137,5 +139,44 @@ mod tests {
         assert!(check("short").is_err());
         assert!(check("sixteen chars ok").is_ok());
         assert!(check(&"x".repeat(41)).is_err());
+    }
+
+    #[test]
+    fn a_hash_keeps_its_own_cost() {
+        // A PHC string made at another cost (RFC 7914's test vector: "passwd", salt "salt",
+        // one block of PBKDF2-HMAC-SHA256 at 1 iteration is not allowed by the crate; 1,000 is
+        // its floor) verifies at that cost, whatever csm's is now.
+        let params = Params::new(1_000).unwrap();
+        let cheap = Pbkdf2::default()
+            .hash_password_with_params(b"sixteen chars ok", b"saltsaltsaltsalt", params)
+            .unwrap()
+            .to_string();
+        assert!(cheap.starts_with("$pbkdf2-sha256$i=1000,l=32$"), "{cheap}");
+        assert!(verify("sixteen chars ok", &cheap));
+        assert!(!verify("sixteen chars ok!", &cheap));
+    }
+
+    #[test]
+    fn hashes_of_the_earlier_form_still_verify() {
+        // Made by csm's earlier hand-written PBKDF2 (10,000 iterations, 16-byte salt).
+        let salt = b"0123456789abcdef";
+        let mut derived = [0_u8; 32];
+        pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha256>(
+            b"an old password!",
+            salt,
+            10_000,
+            &mut derived,
+        );
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let earlier = format!("pbkdf2-sha256$10000${}${}", hex(salt), hex(&derived));
+        assert!(verify("an old password!", &earlier));
+        assert!(!verify("an old password?", &earlier));
+        // RFC 7914 section 11's vector, in the earlier form: PBKDF2-HMAC-SHA256 of "passwd"
+        // with salt "salt" at 1 iteration.
+        let vector = format!(
+            "pbkdf2-sha256$1${}$55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc",
+            hex(b"salt")
+        );
+        assert!(verify("passwd", &vector));
     }
 }

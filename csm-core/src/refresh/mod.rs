@@ -27,6 +27,7 @@ use crate::store::Store;
 
 pub mod base;
 pub mod breaker;
+mod current;
 pub mod diff;
 mod job;
 pub(crate) use self::job::derive;
@@ -36,6 +37,7 @@ pub mod writer;
 
 pub use self::base::Base;
 pub use self::breaker::BreakerConfig;
+pub use self::current::Current;
 pub use self::retry::RetryPolicy;
 pub use self::writer::{BatchWriter, FlushReport, WriterConfig};
 
@@ -272,12 +274,6 @@ impl Engine {
     /// since when, without measurements.
     pub fn last_known(&self, id: &StationId) -> Option<Arc<StationState>> {
         self.inner.base.get(id).map(Arc::new)
-    }
-
-    /// When csm last checked a station, as this engine knows it (`None`: not since it
-    /// started).
-    pub fn last_checked(&self, id: &StationId) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.inner.base.checked_at(id)
     }
 
     /// Forgets a removed station.

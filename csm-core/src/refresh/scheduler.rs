@@ -11,6 +11,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
+use crate::catalog::CatalogCell;
 use crate::model::Station;
 use crate::store::{Store, StoreError};
 
@@ -19,6 +20,15 @@ use crate::store::{Store, StoreError};
 pub trait StationSource: Send + Sync {
     /// Every station (the scheduler keeps the enabled ones).
     async fn stations(&self) -> Result<Vec<Arc<Station>>, StoreError>;
+}
+
+/// The catalogue held in memory: the same station values the API serves, not a second copy of
+/// the fleet.
+#[async_trait]
+impl StationSource for Arc<CatalogCell> {
+    async fn stations(&self) -> Result<Vec<Arc<Station>>, StoreError> {
+        Ok(self.get().await?.stations.to_vec())
+    }
 }
 
 #[async_trait]

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::alerts::AlertStore;
-use crate::error::{InvalidInput, redact_url};
-use crate::history::{HistoryQuery, HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
+use crate::error::InvalidInput;
+use crate::model::history::{HistoryQuery, HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
+use crate::model::ocpp::ChargePointRecord;
 use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
-use crate::ocpp::ChargePointRecord;
+use crate::secret::redact_url;
 
 mod alerts;
 mod mysql;
@@ -25,6 +25,7 @@ mod sql_store;
 mod sqlite;
 pub mod statements;
 
+pub use self::alerts::{AlertStore, Finish, OpenAlert, OutboxRow};
 pub use self::sql_store::{Backend, SqlStore};
 
 /// A store in a MySQL or MariaDB database.
@@ -131,6 +132,10 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
             | sqlx::Error::Tls(_)
     )
 }
+
+/// Longest wait for the store on a request path (a cache miss, the first catalogue, history):
+/// past it the request fails as unavailable instead of hanging on a database that is away.
+pub const READ_WAIT: std::time::Duration = std::time::Duration::from_millis(800);
 
 /// `work`, given at most `wait`: a store call on a request path must not hang on a database
 /// that is away (a pool waits for a connection for seconds before it gives up).

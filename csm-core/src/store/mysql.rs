@@ -10,7 +10,7 @@ use sqlx::{Connection, MySql, MySqlConnection};
 use super::StoreError;
 use super::sql_store::{Backend, SqlStore};
 use super::statements::Dialect;
-use crate::error::redact_url;
+use crate::secret::redact_url;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 

@@ -7,7 +7,7 @@ use super::sql::{Sql, Statement, statement};
 use super::sql_store::{Backend, SqlStore};
 use super::statements::OCPP_CHARGE_POINTS;
 use crate::model::StationId;
-use crate::ocpp::ChargePointRecord;
+use crate::model::ocpp::ChargePointRecord;
 
 impl<DB: Backend> SqlStore<DB> {
     /// The password hash of every charge point that has one.

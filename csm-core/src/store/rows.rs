@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::sql::{Sql, Statement};
 use super::{PortStateRow, StoreError, statements};
-use crate::history::{HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
+use crate::model::history::{HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
 use crate::model::{
     PortReading, PortState, PortStatus, Station, StationHealth, StationId, StationState,
     StatusEvent,

@@ -17,9 +17,9 @@ use super::statements::{
 };
 use super::{EventQuery, Prunable, Store, StoreError, UpsertCounts, WriteBatch};
 use crate::error::InvalidInput;
-use crate::history::{HistoryQuery, HourRow, HourTotals, ReadingRow, RollUp, SessionRow};
+use crate::model::history::{HistoryQuery, HourRow, HourTotals, ReadingRow, RollUp, SessionRow};
+use crate::model::ocpp::ChargePointRecord;
 use crate::model::{Station, StationId, StationState, StatusEvent};
-use crate::ocpp::ChargePointRecord;
 
 /// What a backend adds to the shared SQL.
 pub trait Backend: Sql + sqlx::Database<Connection: sqlx::migrate::Migrate> {
@@ -250,7 +250,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.target.clone()
     }
 
-    fn alerts(&self) -> &dyn crate::alerts::AlertStore {
+    fn alerts(&self) -> &dyn super::AlertStore {
         self
     }
 

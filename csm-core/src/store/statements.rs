@@ -165,7 +165,7 @@ pub const SESSIONS: Table = Table {
     on_conflict: OnConflict::Fill,
 };
 
-/// The totals columns of an hour, in the order of [`crate::history::HourTotals`].
+/// The totals columns of an hour, in the order of [`crate::model::history::HourTotals`].
 pub const HOUR_TOTALS: [&str; 8] = [
     "free_secs",
     "occupied_secs",

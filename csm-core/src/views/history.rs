@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::time;
 use crate::history::ReadingRow;
 use crate::history::stats::Stats;
 use crate::model::{Station, StatusEvent};
 use crate::monitor::{FleetStats, Readings, Session};
+use crate::time;
 
 /// One stored reading of a port.
 #[derive(Debug, Serialize)]

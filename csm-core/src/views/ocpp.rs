@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::time;
 use crate::monitor::ChargePointStatus;
+use crate::time;
 
 /// One charge point.
 #[derive(Clone, Debug, Serialize)]

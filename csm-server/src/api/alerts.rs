@@ -79,7 +79,7 @@ pub async fn list_channels(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<axum::Json<ChannelListJson>, ApiError> {
-    let channels = state.monitor.alert_channels().await?;
+    let channels = state.monitor.alerts().channels().await?;
     Ok(axum::Json(ChannelListJson { channels }))
 }
 
@@ -104,7 +104,7 @@ pub async fn create_channel(
     _admin: Admin,
     ApiJson(draft): ApiJson<ChannelDraft>,
 ) -> Result<Response, ApiError> {
-    let channel = state.monitor.add_alert_channel(draft).await?;
+    let channel = state.monitor.alerts().add_channel(draft).await?;
     tracing::info!(channel = %channel.name, kind = channel.kind.as_str(), "alert channel added");
     Ok((StatusCode::CREATED, axum::Json(channel)).into_response())
 }
@@ -128,7 +128,7 @@ pub async fn delete_channel(
     _admin: Admin,
     ApiPath(path): ApiPath<ChannelPath>,
 ) -> Result<StatusCode, ApiError> {
-    state.monitor.remove_alert_channel(&path.name).await?;
+    state.monitor.alerts().remove_channel(&path.name).await?;
     tracing::info!(channel = %path.name, "alert channel removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -152,7 +152,7 @@ pub async fn test_channel(
     _admin: Admin,
     ApiPath(path): ApiPath<ChannelPath>,
 ) -> Result<axum::Json<ChannelTestJson>, ApiError> {
-    let outcome = state.monitor.test_alert_channel(&path.name).await?;
+    let outcome = state.monitor.alerts().test_channel(&path.name).await?;
     Ok(axum::Json(ChannelTestJson::of(&path.name, outcome)))
 }
 
@@ -170,7 +170,7 @@ pub async fn list_rules(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<axum::Json<RuleListJson>, ApiError> {
-    let rules = state.monitor.alert_rules().await?;
+    let rules = state.monitor.alerts().rules().await?;
     Ok(axum::Json(RuleListJson { rules }))
 }
 
@@ -194,7 +194,7 @@ pub async fn create_rule(
     _admin: Admin,
     ApiJson(draft): ApiJson<RuleDraft>,
 ) -> Result<Response, ApiError> {
-    let rule = state.monitor.add_alert_rule(draft).await?;
+    let rule = state.monitor.alerts().add_rule(draft).await?;
     tracing::info!(
         rule = rule.id,
         kind = rule.kind.as_str(),
@@ -221,7 +221,7 @@ pub async fn delete_rule(
     _admin: Admin,
     ApiPath(path): ApiPath<RulePath>,
 ) -> Result<StatusCode, ApiError> {
-    state.monitor.remove_alert_rule(path.id).await?;
+    state.monitor.alerts().remove_rule(path.id).await?;
     tracing::info!(rule = path.id, "alert rule removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -245,7 +245,8 @@ pub async fn alert_history(
 ) -> Result<axum::Json<AlertListJson>, ApiError> {
     let alerts = state
         .monitor
-        .alert_history(query.limit.unwrap_or(DEFAULT_HISTORY))
+        .alerts()
+        .history(query.limit.unwrap_or(DEFAULT_HISTORY))
         .await?;
     Ok(axum::Json(AlertListJson { alerts }))
 }

@@ -60,7 +60,7 @@ pub async fn forward_updates(
     sender: broadcast::Sender<Arc<SseMessage>>,
     cancel: CancellationToken,
 ) {
-    let mut updates = monitor.subscribe();
+    let mut updates = monitor.refresh().subscribe();
     loop {
         let first = tokio::select! {
             () = cancel.cancelled() => return,
@@ -121,9 +121,9 @@ async fn encode_update(
         return None;
     }
     let state = &update.state;
-    let station = monitor.station(&state.station_id).await.ok()?;
-    let stale = state.is_stale(Utc::now(), monitor.stale_after());
-    let estimates = monitor.estimates(state);
+    let station = monitor.stations().get(&state.station_id).await.ok()?;
+    let stale = state.is_stale(Utc::now(), monitor.stations().stale_after());
+    let estimates = monitor.history().estimates(state);
     let changed: Vec<PortJson> = state
         .ports
         .iter()

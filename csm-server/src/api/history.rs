@@ -82,9 +82,10 @@ pub async fn station_history(
     StationPath(id): StationPath,
     ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> Result<Response, ApiError> {
-    let station = state.monitor.station(&id).await?;
+    let station = state.monitor.stations().get(&id).await?;
     let readings = state
         .monitor
+        .history()
         .readings(&ReadingsQuery {
             station_id: id.clone(),
             port: params.port,
@@ -138,9 +139,10 @@ pub async fn station_sessions(
     StationPath(id): StationPath,
     ApiQuery(params): ApiQuery<SessionsParams>,
 ) -> Result<Response, ApiError> {
-    let station = state.monitor.station(&id).await?;
+    let station = state.monitor.stations().get(&id).await?;
     let sessions = state
         .monitor
+        .history()
         .sessions(&SessionsQuery {
             station_id: id.clone(),
             port: params.port,
@@ -182,9 +184,9 @@ pub async fn station_stats(
     StationPath(id): StationPath,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<axum::Json<StationStatsJson>, ApiError> {
-    let station = state.monitor.station(&id).await?;
+    let station = state.monitor.stations().get(&id).await?;
     let days = params.days.unwrap_or(DEFAULT_DAYS);
-    let stats = state.monitor.station_stats(&id, days).await?;
+    let stats = state.monitor.history().station_stats(&id, days).await?;
     Ok(axum::Json(StationStatsJson::of(&station, stats)))
 }
 
@@ -204,6 +206,6 @@ pub async fn fleet_stats(
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<axum::Json<FleetStatsJson>, ApiError> {
     let days = params.days.unwrap_or(DEFAULT_DAYS);
-    let fleet = state.monitor.fleet_stats(days).await?;
+    let fleet = state.monitor.history().fleet_stats(days).await?;
     Ok(axum::Json(FleetStatsJson::of(fleet)))
 }

@@ -56,6 +56,7 @@ pub async fn charge_points(
 ) -> Result<axum::Json<ChargePointListJson>, ApiError> {
     let list = state
         .monitor
+        .ocpp()
         .charge_points(query.all.unwrap_or(false))
         .await?;
     Ok(axum::Json(ChargePointListJson::of(&list)))
@@ -76,7 +77,7 @@ pub async fn charge_point(
     State(state): State<AppState>,
     StationPath(id): StationPath,
 ) -> Result<axum::Json<ChargePointJson>, ApiError> {
-    let status = state.monitor.charge_point(&id).await?;
+    let status = state.monitor.ocpp().charge_point(&id).await?;
     Ok(axum::Json(ChargePointJson::of(&status)))
 }
 
@@ -120,7 +121,8 @@ pub async fn connect(
     let credentials = basic_credentials(&headers);
     let connected = state
         .monitor
-        .ocpp_connect(
+        .ocpp()
+        .connect(
             &charge_point_id,
             credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
         )
@@ -175,7 +177,7 @@ async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
             (station, Some(boot))
         }
     };
-    let (connection, frames) = match monitor.ocpp_attach(&station) {
+    let (connection, frames) = match monitor.ocpp().attach(&station) {
         Ok(attached) => attached,
         Err(error) => {
             tracing::error!(station = %station.id, %error, "cannot attach a charge point");
@@ -208,7 +210,7 @@ async fn await_boot(
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         };
-        match monitor.ocpp_before_boot(id, text.as_str()).await {
+        match monitor.ocpp().before_boot(id, text.as_str()).await {
             BeforeBoot::Registered(station) => return Some((station, text.to_string())),
             BeforeBoot::Reply(reply) => socket.send(Message::Text(reply.into())).await.ok()?,
             BeforeBoot::Rejected(reply) => {
@@ -275,14 +277,14 @@ async fn serve(
         async move {
             let _ = tokio::time::timeout(FIRST_REFRESH, changed.notified()).await;
             loop {
-                monitor.refresh_one(Arc::clone(&station)).await;
+                monitor.refresh().one(Arc::clone(&station)).await;
                 changed.notified().await;
             }
         }
     });
     let asking = tokio::spawn({
         let (monitor, station) = (Arc::clone(&monitor), Arc::clone(&station));
-        async move { monitor.ocpp_ask_if_quiet(&station, connection).await }
+        async move { monitor.ocpp().ask_if_quiet(&station, connection).await }
     });
     // However the connection ends, its helpers end with it.
     let helpers = AbortOnDrop([refresher, asking]);
@@ -292,7 +294,7 @@ async fn serve(
     // A charger silent past its liveness window is refreshed at once (it counts as offline),
     // not at the scheduler's next turn. (A moment after the window: the frame's receive time is
     // taken a little after the timer is set.)
-    let liveness = monitor.ocpp_liveness() + std::time::Duration::from_millis(250);
+    let liveness = monitor.ocpp().liveness() + std::time::Duration::from_millis(250);
     let silence = tokio::time::sleep(liveness);
     tokio::pin!(silence);
     // A socket that says nothing at all is closed after a grace (a registered charger that
@@ -376,9 +378,9 @@ async fn serve(
         }
     }
     drop(helpers);
-    if monitor.ocpp_disconnect(&station, connection) {
+    if monitor.ocpp().disconnect(&station, connection) {
         tracing::info!(station = %station.id, connection, "charge point disconnected");
-        monitor.refresh_one(station).await;
+        monitor.refresh().one(station).await;
     }
 }
 
@@ -392,7 +394,7 @@ async fn answer(
     changed: &tokio::sync::Notify,
     socket: &mut WebSocket,
 ) -> Option<()> {
-    let answer = monitor.ocpp_frame(station, connection, text).ok()?;
+    let answer = monitor.ocpp().frame(station, connection, text).ok()?;
     if answer.superseded {
         tracing::info!(station = %station.id, connection, "a newer connection of the charge point took over");
         let _ = socket.send(Message::Close(None)).await;
@@ -406,7 +408,7 @@ async fn answer(
     }
     if answer.booted {
         let (monitor, station) = (Arc::clone(monitor), Arc::clone(station));
-        tokio::spawn(async move { monitor.ocpp_configure(&station).await });
+        tokio::spawn(async move { monitor.ocpp().configure(&station).await });
     }
     Some(())
 }

@@ -110,7 +110,7 @@ pub async fn list_stations(
         offset: usize::try_from(offset).unwrap_or(usize::MAX),
         estimates: view == ListView::Full,
     };
-    let page = state.monitor.list(&wanted).await?;
+    let page = state.monitor.stations().list(&wanted).await?;
     Ok(axum::Json(StationListJson::of(&page, view)))
 }
 
@@ -142,7 +142,7 @@ pub async fn get_station(
     )
 )]
 pub async fn default_ports(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let station = state.monitor.default_station().await?;
+    let station = state.monitor.stations().default().await?;
     station_answer(&state, &station.id).await
 }
 
@@ -151,7 +151,7 @@ async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, Ap
     if let Some(answer) = state.details.fresh(id) {
         return Ok(answer);
     }
-    let view = state.monitor.view(id).await?;
+    let view = state.monitor.stations().view(id).await?;
     Ok(state.details.answer(&view))
 }
 
@@ -172,9 +172,9 @@ pub async fn refresh_station(
     State(state): State<AppState>,
     StationPath(id): StationPath,
 ) -> Result<axum::Json<RefreshJson>, ApiError> {
-    match state.monitor.manual_refresh(&id).await? {
+    match state.monitor.refresh().manual(&id).await? {
         ManualRefresh::Refreshed(outcome) => {
-            let view = state.monitor.view(&id).await?;
+            let view = state.monitor.stations().view(&id).await?;
             let (result, error) = match &outcome.result {
                 Ok(_) => ("ok", None),
                 Err(error) => ("failed", Some(error.to_string())),
@@ -241,6 +241,7 @@ pub async fn station_events(
 ) -> Result<Response, ApiError> {
     let events = state
         .monitor
+        .history()
         .events(&EventQuery {
             station_id: Some(id.clone()),
             port: query.port,
@@ -252,7 +253,7 @@ pub async fn station_events(
     Ok(match query.format.unwrap_or_default() {
         super::history::Format::Json => axum::Json(EventListJson::of(&id, &events)).into_response(),
         super::history::Format::Csv => {
-            let station = state.monitor.station(&id).await?;
+            let station = state.monitor.stations().get(&id).await?;
             let body = csm_core::views::history::csv::events(&station, &events);
             super::history::csv_response(body, &id, "events")
         }
@@ -369,10 +370,11 @@ pub async fn create_station(
         Some(password) => {
             state
                 .monitor
-                .add_station_with_password(&station, password)
+                .ocpp()
+                .add_with_password(&station, password)
                 .await?
         }
-        None => state.monitor.add_station(&station).await?,
+        None => state.monitor.stations().add(&station).await?,
     }
     tracing::info!(station = %station.id, "station added");
     Ok((
@@ -400,7 +402,7 @@ pub async fn delete_station(
     _admin: Admin,
     StationPath(id): StationPath,
 ) -> Result<StatusCode, ApiError> {
-    state.monitor.remove_station(&id).await?;
+    state.monitor.stations().remove(&id).await?;
     state.details.forget(&id);
     tracing::info!(station = %id, "station removed");
     Ok(StatusCode::NO_CONTENT)
@@ -427,7 +429,7 @@ pub async fn refresh_all(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Response, ApiError> {
-    let stations = state.monitor.refresh_all_in_background().await?;
+    let stations = state.monitor.refresh().all_in_background().await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(RefreshAllJson { stations }),

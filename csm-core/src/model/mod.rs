@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidInput;
 
+pub mod alerts;
+pub mod history;
+pub mod ocpp;
+
+/// The vendor name of stations that are OCPP charge points.
+pub const OCPP_VENDOR: &str = "ocpp";
+
 /// Highest port number csm accepts from any source; real piles have at most a few dozen sockets.
 pub const MAX_PORT: u32 = 1024;
 
@@ -227,7 +234,7 @@ impl Station {
             address: None,
             lat: None,
             lng: None,
-            vendor: crate::ocpp::OCPP_VENDOR.into(),
+            vendor: OCPP_VENDOR.into(),
             enabled: true,
             port_count: 0,
         }

@@ -1,11 +1,12 @@
 //! The station catalogue held in memory: every station, an index by id, and the lower-cased
-//! text that list searches look in.
+//! text that list searches look in; and the changes to it (add, import, remove), which go to
+//! the store first.
 //!
 //! Requests never wait on the database for it. Once loaded, the catalogue is served as held;
 //! when it is older than [`CHECK_EVERY`], one background task asks the store whether the list
 //! changed (a cheap version number) and reloads it if so, while requests go on with the copy
 //! they have. Only the very first load (nothing held yet) waits, and for at most
-//! [`super::READ_WAIT`]. This instance's own changes (add, remove, import) reload it at once;
+//! [`crate::store::READ_WAIT`]. This instance's own changes (add, remove, import) reload it at once;
 //! changes made while a reload runs share the next one (a thousand chargers registering
 //! themselves at once cost a few reloads, not a thousand).
 
@@ -15,7 +16,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::model::{Station, StationId};
-use crate::store::{Store, StoreError};
+use crate::store::{READ_WAIT, Store, StoreError, UpsertCounts};
 
 /// How often the held catalogue is checked against the store.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -78,7 +79,7 @@ impl Catalog {
 }
 
 /// The held catalogue and what keeps it current.
-pub(crate) struct CatalogCell {
+pub struct CatalogCell {
     store: Arc<dyn Store>,
     held: RwLock<Option<Held>>,
     /// Whether a background check is running.
@@ -104,7 +105,8 @@ impl std::fmt::Debug for CatalogCell {
 }
 
 impl CatalogCell {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    /// A catalogue of `store`'s stations, read at its first use.
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             store,
             held: RwLock::new(None),
@@ -119,8 +121,9 @@ impl CatalogCell {
     }
 
     /// The catalogue: the held one (checked in the background when due), else loaded now
-    /// within `wait`.
-    pub(crate) async fn get(self: &Arc<Self>, wait: Duration) -> Result<Arc<Catalog>, StoreError> {
+    /// within [`READ_WAIT`].
+    pub async fn get(self: &Arc<Self>) -> Result<Arc<Catalog>, StoreError> {
+        let wait = READ_WAIT;
         let held = self.read().as_ref().map(|held| {
             (
                 Arc::clone(&held.catalog),
@@ -148,7 +151,7 @@ impl CatalogCell {
     }
 
     /// Asks the store whether the list changed and reloads it if so.
-    pub(crate) async fn check(&self) -> Result<Arc<Catalog>, StoreError> {
+    pub async fn check(&self) -> Result<Arc<Catalog>, StoreError> {
         let version = self.store.catalog_version().await?;
         let current = self
             .read()
@@ -166,9 +169,32 @@ impl CatalogCell {
         Ok(catalog)
     }
 
+    /// Adds a station; fails with [`StoreError::Conflict`] if its id exists.
+    pub async fn add(&self, station: &Station) -> Result<(), StoreError> {
+        self.store.add_station(station).await?;
+        self.changed().await;
+        Ok(())
+    }
+
+    /// Adds or overwrites many stations at once, all or nothing.
+    pub async fn upsert(&self, stations: &[Station]) -> Result<UpsertCounts, StoreError> {
+        let counts = self.store.upsert_stations(stations).await?;
+        self.changed().await;
+        Ok(counts)
+    }
+
+    /// Removes a station; `false` when there was none of this id.
+    pub async fn remove(&self, id: &StationId) -> Result<bool, StoreError> {
+        let removed = self.store.remove_station(id).await?;
+        if removed {
+            self.changed().await;
+        }
+        Ok(removed)
+    }
+
     /// After a change made here (already in the store): reload now, or at least make the next
     /// read check. A reload that started after the change covers it.
-    pub(crate) async fn changed(&self) {
+    async fn changed(&self) {
         let change = self.changes.fetch_add(1, Ordering::AcqRel) + 1;
         let mut reloaded = self.reloaded.lock().await;
         if *reloaded >= change {

@@ -1,27 +1,33 @@
-//! OCPP charge points through the monitor: who may connect (registration), the frames of a
-//! connection, and its end. Each change a charger reports runs through the same refresh as a
+//! The OCPP area: who may connect (registration, passwords), the frames of a connection, and
+//! its end; the registry of charge points is in `charge_points.rs`. Each change a charger reports runs through the same refresh as a
 //! poll (the `ocpp` source answers with what the charger last said), so cache, events,
 //! history, alerts and the live stream treat it like any station.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::{Monitor, MonitorError};
+use super::{MonitorError, PasswordCache};
+
+mod registry;
+
+pub use self::registry::{ChargePointStatus, Connection, REGISTRY_EVERY};
+use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
 use crate::model::{Station, StationId};
 use crate::ocpp::{OCPP_VENDOR, OcppSource, Policy, password};
-use crate::settings::Registration;
+use crate::rate::TokenBucket;
+use crate::settings::{Registration, Settings};
+use crate::store::Store;
 
 /// What to do with one frame of a charger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OcppReply {
     /// The frame to send back (`None`: the charger answered a call of csm's).
     pub reply: Option<String>,
-    /// Whether a port changed: refresh the station ([`Monitor::refresh_one`]) after replying.
+    /// Whether a port changed: refresh the station ([`super::Refresh::one`]) after replying.
     pub changed: bool,
     /// A newer connection of the charger took over: close this one.
     pub superseded: bool,
-    /// The charger booted: configure it ([`Monitor::ocpp_configure`]) without blocking its
+    /// The charger booted: configure it ([`Ocpp::configure`]) without blocking its
     /// connection.
     pub booted: bool,
 }
@@ -29,10 +35,10 @@ pub struct OcppReply {
 /// Who a connecting charger is.
 #[derive(Debug)]
 pub enum Admitted {
-    /// A station of vendor `ocpp`: attach its connection ([`Monitor::ocpp_attach`]).
+    /// A station of vendor `ocpp`: attach its connection ([`Ocpp::attach`]).
     Known(Arc<Station>),
     /// Not a station yet, and registration is `auto`: it is registered when it boots
-    /// ([`Monitor::ocpp_before_boot`]).
+    /// ([`Ocpp::before_boot`]).
     Unregistered(StationId),
 }
 
@@ -40,7 +46,7 @@ pub enum Admitted {
 #[derive(Debug)]
 pub enum BeforeBoot {
     /// It booted and is registered: attach its connection, then answer the same frame as
-    /// any charger's ([`Monitor::ocpp_frame`]).
+    /// any charger's ([`Ocpp::frame`]).
     Registered(Arc<Station>),
     /// Send this answer and wait for its BootNotification.
     Reply(String),
@@ -67,29 +73,76 @@ pub const TRIGGER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// How long csm lets a newly connected charger speak first before it asks for its status.
 pub const QUIET_AFTER_CONNECT: std::time::Duration = std::time::Duration::from_secs(3);
 
-impl Monitor {
-    fn ocpp_source(&self) -> Result<&Arc<OcppSource>, MonitorError> {
-        self.engine.chargers().ocpp().ok_or_else(|| {
-            MonitorError::Charger(crate::charger::ChargerError::UnknownVendor {
-                vendor: OCPP_VENDOR.into(),
-                known: self.vendors().join(", "),
-            })
-        })
+/// The OCPP area of the [`Monitor`](super::Monitor).
+#[derive(Clone)]
+pub struct Ocpp {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    catalog: Arc<CatalogCell>,
+    /// The charge points heard since the process started, fed by their connections.
+    source: Arc<OcppSource>,
+    passwords: Arc<PasswordCache>,
+    /// Auto registrations of charge points (`CSM_OCPP_AUTO_PER_MINUTE`).
+    registrations: Arc<Mutex<TokenBucket>>,
+}
+
+impl std::fmt::Debug for Ocpp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ocpp")
+            .field("passwords", &self.passwords)
+            .finish()
+    }
+}
+
+impl Ocpp {
+    pub(in crate::monitor) fn new(
+        settings: &Arc<Settings>,
+        store: &Arc<dyn Store>,
+        catalog: &Arc<CatalogCell>,
+        source: Arc<OcppSource>,
+    ) -> Self {
+        let registrations = f64::from(settings.ocpp.auto_per_minute.max(1));
+        Self {
+            settings: Arc::clone(settings),
+            store: Arc::clone(store),
+            catalog: Arc::clone(catalog),
+            source,
+            passwords: Arc::new(PasswordCache::new(Arc::new(Arc::clone(store)))),
+            registrations: Arc::new(Mutex::new(TokenBucket::new(
+                registrations,
+                registrations / 60.0,
+            ))),
+        }
+    }
+
+    /// A station of the catalogue.
+    async fn station(&self, id: &StationId) -> Result<Arc<Station>, MonitorError> {
+        self.catalog
+            .get()
+            .await?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| MonitorError::NotFound(id.clone()))
+    }
+
+    /// Forgets a removed charge point.
+    pub(in crate::monitor) fn forget(&self, id: &StationId) {
+        self.source.forget(id);
+        self.passwords.forget(id);
     }
 
     /// How long a charger may stay silent before it counts as offline (two heartbeat
     /// intervals and a grace).
-    pub fn ocpp_liveness(&self) -> std::time::Duration {
-        let heartbeat =
-            chrono::TimeDelta::seconds(i64::from(self.settings.ocpp.heartbeat_secs.max(1)));
-        crate::ocpp::source::liveness(heartbeat)
+    pub fn liveness(&self) -> std::time::Duration {
+        self.source
+            .liveness()
             .to_std()
             .unwrap_or(std::time::Duration::MAX)
     }
 
     /// Stores (or, with `None`, removes) the password of an OCPP charge point, as a salted
     /// hash.
-    pub async fn set_charger_password(
+    pub async fn set_password(
         &self,
         id: &StationId,
         password: Option<&str>,
@@ -105,18 +158,23 @@ impl Monitor {
             )
             .into());
         }
-        let hash = password
-            .map(|p| password::check(p).map(|()| password::hash(p)))
-            .transpose()?;
-        self.store.set_charger_password(id, hash.as_deref()).await?;
-        self.charger_passwords.invalidate_all();
-        self.patch_last_passwords(id, hash);
-        Ok(())
+        let hash = match password {
+            Some(password) => {
+                password::check(password)?;
+                let password = password.to_owned();
+                let hashed = tokio::task::spawn_blocking(move || password::hash(&password))
+                    .await
+                    .map_err(|e| InvalidInput::new("password", format!("cannot be hashed: {e}")))?;
+                Some(hashed?)
+            }
+            None => None,
+        };
+        Ok(self.passwords.set(id, hash).await?)
     }
 
     /// Adds a station with the password of an OCPP charge point: the password is checked
     /// first, and if it cannot be stored the station is not kept.
-    pub async fn add_station_with_password(
+    pub async fn add_with_password(
         &self,
         station: &Station,
         password: &str,
@@ -132,76 +190,14 @@ impl Monitor {
             .into());
         }
         password::check(password)?;
-        self.add_station(station).await?;
-        if let Err(error) = self.set_charger_password(&station.id, Some(password)).await {
-            if let Err(undo) = self.remove_station(&station.id).await {
+        self.catalog.add(station).await?;
+        if let Err(error) = self.set_password(&station.id, Some(password)).await {
+            if let Err(undo) = self.catalog.remove(&station.id).await {
                 tracing::error!(station = %station.id, error = %undo, "could not remove a station whose password was not stored");
             }
             return Err(error);
         }
         Ok(())
-    }
-
-    /// Applies this process's change of a password to the hashes kept for an outage.
-    pub(super) fn patch_last_passwords(&self, id: &StationId, hash: Option<String>) {
-        let mut last = self
-            .last_passwords
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(all) = last.as_mut() {
-            let mut patched = HashMap::clone(all);
-            match hash {
-                Some(hash) => patched.insert(id.clone(), hash),
-                None => patched.remove(id),
-            };
-            *all = Arc::new(patched);
-        }
-    }
-
-    /// A charge point's password hash, from every charger's read at once (concurrent
-    /// connections share one read). While the database is away, the last hashes read.
-    async fn charger_password(&self, id: &StationId) -> Result<Option<String>, MonitorError> {
-        let store = &self.store;
-        let load = async {
-            let doing = "reading charge points' passwords";
-            let read = store.charger_passwords();
-            let all = crate::store::within(super::READ_WAIT, doing, &**store, read).await?;
-            let all: Arc<HashMap<_, _>> = Arc::new(all.into_iter().collect());
-            *self
-                .last_passwords
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&all));
-            Ok::<_, crate::store::StoreError>(all)
-        };
-        match self.charger_passwords.try_get_with((), load).await {
-            Ok(all) => Ok(all.get(id).cloned()),
-            Err(error) => {
-                let last = self
-                    .last_passwords
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                if let Some(all) = last {
-                    tracing::debug!(%error, "cannot read charge points' passwords; using the last ones read");
-                    return Ok(all.get(id).cloned());
-                }
-                tracing::warn!(%error, "cannot read charge points' passwords");
-                // The error is shared by every waiting connection: each gets its own copy.
-                Err(MonitorError::Store(if error.is_transient() {
-                    crate::store::StoreError::TimedOut {
-                        backend: store.backend(),
-                        target: store.target(),
-                        doing: "reading charge points' passwords",
-                        after_ms: u64::try_from(super::READ_WAIT.as_millis()).unwrap_or(u64::MAX),
-                    }
-                } else {
-                    crate::store::StoreError::Corrupt {
-                        table: "ocpp_passwords",
-                        message: error.to_string(),
-                    }
-                }))
-            }
-        }
     }
 
     /// Checks a charger's HTTP Basic credentials (`user`, `password`): the user is the charge
@@ -212,39 +208,39 @@ impl Monitor {
         id: &StationId,
         credentials: Option<(&str, &str)>,
     ) -> Result<(), MonitorError> {
-        let stored = self.charger_password(id).await?;
+        let has_password = self.passwords.has_password(id).await?;
         let unauthorized = |message: String| Err(MonitorError::Unauthorized(message));
-        match (stored, credentials) {
-            (Some(hash), Some((user, given)))
-                if user == id.as_str() && password::verify(given, &hash) =>
-            {
-                Ok(())
-            }
-            (Some(_), Some((user, _))) if user != id.as_str() => unauthorized(format!(
+        match (has_password, credentials) {
+            (true, Some((user, _))) if user != id.as_str() => unauthorized(format!(
                 "the Basic auth user is {user:?}; it must be the charge point id {id}"
             )),
-            (Some(_), Some(_)) => unauthorized(format!("wrong password for charge point {id}")),
-            (Some(_), None) => unauthorized(format!(
+            (true, Some((_, given))) => {
+                if self.passwords.verify(id, given).await? {
+                    Ok(())
+                } else {
+                    unauthorized(format!("wrong password for charge point {id}"))
+                }
+            }
+            (true, None) => unauthorized(format!(
                 "charge point {id} has a password: send it with HTTP Basic auth (user {id})"
             )),
-            (None, _) if self.settings.ocpp.require_password => unauthorized(format!(
+            (false, _) if self.settings.ocpp.require_password => unauthorized(format!(
                 "charge point {id} has no password and this server requires one (CSM_OCPP_REQUIRE_PASSWORD); add it with `csm-cli stations add {id} NAME --vendor ocpp --password …`"
             )),
-            (None, _) => Ok(()),
+            (false, _) => Ok(()),
         }
     }
 
     /// A charger asks to connect as `charge_point_id` with its Basic auth credentials. The
     /// credentials are checked before anything else. A charge point csm knows is attached
-    /// ([`Monitor::ocpp_attach`]); an unknown one, when registration is `auto`, may connect
-    /// but becomes a station only when it boots ([`Monitor::ocpp_before_boot`]).
-    pub async fn ocpp_connect(
+    /// ([`Ocpp::attach`]); an unknown one, when registration is `auto`, may connect
+    /// but becomes a station only when it boots ([`Ocpp::before_boot`]).
+    pub async fn connect(
         &self,
         charge_point_id: &str,
         credentials: Option<(&str, &str)>,
     ) -> Result<Admitted, MonitorError> {
         let id = StationId::parse(charge_point_id).map_err(|e| e.at("charge point id"))?;
-        self.ocpp_source()?;
         self.check_charger(&id, credentials).await?;
         let station = match self.station(&id).await {
             Ok(station) => station,
@@ -266,18 +262,18 @@ impl Monitor {
 
     /// A charge point's connection takes over from any older one: its number and the frames
     /// it is to send (csm's calls).
-    pub fn ocpp_attach(
+    pub fn attach(
         &self,
         station: &Station,
     ) -> Result<(u64, tokio::sync::mpsc::Receiver<String>), MonitorError> {
-        Ok(self.ocpp_source()?.connect(&station.id))
+        Ok(self.source.connect(&station.id))
     }
 
     /// A frame of a charger that is not registered yet (auto registration): a BootNotification
     /// registers it, within the limits of auto registration (`CSM_OCPP_AUTO_MAX`,
     /// `CSM_OCPP_AUTO_PER_MINUTE`; past them the boot is answered `Rejected`); any other
     /// call is answered with a CallError asking for the boot first.
-    pub async fn ocpp_before_boot(&self, id: &StationId, text: &str) -> BeforeBoot {
+    pub async fn before_boot(&self, id: &StationId, text: &str) -> BeforeBoot {
         use crate::ocpp::frame::{self, ErrorCode, Incoming};
         let (call, action) = match frame::parse(text) {
             Ok(Incoming::Call { id, action, .. }) => (id, action),
@@ -294,7 +290,7 @@ impl Monitor {
                 &format!("charge point {id} is not registered: send BootNotification first"),
             ));
         }
-        match self.ocpp_register(id).await {
+        match self.register(id).await {
             Ok(station) => BeforeBoot::Registered(station),
             Err(Refusal { reason, retry_secs }) => {
                 tracing::warn!(charge_point = %id, %reason, "a charge point's registration was refused");
@@ -309,10 +305,10 @@ impl Monitor {
     }
 
     /// Adds a booting charger as a station, within the limits of auto registration.
-    async fn ocpp_register(&self, id: &StationId) -> Result<Arc<Station>, Refusal> {
+    async fn register(&self, id: &StationId) -> Result<Arc<Station>, Refusal> {
         let refused = |reason: String, retry_secs: u64| Refusal { reason, retry_secs };
         let internal = |error: MonitorError| refused(error.to_string(), 60);
-        let catalog = self.catalog().await.map_err(internal)?;
+        let catalog = self.catalog.get().await.map_err(|e| internal(e.into()))?;
         if let Some(station) = catalog.stations.iter().find(|s| s.id == *id) {
             return Ok(Arc::clone(station));
         }
@@ -341,37 +337,17 @@ impl Monitor {
             ));
         }
         let station = Station::charge_point(id.clone(), id.to_string());
-        match self.add_station(&station).await {
+        match self.catalog.add(&station).await {
             // Two connections at once: the other added it.
-            Ok(()) | Err(MonitorError::Store(crate::store::StoreError::Conflict(_))) => {}
-            Err(error) => return Err(internal(error)),
+            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => {}
+            Err(error) => return Err(internal(error.into())),
         }
         tracing::info!(station = %id, "a new charge point booted and was added (CSM_OCPP_REGISTRATION=auto)");
         self.station(id).await.map_err(internal)
     }
 
-    /// Adds the demo's simulated charge points (`ids`, vendor `ocpp`, two connectors each) that
-    /// are not stations yet, with names a car park would give them; returns how many.
-    pub async fn seed_demo_chargers(&self, ids: &[String]) -> Result<usize, MonitorError> {
-        let mut added = 0;
-        for (n, id) in ids.iter().enumerate() {
-            let id = StationId::parse(id).map_err(|e| e.at("charge point id"))?;
-            if self.station(&id).await.is_ok() {
-                continue;
-            }
-            let station = Station {
-                address: Some("地下停车场 B1".into()),
-                port_count: 2,
-                ..Station::charge_point(id, format!("地下车库 {} 号直流快充", n + 1))
-            };
-            self.add_station(&station).await?;
-            added += 1;
-        }
-        Ok(added)
-    }
-
     /// Answers one frame of a charger's connection.
-    pub fn ocpp_frame(
+    pub fn frame(
         &self,
         station: &Station,
         connection: u64,
@@ -382,10 +358,7 @@ impl Monitor {
             accept_authorize: self.settings.ocpp.accept_authorize,
         };
         Ok(
-            match self
-                .ocpp_source()?
-                .handle(&station.id, connection, text, &policy)
-            {
+            match self.source.handle(&station.id, connection, text, &policy) {
                 Ok(handled) => OcppReply {
                     changed: handled.as_ref().is_some_and(|h| h.changed),
                     booted: handled.as_ref().is_some_and(|h| h.booted),
@@ -404,13 +377,11 @@ impl Monitor {
 
     /// After a boot: sets the charger's `MeterValueSampleInterval` when
     /// `CSM_OCPP_METER_INTERVAL_SECS` says (ChangeConfiguration), logging what it answered.
-    pub async fn ocpp_configure(&self, station: &Station) {
+    pub async fn configure(&self, station: &Station) {
         let Some(secs) = self.settings.ocpp.meter_interval_secs else {
             return;
         };
-        let Ok(source) = self.ocpp_source() else {
-            return;
-        };
+        let source = &self.source;
         let payload =
             serde_json::json!({"key": "MeterValueSampleInterval", "value": secs.to_string()});
         match source
@@ -430,25 +401,20 @@ impl Monitor {
     /// After a charger connected: when it has neither booted nor reported a status within
     /// [`QUIET_AFTER_CONNECT`] (a charger that only reconnected, or csm restarted), asks it for
     /// its status, so its ports do not wait for its next change.
-    pub async fn ocpp_ask_if_quiet(&self, station: &Station, connection: u64) {
+    pub async fn ask_if_quiet(&self, station: &Station, connection: u64) {
         tokio::time::sleep(QUIET_AFTER_CONNECT).await;
-        let Ok(source) = self.ocpp_source() else {
-            return;
-        };
-        if source.quiet_since_connected(&station.id, connection) {
+        if self.source.quiet_since_connected(&station.id, connection) {
             tracing::debug!(station = %station.id, "a charger connected and said nothing: asking for its status");
-            self.ocpp_trigger(station).await;
+            self.trigger(station).await;
         }
     }
 
     /// Asks a connected charger to send its status now (TriggerMessage StatusNotification)
     /// and waits for its answer, at most [`TRIGGER_TIMEOUT`].
-    pub(super) async fn ocpp_trigger(&self, station: &Station) {
-        let Ok(source) = self.ocpp_source() else {
-            return;
-        };
+    pub(in crate::monitor) async fn trigger(&self, station: &Station) {
         let payload = serde_json::json!({"requestedMessage": "StatusNotification"});
-        if let Err(error) = source
+        if let Err(error) = self
+            .source
             .call(&station.id, "TriggerMessage", payload, TRIGGER_TIMEOUT)
             .await
         {
@@ -458,9 +424,7 @@ impl Monitor {
 
     /// A charger's connection ended; returns whether it was the one serving the charger
     /// (then refresh the station: it is now unreachable).
-    pub fn ocpp_disconnect(&self, station: &Station, connection: u64) -> bool {
-        self.ocpp_source()
-            .map(|source| source.disconnect(&station.id, connection))
-            .unwrap_or(false)
+    pub fn disconnect(&self, station: &Station, connection: u64) -> bool {
+        self.source.disconnect(&station.id, connection)
     }
 }

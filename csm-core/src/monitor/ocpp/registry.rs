@@ -1,7 +1,7 @@
 //! The registry of OCPP charge points: which chargers are connected, since when, what they
 //! last sent, and their firmware. The server that serves a charger keeps its record in memory
 //! ([`crate::ocpp::OcppSource`]) and writes the records that changed to the database every
-//! [`REGISTRY_EVERY`] ([`Monitor::run_ocpp_registry`]), so `csm-cli ocpp status` and the API
+//! [`REGISTRY_EVERY`] ([`Ocpp::run_registry`]), so `csm-cli ocpp status` and the API
 //! read the same thing; a server answers with its own fresher records over the stored ones.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Monitor, MonitorError, READ_WAIT};
+use super::Ocpp;
 use crate::model::{Station, StationId};
+use crate::monitor::{MonitorError, READ_WAIT};
 use crate::ocpp::{ChargePointRecord, OCPP_VENDOR};
 
 /// How often the server writes the records that changed.
@@ -72,7 +73,7 @@ pub struct ChargePointStatus {
     pub record: ChargePointRecord,
 }
 
-impl Monitor {
+impl Ocpp {
     /// The charge points of the registry, by id: the connected ones (and silent ones, whose
     /// connection is still open), or with `all` every OCPP station, including those that
     /// never connected.
@@ -83,14 +84,12 @@ impl Monitor {
             .into_iter()
             .map(|r| (r.station_id.clone(), r))
             .collect();
-        if let Some(source) = self.engine.chargers().ocpp() {
-            // This process serves these: its own records are the freshest.
-            for (record, _) in source.records(false) {
-                records.insert(record.station_id.clone(), record);
-            }
+        // This process serves these: its own records are the freshest.
+        for (record, _) in self.source.records(false) {
+            records.insert(record.station_id.clone(), record);
         }
         let now = crate::model::now();
-        let stations = self.stations().await?;
+        let stations = Arc::clone(&self.catalog.get().await?.stations);
         let mut found = Vec::new();
         for station in stations.iter().filter(|s| s.vendor == OCPP_VENDOR) {
             let status = self.status_of(station, records.remove(&station.id), now);
@@ -112,11 +111,7 @@ impl Monitor {
         if station.vendor != OCPP_VENDOR {
             return Err(MonitorError::NotFound(id.clone()));
         }
-        let own = self
-            .engine
-            .chargers()
-            .ocpp()
-            .and_then(|source| source.record(id));
+        let own = self.source.record(id);
         let record = match own {
             Some(record) => Some(record),
             None => self
@@ -155,10 +150,8 @@ impl Monitor {
     /// `cancel`; then records every charger as disconnected (the server is stopping, its
     /// connections with it) and writes once more. A record the database did not take is
     /// written at the next turn (only its latest version is kept).
-    pub async fn run_ocpp_registry(self: Arc<Self>, cancel: CancellationToken) {
-        let Some(source) = self.engine.chargers().ocpp().cloned() else {
-            return;
-        };
+    pub async fn run_registry(&self, cancel: CancellationToken) {
+        let source = Arc::clone(&self.source);
         let mut failing = false;
         let mut every = tokio::time::interval(REGISTRY_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use csm::core::Monitor;
-use csm::core::alerts::{ChannelDraft, RuleDraft};
-use csm::core::cache::MemoryCache;
-use csm::core::charger::{Chargers, Simulator};
-use csm::core::settings::Settings;
+use csm_core::Monitor;
+use csm_core::alerts::{ChannelDraft, RuleDraft};
+use csm_core::cache::MemoryCache;
+use csm_core::charger::{Chargers, Simulator};
+use csm_core::settings::Settings;
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -154,11 +154,12 @@ fn record(seen: &Mutex<Seen>, body: &serde_json::Value, arrived: DateTime<Utc>) 
 
 async fn cycle(monitor: &Monitor) -> Result<f64, String> {
     let all = monitor
-        .enabled_stations()
+        .stations()
+        .enabled()
         .await
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    monitor.refresh(all, |_| {}).await;
+    monitor.refresh().many(all, |_| {}).await;
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -185,8 +186,8 @@ async fn run(
     let mut settings = Settings::default();
     settings.database.url = Some(url.to_owned());
     settings.vendors.dir = "/nonexistent-csm-vendors".into();
-    settings.alerts.allowed_hosts = vec!["127.0.0.1".into()];
-    let store = csm::core::store::connect(url, 10)
+    settings.alerts.allowed_hosts = csm_core::model::alerts::AllowedHosts(vec!["127.0.0.1".into()]);
+    let store = csm_core::store::connect(url, 10)
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
@@ -201,7 +202,11 @@ async fn run(
         Arc::new(MemoryCache::new(Duration::from_secs(600))),
         chargers,
     ));
-    monitor.import(&fleet).await.map_err(|e| e.to_string())?;
+    monitor
+        .stations()
+        .import(&fleet)
+        .await
+        .map_err(|e| e.to_string())?;
     cycle(&monitor).await?;
     monitor.flush().await;
     let mut without = Vec::new();
@@ -215,7 +220,8 @@ async fn run(
     let port = receiver(Arc::clone(&seen)).await?;
     for c in 0..channels {
         monitor
-            .add_alert_channel(ChannelDraft {
+            .alerts()
+            .add_channel(ChannelDraft {
                 name: format!("hook{c}"),
                 kind: "webhook".into(),
                 url: format!("http://127.0.0.1:{port}/hook/{c}"),
@@ -233,12 +239,16 @@ async fn run(
         }))
         .map_err(|e| e.to_string())?;
         monitor
-            .add_alert_rule(draft)
+            .alerts()
+            .add_rule(draft)
             .await
             .map_err(|e| e.to_string())?;
     }
     let cancel = CancellationToken::new();
-    let alerts = tokio::spawn(Arc::clone(&monitor).run_alerts(cancel.clone()));
+    let alerts = tokio::spawn({
+        let (area, token) = (monitor.alerts().clone(), cancel.clone());
+        async move { area.run(token).await }
+    });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut with = Vec::new();
     for _ in 0..cycles {
@@ -246,7 +256,7 @@ async fn run(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // Let the last alerts go out.
-    let store = csm::core::store::connect(url, 2)
+    let store = csm_core::store::connect(url, 2)
         .await
         .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(30);

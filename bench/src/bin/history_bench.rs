@@ -2,7 +2,7 @@
 //!
 //! `fraction STATIONS HOURS`: the simulated fleet (12 ports a station) refreshed every 30 s for
 //! HOURS of simulated time, each refresh derived exactly as the engine derives it (diff and
-//! history recorder, [`csm::core::history::past`]): how many port observations there were and
+//! history recorder, [`csm_core::demo`]): how many port observations there were and
 //! how many readings the deadbands and the heartbeat keep. The first refresh of each station
 //! (every port seen for the first time, all kept) is counted apart.
 //!
@@ -21,12 +21,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
-use csm::core::Monitor;
-use csm::core::cache::MemoryCache;
-use csm::core::charger::{Chargers, Simulator};
-use csm::core::history::past;
-use csm::core::model::StationId;
-use csm::core::settings::{HistorySettings, Settings};
+use csm_core::Monitor;
+use csm_core::cache::MemoryCache;
+use csm_core::charger::{Chargers, Simulator};
+use csm_core::demo;
+use csm_core::model::StationId;
+use csm_core::settings::{HistorySettings, Settings};
 use sqlx::Connection;
 
 const PORTS: u32 = 12;
@@ -73,7 +73,7 @@ fn fraction(stations: usize, hours: usize) -> Result<String, String> {
     let (mut first, mut kept, mut events, mut sessions) = (0, 0, 0, 0);
     for station in simulator.fleet() {
         // The first refresh alone, then the rest from where it left off.
-        let (batches, _) = past::simulate(
+        let (batches, _) = demo::simulate(
             &simulator,
             &station,
             (start, start + step),
@@ -82,7 +82,7 @@ fn fraction(stations: usize, hours: usize) -> Result<String, String> {
             usize::MAX,
         );
         first += batches.iter().map(|b| b.readings.len()).sum::<usize>();
-        let (batches, _) = past::simulate(
+        let (batches, _) = demo::simulate(
             &simulator,
             &station,
             (start + step, end),
@@ -208,7 +208,7 @@ async fn stats(url: &str, stations: usize, days: usize, requests: usize) -> Resu
     let mut settings = Settings::default();
     settings.database.url = Some(url.to_owned());
     settings.vendors.dir = "/nonexistent-csm-vendors".into();
-    let store = csm::core::store::connect(url, 8)
+    let store = csm_core::store::connect(url, 8)
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
@@ -290,6 +290,7 @@ async fn stats(url: &str, stations: usize, days: usize, requests: usize) -> Resu
         let id: &StationId = &fleet[n].id;
         let asked = Instant::now();
         let stats = monitor
+            .history()
             .station_stats(id, days as u32)
             .await
             .map_err(|e| e.to_string())?;

@@ -1,36 +1,73 @@
-//! A simulated past: what the built-in simulator's stations did before now, derived exactly
-//! as the refresh engine derives history from live refreshes (the same diff and
-//! [`Recorder`]), a snapshot every `step`. The demo starts with one so that its charts and heat
-//! map show something at once; it is simulated data of simulated stations, never mixed into a
-//! real station's history.
+//! The demo: what the embedded default starts with when its database is empty. Simulated
+//! e-bike piles on the built-in simulator, each with a simulated past — what the simulator's
+//! stations did before now, derived exactly as the refresh engine derives history from live
+//! refreshes (the same diff and [`Recorder`]), a snapshot every step — so that charts and the
+//! heat map show something at once; and simulated OCPP chargers' stations. Simulated data of
+//! simulated stations, never mixed into a real station's history.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::record::Recorder;
-use crate::charger::Simulator;
-use crate::model::{Station, StationState};
-use crate::settings::HistorySettings;
-use crate::store::WriteBatch;
+use crate::charger::simulator::past_span;
+use crate::charger::{SIMULATOR_VENDOR, Simulator};
+use crate::history::record::Recorder;
+use crate::model::{Station, StationId, StationState};
+use crate::settings::{HistorySettings, Settings};
+use crate::store::{Store, StoreError, WriteBatch};
 
-/// How much past the demo begins with: a week at a snapshot a minute on a real-time
-/// simulator; with a faster simulated clock a snapshot every `60 s / speed` (at least a second),
-/// and at most [`DEMO_SNAPSHOTS`] of them. Returns the past's length and its step.
-pub fn demo_span(speed: f64) -> (TimeDelta, TimeDelta) {
-    let speed = if speed.is_finite() && speed > 0.0 {
-        speed
-    } else {
-        1.0
-    };
-    let step_ms = (60_000.0 / speed).max(1_000.0) as i64;
-    let step = TimeDelta::milliseconds(step_ms);
-    let length = (step * DEMO_SNAPSHOTS).min(DEMO_PAST);
-    (length, step)
+/// The demo's piles: `count` stations of the simulator's fleet, of the sizes a campus has.
+pub fn stations(seed: u64, count: usize) -> Vec<Station> {
+    Simulator::with_fleet(seed, 1.0, count, 12)
+        .fleet()
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut station)| {
+            station.port_count = [10, 12, 16, 20][index % 4];
+            station.vendor = SIMULATOR_VENDOR.into();
+            station
+        })
+        .collect()
 }
 
-/// The longest simulated past of the demo.
-pub const DEMO_PAST: TimeDelta = TimeDelta::days(7);
-/// The most snapshots of a demo station's past.
-pub const DEMO_SNAPSHOTS: i32 = 10_080;
+/// The demo's OCPP chargers (two connectors each), with names a car park would give them.
+pub fn charge_points(ids: &[StationId]) -> Vec<Station> {
+    ids.iter()
+        .enumerate()
+        .map(|(n, id)| Station {
+            address: Some("地下停车场 B1".into()),
+            port_count: 2,
+            ..Station::charge_point(id.clone(), format!("地下车库 {} 号直流快充", n + 1))
+        })
+        .collect()
+}
+
+/// Writes the simulated past of `stations` from the simulator's start until now (a snapshot
+/// every step of [`past_span`]); returns the rows written.
+pub async fn write_past(
+    store: &dyn Store,
+    simulator: &Simulator,
+    stations: &[Station],
+    settings: &Settings,
+) -> Result<usize, StoreError> {
+    let past = (simulator.origin(), crate::model::now());
+    let (_, step) = past_span(settings.simulator.speed);
+    let mut rows = 0;
+    for station in stations {
+        let (batches, _) = simulate(
+            simulator,
+            station,
+            past,
+            step,
+            &settings.history,
+            crate::refresh::WriterConfig::default().max_rows,
+        );
+        for batch in &batches {
+            store.apply(batch).await?;
+            rows += batch.len();
+        }
+    }
+    tracing::info!(from = %past.0, rows, "wrote a simulated past for the demo stations");
+    Ok(rows)
+}
 
 /// The rows of one station's simulated past over `[from, to)`, a snapshot every `step`, in
 /// batches of about `batch_rows` rows; and the state it ends in.
@@ -79,7 +116,7 @@ fn append(batch: &mut WriteBatch, rows: WriteBatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortStatus, StationId};
+    use crate::model::PortStatus;
 
     #[test]
     fn a_simulated_day_has_sessions_hours_and_few_readings() {

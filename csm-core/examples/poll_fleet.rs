@@ -1,15 +1,15 @@
 //! Embedding csm-core without the server: poll a simulated fleet with the refresh engine and
 //! print every port change as it happens.
 //!
-//! `cargo run --example poll_fleet -- [STATIONS] [ROUNDS]` (defaults: 20 stations, 5 rounds).
+//! `cargo run -p csm-core --example poll_fleet -- [STATIONS] [ROUNDS]` (defaults: 20 stations, 5 rounds).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use csm::core::cache::MemoryCache;
-use csm::core::charger::{Chargers, Simulator};
-use csm::core::refresh::{Engine, EngineConfig};
-use csm::core::store::{SqliteStore, Store};
+use csm_core::cache::MemoryCache;
+use csm_core::charger::{Chargers, Simulator};
+use csm_core::refresh::{Engine, EngineConfig};
+use csm_core::store::{SqliteStore, Store};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! csm, the charging station monitor.
 //!
-//! This root package holds the workspace's end-to-end tests (`tests/`) and examples
-//! (`examples/`). The code lives in three crates, re-exported here:
+//! This crate holds the workspace's end-to-end tests (`integration/`, against real MariaDB and
+//! Redis). The code lives in three crates, re-exported here:
 //! [`core`] (the library), [`server`] (REST API, live events, dashboard) and [`cli`].
 #![forbid(unsafe_code)]
 

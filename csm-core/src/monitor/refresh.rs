@@ -1,0 +1,173 @@
+//! The refresh area: refreshing stations now (many, one, or a user's manual refresh with its
+//! cool-down and fleet-wide limit), the scheduler that refreshes every station each interval,
+//! and the stream of what changed (what the live event stream and alert rules listen to).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::{MonitorError, Ocpp};
+use crate::cache::StatusCache;
+use crate::catalog::CatalogCell;
+use crate::model::{OCPP_VENDOR, Station, StationId};
+use crate::rate::TokenBucket;
+use crate::refresh::{Engine, RefreshOutcome, StationUpdate, scheduler};
+use crate::settings::Settings;
+
+/// The answer to a manual refresh.
+#[derive(Clone, Debug)]
+pub enum ManualRefresh {
+    /// The refresh ran (or joined a running one).
+    Refreshed(RefreshOutcome),
+    /// The station's data is younger than the cool-down; try again after `retry_after`.
+    CoolingDown {
+        /// When a refresh will be accepted.
+        retry_after: Duration,
+    },
+    /// Too many manual refreshes across all stations this minute.
+    RateLimited {
+        /// When a refresh will be accepted.
+        retry_after: Duration,
+    },
+}
+
+/// The refresh area of the [`Monitor`](super::Monitor).
+#[derive(Clone)]
+pub struct Refresh {
+    settings: Arc<Settings>,
+    cache: Arc<dyn StatusCache>,
+    engine: Engine,
+    catalog: Arc<CatalogCell>,
+    ocpp: Ocpp,
+    /// Manual refreshes across all stations (`CSM_MANUAL_REFRESH_PER_MINUTE`).
+    limiter: Arc<Mutex<TokenBucket>>,
+}
+
+impl std::fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresh")
+            .field("engine", &self.engine)
+            .finish()
+    }
+}
+
+impl Refresh {
+    pub(super) fn new(
+        settings: &Arc<Settings>,
+        cache: &Arc<dyn StatusCache>,
+        engine: &Engine,
+        catalog: &Arc<CatalogCell>,
+        ocpp: &Ocpp,
+    ) -> Self {
+        let per_minute = f64::from(settings.manual_refresh.per_minute.max(1));
+        Self {
+            settings: Arc::clone(settings),
+            cache: Arc::clone(cache),
+            engine: engine.clone(),
+            catalog: Arc::clone(catalog),
+            ocpp: ocpp.clone(),
+            limiter: Arc::new(Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0))),
+        }
+    }
+
+    /// Refreshes the given stations now (at most the engine's concurrency at once), calling
+    /// `progress` as each ends.
+    pub async fn many(
+        &self,
+        stations: Vec<Arc<Station>>,
+        progress: impl Fn(&RefreshOutcome) + Send + Sync,
+    ) -> Vec<RefreshOutcome> {
+        self.engine.refresh_many(stations, progress).await
+    }
+
+    /// Refreshes one station now (or joins its running refresh).
+    pub async fn one(&self, station: Arc<Station>) -> RefreshOutcome {
+        self.engine.refresh(station).await
+    }
+
+    /// Refresh jobs running now.
+    pub fn running(&self) -> usize {
+        self.engine.running()
+    }
+
+    /// Starts a refresh of every enabled station in the background; returns how many.
+    pub async fn all_in_background(&self) -> Result<usize, MonitorError> {
+        let catalog = self.catalog.get().await?;
+        let stations: Vec<Arc<Station>> = catalog
+            .stations
+            .iter()
+            .filter(|s| s.enabled)
+            .cloned()
+            .collect();
+        let count = stations.len();
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            engine.refresh_many(stations, |_| {}).await;
+        });
+        Ok(count)
+    }
+
+    /// A manual refresh: skipped while the station's data is younger than the cool-down, and
+    /// limited across all stations so nobody can hammer a vendor through csm. A charge point
+    /// is first asked for its status (TriggerMessage).
+    pub async fn manual(&self, id: &StationId) -> Result<ManualRefresh, MonitorError> {
+        let station = self
+            .catalog
+            .get()
+            .await?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| MonitorError::NotFound(id.clone()))?;
+        let cooldown = self.settings.manual_refresh.cooldown();
+        // Without either, the age is unknown; the global limit still protects the vendor.
+        let checked_at = match self.cache.get(id).await {
+            Ok(Some(state)) => Some(state.checked_at),
+            _ => self.engine.last_known(id).map(|s| s.checked_at),
+        };
+        if let Some(checked_at) = checked_at {
+            let age = (Utc::now() - checked_at).to_std().unwrap_or(Duration::ZERO);
+            if age < cooldown {
+                return Ok(ManualRefresh::CoolingDown {
+                    retry_after: cooldown - age,
+                });
+            }
+        }
+        if let Err(retry_after) = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Ok(ManualRefresh::RateLimited { retry_after });
+        }
+        if station.vendor == OCPP_VENDOR {
+            self.ocpp.trigger(&station).await;
+        }
+        Ok(ManualRefresh::Refreshed(self.engine.refresh(station).await))
+    }
+
+    /// Refreshes every enabled station every refresh interval until `cancel` fires.
+    pub async fn run_scheduler(&self, cancel: CancellationToken) {
+        let interval = self.settings.engine.refresh_interval();
+        scheduler::run(
+            self.engine.clone(),
+            Arc::clone(&self.catalog),
+            interval,
+            cancel,
+        )
+        .await;
+    }
+
+    /// Changes as they happen (what the live event stream and alerts listen to).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StationUpdate>> {
+        self.engine.subscribe()
+    }
+
+    /// Status events produced since start.
+    pub fn events_produced(&self) -> u64 {
+        self.engine.events_produced()
+    }
+}
