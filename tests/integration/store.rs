@@ -21,6 +21,7 @@ crate::helpers::on_each!(
     removing_a_station_keeps_its_history,
     the_catalogue_version_moves_with_every_change,
     station_ids_that_differ_in_case_are_different_stations,
+    every_table_reads_back_what_was_written,
 );
 
 async fn migrations_can_run_again(backend: Backend) {
@@ -433,4 +434,290 @@ async fn mysql_database_is_created_when_missing_and_errors_name_the_host() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("mysql://") && !err.contains(":p@"), "{err}");
+}
+
+/// A value that differs in every field from its neighbours' (so a swapped column shows).
+fn at(minutes: i64) -> chrono::DateTime<Utc> {
+    csm::core::model::stored_precision(Utc::now() - Duration::minutes(minutes))
+}
+
+/// Every table, written through its record and read back field for field: a column whose
+/// name and value parted (or a reader that reads another column) shows as a difference.
+async fn every_table_reads_back_what_was_written(backend: Backend) {
+    use csm::core::model::PortReading;
+    use csm::core::model::alerts::{Channel, ChannelKind, DeliveryState};
+    use csm::core::model::history::{HistoryQuery, HourDelta, HourTotals, ReadingRow, SessionRow};
+    use csm::core::model::ocpp::ChargePointRecord;
+    use csm::core::secret::Secret;
+    use csm::core::store::{OpenAlert, OutboxRow};
+
+    let t = test_store(backend).await;
+    let store = &t.store;
+    let id = StationId::parse("RT-1").unwrap();
+    // stations
+    let mut s = station("RT-1", "simulator", 7);
+    s.lat = Some(31.5);
+    s.lng = Some(117.25);
+    s.enabled = false;
+    store.add_station(&s).await.unwrap();
+    assert_eq!(
+        store.get_station(&id).await.unwrap(),
+        Some(s.clone()),
+        "stations"
+    );
+
+    // port_states, station_health, status_events, port_readings, sessions, the hours
+    let port = PortStateRow {
+        station_id: id.clone(),
+        state: PortState {
+            reading: PortReading {
+                port: 3,
+                status: PortStatus::Occupied,
+                raw_code: Some("charging".into()),
+                voltage: Some(221.5),
+                current: Some(3.25),
+                power: Some(719.875),
+                energy_kwh: Some(1.125),
+                session_ends_at: Some(at(-30)),
+            },
+            since: at(40),
+        },
+        observed_at: at(1),
+    };
+    let health = StationHealth {
+        station_id: id.clone(),
+        last_ok_at: Some(at(2)),
+        last_error: Some("vendor: slow".into()),
+        checked_at: at(0),
+        failures: 4,
+        counted_from: Some(at(50)),
+    };
+    let event = StatusEvent {
+        station_id: id.clone(),
+        port: 3,
+        old: Some(PortStatus::Free),
+        new: PortStatus::Occupied,
+        at: at(40),
+    };
+    let reading = ReadingRow {
+        station_id: id.clone(),
+        port: 3,
+        at: at(39),
+        status: PortStatus::Occupied,
+        voltage: Some(220.25),
+        current: Some(2.5),
+        power: Some(550.5),
+        energy_kwh: Some(0.75),
+    };
+    let session = SessionRow {
+        station_id: id.clone(),
+        port: 3,
+        started_at: at(90),
+        ended_at: Some(at(45)),
+        energy_kwh: Some(2.375),
+    };
+    let hour = csm::core::model::history::hour_of(at(120));
+    let totals = HourTotals {
+        secs: [11, 22, 33, 44, 55, 66],
+        sessions_started: 7,
+        energy_kwh: 8.5,
+    };
+    let delta = HourDelta {
+        station_id: id.clone(),
+        port: 3,
+        hour,
+        totals,
+    };
+    store
+        .apply(&WriteBatch {
+            ports: vec![port.clone()],
+            events: vec![event.clone()],
+            health: vec![health.clone()],
+            readings: vec![reading.clone()],
+            sessions: vec![session.clone()],
+            hours: vec![delta.clone()],
+        })
+        .await
+        .unwrap();
+    let states = store
+        .station_states(std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    let state = &states[0];
+    assert_eq!(state.ports, vec![port.state.clone()], "port_states");
+    assert_eq!(
+        (
+            state.last_error.clone(),
+            state.failures,
+            state.counted_from,
+            state.checked_at
+        ),
+        (
+            health.last_error.clone(),
+            health.failures,
+            health.counted_from,
+            health.checked_at
+        ),
+        "station_health"
+    );
+    let events = store
+        .events(&EventQuery {
+            station_id: Some(id.clone()),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events, vec![event], "status_events");
+    let everything = HistoryQuery {
+        station_id: id.clone(),
+        port: None,
+        from: at(1_000),
+        to: at(-1_000),
+        limit: 100,
+    };
+    assert_eq!(
+        store.readings(&everything).await.unwrap(),
+        vec![reading],
+        "port_readings"
+    );
+    assert_eq!(
+        store.sessions(&everything).await.unwrap(),
+        vec![session],
+        "sessions"
+    );
+    let station_hours = store.hours(Some(&id), at(1_000), at(-1_000)).await.unwrap();
+    assert_eq!(
+        station_hours
+            .iter()
+            .map(|h| (h.hour, h.totals))
+            .collect::<Vec<_>>(),
+        [(hour, totals)],
+        "station_hours"
+    );
+    let fleet_hours = store.hours(None, at(1_000), at(-1_000)).await.unwrap();
+    assert_eq!(
+        fleet_hours
+            .iter()
+            .map(|h| (h.hour, h.totals))
+            .collect::<Vec<_>>(),
+        [(hour, totals)],
+        "fleet_hours"
+    );
+    // port_hours has no reader of its own yet: its columns, read as the database holds them.
+    let port_hours = port_hour_columns(&t.url, backend).await;
+    assert_eq!(port_hours, [11, 22, 33, 44, 55, 66, 7], "port_hours");
+
+    // ocpp_passwords, ocpp_charge_points
+    store
+        .set_charger_password(&id, Some("$pbkdf2-sha256$i=25000,l=32$c2FsdA$aGFzaA"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.charger_passwords().await.unwrap(),
+        [(
+            id.clone(),
+            "$pbkdf2-sha256$i=25000,l=32$c2FsdA$aGFzaA".to_owned()
+        )],
+        "ocpp_passwords"
+    );
+    let record = ChargePointRecord {
+        station_id: id.clone(),
+        connected: true,
+        connected_at: Some(at(30)),
+        disconnected_at: Some(at(31)),
+        last_message_at: Some(at(3)),
+        last_action: Some("MeterValues".into()),
+        vendor: Some("Alfen BV".into()),
+        model: Some("NG910".into()),
+        firmware: Some("5.8.1".into()),
+        firmware_status: Some("Installed".into()),
+        heartbeat_secs: 299,
+    };
+    store
+        .write_charge_points(std::slice::from_ref(&record))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.charge_points().await.unwrap(),
+        [record],
+        "ocpp_charge_points"
+    );
+
+    // alert_channels, alert_rules, alert_outbox, alert_open
+    let alerts = store.alerts();
+    let channel = Channel {
+        name: "ops".into(),
+        kind: ChannelKind::Feishu,
+        url: "https://open.feishu.cn/open-apis/bot/v2/hook/x".into(),
+        secret: Some(Secret::new("signing-secret")),
+    };
+    alerts.add_channel(&channel).await.unwrap();
+    assert_eq!(
+        alerts.channels().await.unwrap(),
+        [channel],
+        "alert_channels"
+    );
+    let rule = alerts.add_rule(r#"{"kind":"fault"}"#).await.unwrap();
+    assert_eq!(
+        alerts.rules().await.unwrap(),
+        [(rule, r#"{"kind":"fault"}"#.to_owned())],
+        "alert_rules"
+    );
+    let outbox = OutboxRow {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        rule_id: rule,
+        channel: "ops".into(),
+        payload: r#"{"text":"故障"}"#.into(),
+        state: DeliveryState::Failed,
+        attempts: 3,
+        last_error: Some("HTTP 500".into()),
+        created_at: at(10),
+        due_at: at(9),
+        delivered_at: Some(at(8)),
+    };
+    let open = OpenAlert {
+        rule_id: rule,
+        station_id: id.clone(),
+        port: 3,
+        alert_id: outbox.id.clone(),
+        opened_at: at(10),
+    };
+    alerts
+        .record_alerts(
+            std::slice::from_ref(&outbox),
+            std::slice::from_ref(&open),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts.alert_history(10).await.unwrap(),
+        [outbox],
+        "alert_outbox"
+    );
+    assert_eq!(alerts.open_alerts().await.unwrap(), [open], "alert_open");
+}
+
+/// The seconds per status and sessions started of the one row of `port_hours`, read with
+/// plain SQL.
+async fn port_hour_columns(url: &str, backend: Backend) -> Vec<i64> {
+    let sql = "SELECT CAST(free_secs AS SIGNED) AS a, CAST(occupied_secs AS SIGNED) AS b, \
+               CAST(fault_secs AS SIGNED) AS c, CAST(offline_secs AS SIGNED) AS d, \
+               CAST(reserved_secs AS SIGNED) AS e, CAST(unknown_secs AS SIGNED) AS f, \
+               CAST(sessions_started AS SIGNED) AS g FROM port_hours";
+    let columns = ["a", "b", "c", "d", "e", "f", "g"];
+    match backend {
+        Backend::Sqlite => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            let row = sqlx::query(sql).fetch_one(&mut conn).await.unwrap();
+            columns.iter().map(|c| row.get::<i64, _>(*c)).collect()
+        }
+        Backend::MySql => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
+            let row = sqlx::query(sql).fetch_one(&mut conn).await.unwrap();
+            columns.iter().map(|c| row.get::<i64, _>(*c)).collect()
+        }
+    }
 }

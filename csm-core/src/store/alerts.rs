@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use super::record::{Column, Record, Value};
 use super::rows::Reader;
 use super::sql::{Sql, Statement, statement};
 use super::sql_store::{Backend, SqlStore};
-use super::statements::{Dialect, placeholder_list, placeholder_rows};
+use super::statements::{Dialect, OnConflict, Table, placeholder_list, placeholder_rows};
 use crate::model::StationId;
 use crate::model::alerts::{Channel, ChannelKind, DeliveryState, RuleId};
 use crate::secret::Secret;
@@ -137,81 +138,150 @@ pub trait AlertStore: Send + Sync {
     /// Alerts waiting to be delivered.
     async fn outbox_depth(&self) -> Result<u64, StoreError>;
 }
-/// The outbox's columns, in the order rows bind them.
-const OUTBOX_COLUMNS: &[&str] = &[
-    "id",
-    "rule_id",
-    "channel",
-    "payload",
-    "state",
-    "attempts",
-    "last_error",
-    "created_at",
-    "due_at",
-    "delivered_at",
-];
+/// An alert channel as kept, with when it was added.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ChannelRow {
+    /// The channel.
+    pub(crate) channel: Channel,
+    /// When it was added.
+    pub(crate) created_at: DateTime<Utc>,
+}
 
-/// The open alerts' columns.
-const OPEN_COLUMNS: &[&str] = &["rule_id", "station_id", "port", "alert_id", "opened_at"];
+impl Record for ChannelRow {
+    const TABLE: Table = Table {
+        name: "alert_channels",
+        key: &["name"],
+        on_conflict: OnConflict::Update,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("name", |r| Value::text(&r.channel.name)),
+        Column::new("kind", |r| Value::text(r.channel.kind.as_str())),
+        Column::new("url", |r| Value::text(&r.channel.url)),
+        Column::new("secret", |r| {
+            Value::Text(r.channel.secret.as_ref().map(Secret::expose))
+        }),
+        Column::new("created_at", |r| Value::time(r.created_at)),
+    ];
 
-/// Rows one statement writes (well under both backends' bind limits at 10 columns).
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        let kind = r.text("kind")?;
+        Ok(Self {
+            channel: Channel {
+                name: r.text("name")?,
+                kind: ChannelKind::parse(&kind).map_err(|e| r.corrupt("kind", e))?,
+                url: r.text("url")?,
+                secret: r.opt_text("secret")?.map(Secret::new),
+            },
+            created_at: r.time("created_at")?,
+        })
+    }
+}
+
+/// An alert rule as kept: its id (given by the database) and its definition (the rule's JSON).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RuleRow {
+    /// Its id (0 until stored).
+    pub(crate) id: RuleId,
+    /// Its definition.
+    pub(crate) definition: String,
+    /// When it was added.
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+impl Record for RuleRow {
+    const TABLE: Table = Table {
+        name: "alert_rules",
+        key: &["id"],
+        on_conflict: OnConflict::Update,
+    };
+    // The id is the database's to give: not written, read beside the columns.
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("definition", |r| Value::text(&r.definition)),
+        Column::new("created_at", |r| Value::time(r.created_at)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: u64::try_from(r.int("id")?).map_err(|e| r.corrupt("id", e))?,
+            definition: r.text("definition")?,
+            created_at: r.time("created_at")?,
+        })
+    }
+}
+
+fn rule_id(id: RuleId) -> Value<'static> {
+    Value::Int(Some(i64::try_from(id).unwrap_or(i64::MAX)))
+}
+
+/// The outbox: an alert is written once (a batch written again ignores what it wrote).
+impl Record for OutboxRow {
+    const TABLE: Table = Table {
+        name: "alert_outbox",
+        key: &["id"],
+        on_conflict: OnConflict::Ignore,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("id", |r| Value::text(&r.id)),
+        Column::new("rule_id", |r| rule_id(r.rule_id)),
+        Column::new("channel", |r| Value::text(&r.channel)),
+        Column::new("payload", |r| Value::text(&r.payload)),
+        Column::new("state", |r| Value::text(r.state.as_str())),
+        Column::new("attempts", |r| Value::U32(r.attempts)),
+        Column::new("last_error", |r| Value::Text(r.last_error.as_deref())),
+        Column::new("created_at", |r| Value::time(r.created_at)),
+        Column::new("due_at", |r| Value::time(r.due_at)),
+        Column::new("delivered_at", |r| Value::Time(r.delivered_at)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        let state = r.text("state")?;
+        Ok(Self {
+            id: r.text("id")?,
+            rule_id: u64::try_from(r.int("rule_id")?).map_err(|e| r.corrupt("rule_id", e))?,
+            channel: r.text("channel")?,
+            payload: r.text("payload")?,
+            state: DeliveryState::parse(&state)
+                .ok_or_else(|| r.corrupt("state", format!("{state:?} is not a delivery state")))?,
+            attempts: r.u32("attempts")?,
+            last_error: r.opt_text("last_error")?,
+            created_at: r.time("created_at")?,
+            due_at: r.time("due_at")?,
+            delivered_at: r.opt_time("delivered_at")?,
+        })
+    }
+}
+
+/// The alerts still open, one per rule and target (a target opened again replaces its row).
+impl Record for OpenAlert {
+    const TABLE: Table = Table {
+        name: "alert_open",
+        key: &["rule_id", "station_id", "port"],
+        on_conflict: OnConflict::Update,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("rule_id", |r| rule_id(r.rule_id)),
+        Column::new("station_id", |r| Value::text(r.station_id.as_str())),
+        Column::new("port", |r| Value::U32(r.port)),
+        Column::new("alert_id", |r| Value::text(&r.alert_id)),
+        Column::new("opened_at", |r| Value::time(r.opened_at)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        Ok(Self {
+            rule_id: u64::try_from(r.int("rule_id")?).map_err(|e| r.corrupt("rule_id", e))?,
+            station_id: r.id("station_id")?,
+            port: r.u32("port")?,
+            alert_id: r.text("alert_id")?,
+            opened_at: r.time("opened_at")?,
+        })
+    }
+}
+
+/// Rows one statement deletes (well under both backends' bind limits).
 const ROWS_PER_STATEMENT: usize = 500;
 
 fn bind_id<DB: Sql>(q: Statement<DB>, id: RuleId) -> Statement<DB> {
-    DB::bind_int(q, Some(i64::try_from(id).unwrap_or(i64::MAX)))
-}
-
-fn bind_outbox<DB: Sql>(q: Statement<DB>, row: &OutboxRow) -> Statement<DB> {
-    let q = DB::bind_text(q, Some(&row.id));
-    let q = bind_id(q, row.rule_id);
-    let q = DB::bind_text(q, Some(&row.channel));
-    let q = DB::bind_text(q, Some(&row.payload));
-    let q = DB::bind_text(q, Some(row.state.as_str()));
-    let q = DB::bind_u32(q, row.attempts);
-    let q = DB::bind_text(q, row.last_error.as_deref());
-    let q = DB::bind_time(q, Some(row.created_at));
-    let q = DB::bind_time(q, Some(row.due_at));
-    DB::bind_time(q, row.delivered_at)
-}
-
-fn outbox_row<DB: Sql>(row: &DB::Row) -> Result<OutboxRow, StoreError> {
-    let r = Reader::<DB>::new(row, "alert_outbox");
-    let state = r.text("state")?;
-    Ok(OutboxRow {
-        id: r.text("id")?,
-        rule_id: u64::try_from(r.int("rule_id")?).map_err(|e| r.corrupt("rule_id", e))?,
-        channel: r.text("channel")?,
-        payload: r.text("payload")?,
-        state: DeliveryState::parse(&state)
-            .ok_or_else(|| r.corrupt("state", format!("{state:?} is not a delivery state")))?,
-        attempts: r.u32("attempts")?,
-        last_error: r.opt_text("last_error")?,
-        created_at: r.time("created_at")?,
-        due_at: r.time("due_at")?,
-        delivered_at: r.opt_time("delivered_at")?,
-    })
-}
-
-fn channel_row<DB: Sql>(row: &DB::Row) -> Result<Channel, StoreError> {
-    let r = Reader::<DB>::new(row, "alert_channels");
-    let kind = r.text("kind")?;
-    Ok(Channel {
-        name: r.text("name")?,
-        kind: ChannelKind::parse(&kind).map_err(|e| r.corrupt("kind", e))?,
-        url: r.text("url")?,
-        secret: r.opt_text("secret")?.map(Secret::new),
-    })
-}
-
-fn open_row<DB: Sql>(row: &DB::Row) -> Result<OpenAlert, StoreError> {
-    let r = Reader::<DB>::new(row, "alert_open");
-    Ok(OpenAlert {
-        rule_id: u64::try_from(r.int("rule_id")?).map_err(|e| r.corrupt("rule_id", e))?,
-        station_id: r.id("station_id")?,
-        port: r.u32("port")?,
-        alert_id: r.text("alert_id")?,
-        opened_at: r.time("opened_at")?,
-    })
+    rule_id(id).bind::<DB>(q)
 }
 
 /// The statement that claims due, unclaimed outbox rows (MySQL updates with `ORDER BY …
@@ -245,30 +315,35 @@ impl<DB: Backend> SqlStore<DB> {
 #[async_trait]
 impl<DB: Backend> AlertStore for SqlStore<DB> {
     async fn channels(&self) -> Result<Vec<Channel>, StoreError> {
-        let select = statement("SELECT name, kind, url, secret FROM alert_channels ORDER BY name");
+        let select = statement(format!(
+            "SELECT {} FROM alert_channels ORDER BY name",
+            ChannelRow::column_list()
+        ));
         let rows = self.fetch(select, "reading alert channels").await?;
-        rows.iter().map(channel_row::<DB>).collect()
+        rows.iter()
+            .map(|row| ChannelRow::from_row::<DB>(row).map(|r| r.channel))
+            .collect()
     }
 
     async fn add_channel(&self, channel: &Channel) -> Result<(), StoreError> {
-        let insert = statement(
-            "INSERT INTO alert_channels (name, kind, url, secret, created_at) VALUES (?, ?, ?, ?, ?)",
-        );
-        let insert = DB::bind_text(insert, Some(&channel.name));
-        let insert = DB::bind_text(insert, Some(channel.kind.as_str()));
-        let insert = DB::bind_text(insert, Some(&channel.url));
-        let insert = DB::bind_text(insert, channel.secret.as_ref().map(Secret::expose));
-        let insert = DB::bind_time(insert, Some(crate::model::now()));
-        match DB::execute_on(insert, &self.pool).await {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Err(StoreError::Duplicate {
+        let row = ChannelRow {
+            channel: channel.clone(),
+            created_at: crate::model::now(),
+        };
+        let insert = statement(format!(
+            "INSERT INTO alert_channels ({}) VALUES {}",
+            ChannelRow::column_list(),
+            placeholder_list(ChannelRow::COLUMNS.len())
+        ));
+        DB::execute_on(row.bind::<DB>(insert), &self.pool)
+            .await
+            .map_err(|e| {
+                self.unique("adding an alert channel", e, || StoreError::Duplicate {
                     what: "channel",
                     name: channel.name.clone(),
                 })
-            }
-            Err(e) => Err(self.error("adding an alert channel", e)),
-        }
+            })?;
+        Ok(())
     }
 
     async fn remove_channel(&self, name: &str) -> Result<bool, StoreError> {
@@ -280,22 +355,28 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
     }
 
     async fn rules(&self) -> Result<Vec<(RuleId, String)>, StoreError> {
-        let select = statement("SELECT id, definition FROM alert_rules ORDER BY id");
+        let select = statement(format!(
+            "SELECT id, {} FROM alert_rules ORDER BY id",
+            RuleRow::column_list()
+        ));
         let rows = self.fetch(select, "reading alert rules").await?;
         rows.iter()
-            .map(|row| {
-                let r = Reader::<DB>::new(row, "alert_rules");
-                let id = u64::try_from(r.int("id")?).map_err(|e| r.corrupt("id", e))?;
-                Ok((id, r.text("definition")?))
-            })
+            .map(|row| RuleRow::from_row::<DB>(row).map(|r| (r.id, r.definition)))
             .collect()
     }
 
     async fn add_rule(&self, definition: &str) -> Result<RuleId, StoreError> {
-        let insert = statement("INSERT INTO alert_rules (definition, created_at) VALUES (?, ?)");
-        let insert = DB::bind_text(insert, Some(definition));
-        let insert = DB::bind_time(insert, Some(crate::model::now()));
-        let done = DB::execute_on(insert, &self.pool)
+        let row = RuleRow {
+            id: 0,
+            definition: definition.to_owned(),
+            created_at: crate::model::now(),
+        };
+        let insert = statement(format!(
+            "INSERT INTO alert_rules ({}) VALUES {}",
+            RuleRow::column_list(),
+            placeholder_list(RuleRow::COLUMNS.len())
+        ));
+        let done = DB::execute_on(row.bind::<DB>(insert), &self.pool)
             .await
             .map_err(|e| self.error("adding an alert rule", e))?;
         Ok(DB::last_insert_id(&done))
@@ -322,10 +403,10 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
     async fn open_alerts(&self) -> Result<Vec<OpenAlert>, StoreError> {
         let select = statement(format!(
             "SELECT {} FROM alert_open",
-            OPEN_COLUMNS.join(", ")
+            OpenAlert::column_list()
         ));
         let rows = self.fetch(select, "reading open alerts").await?;
-        rows.iter().map(open_row::<DB>).collect()
+        rows.iter().map(OpenAlert::from_row::<DB>).collect()
     }
 
     async fn record_alerts(
@@ -337,17 +418,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         let doing = "writing fired alerts to the outbox";
         let mut tx = self.begin(doing).await?;
         let work = async {
-            for chunk in fired.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO alert_outbox ({}) VALUES {}",
-                    OUTBOX_COLUMNS.join(", "),
-                    placeholder_rows(OUTBOX_COLUMNS.len(), chunk.len())
-                );
-                let insert = chunk.iter().fold(statement(sql), bind_outbox::<DB>);
-                DB::execute(insert, &mut *tx)
-                    .await
-                    .map_err(|e| self.error(doing, e))?;
-            }
+            self.insert_rows(&mut tx, fired, doing).await?;
             // Many at once (a fleet coming back): one statement a chunk, keys as row values.
             for chunk in closed.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
@@ -365,28 +436,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
                     .await
                     .map_err(|e| self.error(doing, e))?;
             }
-            for chunk in opened.chunks(ROWS_PER_STATEMENT) {
-                let keyword = match DB::DIALECT {
-                    Dialect::MySql => "REPLACE",
-                    Dialect::Sqlite => "INSERT OR REPLACE",
-                };
-                let sql = format!(
-                    "{keyword} INTO alert_open ({}) VALUES {}",
-                    OPEN_COLUMNS.join(", "),
-                    placeholder_rows(OPEN_COLUMNS.len(), chunk.len())
-                );
-                let insert = chunk.iter().fold(statement(sql), |q, open| {
-                    let q = bind_id(q, open.rule_id);
-                    let q = DB::bind_text(q, Some(open.station_id.as_str()));
-                    let q = DB::bind_u32(q, open.port);
-                    let q = DB::bind_text(q, Some(&open.alert_id));
-                    DB::bind_time(q, Some(open.opened_at))
-                });
-                DB::execute(insert, &mut *tx)
-                    .await
-                    .map_err(|e| self.error(doing, e))?;
-            }
-            Ok(())
+            self.insert_rows(&mut tx, opened, doing).await
         }
         .await;
         self.finish(tx, work, doing).await
@@ -410,12 +460,12 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         }
         let select = statement(format!(
             "SELECT {} FROM alert_outbox WHERE claim = ? ORDER BY created_at, id",
-            OUTBOX_COLUMNS.join(", ")
+            OutboxRow::column_list()
         ));
         let rows = self
             .fetch(DB::bind_text(select, Some(claim)), doing)
             .await?;
-        rows.iter().map(outbox_row::<DB>).collect()
+        rows.iter().map(OutboxRow::from_row::<DB>).collect()
     }
 
     async fn finish_alerts(
@@ -461,11 +511,11 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
     async fn alert_history(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let select = statement(format!(
             "SELECT {} FROM alert_outbox ORDER BY created_at DESC, id LIMIT ?",
-            OUTBOX_COLUMNS.join(", ")
+            OutboxRow::column_list()
         ));
         let select = DB::bind_int(select, Some(i64::from(limit)));
         let rows = self.fetch(select, "reading the alert history").await?;
-        rows.iter().map(outbox_row::<DB>).collect()
+        rows.iter().map(OutboxRow::from_row::<DB>).collect()
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {

@@ -19,6 +19,7 @@ use crate::secret::redact_url;
 mod alerts;
 mod mysql;
 mod ocpp;
+mod record;
 mod rows;
 mod sql;
 mod sql_store;
@@ -390,9 +391,9 @@ impl Prunable {
     /// The table and the time column that ages its rows.
     pub(crate) fn definition(self) -> &'static statements::Table {
         match self {
-            Prunable::Readings => &statements::PORT_READINGS,
-            Prunable::Events => &statements::STATUS_EVENTS,
-            Prunable::Sessions => &statements::SESSIONS,
+            Prunable::Readings => &<ReadingRow as record::Record>::TABLE,
+            Prunable::Events => &<StatusEvent as record::Record>::TABLE,
+            Prunable::Sessions => &<SessionRow as record::Record>::TABLE,
         }
     }
 

@@ -1,28 +1,103 @@
 //! What the SQL store keeps of OCPP charge points, for both backends: their passwords (salted
 //! hashes only) and the registry of their connections.
 
+use chrono::{DateTime, Utc};
+
 use super::StoreError;
+use super::record::{Column, Record, Value};
 use super::rows::Reader;
-use super::sql::{Sql, Statement, statement};
+use super::sql::{Sql, statement};
 use super::sql_store::{Backend, SqlStore};
-use super::statements::OCPP_CHARGE_POINTS;
+use super::statements::{OnConflict, Table};
 use crate::model::StationId;
 use crate::model::ocpp::ChargePointRecord;
+
+/// A charge point's password hash as kept.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PasswordRow {
+    /// The charge point.
+    pub(crate) station_id: StationId,
+    /// The hash (`crate::ocpp::password`).
+    pub(crate) hash: String,
+    /// When it was set.
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+impl Record for PasswordRow {
+    const TABLE: Table = Table {
+        name: "ocpp_passwords",
+        key: &["station_id"],
+        on_conflict: OnConflict::Update,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("station_id", |r| Value::text(r.station_id.as_str())),
+        Column::new("hash", |r| Value::text(&r.hash)),
+        Column::new("updated_at", |r| Value::time(r.updated_at)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        Ok(Self {
+            station_id: r.id("station_id")?,
+            hash: r.text("hash")?,
+            updated_at: r.time("updated_at")?,
+        })
+    }
+}
+
+/// The registry of OCPP charge points, a row each.
+impl Record for ChargePointRecord {
+    const TABLE: Table = Table {
+        name: "ocpp_charge_points",
+        key: &["station_id"],
+        on_conflict: OnConflict::Update,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("station_id", |r| Value::text(r.station_id.as_str())),
+        Column::new("connected", |r| Value::Bool(r.connected)),
+        Column::new("connected_at", |r| Value::Time(r.connected_at)),
+        Column::new("disconnected_at", |r| Value::Time(r.disconnected_at)),
+        Column::new("last_message_at", |r| Value::Time(r.last_message_at)),
+        Column::new("last_action", |r| Value::Text(r.last_action.as_deref())),
+        Column::new("vendor", |r| Value::Text(r.vendor.as_deref())),
+        Column::new("model", |r| Value::Text(r.model.as_deref())),
+        Column::new("firmware", |r| Value::Text(r.firmware.as_deref())),
+        Column::new("firmware_status", |r| {
+            Value::Text(r.firmware_status.as_deref())
+        }),
+        Column::new("heartbeat_secs", |r| Value::U32(r.heartbeat_secs)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        Ok(Self {
+            station_id: r.id("station_id")?,
+            connected: r.bool("connected")?,
+            connected_at: r.opt_time("connected_at")?,
+            disconnected_at: r.opt_time("disconnected_at")?,
+            last_message_at: r.opt_time("last_message_at")?,
+            last_action: r.opt_text("last_action")?,
+            vendor: r.opt_text("vendor")?,
+            model: r.opt_text("model")?,
+            firmware: r.opt_text("firmware")?,
+            firmware_status: r.opt_text("firmware_status")?,
+            heartbeat_secs: r.u32("heartbeat_secs")?,
+        })
+    }
+}
 
 impl<DB: Backend> SqlStore<DB> {
     /// The password hash of every charge point that has one.
     pub(super) async fn read_charger_passwords(
         &self,
     ) -> Result<Vec<(StationId, String)>, StoreError> {
-        let select = statement("SELECT station_id, hash FROM ocpp_passwords");
+        let select = statement(format!(
+            "SELECT {} FROM ocpp_passwords",
+            PasswordRow::column_list()
+        ));
         let rows = self
             .fetch(select, "reading charge points' passwords")
             .await?;
         rows.iter()
-            .map(|row| {
-                let r = Reader::<DB>::new(row, "ocpp_passwords");
-                Ok((r.id("station_id")?, r.text("hash")?))
-            })
+            .map(|row| PasswordRow::from_row::<DB>(row).map(|r| (r.station_id, r.hash)))
             .collect()
     }
 
@@ -33,31 +108,23 @@ impl<DB: Backend> SqlStore<DB> {
         hash: Option<&str>,
     ) -> Result<(), StoreError> {
         let doing = "storing a charge point's password";
-        let delete = DB::bind_text(
-            statement("DELETE FROM ocpp_passwords WHERE station_id = ?"),
-            Some(id.as_str()),
-        );
         let Some(hash) = hash else {
+            let delete = DB::bind_text(
+                statement("DELETE FROM ocpp_passwords WHERE station_id = ?"),
+                Some(id.as_str()),
+            );
             self.run(delete, doing).await?;
             return Ok(());
         };
+        let row = PasswordRow {
+            station_id: id.clone(),
+            hash: hash.to_owned(),
+            updated_at: crate::model::now(),
+        };
         let mut tx = self.begin(doing).await?;
-        let work = async {
-            DB::execute(delete, &mut *tx)
-                .await
-                .map_err(|e| self.error(doing, e))?;
-            let insert = statement(
-                "INSERT INTO ocpp_passwords (station_id, hash, updated_at) VALUES (?, ?, ?)",
-            );
-            let insert = DB::bind_text(insert, Some(id.as_str()));
-            let insert = DB::bind_text(insert, Some(hash));
-            let insert = DB::bind_time(insert, Some(crate::model::now()));
-            DB::execute(insert, &mut *tx)
-                .await
-                .map_err(|e| self.error(doing, e))?;
-            Ok(())
-        }
-        .await;
+        let work = self
+            .insert_rows(&mut tx, std::slice::from_ref(&row), doing)
+            .await;
         self.finish(tx, work, doing).await
     }
 
@@ -71,15 +138,7 @@ impl<DB: Backend> SqlStore<DB> {
         }
         let doing = "writing the registry of charge points";
         let mut tx = self.begin(doing).await?;
-        let work = self
-            .insert_rows(
-                &mut tx,
-                &OCPP_CHARGE_POINTS,
-                records,
-                bind_charge_point::<DB>,
-                doing,
-            )
-            .await;
+        let work = self.insert_rows(&mut tx, records, doing).await;
         self.finish(tx, work, doing).await
     }
 
@@ -87,47 +146,11 @@ impl<DB: Backend> SqlStore<DB> {
     pub(super) async fn read_charge_points(&self) -> Result<Vec<ChargePointRecord>, StoreError> {
         let select = statement(format!(
             "SELECT {} FROM ocpp_charge_points ORDER BY station_id",
-            OCPP_CHARGE_POINTS.column_list()
+            ChargePointRecord::column_list()
         ));
         let rows = self
             .fetch(select, "reading the registry of charge points")
             .await?;
-        rows.iter().map(charge_point::<DB>).collect()
+        rows.iter().map(ChargePointRecord::from_row::<DB>).collect()
     }
-}
-
-/// Binds a record as a row of `OCPP_CHARGE_POINTS`.
-fn bind_charge_point<DB: Sql>(
-    statement: Statement<DB>,
-    record: &ChargePointRecord,
-) -> Statement<DB> {
-    let statement = DB::bind_text(statement, Some(record.station_id.as_str()));
-    let statement = DB::bind_bool(statement, record.connected);
-    let statement = DB::bind_time(statement, record.connected_at);
-    let statement = DB::bind_time(statement, record.disconnected_at);
-    let statement = DB::bind_time(statement, record.last_message_at);
-    let statement = DB::bind_text(statement, record.last_action.as_deref());
-    let statement = DB::bind_text(statement, record.vendor.as_deref());
-    let statement = DB::bind_text(statement, record.model.as_deref());
-    let statement = DB::bind_text(statement, record.firmware.as_deref());
-    let statement = DB::bind_text(statement, record.firmware_status.as_deref());
-    DB::bind_u32(statement, record.heartbeat_secs)
-}
-
-/// A record read back.
-fn charge_point<DB: Sql>(row: &DB::Row) -> Result<ChargePointRecord, StoreError> {
-    let r = Reader::<DB>::new(row, "ocpp_charge_points");
-    Ok(ChargePointRecord {
-        station_id: r.id("station_id")?,
-        connected: r.bool("connected")?,
-        connected_at: r.opt_time("connected_at")?,
-        disconnected_at: r.opt_time("disconnected_at")?,
-        last_message_at: r.opt_time("last_message_at")?,
-        last_action: r.opt_text("last_action")?,
-        vendor: r.opt_text("vendor")?,
-        model: r.opt_text("model")?,
-        firmware: r.opt_text("firmware")?,
-        firmware_status: r.opt_text("firmware_status")?,
-        heartbeat_secs: r.u32("heartbeat_secs")?,
-    })
 }

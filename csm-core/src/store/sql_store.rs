@@ -9,17 +9,15 @@ use std::future::Future;
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
 
-use super::rows;
+use super::record::Record;
+use super::rows::{self, StationRow};
 use super::sql::{Sql, Statement, statement};
-use super::statements::{
-    self, Dialect, FLEET_HOURS, LOOKUP_CHUNK, PORT_HOURS, PORT_READINGS, PORT_STATES, SESSIONS,
-    STATION_HEALTH, STATION_HOURS, STATIONS, STATUS_EVENTS, Table, placeholder_list,
-};
-use super::{EventQuery, Prunable, Store, StoreError, UpsertCounts, WriteBatch};
+use super::statements::{self, Dialect, LOOKUP_CHUNK, placeholder_list};
+use super::{EventQuery, PortStateRow, Prunable, Store, StoreError, UpsertCounts, WriteBatch};
 use crate::error::InvalidInput;
 use crate::model::history::{HistoryQuery, HourRow, HourTotals, ReadingRow, RollUp, SessionRow};
 use crate::model::ocpp::ChargePointRecord;
-use crate::model::{Station, StationId, StationState, StatusEvent};
+use crate::model::{Station, StationHealth, StationId, StationState, StatusEvent};
 
 /// What a backend adds to the shared SQL.
 pub trait Backend: Sql + sqlx::Database<Connection: sqlx::migrate::Migrate> {
@@ -65,6 +63,19 @@ impl<DB: Backend> Clone for SqlStore<DB> {
 
 impl<DB: Backend> SqlStore<DB> {
     /// The error of a failed call while `doing`: unavailable when a retry may help.
+    /// `conflict` when the driver says a unique key was violated, else the driver's error.
+    pub(super) fn unique(
+        &self,
+        doing: &'static str,
+        source: sqlx::Error,
+        conflict: impl FnOnce() -> StoreError,
+    ) -> StoreError {
+        match &source {
+            sqlx::Error::Database(db) if db.is_unique_violation() => conflict(),
+            _ => self.error(doing, source),
+        }
+    }
+
     pub(super) fn error(&self, doing: &'static str, source: sqlx::Error) -> StoreError {
         if super::is_transient_sqlx(&source) || DB::is_transient(&source) {
             StoreError::Unavailable {
@@ -108,18 +119,18 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     /// Writes `rows` of `table` in multi-row statements of a few fixed sizes.
-    pub(super) async fn insert_rows<T>(
+    pub(super) async fn insert_rows<R: Record>(
         &self,
         tx: &mut Transaction<'static, DB>,
-        table: &Table,
-        rows: &[T],
-        bind: impl Fn(Statement<DB>, &T) -> Statement<DB>,
+        rows: &[R],
         doing: &'static str,
     ) -> Result<(), StoreError> {
-        for chunk in DB::DIALECT.shaped_chunks(rows, table) {
+        for chunk in DB::DIALECT.shaped_chunks(rows) {
             let insert = chunk
                 .iter()
-                .fold(statement(DB::DIALECT.insert(table, chunk.len())), &bind);
+                .fold(statement(DB::DIALECT.insert::<R>(chunk.len())), |q, row| {
+                    row.bind::<DB>(q)
+                });
             DB::execute(insert, &mut **tx)
                 .await
                 .map_err(|e| self.error(doing, e))?;
@@ -159,32 +170,18 @@ impl<DB: Backend> SqlStore<DB> {
         tx: &mut Transaction<'static, DB>,
         batch: &WriteBatch,
     ) -> Result<(), StoreError> {
-        let readings = rows::bind_reading::<DB>;
-        self.insert_rows(
-            tx,
-            &PORT_READINGS,
-            &batch.readings,
-            readings,
-            "writing readings",
-        )
-        .await?;
-        let sessions = rows::bind_session::<DB>;
-        self.insert_rows(tx, &SESSIONS, &batch.sessions, sessions, "writing sessions")
+        self.insert_rows(tx, &batch.readings, "writing readings")
+            .await?;
+        self.insert_rows(tx, &batch.sessions, "writing sessions")
             .await?;
         if batch.hours.is_empty() {
             return Ok(());
         }
         let roll_up = RollUp::of(&batch.hours);
         let doing = "adding to hourly statistics";
-        let ports = rows::bind_port_hour::<DB>;
-        self.insert_rows(tx, &PORT_HOURS, &roll_up.ports, ports, doing)
-            .await?;
-        let stations = rows::bind_station_hour::<DB>;
-        self.insert_rows(tx, &STATION_HOURS, &roll_up.stations, stations, doing)
-            .await?;
-        let fleet = rows::bind_fleet_hour::<DB>;
-        self.insert_rows(tx, &FLEET_HOURS, &roll_up.fleet, fleet, doing)
-            .await
+        self.insert_rows(tx, &roll_up.ports, doing).await?;
+        self.insert_rows(tx, &roll_up.stations, doing).await?;
+        self.insert_rows(tx, &roll_up.fleet, doing).await
     }
 }
 
@@ -195,12 +192,13 @@ fn and_station(sql: &mut String, station_id: Option<&StationId>) {
     }
 }
 
-/// `SELECT columns FROM table WHERE station_id IN (?, …)` with the ids bound.
-fn rows_of_stations<DB: Sql>(table: &Table, ids: &[StationId]) -> Statement<DB> {
+/// `SELECT columns FROM table WHERE station_id IN (?, …)` of a record's table, with the ids
+/// bound.
+fn rows_of_stations<DB: Sql, R: Record>(ids: &[StationId]) -> Statement<DB> {
     let sql = format!(
         "SELECT {} FROM {} WHERE station_id IN {}",
-        table.column_list(),
-        table.name,
+        R::column_list(),
+        R::TABLE.name,
         placeholder_list(ids.len())
     );
     ids.iter()
@@ -294,28 +292,22 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn add_station(&self, station: &Station) -> Result<(), StoreError> {
         station.validate()?;
-        let now = chrono::Utc::now();
+        let row = StationRow {
+            station: station.clone(),
+            written_at: crate::model::now(),
+        };
         let doing = "adding a station";
         let mut tx = self.begin(doing).await?;
         let work = async {
             let tx = &mut tx;
             let insert = format!(
                 "INSERT INTO stations ({}) VALUES {}",
-                STATIONS.column_list(),
-                placeholder_list(STATIONS.width())
+                StationRow::column_list(),
+                placeholder_list(StationRow::COLUMNS.len())
             );
-            match DB::execute(
-                rows::bind_station(statement(insert), station, now),
-                &mut **tx,
-            )
-            .await
-            {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    return Err(StoreError::Conflict(station.id.clone()));
-                }
-                Err(e) => return Err(self.error(doing, e)),
-            }
+            DB::execute(row.bind::<DB>(statement(insert)), &mut **tx)
+                .await
+                .map_err(|e| self.unique(doing, e, || StoreError::Conflict(station.id.clone())))?;
             self.bump_catalog(tx, doing).await
         }
         .await;
@@ -324,13 +316,20 @@ impl<DB: Backend> Store for SqlStore<DB> {
 
     async fn upsert_stations(&self, stations: &[Station]) -> Result<UpsertCounts, StoreError> {
         check_import(stations)?;
-        let now = chrono::Utc::now();
+        let now = crate::model::now();
+        let rows: Vec<StationRow> = stations
+            .iter()
+            .map(|station| StationRow {
+                station: station.clone(),
+                written_at: now,
+            })
+            .collect();
         let doing = "importing stations";
         let mut tx = self.begin(doing).await?;
         let work = async {
             let tx = &mut tx;
             let mut existing = 0_u64;
-            for chunk in stations.chunks(DB::DIALECT.rows_per_statement(&STATIONS)) {
+            for chunk in stations.chunks(DB::DIALECT.rows_per_statement::<StationRow>()) {
                 let sql = format!(
                     "SELECT COUNT(*) AS n FROM stations WHERE id IN {}",
                     placeholder_list(chunk.len())
@@ -347,9 +346,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                     .transpose()?
                     .unwrap_or(0);
             }
-            let bind = |q, station: &Station| rows::bind_station(q, station, now);
-            self.insert_rows(tx, &STATIONS, stations, bind, doing)
-                .await?;
+            self.insert_rows(tx, &rows, doing).await?;
             self.bump_catalog(tx, doing).await?;
             Ok(UpsertCounts {
                 added: stations.len() as u64 - existing,
@@ -390,10 +387,13 @@ impl<DB: Backend> Store for SqlStore<DB> {
     async fn list_stations(&self) -> Result<Vec<Station>, StoreError> {
         let query = format!(
             "SELECT {} FROM stations ORDER BY id",
-            STATIONS.column_list()
+            StationRow::column_list()
         );
         let found = self.fetch(statement(query), "listing stations").await?;
-        found.iter().map(rows::station::<DB>).collect()
+        found
+            .iter()
+            .map(|row| StationRow::from_row::<DB>(row).map(|r| r.station))
+            .collect()
     }
 
     async fn catalog_version(&self) -> Result<u64, StoreError> {
@@ -409,11 +409,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
     async fn get_station(&self, id: &StationId) -> Result<Option<Station>, StoreError> {
         let query = format!(
             "SELECT {} FROM stations WHERE id = ?",
-            STATIONS.column_list()
+            StationRow::column_list()
         );
         let query = DB::bind_text(statement(query), Some(id.as_str()));
         let found = self.fetch(query, "reading a station").await?;
-        found.first().map(rows::station::<DB>).transpose()
+        found
+            .first()
+            .map(|row| StationRow::from_row::<DB>(row).map(|r| r.station))
+            .transpose()
     }
 
     async fn station_states(&self, ids: &[StationId]) -> Result<Vec<StationState>, StoreError> {
@@ -421,19 +424,22 @@ impl<DB: Backend> Store for SqlStore<DB> {
         let mut health = Vec::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let found = self
-                .fetch(rows_of_stations(&PORT_STATES, chunk), "reading port states")
+                .fetch(
+                    rows_of_stations::<DB, PortStateRow>(chunk),
+                    "reading port states",
+                )
                 .await?;
             for row in &found {
-                ports.push(rows::port_state::<DB>(row)?);
+                ports.push(PortStateRow::from_row::<DB>(row)?);
             }
             let found = self
                 .fetch(
-                    rows_of_stations(&STATION_HEALTH, chunk),
+                    rows_of_stations::<DB, StationHealth>(chunk),
                     "reading station health",
                 )
                 .await?;
             for row in &found {
-                health.push(rows::health::<DB>(row)?);
+                health.push(StationHealth::from_row::<DB>(row)?);
             }
         }
         Ok(rows::assemble_states(ports, health))
@@ -447,27 +453,12 @@ impl<DB: Backend> Store for SqlStore<DB> {
         let mut tx = self.begin(doing).await?;
         let work = async {
             let tx = &mut tx;
-            let ports = rows::bind_port_state::<DB>;
-            self.insert_rows(tx, &PORT_STATES, &batch.ports, ports, "writing port states")
+            self.insert_rows(tx, &batch.ports, "writing port states")
                 .await?;
-            let events = rows::bind_event::<DB>;
-            self.insert_rows(
-                tx,
-                &STATUS_EVENTS,
-                &batch.events,
-                events,
-                "writing status events",
-            )
-            .await?;
-            let health = rows::bind_health::<DB>;
-            self.insert_rows(
-                tx,
-                &STATION_HEALTH,
-                &batch.health,
-                health,
-                "writing station health",
-            )
-            .await?;
+            self.insert_rows(tx, &batch.events, "writing status events")
+                .await?;
+            self.insert_rows(tx, &batch.health, "writing station health")
+                .await?;
             self.write_history(tx, batch).await
         }
         .await;
@@ -477,7 +468,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, StoreError> {
         let mut sql = format!(
             "SELECT {} FROM status_events WHERE 1 = 1",
-            STATUS_EVENTS.column_list()
+            StatusEvent::column_list()
         );
         if query.station_id.is_some() {
             sql.push_str(" AND station_id = ?");
@@ -507,13 +498,13 @@ impl<DB: Backend> Store for SqlStore<DB> {
         }
         select = DB::bind_int(select, Some(i64::from(query.limit)));
         let found = self.fetch(select, "reading status events").await?;
-        found.iter().map(rows::event::<DB>).collect()
+        found.iter().map(StatusEvent::from_row::<DB>).collect()
     }
 
     async fn readings(&self, query: &HistoryQuery) -> Result<Vec<ReadingRow>, StoreError> {
         let mut sql = format!(
             "SELECT {} FROM port_readings WHERE station_id = ?",
-            PORT_READINGS.column_list()
+            ReadingRow::column_list()
         );
         if query.port.is_some() {
             sql.push_str(" AND port = ?");
@@ -522,13 +513,13 @@ impl<DB: Backend> Store for SqlStore<DB> {
         let found = self
             .fetch(bind_history_query(sql, query), "reading history")
             .await?;
-        found.iter().map(rows::reading::<DB>).collect()
+        found.iter().map(ReadingRow::from_row::<DB>).collect()
     }
 
     async fn sessions(&self, query: &HistoryQuery) -> Result<Vec<SessionRow>, StoreError> {
         let mut sql = format!(
             "SELECT {} FROM sessions WHERE station_id = ?",
-            SESSIONS.column_list()
+            SessionRow::column_list()
         );
         if query.port.is_some() {
             sql.push_str(" AND port = ?");
@@ -539,7 +530,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
         let found = self
             .fetch(bind_history_query(sql, query), "reading sessions")
             .await?;
-        found.iter().map(rows::session::<DB>).collect()
+        found.iter().map(SessionRow::from_row::<DB>).collect()
     }
 
     async fn session_lengths(
@@ -569,9 +560,9 @@ impl<DB: Backend> Store for SqlStore<DB> {
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<HourRow>, StoreError> {
         let table = if station_id.is_some() {
-            STATION_HOURS.name
+            <(StationId, HourRow)>::TABLE.name
         } else {
-            FLEET_HOURS.name
+            HourRow::TABLE.name
         };
         let mut sql = format!(
             "SELECT hour, {} FROM {table} WHERE hour >= ? AND hour < ?",
@@ -585,7 +576,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
             select = DB::bind_text(select, Some(id.as_str()));
         }
         let found = self.fetch(select, "reading hourly statistics").await?;
-        found.iter().map(rows::hour::<DB>).collect()
+        found.iter().map(HourRow::from_row::<DB>).collect()
     }
 
     async fn station_totals(

@@ -1,7 +1,10 @@
-//! The SQL text the store runs, written once for both backends: the tables and their columns,
+//! The SQL text the store runs, written once for both backends: the tables (their columns are
+//! their records', [`Record`]),
 //! multi-row statements cut into a few fixed sizes, and the few places where MySQL and SQLite
 //! spell things differently ([`Dialect`]). Both backends take `?` placeholders, so a statement
 //! is plain text with its values bound in order.
+
+use super::record::Record;
 
 /// SQL differences between the backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,144 +29,16 @@ pub enum OnConflict {
     Fill,
 }
 
-/// A table the store writes rows of.
+/// A table the store writes rows of (its columns are its [`Record`]'s).
 #[derive(Clone, Copy, Debug)]
 pub struct Table {
     /// Table name.
     pub name: &'static str,
-    /// Every column a row binds, in binding order.
-    pub columns: &'static [&'static str],
     /// The columns of the key an upsert matches on.
     pub key: &'static [&'static str],
     /// What happens to a row whose key exists.
     pub on_conflict: OnConflict,
 }
-
-impl Table {
-    /// Values each row binds.
-    pub fn width(&self) -> usize {
-        self.columns.len()
-    }
-
-    /// The column list, comma separated.
-    pub fn column_list(&self) -> String {
-        self.columns.join(", ")
-    }
-}
-
-/// The stations of the catalogue.
-pub const STATIONS: Table = Table {
-    name: "stations",
-    columns: &[
-        "id",
-        "name",
-        "address",
-        "lat",
-        "lng",
-        "vendor",
-        "enabled",
-        "port_count",
-        "created_at",
-        "updated_at",
-    ],
-    key: &["id"],
-    on_conflict: OnConflict::Update,
-};
-
-/// The latest durable state of each port.
-pub const PORT_STATES: Table = Table {
-    name: "port_states",
-    columns: &[
-        "station_id",
-        "port",
-        "status",
-        "raw_code",
-        "voltage",
-        "current",
-        "power",
-        "energy_kwh",
-        "session_ends_at",
-        "since",
-        "observed_at",
-    ],
-    key: &["station_id", "port"],
-    on_conflict: OnConflict::Update,
-};
-
-/// Status changes (a row repeated by a retried batch is ignored by its unique key).
-pub const STATUS_EVENTS: Table = Table {
-    name: "status_events",
-    columns: &["station_id", "port", "old_status", "new_status", "at"],
-    key: &["station_id", "port", "at"],
-    on_conflict: OnConflict::Ignore,
-};
-
-/// The health of each station's source.
-pub const STATION_HEALTH: Table = Table {
-    name: "station_health",
-    columns: &[
-        "station_id",
-        "last_ok_at",
-        "last_error",
-        "checked_at",
-        "failures",
-        "counted_from",
-    ],
-    key: &["station_id"],
-    on_conflict: OnConflict::Update,
-};
-
-/// The registry of OCPP charge points, a row each.
-pub const OCPP_CHARGE_POINTS: Table = Table {
-    name: "ocpp_charge_points",
-    columns: &[
-        "station_id",
-        "connected",
-        "connected_at",
-        "disconnected_at",
-        "last_message_at",
-        "last_action",
-        "vendor",
-        "model",
-        "firmware",
-        "firmware_status",
-        "heartbeat_secs",
-    ],
-    key: &["station_id"],
-    on_conflict: OnConflict::Update,
-};
-
-/// Readings of ports, kept when they changed enough.
-pub const PORT_READINGS: Table = Table {
-    name: "port_readings",
-    columns: &[
-        "station_id",
-        "port",
-        "at",
-        "status",
-        "voltage",
-        "current",
-        "power",
-        "energy_kwh",
-    ],
-    key: &["station_id", "port", "at"],
-    on_conflict: OnConflict::Ignore,
-};
-
-/// Charging sessions.
-pub const SESSIONS: Table = Table {
-    name: "sessions",
-    columns: &[
-        "station_id",
-        "port",
-        "started_at",
-        "ended_at",
-        "duration_secs",
-        "energy_kwh",
-    ],
-    key: &["station_id", "port", "started_at"],
-    on_conflict: OnConflict::Fill,
-};
 
 /// The totals columns of an hour, in the order of [`crate::model::history::HourTotals`].
 pub const HOUR_TOTALS: [&str; 8] = [
@@ -176,63 +51,6 @@ pub const HOUR_TOTALS: [&str; 8] = [
     "sessions_started",
     "energy_kwh",
 ];
-
-/// Hours of each port.
-pub const PORT_HOURS: Table = Table {
-    name: "port_hours",
-    columns: &[
-        "station_id",
-        "port",
-        "hour",
-        HOUR_TOTALS[0],
-        HOUR_TOTALS[1],
-        HOUR_TOTALS[2],
-        HOUR_TOTALS[3],
-        HOUR_TOTALS[4],
-        HOUR_TOTALS[5],
-        HOUR_TOTALS[6],
-        HOUR_TOTALS[7],
-    ],
-    key: &["station_id", "port", "hour"],
-    on_conflict: OnConflict::Add,
-};
-
-/// Hours of each station (its ports summed).
-pub const STATION_HOURS: Table = Table {
-    name: "station_hours",
-    columns: &[
-        "station_id",
-        "hour",
-        HOUR_TOTALS[0],
-        HOUR_TOTALS[1],
-        HOUR_TOTALS[2],
-        HOUR_TOTALS[3],
-        HOUR_TOTALS[4],
-        HOUR_TOTALS[5],
-        HOUR_TOTALS[6],
-        HOUR_TOTALS[7],
-    ],
-    key: &["station_id", "hour"],
-    on_conflict: OnConflict::Add,
-};
-
-/// Hours of the fleet.
-pub const FLEET_HOURS: Table = Table {
-    name: "fleet_hours",
-    columns: &[
-        "hour",
-        HOUR_TOTALS[0],
-        HOUR_TOTALS[1],
-        HOUR_TOTALS[2],
-        HOUR_TOTALS[3],
-        HOUR_TOTALS[4],
-        HOUR_TOTALS[5],
-        HOUR_TOTALS[6],
-        HOUR_TOTALS[7],
-    ],
-    key: &["hour"],
-    on_conflict: OnConflict::Add,
-};
 
 /// `SUM(...)` of every totals column, each under its own name (integers cast so that both
 /// backends answer whole numbers).
@@ -280,10 +98,10 @@ impl Dialect {
         }
     }
 
-    /// Rows per multi-row statement for a table: under the bind limit and
+    /// Rows per multi-row statement of a record's table: under the bind limit and
     /// [`MAX_ROWS_PER_STATEMENT`].
-    pub fn rows_per_statement(self, table: &Table) -> usize {
-        (self.max_binds() / table.width()).min(MAX_ROWS_PER_STATEMENT)
+    pub(crate) fn rows_per_statement<R: Record>(self) -> usize {
+        (self.max_binds() / R::COLUMNS.len()).min(MAX_ROWS_PER_STATEMENT)
     }
 
     /// `rows` in multi-row statements of a few fixed sizes (powers of four, up to
@@ -291,13 +109,12 @@ impl Dialect {
     /// most six distinct statements, each prepared once per connection and reused; chunks of
     /// any size would make the database prepare a new statement of up to a thousand rows for
     /// nearly every batch.
-    pub fn shaped_chunks<'a, T>(
+    pub(crate) fn shaped_chunks<R: Record>(
         self,
-        rows: &'a [T],
-        table: &Table,
-    ) -> impl Iterator<Item = &'a [T]> + use<'a, T> {
+        rows: &[R],
+    ) -> impl Iterator<Item = &[R]> + use<'_, R> {
         let mut largest = 1;
-        while largest * 4 <= self.rows_per_statement(table) {
+        while largest * 4 <= self.rows_per_statement::<R>() {
             largest *= 4;
         }
         let mut rest = rows;
@@ -315,9 +132,11 @@ impl Dialect {
         })
     }
 
-    /// `INSERT INTO table (columns) VALUES (?, …), … ` for `rows` rows, with what happens on a
-    /// key that exists.
-    pub fn insert(self, table: &Table, rows: usize) -> String {
+    /// `INSERT INTO table (columns) VALUES (?, …), … ` for `rows` rows of a record's table,
+    /// with what happens on a key that exists.
+    pub(crate) fn insert<R: Record>(self, rows: usize) -> String {
+        let table = &R::TABLE;
+        let columns = R::names();
         let verb = match (table.on_conflict, self) {
             (OnConflict::Ignore, Dialect::MySql) => "INSERT IGNORE INTO",
             (OnConflict::Ignore, Dialect::Sqlite) => "INSERT OR IGNORE INTO",
@@ -326,12 +145,11 @@ impl Dialect {
         let mut sql = format!(
             "{verb} {} ({}) VALUES {}",
             table.name,
-            table.column_list(),
-            placeholder_rows(table.width(), rows)
+            columns.join(", "),
+            placeholder_rows(columns.len(), rows)
         );
         if table.on_conflict != OnConflict::Ignore {
-            let updated: Vec<&str> = table
-                .columns
+            let updated: Vec<&str> = columns
                 .iter()
                 .copied()
                 .filter(|c| !table.key.contains(c) && *c != "created_at")
@@ -399,40 +217,52 @@ pub fn placeholder_list(count: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::StationHealth;
+    use crate::model::history::{HourDelta, HourRow, ReadingRow, SessionRow};
+    use crate::model::{StationId, StatusEvent};
+    use crate::store::PortStateRow;
+    use crate::store::rows::StationRow;
+
+    fn fits<R: Record>(dialect: Dialect) {
+        let rows = dialect.rows_per_statement::<R>();
+        assert!(
+            rows * R::COLUMNS.len() <= dialect.max_binds() && rows >= 1,
+            "{dialect:?} {}",
+            R::TABLE.name
+        );
+    }
 
     #[test]
     fn statements_stay_under_the_bind_limits() {
         for dialect in [Dialect::MySql, Dialect::Sqlite] {
-            for table in [
-                STATIONS,
-                PORT_STATES,
-                STATUS_EVENTS,
-                STATION_HEALTH,
-                OCPP_CHARGE_POINTS,
-                PORT_READINGS,
-                SESSIONS,
-                PORT_HOURS,
-                STATION_HOURS,
-                FLEET_HOURS,
-            ] {
-                let rows = dialect.rows_per_statement(&table);
-                assert!(
-                    rows * table.width() <= dialect.max_binds(),
-                    "{dialect:?} {}",
-                    table.name
-                );
-                assert!(rows >= 1);
-            }
+            fits::<StationRow>(dialect);
+            fits::<PortStateRow>(dialect);
+            fits::<StatusEvent>(dialect);
+            fits::<StationHealth>(dialect);
+            fits::<crate::model::ocpp::ChargePointRecord>(dialect);
+            fits::<ReadingRow>(dialect);
+            fits::<SessionRow>(dialect);
+            fits::<HourDelta>(dialect);
+            fits::<(StationId, HourRow)>(dialect);
+            fits::<HourRow>(dialect);
         }
     }
 
     #[test]
     fn batches_are_cut_into_a_few_fixed_statement_sizes() {
+        let row = |n: usize| StatusEvent {
+            station_id: StationId::parse("S1").unwrap(),
+            port: n as u32,
+            old: None,
+            new: crate::model::PortStatus::Free,
+            at: crate::model::now(),
+        };
+        let all: Vec<StatusEvent> = (0..3_000).map(row).collect();
         for dialect in [Dialect::MySql, Dialect::Sqlite] {
             let mut sizes = std::collections::BTreeSet::new();
-            for n in 0..3_000_usize {
-                let rows: Vec<usize> = (0..n).collect();
-                let chunks: Vec<&[usize]> = dialect.shaped_chunks(&rows, &PORT_STATES).collect();
+            for n in (0..3_000_usize).step_by(7) {
+                let rows = &all[..n];
+                let chunks: Vec<&[StatusEvent]> = dialect.shaped_chunks(rows).collect();
                 assert_eq!(
                     chunks.concat(),
                     rows,
@@ -447,10 +277,9 @@ mod tests {
                 "{dialect:?}"
             );
         }
-        let rows = [0_u8; 1_000];
         let sizes: Vec<usize> = Dialect::MySql
-            .shaped_chunks(&rows, &STATUS_EVENTS)
-            .map(<[u8]>::len)
+            .shaped_chunks(&all[..1_000])
+            .map(<[StatusEvent]>::len)
             .collect();
         assert_eq!(sizes, [256, 256, 256, 64, 64, 64, 16, 16, 4, 4]);
     }
@@ -458,15 +287,15 @@ mod tests {
     #[test]
     fn inserts_use_each_dialects_syntax() {
         assert_eq!(
-            Dialect::MySql.insert(&STATION_HEALTH, 1),
+            Dialect::MySql.insert::<StationHealth>(1),
             "INSERT INTO station_health (station_id, last_ok_at, last_error, checked_at, failures, counted_from) VALUES (?, ?, ?, ?, ?, ?) \
              ON DUPLICATE KEY UPDATE last_ok_at = VALUES(last_ok_at), last_error = VALUES(last_error), checked_at = VALUES(checked_at), failures = VALUES(failures), counted_from = VALUES(counted_from)"
         );
         assert_eq!(
-            Dialect::Sqlite.insert(&STATUS_EVENTS, 2),
+            Dialect::Sqlite.insert::<StatusEvent>(2),
             "INSERT OR IGNORE INTO status_events (station_id, port, old_status, new_status, at) VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)"
         );
-        let stations = Dialect::Sqlite.insert(&STATIONS, 1);
+        let stations = Dialect::Sqlite.insert::<StationRow>(1);
         assert!(
             stations.ends_with("ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, lat = excluded.lat, lng = excluded.lng, vendor = excluded.vendor, enabled = excluded.enabled, port_count = excluded.port_count, updated_at = excluded.updated_at"),
             "{stations}"
@@ -474,12 +303,12 @@ mod tests {
         assert_eq!(placeholder_list(3), "(?, ?, ?)");
         assert!(
             Dialect::MySql
-                .insert(&FLEET_HOURS, 1)
+                .insert::<HourRow>(1)
                 .ends_with("energy_kwh = energy_kwh + VALUES(energy_kwh)")
         );
         assert!(
             Dialect::Sqlite
-                .insert(&SESSIONS, 1)
+                .insert::<SessionRow>(1)
                 .contains("ended_at = COALESCE(excluded.ended_at, ended_at)")
         );
     }
