@@ -4,6 +4,7 @@
 //! - [`measure`]: the physical range of each measurement; values outside it are dropped.
 //! - [`time`]: times in JSON documents, written as RFC 3339 by hand (a station's answer holds
 //!   some thirty of them).
+//! - [`backoff`]: the one backoff between attempts (vendor requests, alert deliveries).
 //! - [`secret`]: the one type that carries a secret, and how URLs holding one are shown.
 //! - [`settings`]: what the core can be configured with (the binaries map their flags onto it).
 //! - [`store`]: durable storage (`Store`: MySQL/MariaDB, SQLite).
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod alerts;
+pub mod backoff;
 pub mod cache;
 pub mod catalog;
 pub mod charger;

@@ -51,7 +51,7 @@ pub mod defaults {
     /// Manual refreshes accepted per minute across all stations.
     pub const MANUAL_REFRESH_PER_MINUTE: u32 = 120;
     /// Time zone of hours and weekdays in statistics.
-    pub const TIMEZONE: &str = "Asia/Shanghai";
+    pub const TIMEZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
     /// Days raw readings are kept.
     pub const READINGS_DAYS: u32 = 7;
     /// Days status events and sessions are kept.
@@ -105,7 +105,7 @@ pub struct Settings {
     /// OCPP charge points connecting to csm.
     pub ocpp: OcppSettings,
     /// Station served by `GET /api/ports`. Unset: the first station.
-    pub default_station: Option<String>,
+    pub default_station: Option<crate::model::StationId>,
     /// Seed demo stations on the simulator into an empty database. Unset: only in the embedded
     /// default (no database URL).
     pub demo: Option<bool>,
@@ -186,9 +186,9 @@ impl Default for AlertSettings {
 /// The database.
 #[derive(Clone)]
 pub struct DatabaseSettings {
-    /// `mysql://user:pass@host:3306/db` or `sqlite://path.db`; unset: the embedded default
-    /// ([`defaults::DATABASE_URL`]).
-    pub url: Option<String>,
+    /// `mysql://user:pass@host:3306/db` or `sqlite://path.db` (its password makes it a secret);
+    /// unset: the embedded default ([`defaults::DATABASE_URL`]).
+    pub url: Option<crate::secret::Secret>,
     /// Largest number of pooled connections.
     pub max_connections: u32,
 }
@@ -251,7 +251,7 @@ pub struct SimulatorSettings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistorySettings {
     /// IANA time zone of statistics (`Asia/Shanghai`); everything stored is UTC.
-    pub timezone: String,
+    pub timezone: chrono_tz::Tz,
     /// Days raw readings are kept.
     pub readings_days: u32,
     /// Days status events and sessions are kept (hourly roll-ups are kept for good).
@@ -283,7 +283,7 @@ pub struct Deadband {
 impl Default for HistorySettings {
     fn default() -> Self {
         Self {
-            timezone: defaults::TIMEZONE.into(),
+            timezone: defaults::TIMEZONE,
             readings_days: defaults::READINGS_DAYS,
             events_days: defaults::EVENTS_DAYS,
             deadband: Deadband {
@@ -295,21 +295,6 @@ impl Default for HistorySettings {
             heartbeat_secs: defaults::HEARTBEAT_SECS,
             write_buffer_readings: defaults::WRITE_BUFFER_READINGS,
         }
-    }
-}
-
-impl HistorySettings {
-    /// The time zone of statistics.
-    pub fn tz(&self) -> Result<chrono_tz::Tz, SettingsError> {
-        self.timezone.parse().map_err(|_| {
-            SettingsError::new(
-                "CSM_TIMEZONE",
-                format!(
-                    "{:?} is not a time zone; write an IANA name such as Asia/Shanghai or Europe/Berlin",
-                    self.timezone
-                ),
-            )
-        })
     }
 }
 
@@ -463,7 +448,6 @@ impl Settings {
                 "must be a positive number",
             ));
         }
-        self.history.tz()?;
         let deadband = self.history.deadband;
         for (variable, value) in [
             ("CSM_DEADBAND_VOLTS", deadband.voltage),
@@ -538,7 +522,9 @@ impl Settings {
 impl DatabaseSettings {
     /// The database URL in use (the embedded default when unset).
     pub fn url(&self) -> &str {
-        self.url.as_deref().unwrap_or(defaults::DATABASE_URL)
+        self.url
+            .as_ref()
+            .map_or(defaults::DATABASE_URL, crate::secret::Secret::expose)
     }
 }
 

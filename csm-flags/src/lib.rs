@@ -31,7 +31,7 @@ pub struct DatabaseFlags {
 impl DatabaseFlags {
     /// Sets the database settings.
     pub fn apply(self, settings: &mut Settings) {
-        settings.database.url = self.database_url;
+        settings.database.url = self.database_url.map(csm_core::secret::Secret::new);
         settings.database.max_connections = self.db_max_connections;
     }
 }
@@ -167,8 +167,17 @@ impl SimulatorFlags {
 #[command(next_help_heading = "Statistics")]
 pub struct TimeZoneFlags {
     /// IANA time zone of hours, weekdays and days in statistics (everything is stored in UTC).
-    #[arg(long, env = "CSM_TIMEZONE", default_value = defaults::TIMEZONE)]
-    pub timezone: String,
+    #[arg(long, env = "CSM_TIMEZONE", default_value_t = defaults::TIMEZONE, value_parser = parse_timezone)]
+    pub timezone: chrono_tz::Tz,
+}
+
+/// An IANA time zone, or what to write instead.
+fn parse_timezone(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not a time zone; write an IANA name such as Asia/Shanghai or Europe/Berlin"
+        )
+    })
 }
 
 impl TimeZoneFlags {

@@ -31,7 +31,7 @@ pub struct ServerConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
     /// Bearer token of the write endpoints; `None` refuses every write (403).
-    pub admin_token: Option<String>,
+    pub admin_token: Option<csm_core::secret::Secret>,
     /// Origins allowed by CORS; empty: none.
     pub cors_origins: Vec<String>,
     /// Connection limits.
@@ -94,10 +94,7 @@ impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
             .field("bind", &self.bind)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("admin_token", &self.admin_token)
             .field("cors_origins", &self.cors_origins)
             .field("limits", &self.limits)
             .field("bench_ceiling_bytes", &self.bench_ceiling_bytes)

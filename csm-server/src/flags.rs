@@ -137,8 +137,8 @@ struct OwnFlags {
     cors_origins: Vec<String>,
 
     /// Station served by `GET /api/ports`. Unset: the first station.
-    #[arg(long, env = "CSM_DEFAULT_STATION")]
-    default_station: Option<String>,
+    #[arg(long, env = "CSM_DEFAULT_STATION", value_parser = parse_station_id)]
+    default_station: Option<csm_core::model::StationId>,
 
     /// Seed demo stations on the simulator when the database has none. Unset: only in the
     /// embedded default (no `CSM_DATABASE_URL`).
@@ -195,6 +195,10 @@ struct OwnFlags {
     bench_ceiling_bytes: Option<usize>,
 }
 
+fn parse_station_id(text: &str) -> Result<csm_core::model::StationId, String> {
+    csm_core::model::StationId::parse(text).map_err(|e| e.to_string())
+}
+
 fn parse_network(text: &str) -> Result<crate::client::Network, String> {
     text.parse()
 }
@@ -231,7 +235,10 @@ impl ServerFlags {
         settings.manual_refresh.per_minute = own.manual_refresh_per_minute;
         let config = ServerConfig {
             bind: own.bind,
-            admin_token: own.admin_token.filter(|t| !t.is_empty()),
+            admin_token: own
+                .admin_token
+                .filter(|t| !t.is_empty())
+                .map(csm_core::secret::Secret::new),
             cors_origins: own.cors_origins,
             limits: Limits {
                 header_timeout: Duration::from_secs(own.http_header_timeout_secs.max(1)),

@@ -850,7 +850,7 @@ async fn the_cli_prints_the_documents_of_the_api() {
     ] {
         let mut argv = vec!["csm-cli"];
         argv.extend(args.iter().copied());
-        argv.extend(["--database-url", url.as_str()]);
+        argv.extend(["--database-url", url.expose()]);
         let cli = <csm::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
         let mut out = Vec::new();
         csm::cli::run(cli, &mut out).await.unwrap();

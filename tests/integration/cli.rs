@@ -166,7 +166,7 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
         let base = base.clone();
         async move {
             run_adjusted(extra, |settings| {
-                settings.database.url = Some(url);
+                settings.database.url = Some(url.into());
                 settings.vendors.base_urls.insert("CSM".into(), base);
             })
             .await

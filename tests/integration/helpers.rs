@@ -457,7 +457,7 @@ pub async fn spawn_app_with(
     };
     tweak(&mut config);
     let store = test_store(backend).await;
-    config.core.database.url = Some(store.url.clone());
+    config.core.database.url = Some(store.url.as_str().into());
     let cache = match cache {
         CacheKind::Redis => {
             // The settings name the very cache, so a CLI run against the app reads it too.

@@ -184,7 +184,7 @@ async fn run(
 ) -> Result<String, String> {
     fresh_database(url).await?;
     let mut settings = Settings::default();
-    settings.database.url = Some(url.to_owned());
+    settings.database.url = Some(url.into());
     settings.vendors.dir = "/nonexistent-csm-vendors".into();
     settings.alerts.allowed_hosts = csm_core::model::alerts::AllowedHosts(vec!["127.0.0.1".into()]);
     let store = csm_core::store::connect(url, 10)

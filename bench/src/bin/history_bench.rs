@@ -206,7 +206,7 @@ fn simulate_station(n: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> (Sessio
 /// Fills the database with simulated history and times the statistics of random stations.
 async fn stats(url: &str, stations: usize, days: usize, requests: usize) -> Result<String, String> {
     let mut settings = Settings::default();
-    settings.database.url = Some(url.to_owned());
+    settings.database.url = Some(url.into());
     settings.vendors.dir = "/nonexistent-csm-vendors".into();
     let store = csm_core::store::connect(url, 8)
         .await

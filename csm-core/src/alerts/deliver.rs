@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Hub;
 use super::message::{Answer, Message};
+use crate::backoff::Backoff;
 use crate::model::alerts::{Alert, Channel, new_id};
 use crate::rate::TokenBucket;
 use crate::settings::AlertSettings;
@@ -272,13 +273,18 @@ fn outcome(answer: Answer, attempts: u32, retry_base_ms: u64) -> Finish {
     }
 }
 
-/// The wait before attempt `attempt + 1`: `base_ms` doubling with each attempt up to 10
-/// minutes, ±50% jitter, and never less than the platform's `Retry-After`.
+/// The wait before attempt `attempt + 1`: csm's one backoff ([`Backoff`]) from `base_ms` up
+/// to 10 minutes, and never less than the platform's `Retry-After` (at most an hour of it).
 pub fn backoff(attempt: u32, retry_after: Option<u64>, base_ms: u64) -> TimeDelta {
-    let doubled = base_ms as f64 / 1000.0 * 2_f64.powi(attempt.saturating_sub(1).min(16) as i32);
-    let jittered = doubled.min(600.0) * (0.5 + fastrand::f64());
-    let secs = jittered.max(retry_after.unwrap_or(0).min(3_600) as f64);
-    TimeDelta::milliseconds((secs * 1000.0) as i64)
+    let wait = Backoff {
+        base: Duration::from_millis(base_ms),
+        max: Duration::from_secs(600),
+    }
+    .delay(
+        attempt.saturating_sub(1),
+        retry_after.map(|secs| Duration::from_secs(secs.min(3_600))),
+    );
+    TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX)
 }
 
 fn count_outcome(channel: &str, outcome: &'static str, alerts: usize) {
@@ -319,11 +325,11 @@ mod tests {
     fn backoff_doubles_with_jitter_and_honours_retry_after() {
         for _ in 0..100 {
             let first = backoff(1, None, 2_000).num_milliseconds();
-            assert!((1_000..=3_000).contains(&first), "{first}");
+            assert!((2_000..4_000).contains(&first), "{first}");
             let second = backoff(2, None, 2_000).num_milliseconds();
-            assert!((2_000..=6_000).contains(&second), "{second}");
+            assert!((4_000..8_000).contains(&second), "{second}");
             let late = backoff(30, None, 2_000).num_seconds();
-            assert!((300..=900).contains(&late), "{late}");
+            assert!((600..1_200).contains(&late), "{late}");
             assert!(backoff(1, Some(120), 2_000).num_seconds() >= 120);
         }
         let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")

@@ -382,9 +382,7 @@ impl Chargers {
             .map_err(SourcesError::HttpClient)?;
         let mut chargers = Chargers::new();
         let mut simulator = Simulator::new(settings.simulator.seed, settings.simulator.speed);
-        if let Ok(zone) = settings.history.tz() {
-            simulator = simulator.in_zone(zone);
-        }
+        simulator = simulator.in_zone(settings.history.timezone);
         if settings.seeds_demo() {
             // The demo begins with a simulated past that the live simulation continues.
             let (past, _) = simulator::past_span(settings.simulator.speed);

@@ -57,7 +57,7 @@ impl Alerts {
 
     /// The time zone of rules that name none.
     fn zone(&self) -> Result<chrono_tz::Tz, MonitorError> {
-        Ok(self.settings.history.tz()?)
+        Ok(self.settings.history.timezone)
     }
 
     /// Evaluates alert rules and delivers what they fire until `cancel` fires.

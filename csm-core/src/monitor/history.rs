@@ -421,7 +421,7 @@ impl History {
         range: (DateTime<Utc>, DateTime<Utc>),
         open: &[HourDelta],
     ) -> Result<Stats, MonitorError> {
-        let tz = self.settings.history.tz()?;
+        let tz = self.settings.history.timezone;
         let read = async {
             let hours = self.store.hours(id, range.0, range.1).await?;
             let lengths = self

@@ -100,8 +100,7 @@ impl Stations {
     /// The station of `GET /api/ports`: `CSM_DEFAULT_STATION`, else the first.
     pub async fn default(&self) -> Result<Arc<Station>, MonitorError> {
         if let Some(id) = &self.settings.default_station {
-            let id = StationId::parse(id)?;
-            return self.get(&id).await;
+            return self.get(id).await;
         }
         self.all()
             .await?

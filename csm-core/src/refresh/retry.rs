@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::breaker::Breakers;
+use crate::backoff::Backoff;
 use crate::charger::{ChargerApi, ChargerError};
 use crate::model::{Snapshot, Station};
 
@@ -34,15 +35,13 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Backoff before retry number `retry` (0-based): half of the exponential step plus a
-    /// random part of the other half, so retries of many stations spread out.
+    /// Backoff before retry number `retry` (0-based): csm's one backoff ([`Backoff`]).
     pub fn backoff(&self, retry: u32) -> Duration {
-        let step = self
-            .base_delay
-            .saturating_mul(2_u32.saturating_pow(retry))
-            .min(self.max_delay);
-        let half = step / 2;
-        half + half.mul_f64(fastrand::f64())
+        Backoff {
+            base: self.base_delay,
+            max: self.max_delay,
+        }
+        .delay(retry, None)
     }
 }
 
@@ -140,23 +139,5 @@ impl Attempts<'_> {
             breakers.record(api.vendor(), admitted, &result);
         }
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy::default();
-        for retry in 0..10 {
-            let step = (policy.base_delay * 2_u32.pow(retry)).min(policy.max_delay);
-            let delay = policy.backoff(retry);
-            assert!(
-                delay >= step / 2 && delay <= step,
-                "retry {retry}: {delay:?}"
-            );
-        }
     }
 }
