@@ -12,7 +12,7 @@ use csm_core::Monitor;
 use csm_core::alerts::{ChannelDraft, DeliveryState, RuleDraft};
 use csm_core::charger::{ChargerApi, ChargerError};
 use csm_core::model::{PortStatus, StationId};
-use csm_core::store::{Finish, OpenAlert, OutboxRow};
+use csm_core::store::{Finish, OpenAlert, OutboxRow, Store};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +51,7 @@ fn hex(bytes: &[u8]) -> String {
 /// A monitor over a store with the scripted source and its alert tasks running.
 struct Harness {
     monitor: Arc<Monitor>,
+    store: Arc<dyn Store>,
     scripted: Arc<ScriptedApi>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -70,13 +71,35 @@ impl Harness {
             async move { area.run(token).await }
         });
         // The evaluator reads the rules and subscribes to changes first.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        monitor.alerts().settled().await;
         Self {
             monitor,
+            store: Arc::clone(&store.store),
             scripted,
             cancel,
             task,
         }
+    }
+
+    /// Waits until the evaluator has taken every rule change and station change so far, and
+    /// nothing due is left to deliver.
+    async fn settled(&self) {
+        self.monitor.alerts().settled().await;
+        let store = Arc::clone(&self.store);
+        eventually(10, "the outbox to have nothing due", || {
+            let store = Arc::clone(&store);
+            async move {
+                let now = Utc::now();
+                store
+                    .alerts()
+                    .alert_history(1_000)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|r| r.state != DeliveryState::Pending || r.due_at > now)
+            }
+        })
+        .await;
     }
 
     async fn stop(self) {
@@ -181,7 +204,7 @@ async fn a_freed_port_reaches_a_signed_webhook_and_its_end_is_announced() {
     let rule = h
         .rule(serde_json::json!({"kind": "port_free", "stations": ["A1"], "channel": "hook", "resolved": true}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.monitor.alerts().settled().await;
     h.set("A1", &[PortStatus::Occupied, PortStatus::Free]);
     h.refresh("A1").await;
     eventually(5, "the webhook call", || async {
@@ -272,7 +295,7 @@ async fn a_receiver_failing_twice_gets_the_alert_once_under_the_same_id() {
         received(&receiver).await.len() == 3
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await;
     let requests = received(&receiver).await;
     assert_eq!(requests.len(), 3, "delivered once, then not again");
     let ids: Vec<_> = requests
@@ -338,7 +361,7 @@ async fn alerts_pending_when_csm_stops_are_delivered_after_a_restart() {
     );
     // Still in fault after the restart: the open alert is not sent again.
     second.refresh("C1").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    second.settled().await;
     assert_eq!(received(&receiver).await.len(), 1);
     let history = second.monitor.alerts().history(10).await.unwrap();
     assert_eq!(history.len(), 1);
@@ -376,7 +399,7 @@ async fn a_burst_of_300_alerts_reaches_a_bot_as_a_digest_within_its_rate_limit()
         serde_json::json!({"kind": "offline", "stations": "all", "min_secs": 0, "channel": "ops"}),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.monitor.alerts().settled().await;
     for id in &ids {
         h.scripted.set(
             id,
@@ -441,14 +464,14 @@ async fn quiet_hours_hold_a_free_port_but_not_a_fault() {
         )
         .await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.monitor.alerts().settled().await;
     h.set("E1", &[PortStatus::Free, PortStatus::Fault]);
     h.refresh("E1").await;
     eventually(5, "the fault alert", || async {
         !received(&receiver).await.is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.settled().await;
     let requests = received(&receiver).await;
     assert_eq!(
         requests.len(),
@@ -891,9 +914,9 @@ async fn a_voltage_out_of_range_fires_without_any_status_change() {
         "min_secs": 0, "channel": "hook", "resolved": true}),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.monitor.alerts().settled().await;
     h.refresh("V1").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.settled().await;
     assert!(
         received(&receiver).await.is_empty(),
         "220 V is inside the range"

@@ -17,8 +17,8 @@ use csm::core::store::{EventQuery, Prunable, Store, StoreError, WriteBatch};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    Backend, CacheKind, SCRIPTED, ScriptedApi, TestStore, all_free, build, memory_cache, reading,
-    station, test_cache, test_store,
+    Backend, CacheKind, SCRIPTED, ScriptedApi, TestStore, all_free, build, eventually,
+    memory_cache, reading, station, test_cache, test_store,
 };
 
 /// A store that counts the batches written to it.
@@ -363,18 +363,22 @@ async fn refreshes_of_one_station_join(backend: Backend, cache: CacheKind) {
         let s = Arc::clone(&s);
         async move { engine.refresh(s).await }
     });
-    while rig.api.calls() == 0 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let second = tokio::spawn({
-        let engine = rig.engine.clone();
-        let s = Arc::clone(&s);
-        async move { engine.refresh(s).await }
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually(
+        Duration::from_secs(5),
+        || async { rig.api.calls() },
+        |n| *n > 0,
+    )
+    .await;
+    // Polled once, the second request has joined the running job (or started its own).
+    let mut second = Box::pin(rig.engine.refresh(Arc::clone(&s)));
+    assert!(
+        futures_util::future::poll_immediate(&mut second)
+            .await
+            .is_none()
+    );
     assert_eq!(rig.engine.running(), 1);
     gate.add_permits(10);
-    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    let (first, second) = (first.await.unwrap(), second.await);
     assert_eq!(
         rig.api.calls(),
         1,
@@ -499,7 +503,12 @@ async fn the_scheduler_skips_ticks_it_cannot_keep() {
         Duration::from_millis(50),
         cancel.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    eventually(
+        Duration::from_secs(10),
+        || async { rig.api.calls() },
+        |n| *n >= 4,
+    )
+    .await;
     cancel.cancel();
     task.await.unwrap();
     let calls = rig.api.calls();

@@ -788,8 +788,12 @@ async fn shutdown_during_a_busy_cycle_flushes_and_a_restart_duplicates_nothing()
         let _ = stopped.await;
     }));
     // Stop in the middle of the first cycle (200 stations × 30 ms / 8 at once ≈ 750 ms).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(monitor.refresh().running() > 0, "the cycle is busy");
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        || async { monitor.refresh().running() },
+        |running| *running > 0,
+    )
+    .await;
     let signalled = Instant::now();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(15), serving)

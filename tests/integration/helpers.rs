@@ -518,3 +518,23 @@ pub async fn spawn_app_with(
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Backend::Sqlite, CacheKind::Memory, |_| {}).await
 }
+
+/// Polls `read` until `ready` holds of what it returns, for at most `within`.
+pub async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    within: Duration,
+    mut read: impl FnMut() -> F,
+    ready: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let value = read().await;
+        if ready(&value) {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -22,7 +22,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    Backend, CacheKind, ScriptedApi, TestApp, all_free, build, memory_cache, reading,
+    Backend, CacheKind, ScriptedApi, TestApp, all_free, build, eventually, memory_cache, reading,
     spawn_app_with, station, test_store,
 };
 use crate::ocpp::{call, connect, next_text};
@@ -31,26 +31,6 @@ async fn get_json(app: &TestApp, path: &str) -> (StatusCode, Value) {
     let response = app.client.get(app.url(path)).send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or_default())
-}
-
-/// Polls `read` until `ready` holds of what it returns, for at most `within`.
-async fn eventually<T: std::fmt::Debug, F: Future<Output = T>>(
-    within: Duration,
-    mut read: impl FnMut() -> F,
-    ready: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = read().await;
-        if ready(&value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not within {within:?}: {value:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn time_of(value: &Value) -> Option<DateTime<Utc>> {

@@ -283,7 +283,13 @@ async fn a_newer_connection_replaces_the_old_one_without_being_closed_by_it() {
         "{ended:?}"
     );
     drop(first);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The old connection has ended on the server's side too: one socket is left.
+    crate::helpers::eventually(
+        Duration::from_secs(5),
+        || async { app.monitor.ocpp().sockets() },
+        |open| *open == 1,
+    )
+    .await;
     let heartbeat = call(&mut second, r#"[2, "h-1", "Heartbeat", {}]"#).await;
     assert!(heartbeat[2]["currentTime"].is_string());
     let shown = station(&app, "CP-C1").await;

@@ -19,7 +19,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify, mpsc};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 pub mod deliver;
 pub mod evaluate;
@@ -51,8 +53,23 @@ pub(crate) struct Hub {
     /// Built at the first message (or why it could not be).
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     pub(crate) wake: Notify,
-    pub(crate) changes: mpsc::UnboundedSender<RuleChange>,
+    changes: mpsc::UnboundedSender<RuleChange>,
     pub(crate) inbox: Mutex<mpsc::UnboundedReceiver<RuleChange>>,
+    /// Rule changes sent to the evaluator so far.
+    sent: AtomicU64,
+    /// How far the running evaluator has got (what [`Hub::settled`] waits for).
+    progress: watch::Sender<Progress>,
+}
+
+/// How far the running evaluator has got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// It has loaded the rules and listens to the engine's changes.
+    pub(crate) running: bool,
+    /// Rule changes it has applied.
+    pub(crate) changes: u64,
+    /// Engine updates it has looked at (or skipped, having fallen behind).
+    pub(crate) updates: u64,
 }
 
 /// What a channel answered a test message.
@@ -72,7 +89,31 @@ impl Hub {
             wake: Notify::new(),
             changes,
             inbox: Mutex::new(inbox),
+            sent: AtomicU64::new(0),
+            progress: watch::Sender::new(Progress::default()),
         }
+    }
+
+    /// Tells the running evaluator (if any) of a rule change.
+    pub(crate) fn send_change(&self, change: RuleChange) {
+        self.sent.fetch_add(1, Ordering::AcqRel);
+        // No evaluator running (the CLI): the server's picks it up from the database.
+        let _ = self.changes.send(change);
+    }
+
+    /// Records how far the evaluator has got.
+    pub(crate) fn advance(&self, step: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(step);
+    }
+
+    /// Waits until the evaluator runs, has applied every rule change sent so far and has
+    /// looked at the first `updates` engine updates.
+    pub(crate) async fn settled(&self, updates: u64) {
+        let changes = self.sent.load(Ordering::Acquire);
+        let mut progress = self.progress.subscribe();
+        let _ = progress
+            .wait_for(|p| p.running && p.changes >= changes && p.updates >= updates)
+            .await;
     }
 
     fn client(&self) -> Result<&reqwest::Client, &str> {

@@ -55,6 +55,12 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
     };
     let mut inbox = ctx.hub.inbox.lock().await;
     let mut updates = ctx.engine.subscribe();
+    // Updates sent before the subscription are not this evaluator's to see.
+    let seen = ctx.engine.updates_sent();
+    ctx.hub.advance(|p| {
+        p.running = true;
+        p.updates = p.updates.max(seen);
+    });
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut reload = tokio::time::interval(RULES_RELOAD);
     reload.reset();
@@ -62,6 +68,8 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
     seed(&ctx, &mut evaluator, None, &mut unsaved).await;
     loop {
         let mut changes = Vec::new();
+        // What this turn took: rule changes applied, engine updates looked at.
+        let (mut applied, mut looked) = (0, 0);
         // Rule changes first (a rule added just before a change must see it), then the clock
         // (ready once a second, so a stream of changes cannot starve it).
         tokio::select! {
@@ -73,10 +81,12 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
                     evaluator.set_rule(rule);
                     watch(&ctx, &evaluator);
                     seed(&ctx, &mut evaluator, Some(id), &mut unsaved).await;
+                    applied = 1;
                 }
                 Some(RuleChange::Removed(id)) => {
                     evaluator.remove_rule(id);
                     watch(&ctx, &evaluator);
+                    applied = 1;
                 }
                 None => break,
             },
@@ -86,20 +96,29 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
                 Ok(update) => {
                     let now = crate::model::now();
                     changes.extend(evaluator.observe(&update.state, now));
+                    looked = 1;
                     // Take whatever else is waiting, so a burst is written at once.
                     while let Ok(update) = updates.try_recv() {
                         changes.extend(evaluator.observe(&update.state, now));
+                        looked += 1;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "alert rules fell behind the refresh engine; reading the stations again");
                     seed(&ctx, &mut evaluator, None, &mut unsaved).await;
+                    looked = missed;
                 }
                 Err(RecvError::Closed) => break,
             },
         }
         collect(&ctx, &mut evaluator, changes, &mut unsaved).await;
         save(&ctx, &mut unsaved).await;
+        if applied + looked > 0 {
+            ctx.hub.advance(|p| {
+                p.changes += applied;
+                p.updates += looked;
+            });
+        }
     }
     save(&ctx, &mut unsaved).await;
 }

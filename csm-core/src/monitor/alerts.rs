@@ -87,6 +87,14 @@ impl Alerts {
         tokio::join!(evaluate, deliver);
     }
 
+    /// Waits until the running evaluator ([`Alerts::run`]) has loaded the rules, applied every
+    /// rule change made so far and looked at every change of the stations so far: what it will
+    /// fire for them is then fired. For callers that must not race it (tests, a deployment
+    /// check).
+    pub async fn settled(&self) {
+        self.hub.settled(self.engine.updates_sent()).await;
+    }
+
     /// Every alert channel, redacted.
     pub async fn channels(&self) -> Result<Vec<ChannelJson>, MonitorError> {
         let read = self.store.alerts().channels();
@@ -162,8 +170,7 @@ impl Alerts {
             .map_err(|e| InvalidInput::new("rule", e.to_string()))?;
         rule.id = self.store.alerts().add_rule(&definition).await?;
         let answer = rule.to_json();
-        // No evaluator running (the CLI): the server's picks it up from the database.
-        let _ = self.hub.changes.send(RuleChange::Added(rule));
+        self.hub.send_change(RuleChange::Added(rule));
         Ok(answer)
     }
 
@@ -172,7 +179,7 @@ impl Alerts {
         if !self.store.alerts().remove_rule(id).await? {
             return Err(MonitorError::Missing(format!("alert rule {id} not found")));
         }
-        let _ = self.hub.changes.send(RuleChange::Removed(id));
+        self.hub.send_change(RuleChange::Removed(id));
         Ok(())
     }
 

@@ -42,7 +42,7 @@ pub use self::history::{
 };
 pub use self::list::{StationPage, StationQuery};
 pub use self::ocpp::{
-    Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, Connection, Ocpp, OcppReply,
+    Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, Connection, Ocpp, OcppReply, OpenSocket,
     QUIET_AFTER_CONNECT, REGISTRY_EVERY, TRIGGER_TIMEOUT,
 };
 pub use self::passwords::{PASSWORDS_FRESH, PasswordCache};

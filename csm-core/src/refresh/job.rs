@@ -120,6 +120,7 @@ impl Engine {
             && inner.updates.receiver_count() > 0
             && (!events.is_empty() || health_changed || inner.watches(&state.station_id))
         {
+            inner.updates_sent.fetch_add(1, Ordering::AcqRel);
             let _ = inner.updates.send(Arc::new(StationUpdate {
                 state,
                 events,

@@ -190,6 +190,8 @@ struct Inner {
     recorder: Recorder,
     /// Status events produced since start.
     events_produced: std::sync::atomic::AtomicU64,
+    /// Updates sent to subscribers since start.
+    updates_sent: std::sync::atomic::AtomicU64,
     writer: BatchWriter,
     updates: broadcast::Sender<Arc<StationUpdate>>,
     /// Stations whose every observation goes to subscribers.
@@ -243,6 +245,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 base: base::DiffBase::default(),
                 events_produced: std::sync::atomic::AtomicU64::new(0),
+                updates_sent: std::sync::atomic::AtomicU64::new(0),
                 writer,
                 updates,
                 watched: std::sync::RwLock::new(Watched::default()),
@@ -280,6 +283,13 @@ impl Engine {
     pub fn forget(&self, id: &StationId) {
         self.inner.base.forget(id);
         self.inner.recorder.forget(id);
+    }
+
+    /// Updates sent to subscribers since the engine started.
+    pub fn updates_sent(&self) -> u64 {
+        self.inner
+            .updates_sent
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Status events produced since the engine started.

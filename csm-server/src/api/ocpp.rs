@@ -156,6 +156,7 @@ pub async fn connect(
 /// that is what is awaited) within `CSM_OCPP_FIRST_FRAME_SECS` is closed.
 async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
     let monitor = Arc::clone(&state.monitor);
+    let _open = monitor.ocpp().socket_opened();
     let grace = Duration::from_secs(u64::from(monitor.settings().ocpp.first_frame_secs));
     let (station, boot) = match admitted {
         Admitted::Known(station) => (station, None),

@@ -3,6 +3,7 @@
 //! poll (the `ocpp` source answers with what the charger last said), so cache, events,
 //! history, alerts and the live stream treat it like any station.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{MonitorError, PasswordCache};
@@ -84,6 +85,19 @@ pub struct Ocpp {
     passwords: Arc<PasswordCache>,
     /// Auto registrations of charge points (`CSM_OCPP_AUTO_PER_MINUTE`).
     registrations: Arc<Mutex<TokenBucket>>,
+    /// Chargers' sockets open now.
+    sockets: Arc<AtomicUsize>,
+}
+
+/// A charger's socket, counted ([`Ocpp::sockets`], `csm_ocpp_connections`) while it is open.
+#[derive(Debug)]
+pub struct OpenSocket(Arc<AtomicUsize>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("csm_ocpp_connections").decrement(1.0);
+    }
 }
 
 impl std::fmt::Debug for Ocpp {
@@ -112,7 +126,20 @@ impl Ocpp {
                 registrations,
                 registrations / 60.0,
             ))),
+            sockets: Arc::default(),
         }
+    }
+
+    /// Counts a charger's socket as open until the value is dropped.
+    pub fn socket_opened(&self) -> OpenSocket {
+        self.sockets.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!("csm_ocpp_connections").increment(1.0);
+        OpenSocket(Arc::clone(&self.sockets))
+    }
+
+    /// Chargers' sockets open now (registered or not yet).
+    pub fn sockets(&self) -> usize {
+        self.sockets.load(Ordering::Acquire)
     }
 
     /// A station of the catalogue.
