@@ -94,21 +94,22 @@ pub async fn run_with(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
     use commands::Settle;
-    let mut settings = match &cli.command {
-        Command::InitDb(args) => args.settings(),
-        Command::TestConnection(args) => args.settings(),
-        Command::Refresh(args) => args.settings(),
-        Command::Stations(command) => command.settings(),
-        Command::Ports(args) => args.settings(),
-        Command::Events(args) => args.settings(),
-        Command::History(args) => args.settings(),
-        Command::Sessions(args) => args.settings(),
-        Command::Stats(args) => args.settings(),
-        Command::Prune(args) => args.settings(),
-        Command::Alerts(command) => command.settings(),
-        Command::Ocpp(command) => command.settings(),
-        Command::Simulate(_) | Command::SimulateOcpp(_) => Settings::default(),
-    };
+    let mut settings = Settings::default();
+    match &cli.command {
+        Command::InitDb(args) => args.apply(&mut settings),
+        Command::TestConnection(args) => args.apply(&mut settings),
+        Command::Refresh(args) => args.apply(&mut settings),
+        Command::Stations(command) => command.apply(&mut settings),
+        Command::Ports(args) => args.apply(&mut settings),
+        Command::Events(args) => args.apply(&mut settings),
+        Command::History(args) => args.apply(&mut settings),
+        Command::Sessions(args) => args.apply(&mut settings),
+        Command::Stats(args) => args.apply(&mut settings),
+        Command::Prune(args) => args.apply(&mut settings),
+        Command::Alerts(command) => command.apply(&mut settings),
+        Command::Ocpp(command) => command.apply(&mut settings),
+        Command::Simulate(_) | Command::SimulateOcpp(_) => {}
+    }
     adjust(&mut settings);
     settings.validate()?;
     match cli.command {

@@ -30,8 +30,11 @@ pub struct DatabaseFlags {
 
 impl DatabaseFlags {
     /// Sets the database settings.
-    pub fn apply(self, settings: &mut Settings) {
-        settings.database.url = self.database_url.map(csm_core::secret::Secret::new);
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.database.url = self
+            .database_url
+            .as_deref()
+            .map(csm_core::secret::Secret::from);
         settings.database.max_connections = self.db_max_connections;
     }
 }
@@ -60,9 +63,9 @@ pub struct CacheFlags {
 
 impl CacheFlags {
     /// Sets the cache settings.
-    pub fn apply(self, settings: &mut Settings) {
-        settings.cache.redis_url = self.redis_url;
-        settings.cache.prefix = self.cache_prefix;
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.cache.redis_url.clone_from(&self.redis_url);
+        settings.cache.prefix.clone_from(&self.cache_prefix);
         settings.cache.ttl_secs = self.cache_ttl_secs;
         settings.cache.local_ttl_ms = self.cache_local_ttl_ms;
     }
@@ -92,7 +95,7 @@ pub struct EngineFlags {
 
 impl EngineFlags {
     /// Sets the engine settings.
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         settings.engine.refresh_interval_secs = self.refresh_interval_secs;
         settings.engine.concurrency = self.concurrency;
         settings.engine.max_retries = self.max_retries;
@@ -124,9 +127,9 @@ pub struct VendorFlags {
 
 impl VendorFlags {
     /// Sets the vendor settings, with the base URL overrides of `CSM_VENDOR_<NAME>_BASE_URL`.
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         let vendors = &mut settings.vendors;
-        vendors.dir = self.vendors_dir;
+        vendors.dir.clone_from(&self.vendors_dir);
         vendors.http_timeout_ms = self.http_timeout_ms;
         vendors.http_connect_timeout_ms = self.http_connect_timeout_ms;
         vendors.http_max_body_bytes = self.http_max_body_bytes;
@@ -156,7 +159,7 @@ pub struct SimulatorFlags {
 
 impl SimulatorFlags {
     /// Sets the simulator settings.
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         settings.simulator.speed = self.simulator_speed;
         settings.simulator.seed = self.simulator_seed;
     }
@@ -182,7 +185,7 @@ fn parse_timezone(text: &str) -> Result<chrono_tz::Tz, String> {
 
 impl TimeZoneFlags {
     /// Sets the time zone of statistics (and of the simulator's daily rhythm).
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         settings.history.timezone = self.timezone;
     }
 }
@@ -221,7 +224,7 @@ pub struct RecordingFlags {
 
 impl RecordingFlags {
     /// Sets which readings are kept.
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         let history = &mut settings.history;
         history.deadband.voltage = self.deadband_volts;
         history.deadband.current = self.deadband_amps;
@@ -247,7 +250,7 @@ pub struct RetentionFlags {
 
 impl RetentionFlags {
     /// Sets how long history is kept.
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         settings.history.readings_days = self.retain_readings_days;
         settings.history.events_days = self.retain_events_days;
     }
@@ -265,10 +268,10 @@ pub struct AlertFlags {
 
 impl AlertFlags {
     /// Sets where alerts may be sent.
-    pub fn apply(self, settings: &mut Settings) {
+    pub fn apply(&self, settings: &mut Settings) {
         settings.alerts.allowed_hosts = csm_core::model::alerts::AllowedHosts(
             self.alert_hosts
-                .into_iter()
+                .iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .filter(|h| !h.is_empty())
                 .collect(),

@@ -6,13 +6,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use csm_core::alerts::{ChannelDraft, RuleDraft, Scope};
 use csm_core::settings::Settings;
 use csm_core::views::alerts::{AlertListJson, ChannelListJson, ChannelTestJson, RuleListJson};
 use csm_flags::{AlertFlags, DatabaseFlags};
 
-use super::{Settle, open, print_json, settings_of};
+use super::{Settle, open, print_json};
 
 /// `alerts …`.
 #[derive(Debug, Subcommand)]
@@ -188,11 +187,12 @@ impl AlertsCommand {
 }
 
 impl Settle for AlertsCommand {
-    fn settings(&self) -> Settings {
+    fn apply(&self, settings: &mut Settings) {
         let connection = self.connection();
-        settings_of(&[&|s| connection.database.clone().apply(s), &|s| {
-            connection.alerts.clone().apply(s)
-        }])
+        {
+            connection.database.apply(settings);
+            connection.alerts.apply(settings);
+        }
     }
 }
 
@@ -209,7 +209,7 @@ pub async fn alerts(
             if args.json {
                 print_json(out, &ChannelListJson { channels })?;
             } else {
-                let mut table = table(&["name", "kind", "url", "secret"]);
+                let mut table = super::table(["name", "kind", "url", "secret"]);
                 for c in &channels {
                     let secret = if c.has_secret { "set" } else { "-" };
                     table.add_row(vec![c.name.as_str(), c.kind.as_str(), &c.url, secret]);
@@ -260,7 +260,7 @@ pub async fn alerts(
             if args.json {
                 print_json(out, &RuleListJson { rules })?;
             } else {
-                let mut table = table(&[
+                let mut table = super::table([
                     "id", "kind", "stations", "ports", "min", "channel", "options",
                 ]);
                 for rule in &rules {
@@ -355,7 +355,7 @@ pub async fn alerts(
             if args.json {
                 print_json(out, &AlertListJson { alerts })?;
             } else {
-                let mut table = table(&["at", "channel", "state", "tries", "message"]);
+                let mut table = super::table(["at", "channel", "state", "tries", "message"]);
                 for record in &alerts {
                     let mut message = record.alert.text.clone();
                     if let Some(error) = &record.last_error {
@@ -374,12 +374,4 @@ pub async fn alerts(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    table
 }

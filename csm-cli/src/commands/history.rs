@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use csm_core::history::stats::{DEFAULT_DAYS, Stats};
 use csm_core::model::StationId;
 use csm_core::monitor::{ReadingsQuery, SessionsQuery};
@@ -16,18 +15,7 @@ use csm_core::views::history::{
 };
 use csm_flags::{CacheFlags, DatabaseFlags, RetentionFlags, TimeZoneFlags};
 
-use super::{Settle, open, print_json, settings_of};
-
-/// `--json` and `--csv`, which exclude each other.
-#[derive(Debug, Args)]
-pub struct Output {
-    /// Print the JSON the API answers.
-    #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
-    /// Print CSV (a header row, UTF-8, RFC 4180 quoting), as the API's `?format=csv`.
-    #[arg(long)]
-    pub csv: bool,
-}
+use super::{Output, Settle, emit, open, print_json};
 
 /// Arguments of `history`.
 #[derive(Debug, Args)]
@@ -53,8 +41,8 @@ pub struct HistoryArgs {
 }
 
 impl Settle for HistoryArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[&|s| self.database.clone().apply(s)])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
     }
 }
 
@@ -77,44 +65,42 @@ pub async fn history(
             points: args.points,
         })
         .await?;
-    if args.output.json {
-        print_json(out, &HistoryJson::of(&station, &readings))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.output.csv {
-        out.write_all(&csv::readings(&station, &readings.readings))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let value = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["at", "port", "status", "V", "A", "W", "kWh"]);
-    for r in &readings.readings {
-        table.add_row([
-            r.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            r.port.to_string(),
-            r.status.to_string(),
-            value(r.voltage),
-            value(r.current),
-            value(r.power),
-            value(r.energy_kwh),
-        ]);
-    }
-    writeln!(out, "{} {}", station.id, station.name)?;
-    writeln!(out, "{table}")?;
-    writeln!(
+    emit(
         out,
-        "{} readings from {} to {} UTC{}",
-        readings.readings.len(),
-        readings.from.format("%Y-%m-%d %H:%M"),
-        readings.to.format("%Y-%m-%d %H:%M"),
-        if readings.truncated {
-            " (more than one answer holds: ask for a shorter range)"
-        } else {
-            ""
-        }
-    )?;
-    Ok(ExitCode::SUCCESS)
+        &args.output,
+        || HistoryJson::of(&station, &readings),
+        || csv::readings(&station, &readings.readings),
+        |out| {
+            let value = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+            let mut table = super::table(["at", "port", "status", "V", "A", "W", "kWh"]);
+            for r in &readings.readings {
+                table.add_row([
+                    r.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    r.port.to_string(),
+                    r.status.to_string(),
+                    value(r.voltage),
+                    value(r.current),
+                    value(r.power),
+                    value(r.energy_kwh),
+                ]);
+            }
+            writeln!(out, "{} {}", station.id, station.name)?;
+            writeln!(out, "{table}")?;
+            writeln!(
+                out,
+                "{} readings from {} to {} UTC{}",
+                readings.readings.len(),
+                readings.from.format("%Y-%m-%d %H:%M"),
+                readings.to.format("%Y-%m-%d %H:%M"),
+                if readings.truncated {
+                    " (more than one answer holds: ask for a shorter range)"
+                } else {
+                    ""
+                }
+            )?;
+            Ok(())
+        },
+    )
 }
 
 /// Arguments of `sessions`.
@@ -143,10 +129,9 @@ pub struct SessionsArgs {
 }
 
 impl Settle for SessionsArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
-            self.cache.clone().apply(s)
-        }])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
+        self.cache.apply(settings);
     }
 }
 
@@ -169,38 +154,36 @@ pub async fn sessions(
             limit: args.limit,
         })
         .await?;
-    if args.output.json {
-        print_json(out, &SessionListJson::of(&station, &sessions))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.output.csv {
-        out.write_all(&csv::sessions(&station, &sessions))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["port", "started", "ended", "minutes", "kWh"]);
-    for session in &sessions {
-        let row = &session.row;
-        let ended = match (row.ended_at, session.open) {
-            (Some(end), _) => end.format("%Y-%m-%d %H:%M").to_string(),
-            (None, true) => "(running)".into(),
-            (None, false) => "(end not seen)".into(),
-        };
-        table.add_row([
-            row.port.to_string(),
-            row.started_at.format("%Y-%m-%d %H:%M").to_string(),
-            ended,
-            row.duration()
-                .map(|d| format!("{:.0}", d.num_seconds() as f64 / 60.0))
-                .unwrap_or_default(),
-            row.energy_kwh.map(|e| e.to_string()).unwrap_or_default(),
-        ]);
-    }
-    writeln!(out, "{} {}", station.id, station.name)?;
-    writeln!(out, "{table}")?;
-    writeln!(out, "{} sessions (UTC)", sessions.len())?;
-    Ok(ExitCode::SUCCESS)
+    emit(
+        out,
+        &args.output,
+        || SessionListJson::of(&station, &sessions),
+        || csv::sessions(&station, &sessions),
+        |out| {
+            let mut table = super::table(["port", "started", "ended", "minutes", "kWh"]);
+            for session in &sessions {
+                let row = &session.row;
+                let ended = match (row.ended_at, session.open) {
+                    (Some(end), _) => end.format("%Y-%m-%d %H:%M").to_string(),
+                    (None, true) => "(running)".into(),
+                    (None, false) => "(end not seen)".into(),
+                };
+                table.add_row([
+                    row.port.to_string(),
+                    row.started_at.format("%Y-%m-%d %H:%M").to_string(),
+                    ended,
+                    row.duration()
+                        .map(|d| format!("{:.0}", d.num_seconds() as f64 / 60.0))
+                        .unwrap_or_default(),
+                    row.energy_kwh.map(|e| e.to_string()).unwrap_or_default(),
+                ]);
+            }
+            writeln!(out, "{} {}", station.id, station.name)?;
+            writeln!(out, "{table}")?;
+            writeln!(out, "{} sessions (UTC)", sessions.len())?;
+            Ok(())
+        },
+    )
 }
 
 /// Arguments of `stats`.
@@ -223,12 +206,10 @@ pub struct StatsArgs {
 }
 
 impl Settle for StatsArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[
-            &|s| self.database.clone().apply(s),
-            &|s| self.cache.clone().apply(s),
-            &|s| self.timezone.clone().apply(s),
-        ])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
+        self.cache.apply(settings);
+        self.timezone.apply(settings);
     }
 }
 
@@ -329,10 +310,9 @@ pub struct PruneArgs {
 }
 
 impl Settle for PruneArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
-            self.retention.clone().apply(s)
-        }])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
+        self.retention.apply(settings);
     }
 }
 

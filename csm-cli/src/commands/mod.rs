@@ -42,19 +42,10 @@ pub use self::stations::{
 /// How long a flush at the end of a command may wait for an unreachable database.
 pub(crate) const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The settings a command's flags describe.
+/// A command's flags, applied to the settings.
 pub trait Settle {
-    /// Defaults, with the command's flag groups applied.
-    fn settings(&self) -> Settings;
-}
-
-/// Applies flag groups to the defaults.
-pub(crate) fn settings_of(apply: &[&dyn Fn(&mut Settings)]) -> Settings {
-    let mut settings = Settings::default();
-    for group in apply {
-        group(&mut settings);
-    }
-    settings
+    /// Applies the command's flag groups to `settings`.
+    fn apply(&self, settings: &mut Settings);
 }
 
 /// Opens the monitor and makes sure the database has its tables.
@@ -67,6 +58,64 @@ pub(crate) async fn open(mut settings: Settings) -> anyhow::Result<Monitor> {
         .await
         .context("preparing the database (run `csm-cli init-db` to see the details)")?;
     Ok(monitor)
+}
+
+/// How a listing is printed: `--json` (the document the matching API endpoint answers),
+/// `--csv` (where the API has CSV), else a table for people.
+#[derive(Debug, Default, Args)]
+pub struct Output {
+    /// Print the JSON the API answers.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (a header row, UTF-8, RFC 4180 quoting), as the API's `?format=csv`.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `--json` alone, for listings the API has no CSV of.
+#[derive(Debug, Default, Args)]
+pub struct JsonOutput {
+    /// Print the JSON the API answers.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<&JsonOutput> for Output {
+    fn from(json: &JsonOutput) -> Self {
+        Self {
+            json: json.json,
+            csv: false,
+        }
+    }
+}
+
+/// Prints what a command found, the one way every listing is printed: the API's JSON document
+/// (`document`), its CSV (`csv`, asked for only with `--csv`), or the people's view (`human`:
+/// usually a [`table`]).
+pub(crate) fn emit<J: Serialize>(
+    out: &mut (dyn Write + Send),
+    output: &Output,
+    document: impl FnOnce() -> J,
+    csv: impl FnOnce() -> Vec<u8>,
+    human: impl FnOnce(&mut (dyn Write + Send)) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    if output.json {
+        print_json(out, &document())?;
+    } else if output.csv {
+        out.write_all(&csv())?;
+    } else {
+        human(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A table in the CLI's one style, with its header.
+pub(crate) fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(header);
+    table
 }
 
 /// Writes a document as pretty JSON and a newline.
@@ -87,8 +136,8 @@ pub struct InitDbArgs {
 }
 
 impl Settle for InitDbArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[&|s| self.database.clone().apply(s)])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
     }
 }
 
@@ -112,12 +161,10 @@ pub struct TestConnectionArgs {
 }
 
 impl Settle for TestConnectionArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[
-            &|s| self.database.clone().apply(s),
-            &|s| self.cache.clone().apply(s),
-            &|s| self.vendors.clone().apply(s),
-        ])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
+        self.cache.apply(settings);
+        self.vendors.apply(settings);
     }
 }
 

@@ -8,13 +8,12 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use csm_core::monitor::Connection;
 use csm_core::settings::Settings;
 use csm_core::views::ocpp::ChargePointListJson;
 use csm_flags::DatabaseFlags;
 
-use super::{Settle, open, print_json, settings_of};
+use super::{Settle, open, print_json};
 
 /// `ocpp …`.
 #[derive(Debug, Subcommand)]
@@ -37,9 +36,11 @@ pub struct StatusArgs {
 }
 
 impl Settle for OcppCommand {
-    fn settings(&self) -> Settings {
+    fn apply(&self, settings: &mut Settings) {
         match self {
-            Self::Status(args) => settings_of(&[&|s| args.database.clone().apply(s)]),
+            Self::Status(args) => {
+                args.database.apply(settings);
+            }
         }
     }
 }
@@ -67,8 +68,7 @@ pub async fn ocpp(
         return Ok(ExitCode::SUCCESS);
     }
     let now = Utc::now();
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+    let mut table = super::table([
         "charge point",
         "connection",
         "since",

@@ -4,14 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use csm_core::model::{PortStatus, StationId, StationSummary};
 use csm_core::settings::Settings;
 use csm_core::store::EventQuery;
 use csm_core::views::{EventListJson, StationDetailJson};
 use csm_flags::{CacheFlags, DatabaseFlags};
 
-use super::{Settle, open, print_json, settings_of};
+use super::{Settle, open, print_json};
 
 /// Arguments of `ports`.
 #[derive(Debug, Args)]
@@ -28,10 +27,9 @@ pub struct PortsArgs {
 }
 
 impl Settle for PortsArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[&|s| self.database.clone().apply(s), &|s| {
-            self.cache.clone().apply(s)
-        }])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
+        self.cache.apply(settings);
     }
 }
 
@@ -59,9 +57,7 @@ pub async fn ports(
     };
     let fmt =
         |value: Option<f64>, unit: &str| value.map(|v| format!("{v} {unit}")).unwrap_or_default();
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header([
+    let mut table = super::table([
         "port",
         "status",
         "since",
@@ -166,8 +162,8 @@ pub struct EventsArgs {
 }
 
 impl Settle for EventsArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[&|s| self.database.clone().apply(s)])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
     }
 }
 

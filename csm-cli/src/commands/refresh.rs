@@ -17,7 +17,7 @@ use csm_flags::{
 };
 use serde::Serialize;
 
-use super::{FLUSH_DEADLINE, Settle, open, print_json, settings_of};
+use super::{FLUSH_DEADLINE, Settle, open, print_json};
 use crate::UsageError;
 
 /// Arguments of `refresh`.
@@ -48,16 +48,14 @@ pub struct RefreshArgs {
 }
 
 impl Settle for RefreshArgs {
-    fn settings(&self) -> Settings {
-        settings_of(&[
-            &|s| self.database.clone().apply(s),
-            &|s| self.cache.clone().apply(s),
-            &|s| self.engine.clone().apply(s),
-            &|s| self.vendors.clone().apply(s),
-            &|s| self.simulator.clone().apply(s),
-            &|s| self.recording.clone().apply(s),
-            &|s| self.timezone.clone().apply(s),
-        ])
+    fn apply(&self, settings: &mut Settings) {
+        self.database.apply(settings);
+        self.cache.apply(settings);
+        self.engine.apply(settings);
+        self.vendors.apply(settings);
+        self.simulator.apply(settings);
+        self.recording.apply(settings);
+        self.timezone.apply(settings);
     }
 }
 

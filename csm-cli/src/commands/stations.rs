@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use csm_core::Monitor;
 use csm_core::charger::SIMULATOR_VENDOR;
 use csm_core::import::{ImportFormat, parse_stations};
@@ -16,7 +15,7 @@ use csm_core::settings::Settings;
 use csm_core::views::{ListView, StationListJson};
 use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 
-use super::{Settle, open, print_json, settings_of};
+use super::{Settle, open, print_json};
 use crate::UsageError;
 
 /// `stations …`.
@@ -35,23 +34,28 @@ pub enum StationsCommand {
 }
 
 impl Settle for StationsCommand {
-    fn settings(&self) -> Settings {
+    fn apply(&self, settings: &mut Settings) {
         match self {
-            Self::List(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
-                args.cache.clone().apply(s)
-            }]),
-            Self::Add(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
-                args.vendors.clone().apply(s)
-            }]),
-            Self::Remove(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
-                args.cache.clone().apply(s)
-            }]),
-            Self::Import(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
-                args.vendors.clone().apply(s)
-            }]),
-            Self::Sync(args) => settings_of(&[&|s| args.database.clone().apply(s), &|s| {
-                args.vendors.clone().apply(s)
-            }]),
+            Self::List(args) => {
+                args.database.apply(settings);
+                args.cache.apply(settings);
+            }
+            Self::Add(args) => {
+                args.database.apply(settings);
+                args.vendors.apply(settings);
+            }
+            Self::Remove(args) => {
+                args.database.apply(settings);
+                args.cache.apply(settings);
+            }
+            Self::Import(args) => {
+                args.database.apply(settings);
+                args.vendors.apply(settings);
+            }
+            Self::Sync(args) => {
+                args.database.apply(settings);
+                args.vendors.apply(settings);
+            }
         }
     }
 }
@@ -256,9 +260,7 @@ async fn list_stations(
     if args.json {
         return print_json(out, &StationListJson::of(&page, args.view));
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["id", "name", "vendor", "ports", "enabled", "address"]);
+    let mut table = super::table(["id", "name", "vendor", "ports", "enabled", "address"]);
     for view in &page.views {
         let s = &view.station;
         table.add_row([
