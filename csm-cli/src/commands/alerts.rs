@@ -6,12 +6,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use csm_core::alerts::{ChannelDraft, RuleDraft, Scope};
+use csm_core::alerts::{AlertRecord, ChannelDraft, ChannelJson, RuleDraft, RuleJson, Scope};
 use csm_core::settings::Settings;
 use csm_core::views::alerts::{AlertListJson, ChannelListJson, ChannelTestJson, RuleListJson};
 use csm_flags::{AlertFlags, DatabaseFlags};
 
-use super::{Settle, open, print_json};
+use super::{JsonOutput, Settle, emit_json, open};
 
 /// `alerts …`.
 #[derive(Debug, Subcommand)]
@@ -62,9 +62,9 @@ pub struct Connection {
 /// A list command's arguments.
 #[derive(Debug, Args)]
 pub struct Listing {
-    /// Print the JSON the API answers.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document the API answers.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     connection: Connection,
 }
@@ -84,9 +84,9 @@ pub struct AddChannelArgs {
     /// Also read from CSM_ALERT_SECRET, which keeps it out of the shell's history.
     #[arg(long, env = "CSM_ALERT_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-    /// Print the JSON the API answers.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document the API answers.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     connection: Connection,
 }
@@ -96,9 +96,9 @@ pub struct AddChannelArgs {
 pub struct NamedChannel {
     /// The channel's name.
     pub name: String,
-    /// Print the JSON the API answers.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document the API answers.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     connection: Connection,
 }
@@ -143,9 +143,9 @@ pub struct AddRuleArgs {
     /// The time zone of the quiet hours (default: CSM_TIMEZONE).
     #[arg(long)]
     pub timezone: Option<String>,
-    /// Print the JSON the API answers.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document the API answers.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     connection: Connection,
 }
@@ -165,9 +165,9 @@ pub struct HistoryArgs {
     /// At most this many, newest first (1–1,000).
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// Print the JSON the API answers.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document the API answers.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     connection: Connection,
 }
@@ -205,17 +205,15 @@ pub async fn alerts(
     let monitor = open(settings).await?;
     match command {
         AlertsCommand::Channels(ChannelsCommand::List(args)) => {
-            let channels = monitor.alerts().channels().await?;
-            if args.json {
-                print_json(out, &ChannelListJson { channels })?;
-            } else {
-                let mut table = super::table(["name", "kind", "url", "secret"]);
-                for c in &channels {
-                    let secret = if c.has_secret { "set" } else { "-" };
-                    table.add_row(vec![c.name.as_str(), c.kind.as_str(), &c.url, secret]);
-                }
-                writeln!(out, "{table}")?;
-            }
+            let document = ChannelListJson {
+                channels: monitor.alerts().channels().await?,
+            };
+            emit_json(
+                out,
+                &args.output,
+                || &document,
+                |out| print_channels(out, &document.channels),
+            )
         }
         AlertsCommand::Channels(ChannelsCommand::Add(args)) => {
             let draft = ChannelDraft {
@@ -225,86 +223,54 @@ pub async fn alerts(
                 secret: args.secret,
             };
             let channel = monitor.alerts().add_channel(draft).await?;
-            if args.json {
-                print_json(out, &channel)?;
-            } else {
-                writeln!(
-                    out,
-                    "added channel {} ({}, {})",
-                    channel.name,
-                    channel.kind.as_str(),
-                    channel.url
-                )?;
-            }
+            emit_json(
+                out,
+                &args.output,
+                || &channel,
+                |out| {
+                    let (name, kind, url) = (&channel.name, channel.kind.as_str(), &channel.url);
+                    writeln!(out, "added channel {name} ({kind}, {url})")?;
+                    Ok(())
+                },
+            )
         }
         AlertsCommand::Channels(ChannelsCommand::Remove(args)) => {
             monitor.alerts().remove_channel(&args.name).await?;
             writeln!(out, "removed channel {}", args.name)?;
+            Ok(ExitCode::SUCCESS)
         }
         AlertsCommand::Channels(ChannelsCommand::Test(args)) => {
             let outcome = monitor.alerts().test_channel(&args.name).await?;
             let document = ChannelTestJson::of(&args.name, outcome);
-            if args.json {
-                print_json(out, &document)?;
-            } else if document.accepted {
-                writeln!(out, "{}: the platform accepted the test message", args.name)?;
+            emit_json(
+                out,
+                &args.output,
+                || &document,
+                |out| {
+                    if document.accepted {
+                        writeln!(out, "{}: the platform accepted the test message", args.name)?;
+                    } else {
+                        writeln!(out, "{}: not delivered: {}", args.name, document.answer)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            Ok(if document.accepted {
+                ExitCode::SUCCESS
             } else {
-                writeln!(out, "{}: not delivered: {}", args.name, document.answer)?;
-            }
-            if !document.accepted {
-                return Ok(ExitCode::FAILURE);
-            }
+                ExitCode::FAILURE
+            })
         }
         AlertsCommand::Rules(RulesCommand::List(args)) => {
-            let rules = monitor.alerts().rules().await?;
-            if args.json {
-                print_json(out, &RuleListJson { rules })?;
-            } else {
-                let mut table = super::table([
-                    "id", "kind", "stations", "ports", "min", "channel", "options",
-                ]);
-                for rule in &rules {
-                    let stations = match &rule.stations {
-                        Scope::All => "all".to_owned(),
-                        Scope::Stations(ids) => ids
-                            .iter()
-                            .map(|id| id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    };
-                    let ports = rule
-                        .ports
-                        .as_ref()
-                        .map(|p| p.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
-                        .unwrap_or_else(|| "all".into());
-                    let mut options = Vec::new();
-                    if let Some(k) = rule.free_ports {
-                        options.push(format!("free ≥ {k}"));
-                    }
-                    if let (Some(low), Some(high)) = (rule.low, rule.high) {
-                        options.push(format!("{low}–{high} V"));
-                    }
-                    if rule.once {
-                        options.push("once".into());
-                    }
-                    if rule.resolved {
-                        options.push("resolved".into());
-                    }
-                    if let Some(quiet) = &rule.quiet_hours {
-                        options.push(format!("quiet {quiet} {}", rule.timezone));
-                    }
-                    table.add_row(vec![
-                        rule.id.to_string(),
-                        rule.kind.as_str().to_owned(),
-                        stations,
-                        ports,
-                        format!("{} s", rule.min_secs),
-                        rule.channel.clone(),
-                        options.join(", "),
-                    ]);
-                }
-                writeln!(out, "{table}")?;
-            }
+            let document = RuleListJson {
+                rules: monitor.alerts().rules().await?,
+            };
+            emit_json(
+                out,
+                &args.output,
+                || &document,
+                |out| print_rules(out, &document.rules),
+            )
         }
         AlertsCommand::Rules(RulesCommand::Add(args)) => {
             let stations = if args.stations.trim() == "all" {
@@ -334,44 +300,112 @@ pub async fn alerts(
                 timezone: args.timezone,
             };
             let rule = monitor.alerts().add_rule(draft).await?;
-            if args.json {
-                print_json(out, &rule)?;
-            } else {
-                writeln!(
-                    out,
-                    "added rule {} ({} → {})",
-                    rule.id,
-                    rule.kind.as_str(),
-                    rule.channel
-                )?;
-            }
+            emit_json(
+                out,
+                &args.output,
+                || &rule,
+                |out| {
+                    let (id, kind, channel) = (rule.id, rule.kind.as_str(), &rule.channel);
+                    writeln!(out, "added rule {id} ({kind} → {channel})")?;
+                    Ok(())
+                },
+            )
         }
         AlertsCommand::Rules(RulesCommand::Remove(args)) => {
             monitor.alerts().remove_rule(args.id).await?;
             writeln!(out, "removed rule {}", args.id)?;
+            Ok(ExitCode::SUCCESS)
         }
         AlertsCommand::History(args) => {
-            let alerts = monitor.alerts().history(args.limit).await?;
-            if args.json {
-                print_json(out, &AlertListJson { alerts })?;
-            } else {
-                let mut table = super::table(["at", "channel", "state", "tries", "message"]);
-                for record in &alerts {
-                    let mut message = record.alert.text.clone();
-                    if let Some(error) = &record.last_error {
-                        message.push_str(&format!("\n({error})"));
-                    }
-                    table.add_row(vec![
-                        record.alert.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        record.channel.clone(),
-                        record.state.as_str().to_owned(),
-                        record.attempts.to_string(),
-                        message,
-                    ]);
-                }
-                writeln!(out, "{table}")?;
-            }
+            let document = AlertListJson {
+                alerts: monitor.alerts().history(args.limit).await?,
+            };
+            emit_json(
+                out,
+                &args.output,
+                || &document,
+                |out| print_history(out, &document.alerts),
+            )
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The channels as a table; URLs come redacted, secrets only as "set".
+fn print_channels(out: &mut (dyn Write + Send), channels: &[ChannelJson]) -> anyhow::Result<()> {
+    let mut table = super::table(["name", "kind", "url", "secret"]);
+    for c in channels {
+        let secret = if c.has_secret { "set" } else { "-" };
+        table.add_row(vec![c.name.as_str(), c.kind.as_str(), &c.url, secret]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+/// The rules as a table, a rule's own fields and options in one column.
+fn print_rules(out: &mut (dyn Write + Send), rules: &[RuleJson]) -> anyhow::Result<()> {
+    let mut table = super::table([
+        "id", "kind", "stations", "ports", "min", "channel", "options",
+    ]);
+    for rule in rules {
+        let stations = match &rule.stations {
+            Scope::All => "all".to_owned(),
+            Scope::Stations(ids) => ids
+                .iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let ports = rule
+            .ports
+            .as_ref()
+            .map(|p| p.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|| "all".into());
+        let mut options = Vec::new();
+        if let Some(k) = rule.free_ports {
+            options.push(format!("free ≥ {k}"));
+        }
+        if let (Some(low), Some(high)) = (rule.low, rule.high) {
+            options.push(format!("{low}–{high} V"));
+        }
+        if rule.once {
+            options.push("once".into());
+        }
+        if rule.resolved {
+            options.push("resolved".into());
+        }
+        if let Some(quiet) = &rule.quiet_hours {
+            options.push(format!("quiet {quiet} {}", rule.timezone));
+        }
+        table.add_row(vec![
+            rule.id.to_string(),
+            rule.kind.as_str().to_owned(),
+            stations,
+            ports,
+            format!("{} s", rule.min_secs),
+            rule.channel.clone(),
+            options.join(", "),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+/// The fired alerts as a table, with the last delivery error under the message.
+fn print_history(out: &mut (dyn Write + Send), alerts: &[AlertRecord]) -> anyhow::Result<()> {
+    let mut table = super::table(["at", "channel", "state", "tries", "message"]);
+    for record in alerts {
+        let mut message = record.alert.text.clone();
+        if let Some(error) = &record.last_error {
+            message.push_str(&format!("\n({error})"));
+        }
+        table.add_row(vec![
+            record.alert.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            record.channel.clone(),
+            record.state.as_str().to_owned(),
+            record.attempts.to_string(),
+            message,
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
 }

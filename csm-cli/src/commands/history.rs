@@ -15,7 +15,7 @@ use csm_core::views::history::{
 };
 use csm_flags::{CacheFlags, DatabaseFlags, RetentionFlags, TimeZoneFlags};
 
-use super::{Output, Settle, emit, open, print_json};
+use super::{JsonOutput, Output, Settle, emit, emit_json, open};
 
 /// Arguments of `history`.
 #[derive(Debug, Args)]
@@ -194,9 +194,9 @@ pub struct StatsArgs {
     /// Days up to now (1–366).
     #[arg(long, default_value_t = DEFAULT_DAYS)]
     pub days: u32,
-    /// Print the JSON the API answers.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document of `GET /api/stations/{station_id}/stats` (`GET /api/stats`).
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     database: DatabaseFlags,
     #[command(flatten)]
@@ -222,37 +222,40 @@ pub async fn stats(
     let monitor = open(settings).await?;
     let Some(station) = &args.station else {
         let fleet = FleetStatsJson::of(monitor.history().fleet_stats(args.days).await?);
-        if args.json {
-            print_json(out, &fleet)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        writeln!(out, "fleet of {} stations", fleet.stations)?;
-        write_stats(out, &fleet.stats)?;
-        for (title, ranked) in [
-            ("most fault", &fleet.most_fault),
-            ("most offline", &fleet.most_offline),
-        ] {
-            if ranked.is_empty() {
-                continue;
-            }
-            writeln!(out, "{title}:")?;
-            for r in ranked {
-                writeln!(out, "  {:>9.0} min  {} {}", r.minutes, r.station_id, r.name)?;
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
+        return emit_json(out, &args.output, || &fleet, |out| print_fleet(out, &fleet));
     };
     let id = StationId::parse(station)?;
     let station = monitor.stations().get(&id).await?;
     let stats = monitor.history().station_stats(&id, args.days).await?;
     let json = StationStatsJson::of(&station, stats);
-    if args.json {
-        print_json(out, &json)?;
-        return Ok(ExitCode::SUCCESS);
+    emit_json(
+        out,
+        &args.output,
+        || &json,
+        |out| {
+            writeln!(out, "{} {}", json.station_id, json.name)?;
+            write_stats(out, &json.stats)
+        },
+    )
+}
+
+/// The people's view of the fleet's figures, with the stations most often broken.
+fn print_fleet(out: &mut (dyn Write + Send), fleet: &FleetStatsJson) -> anyhow::Result<()> {
+    writeln!(out, "fleet of {} stations", fleet.stations)?;
+    write_stats(out, &fleet.stats)?;
+    for (title, ranked) in [
+        ("most fault", &fleet.most_fault),
+        ("most offline", &fleet.most_offline),
+    ] {
+        if ranked.is_empty() {
+            continue;
+        }
+        writeln!(out, "{title}:")?;
+        for r in ranked {
+            writeln!(out, "  {:>9.0} min  {} {}", r.minutes, r.station_id, r.name)?;
+        }
     }
-    writeln!(out, "{} {}", json.station_id, json.name)?;
-    write_stats(out, &json.stats)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn write_stats(out: &mut (dyn Write + Send), stats: &Stats) -> anyhow::Result<()> {

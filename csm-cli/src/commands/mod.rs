@@ -75,18 +75,9 @@ pub struct Output {
 /// `--json` alone, for listings the API has no CSV of.
 #[derive(Debug, Default, Args)]
 pub struct JsonOutput {
-    /// Print the JSON the API answers.
+    /// Print JSON instead of text: the document the matching API endpoint answers.
     #[arg(long)]
     pub json: bool,
-}
-
-impl From<&JsonOutput> for Output {
-    fn from(json: &JsonOutput) -> Self {
-        Self {
-            json: json.json,
-            csv: false,
-        }
-    }
 }
 
 /// Prints what a command found, the one way every listing is printed: the API's JSON document
@@ -107,6 +98,20 @@ pub(crate) fn emit<J: Serialize>(
         human(out)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`emit`] for a listing the API has no CSV of.
+pub(crate) fn emit_json<J: Serialize>(
+    out: &mut (dyn Write + Send),
+    output: &JsonOutput,
+    document: impl FnOnce() -> J,
+    human: impl FnOnce(&mut (dyn Write + Send)) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let output = Output {
+        json: output.json,
+        csv: false,
+    };
+    emit(out, &output, document, Vec::new, human)
 }
 
 /// A table in the CLI's one style, with its header.

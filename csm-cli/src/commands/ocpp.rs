@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use csm_core::monitor::Connection;
+use csm_core::monitor::{ChargePointStatus, Connection};
 use csm_core::settings::Settings;
 use csm_core::views::ocpp::ChargePointListJson;
 use csm_flags::DatabaseFlags;
 
-use super::{Settle, open, print_json};
+use super::{JsonOutput, Settle, emit_json, open};
 
 /// `ocpp …`.
 #[derive(Debug, Subcommand)]
@@ -28,9 +28,9 @@ pub struct StatusArgs {
     /// Every OCPP station, also those not connected now.
     #[arg(long)]
     pub all: bool,
-    /// Print the JSON of `GET /api/ocpp/charge-points`.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document of `GET /api/ocpp/charge-points`.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     database: DatabaseFlags,
 }
@@ -54,18 +54,28 @@ pub async fn ocpp(
     let OcppCommand::Status(args) = command;
     let monitor = open(settings).await?;
     let list = monitor.ocpp().charge_points(args.all).await?;
-    if args.json {
-        print_json(out, &ChargePointListJson::of(&list))?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    emit_json(
+        out,
+        &args.output,
+        || ChargePointListJson::of(&list),
+        |out| print_charge_points(out, &list, args.all),
+    )
+}
+
+/// The people's view of the charge points: a table and how many are connected.
+fn print_charge_points(
+    out: &mut (dyn Write + Send),
+    list: &[ChargePointStatus],
+    all: bool,
+) -> anyhow::Result<()> {
     if list.is_empty() {
-        let what = if args.all {
+        let what = if all {
             "no OCPP charge points: a charger appears when it connects to ws://HOST/ocpp/{id} (CSM_OCPP_REGISTRATION=auto) or is added with `csm-cli stations add ID NAME --vendor ocpp`"
         } else {
             "no charge point is connected (`--all` lists every OCPP station)"
         };
         writeln!(out, "{what}")?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     let now = Utc::now();
     let mut table = super::table([
@@ -76,7 +86,7 @@ pub async fn ocpp(
         "vendor / model",
         "firmware",
     ]);
-    for status in &list {
+    for status in list {
         let r = &status.record;
         let since = match status.connection {
             Connection::Connected | Connection::Silent => r.connected_at,
@@ -115,7 +125,7 @@ pub async fn ocpp(
         .filter(|s| s.connection == Connection::Connected)
         .count();
     writeln!(out, "{connected} of {} connected", list.len())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// "12 s ago", "3 min ago", "2 h ago".

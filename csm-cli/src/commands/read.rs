@@ -5,21 +5,22 @@ use std::process::ExitCode;
 
 use clap::Args;
 use csm_core::model::{PortStatus, StationId, StationSummary};
+use csm_core::monitor::StationView;
 use csm_core::settings::Settings;
 use csm_core::store::EventQuery;
 use csm_core::views::{EventListJson, StationDetailJson};
 use csm_flags::{CacheFlags, DatabaseFlags};
 
-use super::{Settle, open, print_json};
+use super::{JsonOutput, Output, Settle, emit, emit_json, open};
 
 /// Arguments of `ports`.
 #[derive(Debug, Args)]
 pub struct PortsArgs {
     /// The station.
     pub station: String,
-    /// Print the JSON of `GET /api/stations/{station_id}`.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document of `GET /api/stations/{station_id}`.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     database: DatabaseFlags,
     #[command(flatten)]
@@ -42,18 +43,24 @@ pub async fn ports(
     let monitor = open(settings).await?;
     let id = StationId::parse(&args.station)?;
     let view = monitor.stations().view(&id).await?;
-    if args.json {
-        print_json(out, &StationDetailJson::of(&view))?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    emit_json(
+        out,
+        &args.output,
+        || StationDetailJson::of(&view),
+        |out| print_ports(out, &view),
+    )
+}
+
+/// The people's view of a station's ports: a table, the summary, and whether it is stale.
+fn print_ports(out: &mut (dyn Write + Send), view: &StationView) -> anyhow::Result<()> {
     writeln!(out, "{} {}", view.station.id, view.station.name)?;
-    let Some(state) = view.state else {
+    let Some(state) = &view.state else {
         writeln!(
             out,
             "no data yet: run `csm-cli refresh {}`",
             view.station.id
         )?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     };
     let fmt =
         |value: Option<f64>, unit: &str| value.map(|v| format!("{v} {unit}")).unwrap_or_default();
@@ -115,7 +122,7 @@ pub async fn ports(
     } else if view.stale {
         writeln!(out, "STALE: these ports have not been refreshed recently")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// "2 free, 2 occupied, 1 unknown (5 ports)": free and occupied always, every other status
@@ -151,12 +158,9 @@ pub struct EventsArgs {
     /// At most this many, newest first (1–1,000).
     #[arg(long, default_value_t = EventQuery::DEFAULT_LIMIT)]
     pub limit: u32,
-    /// Print the JSON of `GET /api/stations/{station_id}/events`.
-    #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
-    /// Print CSV, as `GET /api/stations/{station_id}/events?format=csv`.
-    #[arg(long)]
-    pub csv: bool,
+    /// `--json` or `--csv`: as `GET /api/stations/{station_id}/events`.
+    #[command(flatten)]
+    pub output: Output,
     #[command(flatten)]
     database: DatabaseFlags,
 }
@@ -184,27 +188,27 @@ pub async fn events(
             ..EventQuery::default()
         })
         .await?;
-    if args.json {
-        print_json(out, &EventListJson::of(&id, &events))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if args.csv {
-        let station = monitor.stations().get(&id).await?;
-        out.write_all(&csm_core::views::history::csv::events(&station, &events))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for event in &events {
-        writeln!(
-            out,
-            "{}  port {:>3}  {:>8} → {}",
-            event.at.format("%Y-%m-%d %H:%M:%S"),
-            event.port,
-            event.old.map(|s| s.as_str()).unwrap_or("(new)"),
-            event.new
-        )?;
-    }
-    writeln!(out, "{} events", events.len())?;
-    Ok(ExitCode::SUCCESS)
+    let station = monitor.stations().get(&id).await?;
+    emit(
+        out,
+        &args.output,
+        || EventListJson::of(&id, &events),
+        || csm_core::views::history::csv::events(&station, &events),
+        |out| {
+            for event in &events {
+                writeln!(
+                    out,
+                    "{}  port {:>3}  {:>8} → {}",
+                    event.at.format("%Y-%m-%d %H:%M:%S"),
+                    event.port,
+                    event.old.map(|s| s.as_str()).unwrap_or("(new)"),
+                    event.new
+                )?;
+            }
+            writeln!(out, "{} events", events.len())?;
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use csm_flags::{
 };
 use serde::Serialize;
 
-use super::{FLUSH_DEADLINE, Settle, open, print_json};
+use super::{FLUSH_DEADLINE, JsonOutput, Settle, emit_json, open};
 use crate::UsageError;
 
 /// Arguments of `refresh`.
@@ -28,9 +28,9 @@ pub struct RefreshArgs {
     /// Refresh every enabled station.
     #[arg(long, conflicts_with = "stations")]
     pub all: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the summary as JSON.
+    #[command(flatten)]
+    pub output: JsonOutput,
     #[command(flatten)]
     database: DatabaseFlags,
     #[command(flatten)]
@@ -130,11 +130,12 @@ pub async fn refresh(
     let elapsed = started.elapsed();
     progress.finish();
     let summary = summarize(&outcomes, elapsed, report.pending_rows);
-    if args.json {
-        print_json(out, &summary)?;
-    } else {
-        write_summary(out, &summary)?;
-    }
+    emit_json(
+        out,
+        &args.output,
+        || &summary,
+        |out| write_summary(out, &summary),
+    )?;
     let failed = !summary.failed.is_empty() || summary.unwritten_rows > 0;
     Ok(if failed {
         ExitCode::FAILURE

@@ -10,12 +10,12 @@ use csm_core::Monitor;
 use csm_core::charger::SIMULATOR_VENDOR;
 use csm_core::import::{ImportFormat, parse_stations};
 use csm_core::model::{PortStatus, Station, StationId};
-use csm_core::monitor::StationQuery;
+use csm_core::monitor::{StationPage, StationQuery};
 use csm_core::settings::Settings;
 use csm_core::views::{ListView, StationListJson};
 use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 
-use super::{Settle, open, print_json};
+use super::{JsonOutput, Settle, emit_json, open};
 use crate::UsageError;
 
 /// `stations …`.
@@ -63,9 +63,9 @@ impl Settle for StationsCommand {
 /// Arguments of `stations list`: the filters and page of `GET /api/stations`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Print the JSON of `GET /api/stations` with the same filters.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json`: the document of `GET /api/stations` with the same filters.
+    #[command(flatten)]
+    pub output: JsonOutput,
     /// Only stations whose id, name or address contains this text (case-insensitive).
     #[arg(long)]
     pub q: Option<String>,
@@ -254,12 +254,20 @@ async fn list_stations(
             .transpose()?,
         limit: args.limit,
         offset: args.offset,
-        estimates: args.json && args.view == ListView::Full,
+        estimates: args.output.json && args.view == ListView::Full,
     };
     let page = monitor.stations().list(&query).await?;
-    if args.json {
-        return print_json(out, &StationListJson::of(&page, args.view));
-    }
+    emit_json(
+        out,
+        &args.output,
+        || StationListJson::of(&page, args.view),
+        |out| print_stations(out, &page),
+    )?;
+    Ok(())
+}
+
+/// The page as a table, and how many of the matching stations it shows.
+fn print_stations(out: &mut (dyn Write + Send), page: &StationPage) -> anyhow::Result<()> {
     let mut table = super::table(["id", "name", "vendor", "ports", "enabled", "address"]);
     for view in &page.views {
         let s = &view.station;
