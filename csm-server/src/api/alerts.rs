@@ -13,7 +13,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::extract::{Admin, ApiJson, ApiQuery};
-use super::stations::AdminRefusals;
+use super::responses::{AdminRefusals, BodyRefusals, Unavailable};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -72,7 +72,7 @@ pub struct HistoryQuery {
     responses(
         (status = 200, description = "The channels", body = ChannelListJson),
         AdminRefusals,
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn list_channels(
@@ -93,10 +93,8 @@ pub async fn list_channels(
         (status = 400, description = "A bad name, kind, URL or secret (a webhook needs a secret), or a host CSM_ALERT_HOSTS does not allow", body = crate::views::ErrorJson),
         AdminRefusals,
         (status = 409, description = "A channel of this name exists", body = crate::views::ErrorJson),
-        (status = 413, description = "Body larger than 64 KiB", body = crate::views::ErrorJson),
-        (status = 415, description = "Body is not application/json", body = crate::views::ErrorJson),
-        (status = 422, description = "JSON of the wrong shape", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        BodyRefusals,
+        Unavailable,
     )
 )]
 pub async fn create_channel(
@@ -120,7 +118,7 @@ pub async fn create_channel(
         AdminRefusals,
         (status = 404, description = "No such channel", body = crate::views::ErrorJson),
         (status = 409, description = "Rules send to it: remove them first", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn delete_channel(
@@ -144,7 +142,7 @@ pub async fn delete_channel(
         (status = 400, description = "Malformed name, or a host CSM_ALERT_HOSTS does not allow", body = crate::views::ErrorJson),
         AdminRefusals,
         (status = 404, description = "No such channel", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn test_channel(
@@ -163,7 +161,7 @@ pub async fn test_channel(
     responses(
         (status = 200, description = "The rules", body = RuleListJson),
         AdminRefusals,
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn list_rules(
@@ -183,10 +181,8 @@ pub async fn list_rules(
         (status = 201, description = "Added", body = RuleJson),
         (status = 400, description = "A bad rule: an unknown kind, station or channel, port 0, negative minutes, a field its kind does not take or lacks, a bad window or time zone", body = crate::views::ErrorJson),
         AdminRefusals,
-        (status = 413, description = "Body larger than 64 KiB", body = crate::views::ErrorJson),
-        (status = 415, description = "Body is not application/json", body = crate::views::ErrorJson),
-        (status = 422, description = "JSON of the wrong shape", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        BodyRefusals,
+        Unavailable,
     )
 )]
 pub async fn create_rule(
@@ -213,7 +209,7 @@ pub async fn create_rule(
         (status = 400, description = "Malformed id", body = crate::views::ErrorJson),
         AdminRefusals,
         (status = 404, description = "No such rule", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn delete_rule(
@@ -235,7 +231,7 @@ pub async fn delete_rule(
         (status = 200, description = "The alerts, newest first", body = AlertListJson),
         (status = 400, description = "A bad limit", body = crate::views::ErrorJson),
         AdminRefusals,
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn alert_history(

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, StationPath};
+use super::responses::{Unavailable, UnknownStation};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -73,8 +74,8 @@ pub struct HistoryParams {
             (String = "text/csv"),
         )),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
-        (status = 503, description = "History cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
     )
 )]
 pub async fn station_history(
@@ -130,8 +131,8 @@ pub struct SessionsParams {
             (String = "text/csv"),
         )),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
-        (status = 503, description = "History cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
     )
 )]
 pub async fn station_sessions(
@@ -175,8 +176,8 @@ pub struct StatsParams {
     responses(
         (status = 200, description = "Statistics", body = StationStatsJson),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
-        (status = 503, description = "Statistics cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
     )
 )]
 pub async fn station_stats(
@@ -198,7 +199,7 @@ pub async fn station_stats(
     responses(
         (status = 200, description = "Statistics", body = FleetStatsJson),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
-        (status = 503, description = "Statistics cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn fleet_stats(

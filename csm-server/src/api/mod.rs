@@ -22,6 +22,7 @@ pub mod extract;
 pub mod health;
 pub mod history;
 pub mod ocpp;
+pub mod responses;
 pub mod stations;
 
 /// Largest total size of a request's headers; hyper itself refuses more than about 400 KiB and

@@ -17,6 +17,7 @@ use std::time::Duration;
 use csm_core::model::Station;
 use csm_core::monitor::{Admitted, BeforeBoot};
 
+use super::responses::Unavailable;
 use crate::AppState;
 use crate::api::extract::{ApiQuery, StationPath};
 use crate::error::ApiError;
@@ -47,7 +48,7 @@ pub struct ChargePointsQuery {
     responses(
         (status = 200, description = "The charge points, by id", body = ChargePointListJson),
         (status = 400, description = "A bad query", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn charge_points(
@@ -70,7 +71,7 @@ pub async fn charge_points(
         (status = 200, description = "The charge point", body = ChargePointJson),
         (status = 400, description = "Not a station id", body = crate::views::ErrorJson),
         (status = 404, description = "No OCPP station has this id", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn charge_point(

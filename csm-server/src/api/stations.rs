@@ -14,6 +14,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Admin, ApiJson, ApiQuery, StationPath};
+use super::responses::{AdminRefusals, BodyRefusals, Unavailable, UnknownStation};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::views::RefreshJson;
@@ -68,7 +69,7 @@ pub enum ViewParam {
     responses(
         (status = 200, description = "The stations", body = StationListJson),
         (status = 400, description = "Unknown query parameter or a bad value", body = crate::views::ErrorJson),
-        (status = 503, description = "The station list cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn list_stations(
@@ -121,8 +122,8 @@ pub async fn list_stations(
     responses(
         (status = 200, description = "The station and its ports", body = StationDetailJson),
         (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
-        (status = 503, description = "The station cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
     )
 )]
 pub async fn get_station(
@@ -138,7 +139,7 @@ pub async fn get_station(
     responses(
         (status = 200, description = "The default station and its ports", body = StationDetailJson),
         (status = 404, description = "No station is configured", body = crate::views::ErrorJson),
-        (status = 503, description = "The station cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn default_ports(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -162,10 +163,10 @@ async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, Ap
     responses(
         (status = 200, description = "The refresh ran (result ok or failed)", body = RefreshJson),
         (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
+        UnknownStation,
         (status = 429, description = "Refreshed too recently, or too many manual refreshes; see Retry-After", body = crate::views::ErrorJson,
             headers(("Retry-After" = u64, description = "Seconds until a refresh is accepted"))),
-        (status = 503, description = "The station cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn refresh_station(
@@ -230,8 +231,8 @@ pub struct EventsQuery {
             (String = "text/csv"),
         )),
         (status = 400, description = "Bad query", body = crate::views::ErrorJson),
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
-        (status = 503, description = "History cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
     )
 )]
 pub async fn station_events(
@@ -258,22 +259,6 @@ pub async fn station_events(
             super::history::csv_response(body, &id, "events")
         }
     })
-}
-
-/// How a write endpoint refuses a request without the admin token.
-#[derive(Debug, utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum AdminRefusals {
-    /// The token is missing or wrong.
-    #[response(status = 401, description = "Missing or wrong token",
-        headers(("WWW-Authenticate" = String, description = "Bearer")))]
-    Unauthorized(crate::views::ErrorJson),
-    /// Writes are switched off on the server.
-    #[response(
-        status = 403,
-        description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)"
-    )]
-    Forbidden(crate::views::ErrorJson),
 }
 
 /// A station to add.
@@ -342,10 +327,8 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<u32
         (status = 400, description = "Invalid station", body = crate::views::ErrorJson),
         AdminRefusals,
         (status = 409, description = "A station with this id exists", body = crate::views::ErrorJson),
-        (status = 413, description = "Body larger than 64 KiB", body = crate::views::ErrorJson),
-        (status = 415, description = "Body is not application/json", body = crate::views::ErrorJson),
-        (status = 422, description = "JSON of the wrong shape", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        BodyRefusals,
+        Unavailable,
     )
 )]
 pub async fn create_station(
@@ -393,8 +376,8 @@ pub async fn create_station(
         (status = 204, description = "Removed"),
         (status = 400, description = "Malformed station id", body = crate::views::ErrorJson),
         AdminRefusals,
-        (status = 404, description = "No such station", body = crate::views::ErrorJson),
-        (status = 503, description = "Database unavailable", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
     )
 )]
 pub async fn delete_station(
@@ -422,7 +405,7 @@ pub struct RefreshAllJson {
     responses(
         (status = 202, description = "Started", body = RefreshAllJson),
         AdminRefusals,
-        (status = 503, description = "The station list cannot be read (database unavailable)", body = crate::views::ErrorJson),
+        Unavailable,
     )
 )]
 pub async fn refresh_all(
