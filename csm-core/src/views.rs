@@ -25,7 +25,7 @@ pub struct PortJson {
     /// Port number, from 1.
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub port: u32,
-    /// Status.
+    /// What the port is doing now: free, occupied, fault, offline, reserved or unknown.
     #[cfg_attr(feature = "openapi", schema(value_type = crate::model::PortStatus))]
     pub status: &'static str,
     /// The vendor's own status code.
@@ -104,15 +104,15 @@ impl PortJson {
 pub struct StationJson {
     /// The vendor's station id.
     pub station_id: String,
-    /// Name.
+    /// The name riders know it by.
     pub name: String,
-    /// Address.
+    /// Where it stands, as written by whoever added it.
     pub address: Option<String>,
-    /// Latitude.
+    /// Latitude in degrees (WGS 84), when known.
     pub lat: Option<f64>,
-    /// Longitude.
+    /// Longitude in degrees (WGS 84), when known.
     pub lng: Option<f64>,
-    /// Vendor profile.
+    /// The vendor profile it is read with (`simulator`, `ocpp`, a profile's name).
     pub vendor: String,
     /// Whether the scheduler refreshes it.
     pub enabled: bool,
@@ -255,7 +255,7 @@ impl StationDetailJson {
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventJson {
-    /// Port.
+    /// The port that changed, from 1.
     pub port: u32,
     /// Status before; `null` the first time the port was seen.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::PortStatus>))]

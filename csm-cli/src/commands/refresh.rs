@@ -91,9 +91,9 @@ pub struct RefreshSummary {
 /// A station that failed.
 #[derive(Debug, Serialize)]
 pub struct FailedStation {
-    /// The station.
+    /// The station that failed.
     pub station_id: String,
-    /// Why.
+    /// Its refresh error, as the API's `last_error` shows it.
     pub error: String,
 }
 

@@ -23,7 +23,7 @@ pub type Target = (RuleId, StationId, u32);
 pub struct Change {
     /// The rule.
     pub rule: Arc<Rule>,
-    /// Where.
+    /// The station where the condition began or ended.
     pub station_id: StationId,
     /// The port (`None`: the station).
     pub port: Option<u32>,

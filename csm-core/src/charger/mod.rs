@@ -33,7 +33,7 @@ pub enum ChargerError {
     /// The vendor did not answer within the timeout.
     #[error("{vendor}: {url} did not answer within {after_ms} ms")]
     Timeout {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The request URL (secrets not filled in).
         url: String,
@@ -43,7 +43,7 @@ pub enum ChargerError {
     /// No connection could be made, or it broke during the exchange.
     #[error("{vendor}: cannot talk to {url}: {message}")]
     Connect {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The request URL (secrets not filled in).
         url: String,
@@ -53,7 +53,7 @@ pub enum ChargerError {
     /// The vendor answered with an HTTP error status.
     #[error("{vendor}: {url} answered HTTP {status}{}", excerpt(body))]
     Status {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The request URL (secrets not filled in).
         url: String,
@@ -69,7 +69,7 @@ pub enum ChargerError {
         "{vendor}: the response of {url} is larger than {limit} bytes (CSM_HTTP_MAX_BODY_BYTES)"
     )]
     TooLarge {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The request URL (secrets not filled in).
         url: String,
@@ -79,7 +79,7 @@ pub enum ChargerError {
     /// The response is not JSON.
     #[error("{vendor}: the response of {url} is not JSON ({message})")]
     NotJson {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The request URL (secrets not filled in).
         url: String,
@@ -92,7 +92,7 @@ pub enum ChargerError {
         "{vendor}: the response of {url} nests deeper than {limit} levels at {pointer}; csm reads answers at most {limit} levels deep"
     )]
     TooDeep {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The request URL (secrets not filled in).
         url: String,
@@ -106,7 +106,7 @@ pub enum ChargerError {
         "{vendor}: the response does not fit the profile: at {pointer} expected {expected}, found {found}"
     )]
     Mismatch {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// JSON Pointer of the offending value.
         pointer: String,
@@ -118,7 +118,7 @@ pub enum ChargerError {
     /// The vendor said the request failed (`success=false` and its message).
     #[error("{vendor} refused the request: {message}")]
     Vendor {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// The vendor's message.
         message: String,
@@ -126,7 +126,7 @@ pub enum ChargerError {
     /// The profile cannot be used as configured (missing base URL or secret).
     #[error("{vendor}: {message}")]
     Config {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// What is missing and how to set it.
         message: String,
@@ -142,17 +142,17 @@ pub enum ChargerError {
     /// The source does not know the station.
     #[error("{vendor}: station {station} is not known to this source")]
     UnknownStation {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
-        /// The station.
+        /// The station's id (for OCPP: the charge point id).
         station: String,
     },
     /// A charger that pushes its state (OCPP) has no connection to csm now.
     #[error("{vendor}: charge point {station} is not connected to csm")]
     Disconnected {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
-        /// The station.
+        /// The station's id (for OCPP: the charge point id).
         station: String,
     },
     /// A connected charger has sent nothing for two heartbeat intervals and a grace.
@@ -160,9 +160,9 @@ pub enum ChargerError {
         "{vendor}: charge point {station} has sent nothing since {since} (two heartbeat intervals and a grace)"
     )]
     Silent {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
-        /// The station.
+        /// The station's id (for OCPP: the charge point id).
         station: String,
         /// When csm last heard from it.
         since: chrono::DateTime<chrono::Utc>,
@@ -171,9 +171,9 @@ pub enum ChargerError {
     /// two heartbeat intervals and a grace before it counts as offline.
     #[error("{vendor}: charge point {station} has not connected since csm started at {since}")]
     NotConnectedYet {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
-        /// The station.
+        /// The station's id (for OCPP: the charge point id).
         station: String,
         /// When csm started.
         since: chrono::DateTime<chrono::Utc>,
@@ -184,9 +184,9 @@ pub enum ChargerError {
         "{vendor}: charge point {station} is connected but has not reported its connectors' status yet"
     )]
     NotReported {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
-        /// The station.
+        /// The station's id (for OCPP: the charge point id).
         station: String,
     },
     /// The vendor's requests keep failing, so csm does not ask it for a while (its circuit
@@ -195,7 +195,7 @@ pub enum ChargerError {
         "{vendor}: csm is not asking this vendor for {cool_down_secs} s: {failures} requests in a row failed, the last with: {last_error}"
     )]
     VendorPaused {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// Requests that failed in a row.
         failures: u32,
@@ -207,7 +207,7 @@ pub enum ChargerError {
     /// The source cannot do what was asked (for example list its stations).
     #[error("{vendor}: {message}")]
     Unsupported {
-        /// Vendor profile.
+        /// The name of the vendor profile that asked (it begins the message).
         vendor: String,
         /// What it cannot do.
         message: String,

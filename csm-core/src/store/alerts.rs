@@ -43,15 +43,15 @@ pub struct OutboxRow {
 /// An alert that fired and has not resolved: its rule, where, and its id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OpenAlert {
-    /// The rule.
+    /// The rule whose condition holds.
     pub rule_id: RuleId,
-    /// The station.
+    /// The station where it holds.
     pub station_id: StationId,
     /// The port; 0 for the station as a whole.
     pub port: u32,
     /// The alert that opened it.
     pub alert_id: String,
-    /// When.
+    /// When the condition began (the alert's time).
     pub opened_at: DateTime<Utc>,
 }
 
@@ -60,7 +60,7 @@ pub struct OpenAlert {
 pub enum Finish {
     /// The channel accepted it.
     Delivered {
-        /// When.
+        /// When the channel accepted it.
         at: DateTime<Utc>,
     },
     /// Try again at `due_at`; the attempt counts.
@@ -72,7 +72,7 @@ pub enum Finish {
     },
     /// Given up: refused, or too many attempts.
     Failed {
-        /// Why.
+        /// The last refusal or failure, as shown in the alert history.
         error: String,
     },
     /// Not attempted (the channel's rate limit): let go, to be sent from `due_at`.

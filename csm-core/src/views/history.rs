@@ -95,7 +95,7 @@ impl HistoryJson {
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionJson {
-    /// Port.
+    /// The port it ran on, from 1.
     pub port: u32,
     /// When the port became occupied.
     #[serde(serialize_with = "time::rfc3339")]

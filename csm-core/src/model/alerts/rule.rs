@@ -234,7 +234,7 @@ pub struct Rule {
     pub id: RuleId,
     /// What it watches for.
     pub condition: Condition,
-    /// Where.
+    /// The stations it watches: all, or those named.
     pub stations: Scope,
     /// Only these ports (`None`: all).
     pub ports: Option<Vec<u32>>,
