@@ -17,7 +17,9 @@ Measures, on this machine, with MariaDB and Redis:
   7. alerts (bench/src/bin/alerts_bench.rs): 1,000 port_free rules over 10,000 stations on MariaDB,
      from the observation that fires an alert to its webhook request at a local receiver;
   8. ocpp: 10,000 chargers of `csm-cli simulate-ocpp` on one server: RSS a charger, CPU, answer
-     times, and StatusNotification → live event (scripts/ocpp_sse_probe.py).
+     times, and StatusNotification → live event (scripts/ocpp_sse_probe.py);
+  9. storm: 10,000 chargers with passwords connecting at once, for several password costs
+     (CSM_BENCH_STORM_COSTS, PBKDF2 iterations): until all are in, CPU, and API reads meanwhile.
 Writes target/bench/results.json and target/bench/results.md.
 """
 import argparse
@@ -540,6 +542,91 @@ def bench_ocpp(quick):
     return result
 
 
+def phc_pbkdf2(password, iterations):
+    """A PHC string of PBKDF2-HMAC-SHA256, as csm stores a charge point's password (the cost is
+    in the string, so each run of the storm can store its own)."""
+    import base64
+    import hashlib
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations, 32)
+    b64 = lambda raw: base64.b64encode(raw).decode().rstrip("=")
+    return f"$pbkdf2-sha256$i={iterations},l=32${b64(salt)}${b64(digest)}"
+
+
+def bench_storm(quick):
+    """A reconnect storm: every charger of a fleet, each with a password, connects at once (as
+    after a restart of csm or of the network in front of it). For each password cost: how long
+    until every charger is in, the server's CPU, and how a reader of the API fares meanwhile."""
+    import resource
+    chargers = 2000 if quick else 10000
+    costs = [25000] if quick else [int(c) for c in os.environ.get("CSM_BENCH_STORM_COSTS", "10000,25000,50000,100000,200000").split(",")]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, chargers + 5000) if hard != resource.RLIM_INFINITY else chargers + 5000
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    password = "storm-password-0123456789"
+    runs = []
+    for cost in costs:
+        log(f"storm: {chargers:,} chargers with passwords at {cost:,} PBKDF2 iterations connecting at once")
+        url = fresh_database("csm_bench_storm")
+        env = base_env(url, f"bench-storm-{cost}:")
+        run_cli(env, "init-db")
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as csv_file:
+            csv_file.write("id,name,vendor,port_count\n")
+            for n in range(1, chargers + 1):
+                csv_file.write(f"SIM-{n:04},charger {n},ocpp,2\n")
+        run_cli(env, "stations", "import", csv_file.name)
+        os.unlink(csv_file.name)
+        stored = phc_pbkdf2(password, cost)
+        mysql(f"INSERT INTO ocpp_passwords (station_id, hash, updated_at) "
+              f"SELECT id, '{stored}', NOW(6) FROM stations", "csm_bench_storm")
+        server, base = start_server(url, f"bench-storm-{cost}:", None,
+                                    {"CSM_OCPP_REGISTRATION": "known", "CSM_OCPP_REQUIRE_PASSWORD": "true"})
+        port = base.rsplit(":", 1)[1]
+        with server:
+            cpu0, t0 = cpu_secs(server.proc.pid), time.time()
+            sim = Process([CLI, "simulate-ocpp", "--url", f"ws://127.0.0.1:{port}/ocpp", "--chargers", str(chargers),
+                           "--connectors", "2", "--meter-secs", "60", "--session-secs", "600",
+                           "--password", password], env=env)
+            with sim:
+                reads, connected, deadline = [], 0, time.time() + 900
+                while time.time() < deadline:
+                    started = time.time()
+                    try:
+                        with urllib.request.urlopen(f"{base}/api/ocpp/charge-points", timeout=30) as response:
+                            connected = len(json.loads(response.read())["charge_points"])
+                        reads.append((time.time() - started) * 1000)
+                    except OSError as error:
+                        reads.append(None)
+                        log(f"storm: API read failed during the storm: {error}")
+                    if connected >= chargers:
+                        break
+                    time.sleep(0.5)
+                elapsed = time.time() - t0
+                cpu = cpu_secs(server.proc.pid) - cpu0
+                sim.proc.send_signal(signal.SIGINT)
+                sim.proc.wait(timeout=60)
+            summary = json.loads(open(sim.log.name).read().strip().splitlines()[-1])
+        answered = sorted(r for r in reads if r is not None)
+        at = lambda q: round(answered[min(len(answered) - 1, int(q * (len(answered) - 1) + 0.5))], 1) if answered else None
+        run = {
+            "iterations": cost,
+            "connected": connected,
+            "all_in_secs": round(elapsed, 1) if connected >= chargers else None,
+            "server_cpu_secs": round(cpu, 1),
+            "server_cpu_ms_per_charger": round(cpu * 1000 / chargers, 2),
+            "first_connect_ms": summary.get("first_connect_ms"),
+            "failed_attempts": summary.get("errors"),
+            "api_read_ms": {"p50": at(0.5), "p99": at(0.99), "max": at(1.0), "reads": len(reads),
+                            "failed": sum(r is None for r in reads)},
+        }
+        log(f"storm: {json.dumps(run)}")
+        runs.append(run)
+        mysql("DROP DATABASE IF EXISTS `csm_bench_storm`")
+    return {"chargers": chargers, "runs": runs,
+            "command": f"csm-cli simulate-ocpp --chargers {chargers} --connectors 2 --password P "
+                       "against csm-server (MariaDB + Redis, CSM_OCPP_REQUIRE_PASSWORD=true), every charger at once"}
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -687,13 +774,24 @@ def markdown(results):
                      f"p99 {sim['answer_ms_with_warmup']['p99']:.1f} ms" if "answer_ms_with_warmup" in sim else "")
                   + ". StatusNotification to the live event: "
                   + (f"p50 {sse['p50_ms']:.1f} ms, p99 {sse['p99_ms']:.1f} ms ({sse['samples']} changes)." if "p50_ms" in sse else f"not measured ({sse})")]
+    storm = results.get("storm")
+    if storm:
+        lines += ["", "### Reconnect storm: charger passwords", "",
+                  f"`{storm['command']}`; the API read is `GET /api/ocpp/charge-points`, twice a second meanwhile.", "",
+                  "| PBKDF2 iterations | all connected after | first connect p50 | p99 | server CPU a charger | failed attempts | API read p50 | p99 |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for run in storm["runs"]:
+            first, api = run["first_connect_ms"] or {}, run["api_read_ms"]
+            all_in = f"{run['all_in_secs']} s" if run["all_in_secs"] is not None else f"{run['connected']:,} only"
+            lines.append(f"| {run['iterations']:,} | {all_in} | {first.get('p50', 0) / 1000:.1f} s | {first.get('p99', 0) / 1000:.1f} s "
+                         f"| {run['server_cpu_ms_per_charger']} ms | {run['failed_attempts']} | {api['p50']} ms | {api['p99']} ms |")
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts", "ocpp"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -704,7 +802,7 @@ def main():
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts", "ocpp"])
+    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -729,10 +827,12 @@ def main():
         results["alerts"] = bench_alerts(args.quick)
     if "ocpp" in only:
         results["ocpp"] = bench_ocpp(args.quick)
+    if "storm" in only:
+        results["storm"] = bench_storm(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts", "ocpp"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

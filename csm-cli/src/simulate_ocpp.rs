@@ -50,6 +50,10 @@ pub struct SimulateOcppArgs {
     pub warmup_secs: u64,
 }
 
+fn lock_len(times: &std::sync::Mutex<Vec<u64>>) -> usize {
+    times.lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
 /// `simulate-ocpp`.
 pub async fn run(args: SimulateOcppArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
     let chargers = Arc::new(SimulatedChargers {
@@ -104,6 +108,8 @@ pub async fn run(args: SimulateOcppArgs, out: &mut (dyn Write + Send)) -> anyhow
         "errors": counters.errors.load(Ordering::Relaxed),
         "answer_ms": percentiles(&counters.answer_micros),
         "answer_ms_with_warmup": percentiles(&counters.all_answer_micros),
+        "first_connect_ms": percentiles(&counters.first_connect_micros),
+        "never_connected": args.chargers - lock_len(&counters.first_connect_micros),
     });
     writeln!(out, "{summary}")?;
     Ok(ExitCode::SUCCESS)

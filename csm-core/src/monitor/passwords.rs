@@ -57,6 +57,10 @@ pub struct PasswordCache {
     held: Mutex<Option<Held>>,
     /// One read at a time; connections arriving meanwhile wait for it and share it.
     reading: tokio::sync::Mutex<()>,
+    /// Verifications running at once: one a core, so that in a reconnect storm the rest of the
+    /// server (connected chargers, the API) keeps its share of the CPU; the others queue in
+    /// arrival order.
+    verifying: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for PasswordCache {
@@ -75,6 +79,9 @@ impl PasswordCache {
             store,
             held: Mutex::new(None),
             reading: tokio::sync::Mutex::new(()),
+            verifying: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         }
     }
 
@@ -142,6 +149,8 @@ impl PasswordCache {
             return Ok(false);
         };
         let given = given.to_owned();
+        // The semaphore is never closed, so a permit always comes.
+        let _turn = self.verifying.acquire().await;
         Ok(
             tokio::task::spawn_blocking(move || password::verify(&given, &stored))
                 .await

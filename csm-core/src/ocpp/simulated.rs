@@ -44,6 +44,8 @@ impl SimulatedChargers {
 /// What the chargers measured: connections, calls, and the time each call took to be answered.
 #[derive(Debug)]
 pub struct Counters {
+    /// When the chargers started.
+    pub started: Instant,
     /// Answer times of calls sent from this moment on are kept.
     pub measure_from: Instant,
     /// Chargers connected now.
@@ -60,13 +62,18 @@ pub struct Counters {
     pub answer_micros: Mutex<Vec<u64>>,
     /// Answer times in microseconds of every call, the warm-up's too.
     pub all_answer_micros: Mutex<Vec<u64>>,
+    /// For each charger that connected: microseconds from the start to its first connection
+    /// (a reconnect storm's length as the chargers see it).
+    pub first_connect_micros: Mutex<Vec<u64>>,
 }
 
 impl Counters {
     /// Counters that keep answer times of calls sent after `warmup`.
     pub fn new(warmup: Duration) -> Self {
+        let started = Instant::now();
         Self {
-            measure_from: Instant::now() + warmup,
+            started,
+            measure_from: started + warmup,
             connected: AtomicU64::default(),
             connections: AtomicU64::default(),
             calls: AtomicU64::default(),
@@ -74,8 +81,14 @@ impl Counters {
             errors: AtomicU64::default(),
             answer_micros: Mutex::default(),
             all_answer_micros: Mutex::default(),
+            first_connect_micros: Mutex::default(),
         }
     }
+}
+
+/// Adds a time to a list of [`Counters`].
+fn push(times: &Mutex<Vec<u64>>, micros: u64) {
+    times.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
 }
 
 type Socket =
@@ -93,9 +106,14 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
             .wrapping_add(n as u64),
     );
     let mut wait = Duration::from_secs(1);
+    let mut first = true;
     loop {
         match connect(&id, chargers).await {
             Ok(socket) => {
+                if std::mem::take(&mut first) {
+                    let micros = counters.started.elapsed().as_micros() as u64;
+                    push(&counters.first_connect_micros, micros);
+                }
                 counters.connections.fetch_add(1, Ordering::Relaxed);
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 wait = Duration::from_secs(1);
@@ -296,12 +314,9 @@ impl Link<'_> {
                 Some(3 | 4) if value.get(1).and_then(Value::as_str) == Some(id.as_str()) => {
                     self.counters.answers.fetch_add(1, Ordering::Relaxed);
                     let micros = sent.elapsed().as_micros() as u64;
-                    let keep = |times: &Mutex<Vec<u64>>| {
-                        times.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
-                    };
-                    keep(&self.counters.all_answer_micros);
+                    push(&self.counters.all_answer_micros, micros);
                     if sent >= self.counters.measure_from {
-                        keep(&self.counters.answer_micros);
+                        push(&self.counters.answer_micros, micros);
                     }
                     if value[0] == 4 {
                         self.counters.errors.fetch_add(1, Ordering::Relaxed);
