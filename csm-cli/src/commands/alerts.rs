@@ -11,7 +11,7 @@ use csm_core::settings::Settings;
 use csm_core::views::alerts::{AlertListJson, ChannelListJson, ChannelTestJson, RuleListJson};
 use csm_flags::{AlertFlags, DatabaseFlags};
 
-use super::{JsonOutput, Settle, emit_json, open};
+use super::{JsonOutput, Settle, emit_json, open, settle_by};
 
 /// `alerts …`.
 #[derive(Debug, Subcommand)]
@@ -188,13 +188,11 @@ impl AlertsCommand {
 
 impl Settle for AlertsCommand {
     fn apply(&self, settings: &mut Settings) {
-        let connection = self.connection();
-        {
-            connection.database.apply(settings);
-            connection.alerts.apply(settings);
-        }
+        self.connection().apply(settings);
     }
 }
+
+settle_by!(Connection: database, alerts);
 
 /// `alerts …`.
 pub async fn alerts(

@@ -15,7 +15,7 @@ use csm_core::views::history::{
 };
 use csm_flags::{CacheFlags, DatabaseFlags, RetentionFlags, TimeZoneFlags};
 
-use super::{JsonOutput, Output, Settle, emit, emit_json, open};
+use super::{JsonOutput, Output, emit, emit_json, open, settle_by};
 
 /// Arguments of `history`.
 #[derive(Debug, Args)]
@@ -40,11 +40,7 @@ pub struct HistoryArgs {
     database: DatabaseFlags,
 }
 
-impl Settle for HistoryArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-    }
-}
+settle_by!(HistoryArgs: database);
 
 /// `history`: a station's readings over time.
 pub async fn history(
@@ -128,12 +124,7 @@ pub struct SessionsArgs {
     cache: CacheFlags,
 }
 
-impl Settle for SessionsArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-        self.cache.apply(settings);
-    }
-}
+settle_by!(SessionsArgs: database, cache);
 
 /// `sessions`: a station's charging sessions.
 pub async fn sessions(
@@ -205,13 +196,7 @@ pub struct StatsArgs {
     timezone: TimeZoneFlags,
 }
 
-impl Settle for StatsArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-        self.cache.apply(settings);
-        self.timezone.apply(settings);
-    }
-}
+settle_by!(StatsArgs: database, cache, timezone);
 
 /// `stats`: how busy a station, or the fleet, has been.
 pub async fn stats(
@@ -312,12 +297,7 @@ pub struct PruneArgs {
     retention: RetentionFlags,
 }
 
-impl Settle for PruneArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-        self.retention.apply(settings);
-    }
-}
+settle_by!(PruneArgs: database, retention);
 
 /// `prune`: deletes history past its retention once (the server does it every hour).
 pub async fn prune(

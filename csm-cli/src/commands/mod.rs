@@ -48,6 +48,19 @@ pub trait Settle {
     fn apply(&self, settings: &mut Settings);
 }
 
+/// Implements [`Settle`] for a command's arguments by applying the flag groups it names, in
+/// order: `settle_by!(PortsArgs: database, cache);`.
+macro_rules! settle_by {
+    ($args:ty: $($group:ident),+ $(,)?) => {
+        impl $crate::commands::Settle for $args {
+            fn apply(&self, settings: &mut csm_core::settings::Settings) {
+                $(self.$group.apply(settings);)+
+            }
+        }
+    };
+}
+pub(crate) use settle_by;
+
 /// Opens the monitor and makes sure the database has its tables.
 pub(crate) async fn open(mut settings: Settings) -> anyhow::Result<Monitor> {
     // A command reads each station once: a local copy in front of Redis would only be filled.
@@ -140,11 +153,7 @@ pub struct InitDbArgs {
     database: DatabaseFlags,
 }
 
-impl Settle for InitDbArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-    }
-}
+settle_by!(InitDbArgs: database);
 
 /// `init-db`.
 pub async fn init_db(settings: Settings, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
@@ -165,13 +174,7 @@ pub struct TestConnectionArgs {
     vendors: VendorFlags,
 }
 
-impl Settle for TestConnectionArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-        self.cache.apply(settings);
-        self.vendors.apply(settings);
-    }
-}
+settle_by!(TestConnectionArgs: database, cache, vendors);
 
 /// `test-connection`: the database, the cache and every vendor with a base URL, checked at
 /// once; one line each.

@@ -13,7 +13,7 @@ use csm_core::settings::Settings;
 use csm_core::views::ocpp::ChargePointListJson;
 use csm_flags::DatabaseFlags;
 
-use super::{JsonOutput, Settle, emit_json, open};
+use super::{JsonOutput, Settle, emit_json, open, settle_by};
 
 /// `ocpp …`.
 #[derive(Debug, Subcommand)]
@@ -37,13 +37,12 @@ pub struct StatusArgs {
 
 impl Settle for OcppCommand {
     fn apply(&self, settings: &mut Settings) {
-        match self {
-            Self::Status(args) => {
-                args.database.apply(settings);
-            }
-        }
+        let Self::Status(args) = self;
+        args.apply(settings);
     }
 }
+
+settle_by!(StatusArgs: database);
 
 /// `ocpp …`.
 pub async fn ocpp(

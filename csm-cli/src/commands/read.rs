@@ -11,7 +11,7 @@ use csm_core::store::EventQuery;
 use csm_core::views::{EventListJson, StationDetailJson};
 use csm_flags::{CacheFlags, DatabaseFlags};
 
-use super::{JsonOutput, Output, Settle, emit, emit_json, open};
+use super::{JsonOutput, Output, emit, emit_json, open, settle_by};
 
 /// Arguments of `ports`.
 #[derive(Debug, Args)]
@@ -27,12 +27,7 @@ pub struct PortsArgs {
     cache: CacheFlags,
 }
 
-impl Settle for PortsArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-        self.cache.apply(settings);
-    }
-}
+settle_by!(PortsArgs: database, cache);
 
 /// `ports`: what csm knows of a station's ports (from the cache, else the database).
 pub async fn ports(
@@ -165,11 +160,7 @@ pub struct EventsArgs {
     database: DatabaseFlags,
 }
 
-impl Settle for EventsArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-    }
-}
+settle_by!(EventsArgs: database);
 
 /// `events`: a station's status history.
 pub async fn events(

@@ -17,7 +17,7 @@ use csm_flags::{
 };
 use serde::Serialize;
 
-use super::{FLUSH_DEADLINE, JsonOutput, Settle, emit_json, open};
+use super::{FLUSH_DEADLINE, JsonOutput, emit_json, open, settle_by};
 use crate::UsageError;
 
 /// Arguments of `refresh`.
@@ -47,17 +47,7 @@ pub struct RefreshArgs {
     timezone: TimeZoneFlags,
 }
 
-impl Settle for RefreshArgs {
-    fn apply(&self, settings: &mut Settings) {
-        self.database.apply(settings);
-        self.cache.apply(settings);
-        self.engine.apply(settings);
-        self.vendors.apply(settings);
-        self.simulator.apply(settings);
-        self.recording.apply(settings);
-        self.timezone.apply(settings);
-    }
-}
+settle_by!(RefreshArgs: database, cache, engine, vendors, simulator, recording, timezone);
 
 /// The summary of `refresh`.
 #[derive(Debug, Default, Serialize)]

@@ -15,7 +15,7 @@ use csm_core::settings::Settings;
 use csm_core::views::{ListView, StationListJson};
 use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 
-use super::{JsonOutput, Settle, emit_json, open};
+use super::{JsonOutput, Settle, emit_json, open, settle_by};
 use crate::UsageError;
 
 /// `stations …`.
@@ -36,29 +36,20 @@ pub enum StationsCommand {
 impl Settle for StationsCommand {
     fn apply(&self, settings: &mut Settings) {
         match self {
-            Self::List(args) => {
-                args.database.apply(settings);
-                args.cache.apply(settings);
-            }
-            Self::Add(args) => {
-                args.database.apply(settings);
-                args.vendors.apply(settings);
-            }
-            Self::Remove(args) => {
-                args.database.apply(settings);
-                args.cache.apply(settings);
-            }
-            Self::Import(args) => {
-                args.database.apply(settings);
-                args.vendors.apply(settings);
-            }
-            Self::Sync(args) => {
-                args.database.apply(settings);
-                args.vendors.apply(settings);
-            }
+            Self::List(args) => args.apply(settings),
+            Self::Add(args) => args.apply(settings),
+            Self::Remove(args) => args.apply(settings),
+            Self::Import(args) => args.apply(settings),
+            Self::Sync(args) => args.apply(settings),
         }
     }
 }
+
+settle_by!(ListArgs: database, cache);
+settle_by!(AddArgs: database, vendors);
+settle_by!(RemoveArgs: database, cache);
+settle_by!(ImportArgs: database, vendors);
+settle_by!(SyncArgs: database, vendors);
 
 /// Arguments of `stations list`: the filters and page of `GET /api/stations`.
 #[derive(Debug, Args)]
