@@ -271,16 +271,7 @@ mod tests {
                     since: now,
                 },
                 PortState {
-                    reading: PortReading {
-                        port: 2,
-                        status: PortStatus::Unknown,
-                        raw_code: None,
-                        voltage: None,
-                        current: None,
-                        power: None,
-                        energy_kwh: None,
-                        session_ends_at: None,
-                    },
+                    reading: PortReading::status_only(2, PortStatus::Unknown),
                     since: now,
                 },
             ],

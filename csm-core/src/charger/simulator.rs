@@ -321,16 +321,7 @@ impl PortSim {
         port: u32,
         at: DateTime<Utc>,
     ) -> PortReading {
-        let mut reading = PortReading {
-            port,
-            status: self.status,
-            raw_code: None,
-            voltage: None,
-            current: None,
-            power: None,
-            energy_kwh: None,
-            session_ends_at: None,
-        };
+        let mut reading = PortReading::status_only(port, self.status);
         if !station.online {
             reading.status = PortStatus::Offline;
             reading.raw_code = Some(PortStatus::Offline.as_str().into());

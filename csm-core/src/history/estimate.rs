@@ -348,16 +348,7 @@ mod tests {
     fn the_vendor_goes_first_then_the_station_then_the_fleet() {
         let now = Utc::now();
         let mut port = PortState {
-            reading: PortReading {
-                port: 1,
-                status: PortStatus::Occupied,
-                raw_code: None,
-                voltage: None,
-                current: None,
-                power: None,
-                energy_kwh: None,
-                session_ends_at: None,
-            },
+            reading: PortReading::status_only(1, PortStatus::Occupied),
             since: now - TimeDelta::minutes(10),
         };
         let many: Vec<u32> = (1..=20).map(|m| m * 600).collect();

@@ -336,11 +336,11 @@ pub struct PortReading {
 }
 
 impl PortReading {
-    /// A port of a station that csm knows to be offline: no vendor code, nothing measured.
-    pub fn offline(port: u32) -> Self {
+    /// A port whose status is all that is known: no vendor code, nothing measured.
+    pub fn status_only(port: u32, status: PortStatus) -> Self {
         Self {
             port,
-            status: PortStatus::Offline,
+            status,
             raw_code: None,
             voltage: None,
             current: None,
@@ -348,6 +348,11 @@ impl PortReading {
             energy_kwh: None,
             session_ends_at: None,
         }
+    }
+
+    /// A port of a station that csm knows to be offline: no vendor code, nothing measured.
+    pub fn offline(port: u32) -> Self {
+        Self::status_only(port, PortStatus::Offline)
     }
 }
 
