@@ -631,15 +631,7 @@ async fn responses_are_compressed_and_documented_and_counted() {
     let (status, ready) = get_json(&app, "/readyz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ready["status"], "ready");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     for name in [
         "csm_http_requests_total",
         "csm_refresh_jobs_total",

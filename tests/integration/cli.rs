@@ -442,15 +442,7 @@ async fn the_clis_json_is_the_apis_document() {
         ),
     ] {
         let cli = output_of(&app, args).await;
-        let api = app
-            .client
-            .get(app.url(&path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let api = app.text(&path).await;
         assert_eq!(cli, api, "csm-cli {args:?} against GET {path}");
         assert!(cli.lines().count() > 2, "{cli}");
     }

@@ -428,6 +428,12 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
+    /// The body of `GET path`, whatever its status.
+    pub async fn text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Stops the server and waits for its shutdown (live streams end, writes flushed).
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -509,15 +509,7 @@ async fn impossible_meter_values_are_dropped_counted_and_named() {
     ] {
         assert!(error.contains(named), "{named:?} in {error}");
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(
         metrics.contains(r#"csm_impossible_values_total{measure="power"}"#),
         "counted"
