@@ -63,6 +63,9 @@ pub enum Command {
     /// OCPP charge points: which are connected, their last message and firmware.
     #[command(subcommand)]
     Ocpp(commands::OcppCommand),
+    /// The servers sharing this database and Redis: which are alive, what each refreshes.
+    #[command(subcommand)]
+    Cluster(commands::ClusterCommand),
     /// Serve a simulated fleet over HTTP with csm's native contract.
     Simulate(simulate::SimulateArgs),
     /// Connect simulated EV chargers to a central system over OCPP 1.6J.
@@ -108,6 +111,7 @@ pub async fn run_with(
         Command::Prune(args) => args.apply(&mut settings),
         Command::Alerts(command) => command.apply(&mut settings),
         Command::Ocpp(command) => command.apply(&mut settings),
+        Command::Cluster(command) => command.apply(&mut settings),
         Command::Simulate(_) | Command::SimulateOcpp(_) => {}
     }
     adjust(&mut settings);
@@ -125,6 +129,7 @@ pub async fn run_with(
         Command::Prune(args) => commands::prune(settings, args, out).await,
         Command::Alerts(command) => commands::alerts(settings, command, out).await,
         Command::Ocpp(command) => commands::ocpp(settings, command, out).await,
+        Command::Cluster(command) => commands::cluster(settings, command, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
         Command::SimulateOcpp(args) => simulate_ocpp::run(args, out).await,
     }

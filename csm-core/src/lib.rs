@@ -24,6 +24,7 @@ pub mod backoff;
 pub mod cache;
 pub mod catalog;
 pub mod charger;
+pub mod cluster;
 pub mod demo;
 pub mod error;
 pub mod history;

@@ -106,6 +106,9 @@ pub struct Settings {
     pub ocpp: OcppSettings,
     /// Station served by `GET /api/ports`. Unset: the first station.
     pub default_station: Option<crate::model::StationId>,
+    /// This instance's id in a cluster (`CSM_INSTANCE_ID`). Unset: made up at start from the
+    /// host's name and the process id.
+    pub instance_id: Option<String>,
     /// Seed demo stations on the simulator into an empty database. Unset: only in the embedded
     /// default (no database URL).
     pub demo: Option<bool>,
@@ -477,12 +480,32 @@ impl Settings {
                 "must not contain spaces",
             ));
         }
+        if let Some(id) = &self.instance_id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(SettingsError::new(
+                "CSM_INSTANCE_ID",
+                format!(
+                    "{id:?} is not an instance id: use 1 to 64 letters, digits, '-', '_', '.' or ':'"
+                ),
+            ));
+        }
         Ok(())
     }
 
     /// True when nothing points csm at a real deployment: the embedded SQLite default.
     pub fn is_embedded_default(&self) -> bool {
         self.database.url.is_none()
+    }
+
+    /// Whether this instance coordinates with others: with Redis and a shared database (not
+    /// SQLite), instances of one cache prefix form a cluster.
+    pub fn is_clustered(&self) -> bool {
+        self.cache.redis_url.is_some() && !self.database.url().starts_with("sqlite:")
     }
 
     /// Whether to seed demo stations into an empty database.

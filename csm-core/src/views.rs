@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub mod alerts;
+pub mod cluster;
 pub mod history;
 pub mod ocpp;
 use crate::time;

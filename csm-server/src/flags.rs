@@ -140,6 +140,11 @@ struct OwnFlags {
     #[arg(long, env = "CSM_DEFAULT_STATION", value_parser = parse_station_id)]
     default_station: Option<csm_core::model::StationId>,
 
+    /// This instance's id among the servers sharing the database and Redis (1–64 letters,
+    /// digits, `-`, `_`, `.`, `:`). Unset: made up at start from the host name and process id.
+    #[arg(long, env = "CSM_INSTANCE_ID")]
+    instance_id: Option<String>,
+
     /// Seed demo stations on the simulator when the database has none. Unset: only in the
     /// embedded default (no `CSM_DATABASE_URL`).
     #[arg(long, env = "CSM_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
@@ -231,6 +236,7 @@ impl ServerFlags {
         let own = self.server;
         settings.default_station = own.default_station;
         settings.demo = own.demo;
+        settings.instance_id = own.instance_id;
         settings.manual_refresh.cooldown_secs = own.manual_refresh_cooldown_secs;
         settings.manual_refresh.per_minute = own.manual_refresh_per_minute;
         let config = ServerConfig {

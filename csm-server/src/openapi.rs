@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{alerts, events, health, history, ocpp, stations};
+use crate::api::{alerts, cluster, events, health, history, ocpp, stations};
 use crate::views;
 use csm_core::views as core;
 
@@ -41,6 +41,7 @@ use csm_core::views as core;
         health::healthz,
         health::readyz,
         health::metrics,
+        cluster::cluster,
     ),
     components(schemas(
         csm_core::model::PortStatus,
@@ -92,6 +93,8 @@ use csm_core::views as core;
         events::SseEventName,
         core::ocpp::ChargePointJson,
         core::ocpp::ChargePointListJson,
+        core::cluster::ClusterJson,
+        core::cluster::InstanceJson,
     )),
     modifiers(&AdminToken),
     tags(
@@ -101,7 +104,7 @@ use csm_core::views as core;
         (name = "admin", description = "Station management (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "alerts", description = "Alert channels, rules and history (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "ocpp", description = "OCPP 1.6J charge points (they connect to ws://HOST/ocpp/{charge_point_id})"),
-        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "operations", description = "Health, readiness, metrics and the cluster"),
     )
 )]
 pub struct ApiDoc;

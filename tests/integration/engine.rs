@@ -500,6 +500,7 @@ async fn the_scheduler_skips_ticks_it_cannot_keep() {
     let task = tokio::spawn(scheduler::run(
         rig.engine.clone(),
         Arc::clone(&rig._db.store),
+        scheduler::Everything,
         Duration::from_millis(50),
         cancel.clone(),
     ));

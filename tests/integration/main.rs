@@ -9,6 +9,7 @@ mod api;
 mod cache;
 mod charger;
 mod cli;
+mod cluster;
 mod engine;
 mod faults;
 mod history;

@@ -8,7 +8,8 @@
 //! - [`read`] runs `ports` and `events`;
 //! - [`history`] runs `history`, `sessions`, `stats` and `prune`;
 //! - [`alerts`] runs `alerts channels|rules|history`;
-//! - [`ocpp`] runs `ocpp status`.
+//! - [`ocpp`] runs `ocpp status`;
+//! - [`cluster`] runs `cluster status`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 use serde::Serialize;
 
 mod alerts;
+mod cluster;
 mod history;
 mod ocpp;
 mod read;
@@ -29,6 +31,7 @@ mod refresh;
 mod stations;
 
 pub use self::alerts::{AlertsCommand, alerts};
+pub use self::cluster::{ClusterCommand, ClusterStatusArgs, cluster};
 pub use self::history::{
     HistoryArgs, PruneArgs, SessionsArgs, StatsArgs, history, prune, sessions, stats,
 };

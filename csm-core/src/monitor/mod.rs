@@ -6,7 +6,8 @@
 //! - [`Monitor::refresh`]: refreshing now, the scheduler, the change stream;
 //! - [`Monitor::history`]: readings, sessions, statistics, estimates, retention;
 //! - [`Monitor::alerts`]: channels, rules, fired alerts and the tasks behind them;
-//! - [`Monitor::ocpp`]: chargers connecting, their frames, passwords and the registry.
+//! - [`Monitor::ocpp`]: chargers connecting, their frames, passwords and the registry;
+//! - [`Monitor::cluster`]: this instance among the others on the same database and Redis.
 //!
 //! Each area holds what it uses and reaches another only through that one's methods. Reads come
 //! from the cache and fall back to the store; they never call a vendor, and they never wait long
@@ -19,6 +20,7 @@ use std::time::Duration;
 use crate::cache::{self, CacheError, StatusCache};
 use crate::catalog::CatalogCell;
 use crate::charger::{ChargerError, Chargers, SourcesError};
+use crate::cluster::{Cluster, Coordinator};
 use crate::error::InvalidInput;
 use crate::ocpp::OcppSource;
 use crate::refresh::{Engine, EngineConfig, FlushReport};
@@ -102,6 +104,7 @@ pub struct Monitor {
     history: History,
     alerts: Alerts,
     ocpp: Ocpp,
+    cluster: Cluster,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -128,16 +131,41 @@ impl Monitor {
             Duration::from_millis(settings.cache.local_ttl_ms),
         )?;
         let chargers = Chargers::from_settings(&settings)?;
-        Ok(Self::from_parts(settings, store, cache, chargers))
+        let id = settings
+            .instance_id
+            .clone()
+            .unwrap_or_else(crate::cluster::generated_id);
+        let cluster = match (&settings.cache.redis_url, settings.is_clustered()) {
+            (Some(url), true) => Cluster::member(
+                id,
+                Coordinator::new(url, &settings.cache.prefix).map_err(CacheError::Config)?,
+            ),
+            _ => Cluster::single(id),
+        };
+        Ok(Self::assemble(settings, store, cache, chargers, cluster))
     }
 
-    /// A monitor over adapters built elsewhere (tests, embedding programs). The OCPP source is
-    /// the monitor's own: connections feed it.
+    /// A monitor over adapters built elsewhere (tests, embedding programs), alone (a cluster of
+    /// one). The OCPP source is the monitor's own: connections feed it.
     pub fn from_parts(
         settings: Settings,
         store: Arc<dyn Store>,
         cache: Arc<dyn StatusCache>,
+        chargers: Chargers,
+    ) -> Self {
+        let id = settings
+            .instance_id
+            .clone()
+            .unwrap_or_else(crate::cluster::generated_id);
+        Self::assemble(settings, store, cache, chargers, Cluster::single(id))
+    }
+
+    fn assemble(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        cache: Arc<dyn StatusCache>,
         mut chargers: Chargers,
+        cluster: Cluster,
     ) -> Self {
         let settings = Arc::new(settings);
         let source = Arc::new(OcppSource::new(settings.ocpp.heartbeat_secs));
@@ -154,7 +182,7 @@ impl Monitor {
         let stations = Stations::new(
             &settings, &store, &cache, &engine, &catalog, &history, &ocpp,
         );
-        let refresh = Refresh::new(&settings, &cache, &engine, &catalog, &ocpp);
+        let refresh = Refresh::new(&settings, &cache, &engine, &catalog, &ocpp, &cluster);
         let alerts = Alerts::new(&settings, &store, &engine, &catalog);
         Self {
             settings,
@@ -166,6 +194,7 @@ impl Monitor {
             history,
             alerts,
             ocpp,
+            cluster,
         }
     }
 
@@ -192,6 +221,18 @@ impl Monitor {
     /// OCPP chargers: their connections, frames, passwords and registry.
     pub fn ocpp(&self) -> &Ocpp {
         &self.ocpp
+    }
+
+    /// This instance in its cluster: its id, the slots it holds, the members.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Beats in the cluster until `cancel` fires, then leaves it (its stations go to the others
+    /// at once). Alone, returns at once.
+    pub async fn run_cluster(&self, cancel: tokio_util::sync::CancellationToken) {
+        let ocpp = self.ocpp.clone();
+        self.cluster.run(move || ocpp.sockets(), cancel).await;
     }
 
     /// The settings in use.

@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::{MonitorError, Ocpp};
 use crate::cache::StatusCache;
 use crate::catalog::CatalogCell;
+use crate::cluster::Cluster;
 use crate::model::{OCPP_VENDOR, Station, StationId};
 use crate::rate::TokenBucket;
-use crate::refresh::{Engine, RefreshOutcome, StationUpdate, scheduler};
+use crate::refresh::scheduler::{self, Share};
+use crate::refresh::{Engine, RefreshOutcome, StationUpdate};
 use crate::settings::Settings;
 
 /// The answer to a manual refresh.
@@ -42,6 +44,7 @@ pub struct Refresh {
     engine: Engine,
     catalog: Arc<CatalogCell>,
     ocpp: Ocpp,
+    cluster: Cluster,
     /// Manual refreshes across all stations (`CSM_MANUAL_REFRESH_PER_MINUTE`).
     limiter: Arc<Mutex<TokenBucket>>,
 }
@@ -61,6 +64,7 @@ impl Refresh {
         engine: &Engine,
         catalog: &Arc<CatalogCell>,
         ocpp: &Ocpp,
+        cluster: &Cluster,
     ) -> Self {
         let per_minute = f64::from(settings.manual_refresh.per_minute.max(1));
         Self {
@@ -69,6 +73,7 @@ impl Refresh {
             engine: engine.clone(),
             catalog: Arc::clone(catalog),
             ocpp: ocpp.clone(),
+            cluster: cluster.clone(),
             limiter: Arc::new(Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0))),
         }
     }
@@ -149,12 +154,18 @@ impl Refresh {
         Ok(ManualRefresh::Refreshed(self.engine.refresh(station).await))
     }
 
-    /// Refreshes every enabled station every refresh interval until `cancel` fires.
+    /// Refreshes every enabled station this instance refreshes (all of them alone, its share
+    /// in a cluster) every refresh interval until `cancel` fires.
     pub async fn run_scheduler(&self, cancel: CancellationToken) {
         let interval = self.settings.engine.refresh_interval();
+        let share = InstanceShare {
+            cluster: self.cluster.clone(),
+            ocpp: self.ocpp.clone(),
+        };
         scheduler::run(
             self.engine.clone(),
             Arc::clone(&self.catalog),
+            share,
             interval,
             cancel,
         )
@@ -169,5 +180,32 @@ impl Refresh {
     /// Status events produced since start.
     pub fn events_produced(&self) -> u64 {
         self.engine.events_produced()
+    }
+}
+
+/// The stations this instance refreshes: the polled stations of the slots it holds, and the
+/// chargers connected to it (a charger's state is where its connection is; another instance
+/// would only see it as not connected).
+struct InstanceShare {
+    cluster: Cluster,
+    ocpp: Ocpp,
+}
+
+impl Share for InstanceShare {
+    fn owns(&self, station: &Station) -> bool {
+        if station.vendor == OCPP_VENDOR && self.cluster.is_shared() {
+            self.ocpp.holds(&station.id)
+        } else {
+            self.cluster.owns(&station.id)
+        }
+    }
+
+    fn gained(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.cluster.is_shared().then(|| self.cluster.gained())
+    }
+
+    fn refreshing(&self, stations: &[Arc<Station>]) {
+        let polled = stations.iter().filter(|s| s.vendor != OCPP_VENDOR).count();
+        self.cluster.set_stations(polled);
     }
 }

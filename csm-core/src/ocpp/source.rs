@@ -328,6 +328,11 @@ impl OcppSource {
             .collect()
     }
 
+    /// Whether a connection to this process serves the charger now.
+    pub fn holds(&self, id: &StationId) -> bool {
+        self.lock().get(id).is_some_and(|live| live.connection != 0)
+    }
+
     /// The record of one charge point heard since the process started.
     pub fn record(&self, id: &StationId) -> Option<ChargePointRecord> {
         self.lock()

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::{AppState, assets, metrics, openapi};
 
 pub mod alerts;
+pub mod cluster;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             "/api/ocpp/charge-points/{station_id}",
             get(ocpp::charge_point),
         )
+        .route("/api/cluster", get(cluster::cluster))
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi_document(&state)))

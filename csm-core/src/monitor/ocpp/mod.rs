@@ -137,6 +137,11 @@ impl Ocpp {
         OpenSocket(Arc::clone(&self.sockets))
     }
 
+    /// Whether this instance holds the charger's connection now.
+    pub fn holds(&self, id: &StationId) -> bool {
+        self.source.holds(id)
+    }
+
     /// Chargers' sockets open now (registered or not yet).
     pub fn sockets(&self) -> usize {
         self.sockets.load(Ordering::Acquire)

@@ -1,0 +1,349 @@
+//! The cluster's state in Redis, read and changed by one script call at a time.
+//!
+//! Every key shares one hash tag (`{<prefix>cluster}`), so every script also runs on a Redis
+//! Cluster, where a script may only touch keys of one hash slot.
+//!
+//! - `…:members`: a sorted set of instance ids, scored by their last heartbeat in Redis's own
+//!   milliseconds (so instances' clocks never disagree about who is alive);
+//! - `…:joined`: a hash of instance id → when it joined;
+//! - `…:instance:<id>`: what the instance says of itself (JSON), expiring with its heartbeat;
+//! - `…:slot:<n>`: the lease of slot n, whose value is the holder's token, set only when absent
+//!   and renewed or released only by a script that compares the token first.
+
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use super::Member;
+use crate::secret::redact_url;
+
+/// What a Redis command failed with, as text (the caller keeps its slots meanwhile).
+pub type RedisFailure = String;
+
+/// The outcome of renewing one held lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still ours, for another lease.
+    Renewed,
+    /// The key is gone (Redis lost it, or it lapsed); it may be taken again.
+    Missing,
+    /// Another instance holds it now.
+    Lost,
+}
+
+/// The scripts and keys of one cluster (one prefix) on one Redis.
+#[derive(Clone)]
+pub struct Coordinator {
+    connection: ConnectionManager,
+    /// `{<prefix>cluster}`: the hash tag every key starts with.
+    tag: String,
+    target: String,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("target", &self.target)
+            .field("tag", &self.tag)
+            .finish()
+    }
+}
+
+/// One heartbeat: refreshes this instance's entry and answers the live members with when each
+/// joined, and Redis's time. Members whose heartbeat lapsed are removed here, by whoever beats
+/// first.
+const BEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ttl)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('HSETNX', KEYS[2], ARGV[1], now)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+for _, id in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {now}
+for _, id in ipairs(live) do
+  table.insert(out, id)
+  table.insert(out, redis.call('HGET', KEYS[2], id) or now)
+end
+return out
+";
+
+/// The live members, read without changing anything.
+const LIVE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+";
+
+/// Leaving: the entry, the join time and the heartbeat go at once.
+const LEAVE: &str = r"
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+return 1
+";
+
+/// Renews the leases in KEYS held with token ARGV[1] for ARGV[2] ms: for each key 1 (renewed),
+/// 0 (missing) or -1 (another's).
+const RENEW: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif holder then
+    out[i] = -1
+  else
+    out[i] = 0
+  end
+end
+return out
+";
+
+/// Takes the leases in KEYS that nobody holds, with token ARGV[1] for ARGV[2] ms: for each
+/// key 1 (taken) or 0 (held by someone).
+const ACQUIRE: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+";
+
+/// Releases the leases in KEYS still held with token ARGV[1].
+const RELEASE: &str = r"
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
+";
+
+impl Coordinator {
+    /// A coordinator on the Redis at `url` for the cluster of `prefix`. Nothing is connected
+    /// until the first call.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| {
+            format!(
+                "{:?} is not a Redis URL csm can use ({e}); write redis://host:6379",
+                redact_url(url)
+            )
+        })?;
+        let target = match &client.get_connection_info().addr() {
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+            other => other.to_string(),
+        };
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("cannot set up the Redis client for {target}: {e}"))?;
+        Ok(Self {
+            connection,
+            tag: format!("{{{prefix}cluster}}"),
+            target,
+        })
+    }
+
+    /// Where Redis is (`host:port`).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn members_key(&self) -> String {
+        format!("{}:members", self.tag)
+    }
+
+    fn joined_key(&self) -> String {
+        format!("{}:joined", self.tag)
+    }
+
+    fn instance_key(&self, id: &str) -> String {
+        format!("{}:instance:{id}", self.tag)
+    }
+
+    fn slot_key(&self, slot: u16) -> String {
+        format!("{}:slot:{slot}", self.tag)
+    }
+
+    fn fail(&self, doing: &str, error: redis::RedisError) -> RedisFailure {
+        format!("Redis at {} while {doing}: {error}", self.target)
+    }
+
+    /// Beats for instance `id` (what it says of itself in `info`, kept `ttl`): answers Redis's
+    /// time in ms and the live members with when each joined.
+    pub async fn beat(
+        &self,
+        id: &str,
+        info: &str,
+        ttl: Duration,
+    ) -> Result<(u64, Vec<(String, u64)>), RedisFailure> {
+        let mut connection = self.connection.clone();
+        let answer: Vec<redis::Value> = Script::new(BEAT)
+            .key(self.members_key())
+            .key(self.joined_key())
+            .key(self.instance_key(id))
+            .arg(id)
+            .arg(info)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("beating", e))?;
+        let number = |value: &redis::Value| -> u64 {
+            redis::from_redis_value_ref::<u64>(value)
+                .or_else(|_| {
+                    redis::from_redis_value_ref::<String>(value)
+                        .map(|s| s.parse::<f64>().unwrap_or(0.0) as u64)
+                })
+                .unwrap_or(0)
+        };
+        let now = answer.first().map_or(0, number);
+        let members = answer[1.min(answer.len())..]
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [id, joined] => Some((
+                    redis::from_redis_value_ref::<String>(id).ok()?,
+                    number(joined),
+                )),
+                _ => None,
+            })
+            .collect();
+        Ok((now, members))
+    }
+
+    /// The ids of the members that beat within `ttl`.
+    pub async fn live(&self, ttl: Duration) -> Result<Vec<String>, RedisFailure> {
+        let mut connection = self.connection.clone();
+        Script::new(LIVE)
+            .key(self.members_key())
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("reading the members", e))
+    }
+
+    /// Removes instance `id` from the members at once.
+    pub async fn leave(&self, id: &str) -> Result<(), RedisFailure> {
+        let mut connection = self.connection.clone();
+        let _: i64 = Script::new(LEAVE)
+            .key(self.members_key())
+            .key(self.joined_key())
+            .key(self.instance_key(id))
+            .arg(id)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("leaving the cluster", e))?;
+        Ok(())
+    }
+
+    /// What each of `ids` says of itself (`None` where its entry lapsed).
+    pub async fn infos(&self, ids: &[String]) -> Result<Vec<Option<Member>>, RedisFailure> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.instance_key(id)).collect();
+        let mut connection = self.connection.clone();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("reading the members", e))?;
+        Ok(values
+            .into_iter()
+            .map(|value| value.and_then(|json| serde_json::from_str(&json).ok()))
+            .collect())
+    }
+
+    async fn per_slot(
+        &self,
+        script: &str,
+        doing: &str,
+        slots: &[u16],
+        token: &str,
+        lease: Duration,
+    ) -> Result<Vec<i64>, RedisFailure> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let script = Script::new(script);
+        let mut invocation = script.prepare_invoke();
+        for slot in slots {
+            invocation.key(self.slot_key(*slot));
+        }
+        invocation.arg(token).arg(lease.as_millis() as u64);
+        let mut connection = self.connection.clone();
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail(doing, e))
+    }
+
+    /// Renews the leases of `slots` held with `token`.
+    pub async fn renew(
+        &self,
+        slots: &[u16],
+        token: &str,
+        lease: Duration,
+    ) -> Result<Vec<Renewal>, RedisFailure> {
+        let answers = self
+            .per_slot(RENEW, "renewing leases", slots, token, lease)
+            .await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| match answer {
+                1 => Renewal::Renewed,
+                0 => Renewal::Missing,
+                _ => Renewal::Lost,
+            })
+            .collect())
+    }
+
+    /// Takes the leases of `slots` that nobody holds; answers which were taken.
+    pub async fn acquire(
+        &self,
+        slots: &[u16],
+        token: &str,
+        lease: Duration,
+    ) -> Result<Vec<bool>, RedisFailure> {
+        let answers = self
+            .per_slot(ACQUIRE, "taking leases", slots, token, lease)
+            .await?;
+        Ok(answers.into_iter().map(|answer| answer == 1).collect())
+    }
+
+    /// Releases the leases of `slots` still held with `token`.
+    pub async fn release(&self, slots: &[u16], token: &str) -> Result<(), RedisFailure> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let script = Script::new(RELEASE);
+        let mut invocation = script.prepare_invoke();
+        for slot in slots {
+            invocation.key(self.slot_key(*slot));
+        }
+        invocation.arg(token);
+        let mut connection = self.connection.clone();
+        let _: i64 = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("releasing leases", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,448 @@
+//! Several csm servers on one database and one Redis (same `CSM_CACHE_PREFIX`) form a cluster
+//! with no setting of their own; without Redis a server is a cluster of one and owns everything.
+//!
+//! - **Membership**: each instance beats every [`BEAT`] (a sorted set scored by Redis's clock,
+//!   and an entry with what it holds); one whose beat lapsed for [`MEMBER_TTL`] is gone.
+//! - **Ownership**: stations fall into [`SLOTS`] slots ([`slots`]); each slot is leased to one
+//!   instance for [`LEASE`] (set only when free, renewed and released only by its holder's
+//!   token). Rendezvous hashing over the members that have been in the cluster for
+//!   [`JOIN_GRACE`] says who should hold each slot, so a member coming or going moves only its
+//!   share. An instance refreshes the stations of the slots it holds.
+//! - **Handing over**: a slot whose rightful holder is another member is released at once;
+//!   the other takes it at its next beat. A slot whose lease an instance finds taken stops
+//!   being its own at once. A leaving instance releases all of its slots.
+//! - **Redis away**: an instance keeps the slots it holds (availability first) and takes no
+//!   new ones; when Redis returns (empty: it keeps nothing), each takes back the slots it
+//!   held, and the members re-form before any slot moves.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::StationId;
+
+mod coordinator;
+pub mod slots;
+
+pub use self::coordinator::{Coordinator, Renewal};
+pub use self::slots::{SLOTS, owner_of, slot_of};
+
+/// How often an instance beats, renews its leases and looks at the members.
+pub const BEAT: Duration = Duration::from_millis(500);
+/// How long a lease lasts unless renewed.
+pub const LEASE: Duration = Duration::from_secs(2);
+/// How long a member stays without beating.
+pub const MEMBER_TTL: Duration = Duration::from_secs(2);
+/// How long a member must have been in the cluster before slots move to it (so the members
+/// re-form after Redis lost everything, and a starting cluster settles, before any slot moves).
+pub const JOIN_GRACE: Duration = Duration::from_secs(2);
+
+/// What an instance says of itself, beside its heartbeat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Member {
+    /// Its id (`CSM_INSTANCE_ID`, or made up at start).
+    pub id: String,
+    /// csm's version it runs.
+    pub version: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+    /// Slots it holds (of [`SLOTS`]).
+    pub slots: u16,
+    /// Polled stations it refreshes.
+    pub stations: usize,
+    /// OCPP chargers whose connection it holds.
+    pub chargers: usize,
+}
+
+/// The slots an instance holds.
+#[derive(Clone, Debug)]
+struct Held {
+    slots: Vec<bool>,
+    count: u16,
+}
+
+impl Held {
+    fn none() -> Self {
+        Self {
+            slots: vec![false; usize::from(SLOTS)],
+            count: 0,
+        }
+    }
+
+    fn all() -> Self {
+        Self {
+            slots: vec![true; usize::from(SLOTS)],
+            count: SLOTS,
+        }
+    }
+
+    fn list(&self) -> Vec<u16> {
+        (0..SLOTS)
+            .filter(|slot| self.slots[usize::from(*slot)])
+            .collect()
+    }
+
+    fn set(&mut self, slot: u16, held: bool) {
+        let place = &mut self.slots[usize::from(slot)];
+        if *place != held {
+            *place = held;
+            if held {
+                self.count += 1;
+            } else {
+                self.count -= 1;
+            }
+        }
+    }
+}
+
+struct Inner {
+    id: String,
+    /// The lease token: the id and this process's incarnation, so a restarted instance with
+    /// the same id never mistakes its predecessor's leases for its own.
+    token: String,
+    started_at: DateTime<Utc>,
+    coordinator: Option<Coordinator>,
+    held: RwLock<Held>,
+    /// When the last beat was tried; slots count as held only while beats keep being tried
+    /// (a stalled process stops refreshing before its leases can pass on).
+    last_attempt: Mutex<Option<Instant>>,
+    /// Polled stations refreshed here at the scheduler's last turn.
+    stations: AtomicU64,
+    /// Chargers connected here at the last beat.
+    chargers: AtomicU64,
+    /// Bumped each time slots are gained, so the scheduler refreshes their stations at once.
+    gained: watch::Sender<u64>,
+    /// Whether the last beat reached Redis.
+    reachable: std::sync::atomic::AtomicBool,
+    beats: AtomicU64,
+}
+
+/// This instance's view of the cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("id", &self.inner.id)
+            .field("coordinator", &self.inner.coordinator)
+            .field("slots", &self.held_count())
+            .finish()
+    }
+}
+
+/// An instance id made up at start: the host's name, the process id and a random suffix.
+pub fn generated_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "csm".to_owned());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect();
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+impl Cluster {
+    fn with(id: String, coordinator: Option<Coordinator>, held: Held) -> Self {
+        let (gained, _) = watch::channel(0);
+        let token = format!("{id}/{:016x}", fastrand::u64(..));
+        Self {
+            inner: Arc::new(Inner {
+                id,
+                token,
+                started_at: Utc::now(),
+                coordinator,
+                held: RwLock::new(held),
+                last_attempt: Mutex::new(None),
+                stations: AtomicU64::new(0),
+                chargers: AtomicU64::new(0),
+                gained,
+                reachable: std::sync::atomic::AtomicBool::new(true),
+                beats: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A cluster of one (no Redis): this instance owns every station.
+    pub fn single(id: String) -> Self {
+        Self::with(id, None, Held::all())
+    }
+
+    /// A member of the cluster coordinated by `coordinator`. It holds nothing until it beats.
+    pub fn member(id: String, coordinator: Coordinator) -> Self {
+        Self::with(id, Some(coordinator), Held::none())
+    }
+
+    /// This instance's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Whether other instances may share the work (Redis coordinates).
+    pub fn is_shared(&self) -> bool {
+        self.inner.coordinator.is_some()
+    }
+
+    /// Whether this instance refreshes the stations of `slot` now.
+    pub fn owns_slot(&self, slot: u16) -> bool {
+        if self.inner.coordinator.is_none() {
+            return true;
+        }
+        let beating = self
+            .inner
+            .last_attempt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < LEASE);
+        beating
+            && self
+                .inner
+                .held
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .slots[usize::from(slot)]
+    }
+
+    /// Whether this instance refreshes the station now.
+    pub fn owns(&self, id: &StationId) -> bool {
+        self.owns_slot(slot_of(id))
+    }
+
+    /// Slots held now.
+    pub fn held_count(&self) -> u16 {
+        self.inner
+            .held
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .count
+    }
+
+    /// Changes each time this instance gains slots.
+    pub fn gained(&self) -> watch::Receiver<u64> {
+        self.inner.gained.subscribe()
+    }
+
+    /// Whether the last beat reached Redis (always, for a cluster of one).
+    pub fn reachable(&self) -> bool {
+        self.inner.reachable.load(Ordering::Relaxed)
+    }
+
+    /// Beats since start.
+    pub fn beats(&self) -> u64 {
+        self.inner.beats.load(Ordering::Relaxed)
+    }
+
+    /// Records how many polled stations this instance refreshes, for the others to see at its
+    /// next beat.
+    pub fn set_stations(&self, stations: usize) {
+        self.inner
+            .stations
+            .store(stations as u64, Ordering::Relaxed);
+    }
+
+    /// What this instance says of itself now.
+    fn me(&self, heartbeat_at: DateTime<Utc>) -> Member {
+        Member {
+            id: self.inner.id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: self.inner.started_at,
+            heartbeat_at,
+            slots: self.held_count(),
+            stations: self.inner.stations.load(Ordering::Relaxed) as usize,
+            chargers: self.inner.chargers.load(Ordering::Relaxed) as usize,
+        }
+    }
+
+    /// The live members, each as it describes itself (a cluster of one: this instance), by id.
+    pub async fn members(&self) -> Result<Vec<Member>, String> {
+        let Some(coordinator) = &self.inner.coordinator else {
+            return Ok(vec![self.me(Utc::now())]);
+        };
+        let ids = coordinator.live(MEMBER_TTL).await?;
+        let mut members: Vec<Member> = coordinator
+            .infos(&ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(members)
+    }
+
+    /// Beats every [`BEAT`] until `cancel` fires, then leaves (its slots released at once).
+    /// `chargers` says how many chargers are connected here now.
+    pub async fn run(&self, chargers: impl Fn() -> usize + Send, cancel: CancellationToken) {
+        let Some(coordinator) = &self.inner.coordinator else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(BEAT);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            self.inner
+                .chargers
+                .store(chargers() as u64, Ordering::Relaxed);
+            self.beat(coordinator).await;
+        }
+        self.leave(coordinator).await;
+    }
+
+    /// Gives every slot back and leaves the members.
+    async fn leave(&self, coordinator: &Coordinator) {
+        let held = {
+            let mut held = self.inner.held.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *held, Held::none()).list()
+        };
+        let released = coordinator.release(&held, &self.inner.token).await;
+        let left = coordinator.leave(&self.inner.id).await;
+        match released.and(left) {
+            Ok(()) => tracing::info!(
+                instance = %self.inner.id,
+                slots = held.len(),
+                "left the cluster; the others take its stations at their next beat"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "cannot leave the cluster cleanly; the others take its stations when its leases lapse"
+            ),
+        }
+    }
+
+    /// One beat: heartbeat, then renew, release and take leases.
+    pub async fn beat(&self, coordinator: &Coordinator) {
+        *self
+            .inner
+            .last_attempt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.inner.beats.fetch_add(1, Ordering::Relaxed);
+        match self.try_beat(coordinator).await {
+            Ok(()) => {
+                if !self.inner.reachable.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        slots = self.held_count(),
+                        "Redis answers again: the cluster re-forms"
+                    );
+                }
+            }
+            Err(error) => {
+                if self.inner.reachable.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        %error,
+                        slots = self.held_count(),
+                        "cannot reach the cluster's Redis: keeping the stations held, taking no others"
+                    );
+                }
+            }
+        }
+        metrics::gauge!("csm_cluster_slots").set(f64::from(self.held_count()));
+    }
+
+    async fn try_beat(&self, coordinator: &Coordinator) -> Result<(), String> {
+        let info = serde_json::to_string(&self.me(Utc::now())).unwrap_or_default();
+        let (now_ms, live) = coordinator.beat(&self.inner.id, &info, MEMBER_TTL).await?;
+        let grace = JOIN_GRACE.as_millis() as u64;
+        let eligible: Vec<String> = live
+            .iter()
+            .filter(|(_, joined)| joined.saturating_add(grace) <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let me = self.inner.id.as_str();
+        // A member that (re)joined lately keeps what it holds and takes nothing new until it
+        // is eligible itself: after Redis lost everything, the members re-form before any
+        // slot moves.
+        let settled = eligible.iter().any(|id| id == me);
+        let rightful = |slot: u16| owner_of(slot, &eligible);
+        let (held, holds) = {
+            let held = self.inner.held.read().unwrap_or_else(|p| p.into_inner());
+            (held.list(), held.slots.clone())
+        };
+        // Held slots another eligible member should have go back; the others are renewed.
+        let (give, keep): (Vec<u16>, Vec<u16>) = held
+            .iter()
+            .partition(|slot| settled && rightful(**slot).is_some_and(|owner| owner != me));
+        if !give.is_empty() {
+            self.drop_slots(&give);
+            coordinator.release(&give, &self.inner.token).await?;
+        }
+        let renewals = coordinator.renew(&keep, &self.inner.token, LEASE).await?;
+        let mut lost = Vec::new();
+        let mut missing = Vec::new();
+        for (slot, renewal) in keep.iter().zip(renewals) {
+            match renewal {
+                Renewal::Renewed => {}
+                Renewal::Missing => missing.push(*slot),
+                Renewal::Lost => lost.push(*slot),
+            }
+        }
+        if !lost.is_empty() {
+            tracing::warn!(
+                slots = lost.len(),
+                "another instance holds slots this one thought its own: no longer refreshing them"
+            );
+            self.drop_slots(&lost);
+        }
+        // Slots to take: this instance's rightful ones nobody holds, and the ones it held whose
+        // lease Redis no longer has.
+        let mut wanted: Vec<u16> = if settled {
+            (0..SLOTS)
+                .filter(|slot| rightful(*slot) == Some(me) && !holds[usize::from(*slot)])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        wanted.extend(missing.iter().copied());
+        let taken = coordinator
+            .acquire(&wanted, &self.inner.token, LEASE)
+            .await?;
+        let mut gained = 0;
+        {
+            let mut slots = self.inner.held.write().unwrap_or_else(|p| p.into_inner());
+            for (slot, took) in wanted.iter().zip(taken) {
+                let was_missing = missing.contains(slot);
+                if took {
+                    if !was_missing {
+                        gained += 1;
+                    }
+                    slots.set(*slot, true);
+                } else if was_missing {
+                    // Someone took it between the renewal and now.
+                    slots.set(*slot, false);
+                }
+            }
+        }
+        if gained > 0 {
+            tracing::info!(
+                gained,
+                slots = self.held_count(),
+                "took slots: refreshing their stations"
+            );
+            self.inner.gained.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+
+    fn drop_slots(&self, slots: &[u16]) {
+        let mut held = self.inner.held.write().unwrap_or_else(|p| p.into_inner());
+        for slot in slots {
+            held.set(*slot, false);
+        }
+    }
+}
