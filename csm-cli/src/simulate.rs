@@ -1,14 +1,18 @@
 //! `csm-cli simulate`: the simulated fleet served over HTTP with csm's native contract, so the
 //! whole HTTP path (profile, client, retries) can be exercised and benchmarked without a vendor.
+//!
+//! It also keeps a log of the port requests it answered (`GET /api/v1/requests`: station and
+//! time, the last [`REQUEST_LOG`]), so a test can count how often each station was asked.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,13 +42,29 @@ pub struct SimulateArgs {
     pub speed: f64,
 }
 
+/// Port requests the log keeps.
+pub const REQUEST_LOG: usize = 200_000;
+
+/// The fleet served, and the requests it answered.
+#[derive(Debug)]
+struct Served {
+    sim: Arc<Simulator>,
+    /// Station and milliseconds since the Unix epoch of each port request answered.
+    requests: Mutex<VecDeque<(String, i64)>>,
+}
+
 /// The routes of the native contract over `sim`.
 pub fn router(sim: Arc<Simulator>) -> Router {
+    let served = Arc::new(Served {
+        sim,
+        requests: Mutex::new(VecDeque::new()),
+    });
     Router::new()
         .route("/api/v1/stations", get(list))
         .route("/api/v1/stations/{id}/ports", get(ports))
+        .route("/api/v1/requests", get(requests))
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such endpoint") })
-        .with_state(sim)
+        .with_state(served)
 }
 
 /// Serves `sim` on `listener` until `shutdown` completes.
@@ -96,8 +116,9 @@ struct ListedStation {
     lng: Option<f64>,
 }
 
-async fn list(State(sim): State<Arc<Simulator>>) -> Response {
-    let stations: Vec<ListedStation> = sim
+async fn list(State(served): State<Arc<Served>>) -> Response {
+    let stations: Vec<ListedStation> = served
+        .sim
         .fleet()
         .into_iter()
         .map(|s| ListedStation {
@@ -134,14 +155,23 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-async fn ports(State(sim): State<Arc<Simulator>>, Path(id): Path<String>) -> Response {
+async fn ports(State(served): State<Arc<Served>>, Path(id): Path<String>) -> Response {
+    let sim = &served.sim;
     let Some(station) = sim.fleet_member(&id) else {
         return json_error(
             StatusCode::NOT_FOUND,
             &format!("station {id} is not in the simulated fleet"),
         );
     };
-    let snapshot = sim.snapshot_at(&station, Utc::now());
+    let now = Utc::now();
+    {
+        let mut log = served.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() == REQUEST_LOG {
+            log.pop_front();
+        }
+        log.push_back((id.clone(), now.timestamp_millis()));
+    }
+    let snapshot = sim.snapshot_at(&station, now);
     json(&NativePorts {
         station_id: station.id.as_str(),
         observed_at: rfc3339(snapshot.observed_at),
@@ -159,6 +189,25 @@ async fn ports(State(sim): State<Arc<Simulator>>, Path(id): Path<String>) -> Res
             })
             .collect(),
     })
+}
+
+/// Which requests to list.
+#[derive(Debug, serde::Deserialize)]
+struct Since {
+    /// Only those answered at or after this many milliseconds since the Unix epoch.
+    since_ms: Option<i64>,
+}
+
+/// `GET /api/v1/requests[?since_ms=]`: the port requests answered, oldest first.
+async fn requests(State(served): State<Arc<Served>>, Query(since): Query<Since>) -> Response {
+    let from = since.since_ms.unwrap_or(i64::MIN);
+    let log = served.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let requests: Vec<serde_json::Value> = log
+        .iter()
+        .filter(|(_, at)| *at >= from)
+        .map(|(station, at)| serde_json::json!({ "station": station, "at_ms": at }))
+        .collect();
+    json(&serde_json::json!({ "requests": requests }))
 }
 
 fn json(body: &impl Serialize) -> Response {

@@ -27,6 +27,7 @@ pub mod charger;
 pub mod cluster;
 pub mod demo;
 pub mod error;
+pub mod feed;
 pub mod history;
 pub mod import;
 pub mod measure;

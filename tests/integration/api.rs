@@ -721,6 +721,120 @@ async fn live_events_carry_port_changes_and_end_on_shutdown() {
         .unwrap();
 }
 
+/// Reads an event stream until `done` holds for what was read (within 5 s).
+async fn read_until(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+    done: impl Fn(&str) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !done(seen) {
+            let chunk = stream.next().await.unwrap().unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream did not say it within 5 s: {seen}"));
+}
+
+/// The ids and data of the `station` events in `text`, in order.
+fn station_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let id = frame.lines().find_map(|l| l.strip_prefix("id: "))?;
+            frame.lines().any(|l| l == "event: station").then_some(())?;
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((id.to_owned(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_that_reconnects_with_the_last_event_id_gets_what_it_missed() {
+    let app = app_with_scripted_station("R1", "续传站").await;
+    let station = std::sync::Arc::new(crate::helpers::station("R1", SCRIPTED, 2));
+    let set = |one: PortStatus, two: PortStatus| {
+        app.scripted
+            .set("R1", Ok(vec![reading(1, one, None), reading(2, two, None)]));
+    };
+    set(PortStatus::Free, PortStatus::Free);
+    refresh_all_now(&app).await;
+    let open = |last: Option<&str>| {
+        let mut request = app.client.get(app.url("/api/events?station=R1"));
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last);
+        }
+        request.send()
+    };
+    let mut stream = open(None).await.unwrap().bytes_stream();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, |s| s.contains("event: hello")).await;
+    set(PortStatus::Occupied, PortStatus::Free);
+    app.monitor
+        .refresh()
+        .many(vec![station.clone()], |_| {})
+        .await;
+    read_until(&mut stream, &mut seen, |s| {
+        station_events(s)
+            .iter()
+            .any(|(_, d)| d["changes"][0]["new"] == "occupied")
+    })
+    .await;
+    let (last_seen, _) = station_events(&seen).pop().unwrap();
+    drop(stream);
+
+    // Two changes while the client is away.
+    set(PortStatus::Occupied, PortStatus::Occupied);
+    app.monitor
+        .refresh()
+        .many(vec![station.clone()], |_| {})
+        .await;
+    set(PortStatus::Free, PortStatus::Occupied);
+    app.monitor
+        .refresh()
+        .many(vec![station.clone()], |_| {})
+        .await;
+
+    let mut stream = open(Some(&last_seen)).await.unwrap().bytes_stream();
+    let mut again = String::new();
+    read_until(&mut stream, &mut again, |s| station_events(s).len() >= 2).await;
+    let missed = station_events(&again);
+    let changes: Vec<(u64, &str)> = missed
+        .iter()
+        .map(|(_, d)| {
+            (
+                d["changes"][0]["port"].as_u64().unwrap(),
+                d["changes"][0]["new"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(changes, [(2, "occupied"), (1, "free")], "{again}");
+    let ids: Vec<csm::core::feed::EventId> =
+        missed.iter().map(|(id, _)| id.parse().unwrap()).collect();
+    let before: csm::core::feed::EventId = last_seen.parse().unwrap();
+    assert!(before < ids[0] && ids[0] < ids[1]);
+    drop(stream);
+
+    // Outside the window: told to reload.
+    let mut stream = open(Some("1-0")).await.unwrap().bytes_stream();
+    let mut reset = String::new();
+    read_until(&mut stream, &mut reset, |s| s.contains("event: reset")).await;
+    drop(stream);
+    let (status, body) = {
+        let response = app
+            .client
+            .get(app.url("/api/events"))
+            .header("Last-Event-ID", "yesterday")
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Last-Event-ID"), "{body}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn station_answers_are_reused_for_a_quarter_second_at_most() {
     let app = app_with_scripted_station("Q1", "快站").await;

@@ -72,7 +72,15 @@ async fn members_share_the_slots_and_take_over_from_one_that_dies_or_leaves() {
     let b = start("b", &prefix);
     let c = start("c", &prefix);
     let all = [&a.cluster, &b.cluster, &c.cluster];
-    let formed = watch_until(&all, Duration::from_secs(10), || shared_by(&all)).await;
+    // Each takes its own share once settled: no member holds more than its share meanwhile.
+    let formed = watch_until(&all, Duration::from_secs(10), || {
+        assert!(
+            all.iter().all(|m| m.held_count() <= 500),
+            "a member took others' share"
+        );
+        shared_by(&all)
+    })
+    .await;
     for member in all {
         let held = member.held_count();
         assert!(
@@ -166,4 +174,115 @@ async fn a_member_that_cannot_reach_redis_takes_nothing() {
     assert!(cluster.members().await.is_err());
     cancel.cancel();
     task.await.unwrap();
+}
+
+fn update(station: &str, port: u32) -> std::sync::Arc<csm::core::refresh::StationUpdate> {
+    use csm::core::model::{PortState, PortStatus, StationId, StationState, StatusEvent};
+    let id = StationId::parse(station).unwrap();
+    let at = csm::core::model::stored_precision(chrono::Utc::now());
+    let reading = crate::helpers::reading(port, PortStatus::Occupied, Some(230.0));
+    std::sync::Arc::new(csm::core::refresh::StationUpdate {
+        state: std::sync::Arc::new(StationState {
+            station_id: id.clone(),
+            observed_at: Some(at),
+            checked_at: at,
+            last_error: None,
+            failures: 0,
+            ports: vec![PortState { reading, since: at }],
+            counted_from: None,
+        }),
+        events: vec![StatusEvent {
+            station_id: id,
+            port,
+            old: Some(PortStatus::Free),
+            new: PortStatus::Occupied,
+            at,
+        }],
+        health_changed: false,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_where_it_was() {
+    use csm::core::feed::{Announcement, Feed, Resume};
+    use tokio::sync::broadcast;
+
+    let prefix = unique("feed");
+    let cancel = CancellationToken::new();
+    let mut engines = Vec::new();
+    let mut feeds = Vec::new();
+    for _ in 0..2 {
+        let feed = Feed::shared(&redis_url(), &prefix).unwrap();
+        let (engine, _) = broadcast::channel(64);
+        tokio::spawn({
+            let (feed, updates, cancel) = (feed.clone(), engine.subscribe(), cancel.clone());
+            async move { feed.run(updates, cancel).await }
+        });
+        feed.reading().await;
+        engines.push(engine);
+        feeds.push(feed);
+    }
+    let mut heard: Vec<_> = feeds.iter().map(Feed::subscribe).collect();
+    let mut announced = feeds[1].announcements();
+    // Changes made on either member.
+    engines[0].send(update("F1", 1)).unwrap();
+    engines[1].send(update("F2", 1)).unwrap();
+    engines[0].send(update("F1", 2)).unwrap();
+    let mut seen = Vec::new();
+    for subscriber in &mut heard {
+        let mut mine = Vec::new();
+        for _ in 0..3 {
+            let change = tokio::time::timeout(Duration::from_secs(5), subscriber.recv())
+                .await
+                .expect("a change within 5 s")
+                .unwrap();
+            mine.push((
+                change.id,
+                change.update.state.station_id.to_string(),
+                change.update.events[0].port,
+            ));
+        }
+        seen.push(mine);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "both members hear the same changes in the same order"
+    );
+    let ids: Vec<_> = seen[0].iter().map(|(id, _, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let f1: Vec<u32> = seen[0]
+        .iter()
+        .filter(|(_, s, _)| s == "F1")
+        .map(|(_, _, p)| *p)
+        .collect();
+    assert_eq!(f1, [1, 2], "a station's changes keep their order");
+    for subscriber in &mut heard {
+        assert!(subscriber.try_recv().is_err(), "each change is heard once");
+    }
+
+    // A client that saw the first change resumes on either member, or on one that started
+    // since (it reads the stream itself).
+    let late = Feed::shared(&redis_url(), &prefix).unwrap();
+    for feed in feeds.iter().chain([&late]) {
+        match feed.since(ids[0]).await {
+            Resume::Changes(changes) => {
+                let resumed: Vec<_> = changes.iter().map(|c| c.id).collect();
+                assert_eq!(resumed, ids[1..]);
+            }
+            Resume::Reset(why) => panic!("reset: {why}"),
+        }
+    }
+    assert!(matches!(
+        feeds[0].since("1-0".parse().unwrap()).await,
+        Resume::Reset(_)
+    ));
+
+    // Announcements reach the other member.
+    feeds[0].announce(Announcement::Catalog).await;
+    let what = tokio::time::timeout(Duration::from_secs(2), announced.recv())
+        .await
+        .expect("an announcement within 2 s")
+        .unwrap();
+    assert_eq!(what, Announcement::Catalog);
+    cancel.cancel();
 }

@@ -44,6 +44,8 @@ pub(crate) enum RuleChange {
     Added(Rule),
     /// A rule was removed.
     Removed(RuleId),
+    /// Rules changed elsewhere: read them all again.
+    Reload,
 }
 
 /// What the alert tasks share with the monitor: the HTTP client, the worker's wake-up and

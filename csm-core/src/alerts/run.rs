@@ -88,6 +88,10 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
                     watch(&ctx, &evaluator);
                     applied = 1;
                 }
+                Some(RuleChange::Reload) => {
+                    reload_rules(&ctx, &mut evaluator, &mut unsaved).await;
+                    applied = 1;
+                }
                 None => break,
             },
             _ = clock.tick() => changes.extend(evaluator.tick(crate::model::now())),

@@ -5,9 +5,10 @@
 //!   and an entry with what it holds); one whose beat lapsed for [`MEMBER_TTL`] is gone.
 //! - **Ownership**: stations fall into [`SLOTS`] slots ([`slots`]); each slot is leased to one
 //!   instance for [`LEASE`] (set only when free, renewed and released only by its holder's
-//!   token). Rendezvous hashing over the members that have been in the cluster for
-//!   [`JOIN_GRACE`] says who should hold each slot, so a member coming or going moves only its
-//!   share. An instance refreshes the stations of the slots it holds.
+//!   token). Rendezvous hashing over the live members says who should hold each slot, so a
+//!   member coming or going moves only its share; a slot moves only to a member that has been
+//!   in the cluster for [`JOIN_GRACE`]. An instance refreshes the stations of the slots it
+//!   holds.
 //! - **Handing over**: a slot whose rightful holder is another member is released at once;
 //!   the other takes it at its next beat. A slot whose lease an instance finds taken stops
 //!   being its own at once. A leaving instance releases all of its slots.
@@ -359,25 +360,29 @@ impl Cluster {
         let info = serde_json::to_string(&self.me(Utc::now())).unwrap_or_default();
         let (now_ms, live) = coordinator.beat(&self.inner.id, &info, MEMBER_TTL).await?;
         let grace = JOIN_GRACE.as_millis() as u64;
-        let eligible: Vec<String> = live
+        let settled_ids: Vec<&str> = live
             .iter()
             .filter(|(_, joined)| joined.saturating_add(grace) <= now_ms)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.as_str())
             .collect();
+        let ids: Vec<String> = live.iter().map(|(id, _)| id.clone()).collect();
         let me = self.inner.id.as_str();
-        // A member that (re)joined lately keeps what it holds and takes nothing new until it
-        // is eligible itself: after Redis lost everything, the members re-form before any
-        // slot moves.
-        let settled = eligible.iter().any(|id| id == me);
-        let rightful = |slot: u16| owner_of(slot, &eligible);
+        // Who should hold a slot is decided over every live member, but a slot moves only to
+        // a member that has been in the cluster for the grace, and a member that (re)joined
+        // lately keeps what it holds and takes nothing new: after Redis lost everything the
+        // members re-form before any slot moves, and a starting cluster does not hand every
+        // slot to whoever beat first.
+        let settled = settled_ids.contains(&me);
+        let rightful = |slot: u16| owner_of(slot, &ids);
         let (held, holds) = {
             let held = self.inner.held.read().unwrap_or_else(|p| p.into_inner());
             (held.list(), held.slots.clone())
         };
-        // Held slots another eligible member should have go back; the others are renewed.
-        let (give, keep): (Vec<u16>, Vec<u16>) = held
-            .iter()
-            .partition(|slot| settled && rightful(**slot).is_some_and(|owner| owner != me));
+        // Held slots another settled member should have go back; the others are renewed.
+        let (give, keep): (Vec<u16>, Vec<u16>) = held.iter().partition(|slot| {
+            settled
+                && rightful(**slot).is_some_and(|owner| owner != me && settled_ids.contains(&owner))
+        });
         if !give.is_empty() {
             self.drop_slots(&give);
             coordinator.release(&give, &self.inner.token).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{MonitorError, READ_WAIT};
+use super::{MonitorError, Parts, READ_WAIT};
 use crate::alerts::message::Message;
 use crate::alerts::{
     Alert, AlertRecord, Answer, ChannelDraft, ChannelJson, RuleChange, RuleDraft, RuleId, RuleJson,
@@ -14,6 +14,7 @@ use crate::alerts::{
 };
 use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
+use crate::feed::{Announcement, Feed};
 use crate::refresh::Engine;
 use crate::settings::Settings;
 use crate::store;
@@ -31,6 +32,8 @@ pub struct Alerts {
     catalog: Arc<CatalogCell>,
     /// What the alert tasks share.
     hub: Arc<crate::alerts::Hub>,
+    /// Tells the other instances of rule changes.
+    feed: Feed,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -40,19 +43,21 @@ impl std::fmt::Debug for Alerts {
 }
 
 impl Alerts {
-    pub(super) fn new(
-        settings: &Arc<Settings>,
-        store: &Arc<dyn Store>,
-        engine: &Engine,
-        catalog: &Arc<CatalogCell>,
-    ) -> Self {
+    pub(super) fn new(parts: &Parts) -> Self {
         Self {
-            settings: Arc::clone(settings),
-            store: Arc::clone(store),
-            engine: engine.clone(),
-            catalog: Arc::clone(catalog),
+            settings: Arc::clone(&parts.settings),
+            store: Arc::clone(&parts.store),
+            engine: parts.engine.clone(),
+            catalog: Arc::clone(&parts.catalog),
             hub: Arc::new(crate::alerts::Hub::new()),
+            feed: parts.feed.clone(),
         }
+    }
+
+    /// Rules were added or removed elsewhere (another instance, `csm-cli`): the running
+    /// evaluator reads them again at once.
+    pub fn rules_changed_elsewhere(&self) {
+        self.hub.send_change(RuleChange::Reload);
     }
 
     /// The time zone of rules that name none.
@@ -171,6 +176,7 @@ impl Alerts {
         rule.id = self.store.alerts().add_rule(&definition).await?;
         let answer = rule.to_json();
         self.hub.send_change(RuleChange::Added(rule));
+        self.feed.announce(Announcement::Rules).await;
         Ok(answer)
     }
 
@@ -180,6 +186,7 @@ impl Alerts {
             return Err(MonitorError::Missing(format!("alert rule {id} not found")));
         }
         self.hub.send_change(RuleChange::Removed(id));
+        self.feed.announce(Announcement::Rules).await;
         Ok(())
     }
 

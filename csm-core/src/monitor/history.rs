@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{MonitorError, READ_WAIT};
+use super::{MonitorError, Parts, READ_WAIT};
 use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
 use crate::history::estimate::SessionLengths;
@@ -208,18 +208,13 @@ impl std::fmt::Debug for History {
 }
 
 impl History {
-    pub(super) fn new(
-        settings: &Arc<Settings>,
-        store: &Arc<dyn Store>,
-        engine: &Engine,
-        catalog: &Arc<CatalogCell>,
-    ) -> Self {
+    pub(super) fn new(parts: &Parts) -> Self {
         Self {
-            settings: Arc::clone(settings),
-            store: Arc::clone(store),
-            engine: engine.clone(),
-            catalog: Arc::clone(catalog),
-            lengths: SessionLengths::new(Arc::clone(store)),
+            settings: Arc::clone(&parts.settings),
+            store: Arc::clone(&parts.store),
+            engine: parts.engine.clone(),
+            catalog: Arc::clone(&parts.catalog),
+            lengths: SessionLengths::new(Arc::clone(&parts.store)),
             fleet_stats: moka::sync::Cache::builder()
                 .max_capacity(u64::from(stats::MAX_DAYS))
                 .time_to_live(FLEET_STATS_FRESH)

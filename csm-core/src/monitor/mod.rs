@@ -22,6 +22,7 @@ use crate::catalog::CatalogCell;
 use crate::charger::{ChargerError, Chargers, SourcesError};
 use crate::cluster::{Cluster, Coordinator};
 use crate::error::InvalidInput;
+use crate::feed::{Announcement, Feed};
 use crate::ocpp::OcppSource;
 use crate::refresh::{Engine, EngineConfig, FlushReport};
 use crate::settings::{Settings, SettingsError};
@@ -93,6 +94,17 @@ pub enum MonitorError {
     NoStations,
 }
 
+/// What the monitor builds once and shares with its areas (each keeps what it uses).
+struct Parts {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    cache: Arc<dyn StatusCache>,
+    engine: Engine,
+    catalog: Arc<CatalogCell>,
+    feed: Feed,
+    cluster: Cluster,
+}
+
 /// The monitor. Cheap to share behind an `Arc`.
 pub struct Monitor {
     settings: Arc<Settings>,
@@ -105,6 +117,8 @@ pub struct Monitor {
     alerts: Alerts,
     ocpp: Ocpp,
     cluster: Cluster,
+    feed: Feed,
+    catalog: Arc<CatalogCell>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -135,14 +149,18 @@ impl Monitor {
             .instance_id
             .clone()
             .unwrap_or_else(crate::cluster::generated_id);
-        let cluster = match (&settings.cache.redis_url, settings.is_clustered()) {
-            (Some(url), true) => Cluster::member(
-                id,
-                Coordinator::new(url, &settings.cache.prefix).map_err(CacheError::Config)?,
-            ),
-            _ => Cluster::single(id),
+        let (cluster, feed) = match (&settings.cache.redis_url, settings.is_clustered()) {
+            (Some(url), true) => {
+                let prefix = &settings.cache.prefix;
+                let coordinator = Coordinator::new(url, prefix).map_err(CacheError::Config)?;
+                let feed = Feed::shared(url, prefix).map_err(CacheError::Config)?;
+                (Cluster::member(id, coordinator), feed)
+            }
+            _ => (Cluster::single(id), Feed::local()),
         };
-        Ok(Self::assemble(settings, store, cache, chargers, cluster))
+        Ok(Self::assemble(
+            settings, store, cache, chargers, cluster, feed,
+        ))
     }
 
     /// A monitor over adapters built elsewhere (tests, embedding programs), alone (a cluster of
@@ -157,7 +175,14 @@ impl Monitor {
             .instance_id
             .clone()
             .unwrap_or_else(crate::cluster::generated_id);
-        Self::assemble(settings, store, cache, chargers, Cluster::single(id))
+        Self::assemble(
+            settings,
+            store,
+            cache,
+            chargers,
+            Cluster::single(id),
+            Feed::local(),
+        )
     }
 
     fn assemble(
@@ -166,6 +191,7 @@ impl Monitor {
         cache: Arc<dyn StatusCache>,
         mut chargers: Chargers,
         cluster: Cluster,
+        feed: Feed,
     ) -> Self {
         let settings = Arc::new(settings);
         let source = Arc::new(OcppSource::new(settings.ocpp.heartbeat_secs));
@@ -176,14 +202,21 @@ impl Monitor {
             chargers,
             EngineConfig::from_settings(&settings.engine, &settings.history),
         );
-        let catalog = CatalogCell::new(Arc::clone(&store));
-        let history = History::new(&settings, &store, &engine, &catalog);
-        let ocpp = Ocpp::new(&settings, &store, &catalog, source);
-        let stations = Stations::new(
-            &settings, &store, &cache, &engine, &catalog, &history, &ocpp,
-        );
-        let refresh = Refresh::new(&settings, &cache, &engine, &catalog, &ocpp, &cluster);
-        let alerts = Alerts::new(&settings, &store, &engine, &catalog);
+        let parts = Parts {
+            settings: Arc::clone(&settings),
+            store: Arc::clone(&store),
+            cache: Arc::clone(&cache),
+            engine: engine.clone(),
+            catalog: CatalogCell::new(Arc::clone(&store)),
+            feed: feed.clone(),
+            cluster: cluster.clone(),
+        };
+        let history = History::new(&parts);
+        let ocpp = Ocpp::new(&parts, source);
+        let stations = Stations::new(&parts, &history, &ocpp);
+        let refresh = Refresh::new(&parts, &ocpp);
+        let alerts = Alerts::new(&parts);
+        let catalog = parts.catalog;
         Self {
             settings,
             store,
@@ -195,6 +228,8 @@ impl Monitor {
             alerts,
             ocpp,
             cluster,
+            feed,
+            catalog,
         }
     }
 
@@ -233,6 +268,44 @@ impl Monitor {
     pub async fn run_cluster(&self, cancel: tokio_util::sync::CancellationToken) {
         let ocpp = self.ocpp.clone();
         self.cluster.run(move || ocpp.sockets(), cancel).await;
+    }
+
+    /// The change feed: every station change of the fleet, each once, with ids clients resume
+    /// from (alone: this instance's own).
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// Feeds this instance's changes into the feed (and reads every instance's, in a cluster),
+    /// and acts on what other instances announce, until `cancel` fires.
+    pub async fn run_feed(&self, cancel: tokio_util::sync::CancellationToken) {
+        let mut announcements = self.feed.announcements();
+        let catalog = Arc::clone(&self.catalog);
+        let alerts = self.alerts.clone();
+        let token = cancel.clone();
+        let listening = tokio::spawn(async move {
+            loop {
+                let what = tokio::select! {
+                    () = token.cancelled() => return,
+                    what = announcements.recv() => what,
+                };
+                match what {
+                    Ok(Announcement::Catalog) => {
+                        if let Err(error) = catalog.check().await {
+                            tracing::debug!(%error, "cannot read the station list another instance changed; it is checked again on the next read");
+                        }
+                    }
+                    Ok(Announcement::Rules) => alerts.rules_changed_elsewhere(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = catalog.check().await;
+                        alerts.rules_changed_elsewhere();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        self.feed.run(self.engine.subscribe(), cancel).await;
+        let _ = listening.await;
     }
 
     /// The settings in use.

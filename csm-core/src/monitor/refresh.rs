@@ -9,7 +9,7 @@ use chrono::Utc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{MonitorError, Ocpp};
+use super::{MonitorError, Ocpp, Parts};
 use crate::cache::StatusCache;
 use crate::catalog::CatalogCell;
 use crate::cluster::Cluster;
@@ -58,22 +58,15 @@ impl std::fmt::Debug for Refresh {
 }
 
 impl Refresh {
-    pub(super) fn new(
-        settings: &Arc<Settings>,
-        cache: &Arc<dyn StatusCache>,
-        engine: &Engine,
-        catalog: &Arc<CatalogCell>,
-        ocpp: &Ocpp,
-        cluster: &Cluster,
-    ) -> Self {
-        let per_minute = f64::from(settings.manual_refresh.per_minute.max(1));
+    pub(super) fn new(parts: &Parts, ocpp: &Ocpp) -> Self {
+        let per_minute = f64::from(parts.settings.manual_refresh.per_minute.max(1));
         Self {
-            settings: Arc::clone(settings),
-            cache: Arc::clone(cache),
-            engine: engine.clone(),
-            catalog: Arc::clone(catalog),
+            settings: Arc::clone(&parts.settings),
+            cache: Arc::clone(&parts.cache),
+            engine: parts.engine.clone(),
+            catalog: Arc::clone(&parts.catalog),
             ocpp: ocpp.clone(),
-            cluster: cluster.clone(),
+            cluster: parts.cluster.clone(),
             limiter: Arc::new(Mutex::new(TokenBucket::new(per_minute, per_minute / 60.0))),
         }
     }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{History, MonitorError, Ocpp};
+use super::{History, MonitorError, Ocpp, Parts};
 use crate::cache::StatusCache;
 use crate::catalog::{Catalog, CatalogCell};
 use crate::error::InvalidInput;
+use crate::feed::{Announcement, Feed};
 use crate::history::estimate::FreeEstimate;
 use crate::model::{Station, StationId, StationState};
 use crate::refresh::Engine;
@@ -41,6 +42,7 @@ pub struct Stations {
     catalog: Arc<CatalogCell>,
     history: History,
     ocpp: Ocpp,
+    feed: Feed,
 }
 
 impl std::fmt::Debug for Stations {
@@ -52,23 +54,16 @@ impl std::fmt::Debug for Stations {
 }
 
 impl Stations {
-    pub(super) fn new(
-        settings: &Arc<Settings>,
-        store: &Arc<dyn Store>,
-        cache: &Arc<dyn StatusCache>,
-        engine: &Engine,
-        catalog: &Arc<CatalogCell>,
-        history: &History,
-        ocpp: &Ocpp,
-    ) -> Self {
+    pub(super) fn new(parts: &Parts, history: &History, ocpp: &Ocpp) -> Self {
         Self {
-            settings: Arc::clone(settings),
-            store: Arc::clone(store),
-            cache: Arc::clone(cache),
-            engine: engine.clone(),
-            catalog: Arc::clone(catalog),
+            settings: Arc::clone(&parts.settings),
+            store: Arc::clone(&parts.store),
+            cache: Arc::clone(&parts.cache),
+            engine: parts.engine.clone(),
+            catalog: Arc::clone(&parts.catalog),
             history: history.clone(),
             ocpp: ocpp.clone(),
+            feed: parts.feed.clone(),
         }
     }
 
@@ -167,7 +162,9 @@ impl Stations {
     /// Adds a station.
     pub async fn add(&self, station: &Station) -> Result<(), MonitorError> {
         self.engine.chargers().get(&station.vendor)?;
-        Ok(self.catalog.add(station).await?)
+        self.catalog.add(station).await?;
+        self.feed.announce(Announcement::Catalog).await;
+        Ok(())
     }
 
     /// Adds or overwrites many stations at once, all or nothing.
@@ -178,7 +175,9 @@ impl Stations {
                     .at(format_args!("station {}", station.id))
             })?;
         }
-        Ok(self.catalog.upsert(stations).await?)
+        let counts = self.catalog.upsert(stations).await?;
+        self.feed.announce(Announcement::Catalog).await;
+        Ok(counts)
     }
 
     /// Imports the station list of a vendor whose profile can list stations.
@@ -192,6 +191,7 @@ impl Stations {
         if !self.catalog.remove(id).await? {
             return Err(MonitorError::NotFound(id.clone()));
         }
+        self.feed.announce(Announcement::Catalog).await;
         self.engine.forget(id);
         self.history.forget(id);
         self.ocpp.forget(id);

@@ -1,10 +1,13 @@
 //! `GET /api/events`: port changes as Server-Sent Events.
 //!
-//! One task turns engine updates into complete SSE frames once, gathering the updates of a
-//! short window (a refresh cycle finishes many stations within milliseconds) into one batch;
-//! every client stream shares those bytes and writes a batch with one write instead of one per
-//! station. Streams send a heartbeat comment so proxies keep them open, and end when the server
-//! shuts down.
+//! One task turns the changes of the feed ([`csm_core::feed`]: the whole fleet's, in a
+//! cluster) into complete SSE frames once, gathering the changes of a short window (a refresh
+//! cycle finishes many stations within milliseconds) into one batch; every client stream
+//! shares those bytes and writes a batch with one write instead of one per station. Each
+//! `station` event carries its change's id: a client that reconnects with `Last-Event-ID` (as
+//! `EventSource` does) first gets the changes it missed, or a `reset` event when they are no
+//! longer kept. Streams send a heartbeat comment so proxies keep them open, and end when the
+//! server shuts down.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use csm_core::Monitor;
+use csm_core::feed::{Change, EventId, Resume};
 use csm_core::model::StationId;
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
@@ -40,11 +44,22 @@ const BATCH_WINDOW: Duration = Duration::from_millis(15);
 /// Most updates in one batch.
 const BATCH_MAX: usize = 512;
 
-/// Updates of a moment, encoded once for every client.
+/// One change, encoded.
+#[derive(Debug)]
+pub struct SseFrame {
+    /// The change's id.
+    pub id: EventId,
+    /// Its station.
+    pub station: StationId,
+    /// `id: …`, `event: station`, `data: …`, blank line.
+    pub bytes: Bytes,
+}
+
+/// Changes of a moment, encoded once for every client.
 #[derive(Debug)]
 pub struct SseMessage {
-    /// Each station's SSE frame (`event: station`, `data: …`, blank line).
-    pub frames: Vec<(StationId, Bytes)>,
+    /// Each change's SSE frame, in the feed's order.
+    pub frames: Vec<SseFrame>,
     /// All frames, concatenated: what a client without a station filter receives.
     pub all: Bytes,
 }
@@ -54,13 +69,13 @@ fn frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-/// Turns engine updates into SSE batches until `cancel` fires.
+/// Turns the feed's changes into SSE batches until `cancel` fires.
 pub async fn forward_updates(
     monitor: Arc<Monitor>,
     sender: broadcast::Sender<Arc<SseMessage>>,
     cancel: CancellationToken,
 ) {
-    let mut updates = monitor.refresh().subscribe();
+    let mut updates = monitor.feed().subscribe();
     loop {
         let first = tokio::select! {
             () = cancel.cancelled() => return,
@@ -70,7 +85,7 @@ pub async fn forward_updates(
         match first {
             Ok(update) => batch.push(update),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "live event stream fell behind the refresh engine");
+                tracing::warn!(missed, "live event stream fell behind the change feed");
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -83,7 +98,7 @@ pub async fn forward_updates(
                 update = updates.recv() => match update {
                     Ok(update) => batch.push(update),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "live event stream fell behind the refresh engine");
+                        tracing::warn!(missed, "live event stream fell behind the change feed");
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -92,30 +107,42 @@ pub async fn forward_updates(
         if sender.receiver_count() == 0 {
             continue;
         }
-        let mut frames = Vec::with_capacity(batch.len());
-        for update in batch {
-            if let Some(bytes) = encode_update(&monitor, &update).await {
-                frames.push((update.state.station_id.clone(), bytes));
-            }
-        }
+        let frames = encode_changes(&monitor, &batch).await;
         if frames.is_empty() {
             continue;
         }
-        let all = Bytes::from(
-            frames
-                .iter()
-                .flat_map(|(_, f)| f.iter().copied())
-                .collect::<Vec<u8>>(),
-        );
+        let all = concat(frames.iter());
         let _ = sender.send(Arc::new(SseMessage { frames, all }));
     }
 }
 
-/// The SSE frame of one engine update.
-async fn encode_update(
-    monitor: &Monitor,
-    update: &csm_core::refresh::StationUpdate,
-) -> Option<Bytes> {
+/// The frames of `changes`, in order.
+async fn encode_changes(monitor: &Monitor, changes: &[Arc<Change>]) -> Vec<SseFrame> {
+    let mut frames = Vec::with_capacity(changes.len());
+    for change in changes {
+        if let Some(bytes) = encode_update(monitor, change).await {
+            frames.push(SseFrame {
+                id: change.id,
+                station: change.update.state.station_id.clone(),
+                bytes,
+            });
+        }
+    }
+    frames
+}
+
+/// The bytes of `frames`, one after the other.
+fn concat<'a>(frames: impl Iterator<Item = &'a SseFrame>) -> Bytes {
+    Bytes::from(
+        frames
+            .flat_map(|f| f.bytes.iter().copied())
+            .collect::<Vec<u8>>(),
+    )
+}
+
+/// The SSE frame of one change.
+async fn encode_update(monitor: &Monitor, change: &Change) -> Option<Bytes> {
+    let update = &change.update;
     if update.events.is_empty() && !update.health_changed {
         // An observation sent for alerts (a voltage rule): nothing to show.
         return None;
@@ -137,7 +164,10 @@ async fn encode_update(
         ports: changed,
     };
     match serde_json::to_string(&body) {
-        Ok(json) => Some(frame("station", &json)),
+        Ok(json) => Some(Bytes::from(format!(
+            "id: {}\nevent: station\ndata: {json}\n\n",
+            change.id
+        ))),
         Err(error) => {
             tracing::error!(%error, "cannot encode a live update");
             None
@@ -150,8 +180,9 @@ async fn encode_update(
 #[allow(dead_code)]
 pub struct SseEvent {
     /// `hello` on connect (data: `{"server_time"}`), `station` when a station changed (data:
-    /// StationUpdateJson) or `lagged` when this client fell behind and should reload (data:
-    /// `{"missed"}`).
+    /// StationUpdateJson; `id:` the change's id), `lagged` when this client fell behind and
+    /// should reload (data: `{"missed"}`), or `reset` when the changes since the
+    /// `Last-Event-ID` it sent are no longer kept and it should reload (data: `{"reason"}`).
     event: SseEventName,
     /// The event's JSON.
     data: String,
@@ -168,6 +199,8 @@ pub enum SseEventName {
     Station,
     /// This client fell behind.
     Lagged,
+    /// What this client missed is no longer kept.
+    Reset,
 }
 
 /// Filter of the event stream.
@@ -178,6 +211,10 @@ pub struct EventsQuery {
     /// Only updates of this station.
     #[param(pattern = "^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$")]
     station: Option<String>,
+    /// Resume after this change (as the `Last-Event-ID` header, which wins when both are
+    /// sent): first the changes since, then live ones.
+    #[param(pattern = "^[0-9]{1,20}(-[0-9]{1,20})?$")]
+    last_event_id: Option<String>,
 }
 
 /// The live event streams open now, and how many may be: in all, and from one client address.
@@ -275,6 +312,14 @@ pub async fn events(
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let only = query.station.as_deref().map(StationId::parse).transpose()?;
+    let resume_from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.last_event_id)
+        .map(|text| text.trim().parse::<EventId>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("Last-Event-ID: {e}")))?;
     let client = state.config.trusted_proxies.client(peer, &headers);
     let clients = &state.sse_clients;
     let guard = clients.join(client).map_err(|full| match full {
@@ -294,20 +339,47 @@ pub async fn events(
         "hello",
         &serde_json::json!({ "server_time": Utc::now() }).to_string(),
     );
-    let updates = BroadcastStream::new(state.updates.subscribe()).filter_map(move |message| {
-        let bytes = match (message, &only) {
-            (Ok(message), None) => Some(message.all.clone()),
-            // A batch may hold several updates of the station: send them all, in order.
-            (Ok(message), Some(id)) => {
-                let mine: Vec<u8> = message
-                    .frames
+    // Subscribed before the missed changes are read, so none falls between the two.
+    let live = BroadcastStream::new(state.updates.subscribe());
+    let (missed, after) = match resume_from {
+        None => (None, None),
+        Some(after) => match state.monitor.feed().since(after).await {
+            Resume::Changes(changes) => {
+                let frames = encode_changes(&state.monitor, &changes).await;
+                let last = frames.last().map_or(after, |f| f.id);
+                let mine: Vec<&SseFrame> = frames
                     .iter()
-                    .filter(|(station, _)| station == id)
-                    .flat_map(|(_, frame)| frame.iter().copied())
+                    .filter(|f| only.as_ref().is_none_or(|id| &f.station == id))
                     .collect();
-                (!mine.is_empty()).then(|| Bytes::from(mine))
+                (Some(concat(mine.into_iter())), Some(last))
             }
-            (Err(BroadcastStreamRecvError::Lagged(missed)), _) => Some(frame(
+            Resume::Reset(reason) => (
+                Some(frame(
+                    "reset",
+                    &serde_json::json!({ "reason": reason }).to_string(),
+                )),
+                None,
+            ),
+        },
+    };
+    let updates = live.filter_map(move |message| {
+        let bytes = match message {
+            // The common case: every frame, already joined.
+            Ok(message)
+                if only.is_none()
+                    && after.is_none_or(|a| message.frames.first().is_some_and(|f| f.id > a)) =>
+            {
+                Some(message.all.clone())
+            }
+            // A batch may hold several updates of the station: send them all, in order.
+            Ok(message) => {
+                let mine = concat(message.frames.iter().filter(|f| {
+                    only.as_ref().is_none_or(|id| &f.station == id)
+                        && after.is_none_or(|a| f.id > a)
+                }));
+                (!mine.is_empty()).then_some(mine)
+            }
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(frame(
                 "lagged",
                 &serde_json::json!({ "missed": missed }).to_string(),
             )),
@@ -319,6 +391,7 @@ pub async fn events(
         Some((Bytes::from_static(b": keep-alive\n\n"), ()))
     });
     let frames = stream::once(std::future::ready(hello))
+        .chain(stream::iter(missed))
         .chain(stream::select(updates, heartbeats))
         .map(move |bytes| {
             let _alive = &guard;

@@ -6,13 +6,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{MonitorError, PasswordCache};
+use super::{MonitorError, Parts, PasswordCache};
 
 mod registry;
 
 pub use self::registry::{ChargePointStatus, Connection, REGISTRY_EVERY};
 use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
+use crate::feed::{Announcement, Feed};
 use crate::model::{Station, StationId};
 use crate::ocpp::{OCPP_VENDOR, OcppSource, Policy, password};
 use crate::rate::TokenBucket;
@@ -87,6 +88,8 @@ pub struct Ocpp {
     registrations: Arc<Mutex<TokenBucket>>,
     /// Chargers' sockets open now.
     sockets: Arc<AtomicUsize>,
+    /// Tells the other instances of stations added here.
+    feed: Feed,
 }
 
 /// A charger's socket, counted ([`Ocpp::sockets`], `csm_ocpp_connections`) while it is open.
@@ -109,24 +112,20 @@ impl std::fmt::Debug for Ocpp {
 }
 
 impl Ocpp {
-    pub(in crate::monitor) fn new(
-        settings: &Arc<Settings>,
-        store: &Arc<dyn Store>,
-        catalog: &Arc<CatalogCell>,
-        source: Arc<OcppSource>,
-    ) -> Self {
-        let registrations = f64::from(settings.ocpp.auto_per_minute.max(1));
+    pub(in crate::monitor) fn new(parts: &Parts, source: Arc<OcppSource>) -> Self {
+        let registrations = f64::from(parts.settings.ocpp.auto_per_minute.max(1));
         Self {
-            settings: Arc::clone(settings),
-            store: Arc::clone(store),
-            catalog: Arc::clone(catalog),
+            settings: Arc::clone(&parts.settings),
+            store: Arc::clone(&parts.store),
+            catalog: Arc::clone(&parts.catalog),
             source,
-            passwords: Arc::new(PasswordCache::new(Arc::new(Arc::clone(store)))),
+            passwords: Arc::new(PasswordCache::new(Arc::new(Arc::clone(&parts.store)))),
             registrations: Arc::new(Mutex::new(TokenBucket::new(
                 registrations,
                 registrations / 60.0,
             ))),
             sockets: Arc::default(),
+            feed: parts.feed.clone(),
         }
     }
 
@@ -229,6 +228,7 @@ impl Ocpp {
             }
             return Err(error);
         }
+        self.feed.announce(Announcement::Catalog).await;
         Ok(())
     }
 
@@ -371,7 +371,8 @@ impl Ocpp {
         let station = Station::charge_point(id.clone(), id.to_string());
         match self.catalog.add(&station).await {
             // Two connections at once: the other added it.
-            Ok(()) | Err(crate::store::StoreError::Conflict(_)) => {}
+            Ok(()) => self.feed.announce(Announcement::Catalog).await,
+            Err(crate::store::StoreError::Conflict(_)) => {}
             Err(error) => return Err(internal(error.into())),
         }
         tracing::info!(station = %id, "a new charge point booted and was added (CSM_OCPP_REGISTRATION=auto)");
