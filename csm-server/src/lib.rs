@@ -187,6 +187,8 @@ impl Server {
         tasks.spawn(async move { monitor.run_cluster(token).await });
         let (monitor, token) = (Arc::clone(&state.monitor), cancel.clone());
         tasks.spawn(async move { monitor.run_feed(token).await });
+        let (monitor, token) = (Arc::clone(&state.monitor), cancel.clone());
+        tasks.spawn(async move { monitor.run_requests(token).await });
         let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
         if self.demo_chargers {
             let chargers = Arc::new(demo_chargers_at(&ocpp_url(listener.local_addr()?)));

@@ -8,7 +8,10 @@
 //! - `…:joined`: a hash of instance id → when it joined;
 //! - `…:instance:<id>`: what the instance says of itself (JSON), expiring with its heartbeat;
 //! - `…:slot:<n>`: the lease of slot n, whose value is the holder's token, set only when absent
-//!   and renewed or released only by a script that compares the token first.
+//!   and renewed or released only by a script that compares the token first;
+//! - `…:charger:<id>`: the instance whose connection serves OCPP charger `id` and the
+//!   generation of that connection (`<instance> <generation>`; `…:charger-gen:<id>` counts
+//!   them): the newest connection always takes it, and only its holder removes it.
 
 use std::time::Duration;
 
@@ -35,6 +38,7 @@ pub enum Renewal {
 /// The scripts and keys of one cluster (one prefix) on one Redis.
 #[derive(Clone)]
 pub struct Coordinator {
+    client: redis::Client,
     connection: ConnectionManager,
     /// `{<prefix>cluster}`: the hash tag every key starts with.
     tag: String,
@@ -79,6 +83,23 @@ const LIVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+";
+
+/// A connection of charger KEYS[1] on instance ARGV[1] takes it over: answers its generation
+/// and the holder before (if any).
+const CLAIM: &str = r"
+local generation = redis.call('INCR', KEYS[2])
+local before = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. generation)
+return {generation, before or ''}
+";
+
+/// Removes charger KEYS[1]'s holder if it is still ARGV[1].
+const UNCLAIM: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 ";
 
 /// Leaving: the entry, the join time and the heartbeat go at once.
@@ -153,9 +174,10 @@ impl Coordinator {
             .set_response_timeout(Some(Duration::from_secs(1)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("cannot set up the Redis client for {target}: {e}"))?;
         Ok(Self {
+            client,
             connection,
             tag: format!("{{{prefix}cluster}}"),
             target,
@@ -181,6 +203,10 @@ impl Coordinator {
 
     fn slot_key(&self, slot: u16) -> String {
         format!("{}:slot:{slot}", self.tag)
+    }
+
+    fn charger_key(&self, id: &str) -> String {
+        format!("{}:charger:{id}", self.tag)
     }
 
     fn fail(&self, doing: &str, error: redis::RedisError) -> RedisFailure {
@@ -237,6 +263,81 @@ impl Coordinator {
             .invoke_async(&mut connection)
             .await
             .map_err(|e| self.fail("reading the members", e))
+    }
+
+    /// The requests of instance `me` to the others, and theirs to it.
+    pub fn rpc(&self, me: &str) -> super::rpc::Rpc {
+        super::rpc::Rpc::new(self.client.clone(), self.connection.clone(), &self.tag, me)
+    }
+
+    /// A connection of charger `id` on instance `me` takes it over: its value in the registry
+    /// (`<me> <generation>`) and the holder's before.
+    pub async fn claim_charger(
+        &self,
+        id: &str,
+        me: &str,
+    ) -> Result<(String, Option<String>), RedisFailure> {
+        let mut connection = self.connection.clone();
+        let (generation, before): (u64, String) = Script::new(CLAIM)
+            .key(self.charger_key(id))
+            .key(format!("{}:charger-gen:{id}", self.tag))
+            .arg(me)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("recording a charger's connection", e))?;
+        Ok((
+            format!("{me} {generation}"),
+            Some(before).filter(|b| !b.is_empty()),
+        ))
+    }
+
+    /// Removes charger `id` from the registry if `held` (what [`Self::claim_charger`] gave)
+    /// still holds it.
+    pub async fn unclaim_charger(&self, id: &str, held: &str) -> Result<(), RedisFailure> {
+        let mut connection = self.connection.clone();
+        let _: i64 = Script::new(UNCLAIM)
+            .key(self.charger_key(id))
+            .arg(held)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("recording a charger's disconnection", e))?;
+        Ok(())
+    }
+
+    /// The instances holding chargers `ids` (`None`: none).
+    pub async fn charger_holders(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, RedisFailure> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.charger_key(id)).collect();
+        let mut connection = self.connection.clone();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("reading which instance holds chargers", e))?;
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|v| v.split(' ').next().map(str::to_owned)))
+            .collect())
+    }
+
+    /// Sets `key` (under the cluster's tag) for `ttl` if nobody set it: whether this call did.
+    pub async fn mark(&self, key: &str, ttl: Duration) -> Result<bool, RedisFailure> {
+        let mut connection = self.connection.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:{key}", self.tag))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("marking", e))?;
+        Ok(set.is_some())
     }
 
     /// Removes instance `id` from the members at once.

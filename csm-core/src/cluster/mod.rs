@@ -15,6 +15,9 @@
 //! - **Redis away**: an instance keeps the slots it holds (availability first) and takes no
 //!   new ones; when Redis returns (empty: it keeps nothing), each takes back the slots it
 //!   held, and the members re-form before any slot moves.
+//! - **Chargers**: an OCPP charger's connection is on one instance; a registry says which
+//!   (the newest connection takes it over, and the instance of the older one is told to close
+//!   it). Instances ask each other over [`rpc`] (a call to a charger goes to its holder).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 use crate::model::StationId;
 
 mod coordinator;
+pub mod rpc;
 pub mod slots;
 
 pub use self::coordinator::{Coordinator, Renewal};
+pub use self::rpc::{Handler, RpcError};
 pub use self::slots::{SLOTS, owner_of, slot_of};
 
 /// How often an instance beats, renews its leases and looks at the members.
@@ -124,6 +129,11 @@ struct Inner {
     /// Whether the last beat reached Redis.
     reachable: std::sync::atomic::AtomicBool,
     beats: AtomicU64,
+    /// Requests between instances (with Redis).
+    rpc: Option<rpc::Rpc>,
+    /// The registry's value of each charger this instance claimed (to remove it only while it
+    /// is still this instance's).
+    claimed: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// This instance's view of the cluster. Cheap to clone.
@@ -161,6 +171,7 @@ impl Cluster {
     fn with(id: String, coordinator: Option<Coordinator>, held: Held) -> Self {
         let (gained, _) = watch::channel(0);
         let token = format!("{id}/{:016x}", fastrand::u64(..));
+        let rpc = coordinator.as_ref().map(|c| c.rpc(&id));
         Self {
             inner: Arc::new(Inner {
                 id,
@@ -174,6 +185,8 @@ impl Cluster {
                 gained,
                 reachable: std::sync::atomic::AtomicBool::new(true),
                 beats: AtomicU64::new(0),
+                rpc,
+                claimed: Mutex::default(),
             }),
         }
     }
@@ -442,6 +455,99 @@ impl Cluster {
             self.inner.gained.send_modify(|n| *n += 1);
         }
         Ok(())
+    }
+
+    /// A connection of charger `id` on this instance takes it over: answers the other instance
+    /// that held it before (to be told to close its connection), if any. Alone, or while Redis
+    /// is away, `None`.
+    pub async fn claim_charger(&self, id: &StationId) -> Option<String> {
+        let coordinator = self.inner.coordinator.as_ref()?;
+        match coordinator.claim_charger(id.as_str(), &self.inner.id).await {
+            Ok((held, before)) => {
+                self.lock_claimed().insert(id.to_string(), held);
+                before
+                    .and_then(|b| b.split(' ').next().map(str::to_owned))
+                    .filter(|instance| instance != &self.inner.id)
+            }
+            Err(error) => {
+                tracing::warn!(%error, charger = %id, "cannot record where a charger is connected; calls from other instances do not reach it meanwhile");
+                None
+            }
+        }
+    }
+
+    /// Charger `id`'s connection here ended: the registry forgets it, unless a newer
+    /// connection (here or elsewhere) took it over since.
+    pub async fn release_charger(&self, id: &StationId) {
+        let Some(coordinator) = &self.inner.coordinator else {
+            return;
+        };
+        let Some(held) = self.lock_claimed().remove(id.as_str()) else {
+            return;
+        };
+        if let Err(error) = coordinator.unclaim_charger(id.as_str(), &held).await {
+            tracing::debug!(%error, charger = %id, "cannot record that a charger left; its entry stays until it connects again");
+        }
+    }
+
+    /// Forgets charger `id` without touching the registry (another instance took it over).
+    pub fn forget_charger(&self, id: &StationId) {
+        self.lock_claimed().remove(id.as_str());
+    }
+
+    fn lock_claimed(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.inner.claimed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live instances holding chargers `ids` (`None` where none does, or its holder is
+    /// gone). Alone: `None` for each.
+    pub async fn charger_holders(&self, ids: &[StationId]) -> Result<Vec<Option<String>>, String> {
+        let Some(coordinator) = &self.inner.coordinator else {
+            return Ok(vec![None; ids.len()]);
+        };
+        let names: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let holders = coordinator.charger_holders(&names).await?;
+        let live = coordinator.live(MEMBER_TTL).await?;
+        Ok(holders
+            .into_iter()
+            .map(|holder| holder.filter(|h| live.contains(h)))
+            .collect())
+    }
+
+    /// Whether this instance is the first to do `what` within `ttl` across the cluster (alone,
+    /// or while Redis is away: always).
+    pub async fn first_within(&self, what: &str, ttl: Duration) -> bool {
+        let Some(coordinator) = &self.inner.coordinator else {
+            return true;
+        };
+        coordinator.mark(what, ttl).await.unwrap_or_else(|error| {
+            tracing::debug!(%error, what, "cannot check across the cluster; going ahead");
+            true
+        })
+    }
+
+    /// Asks instance `to`, waiting at most `timeout` for its answer.
+    pub async fn ask(
+        &self,
+        to: &str,
+        body: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, RpcError> {
+        match &self.inner.rpc {
+            Some(rpc) => rpc.ask(to, body, timeout).await,
+            None => Err(RpcError::Unreachable {
+                instance: to.to_owned(),
+                reason: "this instance runs alone".into(),
+            }),
+        }
+    }
+
+    /// Answers the other instances' requests with `handler` until `cancel` fires (alone:
+    /// returns at once).
+    pub async fn serve_requests(&self, handler: Handler, cancel: CancellationToken) {
+        if let Some(rpc) = &self.inner.rpc {
+            rpc.serve(handler, cancel).await;
+        }
     }
 
     fn drop_slots(&self, slots: &[u16]) {

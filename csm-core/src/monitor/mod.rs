@@ -308,6 +308,30 @@ impl Monitor {
         let _ = listening.await;
     }
 
+    /// Answers the other instances' requests (calls to chargers connected here, their manual
+    /// refreshes, chargers that moved) and looks for chargers whose instance is gone, until
+    /// `cancel` fires. Alone, returns at once.
+    pub async fn run_requests(&self, cancel: tokio_util::sync::CancellationToken) {
+        let (ocpp, token) = (self.ocpp.clone(), cancel.clone());
+        let orphans = tokio::spawn(async move { ocpp.run_orphans(token).await });
+        let refresh = self.refresh.clone();
+        self.ocpp
+            .run_requests(
+                move |station| {
+                    let refresh = refresh.clone();
+                    Box::pin(async move {
+                        match refresh.one(station).await.result {
+                            Ok(_) => Ok(()),
+                            Err(error) => Err(error.to_string()),
+                        }
+                    })
+                },
+                cancel,
+            )
+            .await;
+        let _ = orphans.await;
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> &Settings {
         &self.settings

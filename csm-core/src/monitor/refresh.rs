@@ -34,6 +34,14 @@ pub enum ManualRefresh {
         /// When a refresh will be accepted.
         retry_after: Duration,
     },
+    /// The station is a charger connected to another instance, which refreshed it (or
+    /// could not).
+    Forwarded {
+        /// The instance holding its connection (`None`: none does).
+        holder: Option<String>,
+        /// Whether it refreshed the station, or why not.
+        result: Result<(), String>,
+    },
 }
 
 /// The refresh area of the [`Monitor`](super::Monitor).
@@ -141,7 +149,24 @@ impl Refresh {
         {
             return Ok(ManualRefresh::RateLimited { retry_after });
         }
+        // Once across the cluster, however many instances are asked at once.
+        if !self
+            .cluster
+            .first_within(&format!("manual-refresh:{id}"), cooldown)
+            .await
+        {
+            return Ok(ManualRefresh::CoolingDown {
+                retry_after: cooldown,
+            });
+        }
         if station.vendor == OCPP_VENDOR {
+            if self.cluster.is_shared() && !self.ocpp.holds(id) {
+                let remote = self.ocpp.refresh_remote(&station).await;
+                return Ok(ManualRefresh::Forwarded {
+                    holder: remote.holder,
+                    result: remote.result,
+                });
+            }
             self.ocpp.trigger(&station).await;
         }
         Ok(ManualRefresh::Refreshed(self.engine.refresh(station).await))
@@ -186,8 +211,8 @@ struct InstanceShare {
 
 impl Share for InstanceShare {
     fn owns(&self, station: &Station) -> bool {
-        if station.vendor == OCPP_VENDOR && self.cluster.is_shared() {
-            self.ocpp.holds(&station.id)
+        if station.vendor == OCPP_VENDOR {
+            self.ocpp.refreshes(&station.id)
         } else {
             self.cluster.owns(&station.id)
         }

@@ -76,8 +76,9 @@ impl Live {
     }
 }
 
-/// Why a call of csm's to a charger got no answer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a call of csm's to a charger got no answer (also as one instance tells another).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum CallError {
     /// The charger is not connected.
     #[error("charge point {0} is not connected")]
@@ -103,6 +104,14 @@ pub enum CallError {
         /// The action.
         action: String,
         /// Its code and description.
+        message: String,
+    },
+    /// The instance holding the charger's connection could not be asked.
+    #[error("the call to charge point {station} could not go through its instance: {message}")]
+    Relayed {
+        /// The station.
+        station: String,
+        /// What went wrong between the instances.
         message: String,
     },
 }
@@ -310,6 +319,35 @@ impl OcppSource {
             }
             _ => Err(Superseded),
         }
+    }
+
+    /// Charger `id`, whose connection was on an instance that is gone, was last heard at
+    /// `heard`: unless a connection serves it here, it counts as disconnected from then on
+    /// (its refresh reads it offline). Nothing new for the registry to write.
+    pub fn orphaned(&self, id: &StationId, heard: DateTime<Utc>) {
+        let mut points = self.lock();
+        let live = points.entry(id.clone()).or_insert_with(|| Live {
+            point: ChargePoint::new(id.clone()),
+            connection: 0,
+            connected_at: heard,
+            disconnected_at: Some(heard),
+            heard,
+            last_action: None,
+            reported_here: false,
+            outbox: None,
+            pending: None,
+            version: 0,
+            written: 0,
+        });
+        if live.connection == 0 {
+            live.heard = live.heard.max(heard);
+            live.disconnected_at.get_or_insert(heard);
+        }
+    }
+
+    /// When this source (the process) started.
+    pub fn started(&self) -> DateTime<Utc> {
+        self.started
     }
 
     /// Forgets a removed station.

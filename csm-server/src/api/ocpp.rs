@@ -179,7 +179,7 @@ async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
             (station, Some(boot))
         }
     };
-    let (connection, frames) = match monitor.ocpp().attach(&station) {
+    let (connection, frames) = match monitor.ocpp().attach(&station).await {
         Ok(attached) => attached,
         Err(error) => {
             tracing::error!(station = %station.id, %error, "cannot attach a charge point");
@@ -334,7 +334,18 @@ async fn serve(
                 }
                 continue;
             }
-            Some(call) = calls.recv() => {
+            call = calls.recv() => {
+                let Some(call) = call else {
+                    if state.shutdown.is_cancelled() {
+                        return;
+                    }
+                    // A newer connection of the charger took over, here or on another
+                    // instance: this one closes at once.
+                    tracing::info!(station = %station.id, connection, "a newer connection of the charge point took over");
+                    metrics::counter!("csm_ocpp_connections_closed_total", "reason" => "replaced").increment(1);
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                };
                 if socket.send(Message::Text(call.into())).await.is_err() {
                     break;
                 }
@@ -380,7 +391,7 @@ async fn serve(
         }
     }
     drop(helpers);
-    if monitor.ocpp().disconnect(&station, connection) {
+    if monitor.ocpp().disconnect(&station, connection).await {
         tracing::info!(station = %station.id, connection, "charge point disconnected");
         monitor.refresh().one(station).await;
     }

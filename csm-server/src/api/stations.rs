@@ -198,6 +198,19 @@ pub async fn refresh_station(
             message: "too many manual refreshes across all stations; try again shortly".into(),
             retry_after,
         }),
+        ManualRefresh::Forwarded { holder, result } => {
+            let view = state.monitor.stations().view(&id).await?;
+            let error = result.err().map(|error| match holder {
+                Some(holder) => format!("{error} (refreshed through instance {holder})"),
+                None => error,
+            });
+            Ok(axum::Json(RefreshJson {
+                station_id: id.to_string(),
+                result: if error.is_none() { "ok" } else { "failed" },
+                error,
+                station: StationDetailJson::of(&view),
+            }))
+        }
     }
 }
 

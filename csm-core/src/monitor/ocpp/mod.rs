@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use super::{MonitorError, Parts, PasswordCache};
 
 mod registry;
+mod remote;
 
 pub use self::registry::{ChargePointStatus, Connection, REGISTRY_EVERY};
 use crate::catalog::CatalogCell;
+use crate::cluster::Cluster;
 use crate::error::InvalidInput;
 use crate::feed::{Announcement, Feed};
 use crate::model::{Station, StationId};
@@ -90,6 +92,11 @@ pub struct Ocpp {
     sockets: Arc<AtomicUsize>,
     /// Tells the other instances of stations added here.
     feed: Feed,
+    /// Where each charger's connection is, across instances.
+    cluster: Cluster,
+    /// Chargers of this instance's slots whose connection was on an instance that is gone,
+    /// quiet past their liveness window: this instance records them offline.
+    orphans: Arc<Mutex<std::collections::HashSet<StationId>>>,
 }
 
 /// A charger's socket, counted ([`Ocpp::sockets`], `csm_ocpp_connections`) while it is open.
@@ -126,6 +133,8 @@ impl Ocpp {
             ))),
             sockets: Arc::default(),
             feed: parts.feed.clone(),
+            cluster: parts.cluster.clone(),
+            orphans: Arc::default(),
         }
     }
 
@@ -293,12 +302,18 @@ impl Ocpp {
     }
 
     /// A charge point's connection takes over from any older one: its number and the frames
-    /// it is to send (csm's calls).
-    pub fn attach(
+    /// it is to send (csm's calls; the channel closes when a newer connection takes over).
+    /// In a cluster the registry records that this instance holds it, and an instance that
+    /// held an older connection is told to close it.
+    pub async fn attach(
         &self,
         station: &Station,
     ) -> Result<(u64, tokio::sync::mpsc::Receiver<String>), MonitorError> {
-        Ok(self.source.connect(&station.id))
+        let attached = self.source.connect(&station.id);
+        if let Some(before) = self.cluster.claim_charger(&station.id).await {
+            self.tell_moved(&before, &station.id);
+        }
+        Ok(attached)
     }
 
     /// A frame of a charger that is not registered yet (auto registration): a BootNotification
@@ -414,10 +429,9 @@ impl Ocpp {
         let Some(secs) = self.settings.ocpp.meter_interval_secs else {
             return;
         };
-        let source = &self.source;
         let payload =
             serde_json::json!({"key": "MeterValueSampleInterval", "value": secs.to_string()});
-        match source
+        match self
             .call(&station.id, "ChangeConfiguration", payload, CALL_TIMEOUT)
             .await
         {
@@ -447,7 +461,6 @@ impl Ocpp {
     pub(in crate::monitor) async fn trigger(&self, station: &Station) {
         let payload = serde_json::json!({"requestedMessage": "StatusNotification"});
         if let Err(error) = self
-            .source
             .call(&station.id, "TriggerMessage", payload, TRIGGER_TIMEOUT)
             .await
         {
@@ -456,8 +469,13 @@ impl Ocpp {
     }
 
     /// A charger's connection ended; returns whether it was the one serving the charger
-    /// (then refresh the station: it is now unreachable).
-    pub fn disconnect(&self, station: &Station, connection: u64) -> bool {
-        self.source.disconnect(&station.id, connection)
+    /// (then refresh the station: it is now unreachable). A connection replaced by a newer
+    /// one, here or on another instance, changes nothing.
+    pub async fn disconnect(&self, station: &Station, connection: u64) -> bool {
+        let serving = self.source.disconnect(&station.id, connection);
+        if serving {
+            self.cluster.release_charger(&station.id).await;
+        }
+        serving
     }
 }

@@ -124,7 +124,9 @@ impl Ocpp {
     }
 
     /// The registry as stored, read within [`READ_WAIT`].
-    async fn stored_charge_points(&self) -> Result<Vec<ChargePointRecord>, MonitorError> {
+    pub(super) async fn stored_charge_points(
+        &self,
+    ) -> Result<Vec<ChargePointRecord>, MonitorError> {
         let store = &self.store;
         let doing = "reading the registry of charge points";
         Ok(crate::store::within(READ_WAIT, doing, &**store, store.charge_points()).await?)
