@@ -32,11 +32,6 @@ impl TokenBucket {
         self.updated = now;
     }
 
-    /// Most tokens the bucket holds.
-    pub(crate) fn capacity(&self) -> f64 {
-        self.capacity
-    }
-
     /// Whole tokens there are now.
     pub(crate) fn available(&mut self) -> u32 {
         self.refill();

@@ -834,6 +834,80 @@ async fn the_outbox_is_claimed_with_an_expiry_on_mariadb() {
     outbox_claims(Backend::MySql).await;
 }
 
+/// A second instance that opens an alert already open (it took the station over from the
+/// instance that opened it) records nothing: no second open row, no second message.
+async fn an_open_alert_is_recorded_once(backend: Backend) {
+    let store = test_store(backend).await;
+    let alerts = store.store.alerts();
+    let now = csm_core::model::now();
+    let fired = |id: &str| OutboxRow {
+        id: id.into(),
+        rule_id: 7,
+        channel: "c".into(),
+        payload: "{}".into(),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        last_error: None,
+        created_at: now,
+        due_at: now,
+        delivered_at: None,
+    };
+    let open = |alert_id: &str| OpenAlert {
+        rule_id: 7,
+        station_id: StationId::parse("S9").unwrap(),
+        port: 0,
+        alert_id: alert_id.into(),
+        opened_at: now,
+    };
+    let (first, second, other) = ("1".repeat(32), "2".repeat(32), "3".repeat(32));
+    alerts
+        .record_alerts(&[fired(&first)], &[open(&first)], &[])
+        .await
+        .unwrap();
+    let elsewhere = OpenAlert {
+        port: 4,
+        ..open(&other)
+    };
+    alerts
+        .record_alerts(
+            &[fired(&second), fired(&other)],
+            &[open(&second), elsewhere.clone()],
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut opened = alerts.open_alerts().await.unwrap();
+    opened.sort_by_key(|open| open.port);
+    assert_eq!(
+        opened,
+        vec![open(&first), elsewhere],
+        "the first opening stays"
+    );
+    let mut sent: Vec<String> = alerts
+        .alert_history(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![first, other],
+        "the repeated alert is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn an_open_alert_is_recorded_once_on_sqlite() {
+    an_open_alert_is_recorded_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_open_alert_is_recorded_once_on_mariadb() {
+    an_open_alert_is_recorded_once(Backend::MySql).await;
+}
+
 #[tokio::test]
 async fn the_cli_prints_the_documents_of_the_api() {
     let app =

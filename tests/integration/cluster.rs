@@ -286,3 +286,52 @@ async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_
     assert_eq!(what, Announcement::Catalog);
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn a_shared_allowance_counts_every_instances_messages() {
+    let prefix = unique("allowance");
+    let members: Vec<Cluster> = ["a", "b", "c"]
+        .iter()
+        .map(|id| {
+            Cluster::member(
+                (*id).into(),
+                Coordinator::new(&redis_url(), &prefix).unwrap(),
+            )
+        })
+        .collect();
+    // A channel of 3 messages a minute: three instances together get 3, not 9.
+    let mut taken = 0;
+    for round in 0..3 {
+        for member in &members {
+            let (_, wait) = member
+                .bucket("channel:ding", 3.0, 3.0 / 60.0, true)
+                .await
+                .unwrap();
+            if let Some(wait) = wait {
+                assert!(
+                    round > 0 || taken == 3,
+                    "refused before the allowance was spent"
+                );
+                assert!(
+                    wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+                    "{wait:?}"
+                );
+            } else {
+                taken += 1;
+            }
+        }
+    }
+    assert_eq!(taken, 3);
+    let (left, _) = members[0]
+        .bucket("channel:ding", 3.0, 3.0 / 60.0, false)
+        .await
+        .unwrap();
+    assert!(left < 1.0, "{left}");
+    // Alone there is nothing shared: the caller counts by itself.
+    assert!(
+        Cluster::single("x".into())
+            .bucket("channel:ding", 3.0, 0.05, true)
+            .await
+            .is_none()
+    );
+}

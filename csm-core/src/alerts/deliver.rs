@@ -1,7 +1,8 @@
 //! The delivery worker: claims due alerts from the outbox (a claim with an expiry, so several
 //! csm instances can share one database without sending an alert twice), sends them to their
-//! channels within each channel's rate limit — a burst becomes one digest message — and
-//! records each outcome: delivered, retried later (timeouts, connection errors, 5xx, 429 and
+//! channels within each channel's rate limit (shared by the cluster's instances through
+//! Redis, so three instances do not send three times a channel's allowance; a burst becomes
+//! one digest message) and records each outcome: delivered, retried later (timeouts, connection errors, 5xx, 429 and
 //! the bots' "too fast", with backoff, jitter and `Retry-After`), or failed with the
 //! platform's message.
 
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Hub;
 use super::message::{Answer, Message};
 use crate::backoff::Backoff;
+use crate::cluster::Cluster;
 use crate::model::alerts::{Alert, Channel, new_id};
 use crate::rate::TokenBucket;
 use crate::settings::AlertSettings;
@@ -39,15 +41,65 @@ const CLAIM_BATCH: u32 = 500;
 /// digest.
 const SEPARATE_AT_MOST: usize = 3;
 
+/// A channel's allowance of messages: the cluster's shared bucket, or (alone, or while Redis
+/// is away) this process's own.
+struct Allowance {
+    cluster: Cluster,
+    key: String,
+    capacity: f64,
+    per_sec: f64,
+    local: TokenBucket,
+}
+
+impl Allowance {
+    fn of(cluster: &Cluster, channel: Option<&Channel>, name: &str) -> Self {
+        let per_minute = channel.map_or(1.0, |c| f64::from(c.kind.per_minute()));
+        let per_sec = per_minute / 60.0;
+        Self {
+            cluster: cluster.clone(),
+            key: format!("channel:{name}"),
+            capacity: per_minute,
+            per_sec,
+            local: TokenBucket::new(per_minute, per_sec),
+        }
+    }
+
+    /// Whole messages the channel may take now.
+    async fn available(&mut self) -> usize {
+        match self
+            .cluster
+            .bucket(&self.key, self.capacity, self.per_sec, false)
+            .await
+        {
+            Some((tokens, _)) => tokens.floor() as usize,
+            None => self.local.available() as usize,
+        }
+    }
+
+    /// Takes one message's worth, or says how long until there is one.
+    async fn take(&mut self) -> Result<(), Duration> {
+        match self
+            .cluster
+            .bucket(&self.key, self.capacity, self.per_sec, true)
+            .await
+        {
+            Some((_, None)) => Ok(()),
+            Some((_, Some(wait))) => Err(wait),
+            None => self.local.take(),
+        }
+    }
+}
+
 /// Sends what the outbox holds until `cancel` fires.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     allowed: AlertSettings,
+    cluster: Cluster,
     cancel: CancellationToken,
 ) {
     let retry_base_ms = allowed.retry_base_ms;
-    let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
+    let mut buckets: HashMap<String, Allowance> = HashMap::new();
     let mut depth_checked = tokio::time::Instant::now() - Duration::from_secs(60);
     loop {
         tokio::select! {
@@ -97,10 +149,9 @@ pub(crate) async fn run(
                             c.name
                         )
                     });
-                let bucket = buckets.remove(&name).unwrap_or_else(|| match &channel {
-                    Some(c) => bucket_of(c),
-                    None => TokenBucket::new(1.0, 1.0),
-                });
+                let bucket = buckets
+                    .remove(&name)
+                    .unwrap_or_else(|| Allowance::of(&cluster, channel.as_ref(), &name));
                 let store = Arc::clone(&store);
                 let hub = Arc::clone(&hub);
                 let claim = claim.clone();
@@ -150,11 +201,6 @@ async fn refuse(store: &dyn Store, claim: &str, rows: &[OutboxRow], error: Strin
     }
 }
 
-fn bucket_of(channel: &Channel) -> TokenBucket {
-    let per_minute = f64::from(channel.kind.per_minute());
-    TokenBucket::new(per_minute, per_minute / 60.0)
-}
-
 fn group_by_channel(rows: Vec<OutboxRow>) -> Vec<(String, Vec<OutboxRow>)> {
     let mut groups: Vec<(String, Vec<OutboxRow>)> = Vec::new();
     for row in rows {
@@ -176,12 +222,7 @@ struct Group<'a> {
 
 impl Group<'_> {
     /// Sends one channel's claimed alerts: each on its own when few, else one digest.
-    async fn send(
-        &self,
-        channel: Option<&Channel>,
-        rows: Vec<OutboxRow>,
-        bucket: &mut TokenBucket,
-    ) {
+    async fn send(&self, channel: Option<&Channel>, rows: Vec<OutboxRow>, bucket: &mut Allowance) {
         let Group {
             store,
             hub,
@@ -217,12 +258,12 @@ impl Group<'_> {
         }
         // Separate messages only while they leave half the channel's allowance for what
         // comes next; otherwise one digest.
-        let spare = bucket.available() as usize;
+        let spare = bucket.available().await;
         let separate = alerts.len() <= SEPARATE_AT_MOST
-            && spare >= alerts.len() + bucket.capacity() as usize / 2;
+            && spare >= alerts.len() + bucket.capacity as usize / 2;
         if separate {
             for (alert, row) in alerts.iter().zip(&sent_rows) {
-                let _ = bucket.take();
+                let _ = bucket.take().await;
                 let answer = hub.send(channel, Message::One(alert)).await;
                 let outcome = outcome(answer, row.attempts, retry_base_ms);
                 record_metrics(&channel.name, &outcome, std::slice::from_ref(alert));
@@ -231,7 +272,7 @@ impl Group<'_> {
             return;
         }
         let ids: Vec<String> = sent_rows.iter().map(|r| r.id.clone()).collect();
-        if let Err(wait) = bucket.take() {
+        if let Err(wait) = bucket.take().await {
             let due_at = crate::model::now() + TimeDelta::from_std(wait).unwrap_or_default();
             finish(ids, Finish::Release { due_at }).await;
             return;

@@ -102,6 +102,31 @@ end
 return 0
 ";
 
+/// A token bucket shared by every instance (KEYS[1]: `tokens`, `at`), on Redis's clock:
+/// ARGV[1] tokens at most, refilled at ARGV[2] a second; with ARGV[3] = 1 one is taken.
+/// Answers the tokens left and, when none could be taken, the milliseconds until one can.
+const BUCKET: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(held[1]) or capacity
+local at = tonumber(held[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if ARGV[3] == '1' then
+  if tokens >= 1 then
+    tokens = tokens - 1
+  else
+    wait = math.ceil((1 - tokens) * 1000 / rate)
+  end
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
+return {tostring(tokens), wait}
+";
+
 /// Leaving: the entry, the join time and the heartbeat go at once.
 const LEAVE: &str = r"
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -323,6 +348,28 @@ impl Coordinator {
             .into_iter()
             .map(|v| v.and_then(|v| v.split(' ').next().map(str::to_owned)))
             .collect())
+    }
+
+    /// The shared token bucket `key` (under the cluster's tag) of `capacity` tokens refilled at
+    /// `per_sec`: the tokens left, and (when `take` found none) how long until one comes.
+    pub async fn bucket(
+        &self,
+        key: &str,
+        capacity: f64,
+        per_sec: f64,
+        take: bool,
+    ) -> Result<(f64, Option<Duration>), RedisFailure> {
+        let mut connection = self.connection.clone();
+        let (tokens, wait): (String, u64) = Script::new(BUCKET)
+            .key(format!("{}:bucket:{key}", self.tag))
+            .arg(capacity)
+            .arg(per_sec)
+            .arg(u8::from(take))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("counting a shared allowance", e))?;
+        let tokens = tokens.parse().unwrap_or(0.0);
+        Ok((tokens, (wait > 0).then(|| Duration::from_millis(wait))))
     }
 
     /// Sets `key` (under the cluster's tag) for `ttl` if nobody set it: whether this call did.

@@ -526,6 +526,26 @@ impl Cluster {
         })
     }
 
+    /// The cluster-wide token bucket `key` of `capacity` tokens refilled at `per_sec`: the
+    /// tokens left, and when `take` found none, how long until one comes. `None` alone or
+    /// while Redis is away (use a bucket of this process's own then).
+    pub async fn bucket(
+        &self,
+        key: &str,
+        capacity: f64,
+        per_sec: f64,
+        take: bool,
+    ) -> Option<(f64, Option<Duration>)> {
+        let coordinator = self.inner.coordinator.as_ref()?;
+        match coordinator.bucket(key, capacity, per_sec, take).await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                tracing::debug!(%error, key, "cannot count a shared allowance; counting here meanwhile");
+                None
+            }
+        }
+    }
+
     /// Asks instance `to`, waiting at most `timeout` for its answer.
     pub async fn ask(
         &self,

@@ -34,6 +34,8 @@ pub struct Alerts {
     hub: Arc<crate::alerts::Hub>,
     /// Tells the other instances of rule changes.
     feed: Feed,
+    /// Shares channels' allowances with the other instances.
+    cluster: crate::cluster::Cluster,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -51,6 +53,7 @@ impl Alerts {
             catalog: Arc::clone(&parts.catalog),
             hub: Arc::new(crate::alerts::Hub::new()),
             feed: parts.feed.clone(),
+            cluster: parts.cluster.clone(),
         }
     }
 
@@ -87,6 +90,7 @@ impl Alerts {
             Arc::clone(&self.store),
             Arc::clone(&self.hub),
             allowed,
+            self.cluster.clone(),
             cancel,
         );
         tokio::join!(evaluate, deliver);

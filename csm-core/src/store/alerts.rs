@@ -418,7 +418,6 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         let doing = "writing fired alerts to the outbox";
         let mut tx = self.begin(doing).await?;
         let work = async {
-            self.insert_rows(&mut tx, fired, doing).await?;
             // Many at once (a fleet coming back): one statement a chunk, keys as row values.
             for chunk in closed.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
@@ -436,7 +435,50 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
                     .await
                     .map_err(|e| self.error(doing, e))?;
             }
-            self.insert_rows(&mut tx, opened, doing).await
+            // A target already open (opened by the instance that refreshed the station before
+            // it moved here) is not opened, nor its alert sent, again.
+            let mut already = std::collections::HashSet::new();
+            for chunk in opened.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT rule_id, station_id, port FROM alert_open WHERE (rule_id, station_id, port) IN ({})",
+                    placeholder_rows(3, chunk.len())
+                );
+                let select = chunk.iter().fold(statement(sql), |q, open| {
+                    let q = bind_id(q, open.rule_id);
+                    let q = DB::bind_text(q, Some(open.station_id.as_str()));
+                    DB::bind_u32(q, open.port)
+                });
+                for row in DB::fetch_in(select, &mut *tx)
+                    .await
+                    .map_err(|e| self.error(doing, e))?
+                {
+                    let key = Reader::<DB>::new(&row, "alert_open");
+                    let rule = key.int("rule_id")?;
+                    already.insert((
+                        u64::try_from(rule).map_err(|e| key.corrupt("rule_id", e))?,
+                        key.text("station_id")?,
+                        key.u32("port")?,
+                    ));
+                }
+            }
+            let (repeated, opened): (Vec<&OpenAlert>, Vec<&OpenAlert>) =
+                opened.iter().partition(|open| {
+                    already.contains(&(
+                        open.rule_id,
+                        open.station_id.to_string(),
+                        open.port,
+                    ))
+                });
+            let repeated: std::collections::HashSet<&str> =
+                repeated.iter().map(|open| open.alert_id.as_str()).collect();
+            let fired: Vec<OutboxRow> = fired
+                .iter()
+                .filter(|row| !repeated.contains(row.id.as_str()))
+                .cloned()
+                .collect();
+            let opened: Vec<OpenAlert> = opened.into_iter().cloned().collect();
+            self.insert_rows(&mut tx, &fired, doing).await?;
+            self.insert_rows(&mut tx, &opened, doing).await
         }
         .await;
         self.finish(tx, work, doing).await
