@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::model::alerts::{Condition, Rule, RuleId, RuleKind, Scope};
-use crate::model::{PortStatus, StationId, StationState};
+use crate::model::{PortStatus, StationId, StationState, StatusEvent};
 use crate::store::OpenAlert;
 
 /// What a condition is about: a rule, a station, a port (0: the station as a whole).
@@ -51,6 +51,10 @@ struct Seen {
     /// unreachable): it neither ends nor starts again, so a charger's short disconnection
     /// neither resolves its fault nor announces its free ports anew.
     unknown: bool,
+    /// The port turned to the watched status in this very observation, from another status
+    /// csm knew: news even to an evaluator that sees the port for the first time (the
+    /// station just moved here from another instance).
+    turned: bool,
     status: String,
     detail: Option<String>,
 }
@@ -163,6 +167,17 @@ impl Evaluator {
 
     /// Takes a station's new state; returns what fired or resolved.
     pub fn observe(&mut self, state: &StationState, now: DateTime<Utc>) -> Vec<Change> {
+        self.observe_update(state, &[], now)
+    }
+
+    /// Takes a station's new state and the status changes that led to it; returns what fired
+    /// or resolved.
+    pub fn observe_update(
+        &mut self,
+        state: &StationState,
+        events: &[StatusEvent],
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
         let named = self.by_station.get(&state.station_id).into_iter().flatten();
         let rules: Vec<Arc<Rule>> = named.chain(&self.everywhere).cloned().collect();
         if rules.is_empty() {
@@ -170,7 +185,7 @@ impl Evaluator {
         }
         let mut changes = Vec::new();
         for rule in rules {
-            for (port, seen) in self.look(&rule, state, now) {
+            for (port, seen) in self.look(&rule, state, events, now) {
                 let target = (rule.id, state.station_id.clone(), port);
                 if let Some(change) = self.step(&rule, target, seen, now) {
                     changes.push(change);
@@ -226,8 +241,9 @@ impl Evaluator {
             Some(since) => {
                 let condition = self.conditions.entry(target).or_insert_with(|| Tracked {
                     since: None,
-                    // A port already free when first seen is not news; other conditions are.
-                    armed: rule.kind() != RuleKind::PortFree,
+                    // A port already free when first seen is not news, unless it turned free
+                    // just now; other conditions are.
+                    armed: rule.kind() != RuleKind::PortFree || seen.turned,
                     open: None,
                     status: String::new(),
                     detail: None,
@@ -292,7 +308,13 @@ impl Evaluator {
     }
 
     /// What `state` says of each target of `rule` at this station.
-    fn look(&self, rule: &Rule, state: &StationState, now: DateTime<Utc>) -> Vec<(u32, Seen)> {
+    fn look(
+        &self,
+        rule: &Rule,
+        state: &StationState,
+        events: &[StatusEvent],
+        now: DateTime<Utc>,
+    ) -> Vec<(u32, Seen)> {
         let ports = state
             .ports
             .iter()
@@ -308,9 +330,15 @@ impl Evaluator {
                     .map(|p| {
                         let status = p.reading.status;
                         let unknown = unseen(p, state);
+                        let turned = events.iter().any(|e| {
+                            e.port == p.reading.port
+                                && e.new == wanted
+                                && e.old.is_some_and(|old| old != wanted)
+                        });
                         let seen = Seen {
                             holds_since: (status == wanted && !unknown).then_some(p.since),
                             unknown,
+                            turned,
                             status: status.as_str().to_owned(),
                             detail: None,
                         };
@@ -326,6 +354,7 @@ impl Evaluator {
                     let seen = Seen {
                         holds_since: outside.map(|_| state.observed_at.unwrap_or(now)),
                         unknown,
+                        turned: false,
                         status: p.reading.status.as_str().to_owned(),
                         detail: outside.map(|v| format!("{v:.1} V（正常 {low}–{high} V）")),
                     };
@@ -353,6 +382,7 @@ impl Evaluator {
                     Seen {
                         holds_since: holds,
                         unknown,
+                        turned: false,
                         status: "free".into(),
                         detail: Some(free.len().to_string()),
                     },
@@ -363,6 +393,7 @@ impl Evaluator {
                     Seen {
                         holds_since: Some(state.observed_at.unwrap_or(state.checked_at)),
                         unknown: false,
+                        turned: false,
                         status: "offline".into(),
                         detail: Some("（无法连接）".into()),
                     }
@@ -375,6 +406,7 @@ impl Evaluator {
                     Seen {
                         holds_since: state.ports.iter().map(|p| p.since).max(),
                         unknown: false,
+                        turned: false,
                         status: "offline".into(),
                         detail: Some("（全部端口离线）".into()),
                     }
@@ -382,6 +414,7 @@ impl Evaluator {
                     Seen {
                         holds_since: None,
                         unknown: false,
+                        turned: false,
                         status: "online".into(),
                         detail: None,
                     }
@@ -475,6 +508,39 @@ mod tests {
     }
 
     use PortStatus::{Fault, Free, Occupied, Offline};
+
+    #[test]
+    fn a_port_that_turned_free_is_news_to_an_evaluator_seeing_it_first() {
+        let rules = || {
+            [rule(
+                1,
+                serde_json::json!({"kind": "port_free", "stations": ["S1"], "channel": "c"}),
+            )]
+        };
+        let turned = StatusEvent {
+            station_id: StationId::parse("S1").unwrap(),
+            port: 2,
+            old: Some(Occupied),
+            new: Free,
+            at: t(30),
+        };
+        let now = state(30, &[(Free, 0, None), (Free, 30, None)]);
+        // The station moved here from another instance: its first update here carries the
+        // change the previous observation (made elsewhere) leads to.
+        let fired = Evaluator::new(rules(), &[]).observe_update(&now, &[turned.clone()], t(30));
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].port, Some(2));
+        let first_sight = StatusEvent {
+            old: None,
+            ..turned
+        };
+        assert!(
+            Evaluator::new(rules(), &[])
+                .observe_update(&now, &[first_sight], t(30))
+                .is_empty(),
+            "a port seen for the first time ever is not news"
+        );
+    }
 
     #[test]
     fn a_port_freeing_fires_once_and_resolves_when_taken() {

@@ -99,11 +99,11 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
             update = updates.recv() => match update {
                 Ok(update) => {
                     let now = crate::model::now();
-                    changes.extend(evaluator.observe(&update.state, now));
+                    changes.extend(evaluator.observe_update(&update.state, &update.events, now));
                     looked = 1;
                     // Take whatever else is waiting, so a burst is written at once.
                     while let Ok(update) = updates.try_recv() {
-                        changes.extend(evaluator.observe(&update.state, now));
+                        changes.extend(evaluator.observe_update(&update.state, &update.events, now));
                         looked += 1;
                     }
                 }
