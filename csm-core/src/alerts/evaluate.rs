@@ -527,7 +527,8 @@ mod tests {
         let now = state(30, &[(Free, 0, None), (Free, 30, None)]);
         // The station moved here from another instance: its first update here carries the
         // change the previous observation (made elsewhere) leads to.
-        let fired = Evaluator::new(rules(), &[]).observe_update(&now, &[turned.clone()], t(30));
+        let fired =
+            Evaluator::new(rules(), &[]).observe_update(&now, std::slice::from_ref(&turned), t(30));
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(fired[0].port, Some(2));
         let first_sight = StatusEvent {
