@@ -112,7 +112,10 @@ async fn members_share_the_slots_and_take_over_from_one_that_dies_or_leaves() {
     eprintln!("a leaving member's slots were taken after {handed:?}");
     assert_eq!(b.cluster.held_count(), 0);
 
-    // Redis loses every key (a restart without persistence): a keeps all it held.
+    // Redis loses every key (a restart without persistence): a keeps all it held, and records
+    // again the chargers connected to it.
+    let charger = csm::core::model::StationId::parse("CP-FLUSHED").unwrap();
+    assert_eq!(a.cluster.claim_charger(&charger).await, None);
     let client = redis::Client::open(redis_url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -148,6 +151,22 @@ async fn members_share_the_slots_and_take_over_from_one_that_dies_or_leaves() {
             .iter()
             .all(|h| h.as_deref().is_some_and(|h| h.starts_with("a/"))),
         "a took its leases back"
+    );
+    let holders = eventually(
+        Duration::from_secs(5),
+        || async {
+            a.cluster
+                .charger_holders(std::slice::from_ref(&charger))
+                .await
+                .unwrap()
+        },
+        |holders| holders[0].is_some(),
+    )
+    .await;
+    assert_eq!(
+        holders,
+        [Some("a".to_owned())],
+        "the registry knows the charger again"
     );
     a.cancel.cancel();
     a.task.await.unwrap();

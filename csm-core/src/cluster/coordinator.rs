@@ -94,6 +94,21 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. generation)
 return {generation, before or ''}
 ";
 
+/// After Redis lost its data: records again that connection ARGV[1] (`<instance>
+/// <generation>`, generation ARGV[2]) holds charger KEYS[1], unless a newer connection claimed
+/// it meanwhile; the generation counter KEYS[2] is brought back to at least ARGV[2], so a later
+/// connection cannot get a generation already in use. Answers 1 when recorded.
+const REASSERT: &str = r"
+local counted = tonumber(redis.call('GET', KEYS[2]) or '0')
+if counted < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  return 1
+end
+return 0
+";
+
 /// Removes charger KEYS[1]'s holder if it is still ARGV[1].
 const UNCLAIM: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -314,6 +329,26 @@ impl Coordinator {
             format!("{me} {generation}"),
             Some(before).filter(|b| !b.is_empty()),
         ))
+    }
+
+    /// Records again that `held` (what [`Self::claim_charger`] gave) holds charger `id`, unless
+    /// another connection claimed it since Redis lost its data: whether it was recorded.
+    pub async fn reassert_charger(&self, id: &str, held: &str) -> Result<bool, RedisFailure> {
+        let generation = held
+            .rsplit(' ')
+            .next()
+            .and_then(|g| g.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut connection = self.connection.clone();
+        let recorded: i64 = Script::new(REASSERT)
+            .key(self.charger_key(id))
+            .key(format!("{}:charger-gen:{id}", self.tag))
+            .arg(held)
+            .arg(generation)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.fail("recording a charger's connection again", e))?;
+        Ok(recorded == 1)
     }
 
     /// Removes charger `id` from the registry if `held` (what [`Self::claim_charger`] gave)

@@ -348,12 +348,16 @@ impl Cluster {
             .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         self.inner.beats.fetch_add(1, Ordering::Relaxed);
         match self.try_beat(coordinator).await {
-            Ok(()) => {
-                if !self.inner.reachable.swap(true, Ordering::Relaxed) {
+            Ok(forgotten) => {
+                let was_away = !self.inner.reachable.swap(true, Ordering::Relaxed);
+                if was_away {
                     tracing::info!(
                         slots = self.held_count(),
                         "Redis answers again: the cluster re-forms"
                     );
+                }
+                if was_away || forgotten {
+                    self.reassert_chargers(coordinator);
                 }
             }
             Err(error) => {
@@ -369,7 +373,58 @@ impl Cluster {
         metrics::gauge!("csm_cluster_slots").set(f64::from(self.held_count()));
     }
 
-    async fn try_beat(&self, coordinator: &Coordinator) -> Result<(), String> {
+    /// Records again which chargers this instance holds, after Redis was away or lost its
+    /// data (it keeps nothing across a restart), so calls from other instances reach them.
+    /// In the background: thousands of chargers must not hold up the next beat.
+    fn reassert_chargers(&self, coordinator: &Coordinator) {
+        let claimed: Vec<(String, String)> = self
+            .lock_claimed()
+            .iter()
+            .map(|(id, held)| (id.clone(), held.clone()))
+            .collect();
+        if claimed.is_empty() {
+            return;
+        }
+        let coordinator = coordinator.clone();
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let mut recorded = 0;
+            for (id, held) in &claimed {
+                // Connected while Redis was away: claimed now, as a new connection.
+                let done = if held.is_empty() {
+                    coordinator
+                        .claim_charger(id, &cluster.inner.id)
+                        .await
+                        .map(|(held, _)| {
+                            let mut claimed = cluster.lock_claimed();
+                            if let Some(entry) = claimed.get_mut(id) {
+                                *entry = held;
+                            }
+                            true
+                        })
+                } else {
+                    coordinator.reassert_charger(id, held).await
+                };
+                match done {
+                    Ok(true) => recorded += 1,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot record the chargers held here again; trying at the next return of Redis");
+                        return;
+                    }
+                }
+            }
+            tracing::info!(
+                recorded,
+                held = claimed.len(),
+                "recorded again the chargers connected here"
+            );
+        });
+    }
+
+    /// One beat's work; answers whether Redis had forgotten leases this instance held (it
+    /// restarted, or was flushed).
+    async fn try_beat(&self, coordinator: &Coordinator) -> Result<bool, String> {
         let info = serde_json::to_string(&self.me(Utc::now())).unwrap_or_default();
         let (now_ms, live) = coordinator.beat(&self.inner.id, &info, MEMBER_TTL).await?;
         let grace = JOIN_GRACE.as_millis() as u64;
@@ -454,7 +509,7 @@ impl Cluster {
             );
             self.inner.gained.send_modify(|n| *n += 1);
         }
-        Ok(())
+        Ok(!missing.is_empty())
     }
 
     /// A connection of charger `id` on this instance takes it over: answers the other instance
@@ -470,7 +525,9 @@ impl Cluster {
                     .filter(|instance| instance != &self.inner.id)
             }
             Err(error) => {
-                tracing::warn!(%error, charger = %id, "cannot record where a charger is connected; calls from other instances do not reach it meanwhile");
+                tracing::warn!(%error, charger = %id, "cannot record where a charger is connected; calls from other instances do not reach it until Redis answers again");
+                // Claimed when Redis answers again.
+                self.lock_claimed().insert(id.to_string(), String::new());
                 None
             }
         }
