@@ -14,12 +14,7 @@ else
   server="${CARGO_TARGET_DIR:-$PWD/target}/debug/csm-server"
 fi
 server=$(realpath "$server")
-venv=target/venv-ocpp
-if ! "$venv/bin/python" -c 'import ocpp, websockets' 2>/dev/null; then
-  step "installing the Python ocpp package in $venv"
-  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "ocpp>=2,<3" "websockets>=12"
-fi
+python=$(ensure_ocpp_venv)
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -29,5 +24,5 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_for "csm-server on port $port" curl -sf "http://127.0.0.1:$port/readyz"
 
-"$venv/bin/python" tests/ocpp/charger.py "http://127.0.0.1:$port" \
+"$python" tests/ocpp/charger.py "http://127.0.0.1:$port" \
   || { echo "server log:"; tail -20 "$work/server.log"; fail "the Python OCPP charger's run failed (see above)"; }

@@ -56,3 +56,15 @@ ensure_services() {
   ensure_mariadb
   ensure_redis
 }
+
+# The Python `ocpp` package (an OCPP implementation csm shares no code with) in a virtual
+# environment under target/; prints the environment's python.
+ensure_ocpp_venv() {
+  local venv=target/venv-ocpp
+  if ! "$venv/bin/python" -c 'import ocpp, websockets' 2>/dev/null; then
+    step "installing the Python ocpp package in $venv" >&2
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv >&2; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "ocpp>=2,<3" "websockets>=12" >&2
+  fi
+  echo "$PWD/$venv/bin/python"
+}

@@ -2,7 +2,8 @@
 # Runs every check of csm: formatting, lints, unit and integration tests (against a real
 # MariaDB and Redis, which it starts, or installs with apt-get, when needed), and the dashboard
 # end-to-end in headless Chromium, the API against its OpenAPI document (schemathesis), and the
-# OCPP endpoint against an independent charger (the Python ocpp package).
+# OCPP endpoint against an independent charger (the Python ocpp package), and three server
+# processes as one cluster.
 # Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,9 @@ step "API contract: schemathesis against a running server"
 
 step "OCPP: an independent charger (the Python ocpp package) against a running server"
 ./scripts/ocpp-client.sh
+
+step "cluster: three csm-server processes on one MariaDB and Redis (kill -9, a Redis restart)"
+./scripts/cluster-test.sh
 
 step "dashboard end-to-end in headless Chromium"
 ./scripts/e2e.sh
