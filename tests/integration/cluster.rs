@@ -4,11 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use csm::core::cluster::{Cluster, Coordinator, LEASE, SLOTS};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use csm::core::cluster::{Cluster, Coordinator, LEASE, SLOTS, Witness};
+use csm::core::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{eventually, redis_url, unique};
+use crate::helpers::{Backend, Proxy, eventually, redis_url, test_store, unique};
 
 struct Running {
     cluster: Cluster,
@@ -17,8 +21,16 @@ struct Running {
 }
 
 fn start(id: &str, prefix: &str) -> Running {
-    let coordinator = Coordinator::new(&redis_url(), prefix).unwrap();
+    start_through(id, prefix, &redis_url(), None)
+}
+
+/// A member reaching Redis at `url`, with `witness` if any.
+fn start_through(id: &str, prefix: &str, url: &str, witness: Option<Arc<dyn Witness>>) -> Running {
+    let coordinator = Coordinator::new(url, prefix).unwrap();
     let cluster = Cluster::member(id.to_owned(), coordinator);
+    if let Some(witness) = witness {
+        cluster.set_witness(witness);
+    }
     let cancel = CancellationToken::new();
     let task = tokio::spawn({
         let (cluster, cancel) = (cluster.clone(), cancel.clone());
@@ -353,4 +365,89 @@ async fn a_shared_allowance_counts_every_instances_messages() {
             .await
             .is_none()
     );
+}
+
+/// The shared database as the witness, as the server wires it.
+struct StoreWitness(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Witness for StoreWitness {
+    async fn reached(&self, id: &str, at: DateTime<Utc>) -> Result<(), String> {
+        self.0
+            .record_redis_seen(id, at)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn reached_elsewhere(&self, id: &str, after: DateTime<Utc>) -> Result<bool, String> {
+        self.0
+            .redis_seen_elsewhere(id, after)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cut_off_from_redis_alone_stops_and_all_keep_their_slots_when_redis_is_away_for_all()
+ {
+    let db = test_store(Backend::MySql).await;
+    let witness: Arc<dyn Witness> = Arc::new(StoreWitness(Arc::clone(&db.store)));
+    let target: std::net::SocketAddr = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (to_a, to_b) = (Proxy::start(target).await, Proxy::start(target).await);
+    let prefix = unique("partition");
+    let a = start_through(
+        "a",
+        &prefix,
+        &format!("redis://{}", to_a.address),
+        Some(Arc::clone(&witness)),
+    );
+    let b = start_through(
+        "b",
+        &prefix,
+        &format!("redis://{}", to_b.address),
+        Some(Arc::clone(&witness)),
+    );
+    let both = [&a.cluster, &b.cluster];
+    watch_until(&both, Duration::from_secs(10), || shared_by(&both)).await;
+
+    // b alone is cut off: it stops refreshing its stations before a takes them (never both).
+    to_b.set_down(true);
+    let moved = watch_until(&both, LEASE * 4, || a.cluster.held_count() == SLOTS).await;
+    assert_eq!(b.cluster.held_count(), 0, "the cut-off member let go");
+    eprintln!("the slots of a member cut off from Redis moved after {moved:?}");
+
+    // The cut heals: b rejoins and takes its share again.
+    to_b.set_down(false);
+    watch_until(&both, Duration::from_secs(10), || {
+        shared_by(&both) && b.cluster.held_count() > 0
+    })
+    .await;
+
+    // Redis away for both: each keeps what it holds, for as long as it lasts.
+    let held = (a.cluster.held_count(), b.cluster.held_count());
+    to_a.set_down(true);
+    to_b.set_down(true);
+    let beats = a.cluster.beats();
+    eventually(
+        Duration::from_secs(10),
+        || async { a.cluster.beats() },
+        |n| *n >= beats + 8,
+    )
+    .await;
+    assert_eq!(
+        (a.cluster.held_count(), b.cluster.held_count()),
+        held,
+        "with Redis away for all, each keeps refreshing its stations"
+    );
+    to_a.set_down(false);
+    to_b.set_down(false);
+    watch_until(&both, Duration::from_secs(10), || shared_by(&both)).await;
+    for member in [a, b] {
+        member.cancel.cancel();
+        member.task.await.unwrap();
+    }
 }

@@ -60,6 +60,20 @@ impl Store for Counting {
     async fn charge_points(&self) -> Result<Vec<csm::core::ocpp::ChargePointRecord>, StoreError> {
         self.inner.charge_points().await
     }
+    async fn record_redis_seen(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.record_redis_seen(id, at).await
+    }
+    async fn redis_seen_elsewhere(
+        &self,
+        id: &str,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.redis_seen_elsewhere(id, after).await
+    }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await
     }

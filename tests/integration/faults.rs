@@ -14,11 +14,10 @@ use csm::core::store::{MySqlStore, Store};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use crate::helpers::{
-    Backend, SCRIPTED, ScriptedApi, TestDb, all_free, build, memory_cache, mysql_base, reading,
-    station, test_settings, test_store,
+    Backend, Proxy, SCRIPTED, ScriptedApi, TestDb, all_free, build, memory_cache, mysql_base,
+    reading, station, test_settings, test_store,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -394,63 +393,6 @@ async fn losing_redis_keeps_the_api_answering_and_csm_uses_it_again_when_it_retu
 
 // ---------------------------------------------------------------------------------------------
 // Database cut off and restored
-
-/// A TCP proxy the test can cut: while down it drops every connection and refuses new ones
-/// (its port is closed, as a stopped database's is).
-struct Proxy {
-    address: SocketAddr,
-    down: watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (down, mut watcher) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut listener = Some(listener);
-            loop {
-                let Some(open) = listener.as_ref() else {
-                    // Closed: wait to come up, then listen on the same port again.
-                    if watcher.wait_for(|down| !*down).await.is_err() {
-                        return;
-                    }
-                    listener = TcpListener::bind(address).await.ok();
-                    continue;
-                };
-                let client = tokio::select! {
-                    accepted = open.accept() => match accepted {
-                        Ok((client, _)) => client,
-                        Err(_) => continue,
-                    },
-                    going_down = watcher.wait_for(|down| *down) => {
-                        if going_down.is_err() {
-                            return;
-                        }
-                        listener = None;
-                        continue;
-                    }
-                };
-                let mut watcher = watcher.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = watcher.wait_for(|down| *down) => {}
-                    }
-                });
-            }
-        });
-        Self { address, down }
-    }
-
-    fn set_down(&self, down: bool) {
-        let _ = self.down.send(down);
-    }
-}
 
 /// Flushes until nothing is pending, once the database is back (within 15 s).
 async fn written_after_return(flush: impl AsyncFn() -> csm::core::refresh::FlushReport) {

@@ -18,7 +18,8 @@ use csm::core::settings::Settings;
 use csm::core::store::{MySqlStore, SqliteStore, Store};
 use csm::server::ServerConfig;
 use sqlx::Connection;
-use tokio::sync::oneshot;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 
 /// Base URL of the test MariaDB server (no database).
 pub fn mysql_base() -> String {
@@ -542,5 +543,62 @@ pub async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
             "not within {within:?}: {value:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP proxy the test can cut: while down it drops every connection and refuses new ones
+/// (its port is closed, as a stopped database's is).
+pub struct Proxy {
+    pub address: SocketAddr,
+    down: watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (down, mut watcher) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            loop {
+                let Some(open) = listener.as_ref() else {
+                    // Closed: wait to come up, then listen on the same port again.
+                    if watcher.wait_for(|down| !*down).await.is_err() {
+                        return;
+                    }
+                    listener = TcpListener::bind(address).await.ok();
+                    continue;
+                };
+                let client = tokio::select! {
+                    accepted = open.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => continue,
+                    },
+                    going_down = watcher.wait_for(|down| *down) => {
+                        if going_down.is_err() {
+                            return;
+                        }
+                        listener = None;
+                        continue;
+                    }
+                };
+                let mut watcher = watcher.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watcher.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Self { address, down }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        let _ = self.down.send(down);
     }
 }

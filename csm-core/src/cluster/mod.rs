@@ -134,7 +134,28 @@ struct Inner {
     /// The registry's value of each charger this instance claimed (to remove it only while it
     /// is still this instance's).
     claimed: Mutex<std::collections::HashMap<String, String>>,
+    /// Asked when Redis cannot be reached: is it away for all, or only for this instance?
+    witness: std::sync::OnceLock<Arc<dyn Witness>>,
+    /// When a beat last went through Redis.
+    last_reached: Mutex<Option<DateTime<Utc>>>,
 }
+
+/// A second opinion on Redis, outside it (the shared database): an instance that cannot reach
+/// Redis asks it whether the others still do.
+#[async_trait::async_trait]
+pub trait Witness: Send + Sync {
+    /// Records that instance `id` reached Redis at `at`.
+    async fn reached(&self, id: &str, at: DateTime<Utc>) -> Result<(), String>;
+    /// Whether an instance other than `id` reached Redis after `after`.
+    async fn reached_elsewhere(&self, id: &str, after: DateTime<Utc>) -> Result<bool, String>;
+}
+
+/// How much later than this instance's last beat through Redis another instance's must be for
+/// this one to count itself cut off (clocks of instances differ by less).
+const CUT_OFF_MARGIN: Duration = Duration::from_secs(1);
+
+/// The longest wait for the witness in a beat.
+const WITNESS_WAIT: Duration = Duration::from_millis(400);
 
 /// This instance's view of the cluster. Cheap to clone.
 #[derive(Clone)]
@@ -187,8 +208,16 @@ impl Cluster {
                 beats: AtomicU64::new(0),
                 rpc,
                 claimed: Mutex::default(),
+                witness: std::sync::OnceLock::new(),
+                last_reached: Mutex::new(None),
             }),
         }
+    }
+
+    /// Sets the witness asked when Redis cannot be reached (without one, an instance that
+    /// cannot reach Redis always keeps its slots).
+    pub fn set_witness(&self, witness: Arc<dyn Witness>) {
+        let _ = self.inner.witness.set(witness);
     }
 
     /// A cluster of one (no Redis): this instance owns every station.
@@ -349,6 +378,21 @@ impl Cluster {
         self.inner.beats.fetch_add(1, Ordering::Relaxed);
         match self.try_beat(coordinator).await {
             Ok(forgotten) => {
+                let now = Utc::now();
+                *self
+                    .inner
+                    .last_reached
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(now);
+                if let Some(witness) = self.inner.witness.get() {
+                    let witness = Arc::clone(witness);
+                    let id = self.inner.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = witness.reached(&id, now).await {
+                            tracing::debug!(%error, "cannot record that this instance reaches Redis");
+                        }
+                    });
+                }
                 let was_away = !self.inner.reachable.swap(true, Ordering::Relaxed);
                 if was_away {
                     tracing::info!(
@@ -368,9 +412,53 @@ impl Cluster {
                         "cannot reach the cluster's Redis: keeping the stations held, taking no others"
                     );
                 }
+                if self.held_count() > 0 && self.cut_off().await {
+                    let held = self
+                        .inner
+                        .held
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .list();
+                    self.drop_slots(&held);
+                    tracing::warn!(
+                        slots = held.len(),
+                        "cut off from the cluster's Redis while other instances still reach it: no longer refreshing this instance's stations, which the others take when their leases lapse"
+                    );
+                }
             }
         }
         metrics::gauge!("csm_cluster_slots").set(f64::from(self.held_count()));
+    }
+
+    /// Whether, by the witness, other instances reached Redis since this one last did (by
+    /// more than clocks differ): then Redis is away for this instance only. Without a witness,
+    /// or when it cannot tell, `false`: availability first.
+    async fn cut_off(&self) -> bool {
+        let Some(witness) = self.inner.witness.get() else {
+            return false;
+        };
+        let last = *self
+            .inner
+            .last_reached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(last) = last else {
+            return false;
+        };
+        let after = last + chrono::TimeDelta::from_std(CUT_OFF_MARGIN).unwrap_or_default();
+        match tokio::time::timeout(
+            WITNESS_WAIT,
+            witness.reached_elsewhere(&self.inner.id, after),
+        )
+        .await
+        {
+            Ok(Ok(elsewhere)) => elsewhere,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "cannot ask whether other instances reach Redis");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Records again which chargers this instance holds, after Redis was away or lost its

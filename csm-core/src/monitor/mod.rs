@@ -131,6 +131,30 @@ impl std::fmt::Debug for Monitor {
     }
 }
 
+/// The database as the cluster's witness of who still reaches Redis.
+struct StoreWitness(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl crate::cluster::Witness for StoreWitness {
+    async fn reached(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+        self.0
+            .record_redis_seen(id, at)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn reached_elsewhere(
+        &self,
+        id: &str,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, String> {
+        self.0
+            .redis_seen_elsewhere(id, after)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl Monitor {
     /// Connects everything the settings name. The database is not touched yet: call
     /// [`Monitor::migrate`] (`init-db`) to create its tables.
@@ -154,7 +178,9 @@ impl Monitor {
                 let prefix = &settings.cache.prefix;
                 let coordinator = Coordinator::new(url, prefix).map_err(CacheError::Config)?;
                 let feed = Feed::shared(url, prefix).map_err(CacheError::Config)?;
-                (Cluster::member(id, coordinator), feed)
+                let cluster = Cluster::member(id, coordinator);
+                cluster.set_witness(Arc::new(StoreWitness(Arc::clone(&store))));
+                (cluster, feed)
             }
             _ => (Cluster::single(id), Feed::local()),
         };

@@ -17,6 +17,7 @@ use crate::model::{PortState, Station, StationHealth, StationId, StationState, S
 use crate::secret::redact_url;
 
 mod alerts;
+mod instances;
 mod mysql;
 mod ocpp;
 mod record;
@@ -342,6 +343,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The alerts' tables (channels, rules, outbox).
     fn alerts(&self) -> &dyn AlertStore;
+
+    /// Records that cluster instance `id` reached the cluster's Redis at `at`.
+    async fn record_redis_seen(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Whether a cluster instance other than `id` reached the cluster's Redis after `after`.
+    async fn redis_seen_elsewhere(
+        &self,
+        id: &str,
+        after: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// The stored password hash of every OCPP charge point that has one.
     async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError>;

@@ -272,6 +272,22 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.read_charge_points().await
     }
 
+    async fn record_redis_seen(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_redis_seen(id, at).await
+    }
+
+    async fn redis_seen_elsewhere(
+        &self,
+        id: &str,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.read_redis_seen_elsewhere(id, after).await
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         DB::prepare(self).await?;
         DB::migrator()
