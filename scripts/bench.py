@@ -627,6 +627,109 @@ def bench_storm(quick):
                        "against csm-server (MariaDB + Redis, CSM_OCPP_REQUIRE_PASSWORD=true), every charger at once"}
 
 
+def metric_sum(base, name, skip_label=None):
+    """The sum of a counter's series on /metrics (without those whose labels hold `skip_label`)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            if skip_label and skip_label in line:
+                continue
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def redis_calls():
+    """Commands Redis has run since it started (INFO commandstats)."""
+    info = subprocess.run(["redis-cli", "info", "commandstats"], capture_output=True, text=True).stdout
+    return sum(int(m) for m in re.findall(r"calls=(\d+)", info))
+
+
+def bench_cluster(quick):
+    """1, 2 and 3 instances on one MariaDB and Redis refreshing one fleet: total stations/s, CPU
+    per refreshed station of each instance against the single one (the coordination's cost),
+    Redis commands per station per interval, live-event latency on a client of one instance
+    (most changes made by the others), and the takeover after kill -9."""
+    stations, interval = (2000, 5) if quick else (10000, 10)
+    window = 3 * interval
+    log(f"cluster: {stations:,} stations × {PORTS} ports every {interval} s, 1, 2 and 3 instances")
+    sim, sim_url = simulator(stations, speed=round(60 / interval, 3))
+    results = {"stations": stations, "interval_secs": interval, "window_secs": window, "instances": []}
+    with sim:
+        database_url, _ = synced_database("csm_bench_cluster", sim_url)
+        single_cpu = None
+        for count in (1, 2, 3):
+            prefix = f"csmbench:cluster{count}:{int(time.time())}:"
+            PREFIXES.append(prefix)
+            servers = []
+            try:
+                for n in range(count):
+                    servers.append(start_server(database_url, prefix, sim_url, {
+                        "CSM_REFRESH_INTERVAL_SECS": str(interval), "CSM_INSTANCE_ID": f"i{n + 1}",
+                        "CSM_ADMIN_TOKEN": "bench"}))
+                bases = [base for _, base in servers]
+                # Formed: the instances together refresh every station.
+                deadline = time.time() + 60
+                while True:
+                    request = urllib.request.Request(f"{bases[0]}/api/cluster", headers={"Authorization": "Bearer bench"})
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        view = json.loads(response.read())
+                    held = sum(i["stations"] for i in view["instances"])
+                    if len(view["instances"]) == count and held == stations:
+                        break
+                    if time.time() > deadline:
+                        raise RuntimeError(f"{count} instances did not share the {stations} stations: {view}")
+                    time.sleep(0.5)
+                time.sleep(interval * 1.5)
+                cpu0 = [cpu_secs(p.proc.pid) for p, _ in servers]
+                jobs0 = [metric_sum(b, "csm_refresh_jobs_total", 'outcome="joined"') for b in bases]
+                calls0 = redis_calls()
+                since = time.time()
+                time.sleep(window)
+                elapsed = time.time() - since
+                cpu = [cpu_secs(p.proc.pid) - c for (p, _), c in zip(servers, cpu0)]
+                jobs = [metric_sum(b, "csm_refresh_jobs_total", 'outcome="joined"') - j for b, j in zip(bases, jobs0)]
+                calls = redis_calls() - calls0
+                asked = len(get_json(f"{sim_url}/api/v1/requests?since_ms={int(since * 1000)}")["requests"])
+                # Then, apart from the CPU window, the live events on clients of the first instance.
+                done = subprocess.run([FANOUT, bases[0], "20", str(window)], capture_output=True, text=True, check=True)
+                events = json.loads(done.stdout.strip().splitlines()[-1])
+                per_station = [round(c * 1e6 / max(j, 1), 1) for c, j in zip(cpu, jobs)]
+                mean_cpu = sum(cpu) * 1e6 / max(sum(jobs), 1)
+                if count == 1:
+                    single_cpu = mean_cpu
+                row = {
+                    "instances": count,
+                    "stations_per_sec": round(asked / elapsed),
+                    "requests_per_station_per_interval": round(asked / (stations * elapsed / interval), 3),
+                    "cpu_us_per_station": per_station,
+                    "cpu_vs_single": round(mean_cpu / single_cpu, 3),
+                    "redis_commands_per_station_per_interval": round(calls / (stations * elapsed / interval), 2),
+                    "sse_ms": events.get("last_client_ms"),
+                    "sse_changes": events.get("changes_measured"),
+                }
+                if count == 3:
+                    killed = time.time()
+                    servers[2][0].proc.kill()
+                    servers[2][0].proc.wait()
+                    time.sleep(3 * interval)
+                    after = get_json(f"{sim_url}/api/v1/requests?since_ms={int(killed * 1000)}")["requests"]
+                    first = {}
+                    for r in after:
+                        first.setdefault(r["station"], r["at_ms"] / 1000)
+                    missing = stations - len(first)
+                    row["takeover_secs"] = round(max(first.values()) - killed, 2) if not missing else None
+                    row["unasked_after_kill"] = missing
+                log(json.dumps(row))
+                results["instances"].append(row)
+            finally:
+                for process, _ in servers:
+                    process.stop()
+        mysql("DROP DATABASE IF EXISTS `csm_bench_cluster`")
+    return results
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -785,13 +888,31 @@ def markdown(results):
             all_in = f"{run['all_in_secs']} s" if run["all_in_secs"] is not None else f"{run['connected']:,} only"
             lines.append(f"| {run['iterations']:,} | {all_in} | {first.get('p50', 0) / 1000:.1f} s | {first.get('p99', 0) / 1000:.1f} s "
                          f"| {run['server_cpu_ms_per_charger']} ms | {run['failed_attempts']} | {api['p50']} ms | {api['p99']} ms |")
+    cluster = results.get("cluster")
+    if cluster:
+        lines += ["", "### Cluster: instances on one MariaDB and Redis", "",
+                  f"{cluster['stations']:,} stations × {PORTS} ports of `csm-cli simulate`, every {cluster['interval_secs']} s, "
+                  f"measured over {cluster['window_secs']} s once formed. CPU per station: each instance's CPU over the "
+                  "refreshes it made. Event latency: from a change's observation to its arrival at 20 clients of the "
+                  "first instance (most changes made on the others).", "",
+                  "| instances | stations/s | requests a station an interval | CPU µs a station, each instance | CPU vs one | Redis commands a station an interval | event p50 | p99 | max | takeover after kill -9 |",
+                  "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for row in cluster["instances"]:
+            sse = row.get("sse_ms") or {}
+            takeover = f"{row['takeover_secs']} s" if row.get("takeover_secs") is not None else ("" if "takeover_secs" not in row else f"{row['unasked_after_kill']} unasked")
+            def ms(key):
+                return f"{sse[key]:.1f} ms" if sse.get(key) is not None else "—"
+            lines.append(f"| {row['instances']} | {row['stations_per_sec']:,} | {row['requests_per_station_per_interval']} "
+                         f"| {', '.join(str(c) for c in row['cpu_us_per_station'])} | {row['cpu_vs_single']} "
+                         f"| {row['redis_commands_per_station_per_interval']} | {ms('p50')} | {ms('p99')} "
+                         f"| {ms('max')} | {takeover} |")
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -802,7 +923,7 @@ def main():
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm"])
+    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -829,10 +950,12 @@ def main():
         results["ocpp"] = bench_ocpp(args.quick)
     if "storm" in only:
         results["storm"] = bench_storm(args.quick)
+    if "cluster" in only:
+        results["cluster"] = bench_cluster(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

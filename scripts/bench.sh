@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks csm on this machine with MariaDB and Redis (see scripts/bench.py for what is
 # measured). Writes target/bench/results.json and target/bench/results.md.
-# Usage: ./scripts/bench.sh [--quick]     (--quick: 1,000 stations, short runs, < 2 minutes)
+# Usage: ./scripts/bench.sh [--quick] [--only PART…]  (--quick: 1,000 stations, short runs;
+# --only cluster: 1, 2 and 3 instances on one database and Redis)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh

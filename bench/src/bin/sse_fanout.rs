@@ -143,7 +143,8 @@ fn arrivals(
             // its last part arrives.
             while let Some(end) = text.find("\n\n") {
                 let frame: String = text.drain(..end + 2).collect();
-                let Some(data) = frame.strip_prefix("event: station\ndata: ") else {
+                // `id: …` comes first on events that carry one.
+                let Some((_, data)) = frame.split_once("event: station\ndata: ") else {
                     continue;
                 };
                 let update: Update<'_> = serde_json::from_str(data.trim_end())?;
