@@ -539,3 +539,60 @@ async fn the_scheduler_skips_ticks_it_cannot_keep() {
         "the disabled station is not refreshed"
     );
 }
+
+#[tokio::test]
+async fn the_scheduler_spreads_the_stations_over_the_interval() {
+    let rig = rig(Backend::Sqlite, CacheKind::Memory, 64).await;
+    for n in 0..200 {
+        let s = station(&format!("S{n:03}"), SCRIPTED, 1);
+        rig._db.store.add_station(&s).await.unwrap();
+        rig.api
+            .set(s.id.as_str(), Ok(vec![reading(1, PortStatus::Free, None)]));
+    }
+    let interval = Duration::from_millis(1000);
+    let cancel = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let task = tokio::spawn(scheduler::run(
+        rig.engine.clone(),
+        Arc::clone(&rig._db.store),
+        scheduler::Everything,
+        interval,
+        cancel.clone(),
+    ));
+    tokio::time::sleep(interval * 4 + Duration::from_millis(100)).await;
+    cancel.cancel();
+    task.await.unwrap();
+    let asked = rig.api.asked.lock().unwrap().clone();
+    // From the third interval on (the first sees every station at once, then at its phase):
+    // each station once an interval, and the requests spread over the interval rather than
+    // all at its start.
+    let steady: Vec<(String, Duration)> = asked
+        .into_iter()
+        .map(|(id, at)| (id, at - started))
+        .filter(|(_, at)| *at >= interval * 2 && *at < interval * 4)
+        .collect();
+    let mut per_station: std::collections::HashMap<String, Vec<Duration>> =
+        std::collections::HashMap::new();
+    for (id, at) in &steady {
+        per_station.entry(id.clone()).or_default().push(*at);
+    }
+    assert_eq!(per_station.len(), 200, "every station asked");
+    for (id, times) in &per_station {
+        assert_eq!(times.len(), 2, "{id} asked {times:?} in two intervals");
+        let gap = times[1] - times[0];
+        assert!(
+            gap > interval * 9 / 10 && gap < interval * 11 / 10,
+            "{id} asked {gap:?} apart"
+        );
+    }
+    // Tenths of the interval: each holds some of the requests, none most of them.
+    let mut tenths = [0usize; 10];
+    for (_, at) in &steady {
+        let into = (at.as_millis() % interval.as_millis()) * 10 / interval.as_millis();
+        tenths[into as usize] += 1;
+    }
+    assert!(
+        tenths.iter().all(|n| (10..=100).contains(n)),
+        "requests by tenth of the interval: {tenths:?}"
+    );
+}

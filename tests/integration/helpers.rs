@@ -241,6 +241,8 @@ pub struct ScriptedApi {
     pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// When set, the time snapshots are observed at (a test's own clock).
     pub clock: Mutex<Option<DateTime<Utc>>>,
+    /// Each fetch: the station and when it was asked.
+    pub asked: Mutex<Vec<(String, std::time::Instant)>>,
 }
 
 impl ScriptedApi {
@@ -272,6 +274,10 @@ impl ChargerApi for ScriptedApi {
 
     async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.asked
+            .lock()
+            .unwrap()
+            .push((station.id.to_string(), std::time::Instant::now()));
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let gate = self.gate.lock().unwrap().clone();

@@ -1,8 +1,13 @@
 //! The scheduler: every interval, start a refresh of every enabled station this instance
 //! refreshes (all of them alone, its [`Share`] in a cluster), without waiting for any of them.
-//! A station whose refresh from an earlier turn is still running (a slow vendor, or one it
-//! waits on to retry) is skipped this turn, so no vendor's waits delay the others' next
-//! refresh. Stations that become this instance's between two turns are refreshed at once.
+//! Each station has its own moment in the interval (its phase, from its slot), so the fleet's
+//! refreshes are spread over the interval instead of all starting at its beginning: the load
+//! on the vendors, the database and the live event streams stays even, and a station is asked
+//! an interval apart wherever it is refreshed. A station this instance has no recent state of
+//! (at start, or new) is refreshed at once. A station whose refresh from an earlier turn is
+//! still running (a slow vendor, or one it waits on to retry) is skipped this turn, so no
+//! vendor's waits delay the others' next refresh. Stations that become this instance's
+//! between two turns are refreshed at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use crate::catalog::CatalogCell;
+use crate::cluster::{SLOTS, slot_of};
 use crate::model::Station;
 use crate::store::{Store, StoreError};
 
@@ -108,10 +114,15 @@ pub async fn run(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut gained = share.gained();
     let mut stations: Vec<Arc<Station>> = Vec::new();
+    // When the current interval began: phases count from it.
+    let mut began = tokio::time::Instant::now();
     loop {
         let turn = tokio::select! {
             () = cancel.cancelled() => break,
-            _ = ticker.tick() => Turn::Every,
+            tick = ticker.tick() => {
+                began = tick;
+                Turn::Every
+            }
             Ok(()) = changed(&mut gained) => Turn::Gained,
         };
         match source.stations().await {
@@ -124,47 +135,104 @@ pub async fn run(
         }
         let mine: Vec<Arc<Station>> = stations.iter().filter(|s| share.owns(s)).cloned().collect();
         share.refreshing(&mine);
-        let due = match turn {
+        // Stations this instance has no recent state of (none within an interval and a half:
+        // a station refreshed at its phase last interval is not, whatever the timers'
+        // jitter) are refreshed at once, and again at
+        // their phase if it is still ahead in this interval: from then on each is asked an
+        // interval apart, its data never older than an interval (the price: two requests in
+        // the interval a station is first seen or gained).
+        let now: Vec<Arc<Station>> = mine
+            .iter()
+            .filter(|s| !seen_within(&engine, s, interval.mul_f64(1.5)))
+            .cloned()
+            .collect();
+        let phased: Vec<Arc<Station>> = match turn {
             Turn::Every => mine,
             Turn::Gained => {
-                let recent =
-                    chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
-                let now = chrono::Utc::now();
-                mine.into_iter()
-                    .filter(|s| {
-                        engine
-                            .last_known(&s.id)
-                            .is_none_or(|state| now - state.checked_at >= recent)
-                    })
+                let elapsed = began.elapsed();
+                now.iter()
+                    .filter(|s| phase(s, interval) > elapsed)
+                    .cloned()
                     .collect()
             }
         };
-        if due.is_empty() {
+        if now.is_empty() && phased.is_empty() {
             continue;
         }
-        let started = std::time::Instant::now();
-        let cycle = tokio::select! {
+        let first = tokio::select! {
             () = cancel.cancelled() => break,
-            cycle = engine.start_cycle(due) => cycle,
+            cycle = engine.start_cycle(now) => cycle,
         };
-        if cycle.skipped() > 0 {
-            tracing::debug!(
-                skipped = cycle.skipped(),
-                "stations still refreshing from an earlier turn were skipped"
-            );
-        }
-        // The cycle's duration, for metrics: until the last job it started ends.
-        tokio::spawn(async move {
-            let outcomes = cycle.finished().await;
-            let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
-            let elapsed = started.elapsed();
-            metrics::histogram!("csm_refresh_cycle_seconds").record(elapsed.as_secs_f64());
-            tracing::debug!(
-                stations = outcomes.len(),
-                failed,
-                ?elapsed,
-                "refresh cycle done"
-            );
-        });
+        tokio::spawn(spread(
+            engine.clone(),
+            first,
+            phased,
+            began,
+            interval,
+            cancel.child_token(),
+        ));
     }
+}
+
+/// Whether this engine has a state of `station` checked within `interval`.
+fn seen_within(engine: &Engine, station: &Station, interval: Duration) -> bool {
+    let recent = chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
+    engine
+        .last_known(&station.id)
+        .is_some_and(|state| chrono::Utc::now() - state.checked_at < recent)
+}
+
+/// Where in the interval `station` is refreshed: its slot's share of the interval, the same
+/// on every instance and every turn.
+fn phase(station: &Station, interval: Duration) -> Duration {
+    interval.mul_f64(f64::from(slot_of(&station.id)) / f64::from(SLOTS))
+}
+
+/// How finely the phases are kept: stations due within this of each other start together.
+const STEP: Duration = Duration::from_millis(20);
+
+/// Starts each of `phased` at its phase after `started`, then records the turn's duration
+/// (until the last job it started ends) with `first`, the jobs started at once.
+async fn spread(
+    engine: Engine,
+    first: super::Cycle,
+    mut phased: Vec<Arc<Station>>,
+    started: tokio::time::Instant,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    phased.sort_by_cached_key(|s| phase(s, interval));
+    let mut cycles = vec![first];
+    let mut rest = phased.as_slice();
+    while let Some(next) = rest.first() {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep_until(started + phase(next, interval)) => {}
+        }
+        let until = started.elapsed() + STEP;
+        let due = rest.partition_point(|s| phase(s, interval) <= until);
+        let (batch, later) = rest.split_at(due.max(1));
+        rest = later;
+        cycles.push(engine.start_cycle(batch.to_vec()).await);
+    }
+    let skipped: usize = cycles.iter().map(super::Cycle::skipped).sum();
+    if skipped > 0 {
+        tracing::debug!(
+            skipped,
+            "stations still refreshing from an earlier turn were skipped"
+        );
+    }
+    let mut outcomes = Vec::new();
+    for cycle in cycles {
+        outcomes.extend(cycle.finished().await);
+    }
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let elapsed = started.elapsed();
+    metrics::histogram!("csm_refresh_cycle_seconds").record(elapsed.as_secs_f64());
+    tracing::debug!(
+        stations = outcomes.len(),
+        failed,
+        ?elapsed,
+        "refresh turn done"
+    );
 }
