@@ -9,6 +9,7 @@
 //! vendor's waits delay the others' next refresh. Stations that become this instance's
 //! between two turns are refreshed at once.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::catalog::CatalogCell;
 use crate::cluster::{SLOTS, slot_of};
-use crate::model::Station;
+use crate::model::{Station, StationId};
 use crate::store::{Store, StoreError};
 
 /// Why a turn of the scheduler runs.
@@ -106,16 +107,19 @@ impl Share for Everything {
 pub async fn run(
     engine: Engine,
     source: impl StationSource,
-    share: impl Share,
+    share: impl Share + 'static,
     interval: Duration,
     cancel: CancellationToken,
 ) {
+    let share = Arc::new(share);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut gained = share.gained();
     let mut stations: Vec<Arc<Station>> = Vec::new();
     // When the current interval began: phases count from it.
     let mut began = tokio::time::Instant::now();
+    // The stations of the share at the last turn.
+    let mut shared = HashSet::new();
     loop {
         let turn = tokio::select! {
             () = cancel.cancelled() => break,
@@ -135,27 +139,45 @@ pub async fn run(
         }
         let mine: Vec<Arc<Station>> = stations.iter().filter(|s| share.owns(s)).cloned().collect();
         share.refreshing(&mine);
-        // Stations this instance has no recent state of (none within an interval and a half:
-        // a station refreshed at its phase last interval is not, whatever the timers'
-        // jitter) are refreshed at once, and again at
-        // their phase if it is still ahead in this interval: from then on each is asked an
-        // interval apart, its data never older than an interval (the price: two requests in
-        // the interval a station is first seen or gained).
-        let now: Vec<Arc<Station>> = mine
-            .iter()
-            .filter(|s| !seen_within(&engine, s, interval.mul_f64(1.5)))
-            .cloned()
-            .collect();
-        let phased: Vec<Arc<Station>> = match turn {
-            Turn::Every => mine,
+        // Every station is due at its phase; one whose data would be more than an interval old
+        // by then (new, seen first at start, or taken over from an instance that died and
+        // missed its turn) is refreshed at once as well. A station taken over from a live
+        // instance keeps its cadence: it was refreshed at the same phase there.
+        let elapsed = began.elapsed();
+        let ids: HashSet<StationId> = mine.iter().map(|s| s.id.clone()).collect();
+        let every = matches!(turn, Turn::Every);
+        let (fresh, phased): (Vec<Arc<Station>>, Vec<Arc<Station>>) = match turn {
+            Turn::Every => (mine.clone(), mine),
             Turn::Gained => {
-                let elapsed = began.elapsed();
-                now.iter()
+                // Only the stations new to the share: the others are in this interval's turn.
+                let new: Vec<Arc<Station>> = mine
+                    .iter()
+                    .filter(|s| !shared.contains(&s.id))
+                    .cloned()
+                    .collect();
+                let ahead = new
+                    .iter()
                     .filter(|s| phase(s, interval) > elapsed)
                     .cloned()
-                    .collect()
+                    .collect();
+                (new, ahead)
             }
         };
+        shared = ids;
+        let now: Vec<Arc<Station>> = fresh
+            .into_iter()
+            .filter(|s| {
+                // When its phase comes: in this turn (already, if it has passed), or for a
+                // station gained after its phase passed, in the next interval.
+                let ahead = phase(s, interval).saturating_sub(elapsed);
+                let next = if ahead.is_zero() && !every {
+                    interval.saturating_sub(elapsed) + phase(s, interval)
+                } else {
+                    ahead
+                };
+                !seen_within(&engine, s, interval.mul_f64(1.25).saturating_sub(next))
+            })
+            .collect();
         if now.is_empty() && phased.is_empty() {
             continue;
         }
@@ -165,6 +187,7 @@ pub async fn run(
         };
         tokio::spawn(spread(
             engine.clone(),
+            Arc::clone(&share),
             first,
             phased,
             began,
@@ -191,10 +214,11 @@ fn phase(station: &Station, interval: Duration) -> Duration {
 /// How finely the phases are kept: stations due within this of each other start together.
 const STEP: Duration = Duration::from_millis(20);
 
-/// Starts each of `phased` at its phase after `started`, then records the turn's duration
+/// Starts each of `phased` at its phase after `started` (if still in `share` then), then records the turn's duration
 /// (until the last job it started ends) with `first`, the jobs started at once.
 async fn spread(
     engine: Engine,
+    share: Arc<impl Share>,
     first: super::Cycle,
     mut phased: Vec<Arc<Station>>,
     started: tokio::time::Instant,
@@ -213,7 +237,9 @@ async fn spread(
         let due = rest.partition_point(|s| phase(s, interval) <= until);
         let (batch, later) = rest.split_at(due.max(1));
         rest = later;
-        cycles.push(engine.start_cycle(batch.to_vec()).await);
+        // A station whose slot went to another instance meanwhile is that one's now.
+        let still: Vec<Arc<Station>> = batch.iter().filter(|s| share.owns(s)).cloned().collect();
+        cycles.push(engine.start_cycle(still).await);
     }
     let skipped: usize = cycles.iter().map(super::Cycle::skipped).sum();
     if skipped > 0 {
