@@ -372,16 +372,26 @@ struct StoreWitness(Arc<dyn Store>);
 
 #[async_trait::async_trait]
 impl Witness for StoreWitness {
-    async fn reached(&self, id: &str, at: DateTime<Utc>) -> Result<(), String> {
+    async fn reached(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<(), String> {
         self.0
-            .record_redis_seen(id, at)
+            .record_redis_seen(id, at, since)
             .await
             .map_err(|e| e.to_string())
     }
 
-    async fn reached_elsewhere(&self, id: &str, after: DateTime<Utc>) -> Result<bool, String> {
+    async fn reached_elsewhere(
+        &self,
+        id: &str,
+        since: DateTime<Utc>,
+        after: DateTime<Utc>,
+    ) -> Result<bool, String> {
         self.0
-            .redis_seen_elsewhere(id, after)
+            .redis_seen_elsewhere(id, since, after)
             .await
             .map_err(|e| e.to_string())
     }
@@ -443,7 +453,17 @@ async fn a_member_cut_off_from_redis_alone_stops_and_all_keep_their_slots_when_r
         held,
         "with Redis away for all, each keeps refreshing its stations"
     );
+    // Redis comes back for a a moment before b: b was not cut off alone, and keeps its slots.
     to_a.set_down(false);
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_millis(1000) {
+        assert_eq!(
+            b.cluster.held_count(),
+            held.1,
+            "b let go when Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     to_b.set_down(false);
     watch_until(&both, Duration::from_secs(10), || shared_by(&both)).await;
     for member in [a, b] {

@@ -64,15 +64,17 @@ impl Store for Counting {
         &self,
         id: &str,
         at: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.record_redis_seen(id, at).await
+        self.inner.record_redis_seen(id, at, since).await
     }
     async fn redis_seen_elsewhere(
         &self,
         id: &str,
+        since: chrono::DateTime<chrono::Utc>,
         after: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.redis_seen_elsewhere(id, after).await
+        self.inner.redis_seen_elsewhere(id, since, after).await
     }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.inner.migrate().await

@@ -136,7 +136,9 @@ struct Inner {
     claimed: Mutex<std::collections::HashMap<String, String>>,
     /// Asked when Redis cannot be reached: is it away for all, or only for this instance?
     witness: std::sync::OnceLock<Arc<dyn Witness>>,
-    /// When a beat last went through Redis.
+    /// Since when beats have reached Redis without a break.
+    reaching_since: Mutex<Option<DateTime<Utc>>>,
+    /// When a beat last reached Redis.
     last_reached: Mutex<Option<DateTime<Utc>>>,
 }
 
@@ -144,14 +146,30 @@ struct Inner {
 /// Redis asks it whether the others still do.
 #[async_trait::async_trait]
 pub trait Witness: Send + Sync {
-    /// Records that instance `id` reached Redis at `at`.
-    async fn reached(&self, id: &str, at: DateTime<Utc>) -> Result<(), String>;
-    /// Whether an instance other than `id` reached Redis after `after`.
-    async fn reached_elsewhere(&self, id: &str, after: DateTime<Utc>) -> Result<bool, String>;
+    /// Records that instance `id` reached Redis at `at`, without a break since `since`.
+    async fn reached(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<(), String>;
+    /// Whether an instance other than `id` has reached Redis without a break from `since` (or
+    /// earlier) to after `after`.
+    async fn reached_elsewhere(
+        &self,
+        id: &str,
+        since: DateTime<Utc>,
+        after: DateTime<Utc>,
+    ) -> Result<bool, String>;
 }
 
-/// How much later than this instance's last beat through Redis another instance's must be for
-/// this one to count itself cut off (clocks of instances differ by less).
+/// How long another instance must have reached Redis without a break, while this one cannot,
+/// for this one to count itself cut off (longer than instances take to reconnect one after the
+/// other when Redis comes back, and than their clocks differ).
+const CUT_OFF_RUN: Duration = Duration::from_millis(1500);
+
+/// How much later than this instance's last beat through Redis another instance's must be
+/// (clocks of instances differ by less).
 const CUT_OFF_MARGIN: Duration = Duration::from_secs(1);
 
 /// The longest wait for the witness in a beat.
@@ -209,6 +227,7 @@ impl Cluster {
                 rpc,
                 claimed: Mutex::default(),
                 witness: std::sync::OnceLock::new(),
+                reaching_since: Mutex::new(None),
                 last_reached: Mutex::new(None),
             }),
         }
@@ -384,11 +403,17 @@ impl Cluster {
                     .last_reached
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = Some(now);
+                let since = *self
+                    .inner
+                    .reaching_since
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(now);
                 if let Some(witness) = self.inner.witness.get() {
                     let witness = Arc::clone(witness);
                     let id = self.inner.id.clone();
                     tokio::spawn(async move {
-                        if let Err(error) = witness.reached(&id, now).await {
+                        if let Err(error) = witness.reached(&id, now, since).await {
                             tracing::debug!(%error, "cannot record that this instance reaches Redis");
                         }
                     });
@@ -405,6 +430,11 @@ impl Cluster {
                 }
             }
             Err(error) => {
+                *self
+                    .inner
+                    .reaching_since
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
                 if self.inner.reachable.swap(false, Ordering::Relaxed) {
                     tracing::warn!(
                         %error,
@@ -430,9 +460,12 @@ impl Cluster {
         metrics::gauge!("csm_cluster_slots").set(f64::from(self.held_count()));
     }
 
-    /// Whether, by the witness, other instances reached Redis since this one last did (by
-    /// more than clocks differ): then Redis is away for this instance only. Without a witness,
-    /// or when it cannot tell, `false`: availability first.
+    /// Whether, by the witness, another instance has reached Redis since this one last did
+    /// (by more than clocks differ), without a break for the last [`CUT_OFF_RUN`]: then Redis
+    /// is away for this instance only. Not when Redis is away for all (nobody reached it since
+    /// this one did), nor when it comes back for one instance a moment before another (that
+    /// one's run is short). Without a witness, or when it cannot tell, `false`: availability
+    /// first.
     async fn cut_off(&self) -> bool {
         let Some(witness) = self.inner.witness.get() else {
             return false;
@@ -445,10 +478,12 @@ impl Cluster {
         let Some(last) = last else {
             return false;
         };
-        let after = last + chrono::TimeDelta::from_std(CUT_OFF_MARGIN).unwrap_or_default();
+        let run = chrono::TimeDelta::from_std(CUT_OFF_RUN).unwrap_or_default();
+        let margin = chrono::TimeDelta::from_std(CUT_OFF_MARGIN).unwrap_or_default();
+        let (since, after) = (Utc::now() - run, last + margin);
         match tokio::time::timeout(
             WITNESS_WAIT,
-            witness.reached_elsewhere(&self.inner.id, after),
+            witness.reached_elsewhere(&self.inner.id, since, after),
         )
         .await
         {
@@ -528,7 +563,17 @@ impl Cluster {
         // lately keeps what it holds and takes nothing new: after Redis lost everything the
         // members re-form before any slot moves, and a starting cluster does not hand every
         // slot to whoever beat first.
-        let settled = settled_ids.contains(&me);
+        // Back from a spell without Redis, an instance is new again for the grace: the others
+        // (whose leases lapsed meanwhile too) come back within it and take their own back.
+        let reaching_since = *self
+            .inner
+            .reaching_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let back_long_enough = reaching_since.is_some_and(|since| {
+            Utc::now() - since >= chrono::TimeDelta::from_std(JOIN_GRACE).unwrap_or_default()
+        });
+        let settled = settled_ids.contains(&me) && back_long_enough;
         let rightful = |slot: u16| owner_of(slot, &ids);
         let (held, holds) = {
             let held = self.inner.held.read().unwrap_or_else(|p| p.into_inner());

@@ -136,9 +136,14 @@ struct StoreWitness(Arc<dyn Store>);
 
 #[async_trait::async_trait]
 impl crate::cluster::Witness for StoreWitness {
-    async fn reached(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+    async fn reached(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), String> {
         self.0
-            .record_redis_seen(id, at)
+            .record_redis_seen(id, at, since)
             .await
             .map_err(|e| e.to_string())
     }
@@ -146,10 +151,11 @@ impl crate::cluster::Witness for StoreWitness {
     async fn reached_elsewhere(
         &self,
         id: &str,
+        since: chrono::DateTime<chrono::Utc>,
         after: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, String> {
         self.0
-            .redis_seen_elsewhere(id, after)
+            .redis_seen_elsewhere(id, since, after)
             .await
             .map_err(|e| e.to_string())
     }

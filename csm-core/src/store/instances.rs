@@ -16,6 +16,7 @@ use super::statements::{OnConflict, Table};
 pub(crate) struct InstanceRow {
     pub(crate) instance_id: String,
     pub(crate) redis_seen_at: DateTime<Utc>,
+    pub(crate) reaching_since: DateTime<Utc>,
 }
 
 impl Record for InstanceRow {
@@ -27,27 +28,31 @@ impl Record for InstanceRow {
     const COLUMNS: &'static [Column<Self>] = &[
         Column::new("instance_id", |r| Value::text(&r.instance_id)),
         Column::new("redis_seen_at", |r| Value::time(r.redis_seen_at)),
+        Column::new("reaching_since", |r| Value::time(r.reaching_since)),
     ];
 
     fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
         Ok(Self {
             instance_id: r.text("instance_id")?,
             redis_seen_at: r.time("redis_seen_at")?,
+            reaching_since: r.time("reaching_since")?,
         })
     }
 }
 
 impl<DB: Backend> SqlStore<DB> {
-    /// Records that instance `id` reached Redis at `at`.
+    /// Records that instance `id` reached Redis at `at`, without a break since `since`.
     pub(super) async fn write_redis_seen(
         &self,
         id: &str,
         at: DateTime<Utc>,
+        since: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let doing = "recording that this instance reaches Redis";
         let row = InstanceRow {
             instance_id: id.to_owned(),
             redis_seen_at: at,
+            reaching_since: since,
         };
         let mut tx = self.begin(doing).await?;
         let work = self
@@ -56,17 +61,20 @@ impl<DB: Backend> SqlStore<DB> {
         self.finish(tx, work, doing).await
     }
 
-    /// Whether an instance other than `id` reached Redis after `after`.
+    /// Whether an instance other than `id` has reached Redis without a break from `since` (or
+    /// earlier) to after `after`.
     pub(super) async fn read_redis_seen_elsewhere(
         &self,
         id: &str,
+        since: DateTime<Utc>,
         after: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let select = statement(
-            "SELECT instance_id, redis_seen_at FROM cluster_instances \
-             WHERE instance_id <> ? AND redis_seen_at > ?",
+            "SELECT instance_id FROM cluster_instances \
+             WHERE instance_id <> ? AND reaching_since <= ? AND redis_seen_at > ?",
         );
-        let select = DB::bind_time(DB::bind_text(select, Some(id)), Some(after));
+        let select = DB::bind_text(select, Some(id));
+        let select = DB::bind_time(DB::bind_time(select, Some(since)), Some(after));
         let rows = self
             .fetch(select, "asking whether other instances reach Redis")
             .await?;

@@ -344,13 +344,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The alerts' tables (channels, rules, outbox).
     fn alerts(&self) -> &dyn AlertStore;
 
-    /// Records that cluster instance `id` reached the cluster's Redis at `at`.
-    async fn record_redis_seen(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records that cluster instance `id` reached the cluster's Redis at `at`, without a break
+    /// since `since`.
+    async fn record_redis_seen(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
-    /// Whether a cluster instance other than `id` reached the cluster's Redis after `after`.
+    /// Whether a cluster instance other than `id` has reached the cluster's Redis without a
+    /// break from `since` (or earlier) to after `after`.
     async fn redis_seen_elsewhere(
         &self,
         id: &str,
+        since: DateTime<Utc>,
         after: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 

@@ -276,16 +276,18 @@ impl<DB: Backend> Store for SqlStore<DB> {
         &self,
         id: &str,
         at: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        self.write_redis_seen(id, at).await
+        self.write_redis_seen(id, at, since).await
     }
 
     async fn redis_seen_elsewhere(
         &self,
         id: &str,
+        since: chrono::DateTime<chrono::Utc>,
         after: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
-        self.read_redis_seen_elsewhere(id, after).await
+        self.read_redis_seen_elsewhere(id, since, after).await
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
