@@ -7,7 +7,9 @@
 //! (at start, or new) is refreshed at once. A station whose refresh from an earlier turn is
 //! still running (a slow vendor, or one it waits on to retry) is skipped this turn, so no
 //! vendor's waits delay the others' next refresh. Stations that become this instance's
-//! between two turns are refreshed at once.
+//! between two turns are refreshed at their phase (they keep the cadence they had on the
+//! instance before), at once if their data would otherwise grow older than an interval and a
+//! quarter.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -102,8 +104,7 @@ impl Share for Everything {
 
 /// Refreshes every enabled station of `source` in `share` every `interval` until `cancel`
 /// fires. Stations are read again each cycle, so additions and removals take effect by the
-/// next one; stations gained between two cycles are refreshed when gained, unless this engine
-/// refreshed them within the interval.
+/// next one; stations gained between two cycles join the current one at their phase.
 pub async fn run(
     engine: Engine,
     source: impl StationSource,
