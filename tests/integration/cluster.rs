@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use csm::core::cluster::{Cluster, Coordinator, LEASE, SLOTS, Witness};
-use csm::core::store::Store;
+use csm::core::monitor::StoreWitness;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -365,36 +364,6 @@ async fn a_shared_allowance_counts_every_instances_messages() {
             .await
             .is_none()
     );
-}
-
-/// The shared database as the witness, as the server wires it.
-struct StoreWitness(Arc<dyn Store>);
-
-#[async_trait::async_trait]
-impl Witness for StoreWitness {
-    async fn reached(
-        &self,
-        id: &str,
-        at: DateTime<Utc>,
-        since: DateTime<Utc>,
-    ) -> Result<(), String> {
-        self.0
-            .record_redis_seen(id, at, since)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn reached_elsewhere(
-        &self,
-        id: &str,
-        since: DateTime<Utc>,
-        after: DateTime<Utc>,
-    ) -> Result<bool, String> {
-        self.0
-            .redis_seen_elsewhere(id, since, after)
-            .await
-            .map_err(|e| e.to_string())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

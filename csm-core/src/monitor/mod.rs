@@ -131,8 +131,10 @@ impl std::fmt::Debug for Monitor {
     }
 }
 
-/// The database as the cluster's witness of who still reaches Redis.
-struct StoreWitness(Arc<dyn Store>);
+/// The database as the cluster's witness of who still reaches Redis (the server wires it to
+/// every clustered instance).
+#[derive(Debug)]
+pub struct StoreWitness(pub Arc<dyn Store>);
 
 #[async_trait::async_trait]
 impl crate::cluster::Witness for StoreWitness {
