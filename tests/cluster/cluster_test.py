@@ -168,7 +168,6 @@ class EventStream(threading.Thread):
         super().__init__(daemon=True)
         self.name, self.base, self.last_event_id = name, base, last_event_id
         self.events = []
-        self.resets = 0
         self.ended = None
         self.lock = threading.Lock()
         self.start()
@@ -193,8 +192,6 @@ class EventStream(threading.Thread):
                             body = json.loads(data)
                             with self.lock:
                                 self.events.append((event_id, body["station_id"], body["changes"], time.time()))
-                        elif event == "reset":
-                            self.resets += 1
                         event, data, event_id = None, None, None
         except Exception as error:  # the instance died, or the test ended
             self.ended = repr(error)
@@ -322,8 +319,7 @@ def formed(base, ids):
     body = cluster_of(base)
     if not body or sorted(i["id"] for i in body["instances"]) != sorted(ids):
         return None
-    if sum(i["stations"] for i in body["instances"]) != STATIONS + 1 and \
-            sum(i["stations"] for i in body["instances"]) != STATIONS:
+    if sum(i["stations"] for i in body["instances"]) not in (STATIONS, STATIONS + 1):
         return None
     return body if all(i["stations"] > 0 for i in body["instances"]) else None
 

@@ -713,15 +713,16 @@ async fn bad_rules_and_channels_are_refused_and_store_nothing() {
     app.stop().await;
 }
 
-/// The outbox's contract on both backends: only due rows are claimed, a claim excludes
-/// others until it expires, and only the claim that holds a row can finish it.
-async fn outbox_claims(backend: Backend) {
-    let store = test_store(backend).await;
-    let alerts = store.store.alerts();
-    let now = csm_core::model::now();
-    let row = |id: &str, due| OutboxRow {
+/// A pending outbox row of rule `rule_id` on channel `c`, made at `now`, due at `due`.
+fn pending(
+    id: &str,
+    rule_id: u64,
+    now: chrono::DateTime<chrono::Utc>,
+    due: chrono::DateTime<chrono::Utc>,
+) -> OutboxRow {
+    OutboxRow {
         id: id.into(),
-        rule_id: 1,
+        rule_id,
         channel: "c".into(),
         payload: "{}".into(),
         state: DeliveryState::Pending,
@@ -730,7 +731,16 @@ async fn outbox_claims(backend: Backend) {
         created_at: now,
         due_at: due,
         delivered_at: None,
-    };
+    }
+}
+
+/// The outbox's contract on both backends: only due rows are claimed, a claim excludes
+/// others until it expires, and only the claim that holds a row can finish it.
+async fn outbox_claims(backend: Backend) {
+    let store = test_store(backend).await;
+    let alerts = store.store.alerts();
+    let now = csm_core::model::now();
+    let row = |id: &str, due| pending(id, 1, now, due);
     let open = OpenAlert {
         rule_id: 1,
         station_id: StationId::parse("S1").unwrap(),
@@ -840,18 +850,7 @@ async fn an_open_alert_is_recorded_once(backend: Backend) {
     let store = test_store(backend).await;
     let alerts = store.store.alerts();
     let now = csm_core::model::now();
-    let fired = |id: &str| OutboxRow {
-        id: id.into(),
-        rule_id: 7,
-        channel: "c".into(),
-        payload: "{}".into(),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        last_error: None,
-        created_at: now,
-        due_at: now,
-        delivered_at: None,
-    };
+    let fired = |id: &str| pending(id, 7, now, now);
     let open = |alert_id: &str| OpenAlert {
         rule_id: 7,
         station_id: StationId::parse("S9").unwrap(),
