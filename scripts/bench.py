@@ -190,10 +190,12 @@ def simulator(stations, speed):
     return process, f"http://127.0.0.1:{port}"
 
 
-def wrk(url, connections, seconds, script=None):
+def wrk(url, connections, seconds, script=None, headers=()):
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         args += ["-s", script]
+    for header in headers:
+        args += ["-H", header]
     output = subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -402,6 +404,56 @@ def bench_api(stations, seconds):
         mysql("DROP DATABASE IF EXISTS `csm_bench_api`")
     log(json.dumps(results))
     return results
+
+
+def bench_list(stations, seconds):
+    """The whole station list (every station with its 12 ports), as polling clients read it, while
+    the fleet changes (a refresh every 10 s per station), against a fixed body of the same size
+    served by the same server (the ceiling): 8 and 32 connections, the two measured alternately
+    three times and the medians kept. Also the bytes plain and with gzip, a client that sends its
+    tag back, one that accepts gzip, and the server's memory."""
+    log(f"list: csm-server with {stations} stations, wrk {seconds} s per run")
+    sim, sim_url = simulator(stations, speed=1)
+    with sim:
+        name = f"csm_bench_list_{stations}"
+        database_url, prefix = synced_database(name, sim_url)
+        live = {"CSM_REFRESH_INTERVAL_SECS": "10"}
+        server, base = start_server(database_url, prefix, sim_url, live)
+        with server:
+            wait_first_cycle(base, stations, 300)
+            with urllib.request.urlopen(f"{base}/api/stations", timeout=60) as response:
+                size = len(response.read())
+        server, base = start_server(database_url, prefix, sim_url, {**live, "CSM_BENCH_CEILING_BYTES": str(size)})
+        with server:
+            wait_first_cycle(base, stations, 300)
+            result = {"stations": stations}
+            with urllib.request.urlopen(f"{base}/api/stations", timeout=60) as response:
+                result["plain_bytes"] = len(response.read())
+                tag = response.headers["ETag"]
+            request = urllib.request.Request(f"{base}/api/stations", headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert response.headers["Content-Encoding"] == "gzip"
+                result["gzip_bytes"] = len(response.read())
+            median = lambda runs: sorted(runs, key=lambda r: r["rps"])[1]
+            for connections in (8, 32):
+                ceilings, lists = [], []
+                for _ in range(3):
+                    ceilings.append(wrk(f"{base}/bench/ceiling", connections, max(1, seconds // 3)))
+                    lists.append(wrk(f"{base}/api/stations", connections, max(1, seconds // 3)))
+                ceiling, listed = median(ceilings), median(lists)
+                listed["fraction_of_ceiling"] = round(listed["rps"] / ceiling["rps"], 3)
+                listed["runs_rps"] = [r["rps"] for r in lists]
+                ceiling["runs_rps"] = [r["rps"] for r in ceilings]
+                result[f"c{connections}"] = {"ceiling": ceiling, "list": listed}
+            result["gzip_c32"] = wrk(f"{base}/api/stations", 32, max(1, seconds // 3),
+                                     headers=["Accept-Encoding: gzip"])
+            result["if_none_match_c32"] = wrk(f"{base}/api/stations", 32, max(1, seconds // 3),
+                                              headers=[f"If-None-Match: {tag}"])
+            rss, peak = server.rss_mb()
+            result["rss_mb"], result["peak_rss_mb"] = round(rss), round(peak)
+        mysql(f"DROP DATABASE IF EXISTS `{name}`")
+    log(json.dumps(result))
+    return result
 
 
 def bench_sse(clients, seconds):
@@ -813,6 +865,24 @@ def markdown(results):
             size = r.get("body_bytes", api["body_bytes"])
             fraction = f"{r['fraction_of_ceiling']:.0%}" if "fraction_of_ceiling" in r else "—"
             lines.append(f"| {label} | {size:,} | {r['rps']:,} | {r['p50_ms']} | {r['p99_ms']} | {fraction} |")
+    listed = results.get("list")
+    if listed:
+        lines += ["", "### The whole station list (csm-server, MariaDB + Redis, 12 ports a station, each refreshed every 10 s)", "",
+                  "`GET /api/stations` against a fixed body of the same size served by the same server (the ceiling), "
+                  "wrk -t2, medians of three alternating runs:", "",
+                  "| stations | plain bytes | gzip bytes | connections | ceiling req/s | list req/s | fraction | list p50 ms | list p99 ms | RSS MB (peak) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in listed:
+            for c in ("c8", "c32"):
+                ceiling, row = r[c]["ceiling"], r[c]["list"]
+                lines.append(f"| {r['stations']:,} | {r['plain_bytes']:,} | {r['gzip_bytes']:,} | {c[1:]} | {ceiling['rps']:,} | "
+                             f"{row['rps']:,} | {row['fraction_of_ceiling']:.0%} | {row['p50_ms']} | {row['p99_ms']} | {r['rss_mb']} ({r['peak_rss_mb']}) |")
+        lines += ["", "The same list at 32 connections for a client that accepts gzip, and for one that sends its tag back "
+                  "(`If-None-Match`; `304` while nothing changed):", "",
+                  "| stations | gzip req/s | gzip p99 ms | If-None-Match req/s | If-None-Match p99 ms |", "|---:|---:|---:|---:|---:|"]
+        for r in listed:
+            g, t = r["gzip_c32"], r["if_none_match_c32"]
+            lines.append(f"| {r['stations']:,} | {g['rps']:,} | {g['p99_ms']} | {t['rps']:,} | {t['p99_ms']} |")
     sse = results.get("sse")
     if sse:
         lines += ["", "### SSE fan-out", "",
@@ -912,7 +982,7 @@ def markdown(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -923,7 +993,7 @@ def main():
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"])
+    only = set(args.only or ["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -938,6 +1008,8 @@ def main():
     if "api" in only:
         results["api"] = bench_api(1000, 3 if args.quick else 12)
         results["api"]["station_count"] = 1000
+    if "list" in only:
+        results["list"] = [bench_list(n, 6 if args.quick else 12) for n in ([1000] if args.quick else [1000, 10000])]
     if "sse" in only:
         results["sse"] = bench_sse(1000, 6 if args.quick else 20)
     if "memory" in only:
@@ -955,7 +1027,7 @@ def main():
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -22,11 +22,14 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 mod assets;
+mod changes;
 pub mod client;
+mod conditional;
 pub mod config;
 mod detail;
 pub mod error;
 pub mod flags;
+mod list;
 mod metrics;
 pub mod openapi;
 mod serve;
@@ -57,8 +60,12 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The Prometheus recorder.
     pub metrics: PrometheusHandle,
+    /// The fleet's change count, which makes kept answers out of date.
+    pub changes: Arc<changes::Changes>,
     /// Encoded answers of the station endpoints.
     pub details: Arc<detail::DetailCache>,
+    /// Encoded answers of the station list.
+    pub lists: Arc<list::ListAnswers>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -135,6 +142,7 @@ impl Server {
             config.limits.max_sse_clients,
             config.limits.max_sse_per_address,
         ));
+        let changes = Arc::new(changes::Changes::new(Arc::clone(&monitor)));
         Self {
             state: AppState {
                 monitor,
@@ -143,7 +151,9 @@ impl Server {
                 sse_clients,
                 shutdown: CancellationToken::new(),
                 metrics: metrics::handle(),
-                details: Arc::default(),
+                changes: Arc::clone(&changes),
+                details: Arc::new(detail::DetailCache::new(Arc::clone(&changes))),
+                lists: Arc::new(list::ListAnswers::new(changes)),
             },
             scheduler: true,
             demo_chargers: false,
@@ -181,6 +191,7 @@ impl Server {
             state.updates.clone(),
             cancel.clone(),
         ));
+        tasks.spawn(Arc::clone(&state.changes).follow(cancel.clone()));
         let (ocpp, token) = (state.monitor.ocpp().clone(), cancel.clone());
         tasks.spawn(async move { ocpp.run_registry(token).await });
         let (monitor, token) = (Arc::clone(&state.monitor), cancel.clone());

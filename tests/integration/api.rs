@@ -47,6 +47,7 @@ crate::helpers::on_each!(
 
     reads_use_the_original_keys,
     manual_refresh_has_a_cool_down,
+    a_client_that_has_the_answer_gets_304_until_it_changes,
     the_list_carries_each_stations_ports_unless_asked_for_the_summary
 );
 
@@ -858,5 +859,155 @@ async fn station_answers_are_reused_for_a_quarter_second_at_most() {
         "an answer older than 250 ms is not reused"
     );
     assert_ne!(first["timestamp"], later["timestamp"]);
+    app.stop().await;
+}
+
+/// A `GET` with `If-None-Match: tag` (when given) and `Accept-Encoding` (when given), without
+/// decoding: the status, the headers and the raw body.
+async fn conditional_get(
+    app: &TestApp,
+    path: &str,
+    tag: Option<&str>,
+    coding: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, bytes::Bytes) {
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let mut request = raw.get(app.url(path));
+    if let Some(tag) = tag {
+        request = request.header("if-none-match", tag);
+    }
+    if let Some(coding) = coding {
+        request = request.header("accept-encoding", coding);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.bytes().await.unwrap())
+}
+
+fn tag(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("etag")
+        .unwrap_or_else(|| panic!("no ETag in {headers:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_client_that_has_the_answer_gets_304_until_it_changes(
+    backend: Backend,
+    cache: CacheKind,
+) {
+    let app = spawn_app_with(backend, cache, |s| s.server.admin_token = Some("t".into())).await;
+    let add = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"station_id": "E1", "name": "标签站", "vendor": SCRIPTED}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(add.status(), StatusCode::CREATED);
+    let ports = |first| {
+        Ok(vec![
+            reading(1, first, Some(220.0)),
+            reading(2, PortStatus::Free, None),
+        ])
+    };
+    app.scripted.set("E1", ports(PortStatus::Free));
+    refresh_all_now(&app).await;
+
+    for path in ["/api/stations", "/api/stations/E1"] {
+        let (status, headers, body) = conditional_get(&app, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["cache-control"], "no-cache", "{path}");
+        assert!(headers.contains_key("last-modified"), "{path}: {headers:?}");
+        let first = tag(&headers);
+        assert!(
+            first.starts_with('"') && first.len() > 10,
+            "a strong tag: {first}"
+        );
+        let document: Value = serde_json::from_slice(&body).unwrap();
+        assert!(document["timestamp"].is_string(), "{path}");
+
+        // Same data: 304 without a body, also once the answer was made again (its own time
+        // moved on, its content did not).
+        for wait in [Duration::ZERO, Duration::from_millis(1_200)] {
+            tokio::time::sleep(wait).await;
+            let (status, again, body) = conditional_get(&app, path, Some(&first), None).await;
+            assert_eq!(status, StatusCode::NOT_MODIFIED, "{path} after {wait:?}");
+            assert!(body.is_empty(), "{path}: a 304 has no body");
+            assert_eq!(tag(&again), first, "{path}");
+            assert_eq!(again["cache-control"], "no-cache", "{path}");
+        }
+        // Another tag, or none: the whole answer.
+        let (status, _, body) = conditional_get(&app, path, Some("\"other\""), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(!body.is_empty());
+
+        // Compressed: a tag of its own, the same content once decoded, and 304 for it too.
+        let (status, zipped, body) = conditional_get(&app, path, None, Some("gzip")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(zipped["content-encoding"], "gzip", "{path}");
+        assert_eq!(
+            tag(&zipped),
+            format!("{}-gzip\"", first.trim_end_matches('"'))
+        );
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        let decoded: Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(undated(decoded), undated(document), "{path}");
+        let (status, _, _) = conditional_get(&app, path, Some(&tag(&zipped)), Some("gzip")).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{path}");
+    }
+
+    // A filter asks another question: another tag.
+    let (_, all, _) = conditional_get(&app, "/api/stations", None, None).await;
+    let (_, filtered, _) = conditional_get(&app, "/api/stations?q=E1", None, None).await;
+    let (_, summary, _) = conditional_get(&app, "/api/stations?view=summary", None, None).await;
+    assert_ne!(tag(&all), tag(&filtered));
+    assert_ne!(tag(&all), tag(&summary));
+    let (status, _, _) = conditional_get(&app, "/api/stations?q=E1", Some(&tag(&all)), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A port changes: the whole answer with a new tag, at once.
+    let before: Vec<(String, String)> = ["/api/stations", "/api/stations/E1", "/api/stations?q=E1"]
+        .iter()
+        .map(|p| (p.to_string(), String::new()))
+        .collect();
+    let mut tags = Vec::new();
+    for (path, _) in &before {
+        let (_, headers, _) = conditional_get(&app, path, None, None).await;
+        tags.push((path.clone(), tag(&headers)));
+    }
+    app.scripted.set("E1", ports(PortStatus::Occupied));
+    refresh_all_now(&app).await;
+    for (path, old) in &tags {
+        let (status, headers, body) = conditional_get(&app, path, Some(old), None).await;
+        assert_eq!(status, StatusCode::OK, "{path} after a port changed");
+        assert_ne!(&tag(&headers), old, "{path}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("\"status\":\"occupied\""),
+            "{path} shows the change"
+        );
+    }
+
+    // Every other answer of the API is tagged and answered 304 the same way.
+    for path in [
+        "/api/ports",
+        "/api/stations/E1/events",
+        "/api/stations/E1/events?format=csv",
+        "/api/stations/E1/history",
+        "/api/stations/E1/sessions",
+        "/api/stations/E1/stats",
+        "/api/stats",
+        "/api/openapi.json",
+        "/",
+    ] {
+        let (status, headers, _) = conditional_get(&app, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let (status, _, body) = conditional_get(&app, path, Some(&tag(&headers)), None).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(body.is_empty(), "{path}");
+    }
     app.stop().await;
 }

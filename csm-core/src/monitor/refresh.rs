@@ -195,6 +195,13 @@ impl Refresh {
         self.engine.subscribe()
     }
 
+    /// Changes this instance has made since start (status events or a health change of a
+    /// station), counted once the station's new state is in the cache: a reader that sees the
+    /// count move knows the cache has the change.
+    pub fn changes_made(&self) -> u64 {
+        self.engine.updates_sent()
+    }
+
     /// Status events produced since start.
     pub fn events_produced(&self) -> u64 {
         self.engine.events_produced()

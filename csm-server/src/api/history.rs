@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, StationPath};
 use super::responses::{Unavailable, UnknownStation};
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, conditional};
 
 /// The form of an answer.
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub async fn station_history(
         })
         .await?;
     Ok(match params.format.unwrap_or_default() {
-        Format::Json => axum::Json(HistoryJson::of(&station, &readings)).into_response(),
+        Format::Json => conditional::json_without_range(&HistoryJson::of(&station, &readings)),
         Format::Csv => csv_response(csv::readings(&station, &readings.readings), &id, "history"),
     })
 }
@@ -184,11 +184,13 @@ pub async fn station_stats(
     State(state): State<AppState>,
     StationPath(id): StationPath,
     ApiQuery(params): ApiQuery<StatsParams>,
-) -> Result<axum::Json<StationStatsJson>, ApiError> {
+) -> Result<Response, ApiError> {
     let station = state.monitor.stations().get(&id).await?;
     let days = params.days.unwrap_or(DEFAULT_DAYS);
     let stats = state.monitor.history().station_stats(&id, days).await?;
-    Ok(axum::Json(StationStatsJson::of(&station, stats)))
+    Ok(conditional::json_without_range(&StationStatsJson::of(
+        &station, stats,
+    )))
 }
 
 /// The fleet's statistics over the last N days, with the stations longest in fault or
@@ -205,8 +207,8 @@ pub async fn station_stats(
 pub async fn fleet_stats(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StatsParams>,
-) -> Result<axum::Json<FleetStatsJson>, ApiError> {
+) -> Result<Response, ApiError> {
     let days = params.days.unwrap_or(DEFAULT_DAYS);
     let fleet = state.monitor.history().fleet_stats(days).await?;
-    Ok(axum::Json(FleetStatsJson::of(fleet)))
+    Ok(conditional::json_without_range(&FleetStatsJson::of(fleet)))
 }

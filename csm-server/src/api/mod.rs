@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::{AppState, assets, metrics, openapi};
+use crate::{AppState, assets, conditional, metrics, openapi};
 
 pub mod alerts;
 pub mod cluster;
@@ -123,7 +123,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(limit_headers))
         .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(axum::middleware::from_fn(conditional::tag_answers))
         .layer(CompressionLayer::new())
+        .layer(axum::middleware::from_fn(conditional::tag_codings))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))

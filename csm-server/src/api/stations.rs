@@ -3,7 +3,7 @@
 //! monitor and the monitor's answer onto the core's JSON documents.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use csm_core::model::{PortStatus, Station, StationId};
@@ -74,8 +74,9 @@ pub enum ViewParam {
 )]
 pub async fn list_stations(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<axum::Json<StationListJson>, ApiError> {
+) -> Result<Response, ApiError> {
     let view: ListView = query
         .view
         .as_deref()
@@ -111,8 +112,10 @@ pub async fn list_stations(
         offset: usize::try_from(offset).unwrap_or(usize::MAX),
         estimates: view == ListView::Full,
     };
-    let page = state.monitor.stations().list(&wanted).await?;
-    Ok(axum::Json(StationListJson::of(&page, view)))
+    state
+        .lists
+        .answer(&state.monitor, wanted, view, &headers)
+        .await
 }
 
 /// One station with all its ports.
@@ -152,8 +155,9 @@ async fn station_answer(state: &AppState, id: &StationId) -> Result<Response, Ap
     if let Some(answer) = state.details.fresh(id) {
         return Ok(answer);
     }
+    let changes = state.changes.now();
     let view = state.monitor.stations().view(id).await?;
-    Ok(state.details.answer(&view))
+    Ok(state.details.answer(&view, changes))
 }
 
 /// Refreshes a station now, unless its data is younger than the cool-down.
