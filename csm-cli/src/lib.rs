@@ -66,6 +66,9 @@ pub enum Command {
     /// The servers sharing this database and Redis: which are alive, what each refreshes.
     #[command(subcommand)]
     Cluster(commands::ClusterCommand),
+    /// Check a vendor profile against a real answer: what each of its pointers finds.
+    #[command(subcommand)]
+    Vendors(commands::VendorsCommand),
     /// Serve a simulated fleet over HTTP with csm's native contract.
     Simulate(simulate::SimulateArgs),
     /// Connect simulated EV chargers to a central system over OCPP 1.6J.
@@ -112,6 +115,7 @@ pub async fn run_with(
         Command::Alerts(command) => command.apply(&mut settings),
         Command::Ocpp(command) => command.apply(&mut settings),
         Command::Cluster(command) => command.apply(&mut settings),
+        Command::Vendors(command) => command.apply(&mut settings),
         Command::Simulate(_) | Command::SimulateOcpp(_) => {}
     }
     adjust(&mut settings);
@@ -130,6 +134,7 @@ pub async fn run_with(
         Command::Alerts(command) => commands::alerts(settings, command, out).await,
         Command::Ocpp(command) => commands::ocpp(settings, command, out).await,
         Command::Cluster(command) => commands::cluster(settings, command, out).await,
+        Command::Vendors(command) => commands::vendors(settings, command, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
         Command::SimulateOcpp(args) => simulate_ocpp::run(args, out).await,
     }

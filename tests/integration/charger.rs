@@ -247,10 +247,16 @@ async fn native_profile_reads_the_simulator_over_http_and_lists_its_stations() {
 #[tokio::test]
 async fn http_failures_are_classified_for_retries() {
     let server = MockServer::start().await;
-    let routes: [(&str, ResponseTemplate); 6] = [
+    let routes: [(&str, ResponseTemplate); 7] = [
         (
             "/s/E500/p",
             ResponseTemplate::new(503).set_body_string("maintenance"),
+        ),
+        (
+            "/s/PAGE/p",
+            ResponseTemplate::new(502).set_body_string(
+                "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n",
+            ),
         ),
         ("/s/E404/p", ResponseTemplate::new(404)),
         (
@@ -296,6 +302,14 @@ async fn http_failures_are_classified_for_retries() {
     assert!(
         e500.is_transient() && e500.to_string().contains("HTTP 503: maintenance"),
         "{e500}"
+    );
+    // An error page is named by its title, not by its markup.
+    let page = fetch("PAGE").await;
+    assert!(page.is_transient(), "{page}");
+    assert!(
+        page.to_string()
+            .ends_with("/s/PAGE/p answered HTTP 502: 502 Bad Gateway"),
+        "{page}"
     );
     let e404 = fetch("E404").await;
     assert!(!e404.is_transient(), "{e404}");

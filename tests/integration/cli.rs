@@ -448,3 +448,83 @@ async fn the_clis_json_is_the_apis_document() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn vendors_check_shows_what_each_pointer_of_a_profile_found() {
+    let vendor = MockServer::start().await;
+    Mock::given(wiremock::matchers::path("/ports/V1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"code":0,"msg":"ok","data":[{"id":1,"st":0,"voltage":221.5},{"id":2,"st":1,"voltage":219.0}]}"#,
+        ))
+        .mount(&vendor)
+        .await;
+    Mock::given(wiremock::matchers::path("/ports/GONE"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"msg":"ok","data":[]}"#))
+        .mount(&vendor)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    // The vendor sends "voltage"; the profile looks for "volts".
+    std::fs::write(
+        dir.path().join("probe.toml"),
+        format!(
+            "base_url = \"{}\"\n[request]\nurl = \"{{base_url}}/ports/{{station_id}}\"\n\
+             [success]\npointer = \"/code\"\nequals = 0\nmessage_pointer = \"/msg\"\n\
+             [ports]\npointer = \"/data\"\n[ports.fields]\nnumber = \"/id\"\nstatus = \"/st\"\nvoltage = \"/volts\"\n\
+             [status.codes]\n\"0\" = \"free\"\n\"1\" = \"occupied\"\n",
+            vendor.uri()
+        ),
+    )
+    .unwrap();
+    let vendors = dir.path().to_path_buf();
+    let check = |station: &'static str, json: bool| {
+        let vendors = vendors.clone();
+        async move {
+            let mut args = vec!["vendors", "check", "probe", station];
+            if json {
+                args.push("--json");
+            }
+            run_adjusted(&args, move |settings| settings.vendors.dir = vendors).await
+        }
+    };
+    let outcome = check("V1", false).await;
+    let text = ok(&outcome);
+    assert!(text.contains("/ports/V1 answered"), "{text}");
+    assert!(text.contains("the number 0"), "the flag: {text}");
+    assert!(
+        text.contains("✗ nothing in any of the 2 ports: csm shows it as not sent"),
+        "the wrong pointer stands out: {text}"
+    );
+    assert!(text.contains("2 ports read"), "{text}");
+    assert!(text.contains("not sent"), "{text}");
+
+    let outcome = check("V1", true).await;
+    let document: serde_json::Value = serde_json::from_str(ok(&outcome)).unwrap();
+    let voltage = document["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "ports.fields.voltage")
+        .unwrap();
+    assert_eq!(voltage["missing"], true);
+    assert_eq!(document["ports"].as_array().unwrap().len(), 2);
+    assert_eq!(document["ports"][0]["voltage"], serde_json::Value::Null);
+
+    // No success flag where the profile looks: exit 1, the profile blamed, not the vendor.
+    let (result, text) = check("GONE", false).await;
+    assert_eq!(result.unwrap(), ExitCode::FAILURE, "{text}");
+    assert!(
+        text.contains(
+            "probe: /code is missing: the profile's success.pointer does not match this answer"
+        ),
+        "{text}"
+    );
+    let unknown = run_adjusted(&["vendors", "check", "nope", "V1"], move |settings| {
+        settings.vendors.dir = vendors
+    })
+    .await;
+    let error = unknown.0.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("no vendor profile named \"nope\""),
+        "{error:#}"
+    );
+}

@@ -29,6 +29,7 @@ mod ocpp;
 mod read;
 mod refresh;
 mod stations;
+mod vendors;
 
 pub use self::alerts::{AlertsCommand, alerts};
 pub use self::cluster::{ClusterCommand, ClusterStatusArgs, cluster};
@@ -41,6 +42,7 @@ pub use self::refresh::{FailedStation, RefreshArgs, RefreshSummary, refresh};
 pub use self::stations::{
     AddArgs, ImportArgs, ListArgs, RemoveArgs, StationsCommand, SyncArgs, stations,
 };
+pub use self::vendors::{VendorsCheckArgs, VendorsCommand, vendors};
 
 /// How long a flush at the end of a command may wait for an unreachable database.
 pub(crate) const FLUSH_DEADLINE: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::profile::{Method, VendorProfile};
-use super::{ChargerApi, ChargerError};
+use super::{ChargerApi, ChargerError, Checked};
 use crate::model::{Snapshot, Station};
 use crate::settings::{VendorSettings, vendor_env_name};
 
@@ -199,9 +199,10 @@ impl HttpChargerApi {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let body = read_capped(response, 512, true)
+            // Enough of an error page to reach its title; only its first line of text is kept.
+            let body = read_capped(response, 8192, true)
                 .await
-                .map(|bytes| String::from_utf8_lossy(&bytes).chars().take(200).collect())
+                .map(|bytes| super::first_text(&String::from_utf8_lossy(&bytes)))
                 .unwrap_or_default();
             return Err(ChargerError::Status {
                 vendor: self.profile.name.clone(),
@@ -323,6 +324,24 @@ impl ChargerApi for HttpChargerApi {
         let observed_at = crate::model::now();
         self.profile
             .parse_response(&station.id, &url, &bytes, observed_at)
+    }
+
+    async fn inspect(&self, station_id: &str) -> Result<Checked, ChargerError> {
+        let request = &self.profile.request;
+        let (url, bytes) = self
+            .call(
+                request.method,
+                &request.url,
+                request.body.as_deref(),
+                true,
+                Some(station_id),
+            )
+            .await?;
+        Ok(Checked {
+            inspection: self.profile.inspect(&url, &bytes),
+            bytes: bytes.len(),
+            url,
+        })
     }
 
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError> {

@@ -115,6 +115,22 @@ pub enum ChargerError {
         /// What was there.
         found: String,
     },
+    /// The answer has no success flag where the profile looks for one, or something there that
+    /// is not a flag like the one the profile expects: the profile does not match the answer
+    /// (whatever message the answer carries).
+    #[error(
+        "{vendor}: {pointer} is {found}: the profile's success.pointer does not match this answer (it expects a flag like {equals} there)"
+    )]
+    NoSuccessFlag {
+        /// The name of the vendor profile that asked (it begins the message).
+        vendor: String,
+        /// The profile's `success.pointer`.
+        pointer: String,
+        /// What is there (`missing`, `the object …`).
+        found: String,
+        /// The profile's `success.equals`.
+        equals: String,
+    },
     /// The vendor said the request failed (`success=false` and its message).
     #[error("{vendor} refused the request: {message}")]
     Vendor {
@@ -214,11 +230,70 @@ pub enum ChargerError {
     },
 }
 
+/// What an error answer says, shortly: its first line of text (an HTML page's title or first
+/// text, not its markup), at most 200 characters.
 fn excerpt(body: &str) -> String {
-    if body.trim().is_empty() {
+    let text = first_text(body);
+    if text.is_empty() {
         String::new()
     } else {
-        format!(": {}", body.trim())
+        format!(": {text}")
+    }
+}
+
+/// The first line of text of a body: for HTML, the text of its `<title>` or else the first text
+/// between tags; whitespace runs become one space.
+pub(crate) fn first_text(body: &str) -> String {
+    let lower = body.to_ascii_lowercase();
+    let markup = lower.trim_start().starts_with('<');
+    let text: String = if markup {
+        let title = lower.find("<title").and_then(|start| {
+            let open = start + lower[start..].find('>')? + 1;
+            let close = open + lower[open..].find("</title")?;
+            Some(body[open..close].to_owned())
+        });
+        title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
+            // The first run of text outside tags (scripts and styles skipped).
+            let mut text = String::new();
+            let mut rest = body;
+            while let Some(open) = rest.find('<') {
+                let between = rest[..open].trim();
+                if !between.is_empty() {
+                    text = between.to_owned();
+                    break;
+                }
+                let tag = rest[open..].to_ascii_lowercase();
+                let skip_to = ["script", "style"]
+                    .iter()
+                    .find(|name| tag.starts_with(&format!("<{name}")))
+                    .and_then(|name| tag.find(&format!("</{name}")))
+                    .unwrap_or(0);
+                match rest[open + skip_to..].find('>') {
+                    Some(close) => rest = &rest[open + skip_to + close + 1..],
+                    None => break,
+                }
+            }
+            text
+        })
+    } else {
+        body.lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ");
+    if text.chars().count() > 200 {
+        format!("{}…", text.chars().take(200).collect::<String>())
+    } else {
+        text
     }
 }
 
@@ -273,6 +348,7 @@ impl ChargerError {
             ChargerError::NotJson { .. } => "not_json",
             ChargerError::TooDeep { .. } => "too_deep",
             ChargerError::Mismatch { .. } => "mismatch",
+            ChargerError::NoSuccessFlag { .. } => "no_success_flag",
             ChargerError::Vendor { .. } => "vendor",
             ChargerError::Config { .. } => "config",
             ChargerError::UnknownVendor { .. } => "unknown_vendor",
@@ -303,8 +379,29 @@ pub trait ChargerApi: Send + Sync + fmt::Debug {
     /// The vendor's list of stations, where the vendor offers one.
     async fn list_stations(&self) -> Result<Vec<Station>, ChargerError>;
 
+    /// Asks once for a station's ports and says what each pointer of the vendor's profile
+    /// found in the answer (sources read through a profile; the others cannot say).
+    async fn inspect(&self, station_id: &str) -> Result<Checked, ChargerError> {
+        let _ = station_id;
+        Err(ChargerError::Unsupported {
+            vendor: self.vendor().to_owned(),
+            message: "is not read through a vendor profile, so it has no pointers to check".into(),
+        })
+    }
+
     /// Checks that the source can be reached (any HTTP answer counts).
     async fn probe(&self) -> Result<(), ChargerError>;
+}
+
+/// One answer of a vendor read through its profile by hand.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The request's URL (secrets not filled in).
+    pub url: String,
+    /// The answer's size.
+    pub bytes: usize,
+    /// What the profile's pointers found in it.
+    pub inspection: profile::Inspection,
 }
 
 /// Why the sources of the settings cannot be set up.
@@ -397,5 +494,43 @@ impl Chargers {
             chargers.insert(Arc::new(api));
         }
         Ok(chargers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_page_is_named_by_its_first_line_of_text() {
+        let status = |body: &str| ChargerError::Status {
+            vendor: "v".into(),
+            url: "https://api.example/x".into(),
+            status: 502,
+            retry_after: None,
+            body: body.into(),
+        };
+        let page = "<!DOCTYPE html>\n<html>\n<head>\n  <title>502 Bad Gateway</title>\n  <style>body { color: red }</style>\n</head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>";
+        assert_eq!(
+            status(page).to_string(),
+            "v: https://api.example/x answered HTTP 502: 502 Bad Gateway"
+        );
+        let untitled = "<html><head><script>var a = '<b>';</script></head><body>\n  <p>Service &amp; API   down</p></body></html>";
+        assert_eq!(
+            status(untitled).to_string(),
+            "v: https://api.example/x answered HTTP 502: Service & API down"
+        );
+        assert_eq!(
+            status("\n  upstream timed out\nsecond line").to_string(),
+            "v: https://api.example/x answered HTTP 502: upstream timed out"
+        );
+        assert_eq!(
+            status(r#"{"error":"bad key"}"#).to_string(),
+            r#"v: https://api.example/x answered HTTP 502: {"error":"bad key"}"#
+        );
+        assert_eq!(
+            status("  ").to_string(),
+            "v: https://api.example/x answered HTTP 502"
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Monitor;
-use crate::charger::SIMULATOR_VENDOR;
+use super::MonitorError;
+use crate::charger::{Chargers, Checked, SIMULATOR_VENDOR};
+use crate::error::InvalidInput;
+use crate::settings::Settings;
 
 /// Longest a connection check waits for an answer.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,5 +103,17 @@ impl Monitor {
             .filter(|api| api.endpoint().is_none() && api.vendor() != SIMULATOR_VENDOR)
             .map(|api| api.vendor().to_owned())
             .collect()
+    }
+
+    /// Asks a vendor once for a station's ports and says what each pointer of its profile
+    /// found (`csm-cli vendors check`). Needs only the vendor settings: no database, no cache.
+    pub async fn check_vendor(
+        settings: &Settings,
+        vendor: &str,
+        station_id: &str,
+    ) -> Result<Checked, MonitorError> {
+        let chargers = Chargers::from_settings(settings)
+            .map_err(|e| MonitorError::Invalid(InvalidInput::new("vendors", e.to_string())))?;
+        Ok(chargers.get(vendor)?.inspect(station_id).await?)
     }
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::model::PortStatus;
 
+mod inspect;
 mod nesting;
 pub mod read;
 mod validate;
@@ -23,6 +24,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use self::inspect::{Finding, Inspection};
 pub use self::nesting::MAX_DEPTH;
 pub use self::read::Document;
 pub use self::values::code_text;

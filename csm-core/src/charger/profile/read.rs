@@ -46,6 +46,23 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
     sonic_rs::from_slice(bytes).map_err(ParseError::NotJson)
 }
 
+/// Whether `value` can be a flag like `equals`: a boolean (or `"true"`/`"false"`) where a
+/// boolean is expected, a number (or a number in a string) where a number is, any single value
+/// where text is.
+fn is_flag_like(value: &Value, equals: &serde_json::Value) -> bool {
+    let text = code_text(value);
+    match equals {
+        serde_json::Value::Bool(_) => {
+            value.get_type() == JsonType::Boolean
+                || text.is_some_and(|t| {
+                    t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false")
+                })
+        }
+        serde_json::Value::Number(_) => text.is_some_and(|t| t.parse::<f64>().is_ok()),
+        _ => text.is_some(),
+    }
+}
+
 /// The value at a JSON Pointer (RFC 6901) in `value`; `""` is the whole document.
 pub fn pointer<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
     if pointer.is_empty() {
@@ -117,7 +134,9 @@ impl VendorProfile {
         }
     }
 
-    /// Checks the vendor's success flag.
+    /// Checks the vendor's success flag. Only a flag that is there, of the kind the profile
+    /// expects, and says something else is the vendor refusing; a missing flag, or a value that
+    /// cannot be one, is the profile not matching the answer.
     pub fn check_success(&self, body: &Value) -> Result<(), ChargerError> {
         let Some(check) = &self.success else {
             return Ok(());
@@ -125,6 +144,17 @@ impl VendorProfile {
         let found = pointer(body, &check.pointer);
         if found.and_then(code_text) == super::value_text(&check.equals) {
             return Ok(());
+        }
+        if !found.is_some_and(|flag| is_flag_like(flag, &check.equals)) {
+            return Err(ChargerError::NoSuccessFlag {
+                vendor: self.name.clone(),
+                pointer: check.pointer.clone(),
+                found: match found {
+                    None => "missing".into(),
+                    Some(value) => describe(Some(value)),
+                },
+                equals: check.equals.to_string(),
+            });
         }
         let message = check
             .message_pointer

@@ -168,13 +168,42 @@ fn success_flag_failures_carry_the_vendor_message() {
         .unwrap_err();
     assert_eq!(err.to_string(), "t refused the request: token已过期");
     assert!(!err.is_transient());
-    let err = p.success_of(&json!({"ok": "maybe"})).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("/ok is the string \"maybe\" instead of true"),
-        "{err}"
-    );
     assert!(p.success_of(&json!({"ok": true})).is_ok());
+    assert!(p.success_of(&json!({"ok": "true"})).is_ok());
+    // A flag of the right kind saying failure, without a message: the flag is named.
+    let err = p.success_of(&json!({"ok": "false"})).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t refused the request: /ok is the string \"false\" instead of true"
+    );
+}
+
+#[test]
+fn a_missing_or_odd_success_flag_blames_the_profile_not_the_vendor() {
+    let p = profile("[success]\npointer = \"/result\"\nequals = 0\nmessage_pointer = \"/msg\"");
+    // The vendor's own message says all is well; the flag is simply not where the profile looks.
+    let err = p.success_of(&json!({"code": 0, "msg": "ok"})).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t: /result is missing: the profile's success.pointer does not match this answer (it expects a flag like 0 there)"
+    );
+    assert_eq!(err.kind(), "no_success_flag");
+    assert!(!err.is_transient());
+    for odd in [json!({"x": 1}), json!([0]), json!(null), json!("yes")] {
+        let err = p
+            .success_of(&json!({"result": odd, "msg": "ok"}))
+            .unwrap_err();
+        assert!(
+            matches!(err, ChargerError::NoSuccessFlag { .. }),
+            "{odd}: {err}"
+        );
+    }
+    // Present, a number, and not 0: the vendor refused, in its own words.
+    let err = p
+        .success_of(&json!({"result": 40001, "msg": "签名错误"}))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "t refused the request: 签名错误");
+    assert!(p.success_of(&json!({"result": "0"})).is_ok());
 }
 
 #[test]
