@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The OpenAPI document is the contract: schemathesis (from PyPI, in a virtual environment this
 # script makes under target/) fuzzes a running csm-server against its own
-# /api/openapi.json with every check, a fixed seed and few examples per operation, and fails
-# on any finding. Usage: ./scripts/contract.sh [path/to/csm-server]  (default: the debug build,
+# /api/openapi.json with every check, 25 examples per operation under each of three fixed
+# seeds, and fails on any finding. Usage: ./scripts/contract.sh [path/to/csm-server]  (default: the debug build,
 # built first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +36,11 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_for "csm-server on port $port" curl -sf "http://127.0.0.1:$port/readyz"
 
-step "schemathesis against http://127.0.0.1:$port/api/openapi.json"
-"$venv/bin/st" --config-file tests/contract/schemathesis.toml run "http://127.0.0.1:$port/api/openapi.json" \
-  --checks all --seed 1 --max-examples 10 --no-color \
-  --header "Authorization: Bearer $token" \
-  --report-dir "target/contract" --report junit \
-  || { echo "server log:"; tail -20 "$work/server.log"; fail "the server does not keep to its OpenAPI document (see above)"; }
+for seed in ${CSM_CONTRACT_SEEDS:-1 2 3}; do
+  step "schemathesis against http://127.0.0.1:$port/api/openapi.json (seed $seed)"
+  "$venv/bin/st" --config-file tests/contract/schemathesis.toml run "http://127.0.0.1:$port/api/openapi.json" \
+    --checks all --seed "$seed" --max-examples "${CSM_CONTRACT_EXAMPLES:-25}" --no-color \
+    --header "Authorization: Bearer $token" \
+    --report-dir "target/contract/seed-$seed" --report junit \
+    || { echo "server log:"; tail -20 "$work/server.log"; fail "the server does not keep to its OpenAPI document (seed $seed, see above)"; }
+done

@@ -122,7 +122,8 @@ impl Modify for AdminToken {
 }
 
 /// The document this server serves: [`ApiDoc`] with what only the running server knows (the
-/// vendor profiles a new station may name).
+/// vendor profiles a new station may name), and what the derived schemas cannot say by
+/// themselves (see [`conditions`]).
 pub fn document(vendors: &[String]) -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let vendor = &mut document["components"]["schemas"]["NewStation"]["properties"]["vendor"];
@@ -131,5 +132,76 @@ pub fn document(vendors: &[String]) -> serde_json::Value {
         names.push(serde_json::Value::Null);
         vendor.insert("enum".into(), names.into());
     }
+    conditions(&mut document["components"]["schemas"]);
     document
+}
+
+/// What the request bodies allow beyond each field's own type, written into their schemas so
+/// that a client (or a fuzzer) that keeps to the document is not refused:
+///
+/// - a station's name has a character other than white space, and only an OCPP charge point
+///   (vendor `ocpp`) has a password;
+/// - a channel's URL is an `http(s)://` address with a host, and a webhook has a secret;
+/// - a rule names at least one station and, when given, at least one port; `free_ports` is given
+///   exactly for `free_ports` rules, `low` and `high` exactly for `voltage` rules, ports only for
+///   the kinds that watch ports; a time zone is one of the IANA names.
+///
+/// What a schema cannot say stays with the server's checks, answered 400 with the reason: that
+/// the stations and the channel a rule names exist, that `low` is below `high`, and whether a
+/// channel's host is one `CSM_ALERT_HOSTS` allows.
+fn conditions(schemas: &mut serde_json::Value) {
+    use serde_json::json;
+    let null_or = |kinds: &[&str]| -> serde_json::Value {
+        json!({"properties": {"kind": {"enum": kinds}}, "required": ["kind"]})
+    };
+    let absent = |fields: &[&str]| -> serde_json::Value {
+        let properties: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|f| ((*f).to_owned(), json!({"type": "null"})))
+            .collect();
+        json!({"properties": properties})
+    };
+    let station = &mut schemas["NewStation"];
+    station["properties"]["name"]["pattern"] = json!("\\S");
+    station["allOf"] = json!([{
+        "if": {"properties": {"password": {"type": "string"}}, "required": ["password"]},
+        "then": {"properties": {"vendor": {"const": "ocpp"}}, "required": ["vendor"]},
+    }]);
+
+    let channel = &mut schemas["ChannelDraft"];
+    channel["properties"]["url"]["format"] = json!("uri");
+    channel["properties"]["url"]["pattern"] = json!("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+");
+    channel["allOf"] = json!([{
+        "if": null_or(&["webhook"]),
+        "then": {"properties": {"secret": {"type": "string", "minLength": 1}}, "required": ["secret"]},
+    }]);
+
+    if let Some(variants) = schemas["StationsSchema"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            if variant["type"] == "array" {
+                variant["minItems"] = json!(1);
+                variant["maxItems"] = json!(csm_core::model::alerts::MAX_RULE_STATIONS);
+            }
+        }
+    }
+    let rule = &mut schemas["RuleDraft"];
+    let ports = &mut rule["properties"]["ports"];
+    ports["minItems"] = json!(1);
+    ports["items"]["minimum"] = json!(1);
+    ports["items"]["maximum"] = json!(csm_core::model::MAX_PORT);
+    rule["properties"]["low"]["minimum"] = json!(0);
+    rule["properties"]["timezone"]["enum"] = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| json!(zone.name()))
+        .chain([serde_json::Value::Null])
+        .collect();
+    rule["allOf"] = json!([
+        {"if": null_or(&["free_ports"]),
+         "then": {"properties": {"free_ports": {"type": "integer"}}, "required": ["free_ports"]},
+         "else": absent(&["free_ports"])},
+        {"if": null_or(&["voltage"]),
+         "then": {"properties": {"low": {"type": "number"}, "high": {"type": "number"}}, "required": ["low", "high"]},
+         "else": absent(&["low", "high"])},
+        {"if": null_or(&["offline"]), "then": absent(&["ports"])},
+    ]);
 }
