@@ -16,6 +16,11 @@ pub fn statement<DB: Database>(sql: impl Into<String>) -> Statement<DB> {
     sqlx::query(sqlx::AssertSqlSafe(sql.into()))
 }
 
+/// [`statement`] of a text written once and shared (not copied).
+pub fn shared_statement<DB: Database>(sql: std::sync::Arc<str>) -> Statement<DB> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+}
+
 /// What the store needs of a sqlx database.
 pub trait Sql: Database + Sized {
     /// Binds text (`None`: NULL).

@@ -11,7 +11,7 @@ use sqlx::{Pool, Transaction};
 
 use super::record::Record;
 use super::rows::{self, StationRow};
-use super::sql::{Sql, Statement, statement};
+use super::sql::{Sql, Statement, shared_statement, statement};
 use super::statements::{self, Dialect, LOOKUP_CHUNK, placeholder_list};
 use super::{EventQuery, PortStateRow, Prunable, Store, StoreError, UpsertCounts, WriteBatch};
 use crate::error::InvalidInput;
@@ -126,11 +126,10 @@ impl<DB: Backend> SqlStore<DB> {
         doing: &'static str,
     ) -> Result<(), StoreError> {
         for chunk in DB::DIALECT.shaped_chunks(rows) {
-            let insert = chunk
-                .iter()
-                .fold(statement(DB::DIALECT.insert::<R>(chunk.len())), |q, row| {
-                    row.bind::<DB>(q)
-                });
+            let insert = chunk.iter().fold(
+                shared_statement(DB::DIALECT.shared_insert::<R>(chunk.len())),
+                |q, row| row.bind::<DB>(q),
+            );
             DB::execute(insert, &mut **tx)
                 .await
                 .map_err(|e| self.error(doing, e))?;

@@ -4,10 +4,13 @@
 //! spell things differently ([`Dialect`]). Both backends take `?` placeholders, so a statement
 //! is plain text with its values bound in order.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::record::Record;
 
 /// SQL differences between the backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dialect {
     /// MySQL and MariaDB.
     MySql,
@@ -130,6 +133,20 @@ impl Dialect {
             rest = tail;
             Some(chunk)
         })
+    }
+
+    /// [`Dialect::insert`], written once for each table, dialect and number of rows (a few
+    /// fixed sizes, see [`Dialect::shaped_chunks`]) and shared after.
+    pub(crate) fn shared_insert<R: Record>(self, rows: usize) -> Arc<str> {
+        static WRITTEN: Mutex<Option<HashMap<(Dialect, &'static str, usize), Arc<str>>>> =
+            Mutex::new(None);
+        let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            written
+                .get_or_insert_with(HashMap::new)
+                .entry((self, R::TABLE.name, rows))
+                .or_insert_with(|| Arc::from(self.insert::<R>(rows))),
+        )
     }
 
     /// `INSERT INTO table (columns) VALUES (?, …), … ` for `rows` rows of a record's table,
