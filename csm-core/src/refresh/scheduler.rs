@@ -212,8 +212,12 @@ fn phase(station: &Station, interval: Duration) -> Duration {
     interval.mul_f64(f64::from(slot_of(&station.id)) / f64::from(SLOTS))
 }
 
-/// How finely the phases are kept: stations due within this of each other start together.
-const STEP: Duration = Duration::from_millis(20);
+/// How finely the phases are kept: stations due within a hundredth of the interval of each
+/// other (at least 10 ms, at most 100 ms) start together, so an interval has at most about a
+/// hundred turns, each with its fixed cost, whatever the number of stations.
+fn step(interval: Duration) -> Duration {
+    (interval / 100).clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
 
 /// Starts each of `phased` at its phase after `started` (if still in `share` then), then records the turn's duration
 /// (until the last job it started ends) with `first`, the jobs started at once.
@@ -234,7 +238,7 @@ async fn spread(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep_until(started + phase(next, interval)) => {}
         }
-        let until = started.elapsed() + STEP;
+        let until = started.elapsed() + step(interval);
         let due = rest.partition_point(|s| phase(s, interval) <= until);
         let (batch, later) = rest.split_at(due.max(1));
         rest = later;
