@@ -138,8 +138,8 @@ impl Dialect {
     /// [`Dialect::insert`], written once for each table, dialect and number of rows (a few
     /// fixed sizes, see [`Dialect::shaped_chunks`]) and shared after.
     pub(crate) fn shared_insert<R: Record>(self, rows: usize) -> Arc<str> {
-        static WRITTEN: Mutex<Option<HashMap<(Dialect, &'static str, usize), Arc<str>>>> =
-            Mutex::new(None);
+        type Written = HashMap<(Dialect, &'static str, usize), Arc<str>>;
+        static WRITTEN: Mutex<Option<Written>> = Mutex::new(None);
         let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
             written
