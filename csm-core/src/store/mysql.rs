@@ -60,6 +60,7 @@ impl SqlStore<MySql> {
             pool,
             target: format!("{host}:{port}/{database}"),
             server: Some((server_url, database)),
+            writer: Default::default(),
         })
     }
 

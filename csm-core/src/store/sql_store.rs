@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{Pool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Pool, Transaction};
 
 use super::record::Record;
 use super::rows::{self, StationRow};
@@ -49,6 +51,10 @@ pub struct SqlStore<DB: Backend> {
     pub(super) target: String,
     /// MySQL: the server URL without a database and the database's name, to create it.
     pub(super) server: Option<(url::Url, String)>,
+    /// MySQL: the connection the batch writer keeps, so that its multi-row statements are
+    /// prepared on one connection, not on each of the pool's in turn (MySQL answers a prepare
+    /// with a definition of every parameter: up to 2,048 for one statement).
+    pub(super) writer: Arc<tokio::sync::Mutex<Option<PoolConnection<DB>>>>,
 }
 
 impl<DB: Backend> Clone for SqlStore<DB> {
@@ -57,6 +63,7 @@ impl<DB: Backend> Clone for SqlStore<DB> {
             pool: self.pool.clone(),
             target: self.target.clone(),
             server: self.server.clone(),
+            writer: Arc::clone(&self.writer),
         }
     }
 }
@@ -102,7 +109,7 @@ impl<DB: Backend> SqlStore<DB> {
     /// its locks until the connection is next used.
     pub(super) async fn finish<T>(
         &self,
-        tx: Transaction<'static, DB>,
+        tx: Transaction<'_, DB>,
         work: Result<T, StoreError>,
         doing: &'static str,
     ) -> Result<T, StoreError> {
@@ -121,7 +128,7 @@ impl<DB: Backend> SqlStore<DB> {
     /// Writes `rows` of `table` in multi-row statements of a few fixed sizes.
     pub(super) async fn insert_rows<R: Record>(
         &self,
-        tx: &mut Transaction<'static, DB>,
+        tx: &mut Transaction<'_, DB>,
         rows: &[R],
         doing: &'static str,
     ) -> Result<(), StoreError> {
@@ -163,10 +170,31 @@ impl<DB: Backend> SqlStore<DB> {
 }
 
 impl<DB: Backend> SqlStore<DB> {
+    /// Writes a batch's rows in `tx` and commits it.
+    async fn write_batch(
+        &self,
+        mut tx: Transaction<'_, DB>,
+        batch: &WriteBatch,
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        let work = async {
+            let tx = &mut tx;
+            self.insert_rows(tx, &batch.ports, "writing port states")
+                .await?;
+            self.insert_rows(tx, &batch.events, "writing status events")
+                .await?;
+            self.insert_rows(tx, &batch.health, "writing station health")
+                .await?;
+            self.write_history(tx, batch).await
+        }
+        .await;
+        self.finish(tx, work, doing).await
+    }
+
     /// The history rows of a batch: readings, sessions and the hours they add to.
     async fn write_history(
         &self,
-        tx: &mut Transaction<'static, DB>,
+        tx: &mut Transaction<'_, DB>,
         batch: &WriteBatch,
     ) -> Result<(), StoreError> {
         self.insert_rows(tx, &batch.readings, "writing readings")
@@ -467,19 +495,27 @@ impl<DB: Backend> Store for SqlStore<DB> {
             return Ok(());
         }
         let doing = "writing a batch";
-        let mut tx = self.begin(doing).await?;
-        let work = async {
-            let tx = &mut tx;
-            self.insert_rows(tx, &batch.ports, "writing port states")
-                .await?;
-            self.insert_rows(tx, &batch.events, "writing status events")
-                .await?;
-            self.insert_rows(tx, &batch.health, "writing station health")
-                .await?;
-            self.write_history(tx, batch).await
+        if DB::DIALECT == Dialect::Sqlite {
+            let tx = self.begin(doing).await?;
+            return self.write_batch(tx, batch, doing).await;
         }
-        .await;
-        self.finish(tx, work, doing).await
+        // A connection that fails is not kept: the batch writer keeps the rows and tries again,
+        // and the next attempt takes a fresh connection from the pool.
+        let mut held = self.writer.lock().await;
+        let mut connection = match held.take() {
+            Some(connection) => connection,
+            None => self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.error(doing, e))?,
+        };
+        let tx = connection.begin().await.map_err(|e| self.error(doing, e))?;
+        let written = self.write_batch(tx, batch, doing).await;
+        if written.is_ok() {
+            *held = Some(connection);
+        }
+        written
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<StatusEvent>, StoreError> {

@@ -45,6 +45,7 @@ impl SqlStore<Sqlite> {
             pool,
             target,
             server: None,
+            writer: Default::default(),
         })
     }
 }
