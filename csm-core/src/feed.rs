@@ -59,10 +59,16 @@ impl FromStr for EventId {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (ms, seq) = text.split_once('-').unwrap_or((text, "0"));
-        match (ms.parse(), seq.parse()) {
-            (Ok(ms), Ok(seq)) => Ok(Self { ms, seq }),
+        // Digits only, at most 19 of them (any such number fits 64 bits).
+        let number = |part: &str| {
+            (!part.is_empty() && part.len() <= 19 && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+        };
+        match (number(ms), number(seq)) {
+            (Some(ms), Some(seq)) => Ok(Self { ms, seq }),
             _ => Err(format!(
-                "{text:?} is not an event id: the id of an event of this stream is two numbers joined by '-'"
+                "{text:?} is not an event id: the id of an event of this stream is two numbers of at most 19 digits joined by '-'"
             )),
         }
     }
@@ -608,6 +614,15 @@ mod tests {
         assert_eq!("1733500000000".parse::<EventId>().unwrap().seq, 0);
         assert!("x-1".parse::<EventId>().is_err());
         assert!("".parse::<EventId>().is_err());
+        // At most 19 digits a number (what the API's schema says), no sign.
+        assert!(
+            "9999999999999999999-9999999999999999999"
+                .parse::<EventId>()
+                .is_ok()
+        );
+        assert!("87860-42772024046608090632".parse::<EventId>().is_err());
+        assert!("00000000000000000000-1".parse::<EventId>().is_err());
+        assert!("+5-1".parse::<EventId>().is_err());
     }
 
     fn update(id: &str) -> Arc<StationUpdate> {

@@ -213,7 +213,7 @@ pub struct EventsQuery {
     station: Option<String>,
     /// Resume after this change (as the `Last-Event-ID` header, which wins when both are
     /// sent): first the changes since, then live ones.
-    #[param(pattern = "^[0-9]{1,20}(-[0-9]{1,20})?$")]
+    #[param(pattern = "^[0-9]{1,19}(-[0-9]{1,19})?$")]
     last_event_id: Option<String>,
 }
 
