@@ -150,6 +150,19 @@ impl HttpChargerApi {
         Ok(out)
     }
 
+    /// The profile's request for a station's ports: the URL as shown, and the answer's bytes.
+    async fn ask_ports(&self, station_id: &str) -> Result<(String, Vec<u8>), ChargerError> {
+        let request = &self.profile.request;
+        self.call(
+            request.method,
+            &request.url,
+            request.body.as_deref(),
+            true,
+            Some(station_id),
+        )
+        .await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -311,32 +324,14 @@ impl ChargerApi for HttpChargerApi {
     }
 
     async fn fetch(&self, station: &Station) -> Result<Snapshot, ChargerError> {
-        let request = &self.profile.request;
-        let (url, bytes) = self
-            .call(
-                request.method,
-                &request.url,
-                request.body.as_deref(),
-                true,
-                Some(station.id.as_str()),
-            )
-            .await?;
+        let (url, bytes) = self.ask_ports(station.id.as_str()).await?;
         let observed_at = crate::model::now();
         self.profile
             .parse_response(&station.id, &url, &bytes, observed_at)
     }
 
     async fn inspect(&self, station_id: &str) -> Result<Checked, ChargerError> {
-        let request = &self.profile.request;
-        let (url, bytes) = self
-            .call(
-                request.method,
-                &request.url,
-                request.body.as_deref(),
-                true,
-                Some(station_id),
-            )
-            .await?;
+        let (url, bytes) = self.ask_ports(station_id).await?;
         Ok(Checked {
             inspection: self.profile.inspect(&url, &bytes),
             bytes: bytes.len(),
