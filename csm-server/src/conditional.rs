@@ -88,11 +88,11 @@ pub fn http_date(at: chrono::DateTime<chrono::Utc>) -> String {
 pub fn matches(request: &HeaderMap, tag: &str) -> bool {
     let bare = |t: &str| -> String {
         let t = t.trim().trim_start_matches("W/").trim_matches('"');
-        let t = CODINGS
-            .iter()
-            .find_map(|coding| t.strip_suffix(&format!("-{coding}")))
-            .unwrap_or(t);
-        t.to_owned()
+        let coded = CODINGS.iter().find_map(|coding| {
+            t.strip_suffix(coding)
+                .and_then(|rest| rest.strip_suffix('-'))
+        });
+        coded.unwrap_or(t).to_owned()
     };
     let wanted = bare(tag);
     request
@@ -123,7 +123,11 @@ pub fn not_modified(tag: &str, answered: &HeaderMap) -> Response {
 /// that carry their own tag pass through.
 pub async fn tag_answers(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let asked = request.headers().clone();
+    // Only the client's tags are needed afterwards, not all its headers.
+    let mut asked = HeaderMap::new();
+    for tag in request.headers().get_all(header::IF_NONE_MATCH) {
+        asked.append(header::IF_NONE_MATCH, tag.clone());
+    }
     let response = next.run(request).await;
     if !(method == Method::GET || method == Method::HEAD)
         || response.status() != StatusCode::OK

@@ -137,7 +137,7 @@ struct Answer {
     head: Bytes,
     tag: String,
     last_modified: Option<DateTime<Utc>>,
-    parts: Vec<Part>,
+    parts: Vec<Arc<Part>>,
     gzip: tokio::sync::OnceCell<Arc<GzipHead>>,
 }
 
@@ -302,7 +302,7 @@ impl ListAnswers {
         let catalog = monitor.stations().catalog().await?;
         let page = monitor.stations().list(&query).await?;
         let previous = question.answer();
-        let old: HashMap<&StationId, &Part> = previous
+        let old: HashMap<&StationId, &Arc<Part>> = previous
             .as_deref()
             .map(|a| a.parts.iter().map(|p| (&p.station.id, p)).collect())
             .unwrap_or_default();
@@ -313,14 +313,8 @@ impl ListAnswers {
                 last_modified = Some(last_modified.map_or(checked, |l| l.max(checked)));
             }
             parts.push(match old.get(&station_view.station.id) {
-                Some(part) if part.shows(&station_view) => Part {
-                    station: Arc::clone(&part.station),
-                    state: part.state.clone(),
-                    stale: part.stale,
-                    estimates: part.estimates.clone(),
-                    json: part.json.clone(),
-                },
-                _ => Part::of(station_view, view),
+                Some(part) if part.shows(&station_view) => Arc::clone(part),
+                _ => Arc::new(Part::of(station_view, view)),
             });
         }
         let tail = format!("],\"total\":{},\"timestamp\":\"", page.total);
