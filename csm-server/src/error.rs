@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use csm_core::MonitorError;
 use csm_core::error::InvalidInput;
+use csm_core::ocpp::CallError;
 use serde::Serialize;
 
 /// Why a request failed.
@@ -120,6 +121,18 @@ impl From<MonitorError> for ApiError {
                 ApiError::NotFound(error.to_string())
             }
             MonitorError::Conflict(message) => ApiError::Conflict(message),
+            MonitorError::Call(call) => match call {
+                CallError::NotConnected(_) | CallError::Busy(_) => {
+                    ApiError::Conflict(call.to_string())
+                }
+                CallError::TimedOut { .. } => {
+                    ApiError::Rejected(StatusCode::GATEWAY_TIMEOUT, call.to_string())
+                }
+                CallError::Refused { .. } => {
+                    ApiError::Rejected(StatusCode::BAD_GATEWAY, call.to_string())
+                }
+                CallError::Relayed { .. } => ApiError::Unavailable(call.to_string()),
+            },
             MonitorError::Unauthorized(message) => ApiError::Unauthorized(message),
             MonitorError::Store(store @ csm_core::store::StoreError::Duplicate { .. }) => {
                 ApiError::Conflict(store.to_string())

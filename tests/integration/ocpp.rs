@@ -977,3 +977,317 @@ async fn many_chargers_registering_themselves_at_once_all_get_in() {
     drop(sockets);
     app.stop().await;
 }
+
+/// Sends an operator's command (with the admin token) in the background: its status and body.
+fn command(
+    app: &TestApp,
+    id: &str,
+    query: &str,
+    body: serde_json::Value,
+) -> tokio::task::JoinHandle<(StatusCode, serde_json::Value)> {
+    let request = app
+        .client
+        .post(app.url(&format!("/api/ocpp/charge-points/{id}/commands{query}")))
+        .bearer_auth("t")
+        .json(&body);
+    tokio::spawn(async move {
+        let response = request.send().await.unwrap();
+        (response.status(), response.json().await.unwrap())
+    })
+}
+
+/// The charger's side of one call of csm's: the call (action and payload), answered with
+/// `answer` (a result's payload, or a whole frame when it is an array).
+async fn answer_call(
+    socket: &mut Socket,
+    answer: serde_json::Value,
+) -> (String, serde_json::Value) {
+    let call = next_text(socket).await;
+    assert_eq!(call[0], 2, "a call: {call}");
+    let frame = match answer {
+        serde_json::Value::Array(mut frame) => {
+            frame[1] = call[1].clone();
+            serde_json::Value::Array(frame)
+        }
+        payload => serde_json::json!([3, call[1], payload]),
+    };
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    (call[2].as_str().unwrap().to_owned(), call[3].clone())
+}
+
+#[tokio::test]
+async fn operators_commands_reach_the_charger_are_checked_first_and_come_back_with_its_answer() {
+    use serde_json::json;
+    let app = spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+        c.server.admin_token = Some("t".into());
+    })
+    .await;
+    let mut socket = connect(&app, "CP-OP", Some("ocpp1.6")).await.unwrap();
+    call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/status-charging.json"),
+    )
+    .await;
+    let started = call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/start-transaction.json"),
+    )
+    .await;
+    let transaction = started[2]["transactionId"].as_i64().unwrap();
+
+    // Each command becomes its OCPP call, and the charger's answer comes back.
+    let reset = command(
+        &app,
+        "CP-OP",
+        "",
+        json!({"command": "Reset", "type": "Hard"}),
+    );
+    let (action, payload) = answer_call(&mut socket, json!({"status": "Accepted"})).await;
+    assert_eq!(
+        (action.as_str(), payload),
+        ("Reset", json!({"type": "Hard"}))
+    );
+    let (status, body) = reset.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["action"].as_str(), body["status"].as_str()),
+        (Some("Reset"), Some("Accepted"))
+    );
+    assert_eq!(body["answer"], json!({"status": "Accepted"}));
+
+    let stop = command(
+        &app,
+        "CP-OP",
+        "",
+        json!({"command": "RemoteStopTransaction", "connector": 1}),
+    );
+    let (_, payload) = answer_call(&mut socket, json!({"status": "Accepted"})).await;
+    assert_eq!(
+        payload,
+        json!({"transactionId": transaction}),
+        "the transaction running on connector 1"
+    );
+    assert_eq!(stop.await.unwrap().0, StatusCode::OK);
+
+    let read = command(
+        &app,
+        "CP-OP",
+        "",
+        json!({"command": "GetConfiguration", "keys": ["MeterValueSampleInterval", "Nope", "HeartbeatInterval"]}),
+    );
+    let answer = json!({
+        "configurationKey": [
+            {"key": "MeterValueSampleInterval", "readonly": false, "value": "60"},
+            {"key": "HeartbeatInterval", "readonly": false, "value": "300"},
+        ],
+        "unknownKey": ["Nope"],
+    });
+    let (action, _) = answer_call(&mut socket, answer).await;
+    assert_eq!(action, "GetConfiguration");
+    let (status, body) = read.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["configuration"][0],
+        json!({"key": "HeartbeatInterval", "value": "300", "readonly": false})
+    );
+    assert_eq!(body["unknown_keys"], json!(["Nope"]));
+
+    // A key the charger does not have is refused before anything is changed.
+    let change = command(
+        &app,
+        "CP-OP",
+        "",
+        json!({"command": "ChangeConfiguration", "key": "VendorThing", "value": "1"}),
+    );
+    let (action, payload) = answer_call(
+        &mut socket,
+        json!({"configurationKey": [], "unknownKey": ["VendorThing"]}),
+    )
+    .await;
+    assert_eq!(
+        (action.as_str(), payload),
+        ("GetConfiguration", json!({"key": ["VendorThing"]}))
+    );
+    let (status, body) = change.await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("has no such configuration key"),
+        "{body}"
+    );
+
+    // What cannot be right never reaches the charger: 400 with the reason, 422 for a body
+    // that is not a command at all.
+    for (bad, code, says) in [
+        (
+            json!({"command": "UnlockConnector", "connector": 4}),
+            400,
+            "reported connectors 1 only",
+        ),
+        (
+            json!({"command": "ChangeConfiguration", "key": "HeartbeatInterval", "value": "soon"}),
+            400,
+            "takes a whole number",
+        ),
+        (
+            json!({"command": "ChangeConfiguration", "key": "NumberOfConnectors", "value": "3"}),
+            400,
+            "read-only",
+        ),
+        (
+            json!({"command": "Explode"}),
+            422,
+            "unknown variant `Explode`, expected one of `Reset`",
+        ),
+        (
+            json!({"command": "Reset", "type": "Gently"}),
+            422,
+            "unknown variant `Gently`",
+        ),
+        (
+            json!({"command": "UnlockConnector", "connector": "one"}),
+            422,
+            "invalid type",
+        ),
+    ] {
+        let (status, body) = command(&app, "CP-OP", "", bad.clone()).await.unwrap();
+        assert_eq!(status.as_u16(), code, "{bad}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{bad}: {body}"
+        );
+    }
+
+    // One call at a time: the second waits for the first's answer.
+    let first = command(&app, "CP-OP", "", json!({"command": "ClearCache"}));
+    let second = command(
+        &app,
+        "CP-OP",
+        "",
+        json!({"command": "TriggerMessage", "message": "Heartbeat"}),
+    );
+    let call_one = next_text(&mut socket).await;
+    let early = tokio::time::timeout(Duration::from_millis(300), socket.next()).await;
+    assert!(
+        early.is_err(),
+        "a second call before the first was answered: {early:?}"
+    );
+    let error = json!([4, call_one[1], "NotImplemented", "no cache here", {}]);
+    socket
+        .send(Message::Text(error.to_string().into()))
+        .await
+        .unwrap();
+    let (action, _) = answer_call(&mut socket, json!({"status": "Accepted"})).await;
+    let mut answers = [first.await.unwrap(), second.await.unwrap()];
+    answers.sort_by_key(|(status, _)| *status);
+    let (call_two, _) = (action, ());
+    assert_eq!(answers[0].0, StatusCode::OK, "{call_two}: {}", answers[0].1);
+    assert_eq!(answers[1].0, StatusCode::BAD_GATEWAY, "{}", answers[1].1);
+    assert!(
+        answers[1].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("NotImplemented: no cache here"),
+        "{}",
+        answers[1].1
+    );
+
+    // A charger that does not answer: the command ends at its timeout.
+    let (status, body) = command(
+        &app,
+        "CP-OP",
+        "?timeout_secs=1",
+        json!({"command": "TriggerMessage", "message": "StatusNotification", "connector": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer TriggerMessage within 1 s"),
+        "{body}"
+    );
+    let _unanswered = next_text(&mut socket).await;
+
+    // Who may: the admin token is needed.
+    let anonymous = app
+        .client
+        .post(app.url("/api/ocpp/charge-points/CP-OP/commands"))
+        .json(&json!({"command": "ClearCache"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The message log: both directions, the answers named by their call, id tags masked.
+    let log = get_json(&app, "/api/ocpp/charge-points/CP-OP/messages").await;
+    let messages = log["messages"].as_array().unwrap();
+    assert_eq!(log["connected"], true);
+    assert_eq!(messages[0]["direction"], "note");
+    assert!(
+        messages[0]["frame"].as_str().unwrap().contains("opened"),
+        "{}",
+        messages[0]
+    );
+    let boot = &messages[1];
+    assert_eq!(
+        (boot["direction"].as_str(), boot["action"].as_str()),
+        (Some("in"), Some("BootNotification"))
+    );
+    assert_eq!(messages[2]["direction"], "out");
+    let text = log.to_string();
+    assert!(
+        !text.contains("04A2B3C4D5E6F7"),
+        "an id tag in full: {text}"
+    );
+    assert!(text.contains(r#"\"idTag\":\"04…\""#), "{text}");
+    let reset_answer = messages
+        .iter()
+        .find(|m| m["direction"] == "in" && m["action"] == "Reset")
+        .expect("the answer to Reset, named");
+    let seq = reset_answer["seq"].as_u64().unwrap();
+    let newer = get_json(
+        &app,
+        &format!("/api/ocpp/charge-points/CP-OP/messages?after={seq}&limit=2"),
+    )
+    .await;
+    let newer = newer["messages"].as_array().unwrap();
+    assert_eq!(newer.len(), 2);
+    assert!(newer.iter().all(|m| m["seq"].as_u64().unwrap() > seq));
+    assert_eq!(
+        newer[1]["seq"],
+        messages.last().unwrap()["seq"],
+        "the newest"
+    );
+
+    // A charger that is not connected.
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = command(&app, "CP-OP", "", json!({"command": "ClearCache"}))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("is not connected"),
+        "{body}"
+    );
+    let log = get_json(&app, "/api/ocpp/charge-points/CP-OP/messages").await;
+    assert_eq!(log["connected"], false);
+    assert!(
+        log["messages"].as_array().unwrap().last().unwrap()["frame"]
+            .as_str()
+            .unwrap()
+            .contains("closed"),
+        "{log}"
+    );
+    app.stop().await;
+}

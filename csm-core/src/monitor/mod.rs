@@ -45,8 +45,9 @@ pub use self::history::{
 };
 pub use self::list::{StationPage, StationQuery};
 pub use self::ocpp::{
-    Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, Connection, Ocpp, OcppReply, OpenSocket,
-    QUIET_AFTER_CONNECT, REGISTRY_EVERY, TRIGGER_TIMEOUT,
+    Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, CommandOutcome, Connection,
+    MAX_COMMAND_TIMEOUT, MessageLogRead, Ocpp, OcppReply, OpenSocket, QUIET_AFTER_CONNECT,
+    REGISTRY_EVERY, TRIGGER_TIMEOUT,
 };
 pub use self::passwords::{PASSWORDS_FRESH, PasswordCache};
 pub use self::refresh::{ManualRefresh, Refresh};
@@ -87,6 +88,9 @@ pub enum MonitorError {
     /// The change would break something that depends on what it changes.
     #[error("{0}")]
     Conflict(String),
+    /// A call to a charger got no answer (not connected, timed out, refused).
+    #[error(transparent)]
+    Call(#[from] crate::ocpp::CallError),
     /// No station exists at all.
     #[error(
         "no stations are configured; add one with `csm-cli stations add` or POST /api/stations"

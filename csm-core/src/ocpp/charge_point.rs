@@ -117,6 +117,19 @@ impl ChargePoint {
         self.firmware_status.as_deref()
     }
 
+    /// What an operator's command is checked against: the connectors it has reported and
+    /// its running transactions.
+    pub fn facts(&self) -> super::command::ChargerFacts {
+        super::command::ChargerFacts {
+            connectors: self.connectors.keys().copied().filter(|c| *c > 0).collect(),
+            transactions: self
+                .connectors
+                .iter()
+                .filter_map(|(c, connector)| Some((*c, connector.transaction?.0)))
+                .collect(),
+        }
+    }
+
     /// Whether any connector has reported its status (there are ports to show).
     pub fn has_ports(&self) -> bool {
         self.connectors.values().any(|c| c.status.is_some())

@@ -21,6 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::charge_point::{ChargePoint, Handled, Policy, TransactionIds};
+use super::command::ChargerFacts;
+use super::log::{Direction, Logged, MessageLog};
 use crate::charger::{ChargerApi, ChargerError};
 use crate::model::{Snapshot, Station, StationId};
 
@@ -31,6 +33,8 @@ pub use crate::model::ocpp::ChargePointRecord;
 #[derive(Debug)]
 struct Pending {
     id: String,
+    /// Its action, named in the log beside the answer.
+    action: String,
     answer: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
 }
 
@@ -48,8 +52,12 @@ struct Live {
     reported_here: bool,
     /// Frames for the connection to send (csm's calls).
     outbox: Option<tokio::sync::mpsc::Sender<String>>,
-    /// At most one call of csm's at a time.
+    /// The call of csm's waiting for its answer.
     pending: Option<Pending>,
+    /// One call of csm's at a time: a call waits here for the one before to be answered.
+    turn: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The last frames in both directions, over every connection of this process.
+    log: MessageLog,
     /// Bumped at every change of its record; `written` is the version the registry stored.
     version: u64,
     written: u64,
@@ -178,9 +186,16 @@ impl OcppSource {
             reported_here: false,
             outbox: None,
             pending: None,
+            turn: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+            log: MessageLog::default(),
             version: 0,
             written: 0,
         });
+        let note = match live.connection {
+            0 => format!("connection {connection} opened"),
+            before => format!("connection {connection} opened, replacing connection {before}"),
+        };
+        live.log.push(now, Direction::Note, connection, None, &note);
         live.connection = connection;
         live.connected_at = now;
         live.disconnected_at = None;
@@ -188,6 +203,7 @@ impl OcppSource {
         live.reported_here = false;
         live.outbox = Some(outbox);
         live.pending = None;
+        live.turn = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
         live.version += 1;
         (connection, frames)
     }
@@ -199,7 +215,8 @@ impl OcppSource {
     }
 
     /// Calls the charger (`TriggerMessage`, `ChangeConfiguration`, …) and waits at most
-    /// `timeout` for its answer. At most one call is outstanding per charger.
+    /// `timeout` for its answer. One call is outstanding per charger, as OCPP-J asks: a call
+    /// waits (within the same `timeout`) for the one before it to be answered.
     pub async fn call(
         &self,
         id: &StationId,
@@ -207,29 +224,49 @@ impl OcppSource {
         payload: serde_json::Value,
         timeout: std::time::Duration,
     ) -> Result<serde_json::Value, CallError> {
-        let call_id = format!("csm-{}", self.next_number());
         let not_connected = || CallError::NotConnected(id.to_string());
+        let started = tokio::time::Instant::now();
+        let turn = {
+            let points = self.lock();
+            let live = points
+                .get(id)
+                .filter(|l| l.connection != 0)
+                .ok_or_else(not_connected)?;
+            std::sync::Arc::clone(&live.turn)
+        };
+        let _turn = tokio::time::timeout(timeout, turn.acquire_owned())
+            .await
+            .map_err(|_| CallError::Busy(id.to_string()))?
+            .map_err(|_| not_connected())?;
+        let call_id = format!("csm-{}", self.next_number());
         let answer = {
             let mut points = self.lock();
             let live = points
                 .get_mut(id)
                 .filter(|l| l.connection != 0)
                 .ok_or_else(not_connected)?;
-            if live.pending.is_some() {
-                return Err(CallError::Busy(id.to_string()));
-            }
             let outbox = live.outbox.as_ref().ok_or_else(not_connected)?;
+            let frame = super::frame::call(&call_id, action, &payload);
+            live.log.push(
+                crate::model::now(),
+                Direction::Out,
+                live.connection,
+                Some(action),
+                &frame,
+            );
             outbox
-                .try_send(super::frame::call(&call_id, action, &payload))
+                .try_send(frame)
                 .map_err(|_| CallError::Busy(id.to_string()))?;
             let (answer, answered) = tokio::sync::oneshot::channel();
             live.pending = Some(Pending {
                 id: call_id.clone(),
+                action: action.to_owned(),
                 answer,
             });
             answered
         };
-        let outcome = tokio::time::timeout(timeout, answer).await;
+        let left = timeout.saturating_sub(started.elapsed());
+        let outcome = tokio::time::timeout(left, answer).await;
         let mut points = self.lock();
         if let Some(live) = points.get_mut(id)
             && live.pending.as_ref().is_some_and(|p| p.id == call_id)
@@ -250,6 +287,21 @@ impl OcppSource {
                 secs: timeout.as_secs(),
             }),
         }
+    }
+
+    /// What a connected charger has said that a command is checked against; `None` when no
+    /// connection to this process serves it.
+    pub fn facts(&self, id: &StationId) -> Option<ChargerFacts> {
+        self.lock()
+            .get(id)
+            .filter(|live| live.connection != 0)
+            .map(|live| live.point.facts())
+    }
+
+    /// The charger's logged frames after number `after`, at most `limit` (the newest);
+    /// `None` when this process has heard nothing of it.
+    pub fn messages(&self, id: &StationId, after: u64, limit: usize) -> Option<Vec<Logged>> {
+        self.lock().get(id).map(|live| live.log.after(after, limit))
     }
 
     /// A connection closed; `false` when a newer one serves the charger (nothing changed).
@@ -301,19 +353,28 @@ impl OcppSource {
                 live.heard = now;
                 live.version += 1;
                 if let Some(incoming) = answer_to_csm(text) {
+                    let action = live.pending.as_ref().map(|p| p.action.clone());
+                    live.log
+                        .push(now, Direction::In, connection, action.as_deref(), text);
                     settle(live, incoming);
                     return Ok(None);
                 }
                 let mut handled = live.point.handle(text, now, policy, &self.ids);
-                if let Some(handled) = &mut handled {
-                    handled.changed |= was_silent;
+                let action = handled.as_ref().and_then(|h| h.action.as_deref());
+                live.log.push(now, Direction::In, connection, action, text);
+                if let Some(handled) = &handled {
+                    live.log
+                        .push(now, Direction::Out, connection, action, &handled.reply);
                 }
-                if let Some(action) = handled.as_ref().and_then(|h| h.action.as_deref()) {
+                if let Some(action) = action {
                     live.reported_here |= action == "BootNotification"
                         || (action == "StatusNotification" && live.point.has_ports());
                     if live.last_action.as_deref() != Some(action) {
                         live.last_action = Some(action.to_owned());
                     }
+                }
+                if let Some(handled) = &mut handled {
+                    handled.changed |= was_silent;
                 }
                 Ok(handled)
             }
@@ -336,6 +397,8 @@ impl OcppSource {
             reported_here: false,
             outbox: None,
             pending: None,
+            turn: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+            log: MessageLog::default(),
             version: 0,
             written: 0,
         });
@@ -405,6 +468,9 @@ fn capped(text: &str, chars: usize) -> String {
 
 /// Ends the connection serving a charger.
 fn close(live: &mut Live, now: DateTime<Utc>) {
+    let note = format!("connection {} closed", live.connection);
+    live.log
+        .push(now, Direction::Note, live.connection, None, &note);
     live.connection = 0;
     live.disconnected_at = Some(now);
     live.outbox = None;

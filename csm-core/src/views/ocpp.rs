@@ -2,9 +2,12 @@
 //! `GET /api/ocpp/charge-points` and `csm-cli ocpp status --json`.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::monitor::ChargePointStatus;
+use crate::model::StationId;
+use crate::monitor::{ChargePointStatus, CommandOutcome, MessageLogRead};
+use crate::ocpp::Direction;
 use crate::time;
 
 /// One charge point.
@@ -82,6 +85,159 @@ impl ChargePointListJson {
                 .iter()
                 .filter(|s| s.connection == crate::monitor::Connection::Connected)
                 .count(),
+        }
+    }
+}
+
+/// A charger's answer to an operator's command (`POST /api/ocpp/charge-points/{id}/commands`,
+/// `csm-cli ocpp command … --json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandAnswerJson {
+    /// The charge point.
+    pub station_id: String,
+    /// The OCPP action sent (`Reset`, `GetConfiguration`, …).
+    pub action: String,
+    /// The charger's status: `Accepted`, `Rejected`, `NotSupported`, `RebootRequired`,
+    /// `Scheduled`, `Unlocked`, `UnlockFailed`, … (none for GetConfiguration).
+    pub status: Option<String>,
+    /// The charger's answer as it sent it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub answer: serde_json::Value,
+    /// GetConfiguration: the keys it reported, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<Vec<ConfigurationKeyJson>>,
+    /// GetConfiguration: the keys asked for that it does not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_keys: Option<Vec<String>>,
+    /// From sending the command to the charger's answer, milliseconds.
+    pub took_ms: u64,
+    /// The csm instance holding the charger, which sent the command (none alone).
+    pub instance: Option<String>,
+}
+
+/// One configuration key as a charger reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConfigurationKeyJson {
+    /// The key.
+    pub key: String,
+    /// Its value (none: the charger did not say).
+    pub value: Option<String>,
+    /// Whether csm may change it.
+    pub readonly: bool,
+}
+
+impl CommandAnswerJson {
+    /// The document of an answer.
+    pub fn of(station_id: &StationId, outcome: CommandOutcome) -> Self {
+        let (configuration, unknown_keys) = if outcome.action == "GetConfiguration" {
+            let keys = outcome
+                .answer
+                .get("configurationKey")
+                .and_then(Value::as_array)
+                .map(|keys| {
+                    let mut keys: Vec<ConfigurationKeyJson> =
+                        keys.iter().filter_map(configuration_key).collect();
+                    keys.sort_by(|a, b| a.key.cmp(&b.key));
+                    keys
+                })
+                .unwrap_or_default();
+            let unknown = outcome
+                .answer
+                .get("unknownKey")
+                .and_then(Value::as_array)
+                .map(|keys| {
+                    keys.iter()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (Some(keys), Some(unknown))
+        } else {
+            (None, None)
+        };
+        Self {
+            station_id: station_id.to_string(),
+            action: outcome.action,
+            status: outcome.status,
+            answer: outcome.answer,
+            configuration,
+            unknown_keys,
+            took_ms: outcome.took_ms,
+            instance: outcome.instance,
+        }
+    }
+}
+
+fn configuration_key(entry: &Value) -> Option<ConfigurationKeyJson> {
+    Some(ConfigurationKeyJson {
+        key: entry.get("key")?.as_str()?.to_owned(),
+        value: entry
+            .get("value")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        readonly: entry
+            .get("readonly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+/// A charger's message log (`GET /api/ocpp/charge-points/{id}/messages`,
+/// `csm-cli ocpp messages ID --json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageLogJson {
+    /// The charge point.
+    pub station_id: String,
+    /// Whether the instance that answered holds its connection now.
+    pub connected: bool,
+    /// The instance that answered (none alone).
+    pub instance: Option<String>,
+    /// The frames, oldest first.
+    pub messages: Vec<MessageJson>,
+}
+
+/// One frame of a message log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageJson {
+    /// Its number in the log: ask for those after it with `?after=`.
+    pub seq: u64,
+    /// When csm received or sent it (csm's clock).
+    #[serde(serialize_with = "time::rfc3339")]
+    pub at: DateTime<Utc>,
+    /// `in` (from the charger), `out` (from csm) or `note` (the connection opened or closed).
+    pub direction: Direction,
+    /// The connection it went over.
+    pub connection: u64,
+    /// Its action; for an answer, the action of the call it answers.
+    pub action: Option<String>,
+    /// The frame as it went (id tags and secrets masked, cut at 16 KiB); for a note, what
+    /// happened.
+    pub frame: String,
+}
+
+impl MessageLogJson {
+    /// The document of a log.
+    pub fn of(station_id: &StationId, read: MessageLogRead) -> Self {
+        Self {
+            station_id: station_id.to_string(),
+            connected: read.connected,
+            instance: read.instance,
+            messages: read
+                .messages
+                .into_iter()
+                .map(|m| MessageJson {
+                    seq: m.seq,
+                    at: m.at,
+                    direction: m.direction,
+                    connection: m.connection,
+                    action: m.action,
+                    frame: m.frame,
+                })
+                .collect(),
         }
     }
 }

@@ -90,6 +90,14 @@ pub fn router(state: AppState) -> Router {
             "/api/ocpp/charge-points/{station_id}",
             get(ocpp::charge_point),
         )
+        .route(
+            "/api/ocpp/charge-points/{station_id}/commands",
+            post(ocpp::command),
+        )
+        .route(
+            "/api/ocpp/charge-points/{station_id}/messages",
+            get(ocpp::messages),
+        )
         .route("/api/cluster", get(cluster::cluster))
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))

@@ -17,11 +17,15 @@ use std::time::Duration;
 use csm_core::model::Station;
 use csm_core::monitor::{Admitted, BeforeBoot};
 
-use super::responses::Unavailable;
+use super::responses::{BodyRefusals, Unavailable};
 use crate::AppState;
-use crate::api::extract::{ApiQuery, StationPath};
+use crate::api::extract::{Admin, ApiJson, ApiQuery, StationPath};
 use crate::error::ApiError;
-use csm_core::views::ocpp::{ChargePointJson, ChargePointListJson};
+use csm_core::ocpp::Command;
+use csm_core::ocpp::log::MAX_FRAMES;
+use csm_core::views::ocpp::{
+    ChargePointJson, ChargePointListJson, CommandAnswerJson, MessageLogJson,
+};
 
 /// The subprotocol of OCPP 1.6J.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
@@ -80,6 +84,100 @@ pub async fn charge_point(
 ) -> Result<axum::Json<ChargePointJson>, ApiError> {
     let status = state.monitor.ocpp().charge_point(&id).await?;
     Ok(axum::Json(ChargePointJson::of(&status)))
+}
+
+/// How long a command waits for the charger's answer.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CommandQuery {
+    /// Seconds to wait for the charger's answer (1–25, default 10).
+    #[param(minimum = 1, maximum = 25)]
+    timeout_secs: Option<u64>,
+}
+
+/// Sends an operator's command to an OCPP charge point, through the instance that holds its
+/// connection, and answers with what the charger answered.
+#[utoipa::path(
+    post, path = "/api/ocpp/charge-points/{station_id}/commands", tag = "ocpp",
+    params(StationPath, CommandQuery),
+    request_body = Command,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The charger's answer (its status may be Rejected or NotSupported)", body = CommandAnswerJson),
+        (status = 400, description = "A command that cannot be right: an unknown key, a connector the charger does not have, a value of the wrong type", body = crate::views::ErrorJson),
+        (status = 401, description = "No token, or a wrong one", body = crate::views::ErrorJson),
+        (status = 403, description = "Write endpoints are disabled", body = crate::views::ErrorJson),
+        (status = 404, description = "No station has this id", body = crate::views::ErrorJson),
+        (status = 409, description = "The charger is not connected, or the station is not an OCPP charge point", body = crate::views::ErrorJson),
+        (status = 502, description = "The charger answered with an error (NotImplemented, …)", body = crate::views::ErrorJson),
+        (status = 504, description = "The charger did not answer in time", body = crate::views::ErrorJson),
+        BodyRefusals,
+        Unavailable,
+    )
+)]
+pub async fn command(
+    State(state): State<AppState>,
+    _admin: Admin,
+    StationPath(id): StationPath,
+    ApiQuery(query): ApiQuery<CommandQuery>,
+    ApiJson(command): ApiJson<Command>,
+) -> Result<axum::Json<CommandAnswerJson>, ApiError> {
+    let timeout = match query.timeout_secs {
+        Some(secs @ 1..=25) => Some(Duration::from_secs(secs)),
+        Some(secs) => {
+            return Err(ApiError::BadRequest(format!(
+                "timeout_secs {secs} is outside 1..25"
+            )));
+        }
+        None => None,
+    };
+    let outcome = state.monitor.ocpp().command(&id, &command, timeout).await?;
+    Ok(axum::Json(CommandAnswerJson::of(&id, outcome)))
+}
+
+/// Which frames of a message log to read.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// Only the frames after this number (`seq`): what a follower has not seen yet.
+    after: Option<u64>,
+    /// At most this many frames, the newest (1–200, default 200).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<usize>,
+}
+
+/// A charge point's message log: its last frames in both directions (at most 200, 256 KiB),
+/// read from the instance that holds its connection.
+#[utoipa::path(
+    get, path = "/api/ocpp/charge-points/{station_id}/messages", tag = "ocpp",
+    params(StationPath, MessagesQuery),
+    responses(
+        (status = 200, description = "The frames, oldest first", body = MessageLogJson),
+        (status = 400, description = "A bad query or station id", body = crate::views::ErrorJson),
+        (status = 404, description = "No station has this id", body = crate::views::ErrorJson),
+        (status = 409, description = "The station is not an OCPP charge point", body = crate::views::ErrorJson),
+        Unavailable,
+    )
+)]
+pub async fn messages(
+    State(state): State<AppState>,
+    StationPath(id): StationPath,
+    ApiQuery(query): ApiQuery<MessagesQuery>,
+) -> Result<axum::Json<MessageLogJson>, ApiError> {
+    let limit = query.limit.unwrap_or(MAX_FRAMES);
+    if !(1..=MAX_FRAMES).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is outside 1..{MAX_FRAMES}"
+        )));
+    }
+    let read = state
+        .monitor
+        .ocpp()
+        .messages(&id, query.after.unwrap_or(0), limit)
+        .await?;
+    Ok(axum::Json(MessageLogJson::of(&id, read)))
 }
 
 /// Upgrades a charger's connection.

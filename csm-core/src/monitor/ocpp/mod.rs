@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use super::{MonitorError, Parts, PasswordCache};
 
+mod command;
 mod registry;
 mod remote;
 
+pub use self::command::{CommandOutcome, MAX_COMMAND_TIMEOUT, MessageLogRead};
 pub use self::registry::{ChargePointStatus, Connection, REGISTRY_EVERY};
 use crate::catalog::CatalogCell;
 use crate::cluster::Cluster;

@@ -88,7 +88,7 @@ impl Ocpp {
     }
 
     /// The live instance holding charger `id`'s connection, if another does.
-    async fn holder(&self, id: &StationId) -> Option<String> {
+    pub(super) async fn holder(&self, id: &StationId) -> Option<String> {
         match self.cluster.charger_holders(std::slice::from_ref(id)).await {
             Ok(mut holders) => holders.pop().flatten(),
             Err(error) => {
@@ -267,6 +267,9 @@ impl Ocpp {
                 Ok(payload) => json!({"answer": payload}),
                 Err(error) => json!({"error": error}),
             };
+        }
+        if let Some(answer) = self.answer_operator(&request).await {
+            return answer;
         }
         if let Some(id) = request.get("refresh").and_then(charger) {
             let Ok(station) = self.station(&id).await else {
