@@ -12,7 +12,7 @@ use csm_core::views as core;
 #[openapi(
     info(
         title = "csm — charging station monitor",
-        description = "Live port status of charging stations from many vendors, their history, and station management. Status values: free, occupied, fault, offline, reserved, unknown. Measurements the vendor does not send are null."
+        description = "Live port status of charging stations from many vendors, their history, and station management. Status values: free, occupied, fault, offline, reserved, unavailable (taken out of service by the operator), unknown. Measurements the vendor does not send are null."
     ),
     paths(
         stations::list_stations,

@@ -404,8 +404,8 @@ fn steps(ports: usize) -> impl Strategy<Value = Vec<(u32, Vec<PortStatus>)>> {
 
 /// Seconds in each status and sessions started per UTC hour, recounted from the raw events:
 /// each port's stay from one event to its next, cut at whole hours.
-fn recount(events: &[StatusEvent]) -> BTreeMap<DateTime<Utc>, ([u64; 6], u64)> {
-    let mut hours: BTreeMap<DateTime<Utc>, ([u64; 6], u64)> = BTreeMap::new();
+fn recount(events: &[StatusEvent]) -> BTreeMap<DateTime<Utc>, ([u64; 7], u64)> {
+    let mut hours: BTreeMap<DateTime<Utc>, ([u64; 7], u64)> = BTreeMap::new();
     let mut by_port: BTreeMap<u32, Vec<&StatusEvent>> = BTreeMap::new();
     for event in events {
         by_port.entry(event.port).or_default().push(event);
@@ -459,7 +459,7 @@ async fn roll_ups_equal_a_recount(
         .await
         .unwrap();
     let expected = recount(&events);
-    let stored: BTreeMap<DateTime<Utc>, ([u64; 6], u64)> = db
+    let stored: BTreeMap<DateTime<Utc>, ([u64; 7], u64)> = db
         .store
         .hours(Some(&s.id), DateTime::UNIX_EPOCH, at + TimeDelta::days(1))
         .await

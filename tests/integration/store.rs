@@ -518,7 +518,7 @@ async fn every_table_reads_back_what_was_written(backend: Backend) {
     };
     let hour = csm::core::model::history::hour_of(at(120));
     let totals = HourTotals {
-        secs: [11, 22, 33, 44, 55, 66],
+        secs: [11, 22, 33, 44, 55, 66, 77],
         sessions_started: 7,
         energy_kwh: 8.5,
     };
@@ -605,7 +605,7 @@ async fn every_table_reads_back_what_was_written(backend: Backend) {
     );
     // port_hours has no reader of its own yet: its columns, read as the database holds them.
     let port_hours = port_hour_columns(&t.url, backend).await;
-    assert_eq!(port_hours, [11, 22, 33, 44, 55, 66, 7], "port_hours");
+    assert_eq!(port_hours, [11, 22, 33, 44, 55, 66, 77, 7], "port_hours");
 
     // ocpp_passwords, ocpp_charge_points
     store
@@ -703,9 +703,10 @@ async fn every_table_reads_back_what_was_written(backend: Backend) {
 async fn port_hour_columns(url: &str, backend: Backend) -> Vec<i64> {
     let sql = "SELECT CAST(free_secs AS SIGNED) AS a, CAST(occupied_secs AS SIGNED) AS b, \
                CAST(fault_secs AS SIGNED) AS c, CAST(offline_secs AS SIGNED) AS d, \
-               CAST(reserved_secs AS SIGNED) AS e, CAST(unknown_secs AS SIGNED) AS f, \
-               CAST(sessions_started AS SIGNED) AS g FROM port_hours";
-    let columns = ["a", "b", "c", "d", "e", "f", "g"];
+               CAST(reserved_secs AS SIGNED) AS e, CAST(unavailable_secs AS SIGNED) AS f, \
+               CAST(unknown_secs AS SIGNED) AS g, CAST(sessions_started AS SIGNED) AS h \
+               FROM port_hours";
+    let columns = ["a", "b", "c", "d", "e", "f", "g", "h"];
     match backend {
         Backend::Sqlite => {
             use sqlx::{Connection, Row};

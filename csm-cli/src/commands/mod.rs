@@ -26,8 +26,10 @@ mod alerts;
 mod cluster;
 mod history;
 mod ocpp;
+mod operate;
 mod read;
 mod refresh;
+mod server;
 mod stations;
 mod vendors;
 

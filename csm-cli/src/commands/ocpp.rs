@@ -2,6 +2,11 @@
 //! the database (written within a second of a change): how each is connected, when it last
 //! sent what, its vendor, model and firmware. `--json` prints the document of
 //! `GET /api/ocpp/charge-points`.
+//!
+//! `csm-cli ocpp command ID …` and `csm-cli ocpp messages ID [--follow]` go through a running
+//! server (`--server`, any instance of a cluster): an operator's command and its answer, and
+//! the charger's message log, as `POST /api/ocpp/charge-points/{id}/commands` and
+//! `GET /api/ocpp/charge-points/{id}/messages` answer them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,6 +25,11 @@ use super::{JsonOutput, Settle, emit_json, open, settle_by};
 pub enum OcppCommand {
     /// List the connected charge points: since when, their last message, their firmware.
     Status(StatusArgs),
+    /// Send an operator's command to a charger (through the server holding it) and print its
+    /// answer.
+    Command(super::operate::CommandArgs),
+    /// A charger's message log: its last frames in both directions.
+    Messages(super::operate::MessagesArgs),
 }
 
 /// Arguments of `ocpp status`.
@@ -37,8 +47,9 @@ pub struct StatusArgs {
 
 impl Settle for OcppCommand {
     fn apply(&self, settings: &mut Settings) {
-        let Self::Status(args) = self;
-        args.apply(settings);
+        if let Self::Status(args) = self {
+            args.apply(settings);
+        }
     }
 }
 
@@ -50,7 +61,11 @@ pub async fn ocpp(
     command: OcppCommand,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
-    let OcppCommand::Status(args) = command;
+    let args = match command {
+        OcppCommand::Status(args) => args,
+        OcppCommand::Command(args) => return super::operate::command(args, out).await,
+        OcppCommand::Messages(args) => return super::operate::messages(args, out).await,
+    };
     let monitor = open(settings).await?;
     let list = monitor.ocpp().charge_points(args.all).await?;
     emit_json(

@@ -130,6 +130,7 @@ fn summary_line(summary: &StationSummary) -> String {
             PortStatus::Fault => summary.fault,
             PortStatus::Offline => summary.offline,
             PortStatus::Reserved => summary.reserved,
+            PortStatus::Unavailable => summary.unavailable,
             PortStatus::Unknown => summary.unknown,
         };
         (status, n)

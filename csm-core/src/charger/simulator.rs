@@ -336,7 +336,7 @@ impl PortSim {
             (value * factor).round() / factor
         };
         match self.status {
-            PortStatus::Free | PortStatus::Reserved => {
+            PortStatus::Free | PortStatus::Reserved | PortStatus::Unavailable => {
                 reading.voltage = Some(round(220.0 + noise, 1));
                 reading.current = Some(0.0);
                 reading.power = Some(0.0);

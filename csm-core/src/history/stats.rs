@@ -34,6 +34,8 @@ pub struct StatusMinutes {
     pub offline: f64,
     /// Reserved.
     pub reserved: f64,
+    /// Taken out of service by the operator.
+    pub unavailable: f64,
     /// Unknown.
     pub unknown: f64,
 }
@@ -47,6 +49,7 @@ impl StatusMinutes {
             fault: minutes(PortStatus::Fault),
             offline: minutes(PortStatus::Offline),
             reserved: minutes(PortStatus::Reserved),
+            unavailable: minutes(PortStatus::Unavailable),
             unknown: minutes(PortStatus::Unknown),
         }
     }

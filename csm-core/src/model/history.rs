@@ -54,7 +54,7 @@ impl SessionRow {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct HourTotals {
     /// Seconds in each status, by [`PortStatus::ALL`] order.
-    pub secs: [u64; 6],
+    pub secs: [u64; PortStatus::ALL.len()],
     /// Sessions that started.
     pub sessions_started: u64,
     /// kWh of the sessions that ended.

@@ -141,18 +141,22 @@ pub enum PortStatus {
     Offline,
     /// Booked for someone.
     Reserved,
+    /// Taken out of service by the operator (OCPP `Unavailable`, after ChangeAvailability
+    /// `Inoperative`): not a fault, and not counted against the station's availability.
+    Unavailable,
     /// A code the profile does not map, or no information.
     Unknown,
 }
 
 impl PortStatus {
     /// Every status, in display order.
-    pub const ALL: [PortStatus; 6] = [
+    pub const ALL: [PortStatus; 7] = [
         PortStatus::Free,
         PortStatus::Occupied,
         PortStatus::Fault,
         PortStatus::Offline,
         PortStatus::Reserved,
+        PortStatus::Unavailable,
         PortStatus::Unknown,
     ];
 
@@ -164,6 +168,7 @@ impl PortStatus {
             PortStatus::Fault => "fault",
             PortStatus::Offline => "offline",
             PortStatus::Reserved => "reserved",
+            PortStatus::Unavailable => "unavailable",
             PortStatus::Unknown => "unknown",
         }
     }
@@ -179,7 +184,7 @@ impl FromStr for PortStatus {
                 InvalidInput::new(
                     "port status",
                     format!(
-                        "{s:?} is not one of free, occupied, fault, offline, reserved, unknown"
+                        "{s:?} is not one of free, occupied, fault, offline, reserved, unavailable, unknown"
                     ),
                 )
             })
@@ -457,6 +462,9 @@ pub struct StationSummary {
     pub offline: u32,
     /// Reserved ports.
     pub reserved: u32,
+    /// Ports taken out of service by the operator.
+    #[serde(default)]
+    pub unavailable: u32,
     /// Ports in an unknown state.
     pub unknown: u32,
 }
@@ -473,6 +481,7 @@ impl StationSummary {
                 PortStatus::Fault => &mut summary.fault,
                 PortStatus::Offline => &mut summary.offline,
                 PortStatus::Reserved => &mut summary.reserved,
+                PortStatus::Unavailable => &mut summary.unavailable,
                 PortStatus::Unknown => &mut summary.unknown,
             } += 1;
         }

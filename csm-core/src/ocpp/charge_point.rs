@@ -369,7 +369,7 @@ pub fn port_status(status: &str) -> Option<PortStatus> {
             PortStatus::Occupied
         }
         "Reserved" => PortStatus::Reserved,
-        "Unavailable" => PortStatus::Offline,
+        "Unavailable" => PortStatus::Unavailable,
         "Faulted" => PortStatus::Fault,
         _ => return None,
     })
@@ -583,7 +583,7 @@ mod tests {
         let heartbeat = answer(&mut cp, r#"[2, "4", "Heartbeat", {}]"#);
         assert!(heartbeat[2]["currentTime"].is_string());
         assert_eq!(port_status("SuspendedEVSE"), Some(PortStatus::Occupied));
-        assert_eq!(port_status("Unavailable"), Some(PortStatus::Offline));
+        assert_eq!(port_status("Unavailable"), Some(PortStatus::Unavailable));
         assert!(
             cp.handle(
                 r#"[3, "csm-1", {}]"#,

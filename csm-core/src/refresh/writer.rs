@@ -578,7 +578,7 @@ mod tests {
             port: 3,
             hour: crate::history::hour_of(started),
             totals: HourTotals {
-                secs: [secs, 0, 0, 0, 0, 0],
+                secs: [secs, 0, 0, 0, 0, 0, 0],
                 ..HourTotals::default()
             },
         };

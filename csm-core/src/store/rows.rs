@@ -270,8 +270,9 @@ macro_rules! totals_columns {
             Column::new(statements::HOUR_TOTALS[3], secs::<Self, 3>),
             Column::new(statements::HOUR_TOTALS[4], secs::<Self, 4>),
             Column::new(statements::HOUR_TOTALS[5], secs::<Self, 5>),
-            Column::new(statements::HOUR_TOTALS[6], sessions_started::<Self>),
-            Column::new(statements::HOUR_TOTALS[7], energy::<Self>),
+            Column::new(statements::HOUR_TOTALS[6], secs::<Self, 6>),
+            Column::new(statements::HOUR_TOTALS[7], sessions_started::<Self>),
+            Column::new(statements::HOUR_TOTALS[8], energy::<Self>),
         ]
     };
 }
@@ -284,7 +285,7 @@ impl Record for HourDelta {
         on_conflict: OnConflict::Add,
     };
     const COLUMNS: &'static [Column<Self>] = &{
-        let [a, b, c, d, e, f, g, h] = totals_columns!();
+        let [a, b, c, d, e, f, g, h, i] = totals_columns!();
         [
             Column::new("station_id", |r: &Self| Value::text(r.station_id.as_str())),
             Column::new("port", |r: &Self| Value::U32(r.port)),
@@ -297,6 +298,7 @@ impl Record for HourDelta {
             f,
             g,
             h,
+            i,
         ]
     };
 
@@ -318,7 +320,7 @@ impl Record for (StationId, HourRow) {
         on_conflict: OnConflict::Add,
     };
     const COLUMNS: &'static [Column<Self>] = &{
-        let [a, b, c, d, e, f, g, h] = totals_columns!();
+        let [a, b, c, d, e, f, g, h, i] = totals_columns!();
         [
             Column::new("station_id", |r: &Self| Value::text(r.0.as_str())),
             Column::new("hour", |r: &Self| Value::time(r.1.hour)),
@@ -330,6 +332,7 @@ impl Record for (StationId, HourRow) {
             f,
             g,
             h,
+            i,
         ]
     };
 
@@ -352,7 +355,7 @@ impl Record for HourRow {
         on_conflict: OnConflict::Add,
     };
     const COLUMNS: &'static [Column<Self>] = &{
-        let [a, b, c, d, e, f, g, h] = totals_columns!();
+        let [a, b, c, d, e, f, g, h, i] = totals_columns!();
         [
             Column::new("hour", |r: &Self| Value::time(r.hour)),
             a,
@@ -363,6 +366,7 @@ impl Record for HourRow {
             f,
             g,
             h,
+            i,
         ]
     };
 
@@ -473,7 +477,7 @@ fn totals<DB: Sql>(r: &Reader<'_, DB>) -> Result<HourTotals, StoreError> {
     let whole = |column: &str| -> Result<u64, StoreError> {
         Ok(u64::try_from(r.int(column)?).unwrap_or_default())
     };
-    let mut secs = [0; 6];
+    let mut secs = [0; crate::model::PortStatus::ALL.len()];
     for (slot, column) in secs.iter_mut().zip(statements::HOUR_TOTALS) {
         *slot = whole(column)?;
     }

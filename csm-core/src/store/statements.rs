@@ -44,12 +44,13 @@ pub struct Table {
 }
 
 /// The totals columns of an hour, in the order of [`crate::model::history::HourTotals`].
-pub const HOUR_TOTALS: [&str; 8] = [
+pub const HOUR_TOTALS: [&str; 9] = [
     "free_secs",
     "occupied_secs",
     "fault_secs",
     "offline_secs",
     "reserved_secs",
+    "unavailable_secs",
     "unknown_secs",
     "sessions_started",
     "energy_kwh",

@@ -11,7 +11,7 @@
     zh: {
       htmlLang: 'zh-CN', other: 'English', otherLang: 'en',
       appTitle: '充电桩监控', appTitleShort: '充电桩监控',
-      status: { free: '空闲', occupied: '充电中', fault: '故障', offline: '离线', reserved: '已预约', unknown: '未知' },
+      status: { free: '空闲', occupied: '充电中', fault: '故障', offline: '离线', reserved: '已预约', unavailable: '停用', unknown: '未知' },
       forDur: (d) => d, justNow: '· 刚刚',
       dur: (d, h, m) => (d ? `${d} 天 ${h} 小时` : h ? `${h} 小时 ${m} 分钟` : `${m} 分钟`),
       ago: (d, h, m) => (d ? `${d} 天前` : h ? `${h} 小时前` : m ? `${m} 分钟前` : '刚刚'),
@@ -64,7 +64,7 @@
     en: {
       htmlLang: 'en', other: '中文', otherLang: 'zh-CN',
       appTitle: 'Charging Station Monitor', appTitleShort: 'Charging Monitor',
-      status: { free: 'Free', occupied: 'Charging', fault: 'Fault', offline: 'Offline', reserved: 'Reserved', unknown: 'Unknown' },
+      status: { free: 'Free', occupied: 'Charging', fault: 'Fault', offline: 'Offline', reserved: 'Reserved', unavailable: 'Out of service', unknown: 'Unknown' },
       forDur: (d) => `for ${d}`, justNow: '· just now',
       dur: (d, h, m) => (d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`),
       ago: (d, h, m) => (d ? `${d} d ago` : h ? `${h} h ago` : m ? `${m} min ago` : 'just now'),

@@ -6,7 +6,7 @@
   'use strict';
   const csm = (window.csm = window.csm || {});
 
-  csm.STATUSES = ['free', 'occupied', 'fault', 'offline', 'reserved', 'unknown'];
+  csm.STATUSES = ['free', 'occupied', 'fault', 'offline', 'reserved', 'unavailable', 'unknown'];
   // What the API accepts as a station id.
   csm.STATION_ID = /^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$/;
 
@@ -17,6 +17,7 @@
     fault: 'M12 3.5L2.5 20h19zM12 10v4.5M12 17.2v.1',
     offline: 'M12 3a9 9 0 1 0 0 18 9 9 0 1 0 0-18zM5.7 5.7l12.6 12.6',
     reserved: 'M12 3a9 9 0 1 0 0 18 9 9 0 1 0 0-18zM12 7v5.5l3.5 2',
+    unavailable: 'M12 3a9 9 0 1 0 0 18 9 9 0 1 0 0-18zM7.5 12h9',
     unknown: 'M9 9.2a3 3 0 1 1 4.2 2.7c-.8.4-1.2 1-1.2 1.8v.6M12 17.6v.1',
   };
 

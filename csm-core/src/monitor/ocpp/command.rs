@@ -260,7 +260,9 @@ impl Ocpp {
             ) {
                 Ok(command) => command,
                 Err(e) => {
-                    return Some(json!({"invalid": {"field": "command", "message": e.to_string()}}));
+                    return Some(
+                        json!({"invalid": {"field": "command", "message": e.to_string()}}),
+                    );
                 }
             };
             let timeout = asked
