@@ -63,6 +63,11 @@ pub enum Command {
     /// OCPP charge points: which are connected, their last message and firmware.
     #[command(subcommand)]
     Ocpp(commands::OcppCommand),
+    /// API tokens, one per person with a role (viewer, operator, admin).
+    #[command(subcommand)]
+    Tokens(commands::TokensCommand),
+    /// The audit log: every write and command, who sent it, from where, how it ended.
+    Audit(commands::AuditArgs),
     /// The servers sharing this database and Redis: which are alive, what each refreshes.
     #[command(subcommand)]
     Cluster(commands::ClusterCommand),
@@ -115,6 +120,8 @@ pub async fn run_with(
         Command::Alerts(command) => command.apply(&mut settings),
         Command::Ocpp(command) => command.apply(&mut settings),
         Command::Cluster(command) => command.apply(&mut settings),
+        Command::Tokens(command) => command.apply(&mut settings),
+        Command::Audit(args) => args.apply(&mut settings),
         Command::Vendors(command) => command.apply(&mut settings),
         Command::Simulate(_) | Command::SimulateOcpp(_) => {}
     }
@@ -134,6 +141,8 @@ pub async fn run_with(
         Command::Alerts(command) => commands::alerts(settings, command, out).await,
         Command::Ocpp(command) => commands::ocpp(settings, command, out).await,
         Command::Cluster(command) => commands::cluster(settings, command, out).await,
+        Command::Tokens(command) => commands::tokens(settings, command, out).await,
+        Command::Audit(args) => commands::audit(settings, args, out).await,
         Command::Vendors(command) => commands::vendors(settings, command, out).await,
         Command::Simulate(args) => simulate::run(args, out).await,
         Command::SimulateOcpp(args) => simulate_ocpp::run(args, out).await,

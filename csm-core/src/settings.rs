@@ -56,6 +56,8 @@ pub mod defaults {
     pub const READINGS_DAYS: u32 = 7;
     /// Days status events and sessions are kept.
     pub const EVENTS_DAYS: u32 = 365;
+    /// Days the audit log is kept.
+    pub const AUDIT_DAYS: u32 = 365;
     /// A reading is stored when the voltage moved more than this many volts.
     pub const DEADBAND_VOLTS: f64 = 5.0;
     /// … the current more than this many amperes.
@@ -259,6 +261,8 @@ pub struct HistorySettings {
     pub readings_days: u32,
     /// Days status events and sessions are kept (hourly roll-ups are kept for good).
     pub events_days: u32,
+    /// Days the audit log is kept.
+    pub audit_days: u32,
     /// A reading is stored when a measurement moved beyond its deadband since the last stored
     /// one (or the status changed, or a new heartbeat period began).
     pub deadband: Deadband,
@@ -289,6 +293,7 @@ impl Default for HistorySettings {
             timezone: defaults::TIMEZONE,
             readings_days: defaults::READINGS_DAYS,
             events_days: defaults::EVENTS_DAYS,
+            audit_days: defaults::AUDIT_DAYS,
             deadband: Deadband {
                 voltage: defaults::DEADBAND_VOLTS,
                 current: defaults::DEADBAND_AMPS,
@@ -472,6 +477,12 @@ impl Settings {
             return Err(SettingsError::new(
                 "CSM_RETAIN_READINGS_DAYS",
                 "retention must be at least a day (CSM_RETAIN_READINGS_DAYS, CSM_RETAIN_EVENTS_DAYS)",
+            ));
+        }
+        if self.history.audit_days == 0 {
+            return Err(SettingsError::new(
+                "CSM_RETAIN_AUDIT_DAYS",
+                "the audit log must be kept at least a day",
             ));
         }
         if self.cache.prefix.contains(char::is_whitespace) {

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod access;
 pub mod alerts;
 pub mod cluster;
 pub mod history;

@@ -246,6 +246,10 @@ pub struct RetentionFlags {
     /// Days status events and sessions are kept.
     #[arg(long, env = "CSM_RETAIN_EVENTS_DAYS", default_value_t = defaults::EVENTS_DAYS)]
     pub retain_events_days: u32,
+
+    /// Days the audit log (who wrote what, and every command) is kept.
+    #[arg(long, env = "CSM_RETAIN_AUDIT_DAYS", default_value_t = defaults::AUDIT_DAYS)]
+    pub retain_audit_days: u32,
 }
 
 impl RetentionFlags {
@@ -253,6 +257,7 @@ impl RetentionFlags {
     pub fn apply(&self, settings: &mut Settings) {
         settings.history.readings_days = self.retain_readings_days;
         settings.history.events_days = self.retain_events_days;
+        settings.history.audit_days = self.retain_audit_days;
     }
 }
 

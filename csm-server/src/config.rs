@@ -30,8 +30,11 @@ pub mod defaults {
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
-    /// Bearer token of the write endpoints; `None` refuses every write (403).
+    /// The bootstrap admin token (beside the tokens of `csm-cli tokens`); with neither, every
+    /// write is refused (403).
     pub admin_token: Option<csm_core::secret::Secret>,
+    /// Whether the API's reads need a token (of any role) too.
+    pub read_requires_token: bool,
     /// Origins allowed by CORS; empty: none.
     pub cors_origins: Vec<String>,
     /// Connection limits.
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 5000))),
             admin_token: None,
+            read_requires_token: false,
             cors_origins: Vec::new(),
             limits: Limits::default(),
             bench_ceiling_bytes: None,
@@ -95,6 +99,7 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("bind", &self.bind)
             .field("admin_token", &self.admin_token)
+            .field("read_requires_token", &self.read_requires_token)
             .field("cors_origins", &self.cors_origins)
             .field("limits", &self.limits)
             .field("bench_ceiling_bytes", &self.bench_ceiling_bytes)

@@ -103,9 +103,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        response.extensions_mut().insert(Refusal(message));
         response
     }
 }
+
+/// Why a request was refused, kept on its answer for the audit log.
+#[derive(Clone, Debug)]
+pub struct Refusal(pub String);
 
 impl From<InvalidInput> for ApiError {
     fn from(error: InvalidInput) -> Self {

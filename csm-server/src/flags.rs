@@ -128,9 +128,14 @@ struct OwnFlags {
     #[arg(long, env = "CSM_BIND", default_value = defaults::BIND)]
     bind: SocketAddr,
 
-    /// Bearer token for the write endpoints of the API. Unset: writes are refused (403).
+    /// Bootstrap admin token of the API (beside the tokens of `csm-cli tokens add`). With
+    /// neither, writes are refused (403).
     #[arg(long, env = "CSM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+
+    /// The API's reads need a token too (any role): the page then asks for one.
+    #[arg(long, env = "CSM_READ_REQUIRES_TOKEN", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    read_requires_token: bool,
 
     /// Origins allowed by CORS, comma separated (`https://ops.example.com`). Unset: none.
     #[arg(long, env = "CSM_CORS_ORIGINS", value_delimiter = ',')]
@@ -245,6 +250,7 @@ impl ServerFlags {
                 .admin_token
                 .filter(|t| !t.is_empty())
                 .map(csm_core::secret::Secret::new),
+            read_requires_token: own.read_requires_token,
             cors_origins: own.cors_origins,
             limits: Limits {
                 header_timeout: Duration::from_secs(own.http_header_timeout_secs.max(1)),

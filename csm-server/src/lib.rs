@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub mod access;
 pub mod api;
 mod assets;
 mod changes;

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{alerts, cluster, events, health, history, ocpp, stations};
+use crate::api::{access, alerts, cluster, events, health, history, ocpp, stations};
 use crate::views;
 use csm_core::views as core;
 
@@ -39,6 +39,10 @@ use csm_core::views as core;
         ocpp::charge_point,
         ocpp::command,
         ocpp::messages,
+        access::list_tokens,
+        access::create_token,
+        access::revoke_token,
+        access::audit,
         events::events,
         health::healthz,
         health::readyz,
@@ -95,6 +99,13 @@ use csm_core::views as core;
         events::SseEventName,
         core::ocpp::ChargePointJson,
         core::ocpp::ChargePointListJson,
+        core::access::TokenJson,
+        core::access::TokenListJson,
+        core::access::NewTokenJson,
+        core::access::AuditEntryJson,
+        core::access::AuditListJson,
+        csm_core::model::access::Role,
+        access::NewToken,
         core::ocpp::CommandAnswerJson,
         core::ocpp::ConfigurationKeyJson,
         core::ocpp::MessageLogJson,
@@ -115,6 +126,7 @@ use csm_core::views as core;
         (name = "admin", description = "Station management (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "alerts", description = "Alert channels, rules and history (Authorization: Bearer CSM_ADMIN_TOKEN)"),
         (name = "ocpp", description = "OCPP 1.6J charge points (they connect to ws://HOST/ocpp/{charge_point_id}): the registry, operators' commands (Authorization: Bearer CSM_ADMIN_TOKEN) and each charger's message log"),
+        (name = "access", description = "API tokens with roles (viewer, operator, admin) and the audit log (admin)"),
         (name = "operations", description = "Health, readiness, metrics and the cluster"),
     )
 )]
@@ -215,4 +227,20 @@ fn conditions(schemas: &mut serde_json::Value) {
          "else": absent(&["low", "high"])},
         {"if": null_or(&["offline"]), "then": absent(&["ports"])},
     ]);
+
+    // A command has only its own fields; a RemoteStopTransaction names its transaction or its
+    // connector, one of the two.
+    if let Some(variants) = schemas["Command"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            variant["additionalProperties"] = json!(false);
+            if variant["properties"].get("transaction_id").is_some() {
+                variant["anyOf"] = json!([
+                    {"properties": {"transaction_id": {"type": "integer"}, "connector": {"type": "null"}},
+                     "required": ["transaction_id"]},
+                    {"properties": {"connector": {"type": "integer"}, "transaction_id": {"type": "null"}},
+                     "required": ["connector"]},
+                ]);
+            }
+        }
+    }
 }

@@ -9,7 +9,9 @@ checked from outside the way their users see them:
   order, and a client of A that reconnects to B with Last-Event-ID misses nothing;
 - a `port_free` rule on every station: one webhook delivery for each freed port, never two;
 - an OCPP charger (the Python `ocpp` package) connected to A is refreshed through B (it gets
-  the TriggerMessage), then moves to C with no offline event;
+  the TriggerMessage), answers an operator's command sent through B, and its message log is
+  read through B from A; then it moves to C with no offline event, and a command through B
+  reaches it there;
 - Redis (this test's own, on a loopback port) restarts empty under the cluster: the stations
   stay refreshed once an interval, the cluster re-forms, and the charger is reached again.
 
@@ -209,6 +211,7 @@ class Charger(threading.Thread):
         super().__init__(daemon=True)
         self.bases = []
         self.triggers = []
+        self.resets = []
         self.connected_to = None
         self.connections = 0
         self.loop = asyncio.new_event_loop()
@@ -247,6 +250,11 @@ class Point(ChargePoint):
     def __init__(self, id, ws, charger):
         super().__init__(id, ws)
         self.charger = charger
+
+    @on(Action.reset)
+    async def on_reset(self, type, **_):
+        self.charger.resets.append((self.charger.connected_to, type))
+        return call_result.Reset(status="Accepted")
 
     @on(Action.trigger_message)
     async def on_trigger(self, requested_message, connector_id=None, **_):
@@ -308,6 +316,27 @@ def manual_refresh(base, what):
         time.sleep(json.loads(body)["retry_after_secs"] + 0.1)
     if status != 200 or body["result"] != "ok":
         fail(f"{what}: {status} {body}")
+
+
+def operate_through(base, charger, holder_base, holder):
+    """An operator's command sent to `base` reaches the charger on instance `holder`, and the
+    charger's message log read through `base` comes from there."""
+    resets = len(charger.resets)
+    status, body = api("POST", f"{base}/api/ocpp/charge-points/{CHARGER}/commands",
+                       {"command": "Reset", "type": "Soft"}, TOKEN, timeout=20)
+    if status != 200 or body.get("status") != "Accepted" or body.get("instance") != holder:
+        fail(f"a Reset through {base} for the charger on {holder}: {status} {body}")
+    took = body["took_ms"]
+    if charger.resets[resets:] != [(holder_base, "Soft")]:
+        fail(f"the charger got {charger.resets[resets:]} for one Reset sent to {holder}")
+    status, body = api("GET", f"{base}/api/ocpp/charge-points/{CHARGER}/messages?limit=20", token=TOKEN)
+    if status != 200 or body.get("instance") != holder or not body.get("connected"):
+        fail(f"the message log through {base}: {status} {body}")
+    frames = [(m["direction"], m["action"]) for m in body["messages"]]
+    if ("out", "Reset") not in frames or ("in", "Reset") not in frames:
+        fail(f"the message log read from {holder} has no Reset and its answer: {frames}")
+    log(f"a Reset through B answered Accepted by the charger on {holder.upper()} in {took} ms; "
+        f"its message log ({len(body['messages'])} frames) read through B")
 
 
 def cluster_of(base):
@@ -416,6 +445,7 @@ def run(redis, processes, charger, streams):
     manual_refresh(b, "a manual refresh of the charger through B")
     until("the charger to get B's TriggerMessage", lambda: len(charger.triggers) > asked, 5)
     log(f"manual refresh through B reached the charger on A: TriggerMessage {charger.triggers[-1][1]}")
+    operate_through(b, charger, a, "a")
 
     # 3. kill -9 of A.
     for stream in (on_a, on_b, on_c):
@@ -443,6 +473,7 @@ def run(redis, processes, charger, streams):
     manual_refresh(b, "a manual refresh of the moved charger through B")
     until("the charger on C to get B's TriggerMessage", lambda: len(charger.triggers) > asked, 5)
     log("manual refresh through B reached the charger on C")
+    operate_through(b, charger, c, "c")
 
     # 4. Redis restarts empty under the cluster.
     restarted = time.time()

@@ -41,6 +41,9 @@ impl Store for Counting {
     fn alerts(&self) -> &dyn csm_core::store::AlertStore {
         self.inner.alerts()
     }
+    fn access(&self) -> &dyn csm_core::store::AccessStore {
+        self.inner.access()
+    }
     async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError> {
         self.inner.charger_passwords().await
     }

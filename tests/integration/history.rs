@@ -370,7 +370,8 @@ async fn pruning_deletes_old_history_in_chunks_and_keeps_the_hours(backend: Back
         [
             ("port_readings", 12_000),
             ("status_events", 1),
-            ("sessions", 1)
+            ("sessions", 1),
+            ("audit_log", 0)
         ]
     );
     assert_eq!(db.store.readings(&everything("R4")).await.unwrap().len(), 1);

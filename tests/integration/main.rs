@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod access;
 mod alerts;
 mod api;
 mod cache;

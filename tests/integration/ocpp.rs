@@ -1229,7 +1229,22 @@ async fn operators_commands_reach_the_charger_are_checked_first_and_come_back_wi
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     // The message log: both directions, the answers named by their call, id tags masked.
-    let log = get_json(&app, "/api/ocpp/charge-points/CP-OP/messages").await;
+    let messages_of = |query: String| {
+        let request = app
+            .client
+            .get(app.url(&format!("/api/ocpp/charge-points/CP-OP/messages{query}")))
+            .bearer_auth("t");
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let log = messages_of(String::new()).await;
     let messages = log["messages"].as_array().unwrap();
     assert_eq!(log["connected"], true);
     assert_eq!(messages[0]["direction"], "note");
@@ -1255,11 +1270,7 @@ async fn operators_commands_reach_the_charger_are_checked_first_and_come_back_wi
         .find(|m| m["direction"] == "in" && m["action"] == "Reset")
         .expect("the answer to Reset, named");
     let seq = reset_answer["seq"].as_u64().unwrap();
-    let newer = get_json(
-        &app,
-        &format!("/api/ocpp/charge-points/CP-OP/messages?after={seq}&limit=2"),
-    )
-    .await;
+    let newer = messages_of(format!("?after={seq}&limit=2")).await;
     let newer = newer["messages"].as_array().unwrap();
     assert_eq!(newer.len(), 2);
     assert!(newer.iter().all(|m| m["seq"].as_u64().unwrap() > seq));
@@ -1280,7 +1291,7 @@ async fn operators_commands_reach_the_charger_are_checked_first_and_come_back_wi
         body["error"].as_str().unwrap().contains("is not connected"),
         "{body}"
     );
-    let log = get_json(&app, "/api/ocpp/charge-points/CP-OP/messages").await;
+    let log = messages_of(String::new()).await;
     assert_eq!(log["connected"], false);
     assert!(
         log["messages"].as_array().unwrap().last().unwrap()["frame"]

@@ -161,8 +161,11 @@ def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def api(path):
-    with urllib.request.urlopen(BASE + path, timeout=5) as response:
+def api(path, token=None):
+    request = urllib.request.Request(BASE + path)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
 
@@ -282,7 +285,7 @@ async def operate(cp):
     assert (await send({"command": "ChangeAvailability", "connector": 1, "availability": "Operative"}))["status"] == "Accepted"
     await until("port 1 free again after the operator's availability", lambda: (port(1) or {}).get("status") == "free")
 
-    log = api(f"/api/ocpp/charge-points/{ID}/messages")["messages"]
+    log = api(f"/api/ocpp/charge-points/{ID}/messages", TOKEN)["messages"]
     actions = {(m["direction"], m["action"]) for m in log}
     for action in ("Reset", "GetConfiguration", "ChangeConfiguration", "RemoteStopTransaction", "ChangeAvailability"):
         assert ("out", action) in actions and ("in", action) in actions, (action, sorted(actions))

@@ -22,6 +22,7 @@ use csm_core::settings::Settings;
 use csm_flags::{CacheFlags, DatabaseFlags, VendorFlags};
 use serde::Serialize;
 
+mod access;
 mod alerts;
 mod cluster;
 mod history;
@@ -33,6 +34,7 @@ mod server;
 mod stations;
 mod vendors;
 
+pub use self::access::{AuditArgs, TokensCommand, audit, tokens};
 pub use self::alerts::{AlertsCommand, alerts};
 pub use self::cluster::{ClusterCommand, ClusterStatusArgs, cluster};
 pub use self::history::{

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidInput;
 
+pub mod access;
 pub mod alerts;
 pub mod history;
 pub mod ocpp;

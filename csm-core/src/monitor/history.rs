@@ -487,6 +487,7 @@ impl History {
             let days = match what {
                 Prunable::Readings => history.readings_days,
                 Prunable::Events | Prunable::Sessions => history.events_days,
+                Prunable::Audit => history.audit_days,
             };
             let before = now - TimeDelta::days(i64::from(days));
             let mut deleted = 0;

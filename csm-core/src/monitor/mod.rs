@@ -6,6 +6,7 @@
 //! - [`Monitor::refresh`]: refreshing now, the scheduler, the change stream;
 //! - [`Monitor::history`]: readings, sessions, statistics, estimates, retention;
 //! - [`Monitor::alerts`]: channels, rules, fired alerts and the tasks behind them;
+//! - [`Monitor::access`]: API tokens and roles, and the audit log;
 //! - [`Monitor::ocpp`]: chargers connecting, their frames, passwords and the registry;
 //! - [`Monitor::cluster`]: this instance among the others on the same database and Redis.
 //!
@@ -28,6 +29,7 @@ use crate::refresh::{Engine, EngineConfig, FlushReport};
 use crate::settings::{Settings, SettingsError};
 use crate::store::{self, Store, StoreError};
 
+mod access;
 mod alerts;
 mod checks;
 mod history;
@@ -37,6 +39,7 @@ mod passwords;
 mod refresh;
 mod stations;
 
+pub use self::access::{Access, Identity, MAX_AUDIT, TOKENS_FRESH, token_hash};
 pub use self::alerts::{Alerts, MAX_ALERT_HISTORY};
 pub use self::checks::{ConnectionCheck, Readiness};
 pub use self::history::{
@@ -119,6 +122,7 @@ pub struct Monitor {
     refresh: Refresh,
     history: History,
     alerts: Alerts,
+    access: Access,
     ocpp: Ocpp,
     cluster: Cluster,
     feed: Feed,
@@ -254,6 +258,7 @@ impl Monitor {
         let stations = Stations::new(&parts, &history, &ocpp);
         let refresh = Refresh::new(&parts, &ocpp);
         let alerts = Alerts::new(&parts);
+        let access = Access::new(&parts);
         let catalog = parts.catalog;
         Self {
             settings,
@@ -264,6 +269,7 @@ impl Monitor {
             refresh,
             history,
             alerts,
+            access,
             ocpp,
             cluster,
             feed,
@@ -289,6 +295,11 @@ impl Monitor {
     /// Alerts: channels, rules, fired alerts, and the tasks that evaluate and deliver them.
     pub fn alerts(&self) -> &Alerts {
         &self.alerts
+    }
+
+    /// Access: API tokens and their roles, and the audit log.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// OCPP chargers: their connections, frames, passwords and registry.

@@ -27,12 +27,14 @@ pub enum Command {
     /// Release the cable lock of a connector.
     UnlockConnector {
         /// The connector (port), from 1.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: u32,
     },
     /// Take a connector (or, with connector 0, the whole charger) out of service, or back.
     ChangeAvailability {
         /// The connector; 0 (the default) is the whole charger.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(maximum = 1024))]
         connector: u32,
         /// `Operative` or `Inoperative`.
         availability: Availability,
@@ -41,14 +43,20 @@ pub enum Command {
     GetConfiguration {
         /// The keys to read (none: all).
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(max_items = 100))]
         keys: Vec<String>,
     },
     /// Change one configuration key.
     ChangeConfiguration {
         /// The key (at most 50 characters).
+        #[cfg_attr(
+            feature = "openapi",
+            schema(min_length = 1, max_length = 50, pattern = r"\S")
+        )]
         key: String,
         /// Its new value, as text (at most 500 characters): `true`/`false` for a boolean
         /// key, digits for an integer key.
+        #[cfg_attr(feature = "openapi", schema(max_length = 500))]
         value: String,
     },
     /// Ask the charger to send a message now.
@@ -56,6 +64,7 @@ pub enum Command {
         /// The message to send.
         message: TriggerKind,
         /// The connector it is about, from 1 (none: the charger).
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
     },
     /// Clear the charger's cache of authorised id tags.
@@ -63,8 +72,13 @@ pub enum Command {
     /// Start a transaction for an id tag, on a connector or one the charger chooses.
     RemoteStartTransaction {
         /// The connector, from 1 (none: the charger chooses).
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
         /// The id tag to start for (at most 20 characters).
+        #[cfg_attr(
+            feature = "openapi",
+            schema(min_length = 1, max_length = 20, pattern = r"\S")
+        )]
         id_tag: String,
     },
     /// Stop a transaction: by its id, or the one running on a connector.
@@ -72,6 +86,7 @@ pub enum Command {
         /// The transaction's id.
         transaction_id: Option<i64>,
         /// The connector whose running transaction to stop.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
     },
 }

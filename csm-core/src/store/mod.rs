@@ -16,6 +16,7 @@ use crate::model::ocpp::ChargePointRecord;
 use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
 use crate::secret::redact_url;
 
+mod access;
 mod alerts;
 mod instances;
 mod mysql;
@@ -27,6 +28,7 @@ mod sql_store;
 mod sqlite;
 pub mod statements;
 
+pub use self::access::AccessStore;
 pub use self::alerts::{AlertStore, Finish, OpenAlert, OutboxRow};
 pub use self::sql_store::{Backend, SqlStore};
 
@@ -344,6 +346,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The alerts' tables (channels, rules, outbox).
     fn alerts(&self) -> &dyn AlertStore;
 
+    /// The tables of access control (API tokens, the audit log).
+    fn access(&self) -> &dyn AccessStore;
+
     /// Records that cluster instance `id` reached the cluster's Redis at `at`, without a break
     /// since `since`.
     async fn record_redis_seen(
@@ -396,11 +401,18 @@ pub enum Prunable {
     Events,
     /// Sessions, by when they started.
     Sessions,
+    /// The audit log.
+    Audit,
 }
 
 impl Prunable {
     /// All of them.
-    pub const ALL: [Prunable; 3] = [Prunable::Readings, Prunable::Events, Prunable::Sessions];
+    pub const ALL: [Prunable; 4] = [
+        Prunable::Readings,
+        Prunable::Events,
+        Prunable::Sessions,
+        Prunable::Audit,
+    ];
 
     /// The table's name.
     pub fn table(self) -> &'static str {
@@ -413,13 +425,14 @@ impl Prunable {
             Prunable::Readings => &<ReadingRow as record::Record>::TABLE,
             Prunable::Events => &<StatusEvent as record::Record>::TABLE,
             Prunable::Sessions => &<SessionRow as record::Record>::TABLE,
+            Prunable::Audit => &<crate::model::access::AuditEntry as record::Record>::TABLE,
         }
     }
 
     /// The time column that ages its rows.
     pub(crate) fn aged_by(self) -> &'static str {
         match self {
-            Prunable::Readings | Prunable::Events => "at",
+            Prunable::Readings | Prunable::Events | Prunable::Audit => "at",
             Prunable::Sessions => "started_at",
         }
     }

@@ -279,6 +279,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self
     }
 
+    fn access(&self) -> &dyn super::AccessStore {
+        self
+    }
+
     async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError> {
         self.read_charger_passwords().await
     }

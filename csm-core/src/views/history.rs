@@ -257,6 +257,31 @@ pub mod csv {
             .unwrap_or_else(|e| panic!("writing CSV into memory failed: {e}"));
     }
 
+    /// The audit log, newest first.
+    pub fn audit(entries: &[crate::model::access::AuditEntry]) -> Vec<u8> {
+        let mut out = writer(&[
+            "id", "at", "actor", "role", "address", "method", "path", "request", "status",
+            "outcome",
+        ]);
+        for e in entries {
+            let (id, at, status) = (e.id.to_string(), text(&e.at), e.status.to_string());
+            let row = [
+                id.as_str(),
+                &at,
+                &e.actor,
+                e.role.map(|r| r.as_str()).unwrap_or_default(),
+                &e.address,
+                &e.method,
+                &e.path,
+                e.request.as_deref().unwrap_or_default(),
+                &status,
+                &e.outcome,
+            ];
+            write(&mut out, row);
+        }
+        finish(out)
+    }
+
     /// A station's status events.
     pub fn events(station: &Station, events: &[StatusEvent]) -> Vec<u8> {
         let mut out = writer(&["station_id", "station_name", "port", "old", "new", "at"]);

@@ -2,17 +2,15 @@
 //! the history of fired alerts. Channels answer with their URL redacted and never their
 //! secret.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use csm_core::alerts::{ChannelDraft, ChannelJson, RuleDraft, RuleJson};
 use csm_core::views::alerts::{AlertListJson, ChannelListJson, ChannelTestJson, RuleListJson};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{Admin, ApiJson, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
 use super::responses::{AdminRefusals, BodyRefusals, Unavailable};
 use crate::AppState;
 use crate::error::ApiError;
@@ -33,23 +31,6 @@ pub struct RulePath {
     /// The rule's id.
     #[param(minimum = 1)]
     id: u64,
-}
-
-/// A path parameter whose rejection is the API's error.
-#[derive(Debug)]
-pub struct ApiPath<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| Self(value))
-            .map_err(|rejection: PathRejection| {
-                ApiError::BadRequest(format!("path: {}", rejection.body_text()))
-            })
-    }
 }
 
 /// Alerts answered when the query names no limit.

@@ -215,6 +215,10 @@ pub struct EventsQuery {
     /// sent): first the changes since, then live ones.
     #[param(pattern = "^[0-9]{1,19}(-[0-9]{1,19})?$")]
     last_event_id: Option<String>,
+    /// A token, for a server whose reads need one (`CSM_READ_REQUIRES_TOKEN`): browsers open
+    /// an event stream without headers.
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 /// The live event streams open now, and how many may be: in all, and from one client address.

@@ -3,12 +3,10 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::header;
 use axum::http::request::Parts;
 use csm_core::model::StationId;
 use serde::de::DeserializeOwned;
 
-use crate::AppState;
 use crate::error::ApiError;
 
 /// A station id from the path, checked.
@@ -92,45 +90,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Proof that the request carries the admin token (`Authorization: Bearer …`).
-#[derive(Debug)]
-pub struct Admin;
+pub use crate::access::{Admin, Operator, Viewer};
 
-impl FromRequestParts<AppState> for Admin {
+/// A path parameter whose rejection is the API's error.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        // Writes switched off on the server: 403 whatever the request carries. Otherwise a
-        // missing or wrong token: 401.
-        let Some(expected) = &state.config.admin_token else {
-            return Err(ApiError::Forbidden(
-                "write endpoints are disabled: set CSM_ADMIN_TOKEN on the server to enable them"
-                    .into(),
-            ));
-        };
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "this endpoint needs the admin token: send Authorization: Bearer <CSM_ADMIN_TOKEN>".into(),
-                )
-            })?;
-        if expected.matches(given.trim()) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized("the admin token is wrong".into()))
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|rejection: PathRejection| {
+                ApiError::BadRequest(format!("path: {}", rejection.body_text()))
+            })
     }
-}
-
-/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }

@@ -16,6 +16,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::{AppState, assets, conditional, metrics, openapi};
 
+pub mod access;
 pub mod alerts;
 pub mod cluster;
 pub mod events;
@@ -99,6 +100,12 @@ pub fn router(state: AppState) -> Router {
             get(ocpp::messages),
         )
         .route("/api/cluster", get(cluster::cluster))
+        .route(
+            "/api/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
+        .route("/api/tokens/{name}", delete(access::revoke_token))
+        .route("/api/audit", get(access::audit))
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi_document(&state)))
@@ -129,6 +136,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::audit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::identify,
+        ))
         .layer(axum::middleware::from_fn(limit_headers))
         .layer(axum::middleware::from_fn(metrics::track_requests))
         .layer(axum::middleware::from_fn(conditional::tag_answers))

@@ -19,7 +19,7 @@ use csm_core::monitor::{Admitted, BeforeBoot};
 
 use super::responses::{BodyRefusals, Unavailable};
 use crate::AppState;
-use crate::api::extract::{Admin, ApiJson, ApiQuery, StationPath};
+use crate::api::extract::{ApiJson, ApiQuery, Operator, StationPath, Viewer};
 use crate::error::ApiError;
 use csm_core::ocpp::Command;
 use csm_core::ocpp::log::MAX_FRAMES;
@@ -106,8 +106,8 @@ pub struct CommandQuery {
     responses(
         (status = 200, description = "The charger's answer (its status may be Rejected or NotSupported)", body = CommandAnswerJson),
         (status = 400, description = "A command that cannot be right: an unknown key, a connector the charger does not have, a value of the wrong type", body = crate::views::ErrorJson),
-        (status = 401, description = "No token, or a wrong one", body = crate::views::ErrorJson),
-        (status = 403, description = "Write endpoints are disabled", body = crate::views::ErrorJson),
+        (status = 401, description = "No token, or one csm does not know", body = crate::views::ErrorJson),
+        (status = 403, description = "The token's role is below operator, or writes are disabled", body = crate::views::ErrorJson),
         (status = 404, description = "No station has this id", body = crate::views::ErrorJson),
         (status = 409, description = "The charger is not connected, or the station is not an OCPP charge point", body = crate::views::ErrorJson),
         (status = 502, description = "The charger answered with an error (NotImplemented, …)", body = crate::views::ErrorJson),
@@ -118,7 +118,7 @@ pub struct CommandQuery {
 )]
 pub async fn command(
     State(state): State<AppState>,
-    _admin: Admin,
+    _operator: Operator,
     StationPath(id): StationPath,
     ApiQuery(query): ApiQuery<CommandQuery>,
     ApiJson(command): ApiJson<Command>,
@@ -153,9 +153,11 @@ pub struct MessagesQuery {
 #[utoipa::path(
     get, path = "/api/ocpp/charge-points/{station_id}/messages", tag = "ocpp",
     params(StationPath, MessagesQuery),
+    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The frames, oldest first", body = MessageLogJson),
         (status = 400, description = "A bad query or station id", body = crate::views::ErrorJson),
+        (status = 401, description = "No token, or one csm does not know (any role may read)", body = crate::views::ErrorJson),
         (status = 404, description = "No station has this id", body = crate::views::ErrorJson),
         (status = 409, description = "The station is not an OCPP charge point", body = crate::views::ErrorJson),
         Unavailable,
@@ -163,6 +165,7 @@ pub struct MessagesQuery {
 )]
 pub async fn messages(
     State(state): State<AppState>,
+    _viewer: Viewer,
     StationPath(id): StationPath,
     ApiQuery(query): ApiQuery<MessagesQuery>,
 ) -> Result<axum::Json<MessageLogJson>, ApiError> {

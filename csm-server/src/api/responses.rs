@@ -10,14 +10,14 @@ use crate::views::ErrorJson;
 /// How a write endpoint refuses a request without the admin token.
 #[derive(Debug, utoipa::IntoResponses)]
 pub enum AdminRefusals {
-    /// The token is missing or wrong.
-    #[response(status = 401, description = "Missing or wrong token",
+    /// The token is missing or not known.
+    #[response(status = 401, description = "No token, or one csm does not know",
         headers(("WWW-Authenticate" = String, description = "Bearer")))]
     Unauthorized(ErrorJson),
-    /// Writes are switched off on the server.
+    /// The token's role is too low, or writes are switched off on the server.
     #[response(
         status = 403,
-        description = "Write endpoints disabled (no CSM_ADMIN_TOKEN on the server)"
+        description = "The token's role is too low (the answer names the role needed), or writes are disabled (no CSM_ADMIN_TOKEN and no tokens)"
     )]
     Forbidden(ErrorJson),
 }

@@ -13,7 +13,7 @@ use csm_core::views::{EventListJson, ListView, StationDetailJson, StationJson, S
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Admin, ApiJson, ApiQuery, StationPath};
+use super::extract::{Admin, ApiJson, ApiQuery, Operator, StationPath};
 use super::responses::{AdminRefusals, BodyRefusals, Unavailable, UnknownStation};
 use crate::AppState;
 use crate::error::ApiError;
@@ -427,7 +427,7 @@ pub struct RefreshAllJson {
 )]
 pub async fn refresh_all(
     State(state): State<AppState>,
-    _admin: Admin,
+    _operator: Operator,
 ) -> Result<Response, ApiError> {
     let stations = state.monitor.refresh().all_in_background().await?;
     Ok((
