@@ -209,6 +209,25 @@ async function run() {
   await page.locator('[data-testid="alert-rules"] tbody tr').first().waitFor({ state: 'visible', timeout: WAIT_MS });
   const ruleRows = await page.locator('[data-testid="alert-rules"] tbody tr').count();
   check(ruleRows === 1, `the alerts panel lists ${ruleRows} rules, expected 1`);
+  // Long durations read in days, hours and minutes; the daily chart labels each day once.
+  const figureText = await page.locator('[data-testid="fleet-figures"]').innerText();
+  const rawMinutes = [...figureText.matchAll(/(\d+) 分钟/g)].map((m) => Number(m[1]));
+  check(rawMinutes.every((m) => m <= 120), `a duration over two hours in minutes: ${JSON.stringify(rawMinutes)} in ${figureText}`);
+  const spans = await page.evaluate(() => [window.csm.span(9912, ['天', '小时', '分钟'], ' '), window.csm.span(95, ['d', 'h', 'min'], ' ')]);
+  check(spans[0] === '6 天 21 小时 12 分钟' && spans[1] === '95 min', `durations read ${JSON.stringify(spans)}`);
+  const dayLabels = await page.evaluate(() => {
+    const daily = Array.from({ length: 30 }, (_, i) => ({ date: new Date(Date.UTC(2026, 10, 1 + i)).toISOString().slice(0, 10) }));
+    const x = daily.map((d) => Date.parse(d.date + 'T12:00:00Z') / 1000);
+    const t = window.csm.I18N.zh;
+    const axis = window.csm.dayAxis(t, daily, x);
+    const wide = axis.values({ bbox: { width: 2000 * (window.devicePixelRatio || 1) } }, axis.splits()).filter(Boolean);
+    const narrow = axis.values({ bbox: { width: 300 * (window.devicePixelRatio || 1) } }, axis.splits()).filter(Boolean);
+    return { splits: axis.splits().length, wide, narrow };
+  });
+  check(dayLabels.splits === 30 && new Set(dayLabels.wide).size === dayLabels.wide.length && dayLabels.wide.length === 30,
+    `the day axis at 2000 px: ${JSON.stringify(dayLabels.wide)}`);
+  check(new Set(dayLabels.narrow).size === dayLabels.narrow.length && dayLabels.narrow.length < 30,
+    `the day axis at 300 px: ${JSON.stringify(dayLabels.narrow)}`);
   const fleetShot = path.join(SHOTS, 'fleet-1440x900.png');
   await page.setViewportSize({ width: 1440, height: 1500 });
   await page.screenshot({ path: fleetShot });
@@ -225,7 +244,7 @@ async function run() {
   }
   await page.evaluate((id) => { location.hash = '#/station/' + encodeURIComponent(id); }, openId);
   await waitUntil(async () => (await page.locator('[data-testid="station-title"]').innerText()).trim() === title, `station ${openId} open again`);
-  ok(`fleet page: figures, daily chart, heat map 168 cells, 1/7/30-day choice, ${rankedNote}, the alerts panel lists the rule made through the API, screenshot ${fleetShot}`);
+  ok(`fleet page: figures, daily chart, heat map 168 cells, 1/7/30-day choice, ${rankedNote}, the alerts panel lists the rule made through the API, durations as "${spans[0]}", each day labelled once (${dayLabels.wide.length} of 30 at 2000 px, ${dayLabels.narrow.length} at 300 px), screenshot ${fleetShot}`);
 
   step('3d. notify me');
   const notify = page.locator('[data-testid="notify-button"]');
@@ -293,6 +312,30 @@ async function run() {
     return text.includes('已连接') && text.includes('sim-1') ? text : null;
   }, 'the demo charger SEV-0001 shown connected, with its firmware');
   check((await tiles(page).count()) === 2, `SEV-0001 shows ${await tiles(page).count()} port tiles, expected its 2 connectors`);
+  // The operator's menu: the token (already given this tab on the fleet page), a command and
+  // the charger's answer, then the frames in the message log.
+  const panel = page.locator('[data-testid="ocpp-panel"]');
+  await panel.waitFor({ state: 'visible', timeout: WAIT_MS });
+  await page.locator('[data-testid="command-form"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await page.locator('[data-testid="command-select"]').selectOption('GetConfiguration');
+  await page.locator('[data-testid="command-send"]').click();
+  const configuration = page.locator('[data-testid="configuration"] tr');
+  await configuration.first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  const keys = await configuration.allInnerTexts();
+  check(keys.some((k) => k.includes('HeartbeatInterval')), `the configuration read: ${JSON.stringify(keys)}`);
+  await page.locator('[data-testid="command-select"]').selectOption('Reset');
+  await page.locator('[data-testid="command-send"]').click();
+  await waitUntil(async () => /Reset.*Accepted/s.test(await page.locator('[data-testid="command-answer"]').innerText()), 'the Reset answered Accepted');
+  const frames = await waitUntil(async () => {
+    const texts = await page.locator('[data-testid="message-log"] li').allInnerTexts();
+    return texts.some((f) => f.includes('"Reset"')) && texts.some((f) => f.includes('GetConfiguration')) ? texts : null;
+  }, 'the Reset and GetConfiguration frames in the message log');
+  const ocppShot = path.join(SHOTS, 'ocpp-operator-1440x900.png');
+  await page.setViewportSize({ width: 1440, height: 2600 });
+  await panel.screenshot({ path: ocppShot });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  screenshots.push(ocppShot);
+  ok(`operator's menu on SEV-0001: GetConfiguration shows ${keys.length} keys, Reset answered Accepted, the message log shows ${frames.length} frames, screenshot ${ocppShot}`);
   await page.goto(`${BASE}/#/station/${openId}`, { waitUntil: 'domcontentloaded' });
   await tiles(page).first().waitFor({ state: 'visible', timeout: WAIT_MS });
   ok(`OCPP charger SEV-0001: "${ocppText.trim()}", 2 port tiles`);
@@ -365,6 +408,21 @@ async function run() {
   check((await heatCells(mobile).count()) === 7 * 24, `the phone's fleet heat map has ${await heatCells(mobile).count()} cells`);
   const fleetWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
   check(fleetWidth <= 390, `horizontal scrolling on the fleet page at 390 px: scrollWidth ${fleetWidth}`);
+  // The operator's menu on a phone: asks for the token (a new tab), fits the width.
+  await mobile.goto(`${BASE}/#/station/SEV-0001`, { waitUntil: 'domcontentloaded' });
+  await mobile.locator('[data-testid="operator-token"]').fill(TOKEN);
+  await mobile.locator('[data-testid="operator-token"]').press('Enter');
+  await mobile.locator('[data-testid="command-form"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await mobile.locator('[data-testid="message-log"] li').first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  const operatorWidth = await mobile.evaluate(() => document.documentElement.scrollWidth);
+  check(operatorWidth <= 390, `horizontal scrolling with the operator's menu at 390 px: scrollWidth ${operatorWidth}`);
+  const phoneOcppShot = path.join(SHOTS, 'ocpp-operator-390x844.png');
+  await mobile.locator('[data-testid="ocpp-panel"]').screenshot({ path: phoneOcppShot });
+  screenshots.push(phoneOcppShot);
+  ok(`390x844 operator's menu: token asked once for the tab, the command form and the message log, scrollWidth ${operatorWidth}, screenshot ${phoneOcppShot}`);
+  await mobile.goto(`${BASE}/#/fleet`, { waitUntil: 'domcontentloaded' });
+  await mobile.locator('[data-testid="fleet-view"] [data-testid="fleet-figures"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  await mobile.locator('[data-testid="fleet-chart"] canvas').waitFor({ state: 'attached', timeout: WAIT_MS });
   const phoneFleetShot = path.join(SHOTS, 'fleet-390x844.png');
   await mobile.screenshot({ path: phoneFleetShot, fullPage: true });
   screenshots.push(phoneFleetShot);

@@ -27,13 +27,14 @@ pub enum Command {
     /// Release the cable lock of a connector.
     UnlockConnector {
         /// The connector (port), from 1.
+        #[serde(deserialize_with = "crate::model::whole::u32")]
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: u32,
     },
     /// Take a connector (or, with connector 0, the whole charger) out of service, or back.
     ChangeAvailability {
         /// The connector; 0 (the default) is the whole charger.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::model::whole::u32")]
         #[cfg_attr(feature = "openapi", schema(maximum = 1024))]
         connector: u32,
         /// `Operative` or `Inoperative`.
@@ -64,6 +65,7 @@ pub enum Command {
         /// The message to send.
         message: TriggerKind,
         /// The connector it is about, from 1 (none: the charger).
+        #[serde(default, deserialize_with = "crate::model::whole::opt_u32")]
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
     },
@@ -72,6 +74,7 @@ pub enum Command {
     /// Start a transaction for an id tag, on a connector or one the charger chooses.
     RemoteStartTransaction {
         /// The connector, from 1 (none: the charger chooses).
+        #[serde(default, deserialize_with = "crate::model::whole::opt_u32")]
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
         /// The id tag to start for (at most 20 characters).
@@ -84,8 +87,10 @@ pub enum Command {
     /// Stop a transaction: by its id, or the one running on a connector.
     RemoteStopTransaction {
         /// The transaction's id.
+        #[serde(default, deserialize_with = "crate::model::whole::opt_i64")]
         transaction_id: Option<i64>,
         /// The connector whose running transaction to stop.
+        #[serde(default, deserialize_with = "crate::model::whole::opt_u32")]
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
     },

@@ -15,6 +15,15 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+/// A simulated charger's configuration: key, value (`NumberOfConnectors`: its own), read-only.
+const CONFIGURATION: [(&str, &str, bool); 5] = [
+    ("HeartbeatInterval", "300", false),
+    ("MeterValueSampleInterval", "10", false),
+    ("NumberOfConnectors", "", true),
+    ("SupportedFeatureProfiles", "Core,RemoteTrigger", true),
+    ("LocalPreAuthorize", "false", false),
+];
+
 /// What the simulated chargers are.
 #[derive(Clone, Debug)]
 pub struct SimulatedChargers {
@@ -183,6 +192,7 @@ async fn session_loop(
         counters,
         next_id: 0,
         triggered: false,
+        connectors: chargers.connectors,
     };
     let boot = link
         .call("BootNotification", json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"}))
@@ -289,6 +299,8 @@ struct Link<'a> {
     next_id: u64,
     /// The central system asked for the connectors' status (TriggerMessage).
     triggered: bool,
+    /// How many connectors the charger has.
+    connectors: u32,
 }
 
 impl Link<'_> {
@@ -335,9 +347,12 @@ impl Link<'_> {
         Ok(())
     }
 
-    /// Answers a call of the central system: ChangeConfiguration is accepted, and so is
-    /// TriggerMessage of StatusNotification (the statuses follow).
+    /// Answers a call of the central system: ChangeConfiguration of a key it has, Reset,
+    /// UnlockConnector, ClearCache and TriggerMessage of StatusNotification (the statuses
+    /// follow) are accepted, GetConfiguration reads its few keys; anything else gets
+    /// `NotImplemented`.
     async fn answer_csm(&mut self, text: &str) -> Result<(), Failure> {
+        let connectors = self.connectors;
         let value: Value = serde_json::from_str(text)?;
         if value.get(0).and_then(Value::as_u64) != Some(2) {
             return Ok(());
@@ -347,8 +362,49 @@ impl Link<'_> {
             .get(3)
             .and_then(|p| p.get("requestedMessage"))
             .and_then(Value::as_str);
+        let payload = value.get(3).cloned().unwrap_or_default();
         let reply = match (value.get(2).and_then(Value::as_str), requested) {
-            (Some("ChangeConfiguration"), _) => json!([3, id, {"status": "Accepted"}]),
+            (Some("ChangeConfiguration"), _) => {
+                let key = payload.get("key").and_then(Value::as_str).unwrap_or("");
+                let status = if CONFIGURATION
+                    .iter()
+                    .any(|(k, _, readonly)| *k == key && !readonly)
+                {
+                    "Accepted"
+                } else if CONFIGURATION.iter().any(|(k, _, _)| *k == key) {
+                    "Rejected"
+                } else {
+                    "NotSupported"
+                };
+                json!([3, id, {"status": status}])
+            }
+            (Some("GetConfiguration"), _) => {
+                let asked: Vec<&str> = payload
+                    .get("key")
+                    .and_then(Value::as_array)
+                    .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let wanted = |key: &str| asked.is_empty() || asked.contains(&key);
+                let known: Vec<Value> = CONFIGURATION
+                    .iter()
+                    .filter(|(key, _, _)| wanted(key))
+                    .map(|(key, value, readonly)| {
+                        let value = match *key {
+                            "NumberOfConnectors" => connectors.to_string(),
+                            _ => (*value).to_owned(),
+                        };
+                        json!({"key": key, "value": value, "readonly": readonly})
+                    })
+                    .collect();
+                let unknown: Vec<&str> = asked
+                    .iter()
+                    .copied()
+                    .filter(|key| !CONFIGURATION.iter().any(|(k, _, _)| k == key))
+                    .collect();
+                json!([3, id, {"configurationKey": known, "unknownKey": unknown}])
+            }
+            (Some("Reset" | "ClearCache"), _) => json!([3, id, {"status": "Accepted"}]),
+            (Some("UnlockConnector"), _) => json!([3, id, {"status": "Unlocked"}]),
             (Some("TriggerMessage"), Some("StatusNotification")) => {
                 self.triggered = true;
                 json!([3, id, {"status": "Accepted"}])

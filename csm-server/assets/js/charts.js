@@ -38,6 +38,22 @@
   // Bars for uPlot, when the bundle has its paths helpers.
   csm.bars = () => (uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 48] }) : undefined);
 
+  // The date axis of daily bars: one label a day, under its bar (every few days when they
+  // would not fit), each the statistics' own date.
+  csm.dayAxis = function (t, daily, x) {
+    const label = (date) => new Date(date + 'T12:00:00Z')
+      .toLocaleDateString(t.htmlLang, { month: 'numeric', day: 'numeric', timeZone: 'UTC' });
+    return {
+      space: 48,
+      splits: () => x,
+      values: (u, splits) => {
+        const room = u.bbox.width / (window.devicePixelRatio || 1);
+        const every = Math.max(1, Math.ceil((splits.length * 52) / Math.max(room, 1)));
+        return splits.map((_, i) => (i % every === 0 && daily[i] ? label(daily[i].date) : ''));
+      },
+    };
+  };
+
   // Each day's occupancy (`stats.daily`) as bars, a day wide each.
   csm.dailyChart = function (el, daily, t) {
     const HALF_DAY = 43200;
@@ -49,7 +65,7 @@
       height: 170,
       scales: { x: { time: true, range: () => range }, y: { range: () => [0, 100] } },
       series: [{}, { label: t.occupancyPct, stroke: color, fill: color + '55', paths: csm.bars(), points: { show: false } }],
-      axes: [csm.timeAxis(t, true), { label: '%', size: 40 }],
+      axes: [csm.dayAxis(t, daily, x), { label: '%', size: 40 }],
       legend: { show: false },
     }, [x, y]);
   };

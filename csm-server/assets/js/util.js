@@ -30,6 +30,16 @@
     return Number.isNaN(t) ? null : t;
   };
 
+  // Whole minutes as people read them: up to two hours in minutes ("95 分钟"), beyond in
+  // days, hours and minutes, leaving out the parts that are zero ("6 天 21 小时 12 分钟").
+  // `units`: [day, hour, minute] in the page's language.
+  csm.span = function (minutes, units, gap) {
+    const m = Math.max(0, Math.round(minutes));
+    if (m <= 120) return `${m}${gap}${units[2]}`;
+    const parts = [[Math.floor(m / 1440), units[0]], [Math.floor(m / 60) % 24, units[1]], [m % 60, units[2]]];
+    return parts.filter(([n]) => n > 0).map(([n, unit]) => `${n}${gap}${unit}`).join(' ');
+  };
+
   // [days, hours, minutes] of a span of milliseconds.
   csm.parts = function (msDiff) {
     const mins = Math.max(0, Math.floor(msDiff / 60000));
@@ -73,6 +83,19 @@
   };
   csm.writeStore = function (key, value) {
     try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode: keep in memory only */ }
+  };
+
+  // The operator's token, asked for once per browser tab and kept only there (sessionStorage).
+  const TOKEN_KEY = 'csm-admin-token';
+  csm.token = {
+    get() { try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; } },
+    set(token) { try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* storage off */ } },
+    clear() { try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* storage off */ } },
+    // Request options carrying it.
+    init(extra) {
+      const headers = { Accept: 'application/json', Authorization: 'Bearer ' + csm.token.get() };
+      return Object.assign({}, extra, { headers: Object.assign(headers, (extra && extra.headers) || {}) });
+    },
   };
 
   // GET (or `init`) a URL of the API: status, ok, headers and the JSON body (null if none).

@@ -13,7 +13,7 @@ use csm_core::views::history::csv;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Admin, ApiJson, ApiPath, ApiQuery};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Viewer};
 use super::history::Format;
 use super::responses::{AdminRefusals, BodyRefusals, Unavailable};
 use crate::AppState;
@@ -115,6 +115,32 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who a token is: its name and role (the page asks this to show what the role allows).
+#[utoipa::path(
+    get, path = "/api/whoami", tag = "access",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The token's name and role", body = WhoAmIJson),
+        (status = 401, description = "No token, or one csm does not know", body = crate::views::ErrorJson),
+        Unavailable,
+    )
+)]
+pub async fn whoami(Viewer(identity): Viewer) -> axum::Json<WhoAmIJson> {
+    axum::Json(WhoAmIJson {
+        name: identity.name,
+        role: identity.role,
+    })
+}
+
+/// A token's name and role.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct WhoAmIJson {
+    /// The token's name (`CSM_ADMIN_TOKEN` for the bootstrap token).
+    name: String,
+    /// Its role.
+    role: Role,
+}
+
 /// Which part of the audit log to read.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -138,10 +164,10 @@ pub struct AuditQuery {
     params(AuditQuery),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "The entries, newest first", body = AuditListJson,
-            content_type = "application/json"),
-        (status = 200, description = "The same as CSV (`format=csv`)", body = String,
-            content_type = "text/csv"),
+        (status = 200, description = "The entries, newest first (CSV with `format=csv`)", content(
+            (AuditListJson = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, description = "A bad query", body = crate::views::ErrorJson),
         AdminRefusals,
         Unavailable,

@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/tokens/{name}", delete(access::revoke_token))
         .route("/api/audit", get(access::audit))
+        .route("/api/whoami", get(access::whoami))
         .route("/api/ports", get(stations::default_ports))
         .route("/api/refresh", post(stations::refresh_all))
         .route("/api/openapi.json", get(openapi_document(&state)))

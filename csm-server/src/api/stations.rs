@@ -308,7 +308,7 @@ pub struct NewStation {
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Number of ports.
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "csm_core::model::whole::opt_u32")]
     #[schema(minimum = 0, maximum = 1024)]
     pub port_count: Option<u32>,
     /// OCPP charge points (vendor `ocpp`) only: the password the charger sends with HTTP Basic
@@ -316,22 +316,6 @@ pub struct NewStation {
     #[serde(default)]
     #[schema(min_length = 16, max_length = 40)]
     pub password: Option<String>,
-}
-
-/// A whole number, also when written with a fraction of zero (`12.0`), as JSON Schema counts it.
-fn whole_number<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<u32>, D::Error> {
-    let number: Option<f64> = Option::deserialize(input)?;
-    number
-        .map(|n| {
-            if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
-                Ok(n as u32)
-            } else {
-                Err(serde::de::Error::custom(format!(
-                    "{n} is not a whole number of ports"
-                )))
-            }
-        })
-        .transpose()
 }
 
 /// Adds a station (admin token required).

@@ -9,19 +9,15 @@
   'use strict';
   const csm = (window.csm = window.csm || {});
 
-  const STORE_TOKEN = 'csm-admin-token';
-
   csm.AlertsPanel = {
     props: { t: { type: Object, required: true } },
     data() {
-      let token = '';
-      try { token = sessionStorage.getItem(STORE_TOKEN) || ''; } catch (e) { /* storage off */ }
-      return { token, input: '', rules: null, alerts: null, error: null };
+      return { token: csm.token.get(), input: '', rules: null, alerts: null, error: null };
     },
     mounted() { if (this.token) this.load(); },
     methods: {
       async load() {
-        const init = { headers: { Accept: 'application/json', Authorization: 'Bearer ' + this.token } };
+        const init = csm.token.init();
         try {
           const [rules, history] = await Promise.all([
             csm.getJson('/api/alerts/rules', init),
@@ -29,7 +25,7 @@
           ]);
           const refused = [rules, history].find((r) => !r.ok);
           if (refused) {
-            this.error = refused.status === 401 ? 'tokenWrong' : refused.status === 403 ? 'writesOff' : 'alertsFailed';
+            this.error = refused.status === 401 ? 'tokenWrong' : refused.status === 403 ? 'roleTooLow' : 'alertsFailed';
             if (refused.status === 401) this.forget(true);
             return;
           }
@@ -41,13 +37,13 @@
       submit() {
         this.token = this.input.trim(); this.input = '';
         if (!this.token) return;
-        try { sessionStorage.setItem(STORE_TOKEN, this.token); } catch (e) { /* storage off */ }
+        csm.token.set(this.token);
         this.load();
       },
       forget(keepError) {
         this.token = ''; this.rules = null; this.alerts = null;
         if (!keepError) this.error = null;
-        try { sessionStorage.removeItem(STORE_TOKEN); } catch (e) { /* storage off */ }
+        csm.token.clear();
       },
       where(rule) {
         return rule.stations === 'all' ? this.t.allStations : rule.stations.join(', ');

@@ -25,14 +25,14 @@
         const s = this.stats;
         if (!s) return [];
         const pct = (v) => (v === null ? '–' : Math.round(v * 100) + '%');
-        const min = (v) => (v === null ? '–' : this.t.minutes(Math.round(v)));
+        const min = (v) => (v === null ? '–' : this.t.span(Math.round(v)));
         return [
           [this.t.stationsCount, String(s.stations)],
           [this.t.utilisation, pct(s.utilisation)],
           [this.t.sessions, String(s.sessions)],
           [this.t.medianSession, min(s.median_session_minutes)],
-          [this.t.faultTime, this.t.minutes(Math.round(s.minutes.fault))],
-          [this.t.offlineTime, this.t.minutes(Math.round(s.minutes.offline))],
+          [this.t.faultTime, this.t.span(Math.round(s.minutes.fault))],
+          [this.t.offlineTime, this.t.span(Math.round(s.minutes.offline))],
           [this.t.energy, `${csm.num(this.t, s.energy_kwh, 1)} kWh`],
         ];
       },
@@ -98,7 +98,7 @@
                 <li v-for="r in list[1]" :key="r.station_id">
                   <a :href="href(r.station_id)" data-testid="ranked-station">{{ r.name }}</a>
                   <span class="mono">{{ r.station_id }}</span>
-                  <b>{{ t.minutes(Math.round(r.minutes)) }}</b>
+                  <b>{{ t.span(Math.round(r.minutes)) }}</b>
                 </li>
               </ol>
             </section>

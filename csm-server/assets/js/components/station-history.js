@@ -42,14 +42,14 @@
         const s = this.stats;
         if (!s) return [];
         const pct = (v) => (v === null ? '–' : Math.round(v * 100) + '%');
-        const min = (v) => (v === null ? '–' : this.t.minutes(Math.round(v)));
+        const min = (v) => (v === null ? '–' : this.t.span(Math.round(v)));
         return [
           [this.t.utilisation, pct(s.utilisation)],
           [this.t.sessions, String(s.sessions)],
           [this.t.medianSession, min(s.median_session_minutes)],
           [this.t.p90Session, min(s.p90_session_minutes)],
-          [this.t.faultTime, this.t.minutes(Math.round(s.minutes.fault))],
-          [this.t.offlineTime, this.t.minutes(Math.round(s.minutes.offline))],
+          [this.t.faultTime, this.t.span(Math.round(s.minutes.fault))],
+          [this.t.offlineTime, this.t.span(Math.round(s.minutes.offline))],
         ];
       },
     },

@@ -4,14 +4,15 @@
  * frees while the page is open; no server rule needed), for an OCPP charger its connection, last message
  * and firmware (GET /api/ocpp/charge-points/{id}, asked again at each refresh of the station), the counts
  * by status, banners when its data is stale or its vendor unreachable, a tile per port, and the station's
- * history (station-history.js).
+ * history (station-history.js); under an OCPP station, the operator's menu and its message log
+ * (ocpp-panel.js).
  */
 (function () {
   'use strict';
   const csm = (window.csm = window.csm || {});
 
   csm.StationView = {
-    components: { 'port-tile': csm.PortTile, 'station-history': csm.StationHistory },
+    components: { 'port-tile': csm.PortTile, 'station-history': csm.StationHistory, 'ocpp-panel': csm.OcppPanel },
     props: {
       t: { type: Object, required: true },
       now: { type: Number, required: true },
@@ -140,6 +141,7 @@
           <ul class="port-grid" :aria-label="station.name">
             <port-tile v-for="p in ports" :key="p.port" :port="p" :t="t" :now="now" :flashing="!!flashing[p.port]"></port-tile>
           </ul>
+          <ocpp-panel v-if="station.vendor === 'ocpp'" :t="t" :station-id="station.station_id" :ports="ports"></ocpp-panel>
           <station-history :t="t" :station-id="station.station_id"></station-history>
         </template>
         <div class="sr-only" aria-live="polite" aria-atomic="true" data-testid="live-region">{{ announcement }}</div>
