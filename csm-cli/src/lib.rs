@@ -55,6 +55,9 @@ pub enum Command {
     Sessions(commands::SessionsArgs),
     /// Print how busy a station, or the whole fleet, has been.
     Stats(commands::StatsArgs),
+    /// A station's availability a day and its outages, or the stations of the fleet below a
+    /// threshold.
+    Availability(commands::AvailabilityArgs),
     /// Delete history past its retention once (the server does it every hour).
     Prune(commands::PruneArgs),
     /// Alert channels, rules and the history of fired alerts.
@@ -116,6 +119,7 @@ pub async fn run_with(
         Command::History(args) => args.apply(&mut settings),
         Command::Sessions(args) => args.apply(&mut settings),
         Command::Stats(args) => args.apply(&mut settings),
+        Command::Availability(args) => args.apply(&mut settings),
         Command::Prune(args) => args.apply(&mut settings),
         Command::Alerts(command) => command.apply(&mut settings),
         Command::Ocpp(command) => command.apply(&mut settings),
@@ -137,6 +141,7 @@ pub async fn run_with(
         Command::History(args) => commands::history(settings, args, out).await,
         Command::Sessions(args) => commands::sessions(settings, args, out).await,
         Command::Stats(args) => commands::stats(settings, args, out).await,
+        Command::Availability(args) => commands::availability(settings, args, out).await,
         Command::Prune(args) => commands::prune(settings, args, out).await,
         Command::Alerts(command) => commands::alerts(settings, command, out).await,
         Command::Ocpp(command) => commands::ocpp(settings, command, out).await,

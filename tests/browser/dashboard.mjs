@@ -186,6 +186,12 @@ async function run() {
   await page.screenshot({ path: historyShot });
   await page.setViewportSize({ width: 1440, height: 900 });
   screenshots.push(historyShot);
+  const strip = page.locator('[data-testid="availability-strip"] li');
+  await strip.first().waitFor({ state: 'attached', timeout: WAIT_MS });
+  const stripDays = await strip.count();
+  const stripTitle = await strip.last().getAttribute('title');
+  check(stripDays >= 1 && stripDays <= 31 && /可用率 \d+(\.\d)?%/.test(stripTitle || ''), `the availability strip: ${stripDays} days, "${stripTitle}"`);
+  ok(`availability: a strip of ${stripDays} days ("${stripTitle}")`);
   ok(`history: ${found.rows} port timelines, ${found.charts} reading charts drawn, 7-day chart, heat map ${found.cells} cells (${found.filled} with data), ${estimates.length} estimates on ${occupied} occupied ports ("${estimates[0] || ''}"), screenshot ${historyShot}`);
 
   step('3c. fleet page at 1440x900');
@@ -209,6 +215,9 @@ async function run() {
   await page.locator('[data-testid="alert-rules"] tbody tr').first().waitFor({ state: 'visible', timeout: WAIT_MS });
   const ruleRows = await page.locator('[data-testid="alert-rules"] tbody tr').count();
   check(ruleRows === 1, `the alerts panel lists ${ruleRows} rules, expected 1`);
+  await page.locator('[data-testid="below-availability"]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  const belowText = await page.locator('[data-testid="below-availability"]').innerText();
+  check(/近 7 天可用率低于 95(\.0)?%/.test(belowText), `the availability review reads ${belowText}`);
   // Long durations read in days, hours and minutes; the daily chart labels each day once.
   const figureText = await page.locator('[data-testid="fleet-figures"]').innerText();
   const rawMinutes = [...figureText.matchAll(/(\d+) 分钟/g)].map((m) => Number(m[1]));

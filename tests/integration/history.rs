@@ -712,3 +712,172 @@ async fn csv_answers_quote_chinese_names_with_commas_and_quotes() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn availability_counts_faults_and_outages_but_not_time_out_of_service() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
+        c.server.admin_token = Some("t".into());
+    })
+    .await;
+    let added = app
+        .client
+        .post(app.url("/api/stations"))
+        .bearer_auth("t")
+        .json(&serde_json::json!({"station_id": "AV1", "name": "可用率站", "vendor": SCRIPTED, "port_count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let id = StationId::parse("AV1").unwrap();
+    let hour = (Utc::now() - TimeDelta::days(1))
+        .duration_trunc(TimeDelta::hours(1))
+        .unwrap();
+    let at = |minutes: i64| hour + TimeDelta::minutes(minutes);
+    let event = |port: u32, old: PortStatus, new: PortStatus, minute: i64| StatusEvent {
+        station_id: id.clone(),
+        port,
+        old: Some(old),
+        new,
+        at: at(minute),
+    };
+    use PortStatus::{Fault, Free, Offline, Unavailable};
+    let totals = |pairs: &[(PortStatus, u64)]| {
+        let mut totals = HourTotals::default();
+        for (status, secs) in pairs {
+            totals.secs[status_index(*status)] = *secs;
+        }
+        totals
+    };
+    let batch = WriteBatch {
+        events: vec![
+            event(1, Free, Fault, 10),
+            event(1, Fault, Free, 30),
+            event(2, Free, Offline, 20),
+            event(2, Offline, Free, 50),
+            // Taken out of service by the operator, and back: no outage.
+            event(2, Free, Unavailable, 70),
+            event(2, Unavailable, Free, 90),
+        ],
+        hours: vec![
+            HourDelta {
+                station_id: id.clone(),
+                port: 1,
+                hour,
+                totals: totals(&[(Free, 2_400), (Fault, 1_200)]),
+            },
+            HourDelta {
+                station_id: id.clone(),
+                port: 2,
+                hour,
+                totals: totals(&[(Free, 1_200), (Offline, 1_800), (Unavailable, 600)]),
+            },
+        ],
+        ..WriteBatch::default()
+    };
+    app.store.store.apply(&batch).await.unwrap();
+    let get = |path: &str| {
+        let request = app.client.get(app.url(path));
+        async move { request.send().await.unwrap() }
+    };
+
+    let found: serde_json::Value = get("/api/stations/AV1/availability?days=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Counted: 7,200 port seconds less 600 out of service; down: 1,200 fault + 1,800 offline.
+    assert_eq!(found["availability"], 0.5455, "{found}");
+    let day = found["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| !d["availability"].is_null())
+        .unwrap();
+    assert_eq!(
+        (
+            day["availability"].as_f64(),
+            day["unavailable_minutes"].as_f64()
+        ),
+        (Some(0.5455), Some(10.0)),
+        "{day}"
+    );
+    let outages = found["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0]["ports"], serde_json::json!([1, 2]));
+    assert_eq!(
+        outages[0]["statuses"],
+        serde_json::json!(["fault", "offline"])
+    );
+    let from: DateTime<Utc> = outages[0]["from"].as_str().unwrap().parse().unwrap();
+    let to: DateTime<Utc> = outages[0]["to"].as_str().unwrap().parse().unwrap();
+    assert_eq!((from, to), (at(10), at(50)));
+    let stats: serde_json::Value = get("/api/stations/AV1/stats?days=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["availability"], 0.5455, "the statistics carry it too");
+    assert_eq!(stats["minutes"]["unavailable"], 10.0);
+
+    let csv = get("/api/stations/AV1/availability?days=3&format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("station_id,station_name,date,availability,fault_minutes,offline_minutes,unavailable_minutes\r\n"), "{csv}");
+    assert!(csv.contains(",0.5455,20,30,10\r\n"), "{csv}");
+
+    let report: serde_json::Value = get("/api/availability?days=7&below=0.95")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = report["stations"].as_array().unwrap();
+    let row = listed
+        .iter()
+        .find(|r| r["station_id"] == "AV1")
+        .expect("AV1 is below 95%");
+    assert_eq!(
+        (
+            row["availability"].as_f64(),
+            row["down_minutes"].as_f64(),
+            row["unavailable_minutes"].as_f64()
+        ),
+        (Some(0.5455), Some(50.0), Some(10.0))
+    );
+    let none: serde_json::Value = get("/api/availability?days=7&below=0.5")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        none["stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["station_id"] != "AV1")
+    );
+    assert_eq!(
+        get("/api/availability?below=2").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let argv = [
+        "csm-cli",
+        "availability",
+        "AV1",
+        "--days",
+        "3",
+        "--database-url",
+        &app.store.url,
+    ];
+    let cli = <csm::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    csm::cli::run(cli, &mut out).await.unwrap();
+    let printed = String::from_utf8(out).unwrap();
+    assert!(
+        printed.contains("availability 54.5%") && printed.contains("ports 1,2  fault, offline"),
+        "{printed}"
+    );
+    app.stop().await;
+}

@@ -11,7 +11,8 @@ use csm_core::model::StationId;
 use csm_core::monitor::{ReadingsQuery, SessionsQuery};
 use csm_core::settings::Settings;
 use csm_core::views::history::{
-    FleetStatsJson, HistoryJson, SessionListJson, StationStatsJson, csv,
+    AvailabilityReportJson, FleetStatsJson, HistoryJson, SessionListJson, StationAvailabilityJson,
+    StationStatsJson, csv,
 };
 use csm_flags::{CacheFlags, DatabaseFlags, RetentionFlags, TimeZoneFlags};
 
@@ -259,12 +260,14 @@ fn write_stats(out: &mut (dyn Write + Send), stats: &Stats) -> anyhow::Result<()
     )?;
     writeln!(
         out,
-        "port minutes: {:.0} free, {:.0} occupied, {:.0} fault, {:.0} offline, {:.0} reserved",
+        "port minutes: {:.0} free, {:.0} occupied, {:.0} fault, {:.0} offline, {:.0} reserved, {:.0} out of service; availability {}",
         stats.minutes.free,
         stats.minutes.occupied,
         stats.minutes.fault,
         stats.minutes.offline,
-        stats.minutes.reserved
+        stats.minutes.reserved,
+        stats.minutes.unavailable,
+        availability_text(stats.availability)
     )?;
     writeln!(out, "occupancy by hour (%), Monday first:")?;
     write!(out, "     ")?;
@@ -317,4 +320,144 @@ pub async fn prune(
     }
     writeln!(out, "hourly statistics are kept")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// "97.4%", or "–" when nothing was counted.
+fn availability_text(share: Option<f64>) -> String {
+    share.map_or("–".to_owned(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// Arguments of `availability`.
+#[derive(Debug, Args)]
+pub struct AvailabilityArgs {
+    /// The station (its days and outages); without one, the fleet's report of the stations
+    /// below `--below`.
+    pub station: Option<String>,
+    /// Days up to now (1–366; default 30 for a station, 7 for the fleet).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// The fleet's report lists the stations below this share (0–1).
+    #[arg(long, default_value_t = 0.95)]
+    pub below: f64,
+    /// `--json`, `--csv`: the documents of `GET /api/stations/{id}/availability` and
+    /// `GET /api/availability`.
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    cache: CacheFlags,
+    #[command(flatten)]
+    timezone: TimeZoneFlags,
+}
+
+settle_by!(AvailabilityArgs: database, cache, timezone);
+
+/// `availability`: a station's availability a day and its outages, or the fleet's report.
+pub async fn availability(
+    settings: Settings,
+    args: AvailabilityArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<ExitCode> {
+    let monitor = open(settings).await?;
+    let Some(station) = &args.station else {
+        let days = args.days.unwrap_or(7);
+        let report = AvailabilityReportJson::of(
+            &monitor
+                .history()
+                .availability_report(days, args.below)
+                .await?,
+        );
+        return emit(
+            out,
+            &args.output,
+            || &report,
+            || csv::availability_report(&report),
+            |out| {
+                writeln!(
+                    out,
+                    "fleet availability over the last {days} days: {}; {} stations below {:.1}%",
+                    availability_text(report.availability),
+                    report.stations.len(),
+                    report.below * 100.0
+                )?;
+                for r in &report.stations {
+                    writeln!(
+                        out,
+                        "  {:>6}  {:>8.0} min down  {:>8.0} min out of service  {} {}",
+                        availability_text(Some(r.availability)),
+                        r.down_minutes,
+                        r.unavailable_minutes,
+                        r.station_id,
+                        r.name
+                    )?;
+                }
+                Ok(())
+            },
+        );
+    };
+    let id = StationId::parse(station)?;
+    let found = monitor
+        .history()
+        .station_availability(&id, args.days.unwrap_or(30))
+        .await?;
+    let json = StationAvailabilityJson::of(found);
+    emit(
+        out,
+        &args.output,
+        || &json,
+        || csv::availability(&json),
+        |out| {
+            writeln!(
+                out,
+                "{} {}: availability {} over the last {} days ({})",
+                json.station_id,
+                json.name,
+                availability_text(json.availability),
+                json.days,
+                json.timezone
+            )?;
+            let mut table = super::table([
+                "day",
+                "availability",
+                "fault min",
+                "offline min",
+                "out of service min",
+            ]);
+            for d in &json.daily {
+                table.add_row([
+                    d.date.to_string(),
+                    availability_text(d.availability),
+                    format!("{:.0}", d.fault_minutes),
+                    format!("{:.0}", d.offline_minutes),
+                    format!("{:.0}", d.unavailable_minutes),
+                ]);
+            }
+            writeln!(out, "{table}")?;
+            if json.outages.is_empty() {
+                writeln!(out, "no outages")?;
+                return Ok(());
+            }
+            writeln!(out, "outages:")?;
+            for o in &json.outages {
+                let to =
+                    o.to.map_or("now".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string());
+                let ports: Vec<String> = o.ports.iter().map(u32::to_string).collect();
+                let why: Vec<&str> = o.statuses.iter().map(|s| s.as_str()).collect();
+                writeln!(
+                    out,
+                    "  {} – {}  ports {}  {}{}",
+                    o.from.format("%Y-%m-%d %H:%M"),
+                    to,
+                    ports.join(","),
+                    why.join(", "),
+                    o.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )?;
+            }
+            Ok(())
+        },
+    )
 }

@@ -38,7 +38,8 @@ pub use self::access::{AuditArgs, TokensCommand, audit, tokens};
 pub use self::alerts::{AlertsCommand, alerts};
 pub use self::cluster::{ClusterCommand, ClusterStatusArgs, cluster};
 pub use self::history::{
-    HistoryArgs, PruneArgs, SessionsArgs, StatsArgs, history, prune, sessions, stats,
+    AvailabilityArgs, HistoryArgs, PruneArgs, SessionsArgs, StatsArgs, availability, history,
+    prune, sessions, stats,
 };
 pub use self::ocpp::{OcppCommand, StatusArgs, ocpp};
 pub use self::read::{EventsArgs, PortsArgs, events, ports};

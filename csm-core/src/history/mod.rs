@@ -14,6 +14,7 @@
 //! is added when reading. The "free in about N minutes" estimate ([`estimate`]) reads recent
 //! session lengths. The demo's simulated past is derived the same way ([`crate::demo`]).
 
+pub mod availability;
 pub mod estimate;
 pub mod record;
 pub mod stats;

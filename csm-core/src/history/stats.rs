@@ -70,6 +70,11 @@ pub struct DayStats {
     pub fault_minutes: f64,
     /// Minutes offline or unreachable.
     pub offline_minutes: f64,
+    /// Minutes taken out of service by the operator.
+    pub unavailable_minutes: f64,
+    /// Up time over counted time: not in fault or offline, with time out of service and
+    /// unknown left out; `null` with none counted.
+    pub availability: Option<f64>,
 }
 
 /// Statistics of a station, or of the fleet, over the last `days` days.
@@ -88,6 +93,8 @@ pub struct Stats {
     pub timezone: String,
     /// Occupied time over all counted port time; `null` with none counted.
     pub utilisation: Option<f64>,
+    /// Up time over counted time (see [`DayStats::availability`]); `null` with none counted.
+    pub availability: Option<f64>,
     /// Port minutes in each status (summed over ports).
     pub minutes: StatusMinutes,
     /// Sessions started.
@@ -149,6 +156,7 @@ pub fn summarize(
         to,
         timezone: tz.name().to_owned(),
         utilisation: utilisation(&total),
+        availability: super::availability::availability(&total),
         minutes: StatusMinutes::of(&total),
         sessions: total.sessions_started,
         median_session_minutes: percentile(&lengths, 0.5).map(minutes),
@@ -169,6 +177,8 @@ pub fn summarize(
                     sessions: totals.sessions_started,
                     fault_minutes: minutes.fault,
                     offline_minutes: minutes.offline,
+                    unavailable_minutes: minutes.unavailable,
+                    availability: super::availability::availability(&totals),
                 }
             })
             .collect(),

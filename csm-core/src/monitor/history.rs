@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{MonitorError, Parts, READ_WAIT};
 use crate::catalog::CatalogCell;
 use crate::error::InvalidInput;
+use crate::history::availability;
 use crate::history::estimate::SessionLengths;
 use crate::history::estimate::{self, FreeEstimate};
 use crate::history::record::open_stays;
@@ -113,6 +114,53 @@ pub struct FleetStats {
     pub most_fault: Vec<(Arc<Station>, f64)>,
     /// Stations with the most offline minutes.
     pub most_offline: Vec<(Arc<Station>, f64)>,
+}
+
+/// Status events an outage list reads at most (a station that changed more often over the
+/// range gets the outages of its last this many changes, and says so).
+pub const MAX_OUTAGE_EVENTS: u32 = 50_000;
+
+/// A station's availability: its statistics (with each day's availability) and outages.
+#[derive(Clone, Debug)]
+pub struct StationAvailability {
+    /// The station.
+    pub station: Arc<Station>,
+    /// Its statistics over the range.
+    pub stats: Stats,
+    /// Its outages, oldest first.
+    pub outages: Vec<availability::Outage>,
+    /// Whether the range held more status events than were read.
+    pub events_cut: bool,
+}
+
+/// A station below the threshold of an [`AvailabilityReport`].
+#[derive(Clone, Debug)]
+pub struct StationAvailabilityRow {
+    /// The station.
+    pub station: Arc<Station>,
+    /// Its availability over the range.
+    pub availability: f64,
+    /// Port minutes in fault or offline.
+    pub down_minutes: f64,
+    /// Port minutes taken out of service.
+    pub unavailable_minutes: f64,
+}
+
+/// The fleet's availability, and the stations below a threshold.
+#[derive(Clone, Debug)]
+pub struct AvailabilityReport {
+    /// Days covered.
+    pub days: u32,
+    /// Start of the range.
+    pub from: DateTime<Utc>,
+    /// Its end (now).
+    pub to: DateTime<Utc>,
+    /// The threshold.
+    pub below: f64,
+    /// The fleet's availability over the range.
+    pub availability: Option<f64>,
+    /// The stations below the threshold, least available first.
+    pub stations: Vec<StationAvailabilityRow>,
 }
 
 /// What one run of the retention job deleted.
@@ -428,6 +476,113 @@ impl History {
         let (hours, lengths) =
             store::within(STATS_WAIT, "reading statistics", &*self.store, read).await?;
         Ok(stats::summarize(days, range, tz, &hours, open, lengths))
+    }
+
+    /// A station's availability over the last `days` days: each day's, the whole range's, and
+    /// its outages (from its status events and its ports now).
+    pub async fn station_availability(
+        &self,
+        id: &StationId,
+        days: u32,
+    ) -> Result<StationAvailability, MonitorError> {
+        let stats = self.station_stats(id, days).await?;
+        let station = self.station(id).await?;
+        let state = self.state(id).await?;
+        let query = EventQuery {
+            station_id: Some(id.clone()),
+            port: None,
+            since: Some(stats.from),
+            until: None,
+            limit: MAX_OUTAGE_EVENTS,
+        };
+        let read = self.store.events(&query);
+        let events = store::within(STATS_WAIT, "reading status events", &*self.store, read).await?;
+        let current: Vec<(u32, PortStatus)> = state
+            .as_deref()
+            .map(|s| {
+                s.ports
+                    .iter()
+                    .map(|p| (p.reading.port, p.reading.status))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reason = state.as_deref().and_then(|s| {
+            s.last_error.clone().or_else(|| {
+                let codes: Vec<String> = s
+                    .ports
+                    .iter()
+                    .filter(|p| availability::is_down(p.reading.status))
+                    .filter_map(|p| {
+                        p.reading
+                            .raw_code
+                            .as_ref()
+                            .map(|c| format!("port {}: {c}", p.reading.port))
+                    })
+                    .collect();
+                (!codes.is_empty()).then(|| codes.join("; "))
+            })
+        });
+        let outages = availability::outages(stats.from, &events, &current, reason.as_deref());
+        Ok(StationAvailability {
+            station,
+            stats,
+            outages,
+            events_cut: events.len() >= MAX_OUTAGE_EVENTS as usize,
+        })
+    }
+
+    /// The fleet's availability over the last `days` days, and the stations below `below`
+    /// (a share, 0–1), least available first.
+    pub async fn availability_report(
+        &self,
+        days: u32,
+        below: f64,
+    ) -> Result<AvailabilityReport, MonitorError> {
+        if !(0.0..=1.0).contains(&below) {
+            return Err(InvalidInput::new(
+                "below",
+                format!("{below} is not a share within 0..1 (0.95: 95%)"),
+            )
+            .into());
+        }
+        let fleet = self.fleet_stats(days).await?;
+        let catalog = self.catalog.get().await?;
+        let (from, to) = (fleet.stats.from, fleet.stats.to);
+        let read = self.store.station_totals(from, to);
+        let stored = store::within(
+            STATS_WAIT,
+            "reading stations' statistics",
+            &*self.store,
+            read,
+        )
+        .await?;
+        let mut stations: Vec<StationAvailabilityRow> = stored
+            .into_iter()
+            .filter_map(|(id, totals)| {
+                let station = Arc::clone(catalog.get(&id)?);
+                let share = availability::availability(&totals)?;
+                let minutes = |s| (totals.secs_in(s) as f64 / 6.0).round() / 10.0;
+                (share < below).then(|| StationAvailabilityRow {
+                    station,
+                    availability: share,
+                    down_minutes: minutes(PortStatus::Fault) + minutes(PortStatus::Offline),
+                    unavailable_minutes: minutes(PortStatus::Unavailable),
+                })
+            })
+            .collect();
+        stations.sort_by(|a, b| {
+            a.availability
+                .total_cmp(&b.availability)
+                .then_with(|| a.station.id.cmp(&b.station.id))
+        });
+        Ok(AvailabilityReport {
+            days,
+            from,
+            to,
+            below,
+            availability: fleet.stats.availability,
+            stations,
+        })
     }
 
     /// A station's status changes, newest first.

@@ -43,8 +43,9 @@ pub use self::access::{Access, Identity, MAX_AUDIT, TOKENS_FRESH, token_hash};
 pub use self::alerts::{Alerts, MAX_ALERT_HISTORY};
 pub use self::checks::{ConnectionCheck, Readiness};
 pub use self::history::{
-    FLEET_STATS_FRESH, FleetStats, History, MAX_READINGS, PRUNE_CHUNK, PruneReport, Readings,
-    ReadingsQuery, STATS_WAIT, Session, SessionsQuery, check_days, downsample,
+    AvailabilityReport, FLEET_STATS_FRESH, FleetStats, History, MAX_OUTAGE_EVENTS, MAX_READINGS,
+    PRUNE_CHUNK, PruneReport, Readings, ReadingsQuery, STATS_WAIT, Session, SessionsQuery,
+    StationAvailability, StationAvailabilityRow, check_days, downsample,
 };
 pub use self::list::{StationPage, StationQuery};
 pub use self::ocpp::{

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::history::ReadingRow;
 use crate::history::stats::Stats;
 use crate::model::{Station, StatusEvent};
-use crate::monitor::{FleetStats, Readings, Session};
+use crate::monitor::{AvailabilityReport, FleetStats, Readings, Session, StationAvailability};
 use crate::time;
 
 /// One stored reading of a port.
@@ -219,6 +219,142 @@ impl FleetStatsJson {
     }
 }
 
+/// One day of a station's availability.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AvailabilityDayJson {
+    /// The day (the statistics' time zone), `YYYY-MM-DD`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub date: chrono::NaiveDate,
+    /// Up time over counted time; `null` with none counted.
+    pub availability: Option<f64>,
+    /// Port minutes in fault.
+    pub fault_minutes: f64,
+    /// Port minutes offline or unreachable.
+    pub offline_minutes: f64,
+    /// Port minutes taken out of service by the operator (not counted).
+    pub unavailable_minutes: f64,
+}
+
+/// `GET /api/stations/{station_id}/availability` and `csm-cli availability STATION --json`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StationAvailabilityJson {
+    /// The station.
+    pub station_id: String,
+    /// Its name.
+    pub name: String,
+    /// Days covered.
+    pub days: u32,
+    /// Start of the range.
+    #[serde(serialize_with = "time::rfc3339")]
+    pub from: DateTime<Utc>,
+    /// Its end (now).
+    #[serde(serialize_with = "time::rfc3339")]
+    pub to: DateTime<Utc>,
+    /// Time zone of the days.
+    pub timezone: String,
+    /// Up time over counted port time: not in fault or offline, with time out of service and
+    /// unknown left out; `null` with none counted.
+    pub availability: Option<f64>,
+    /// Each day, oldest first.
+    pub daily: Vec<AvailabilityDayJson>,
+    /// The outages: from, to (`null`: it lasts), which ports, why; oldest first.
+    pub outages: Vec<crate::history::availability::Outage>,
+    /// Whether the range held more status changes than were read (the outages are those of
+    /// the latest 50,000).
+    pub outages_cut: bool,
+}
+
+impl StationAvailabilityJson {
+    /// The JSON of a station's availability.
+    pub fn of(found: StationAvailability) -> Self {
+        let stats = found.stats;
+        Self {
+            station_id: found.station.id.to_string(),
+            name: found.station.name.clone(),
+            days: stats.days,
+            from: stats.from,
+            to: stats.to,
+            timezone: stats.timezone,
+            availability: stats.availability,
+            daily: stats
+                .daily
+                .into_iter()
+                .map(|d| AvailabilityDayJson {
+                    date: d.date,
+                    availability: d.availability,
+                    fault_minutes: d.fault_minutes,
+                    offline_minutes: d.offline_minutes,
+                    unavailable_minutes: d.unavailable_minutes,
+                })
+                .collect(),
+            outages: found.outages,
+            outages_cut: found.events_cut,
+        }
+    }
+}
+
+/// A station of the availability report.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AvailabilityRowJson {
+    /// The station.
+    pub station_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its availability over the range.
+    pub availability: f64,
+    /// Port minutes in fault or offline.
+    pub down_minutes: f64,
+    /// Port minutes taken out of service.
+    pub unavailable_minutes: f64,
+}
+
+/// `GET /api/availability` and `csm-cli availability --json`: the stations below a threshold.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AvailabilityReportJson {
+    /// Days covered.
+    pub days: u32,
+    /// Start of the range.
+    #[serde(serialize_with = "time::rfc3339")]
+    pub from: DateTime<Utc>,
+    /// Its end (now).
+    #[serde(serialize_with = "time::rfc3339")]
+    pub to: DateTime<Utc>,
+    /// The threshold: stations below it are listed.
+    pub below: f64,
+    /// The fleet's availability over the range.
+    pub availability: Option<f64>,
+    /// The stations below the threshold, least available first.
+    pub stations: Vec<AvailabilityRowJson>,
+}
+
+impl AvailabilityReportJson {
+    /// The JSON of a report.
+    pub fn of(report: &AvailabilityReport) -> Self {
+        Self {
+            days: report.days,
+            from: report.from,
+            to: report.to,
+            below: report.below,
+            availability: report.availability,
+            stations: report
+                .stations
+                .iter()
+                .map(|r| AvailabilityRowJson {
+                    station_id: r.station.id.to_string(),
+                    name: r.station.name.clone(),
+                    availability: r.availability,
+                    down_minutes: r.down_minutes,
+                    unavailable_minutes: r.unavailable_minutes,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// CSV documents: the same rows as the JSON, flat.
 pub mod csv {
     use super::*;
@@ -255,6 +391,72 @@ pub mod csv {
         writer
             .write_record(fields)
             .unwrap_or_else(|e| panic!("writing CSV into memory failed: {e}"));
+    }
+
+    fn share(value: Option<f64>) -> String {
+        value.map(|v| format!("{v:.4}")).unwrap_or_default()
+    }
+
+    /// A station's availability, a row a day.
+    pub fn availability(found: &super::StationAvailabilityJson) -> Vec<u8> {
+        let mut out = writer(&[
+            "station_id",
+            "station_name",
+            "date",
+            "availability",
+            "fault_minutes",
+            "offline_minutes",
+            "unavailable_minutes",
+        ]);
+        for d in &found.daily {
+            let date = d.date.to_string();
+            let (fault, offline, unavailable) = (
+                d.fault_minutes.to_string(),
+                d.offline_minutes.to_string(),
+                d.unavailable_minutes.to_string(),
+            );
+            let availability = share(d.availability);
+            let row = [
+                found.station_id.as_str(),
+                &found.name,
+                &date,
+                &availability,
+                &fault,
+                &offline,
+                &unavailable,
+            ];
+            write(&mut out, row);
+        }
+        finish(out)
+    }
+
+    /// The stations below a threshold, least available first.
+    pub fn availability_report(report: &super::AvailabilityReportJson) -> Vec<u8> {
+        let mut out = writer(&[
+            "station_id",
+            "station_name",
+            "availability",
+            "down_minutes",
+            "unavailable_minutes",
+        ]);
+        for r in &report.stations {
+            let availability = share(Some(r.availability));
+            let (down, unavailable) = (
+                r.down_minutes.to_string(),
+                r.unavailable_minutes.to_string(),
+            );
+            write(
+                &mut out,
+                [
+                    r.station_id.as_str(),
+                    &r.name,
+                    &availability,
+                    &down,
+                    &unavailable,
+                ],
+            );
+        }
+        finish(out)
     }
 
     /// The audit log, newest first.

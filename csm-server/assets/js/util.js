@@ -69,6 +69,9 @@
 
   csm.has = (v) => v !== null && v !== undefined;
 
+  // A share as a percentage with one decimal ("97.4%").
+  csm.percent = (t, share) => `${csm.num(t, share * 100, 1)}%`;
+
   // Counts of a station's ports by status: always free, occupied and fault in the list (`all`:
   // every status some port has).
   csm.counts = function (station, all) {

@@ -9,7 +9,8 @@ use csm_core::history::stats::DEFAULT_DAYS;
 use csm_core::model::StationId;
 use csm_core::monitor::{ReadingsQuery, SessionsQuery};
 use csm_core::views::history::{
-    FleetStatsJson, HistoryJson, SessionListJson, StationStatsJson, csv,
+    AvailabilityReportJson, FleetStatsJson, HistoryJson, SessionListJson, StationAvailabilityJson,
+    StationStatsJson, csv,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -211,4 +212,107 @@ pub async fn fleet_stats(
     let days = params.days.unwrap_or(DEFAULT_DAYS);
     let fleet = state.monitor.history().fleet_stats(days).await?;
     Ok(conditional::json_without_range(&FleetStatsJson::of(fleet)))
+}
+
+/// Which days a station's availability covers, and its form.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityParams {
+    /// Days up to now (default 30).
+    #[param(minimum = 1, maximum = 366)]
+    days: Option<u32>,
+    /// `json` (default) or `csv` (a row a day).
+    format: Option<Format>,
+}
+
+/// A station's availability over the last N days: each day's share of port time not in fault
+/// or offline (time taken out of service and unknown left out), and its outages: from, to,
+/// which ports, why.
+#[utoipa::path(
+    get, path = "/api/stations/{station_id}/availability", tag = "history",
+    params(StationPath, AvailabilityParams),
+    responses(
+        (status = 200, description = "Availability and outages (CSV with `format=csv`: a row a day)", content(
+            (StationAvailabilityJson = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Bad query", body = crate::views::ErrorJson),
+        UnknownStation,
+        Unavailable,
+    )
+)]
+pub async fn station_availability(
+    State(state): State<AppState>,
+    StationPath(id): StationPath,
+    ApiQuery(params): ApiQuery<AvailabilityParams>,
+) -> Result<Response, ApiError> {
+    let days = params.days.unwrap_or(30);
+    let found = state
+        .monitor
+        .history()
+        .station_availability(&id, days)
+        .await?;
+    let document = StationAvailabilityJson::of(found);
+    Ok(match params.format.unwrap_or_default() {
+        Format::Json => conditional::json_without_range(&document),
+        Format::Csv => csv_response(csv::availability(&document), &id, "availability"),
+    })
+}
+
+/// Which days the fleet's availability report covers, its threshold and its form.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// Days up to now (default 7: last week).
+    #[param(minimum = 1, maximum = 366)]
+    days: Option<u32>,
+    /// List the stations below this share (default 0.95: 95%).
+    #[param(minimum = 0, maximum = 1)]
+    below: Option<f64>,
+    /// `json` (default) or `csv`.
+    format: Option<Format>,
+}
+
+/// The fleet's availability over the last N days and the stations below a threshold, least
+/// available first: the operators' weekly review.
+#[utoipa::path(
+    get, path = "/api/availability", tag = "history",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report (CSV with `format=csv`: a row a station)", content(
+            (AvailabilityReportJson = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Bad query", body = crate::views::ErrorJson),
+        Unavailable,
+    )
+)]
+pub async fn availability_report(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ReportParams>,
+) -> Result<Response, ApiError> {
+    let days = params.days.unwrap_or(7);
+    let below = params.below.unwrap_or(0.95);
+    let report = state
+        .monitor
+        .history()
+        .availability_report(days, below)
+        .await?;
+    let document = AvailabilityReportJson::of(&report);
+    Ok(match params.format.unwrap_or_default() {
+        Format::Json => conditional::json_without_range(&document),
+        Format::Csv => (
+            [
+                (header::CONTENT_TYPE, csv::MEDIA_TYPE),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"csm-availability.csv\"",
+                ),
+            ],
+            csv::availability_report(&document),
+        )
+            .into_response(),
+    })
 }

@@ -69,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/stats", get(history::fleet_stats))
         .route(
+            "/api/stations/{station_id}/availability",
+            get(history::station_availability),
+        )
+        .route("/api/availability", get(history::availability_report))
+        .route(
             "/api/alerts/channels",
             get(alerts::list_channels).post(alerts::create_channel),
         )

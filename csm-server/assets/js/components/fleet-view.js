@@ -4,7 +4,9 @@
  * stations longest in fault or unreachable, each a link to its station; then the alert rules
  * and the latest alerts (alerts-panel.js, with the admin token).
  *
- * API: GET /api/stats?days=N
+ * and the stations below 95% availability over the last 7 days (the weekly review).
+ *
+ * API: GET /api/stats?days=N   GET /api/availability?days=7&below=0.95
  */
 (function () {
   'use strict';
@@ -19,7 +21,7 @@
       isWide: { type: Boolean, required: true },
     },
     emits: ['back'],
-    data() { return { days: 7, stats: null, failed: false, choices: DAY_CHOICES }; },
+    data() { return { days: 7, stats: null, below: null, failed: false, choices: DAY_CHOICES }; },
     computed: {
       figures() {
         const s = this.stats;
@@ -33,6 +35,7 @@
           [this.t.medianSession, min(s.median_session_minutes)],
           [this.t.faultTime, this.t.span(Math.round(s.minutes.fault))],
           [this.t.offlineTime, this.t.span(Math.round(s.minutes.offline))],
+          [this.t.availability, s.availability === null ? '–' : csm.percent(this.t, s.availability)],
           [this.t.energy, `${csm.num(this.t, s.energy_kwh, 1)} kWh`],
         ];
       },
@@ -43,6 +46,7 @@
     },
     methods: {
       href(id) { return '#/station/' + encodeURIComponent(id); },
+      pct(v) { return v === null || v === undefined ? '–' : csm.percent(this.t, v); },
       async load() {
         const days = this.days;
         try {
@@ -51,6 +55,8 @@
           if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
           this.stats = r.body; this.failed = false;
           this.$nextTick(() => this.draw());
+          const report = await csm.getJson('/api/availability?days=7&below=0.95');
+          this.below = report.ok ? report.body : null;
         } catch (e) {
           this.failed = true;
         }
@@ -103,6 +109,17 @@
               </ol>
             </section>
           </div>
+          <section v-if="below" class="ranking" data-testid="below-availability">
+            <h3 class="section-title">{{ t.belowTitle(pct(below.below)) }}</h3>
+            <p v-if="!below.stations.length" class="note">{{ t.noneBelow }}</p>
+            <ol v-else>
+              <li v-for="r in below.stations" :key="r.station_id">
+                <a :href="href(r.station_id)">{{ r.name }}</a>
+                <span class="mono">{{ r.station_id }}</span>
+                <b>{{ pct(r.availability) }}</b>
+              </li>
+            </ol>
+          </section>
         </template>
         <alerts-panel :t="t"></alerts-panel>
       </main>`,

@@ -2,9 +2,11 @@
  * csm dashboard — station-history.js: the open station's history under its ports: each port's
  * last 24 hours as a status timeline with a voltage / current / power chart (none where the
  * vendor sends no measurements), the occupancy of the last 7 days, the weekday × hour heat map
- * and the week's figures.
+ * and the week's figures; the availability of the last 30 days as a strip of days, with the
+ * outages.
  *
  * API: GET /api/stations/{id}/history?from=&points=   GET /api/stations/{id}/stats?days=7
+ *      GET /api/stations/{id}/availability?days=30
  */
 (function () {
   'use strict';
@@ -21,7 +23,7 @@
       stationId: { type: String, required: true },
     },
     data() {
-      return { history: null, stats: null, failed: false, loadedAt: 0 };
+      return { history: null, stats: null, availability: null, failed: false, loadedAt: 0 };
     },
     computed: {
       ports() {
@@ -50,11 +52,28 @@
           [this.t.p90Session, min(s.p90_session_minutes)],
           [this.t.faultTime, this.t.span(Math.round(s.minutes.fault))],
           [this.t.offlineTime, this.t.span(Math.round(s.minutes.offline))],
+          [this.t.availability, s.availability === null ? '–' : csm.percent(this.t, s.availability)],
         ];
+      },
+      // The last 30 days, oldest first, each with its share (null: nothing counted).
+      strip() {
+        const a = this.availability;
+        if (!a) return [];
+        return a.daily.map((d) => ({
+          date: d.date,
+          share: d.availability,
+          level: d.availability === null ? 'none' : d.availability >= 0.99 ? 'good' : d.availability >= 0.95 ? 'fair' : 'poor',
+          title: this.t.availabilityDay(d.date, d.availability === null ? '–' : csm.percent(this.t, d.availability),
+            this.t.span(Math.round(d.fault_minutes + d.offline_minutes)), this.t.span(Math.round(d.unavailable_minutes))),
+        }));
+      },
+      outages() {
+        const a = this.availability;
+        return a ? a.outages.slice(-5).reverse() : [];
       },
     },
     watch: {
-      stationId() { this.history = null; this.stats = null; this.failed = false; this.load(); },
+      stationId() { this.history = null; this.stats = null; this.availability = null; this.failed = false; this.load(); },
       t() { this.$nextTick(() => this.draw()); },
     },
     methods: {
@@ -63,13 +82,15 @@
         const from = new Date(Date.now() - DAY_MS).toISOString();
         const base = '/api/stations/' + encodeURIComponent(id);
         try {
-          const [history, stats] = await Promise.all([
+          const [history, stats, availability] = await Promise.all([
             csm.getJson(`${base}/history?from=${encodeURIComponent(from)}&points=${POINTS}`),
             csm.getJson(`${base}/stats?days=7`),
+            csm.getJson(`${base}/availability?days=30`),
           ]);
           if (id !== this.stationId) return;
           if (!history.ok || !stats.ok) throw new Error('history');
           this.history = history.body; this.stats = stats.body; this.failed = false;
+          this.availability = availability.ok ? availability.body : null;
           this.loadedAt = Date.now();
           this.$nextTick(() => this.draw());
         } catch (e) {
@@ -110,6 +131,12 @@
         if (days && this.stats && this.stats.daily.length) this.charts.push(csm.dailyChart(days, this.stats.daily, t));
       },
       statusLabel(s) { return this.t.status[s]; },
+      pct(v) { return v === null || v === undefined ? '–' : csm.percent(this.t, v); },
+      outageText(o) {
+        const when = (iso) => new Date(iso).toLocaleString(this.t.htmlLang, { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
+        const why = o.statuses.map((s) => this.t.status[s]).join(' / ');
+        return this.t.outage(when(o.from), o.to ? when(o.to) : null, o.ports.join(', '), why, o.reason);
+      },
       spanTitle(s) {
         const clock = (ms) => new Date(ms).toLocaleTimeString(this.t.htmlLang, { hour: '2-digit', minute: '2-digit', hour12: false });
         return `${this.t.status[s.status]} ${clock(s.from)}–${clock(s.to)}`;
@@ -147,6 +174,15 @@
             <div class="chart" data-testid="occupancy-chart" ref="days"></div>
             <h3 class="section-title">{{ t.heatTitle }}</h3>
             <heat-map :t="t" :occupancy="stats.occupancy" :timezone="stats.timezone"></heat-map>
+          </template>
+          <template v-if="availability">
+            <h3 class="section-title">{{ t.availabilityTitle(pct(availability.availability)) }}</h3>
+            <ol class="availability-strip" data-testid="availability-strip" :aria-label="t.availabilityTitle('')">
+              <li v-for="d in strip" :key="d.date" class="availability-day" :class="'av-' + d.level" :title="d.title" :aria-label="d.title"></li>
+            </ol>
+            <ul v-if="outages.length" class="outages" data-testid="outages">
+              <li v-for="(o, i) in outages" :key="i">{{ outageText(o) }}</li>
+            </ul>
           </template>
         </template>
       </section>`,
