@@ -58,6 +58,8 @@ pub mod defaults {
     pub const EVENTS_DAYS: u32 = 365;
     /// Days the audit log is kept.
     pub const AUDIT_DAYS: u32 = 365;
+    /// Days the chargers' message logs are kept in the database.
+    pub const OCPP_LOG_DAYS: u32 = 7;
     /// A reading is stored when the voltage moved more than this many volts.
     pub const DEADBAND_VOLTS: f64 = 5.0;
     /// … the current more than this many amperes.
@@ -150,6 +152,9 @@ pub struct OcppSettings {
     pub auto_max: usize,
     /// Charge points auto registration adds per minute.
     pub auto_per_minute: u32,
+    /// Whether each charger's message log is written to the database too (kept
+    /// [`HistorySettings::ocpp_log_days`]).
+    pub log_database: bool,
 }
 
 impl Default for OcppSettings {
@@ -165,6 +170,7 @@ impl Default for OcppSettings {
             first_frame_secs: defaults::OCPP_FIRST_FRAME_SECS,
             auto_max: defaults::OCPP_AUTO_MAX,
             auto_per_minute: defaults::OCPP_AUTO_PER_MINUTE,
+            log_database: false,
         }
     }
 }
@@ -263,6 +269,8 @@ pub struct HistorySettings {
     pub events_days: u32,
     /// Days the audit log is kept.
     pub audit_days: u32,
+    /// Days the chargers' message logs are kept in the database (when kept there).
+    pub ocpp_log_days: u32,
     /// A reading is stored when a measurement moved beyond its deadband since the last stored
     /// one (or the status changed, or a new heartbeat period began).
     pub deadband: Deadband,
@@ -294,6 +302,7 @@ impl Default for HistorySettings {
             readings_days: defaults::READINGS_DAYS,
             events_days: defaults::EVENTS_DAYS,
             audit_days: defaults::AUDIT_DAYS,
+            ocpp_log_days: defaults::OCPP_LOG_DAYS,
             deadband: Deadband {
                 voltage: defaults::DEADBAND_VOLTS,
                 current: defaults::DEADBAND_AMPS,
@@ -477,6 +486,12 @@ impl Settings {
             return Err(SettingsError::new(
                 "CSM_RETAIN_READINGS_DAYS",
                 "retention must be at least a day (CSM_RETAIN_READINGS_DAYS, CSM_RETAIN_EVENTS_DAYS)",
+            ));
+        }
+        if self.history.ocpp_log_days == 0 {
+            return Err(SettingsError::new(
+                "CSM_RETAIN_OCPP_LOG_DAYS",
+                "the chargers' message logs must be kept at least a day",
             ));
         }
         if self.history.audit_days == 0 {

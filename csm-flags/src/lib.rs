@@ -250,6 +250,10 @@ pub struct RetentionFlags {
     /// Days the audit log (who wrote what, and every command) is kept.
     #[arg(long, env = "CSM_RETAIN_AUDIT_DAYS", default_value_t = defaults::AUDIT_DAYS)]
     pub retain_audit_days: u32,
+
+    /// Days the chargers' message logs are kept in the database (with CSM_OCPP_LOG_DATABASE).
+    #[arg(long, env = "CSM_RETAIN_OCPP_LOG_DAYS", default_value_t = defaults::OCPP_LOG_DAYS)]
+    pub retain_ocpp_log_days: u32,
 }
 
 impl RetentionFlags {
@@ -258,6 +262,7 @@ impl RetentionFlags {
         settings.history.readings_days = self.retain_readings_days;
         settings.history.events_days = self.retain_events_days;
         settings.history.audit_days = self.retain_audit_days;
+        settings.history.ocpp_log_days = self.retain_ocpp_log_days;
     }
 }
 

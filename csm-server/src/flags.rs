@@ -100,6 +100,11 @@ struct OcppFlags {
     /// has its BootNotification answered Rejected, with when to try again.
     #[arg(long, env = "CSM_OCPP_AUTO_PER_MINUTE", default_value_t = core::OCPP_AUTO_PER_MINUTE)]
     ocpp_auto_per_minute: u32,
+
+    /// Write each charger's message log to the database too (table `ocpp_messages`, kept
+    /// CSM_RETAIN_OCPP_LOG_DAYS): it then survives restarts and reads whole from any instance.
+    #[arg(long, env = "CSM_OCPP_LOG_DATABASE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    ocpp_log_database: bool,
 }
 
 impl OcppFlags {
@@ -117,6 +122,7 @@ impl OcppFlags {
         settings.ocpp.first_frame_secs = self.ocpp_first_frame_secs.max(1);
         settings.ocpp.auto_max = self.ocpp_auto_max;
         settings.ocpp.auto_per_minute = self.ocpp_auto_per_minute.max(1);
+        settings.ocpp.log_database = self.ocpp_log_database;
     }
 }
 

@@ -44,6 +44,20 @@ impl Store for Counting {
     fn access(&self) -> &dyn csm_core::store::AccessStore {
         self.inner.access()
     }
+    async fn write_ocpp_messages(
+        &self,
+        frames: &[csm_core::model::ocpp::StoredFrame],
+    ) -> Result<(), StoreError> {
+        self.inner.write_ocpp_messages(frames).await
+    }
+    async fn ocpp_messages(
+        &self,
+        id: &StationId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<csm_core::model::ocpp::StoredFrame>, StoreError> {
+        self.inner.ocpp_messages(id, after, limit).await
+    }
     async fn charger_passwords(&self) -> Result<Vec<(StationId, String)>, StoreError> {
         self.inner.charger_passwords().await
     }

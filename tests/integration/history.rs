@@ -362,6 +362,21 @@ async fn pruning_deletes_old_history_in_chunks_and_keeps_the_hours(backend: Back
         ..WriteBatch::default()
     };
     db.store.apply(&batch).await.unwrap();
+    let frame = |at: DateTime<Utc>| csm::core::model::ocpp::StoredFrame {
+        id: 0,
+        station_id: id.clone(),
+        instance: "csm-a".into(),
+        at,
+        direction: csm::core::model::ocpp::Direction::In,
+        connection: 1,
+        action: Some("Heartbeat".into()),
+        frame: r#"[2,"1","Heartbeat",{}]"#.into(),
+    };
+    let frames = [
+        frame(now - TimeDelta::days(8)),
+        frame(now - TimeDelta::days(6)),
+    ];
+    db.store.write_ocpp_messages(&frames).await.unwrap();
     let monitor = build(&db.store, &memory_cache()).monitor();
     let report = monitor.history().prune().await.unwrap();
     let deleted: Vec<(&str, u64)> = report.deleted.iter().map(|d| (d.0.table(), d.2)).collect();
@@ -371,7 +386,8 @@ async fn pruning_deletes_old_history_in_chunks_and_keeps_the_hours(backend: Back
             ("port_readings", 12_000),
             ("status_events", 1),
             ("sessions", 1),
-            ("audit_log", 0)
+            ("audit_log", 0),
+            ("ocpp_messages", 1)
         ]
     );
     assert_eq!(db.store.readings(&everything("R4")).await.unwrap().len(), 1);
@@ -381,6 +397,9 @@ async fn pruning_deletes_old_history_in_chunks_and_keeps_the_hours(backend: Back
         ..EventQuery::default()
     };
     assert_eq!(db.store.events(&events).await.unwrap().len(), 1);
+    let kept_frames = db.store.ocpp_messages(&id, 0, 10).await.unwrap();
+    assert_eq!(kept_frames.len(), 1);
+    assert_eq!(kept_frames[0].at, frames[1].at);
     let kept = stored_secs(&*db.store, "R4").await;
     assert_eq!(
         kept.secs_in(PortStatus::Occupied),

@@ -1302,3 +1302,91 @@ async fn operators_commands_reach_the_charger_are_checked_first_and_come_back_wi
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_log_kept_in_the_database_outlives_the_connection_and_reads_from_there() {
+    let app = spawn_app_with(Backend::MySql, CacheKind::Redis, |c| {
+        c.core.ocpp.registration = Some(csm_core::settings::Registration::Auto);
+        c.core.ocpp.log_database = true;
+        c.server.admin_token = Some("t".into());
+    })
+    .await;
+    let mut socket = connect(&app, "CP-DBLOG", Some("ocpp1.6")).await.unwrap();
+    call(&mut socket, include_str!("../fixtures/ocpp/boot.json")).await;
+    call(
+        &mut socket,
+        include_str!("../fixtures/ocpp/start-transaction.json"),
+    )
+    .await;
+    drop(socket);
+    let read = |after: u64| {
+        let request = app
+            .client
+            .get(app.url(&format!(
+                "/api/ocpp/charge-points/CP-DBLOG/messages?after={after}"
+            )))
+            .bearer_auth("t");
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // Written within a second or two; the closing note last.
+    let log = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let log = read(0).await;
+            let frames = log["messages"].as_array().cloned().unwrap_or_default();
+            if frames
+                .last()
+                .is_some_and(|f| f["frame"].as_str().unwrap_or("").contains("closed"))
+            {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the log reaches the database"));
+    let frames = log["messages"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = frames
+        .iter()
+        .map(|f| {
+            (
+                f["direction"].as_str().unwrap(),
+                f["action"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("note", ""),
+            ("in", "BootNotification"),
+            ("out", "BootNotification"),
+            ("in", "StartTransaction"),
+            ("out", "StartTransaction"),
+            ("note", "")
+        ],
+        "{log}"
+    );
+    assert_eq!(log["connected"], false);
+    let text = log.to_string();
+    assert!(
+        !text.contains("04A2B3C4D5E6F7") && text.contains(r#"\"idTag\":\"04…\""#),
+        "{text}"
+    );
+    let ids: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let newer = read(ids[3]).await;
+    assert_eq!(newer["messages"].as_array().unwrap().len(), 2);
+    // The rows themselves.
+    let id = csm_core::model::StationId::parse("CP-DBLOG").unwrap();
+    let stored = app.store.store.ocpp_messages(&id, 0, 100).await.unwrap();
+    assert_eq!(stored.len(), 6);
+    app.stop().await;
+}

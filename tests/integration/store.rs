@@ -696,6 +696,76 @@ async fn every_table_reads_back_what_was_written(backend: Backend) {
         "alert_outbox"
     );
     assert_eq!(alerts.open_alerts().await.unwrap(), [open], "alert_open");
+
+    // api_tokens, audit_log
+    let access = store.access();
+    let (created, used, audited) = (at(20), at(2), at(1));
+    let token = csm::core::model::access::TokenRecord {
+        name: "alice@ops".into(),
+        role: csm::core::model::access::Role::Operator,
+        hash: "ab".repeat(32),
+        created_at: created,
+        last_used_at: None,
+    };
+    access.add_token(&token).await.unwrap();
+    access.token_used("alice@ops", used).await.unwrap();
+    assert_eq!(
+        access.tokens().await.unwrap(),
+        [csm::core::model::access::TokenRecord {
+            last_used_at: Some(used),
+            ..token
+        }],
+        "api_tokens"
+    );
+    let entry = csm::core::model::access::AuditEntry {
+        id: 0,
+        at: audited,
+        actor: "alice@ops".into(),
+        role: Some(csm::core::model::access::Role::Operator),
+        address: "10.0.0.7".into(),
+        method: "POST".into(),
+        path: "/api/ocpp/charge-points/CP/commands?timeout_secs=5".into(),
+        request: Some(r#"{"command":"Reset","type":"Hard"}"#.into()),
+        status: 504,
+        outcome: "charge point CP did not answer Reset within 5 s".into(),
+    };
+    access.append_audit(&entry).await.unwrap();
+    let read = access.audit(at(100), at(-100), 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        csm::core::model::access::AuditEntry {
+            id: 0,
+            ..read[0].clone()
+        },
+        entry,
+        "audit_log"
+    );
+
+    // ocpp_messages
+    let frame = csm::core::model::ocpp::StoredFrame {
+        id: 0,
+        station_id: id.clone(),
+        instance: "csm-a".into(),
+        at: audited,
+        direction: csm::core::model::ocpp::Direction::Out,
+        connection: 1_796_625_128,
+        action: Some("Reset".into()),
+        frame: r#"[2,"csm-1","Reset",{"type":"Hard"}]"#.into(),
+    };
+    store
+        .write_ocpp_messages(std::slice::from_ref(&frame))
+        .await
+        .unwrap();
+    let read = store.ocpp_messages(&id, 0, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        csm::core::model::ocpp::StoredFrame {
+            id: 0,
+            ..read[0].clone()
+        },
+        frame,
+        "ocpp_messages"
+    );
 }
 
 /// The seconds per status and sessions started of the one row of `port_hours`, read with

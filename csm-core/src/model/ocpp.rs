@@ -32,3 +32,55 @@ pub struct ChargePointRecord {
     /// The heartbeat interval csm gave it, seconds (liveness is two of them and a grace).
     pub heartbeat_secs: u32,
 }
+
+/// Which way a frame went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the charger to csm.
+    In,
+    /// From csm to the charger.
+    Out,
+    /// Not a frame: what happened to the connection (opened, closed, replaced).
+    Note,
+}
+
+impl Direction {
+    /// The name (`in`, `out`, `note`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+            Direction::Note => "note",
+        }
+    }
+
+    /// Reads a name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Direction::In, Direction::Out, Direction::Note]
+            .into_iter()
+            .find(|d| d.as_str() == text)
+    }
+}
+
+/// A frame of a charger's message log as the database keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFrame {
+    /// Its number in the database (0 until stored).
+    pub id: u64,
+    /// The charge point.
+    pub station_id: StationId,
+    /// The instance that held the charger.
+    pub instance: String,
+    /// When csm received or sent it.
+    pub at: DateTime<Utc>,
+    /// Which way it went.
+    pub direction: Direction,
+    /// The connection it went over (on that instance).
+    pub connection: u64,
+    /// Its action.
+    pub action: Option<String>,
+    /// The frame, masked as the log keeps it.
+    pub frame: String,
+}

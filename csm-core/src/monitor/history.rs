@@ -643,6 +643,7 @@ impl History {
                 Prunable::Readings => history.readings_days,
                 Prunable::Events | Prunable::Sessions => history.events_days,
                 Prunable::Audit => history.audit_days,
+                Prunable::OcppMessages => history.ocpp_log_days,
             };
             let before = now - TimeDelta::days(i64::from(days));
             let mut deleted = 0;

@@ -17,18 +17,7 @@ pub const MAX_BYTES: usize = 256 * 1024;
 /// A longer frame is kept cut to this many bytes.
 const MAX_FRAME_BYTES: usize = 16 * 1024;
 
-/// Which way a frame went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// From the charger to csm.
-    In,
-    /// From csm to the charger.
-    Out,
-    /// Not a frame: what happened to the connection (opened, closed, replaced).
-    Note,
-}
+pub use crate::model::ocpp::Direction;
 
 /// One kept frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,15 +37,51 @@ pub struct Logged {
     pub frame: String,
 }
 
+/// Frames of one charger waiting to be written to the database at most (older ones are dropped
+/// while the database is away).
+pub const MAX_UNSAVED: usize = 2_000;
+
 /// One charger's log.
 #[derive(Debug, Default)]
 pub struct MessageLog {
     frames: VecDeque<Logged>,
     bytes: usize,
     next: u64,
+    /// Frames not written to the database yet (kept only when the log is stored there).
+    unsaved: Option<VecDeque<Logged>>,
 }
 
 impl MessageLog {
+    /// A log whose frames are also kept for the database when `stored`.
+    pub fn new(stored: bool) -> Self {
+        Self {
+            unsaved: stored.then(VecDeque::new),
+            ..Self::default()
+        }
+    }
+
+    /// The frames not written to the database yet, taken (oldest first), and how many were
+    /// dropped since the last take.
+    pub fn take_unsaved(&mut self) -> Vec<Logged> {
+        self.unsaved
+            .as_mut()
+            .map(|unsaved| unsaved.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Puts back frames the database did not take, before any newer ones.
+    pub fn put_back(&mut self, frames: Vec<Logged>) {
+        if let Some(unsaved) = self.unsaved.as_mut() {
+            for frame in frames.into_iter().rev() {
+                unsaved.push_front(frame);
+            }
+            while unsaved.len() > MAX_UNSAVED {
+                unsaved.pop_front();
+                metrics::counter!("csm_ocpp_messages_unsaved_dropped_total").increment(1);
+            }
+        }
+    }
+
     /// Keeps a frame, dropping the oldest past [`MAX_FRAMES`] or [`MAX_BYTES`].
     pub fn push(
         &mut self,
@@ -73,14 +98,22 @@ impl MessageLog {
         };
         self.next += 1;
         self.bytes += frame.len();
-        self.frames.push_back(Logged {
+        let logged = Logged {
             seq: self.next,
             at,
             direction,
             connection,
             action: action.map(str::to_owned),
             frame,
-        });
+        };
+        if let Some(unsaved) = self.unsaved.as_mut() {
+            unsaved.push_back(logged.clone());
+            if unsaved.len() > MAX_UNSAVED {
+                unsaved.pop_front();
+                metrics::counter!("csm_ocpp_messages_unsaved_dropped_total").increment(1);
+            }
+        }
+        self.frames.push_back(logged);
         while self.frames.len() > MAX_FRAMES || self.bytes > MAX_BYTES {
             let Some(old) = self.frames.pop_front() else {
                 break;

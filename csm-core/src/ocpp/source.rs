@@ -138,6 +138,8 @@ pub struct OcppSource {
     heartbeat: chrono::TimeDelta,
     /// When this source (the process) started.
     started: DateTime<Utc>,
+    /// Whether the chargers' message logs are also written to the database.
+    store_log: std::sync::atomic::AtomicBool,
 }
 
 impl Default for OcppSource {
@@ -155,6 +157,33 @@ impl OcppSource {
             ids: TransactionIds::default(),
             heartbeat: chrono::TimeDelta::seconds(i64::from(heartbeat_secs.max(1))),
             started: crate::model::now(),
+            store_log: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps the message logs' frames for the database from now on (chargers heard from now).
+    pub fn store_log(&self, on: bool) {
+        self.store_log
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stores_log(&self) -> bool {
+        self.store_log.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The frames of every charger not written to the database yet, taken.
+    pub fn take_unsaved(&self) -> Vec<(StationId, Vec<Logged>)> {
+        self.lock()
+            .iter_mut()
+            .map(|(id, live)| (id.clone(), live.log.take_unsaved()))
+            .filter(|(_, frames)| !frames.is_empty())
+            .collect()
+    }
+
+    /// Puts back frames of a charger the database did not take.
+    pub fn put_back(&self, id: &StationId, frames: Vec<Logged>) {
+        if let Some(live) = self.lock().get_mut(id) {
+            live.log.put_back(frames);
         }
     }
 
@@ -187,7 +216,7 @@ impl OcppSource {
             outbox: None,
             pending: None,
             turn: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
-            log: MessageLog::default(),
+            log: MessageLog::new(self.stores_log()),
             version: 0,
             written: 0,
         });
@@ -398,7 +427,7 @@ impl OcppSource {
             outbox: None,
             pending: None,
             turn: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
-            log: MessageLog::default(),
+            log: MessageLog::new(self.stores_log()),
             version: 0,
             written: 0,
         });

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::InvalidInput;
 use crate::model::history::{HistoryQuery, HourDelta, HourRow, HourTotals, ReadingRow, SessionRow};
-use crate::model::ocpp::ChargePointRecord;
+use crate::model::ocpp::{ChargePointRecord, StoredFrame};
 use crate::model::{PortState, Station, StationHealth, StationId, StationState, StatusEvent};
 use crate::secret::redact_url;
 
@@ -383,6 +383,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Every record of the registry of OCPP charge points.
     async fn charge_points(&self) -> Result<Vec<ChargePointRecord>, StoreError>;
 
+    /// Appends frames of the chargers' message logs.
+    async fn write_ocpp_messages(&self, frames: &[StoredFrame]) -> Result<(), StoreError>;
+
+    /// A charger's stored frames after id `after`: the newest `limit`, oldest first.
+    async fn ocpp_messages(
+        &self,
+        id: &StationId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredFrame>, StoreError>;
+
     /// Deletes at most `chunk` rows of `what` older than `before`; returns how many went.
     async fn prune(
         &self,
@@ -403,15 +414,18 @@ pub enum Prunable {
     Sessions,
     /// The audit log.
     Audit,
+    /// The chargers' message logs kept in the database.
+    OcppMessages,
 }
 
 impl Prunable {
     /// All of them.
-    pub const ALL: [Prunable; 4] = [
+    pub const ALL: [Prunable; 5] = [
         Prunable::Readings,
         Prunable::Events,
         Prunable::Sessions,
         Prunable::Audit,
+        Prunable::OcppMessages,
     ];
 
     /// The table's name.
@@ -426,13 +440,16 @@ impl Prunable {
             Prunable::Events => &<StatusEvent as record::Record>::TABLE,
             Prunable::Sessions => &<SessionRow as record::Record>::TABLE,
             Prunable::Audit => &<crate::model::access::AuditEntry as record::Record>::TABLE,
+            Prunable::OcppMessages => &<crate::model::ocpp::StoredFrame as record::Record>::TABLE,
         }
     }
 
     /// The time column that ages its rows.
     pub(crate) fn aged_by(self) -> &'static str {
         match self {
-            Prunable::Readings | Prunable::Events | Prunable::Audit => "at",
+            Prunable::Readings | Prunable::Events | Prunable::Audit | Prunable::OcppMessages => {
+                "at"
+            }
             Prunable::Sessions => "started_at",
         }
     }

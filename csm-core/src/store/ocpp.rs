@@ -1,5 +1,5 @@
 //! What the SQL store keeps of OCPP charge points, for both backends: their passwords (salted
-//! hashes only) and the registry of their connections.
+//! hashes only), the registry of their connections, and (when kept there) their message logs.
 
 use chrono::{DateTime, Utc};
 
@@ -10,7 +10,42 @@ use super::sql::{Sql, statement};
 use super::sql_store::{Backend, SqlStore};
 use super::statements::{OnConflict, Table};
 use crate::model::StationId;
-use crate::model::ocpp::ChargePointRecord;
+use crate::model::ocpp::{ChargePointRecord, Direction, StoredFrame};
+
+/// A frame of a message log; its id is the database's to give, read beside the columns.
+impl Record for StoredFrame {
+    const TABLE: Table = Table {
+        name: "ocpp_messages",
+        key: &["id"],
+        on_conflict: OnConflict::Ignore,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("station_id", |r| Value::text(r.station_id.as_str())),
+        Column::new("instance", |r| Value::text(&r.instance)),
+        Column::new("at", |r| Value::time(r.at)),
+        Column::new("direction", |r| Value::text(r.direction.as_str())),
+        Column::new("connection", |r| Value::count(r.connection)),
+        Column::new("action", |r| Value::Text(r.action.as_deref())),
+        Column::new("frame", |r| Value::text(&r.frame)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        let direction = r.text("direction")?;
+        Ok(Self {
+            id: u64::try_from(r.int("id")?).map_err(|e| r.corrupt("id", e))?,
+            station_id: r.id("station_id")?,
+            instance: r.text("instance")?,
+            at: r.time("at")?,
+            direction: Direction::parse(&direction).ok_or_else(|| {
+                r.corrupt("direction", format!("{direction:?} is not in, out or note"))
+            })?,
+            connection: u64::try_from(r.int("connection")?)
+                .map_err(|e| r.corrupt("connection", e))?,
+            action: r.opt_text("action")?,
+            frame: r.text("frame")?,
+        })
+    }
+}
 
 /// A charge point's password hash as kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,5 +187,45 @@ impl<DB: Backend> SqlStore<DB> {
             .fetch(select, "reading the registry of charge points")
             .await?;
         rows.iter().map(ChargePointRecord::from_row::<DB>).collect()
+    }
+
+    /// Appends frames of message logs.
+    pub(super) async fn insert_ocpp_messages(
+        &self,
+        frames: &[StoredFrame],
+    ) -> Result<(), StoreError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let doing = "writing the chargers' message logs";
+        let mut tx = self.begin(doing).await?;
+        let work = self.insert_rows(&mut tx, frames, doing).await;
+        self.finish(tx, work, doing).await
+    }
+
+    /// A charger's stored frames after id `after`: the newest `limit`, oldest first.
+    pub(super) async fn read_ocpp_messages(
+        &self,
+        id: &StationId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredFrame>, StoreError> {
+        let select = statement(format!(
+            "SELECT id, {} FROM ocpp_messages WHERE station_id = ? AND id > ? ORDER BY id DESC LIMIT {limit}",
+            StoredFrame::column_list()
+        ));
+        let select = DB::bind_int(
+            DB::bind_text(select, Some(id.as_str())),
+            Some(i64::try_from(after).unwrap_or(i64::MAX)),
+        );
+        let rows = self
+            .fetch(select, "reading a charger's message log")
+            .await?;
+        let mut frames = rows
+            .iter()
+            .map(StoredFrame::from_row::<DB>)
+            .collect::<Result<Vec<_>, _>>()?;
+        frames.reverse();
+        Ok(frames)
     }
 }

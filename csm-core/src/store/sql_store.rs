@@ -303,6 +303,22 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.read_charge_points().await
     }
 
+    async fn write_ocpp_messages(
+        &self,
+        frames: &[crate::model::ocpp::StoredFrame],
+    ) -> Result<(), StoreError> {
+        self.insert_ocpp_messages(frames).await
+    }
+
+    async fn ocpp_messages(
+        &self,
+        id: &StationId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::model::ocpp::StoredFrame>, StoreError> {
+        self.read_ocpp_messages(id, after, limit).await
+    }
+
     async fn record_redis_seen(
         &self,
         id: &str,

@@ -205,6 +205,9 @@ impl Ocpp {
                 station.vendor
             )));
         }
+        if self.settings.ocpp.log_database {
+            return self.stored_messages(id, after, limit).await;
+        }
         let here = || MessageLogRead {
             messages: self.source.messages(id, after, limit).unwrap_or_default(),
             connected: self.source.holds(id),
@@ -241,6 +244,45 @@ impl Ocpp {
                 }
                 .into()
             })
+    }
+
+    /// The log as the database keeps it (`CSM_OCPP_LOG_DATABASE`): every instance's frames of
+    /// the charger, numbered by the database (a frame reaches it within a second).
+    async fn stored_messages(
+        &self,
+        id: &StationId,
+        after: u64,
+        limit: usize,
+    ) -> Result<MessageLogRead, MonitorError> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX).min(10_000);
+        let read = self.store.ocpp_messages(id, after, limit);
+        let stored = crate::store::within(
+            crate::store::READ_WAIT,
+            "reading a message log",
+            &*self.store,
+            read,
+        )
+        .await?;
+        let connected =
+            self.source.holds(id) || (self.cluster.is_shared() && self.holder(id).await.is_some());
+        Ok(MessageLogRead {
+            instance: stored
+                .last()
+                .map(|f| f.instance.clone())
+                .filter(|_| self.cluster.is_shared()),
+            connected,
+            messages: stored
+                .into_iter()
+                .map(|f| Logged {
+                    seq: f.id,
+                    at: f.at,
+                    direction: f.direction,
+                    connection: f.connection,
+                    action: f.action,
+                    frame: f.frame,
+                })
+                .collect(),
+        })
     }
 
     /// Answers another instance's `command` or `messages` request; `None` for any other.

@@ -123,6 +123,7 @@ impl std::fmt::Debug for Ocpp {
 impl Ocpp {
     pub(in crate::monitor) fn new(parts: &Parts, source: Arc<OcppSource>) -> Self {
         let registrations = f64::from(parts.settings.ocpp.auto_per_minute.max(1));
+        source.store_log(parts.settings.ocpp.log_database);
         Self {
             settings: Arc::clone(&parts.settings),
             store: Arc::clone(&parts.store),

@@ -163,6 +163,7 @@ impl Ocpp {
                 _ = every.tick() => {}
             }
             let written = self.write_registry(&source).await;
+            self.write_messages(&source).await;
             match (written, failing) {
                 (Err(error), false) => {
                     failing = true;
@@ -176,6 +177,7 @@ impl Ocpp {
             }
         }
         source.disconnect_all();
+        let _ = tokio::time::timeout(READ_WAIT, self.write_messages(&source)).await;
         match tokio::time::timeout(READ_WAIT, self.write_registry(&source)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
@@ -184,6 +186,34 @@ impl Ocpp {
             Err(_) => tracing::warn!(
                 "the database did not take the charge points' disconnection at shutdown in time"
             ),
+        }
+    }
+
+    /// Writes the frames of the message logs not written yet (with `CSM_OCPP_LOG_DATABASE`);
+    /// what the database does not take is put back and tried at the next turn.
+    async fn write_messages(&self, source: &crate::ocpp::OcppSource) {
+        if !self.settings.ocpp.log_database {
+            return;
+        }
+        let instance = self.cluster.id().to_owned();
+        for (id, frames) in source.take_unsaved() {
+            let stored: Vec<crate::model::ocpp::StoredFrame> = frames
+                .iter()
+                .map(|f| crate::model::ocpp::StoredFrame {
+                    id: 0,
+                    station_id: id.clone(),
+                    instance: instance.clone(),
+                    at: f.at,
+                    direction: f.direction,
+                    connection: f.connection,
+                    action: f.action.clone(),
+                    frame: f.frame.clone(),
+                })
+                .collect();
+            if let Err(error) = self.store.write_ocpp_messages(&stored).await {
+                tracing::debug!(%error, charger = %id, "cannot write a message log to the database; trying again");
+                source.put_back(&id, frames);
+            }
         }
     }
 
