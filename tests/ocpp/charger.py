@@ -1,6 +1,6 @@
 """An OCPP 1.6J charge point built on the Python `ocpp` package (an implementation csm shares
-no code with): it connects to csm, boots, runs one charging session with meter values, stops and
-goes away, and checks through csm's HTTP API what csm made of it.
+no code with): it connects to csm, boots, runs one charging session with meter values (coming
+back on a new socket in the middle of it, as after a dropped link), stops and goes away, and checks through csm's HTTP API what csm made of it.
 
 It then answers, as the OCPP 1.6 specification says, each operator's command csm sends it:
 through csm's API (and csm-cli), with the charger's answer checked at each step, and reads its
@@ -218,6 +218,7 @@ async def main():
         assert abs(charging["voltage"] - 230.0) < 1e-6 and abs(charging["current"] - 32.0) < 1e-6, charging
         print(f"csm shows port 1 {charging['status']} ({charging['raw_code']}): {charging['power']:.0f} W, "
               f"{charging['voltage']:.1f} V, {charging['current']:.1f} A, {charging['energy_kwh']:.2f} kWh this session")
+        cp, listener = await replace_mid_session(url, ws, listener)
         stopped = await cp.call(payload("StopTransaction", meter_stop=3500, timestamp=now(), transaction_id=started.transaction_id))
         assert stopped.id_tag_info["status"] == "Accepted", stopped
         await cp.call(payload("StatusNotification", connector_id=1, error_code="NoError", status="Available"))
@@ -231,6 +232,7 @@ async def main():
         print(f"csm recorded {changes} and a session of {sessions[0]['duration_minutes']} min")
         await operate(cp)
         listener.cancel()
+        await cp._connection.close()
     gone = await until("csm to show the charger offline once its socket closed", lambda: (
         s := api(f"/api/stations/{ID}")) and s["last_error"]
         and all(p["status"] == "offline" for p in s["ports"]) and s)
@@ -242,6 +244,29 @@ async def main():
     assert (me["connection"], me["vendor"], me["model"]) == ("disconnected", "ocpp-py", "PyModel"), me
     print(f"the registry: {me['connection']}, {me['vendor']} {me['model']}, last {me['last_action']}")
     print("python ocpp charger: ok")
+
+
+async def replace_mid_session(url, old, old_listener):
+    """The charger's link drops mid-session and it comes back on a new socket before its old one
+    closed (as after a modem's reconnect): csm hands the charger to the new socket, closes the old,
+    and the session goes on with no offline in between. Returns the charger on the new socket."""
+    ws = await websockets.connect(url, subprotocols=["ocpp1.6"])
+    cp = Charger(ID, ws)
+    listener = asyncio.create_task(cp.start())
+    await cp.call(payload("Heartbeat"))
+    try:
+        await asyncio.wait_for(old.wait_closed(), 5)
+    except asyncio.TimeoutError:
+        raise SystemExit("FAIL: csm did not close the replaced socket within 5 s")
+    old_listener.cancel()
+    await asyncio.gather(old_listener, return_exceptions=True)
+    assert (port(1) or {}).get("status") == "occupied", port(1)
+    log = api(f"/api/ocpp/charge-points/{ID}/messages", TOKEN)["messages"]
+    assert any(m["direction"] == "note" and "replacing connection" in m["frame"] for m in log), log[-4:]
+    tail = await asyncio.get_running_loop().run_in_executor(None, cli, "messages", ID, "--limit", "5")
+    print("replaced mid-session: csm closed the old socket, port 1 still charging; its message log:\n"
+          + "\n".join("  " + line for line in tail.splitlines()))
+    return cp, listener
 
 
 async def operate(cp):
