@@ -353,12 +353,22 @@ pub struct AvailabilityArgs {
 
 settle_by!(AvailabilityArgs: database, cache, timezone);
 
+/// "1 day", "7 days".
+fn days_text(days: u32) -> String {
+    if days == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{days} days")
+    }
+}
+
 /// `availability`: a station's availability a day and its outages, or the fleet's report.
 pub async fn availability(
     settings: Settings,
     args: AvailabilityArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
+    let zone = settings.history.timezone;
     let monitor = open(settings).await?;
     let Some(station) = &args.station else {
         let days = args.days.unwrap_or(7);
@@ -376,7 +386,8 @@ pub async fn availability(
             |out| {
                 writeln!(
                     out,
-                    "fleet availability over the last {days} days: {}; {} stations below {:.1}%",
+                    "fleet availability over the last {}: {}; {} stations below {:.1}%",
+                    days_text(days),
                     availability_text(report.availability),
                     report.stations.len(),
                     report.below * 100.0
@@ -410,11 +421,11 @@ pub async fn availability(
         |out| {
             writeln!(
                 out,
-                "{} {}: availability {} over the last {} days ({})",
+                "{} {}: availability {} over the last {} ({})",
                 json.station_id,
                 json.name,
                 availability_text(json.availability),
-                json.days,
+                days_text(json.days),
                 json.timezone
             )?;
             let mut table = super::table([
@@ -438,16 +449,18 @@ pub async fn availability(
                 writeln!(out, "no outages")?;
                 return Ok(());
             }
-            writeln!(out, "outages:")?;
+            writeln!(out, "outages ({}):", json.timezone)?;
             for o in &json.outages {
-                let to =
-                    o.to.map_or("now".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string());
+                let local = |t: chrono::DateTime<chrono::Utc>| {
+                    t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string()
+                };
+                let to = o.to.map_or("now".to_owned(), local);
                 let ports: Vec<String> = o.ports.iter().map(u32::to_string).collect();
                 let why: Vec<&str> = o.statuses.iter().map(|s| s.as_str()).collect();
                 writeln!(
                     out,
                     "  {} – {}  ports {}  {}{}",
-                    o.from.format("%Y-%m-%d %H:%M"),
+                    local(o.from),
                     to,
                     ports.join(","),
                     why.join(", "),
