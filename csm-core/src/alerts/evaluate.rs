@@ -6,7 +6,7 @@
 //! produces them and ticked by a clock, and says what fired and what resolved. Writing those to
 //! the outbox is the running evaluator's job (`run.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -104,6 +104,37 @@ impl Evaluator {
             }
         }
         evaluator
+    }
+
+    /// Whether a rule watches any of `stations`.
+    pub fn watches_any(&self, stations: &HashSet<StationId>) -> bool {
+        !self.everywhere.is_empty() || stations.iter().any(|id| self.by_station.contains_key(id))
+    }
+
+    /// Takes the store's word on which alerts of `stations` are open (they arrived from
+    /// another instance, which opened or resolved alerts meanwhile): an open one resolves here
+    /// when its condition ends, and is not sent again while it holds. What this evaluator knew
+    /// of their other conditions is forgotten: their next observation is a first sight (a port
+    /// already free is not news; other conditions count from the port's `since`).
+    pub fn adopt(&mut self, stations: &HashSet<StationId>, open: &[OpenAlert]) {
+        let mut stored: HashMap<Target, &OpenAlert> = HashMap::new();
+        for alert in open {
+            if stations.contains(&alert.station_id) && self.rules.contains_key(&alert.rule_id) {
+                stored.insert((alert.rule_id, alert.station_id.clone(), alert.port), alert);
+            }
+        }
+        self.conditions
+            .retain(|target, _| !stations.contains(&target.1) || stored.contains_key(target));
+        for (target, alert) in stored {
+            let condition = self.conditions.entry(target).or_insert_with(|| Tracked {
+                since: Some(alert.opened_at),
+                armed: true,
+                open: None,
+                status: String::new(),
+                detail: None,
+            });
+            condition.open = Some(alert.alert_id.clone());
+        }
     }
 
     /// The rules, by id.
@@ -744,5 +775,53 @@ mod tests {
         assert!(e.observe(&state(10, &[(Fault, 0, None)]), t(10)).is_empty());
         let resolved = e.observe(&state(20, &[(Free, 20, None)]), t(20));
         assert_eq!(resolved[0].opened_by.as_deref(), Some("A9"));
+    }
+
+    #[test]
+    fn a_station_back_from_another_instance_takes_its_open_alerts_from_the_store() {
+        let rules = || {
+            [rule(
+                1,
+                serde_json::json!({"kind": "port_free", "stations": ["S1"], "channel": "c", "resolved": true}),
+            )]
+        };
+        let here: HashSet<StationId> = [StationId::parse("S1").unwrap()].into();
+        // This instance saw port 1 taken; the station then moved away, and the other instance
+        // announced port 1 free (open in the store, alert B1).
+        let mut e = Evaluator::new(rules(), &[]);
+        assert!(
+            e.observe(&state(0, &[(Occupied, 0, None)]), t(0))
+                .is_empty()
+        );
+        let opened_elsewhere = OpenAlert {
+            rule_id: 1,
+            station_id: StationId::parse("S1").unwrap(),
+            port: 1,
+            alert_id: "B1".into(),
+            opened_at: t(40),
+        };
+        e.adopt(&here, std::slice::from_ref(&opened_elsewhere));
+        assert!(
+            e.observe(&state(60, &[(Free, 40, None)]), t(60)).is_empty(),
+            "the other instance's alert is not sent again"
+        );
+        let resolved = e.observe(&state(90, &[(Occupied, 90, None)]), t(90));
+        assert_eq!(resolved.len(), 1, "{resolved:?}");
+        assert_eq!(resolved[0].opened_by.as_deref(), Some("B1"));
+        assert_eq!(
+            e.observe(&state(120, &[(Free, 120, None)]), t(120)).len(),
+            1,
+            "freeing again fires again"
+        );
+
+        // Gone again; the other instance resolved that alert and saw the port free at first
+        // sight (no alert): back here, the port is not news.
+        let mut e = Evaluator::new(rules(), std::slice::from_ref(&opened_elsewhere));
+        e.adopt(&here, &[]);
+        assert!(
+            e.observe(&state(200, &[(Free, 150, None)]), t(200))
+                .is_empty()
+        );
+        assert!(e.tick(t(260)).is_empty());
     }
 }

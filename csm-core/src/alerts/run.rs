@@ -3,9 +3,9 @@
 //! worker. A write that fails (the database is away) is kept and tried again every tick, under
 //! the same alert id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +46,15 @@ pub(crate) struct Context {
     pub(crate) hub: Arc<super::Hub>,
     /// The time zone of rules that name none.
     pub(crate) zone: chrono_tz::Tz,
+    /// A station not evaluated here for this long has been refreshed elsewhere meanwhile (or
+    /// never here): its open alerts are read again before its next update is looked at.
+    pub(crate) arrival_gap: Duration,
+}
+
+/// [`Context::arrival_gap`] for stations refreshed every `interval_secs`: two and a half
+/// intervals, and at least 10 s.
+pub(crate) fn arrival_gap(interval_secs: u64) -> Duration {
+    Duration::from_millis(interval_secs.saturating_mul(2_500)).max(Duration::from_secs(10))
 }
 
 /// Evaluates rules until `cancel` fires.
@@ -66,6 +75,13 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
     reload.reset();
     let mut unsaved = Unsaved::default();
     seed(&ctx, &mut evaluator, None, &mut unsaved).await;
+    // When each station's update was last looked at here (the seed counts: it came with the
+    // open alerts just read).
+    let mut last_seen: HashMap<StationId, Instant> = HashMap::new();
+    if let Ok(catalog) = ctx.catalog.get().await {
+        let now = Instant::now();
+        last_seen.extend(catalog.stations.iter().map(|s| (s.id.clone(), now)));
+    }
     loop {
         let mut changes = Vec::new();
         // What this turn took: rule changes applied, engine updates looked at.
@@ -98,13 +114,16 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
             _ = reload.tick() => reload_rules(&ctx, &mut evaluator, &mut unsaved).await,
             update = updates.recv() => match update {
                 Ok(update) => {
-                    let now = crate::model::now();
-                    changes.extend(evaluator.observe_update(&update.state, &update.events, now));
-                    looked = 1;
                     // Take whatever else is waiting, so a burst is written at once.
+                    let mut burst = vec![update];
                     while let Ok(update) = updates.try_recv() {
+                        burst.push(update);
+                    }
+                    looked = burst.len() as u64;
+                    adopt_arrivals(&ctx, &mut evaluator, &mut last_seen, &burst, &unsaved).await;
+                    let now = crate::model::now();
+                    for update in &burst {
                         changes.extend(evaluator.observe_update(&update.state, &update.events, now));
-                        looked += 1;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -125,6 +144,49 @@ pub(crate) async fn evaluate(ctx: Context, cancel: CancellationToken) {
         }
     }
     save(&ctx, &mut unsaved).await;
+}
+
+/// Reads the open alerts again for the stations of `burst` that arrive here: seen here never,
+/// or not for [`Context::arrival_gap`] (another instance refreshed them meanwhile, and may have
+/// opened or resolved their alerts). Without it, an alert another instance opened would not
+/// resolve here, and would keep the next one of its target from being sent.
+async fn adopt_arrivals(
+    ctx: &Context,
+    evaluator: &mut Evaluator,
+    last_seen: &mut HashMap<StationId, Instant>,
+    burst: &[Arc<crate::refresh::StationUpdate>],
+    unsaved: &Unsaved,
+) {
+    let now = Instant::now();
+    let mut arrived = HashSet::new();
+    for update in burst {
+        let id = &update.state.station_id;
+        match last_seen.get_mut(id) {
+            Some(seen) => {
+                if now.duration_since(*seen) > ctx.arrival_gap {
+                    arrived.insert(id.clone());
+                }
+                *seen = now;
+            }
+            None => {
+                arrived.insert(id.clone());
+                last_seen.insert(id.clone(), now);
+            }
+        }
+    }
+    if arrived.is_empty() || !evaluator.watches_any(&arrived) {
+        return;
+    }
+    match ctx.store.alerts().open_alerts().await {
+        Ok(mut open) => {
+            // Opened here but not written yet (the database was away): still open.
+            open.extend(unsaved.opened.iter().cloned());
+            evaluator.adopt(&arrived, &open);
+        }
+        Err(error) => {
+            tracing::warn!(%error, stations = arrived.len(), "cannot read the open alerts of stations that moved here; their conditions go on from what this instance knew");
+        }
+    }
 }
 
 /// Loads the rules and the open alerts, waiting for the database.

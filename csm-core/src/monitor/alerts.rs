@@ -83,6 +83,7 @@ impl Alerts {
             catalog: Arc::clone(&self.catalog),
             hub: Arc::clone(&self.hub),
             zone,
+            arrival_gap: run::arrival_gap(self.settings.engine.refresh_interval_secs),
         };
         let evaluate = run::evaluate(context, cancel.clone());
         let allowed = self.settings.alerts.clone();
