@@ -49,6 +49,42 @@ ensure_redis() {
   wait_for "Redis on 127.0.0.1:6379" redis_answers
 }
 
+# A Redis Cluster of three masters on 127.0.0.1:7001-7003 (no replicas, no persistence; its
+# nodes files under /tmp/csm-redis-cluster), for the tests that run on a cluster. Made again
+# from scratch when its nodes answer but do not form a healthy cluster.
+REDIS_CLUSTER_PORTS=(7001 7002 7003)
+redis_cluster_ok() {
+  local port
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
+  done
+}
+ensure_redis_cluster() {
+  redis_cluster_ok && return 0
+  command -v redis-server >/dev/null || apt_install redis-server
+  step "starting a Redis Cluster of three masters on 127.0.0.1:${REDIS_CLUSTER_PORTS[*]}"
+  local dir=/tmp/csm-redis-cluster port nodes=()
+  mkdir -p "$dir"
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    if ! redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
+      rm -f "$dir/nodes-$port.conf"
+      redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+        --cluster-config-file "nodes-$port.conf" --dir "$dir" --save "" --appendonly no \
+        --logfile "$dir/redis-$port.log" >/dev/null
+    fi
+    wait_for "Redis on 127.0.0.1:$port" redis-cli -p "$port" ping
+    nodes+=("127.0.0.1:$port")
+  done
+  # Fresh nodes (or ones left half-formed): forget everything and form the cluster.
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    redis-cli -p "$port" flushall >/dev/null 2>&1 || true
+    redis-cli -p "$port" cluster reset hard >/dev/null
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null \
+    || fail "redis-cli --cluster create ${nodes[*]} failed"
+  wait_for "the Redis Cluster on ${nodes[*]}" redis_cluster_ok
+}
+
 # Both services and their command-line clients.
 ensure_services() {
   command -v mysql >/dev/null || apt_install mariadb-client

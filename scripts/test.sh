@@ -3,13 +3,14 @@
 # MariaDB and Redis, which it starts, or installs with apt-get, when needed), and the dashboard
 # end-to-end in headless Chromium, the API against its OpenAPI document (schemathesis), and the
 # OCPP endpoint against an independent charger (the Python ocpp package), and three server
-# processes as one cluster.
+# processes as one cluster (on one Redis, and on a Redis Cluster of three masters).
 # Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CSM_TEST_MYSQL_URL="${CSM_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
 export CSM_TEST_REDIS_URL="${CSM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export CSM_TEST_REDIS_CLUSTER_URL="${CSM_TEST_REDIS_CLUSTER_URL:-redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 started=$(date +%s)
 
@@ -26,8 +27,9 @@ ensure_browser() {
   fi
 }
 
-step "services: MariaDB and Redis"
+step "services: MariaDB, Redis and a Redis Cluster"
 ensure_services
+ensure_redis_cluster
 ensure_browser
 
 step "deployment files (no Docker engine here: structure only)"
@@ -55,6 +57,9 @@ step "OCPP: an independent charger (the Python ocpp package) against a running s
 
 step "cluster: three csm-server processes on one MariaDB and Redis (kill -9, a Redis restart)"
 ./scripts/cluster-test.sh
+
+step "cluster: the same on a Redis Cluster of three masters"
+./scripts/cluster-test.sh --redis-cluster
 
 step "dashboard end-to-end in headless Chromium"
 ./scripts/e2e.sh

@@ -19,14 +19,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{decode, encode};
 use crate::model::StatusEvent;
+use crate::redis_link::{RedisLink, Timeouts};
 use crate::refresh::StationUpdate;
-use crate::secret::redact_url;
 
 /// Changes kept for clients that reconnect.
 pub const WINDOW_CHANGES: usize = 10_000;
@@ -113,8 +112,8 @@ pub enum Resume {
 /// The Redis side of a shared feed: one connection that appends, one that reads (a blocking
 /// read holds its connection).
 struct Shared {
-    appender: ConnectionManager,
-    reader: ConnectionManager,
+    appender: RedisLink,
+    reader: RedisLink,
     key: String,
     target: String,
 }
@@ -178,25 +177,13 @@ impl Feed {
     /// The changes of every instance on the Redis at `url` with cache prefix `prefix`. Nothing
     /// is connected until the first use.
     pub fn shared(url: &str, prefix: &str) -> Result<Self, String> {
-        let connection = || {
-            let client = redis::Client::open(url).map_err(|e| {
-                format!(
-                    "{:?} is not a Redis URL csm can use ({e}); write redis://host:6379",
-                    redact_url(url)
-                )
-            })?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(1)))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            let target = redact_url(url);
-            ConnectionManager::new_lazy_with_config(client, config)
-                .map(|c| (c, target))
-                .map_err(|e| format!("cannot set up the Redis client of the change feed: {e}"))
+        let timeouts = Timeouts {
+            response: READ_BLOCK + Duration::from_secs(1),
+            ..Timeouts::SHORT
         };
-        let (appender, target) = connection()?;
-        let (reader, _) = connection()?;
+        let appender = RedisLink::open(url, timeouts)?;
+        let reader = RedisLink::open(url, timeouts)?;
+        let target = appender.target().to_owned();
         Ok(Self::with(Some(Shared {
             appender,
             reader,

@@ -35,6 +35,7 @@ pub mod model;
 pub mod monitor;
 pub mod ocpp;
 mod rate;
+pub mod redis_link;
 pub mod refresh;
 pub mod secret;
 pub mod settings;

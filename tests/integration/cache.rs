@@ -1,5 +1,5 @@
-//! The `StatusCache` contract, run on the in-process cache, on Redis and on Redis behind a
-//! near cache (each test under a key prefix of its own).
+//! The `StatusCache` contract, run on the in-process cache, on Redis, on Redis behind a near
+//! cache and on a Redis Cluster of three masters (each test under a key prefix of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,8 @@ use crate::helpers::{CacheKind, reading, redis_url, test_cache, unique};
 crate::helpers::on_each!(
     memory(CacheKind::Memory),
     redis(CacheKind::Redis),
-    near_redis(CacheKind::NearRedis) =>
+    near_redis(CacheKind::NearRedis),
+    redis_cluster(CacheKind::RedisCluster) =>
 
     states_round_trip_and_many_are_read_in_order,
     entries_expire_after_their_ttl,

@@ -1,6 +1,8 @@
 //! The cluster's leases on a real Redis: three members share the slots, each slot held by one
 //! at any moment; a member that dies loses its slots to the others once its leases lapse, one
-//! that leaves hands them over at once, and Redis losing every key moves nothing.
+//! that leaves hands them over at once, and Redis losing every key moves nothing. The leases,
+//! the change feed and the shared allowances run on one Redis and on a Redis Cluster of three
+//! masters.
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +10,39 @@ use std::sync::Arc;
 
 use csm::core::cluster::{Cluster, Coordinator, LEASE, SLOTS, Witness};
 use csm::core::monitor::StoreWitness;
+use csm::core::redis_link::{RedisLink, Timeouts};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Backend, Proxy, eventually, redis_url, test_store, unique};
+
+/// Each test on one Redis (`single`) and on a Redis Cluster (`redis_cluster`).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&crate::helpers::redis_url()).await
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&crate::helpers::redis_cluster_url()).await
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    members_share_the_slots_and_take_over_from_one_that_dies_or_leaves,
+    every_member_hears_every_change_once_in_one_order_and_a_client_resumes_where_it_was,
+    a_shared_allowance_counts_every_instances_messages,
+);
 
 struct Running {
     cluster: Cluster,
@@ -19,8 +50,8 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-fn start(id: &str, prefix: &str) -> Running {
-    start_through(id, prefix, &redis_url(), None)
+fn start(id: &str, prefix: &str, url: &str) -> Running {
+    start_through(id, prefix, url, None)
 }
 
 /// A member reaching Redis at `url`, with `witness` if any.
@@ -76,12 +107,11 @@ async fn watch_until(members: &[&Cluster], within: Duration, done: impl Fn() -> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_share_the_slots_and_take_over_from_one_that_dies_or_leaves() {
+async fn members_share_the_slots_and_take_over_from_one_that_dies_or_leaves(url: &str) {
     let prefix = unique("cluster");
-    let a = start("a", &prefix);
-    let b = start("b", &prefix);
-    let c = start("c", &prefix);
+    let a = start("a", &prefix, url);
+    let b = start("b", &prefix, url);
+    let c = start("c", &prefix, url);
     let all = [&a.cluster, &b.cluster, &c.cluster];
     // Each takes its own share once settled: no member holds more than its share meanwhile.
     let formed = watch_until(&all, Duration::from_secs(10), || {
@@ -127,8 +157,7 @@ async fn members_share_the_slots_and_take_over_from_one_that_dies_or_leaves() {
     // again the chargers connected to it.
     let charger = csm::core::model::StationId::parse("CP-FLUSHED").unwrap();
     assert_eq!(a.cluster.claim_charger(&charger).await, None);
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut connection = RedisLink::open(url, Timeouts::SHORT).unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{{{prefix}cluster}}*"))
         .query_async(&mut connection)
@@ -232,8 +261,9 @@ fn update(station: &str, port: u32) -> std::sync::Arc<csm::core::refresh::Statio
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_where_it_was() {
+async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_where_it_was(
+    url: &str,
+) {
     use csm::core::feed::{Announcement, Feed, Resume};
     use tokio::sync::broadcast;
 
@@ -242,7 +272,7 @@ async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_
     let mut engines = Vec::new();
     let mut feeds = Vec::new();
     for _ in 0..2 {
-        let feed = Feed::shared(&redis_url(), &prefix).unwrap();
+        let feed = Feed::shared(url, &prefix).unwrap();
         let (engine, _) = broadcast::channel(64);
         tokio::spawn({
             let (feed, updates, cancel) = (feed.clone(), engine.subscribe(), cancel.clone());
@@ -292,7 +322,7 @@ async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_
 
     // A client that saw the first change resumes on either member, or on one that started
     // since (it reads the stream itself).
-    let late = Feed::shared(&redis_url(), &prefix).unwrap();
+    let late = Feed::shared(url, &prefix).unwrap();
     for feed in feeds.iter().chain([&late]) {
         match feed.since(ids[0]).await {
             Resume::Changes(changes) => {
@@ -317,17 +347,11 @@ async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_
     cancel.cancel();
 }
 
-#[tokio::test]
-async fn a_shared_allowance_counts_every_instances_messages() {
+async fn a_shared_allowance_counts_every_instances_messages(url: &str) {
     let prefix = unique("allowance");
     let members: Vec<Cluster> = ["a", "b", "c"]
         .iter()
-        .map(|id| {
-            Cluster::member(
-                (*id).into(),
-                Coordinator::new(&redis_url(), &prefix).unwrap(),
-            )
-        })
+        .map(|id| Cluster::member((*id).into(), Coordinator::new(url, &prefix).unwrap()))
         .collect();
     // A channel of 3 messages a minute: three instances together get 3, not 9.
     let mut taken = 0;

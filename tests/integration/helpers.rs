@@ -31,6 +31,13 @@ pub fn redis_url() -> String {
     std::env::var("CSM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Seed URLs of the test Redis Cluster (three masters; `scripts/test.sh` starts it).
+pub fn redis_cluster_url() -> String {
+    std::env::var("CSM_TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+    })
+}
+
 /// Runs each named test function once for each set of arguments, in a module of its own:
 /// `on_each!(sqlite(Backend::Sqlite), mysql(Backend::MySql) => test_a, test_b);` makes
 /// `sqlite::test_a`, `mysql::test_a`, … calling `test_a(Backend::Sqlite)` and so on.
@@ -165,19 +172,25 @@ pub enum CacheKind {
     Redis,
     /// Redis with a local copy in front (what the server runs with Redis).
     NearRedis,
+    /// A Redis Cluster of three masters.
+    RedisCluster,
 }
 
 /// A cache with a key prefix of its own.
 pub async fn test_cache(kind: CacheKind, ttl: Duration) -> Arc<dyn StatusCache> {
     match kind {
         CacheKind::Memory => Arc::new(MemoryCache::new(ttl)),
-        CacheKind::Redis => {
-            let cache = RedisCache::new(&redis_url(), &format!("{}:", unique("csmtest")), ttl)
-                .expect("Redis URL");
+        CacheKind::Redis | CacheKind::RedisCluster => {
+            let (url, variable) = if kind == CacheKind::Redis {
+                (redis_url(), "CSM_TEST_REDIS_URL")
+            } else {
+                (redis_cluster_url(), "CSM_TEST_REDIS_CLUSTER_URL")
+            };
+            let cache =
+                RedisCache::new(&url, &format!("{}:", unique("csmtest")), ttl).expect("Redis URL");
             if let Err(error) = cache.ping().await {
                 panic!(
-                    "Redis at {} is not reachable ({error}); start it (scripts/test.sh does) or set CSM_TEST_REDIS_URL",
-                    redis_url()
+                    "Redis at {url} is not reachable ({error}); start it (scripts/test.sh does) or set {variable}"
                 );
             }
             Arc::new(cache)
@@ -484,7 +497,7 @@ pub async fn spawn_app_with(
             .expect("Redis URL");
             Arc::new(cache) as Arc<dyn StatusCache>
         }
-        CacheKind::Memory | CacheKind::NearRedis => {
+        CacheKind::Memory | CacheKind::NearRedis | CacheKind::RedisCluster => {
             test_cache(cache, config.core.cache_ttl()).await
         }
     };

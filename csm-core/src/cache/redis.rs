@@ -1,5 +1,6 @@
-//! The Redis cache: one multiplexed `ConnectionManager` shared by every task, `MGET` for many
-//! stations, values tagged with their format version, keys under a configurable prefix.
+//! The Redis cache: one multiplexed connection shared by every task (to one server or a Redis
+//! Cluster, [`RedisLink`]), `MGET` for many stations, values tagged with their format version,
+//! keys under a configurable prefix.
 //!
 //! When Redis stops answering, the cache fails fast for a short while (instead of making every
 //! request wait for a timeout) and tries again after it; the connection manager reconnects on
@@ -7,7 +8,8 @@
 //!
 //! Writes that arrive while another is on its way are sent together as the next pipeline: the
 //! jobs of a refresh cycle finish close together, and one round trip for many of them costs
-//! both sides far less than one each.
+//! both sides far less than one each. (On a Redis Cluster the stations' keys spread over the
+//! slots, so the writes go as one command each, all on their way at once.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{CacheError, StatusCache, decode, encode};
 use crate::model::{StationId, StationState};
-use crate::secret::redact_url;
+use crate::redis_link::{RedisLink, Timeouts};
 
 /// How long the cache fails fast after Redis stopped answering.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -31,7 +32,7 @@ const MAX_COMBINED_WRITES: usize = 256;
 /// A cache in Redis, shared by every csm instance that uses the same prefix.
 #[derive(Clone)]
 pub struct RedisCache {
-    connection: ConnectionManager,
+    connection: RedisLink,
     prefix: String,
     ttl_secs: u64,
     health: Arc<Health>,
@@ -68,25 +69,8 @@ impl RedisCache {
     /// Prepares a cache at `url` (`redis://host:6379`) with keys under `prefix`. Nothing is
     /// connected until the first command.
     pub fn new(url: &str, prefix: &str, ttl: Duration) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            CacheError::Config(format!(
-                "{:?} is not a Redis URL csm can use ({e}); write redis://host:6379",
-                redact_url(url)
-            ))
-        })?;
-        let target = match &client.get_connection_info().addr() {
-            redis::ConnectionAddr::Tcp(host, port)
-            | redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
-            other => other.to_string(),
-        };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            CacheError::Config(format!("cannot set up the Redis client for {target}: {e}"))
-        })?;
+        let connection = RedisLink::open(url, Timeouts::SHORT).map_err(CacheError::Config)?;
+        let target = connection.target().to_owned();
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
@@ -124,7 +108,7 @@ impl RedisCache {
 /// Sends the writes waiting at any moment as one pipeline, one pipeline at a time, and tells
 /// each writer the pipeline's outcome.
 async fn combine_writes(
-    connection: ConnectionManager,
+    connection: RedisLink,
     ttl_secs: u64,
     health: Arc<Health>,
     mut pending: mpsc::UnboundedReceiver<PendingWrite>,
@@ -140,18 +124,25 @@ async fn combine_writes(
 }
 
 async fn write_entries<'a>(
-    connection: &ConnectionManager,
+    connection: &RedisLink,
     ttl_secs: u64,
     health: &Health,
     entries: impl Iterator<Item = &'a (String, Vec<u8>)>,
 ) -> Result<(), CacheError> {
     health.check_paused("writing stations")?;
-    let mut pipe = redis::pipe();
-    for (key, value) in entries {
-        pipe.set_ex(key, value, ttl_secs).ignore();
-    }
-    let mut connection = connection.clone();
-    let result: redis::RedisResult<()> = pipe.query_async(&mut connection).await;
+    let result: redis::RedisResult<()> = if connection.is_cluster() {
+        let writes = entries.map(|(key, value)| {
+            let mut connection = connection.clone();
+            async move { connection.set_ex::<_, _, ()>(key, value, ttl_secs).await }
+        });
+        futures_util::future::try_join_all(writes).await.map(drop)
+    } else {
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.set_ex(key, value, ttl_secs).ignore();
+        }
+        pipe.query_async(&mut connection.clone()).await
+    };
     health.outcome("writing stations", result)
 }
 

@@ -16,10 +16,9 @@
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::Member;
-use crate::secret::redact_url;
+use crate::redis_link::{RedisLink, Timeouts};
 
 /// What a Redis command failed with, as text (the caller keeps its slots meanwhile).
 pub type RedisFailure = String;
@@ -38,17 +37,16 @@ pub enum Renewal {
 /// The scripts and keys of one cluster (one prefix) on one Redis.
 #[derive(Clone)]
 pub struct Coordinator {
-    client: redis::Client,
-    connection: ConnectionManager,
-    /// `{<prefix>cluster}`: the hash tag every key starts with.
+    connection: RedisLink,
+    /// `{<prefix>cluster}`: the hash tag every key starts with, so that every script's keys
+    /// share one slot of a Redis Cluster.
     tag: String,
-    target: String,
 }
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator")
-            .field("target", &self.target)
+            .field("target", &self.target())
             .field("tag", &self.tag)
             .finish()
     }
@@ -198,35 +196,16 @@ impl Coordinator {
     /// A coordinator on the Redis at `url` for the cluster of `prefix`. Nothing is connected
     /// until the first call.
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| {
-            format!(
-                "{:?} is not a Redis URL csm can use ({e}); write redis://host:6379",
-                redact_url(url)
-            )
-        })?;
-        let target = match &client.get_connection_info().addr() {
-            redis::ConnectionAddr::Tcp(host, port)
-            | redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
-            other => other.to_string(),
-        };
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| format!("cannot set up the Redis client for {target}: {e}"))?;
+        let connection = RedisLink::open(url, Timeouts::SHORT)?;
         Ok(Self {
-            client,
-            connection,
             tag: format!("{{{prefix}cluster}}"),
-            target,
+            connection,
         })
     }
 
     /// Where Redis is (`host:port`).
     pub fn target(&self) -> &str {
-        &self.target
+        self.connection.target()
     }
 
     fn members_key(&self) -> String {
@@ -250,7 +229,7 @@ impl Coordinator {
     }
 
     fn fail(&self, doing: &str, error: redis::RedisError) -> RedisFailure {
-        format!("Redis at {} while {doing}: {error}", self.target)
+        format!("Redis at {} while {doing}: {error}", self.target())
     }
 
     /// Beats for instance `id` (what it says of itself in `info`, kept `ttl`): answers Redis's
@@ -307,7 +286,7 @@ impl Coordinator {
 
     /// The requests of instance `me` to the others, and theirs to it.
     pub fn rpc(&self, me: &str) -> super::rpc::Rpc {
-        super::rpc::Rpc::new(self.client.clone(), self.connection.clone(), &self.tag, me)
+        super::rpc::Rpc::new(self.connection.clone(), &self.tag, me)
     }
 
     /// A connection of charger `id` on instance `me` takes it over: its value in the registry

@@ -1,4 +1,4 @@
-//! Requests from one instance to another over Redis pub/sub: each instance listens on its own
+//! Requests from one instance to another over Redis pub/sub (sharded on a Redis Cluster): each instance listens on its own
 //! channel (`{<prefix>cluster}:inbox:<id>`); a request carries a number and the asker's id, and
 //! its answer comes back on the asker's channel. A request to an instance nobody listens for
 //! (it is gone) fails at once; one that gets no answer fails after its timeout.
@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+use crate::redis_link::RedisLink;
 
 /// Why a request got no answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -54,8 +55,7 @@ pub type Handler = Box<dyn Fn(Value) -> BoxFuture<'static, Value> + Send + Sync>
 
 /// This instance's end of the channels.
 pub struct Rpc {
-    client: redis::Client,
-    publisher: ConnectionManager,
+    redis: RedisLink,
     /// `{<prefix>cluster}:inbox:`.
     channels: String,
     me: String,
@@ -73,11 +73,10 @@ impl std::fmt::Debug for Rpc {
 }
 
 impl Rpc {
-    /// The channels of instance `me` on the Redis at `client`, under hash tag `tag`.
-    pub fn new(client: redis::Client, publisher: ConnectionManager, tag: &str, me: &str) -> Self {
+    /// The channels of instance `me` on `redis`, under hash tag `tag`.
+    pub fn new(redis: RedisLink, tag: &str, me: &str) -> Self {
         Self {
-            client,
-            publisher,
+            redis,
             channels: format!("{tag}:inbox:"),
             me: me.to_owned(),
             next: AtomicU64::new(1),
@@ -95,11 +94,9 @@ impl Rpc {
             reason,
         };
         let text = serde_json::to_string(envelope).map_err(|e| unreachable(e.to_string()))?;
-        let mut connection = self.publisher.clone();
-        let listeners: i64 = redis::cmd("PUBLISH")
-            .arg(format!("{}{to}", self.channels))
-            .arg(text)
-            .query_async(&mut connection)
+        let listeners = self
+            .redis
+            .publish(&format!("{}{to}", self.channels), &text)
             .await
             .map_err(|e| unreachable(format!("Redis: {e}")))?;
         if listeners == 0 {
@@ -164,13 +161,8 @@ impl Rpc {
     }
 
     async fn listen(&self, channel: &str, handler: &Handler) -> redis::RedisResult<()> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        let mut messages = pubsub.on_message();
-        while let Some(message) = messages.next().await {
-            let Ok(text) = message.get_payload::<String>() else {
-                continue;
-            };
+        let mut messages = self.redis.listen(channel).await?;
+        while let Some(text) = messages.next().await {
             let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
                 continue;
             };
@@ -189,7 +181,7 @@ impl Rpc {
                 body: Value::Null,
             };
             let to = envelope.from;
-            let publisher = self.publisher.clone();
+            let redis = self.redis.clone();
             let channels = self.channels.clone();
             // Answered beside the listener, so a slow request does not hold up the others.
             tokio::spawn(async move {
@@ -198,12 +190,7 @@ impl Rpc {
                 let Ok(text) = serde_json::to_string(&reply) else {
                     return;
                 };
-                let mut connection = publisher;
-                let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                    .arg(format!("{channels}{to}"))
-                    .arg(text)
-                    .query_async(&mut connection)
-                    .await;
+                let sent = redis.publish(&format!("{channels}{to}"), &text).await;
                 if let Err(error) = sent {
                     tracing::debug!(%error, "cannot answer another instance's request");
                 }
