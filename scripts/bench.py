@@ -19,7 +19,10 @@ Measures, on this machine, with MariaDB and Redis:
   8. ocpp: 10,000 chargers of `csm-cli simulate-ocpp` on one server: RSS a charger, CPU, answer
      times, and StatusNotification → live event (scripts/ocpp_sse_probe.py);
   9. storm: 10,000 chargers with passwords connecting at once, for several password costs
-     (CSM_BENCH_STORM_COSTS, PBKDF2 iterations): until all are in, CPU, and API reads meanwhile.
+     (CSM_BENCH_STORM_COSTS, PBKDF2 iterations): until all are in, CPU, and API reads meanwhile;
+ 10. cluster: 1, 2 and 3 instances refreshing one fleet, and the takeover after kill -9;
+ 11. failover: 10,000 chargers on one of three instances, that instance killed (kill -9): the
+     time until every charger is back on the other two, and answer times meanwhile.
 Writes target/bench/results.json and target/bench/results.md.
 """
 import argparse
@@ -801,6 +804,89 @@ def bench_cluster(quick):
     return results
 
 
+def bench_failover(quick):
+    """The charger storm after an instance dies: every charger connected to instance A of three
+    (the first of the simulator's URLs, as a load balancer sends them), A killed with kill -9,
+    and each charger reconnecting to B or C (half each) a second after its socket broke. Measures
+    how long until every charger has booted again elsewhere, the answer times of the calls on
+    the new connections, and the survivors' CPU."""
+    import resource
+    chargers = 2000 if quick else 10000
+    settle = 20 if quick else 40
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 2 * chargers + 5000) if hard != resource.RLIM_INFINITY else 2 * chargers + 5000
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    log(f"failover: {chargers:,} chargers on instance A of three; A killed (kill -9)")
+    url = fresh_database("csm_bench_failover")
+    prefix = f"bench-failover-{int(time.time())}:"
+    env = base_env(url, prefix)
+    run_cli(env, "init-db")
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as csv_file:
+        csv_file.write("id,name,vendor,port_count\n")
+        for n in range(1, chargers + 1):
+            csv_file.write(f"SIM-{n:04},charger {n},ocpp,2\n")
+    run_cli(env, "stations", "import", csv_file.name)
+    os.unlink(csv_file.name)
+    servers = []
+    try:
+        for name in ("a", "b", "c"):
+            servers.append(start_server(url, prefix, None, {
+                "CSM_OCPP_REGISTRATION": "known", "CSM_INSTANCE_ID": name, "CSM_ADMIN_TOKEN": "bench"}))
+        ports = [base.rsplit(":", 1)[1] for _, base in servers]
+        urls = ",".join(f"ws://127.0.0.1:{port}/ocpp" for port in ports)
+        sim = Process([CLI, "simulate-ocpp", "--url", urls, "--chargers", str(chargers), "--connectors", "2",
+                       "--meter-secs", "30", "--session-secs", "300"], env=env)
+        with sim:
+            a, a_base = servers[0]
+            deadline = time.time() + 600
+            while True:
+                request = urllib.request.Request(f"{a_base}/api/cluster", headers={"Authorization": "Bearer bench"})
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    view = json.loads(response.read())
+                held = {i["id"]: i["chargers"] for i in view["instances"]}
+                if held.get("a") == chargers:
+                    break
+                if time.time() > deadline:
+                    raise RuntimeError(f"the chargers did not all connect to A: {view}")
+                time.sleep(1)
+            time.sleep(5)
+            survivors = servers[1:]
+            cpu0 = [cpu_secs(p.proc.pid) for p, _ in survivors]
+            killed = time.time()
+            a.proc.kill()
+            a.proc.wait()
+            log(f"failover: killed A holding {chargers:,} chargers")
+            time.sleep(settle)
+            cpu = [cpu_secs(p.proc.pid) - c for (p, _), c in zip(survivors, cpu0)]
+            request = urllib.request.Request(f"{survivors[0][1]}/api/cluster", headers={"Authorization": "Bearer bench"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                view = json.loads(response.read())
+            rss = [p.rss_mb()[0] for p, _ in survivors]
+            sim.proc.send_signal(signal.SIGINT)
+            sim.proc.wait(timeout=60)
+        summary = json.loads(open(sim.log.name).read().strip().splitlines()[-1])
+    finally:
+        for process, _ in servers:
+            process.stop()
+        mysql("DROP DATABASE IF EXISTS `csm_bench_failover`")
+    back = summary["back_after_drop_ms"]
+    result = {
+        "chargers": chargers,
+        "back": summary["back_after_drop"],
+        "all_back_secs": round(back["max"] / 1000, 1) if summary["back_after_drop"] >= chargers else None,
+        "back_ms": back,
+        "answer_ms_after_drop": summary["answer_ms_after_drop"],
+        "held_after": {i["id"]: i["chargers"] for i in view["instances"]},
+        "survivors_cpu_secs": [round(c, 1) for c in cpu],
+        "window_secs": settle,
+        "survivors_rss_mb": [round(r) for r in rss],
+        "command": f"csm-cli simulate-ocpp --url ws://A/ocpp,ws://B/ocpp,ws://C/ocpp --chargers {chargers} "
+                   "--connectors 2 against three csm-server instances (MariaDB + Redis), kill -9 of A",
+    }
+    log(f"failover: {json.dumps(result)}")
+    return result
+
+
 def machine():
     cpu = "unknown"
     try:
@@ -996,13 +1082,28 @@ def markdown(results):
                          f"| {', '.join(str(c) for c in row['cpu_us_per_station'])} | {row['cpu_vs_single']} "
                          f"| {row['redis_commands_per_station_per_interval']} | {ms('p50')} | {ms('p99')} "
                          f"| {ms('max')} | {takeover} |")
+    failover = results.get("failover")
+    if failover:
+        f = failover
+        back, answers = f["back_ms"], f["answer_ms_after_drop"]
+        all_back = f"{f['all_back_secs']} s" if f["all_back_secs"] is not None else f"{f['back']:,} of {f['chargers']:,} only"
+        lines += ["", "### Failover: the charger storm after an instance dies", "",
+                  f"`{f['command']}`. Each charger reconnects a second after its socket broke, to B or C (half each); "
+                  f"\"back\": from the break to its BootNotification answered on the new connection. Measured over the "
+                  f"{f['window_secs']} s after the kill.", "",
+                  "| chargers | all back after | back p50 | p99 | answers on the new connections p50 | p99 | max | held after (instance: chargers) | survivors' CPU | survivors' RSS |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+                  f"| {f['chargers']:,} | {all_back} | {back['p50'] / 1000:.2f} s | {back['p99'] / 1000:.2f} s "
+                  f"| {answers['p50']:.1f} ms | {answers['p99']:.1f} ms | {answers['max']:.0f} ms "
+                  f"| {', '.join(f'{k}: {v:,}' for k, v in sorted(f['held_after'].items()))} "
+                  f"| {', '.join(f'{c} s' for c in f['survivors_cpu_secs'])} | {', '.join(f'{r} MB' for r in f['survivors_rss_mb'])} |"]
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -1013,7 +1114,7 @@ def main():
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"])
+    only = set(args.only or ["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -1044,10 +1145,12 @@ def main():
         results["storm"] = bench_storm(args.quick)
     if "cluster" in only:
         results["cluster"] = bench_cluster(args.quick)
+    if "failover" in only:
+        results["failover"] = bench_failover(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

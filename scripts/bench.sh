@@ -2,7 +2,8 @@
 # Benchmarks csm on this machine with MariaDB and Redis (see scripts/bench.py for what is
 # measured). Writes target/bench/results.json and target/bench/results.md.
 # Usage: ./scripts/bench.sh [--quick] [--only PART…]  (--quick: 1,000 stations, short runs;
-# --only cluster: 1, 2 and 3 instances on one database and Redis)
+# --only cluster: 1, 2 and 3 instances on one database and Redis; --only failover: the charger
+# storm after an instance dies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh

@@ -17,7 +17,9 @@ use serde_json::json;
 #[derive(Debug, Args)]
 pub struct SimulateOcppArgs {
     /// The central system's OCPP URL; each charger appends its id
-    /// (`ws://127.0.0.1:5000/ocpp` → `ws://127.0.0.1:5000/ocpp/SIM-0001`).
+    /// (`ws://127.0.0.1:5000/ocpp` → `ws://127.0.0.1:5000/ocpp/SIM-0001`). Several, separated
+    /// by commas: every charger connects to the first, and after a drop to another (as behind
+    /// a load balancer when an instance dies).
     #[arg(long)]
     pub url: String,
     /// Chargers to simulate.
@@ -109,6 +111,9 @@ pub async fn run(args: SimulateOcppArgs, out: &mut (dyn Write + Send)) -> anyhow
         "answer_ms": percentiles(&counters.answer_micros),
         "answer_ms_with_warmup": percentiles(&counters.all_answer_micros),
         "first_connect_ms": percentiles(&counters.first_connect_micros),
+        "back_after_drop": lock_len(&counters.back_micros),
+        "back_after_drop_ms": percentiles(&counters.back_micros),
+        "answer_ms_after_drop": percentiles(&counters.after_drop_answer_micros),
         "never_connected": args.chargers - lock_len(&counters.first_connect_micros),
     });
     writeln!(out, "{summary}")?;

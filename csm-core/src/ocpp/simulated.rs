@@ -27,7 +27,10 @@ const CONFIGURATION: [(&str, &str, bool); 5] = [
 /// What the simulated chargers are.
 #[derive(Clone, Debug)]
 pub struct SimulatedChargers {
-    /// The central system's OCPP URL; each charger appends its id.
+    /// The central system's OCPP URL; each charger appends its id. Several separated by
+    /// commas stand for the instances behind a load balancer: every charger connects to the
+    /// first, and after a drop (or a refused connection) to the next of them, half of the
+    /// chargers one way round and half the other.
     pub url: String,
     /// Connectors of each charger.
     pub connectors: u32,
@@ -74,6 +77,11 @@ pub struct Counters {
     /// For each charger that connected: microseconds from the start to its first connection
     /// (a reconnect storm's length as the chargers see it).
     pub first_connect_micros: Mutex<Vec<u64>>,
+    /// For each time a charger was dropped and came back: microseconds from the drop to its
+    /// BootNotification answered on the new connection (the storm after an instance died).
+    pub back_micros: Mutex<Vec<u64>>,
+    /// Answer times in microseconds of the calls sent on connections made after a drop.
+    pub after_drop_answer_micros: Mutex<Vec<u64>>,
 }
 
 impl Counters {
@@ -91,6 +99,8 @@ impl Counters {
             answer_micros: Mutex::default(),
             all_answer_micros: Mutex::default(),
             first_connect_micros: Mutex::default(),
+            back_micros: Mutex::default(),
+            after_drop_answer_micros: Mutex::default(),
         }
     }
 }
@@ -114,10 +124,13 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
             .wrapping_mul(6364136223846793005)
             .wrapping_add(n as u64),
     );
+    let urls: Vec<&str> = chargers.url.split(',').map(str::trim).collect();
+    let mut at = 0;
     let mut wait = Duration::from_secs(1);
     let mut first = true;
+    let mut dropped: Option<Instant> = None;
     loop {
-        match connect(&id, chargers).await {
+        match connect(&id, urls[at], chargers).await {
             Ok(socket) => {
                 if std::mem::take(&mut first) {
                     let micros = counters.started.elapsed().as_micros() as u64;
@@ -126,24 +139,30 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
                 counters.connections.fetch_add(1, Ordering::Relaxed);
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 wait = Duration::from_secs(1);
-                if let Err(error) = session_loop(socket, chargers, counters, &mut rng).await {
+                let back = dropped.take();
+                if let Err(error) = session_loop(socket, chargers, counters, &mut rng, back).await
+                {
                     tracing::debug!(charger = %id, %error, "simulated charger dropped");
                 }
                 counters.connected.fetch_sub(1, Ordering::Relaxed);
+                dropped = Some(Instant::now());
             }
             Err(error) => {
                 tracing::debug!(charger = %id, %error, "simulated charger cannot connect");
                 counters.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if urls.len() > 1 {
+            at = (at + 1 + n % (urls.len() - 1)) % urls.len();
+        }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
 
-async fn connect(id: &str, chargers: &SimulatedChargers) -> Result<Socket, Failure> {
+async fn connect(id: &str, base: &str, chargers: &SimulatedChargers) -> Result<Socket, Failure> {
     use base64::Engine as _;
-    let url = format!("{}/{id}", chargers.url.trim_end_matches('/'));
+    let url = format!("{}/{id}", base.trim_end_matches('/'));
     let mut request = url.into_client_request()?;
     let headers = request.headers_mut();
     headers.insert(
@@ -180,12 +199,14 @@ impl Connector {
     }
 }
 
-/// Boots, then runs sessions on every connector until the socket fails.
+/// Boots, then runs sessions on every connector until the socket fails. `dropped`: when the
+/// connection before this one was lost.
 async fn session_loop(
     mut socket: Socket,
     chargers: &SimulatedChargers,
     counters: &Counters,
     rng: &mut fastrand::Rng,
+    dropped: Option<Instant>,
 ) -> Result<(), Failure> {
     let mut link = Link {
         socket: &mut socket,
@@ -193,10 +214,14 @@ async fn session_loop(
         next_id: 0,
         triggered: false,
         connectors: chargers.connectors,
+        after_drop: dropped.is_some(),
     };
     let boot = link
         .call("BootNotification", json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"}))
         .await?;
+    if let Some(dropped) = dropped {
+        push(&counters.back_micros, dropped.elapsed().as_micros() as u64);
+    }
     let heartbeat = Duration::from_secs(
         boot.get("interval")
             .and_then(Value::as_u64)
@@ -301,6 +326,8 @@ struct Link<'a> {
     triggered: bool,
     /// How many connectors the charger has.
     connectors: u32,
+    /// This connection was made after a drop.
+    after_drop: bool,
 }
 
 impl Link<'_> {
@@ -329,6 +356,9 @@ impl Link<'_> {
                     push(&self.counters.all_answer_micros, micros);
                     if sent >= self.counters.measure_from {
                         push(&self.counters.answer_micros, micros);
+                    }
+                    if self.after_drop {
+                        push(&self.counters.after_drop_answer_micros, micros);
                     }
                     if value[0] == 4 {
                         self.counters.errors.fetch_add(1, Ordering::Relaxed);
