@@ -140,8 +140,7 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 wait = Duration::from_secs(1);
                 let back = dropped.take();
-                if let Err(error) = session_loop(socket, chargers, counters, &mut rng, back).await
-                {
+                if let Err(error) = session_loop(socket, chargers, counters, &mut rng, back).await {
                     tracing::debug!(charger = %id, %error, "simulated charger dropped");
                 }
                 counters.connected.fetch_sub(1, Ordering::Relaxed);
