@@ -142,6 +142,7 @@ pub async fn command(
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
     /// Only the frames after this number (`seq`): what a follower has not seen yet.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     after: Option<u64>,
     /// At most this many frames, the newest (1–200, default 200).
     #[param(minimum = 1, maximum = 200)]
@@ -175,11 +176,14 @@ pub async fn messages(
             "limit {limit} is outside 1..{MAX_FRAMES}"
         )));
     }
-    let read = state
-        .monitor
-        .ocpp()
-        .messages(&id, query.after.unwrap_or(0), limit)
-        .await?;
+    let after = query.after.unwrap_or(0);
+    if i64::try_from(after).is_err() {
+        return Err(ApiError::BadRequest(format!(
+            "after {after} is past the largest frame number ({})",
+            i64::MAX
+        )));
+    }
+    let read = state.monitor.ocpp().messages(&id, after, limit).await?;
     Ok(axum::Json(MessageLogJson::of(&id, read)))
 }
 
