@@ -627,6 +627,18 @@ def phc_pbkdf2(password, iterations):
     return f"$pbkdf2-sha256$i={iterations},l=32${b64(salt)}${b64(digest)}"
 
 
+def import_chargers(env, chargers):
+    """A fresh database with `chargers` OCPP stations of 2 connectors (SIM-0001…), the ids
+    `csm-cli simulate-ocpp` uses."""
+    run_cli(env, "init-db")
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as csv_file:
+        csv_file.write("id,name,vendor,port_count\n")
+        for n in range(1, chargers + 1):
+            csv_file.write(f"SIM-{n:04},charger {n},ocpp,2\n")
+    run_cli(env, "stations", "import", csv_file.name)
+    os.unlink(csv_file.name)
+
+
 def bench_storm(quick):
     """A reconnect storm: every charger of a fleet, each with a password, connects at once (as
     after a restart of csm or of the network in front of it). For each password cost: how long
@@ -643,13 +655,7 @@ def bench_storm(quick):
         log(f"storm: {chargers:,} chargers with passwords at {cost:,} PBKDF2 iterations connecting at once")
         url = fresh_database("csm_bench_storm")
         env = base_env(url, f"bench-storm-{cost}:")
-        run_cli(env, "init-db")
-        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as csv_file:
-            csv_file.write("id,name,vendor,port_count\n")
-            for n in range(1, chargers + 1):
-                csv_file.write(f"SIM-{n:04},charger {n},ocpp,2\n")
-        run_cli(env, "stations", "import", csv_file.name)
-        os.unlink(csv_file.name)
+        import_chargers(env, chargers)
         stored = phc_pbkdf2(password, cost)
         mysql(f"INSERT INTO ocpp_passwords (station_id, hash, updated_at) "
               f"SELECT id, '{stored}', NOW(6) FROM stations", "csm_bench_storm")
@@ -820,13 +826,7 @@ def bench_failover(quick):
     url = fresh_database("csm_bench_failover")
     prefix = f"bench-failover-{int(time.time())}:"
     env = base_env(url, prefix)
-    run_cli(env, "init-db")
-    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as csv_file:
-        csv_file.write("id,name,vendor,port_count\n")
-        for n in range(1, chargers + 1):
-            csv_file.write(f"SIM-{n:04},charger {n},ocpp,2\n")
-    run_cli(env, "stations", "import", csv_file.name)
-    os.unlink(csv_file.name)
+    import_chargers(env, chargers)
     servers = []
     try:
         for name in ("a", "b", "c"):
