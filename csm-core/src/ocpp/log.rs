@@ -41,6 +41,14 @@ pub struct Logged {
 /// while the database is away).
 pub const MAX_UNSAVED: usize = 2_000;
 
+/// Drops the oldest frames waiting for the database past [`MAX_UNSAVED`], counting them.
+fn drop_oldest_unsaved(unsaved: &mut VecDeque<Logged>) {
+    while unsaved.len() > MAX_UNSAVED {
+        unsaved.pop_front();
+        metrics::counter!("csm_ocpp_messages_unsaved_dropped_total").increment(1);
+    }
+}
+
 /// One charger's log.
 #[derive(Debug, Default)]
 pub struct MessageLog {
@@ -60,8 +68,7 @@ impl MessageLog {
         }
     }
 
-    /// The frames not written to the database yet, taken (oldest first), and how many were
-    /// dropped since the last take.
+    /// The frames not written to the database yet, taken (oldest first).
     pub fn take_unsaved(&mut self) -> Vec<Logged> {
         self.unsaved
             .as_mut()
@@ -75,10 +82,7 @@ impl MessageLog {
             for frame in frames.into_iter().rev() {
                 unsaved.push_front(frame);
             }
-            while unsaved.len() > MAX_UNSAVED {
-                unsaved.pop_front();
-                metrics::counter!("csm_ocpp_messages_unsaved_dropped_total").increment(1);
-            }
+            drop_oldest_unsaved(unsaved);
         }
     }
 
@@ -108,10 +112,7 @@ impl MessageLog {
         };
         if let Some(unsaved) = self.unsaved.as_mut() {
             unsaved.push_back(logged.clone());
-            if unsaved.len() > MAX_UNSAVED {
-                unsaved.pop_front();
-                metrics::counter!("csm_ocpp_messages_unsaved_dropped_total").increment(1);
-            }
+            drop_oldest_unsaved(unsaved);
         }
         self.frames.push_back(logged);
         while self.frames.len() > MAX_FRAMES || self.bytes > MAX_BYTES {

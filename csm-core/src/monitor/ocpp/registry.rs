@@ -189,29 +189,36 @@ impl Ocpp {
         }
     }
 
-    /// Writes the frames of the message logs not written yet (with `CSM_OCPP_LOG_DATABASE`);
-    /// what the database does not take is put back and tried at the next turn.
+    /// Writes the frames of the message logs not written yet (with `CSM_OCPP_LOG_DATABASE`),
+    /// every charger's in one transaction; what the database does not take is put back and
+    /// tried at the next turn.
     async fn write_messages(&self, source: &crate::ocpp::OcppSource) {
         if !self.settings.ocpp.log_database {
             return;
         }
-        let instance = self.cluster.id().to_owned();
-        for (id, frames) in source.take_unsaved() {
-            let stored: Vec<crate::model::ocpp::StoredFrame> = frames
-                .iter()
-                .map(|f| crate::model::ocpp::StoredFrame {
+        let taken = source.take_unsaved();
+        if taken.is_empty() {
+            return;
+        }
+        let instance = self.cluster.id();
+        let stored: Vec<crate::model::ocpp::StoredFrame> = taken
+            .iter()
+            .flat_map(|(id, frames)| {
+                frames.iter().map(|f| crate::model::ocpp::StoredFrame {
                     id: 0,
                     station_id: id.clone(),
-                    instance: instance.clone(),
+                    instance: instance.to_owned(),
                     at: f.at,
                     direction: f.direction,
                     connection: f.connection,
                     action: f.action.clone(),
                     frame: f.frame.clone(),
                 })
-                .collect();
-            if let Err(error) = self.store.write_ocpp_messages(&stored).await {
-                tracing::debug!(%error, charger = %id, "cannot write a message log to the database; trying again");
+            })
+            .collect();
+        if let Err(error) = self.store.write_ocpp_messages(&stored).await {
+            tracing::debug!(%error, frames = stored.len(), "cannot write the message logs to the database; trying again");
+            for (id, frames) in taken {
                 source.put_back(&id, frames);
             }
         }
