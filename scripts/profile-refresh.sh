@@ -5,10 +5,14 @@
 #
 #   ./scripts/profile-refresh.sh [--stations N] [--callgrind | --perf]
 #
-#   --callgrind  (default) instructions of the csm-cli process per station, from valgrind's
-#                callgrind; repeatable whatever else the machine does. The cost of starting the
-#                process is measured on its own (a refresh of one station) and taken off.
-#                Output: target/profile/callgrind.out (read it with callgrind_annotate).
+#   --callgrind  (default) instructions of csm-cli per station, from valgrind's callgrind;
+#                repeatable whatever else the machine does. Two figures: the second of three
+#                rounds in one process (`refresh --all --rounds 3`, cut where each round
+#                begins), the steady cycle of a running server; and one round in a fresh
+#                process, with the cost of starting it (a refresh of one station) taken off,
+#                which also pays for preparing statements, loading the catalogue and the last
+#                readings. Output: target/profile/callgrind.out.3 and callgrind-fresh.out (read
+#                them with callgrind_annotate).
 #   --perf       where the time goes: perf record with call graphs, 2,000 samples a second.
 #                Output: target/profile/perf.data (read it with perf report).
 #   --clients    no refresh: instructions per request of the HTTP client alone, reqwest (csm's
@@ -86,15 +90,26 @@ sleep 3
 step "steady cycle under $mode"
 case $mode in
   callgrind)
+    # Three rounds in one process, 10 s apart (about as many ports change as the fresh
+    # process below sees), cut where each begins: the second round (file .3) is a
+    # steady cycle as a server runs it (statements prepared, last readings in memory, the
+    # catalogue loaded); a fresh process's one round also pays for those.
+    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind-fresh.out" \
+      "$cli" refresh --all 2>"$out/valgrind-fresh.log" | tail -1
+    rm -f "$out"/callgrind.out*
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
-      "$cli" refresh --all 2>"$out/valgrind.log" | tail -1
+      --dump-before='*round_begins*' \
+      "$cli" refresh --all --rounds 3 --every 10 2>"$out/valgrind.log" | tail -3
     valgrind --tool=callgrind --callgrind-out-file="$out/callgrind-start.out" \
       "$cli" refresh S0001 >/dev/null 2>"$out/valgrind-start.log" || true
-    total=$(instructions "$out/valgrind.log")
+    steady=$(grep -o '^summary: [0-9]*' "$out/callgrind.out.3" | grep -o '[0-9]*$')
+    total=$(instructions "$out/valgrind-fresh.log")
     start=$(instructions "$out/valgrind-start.log")
-    printf 'csm-cli: %s instructions in all, %s of them starting the process; %s a station\n' \
-      "$total" "$start" "$(( (total - start) / stations ))"
-    echo "details: callgrind_annotate --inclusive=yes $out/callgrind.out | less"
+    printf 'csm-cli, steady round in a running process: %s instructions a station (%s in all)\n' \
+      "$(( steady / stations ))" "$steady"
+    printf 'csm-cli, one round in a fresh process: %s instructions a station (%s in all, %s of them starting the process)\n' \
+      "$(( (total - start) / stations ))" "$total" "$start"
+    echo "details: callgrind_annotate --inclusive=yes $out/callgrind.out.3 | less (a fresh process: $out/callgrind-fresh.out)"
     ;;
   perf)
     perf record -F 2000 --call-graph dwarf,16384 -o "$out/perf.data" -- \

@@ -28,6 +28,15 @@ pub struct RefreshArgs {
     /// Refresh every enabled station.
     #[arg(long, conflicts_with = "stations")]
     pub all: bool,
+    /// Refresh the stations this many times, one round after another in one process, each
+    /// round's rows written before the next starts: how a server's steady cycles behave
+    /// (statements prepared, last readings in memory), with a summary for each round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
+    /// With `--rounds`: start a round every this many seconds (one that overruns is followed
+    /// at once); without it, each round follows the previous.
+    #[arg(long, value_name = "SECS", requires = "rounds", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub every: Option<u64>,
     /// `--json`: the summary as JSON.
     #[command(flatten)]
     pub output: JsonOutput,
@@ -78,6 +87,14 @@ pub struct RefreshSummary {
     pub unwritten_rows: usize,
 }
 
+/// What `--json` prints: one summary, or with `--rounds` above 1 one a round.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Rounds<'a> {
+    One(&'a RefreshSummary),
+    Many(&'a [RefreshSummary]),
+}
+
 /// A station that failed.
 #[derive(Debug, Serialize)]
 pub struct FailedStation {
@@ -100,38 +117,77 @@ pub async fn refresh(
         .into());
     }
     let monitor = open(settings).await?;
-    let stations: Vec<Arc<Station>> = if args.all {
-        monitor.stations().enabled().await?
-    } else {
-        let mut chosen = Vec::with_capacity(args.stations.len());
-        for raw in &args.stations {
-            let id = StationId::parse(raw)?;
-            chosen.push(monitor.stations().get(&id).await?);
+    let mut summaries = Vec::with_capacity(args.rounds as usize);
+    let first = tokio::time::Instant::now();
+    for round in 1..=args.rounds {
+        if let Some(every) = args.every {
+            let due = first + Duration::from_secs(every) * (round - 1);
+            tokio::time::sleep_until(due).await;
         }
-        chosen
-    };
-    let progress = Progress::new(stations.len());
-    let started = Instant::now();
-    let outcomes = monitor
-        .refresh()
-        .many(stations, |outcome| progress.step(outcome))
-        .await;
-    let report = monitor.shutdown(FLUSH_DEADLINE).await;
-    let elapsed = started.elapsed();
-    progress.finish();
-    let summary = summarize(&outcomes, elapsed, report.pending_rows);
+        round_begins(round);
+        let stations = chosen_stations(&monitor, &args).await?;
+        let progress = Progress::new(stations.len());
+        let started = Instant::now();
+        let outcomes = monitor
+            .refresh()
+            .many(stations, |outcome| progress.step(outcome))
+            .await;
+        let report = if round == args.rounds {
+            monitor.shutdown(FLUSH_DEADLINE).await
+        } else {
+            monitor.flush().await
+        };
+        progress.finish();
+        summaries.push(summarize(&outcomes, started.elapsed(), report.pending_rows));
+    }
     emit_json(
         out,
         &args.output,
-        || &summary,
-        |out| write_summary(out, &summary),
+        || match &summaries[..] {
+            [one] => Rounds::One(one),
+            rounds => Rounds::Many(rounds),
+        },
+        |out| {
+            for (round, summary) in summaries.iter().enumerate() {
+                if summaries.len() > 1 {
+                    write!(out, "round {}/{}: ", round + 1, summaries.len())?;
+                }
+                write_summary(out, summary)?;
+            }
+            Ok(())
+        },
     )?;
-    let failed = !summary.failed.is_empty() || summary.unwritten_rows > 0;
+    let failed = summaries
+        .iter()
+        .any(|s| !s.failed.is_empty() || s.unwritten_rows > 0);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Marks where a round starts, for a profiler that cuts its counts at each call
+/// (`valgrind --tool=callgrind --dump-before=…round_begins…`, see `scripts/profile-refresh.sh`).
+#[inline(never)]
+fn round_begins(round: u32) {
+    std::hint::black_box(round);
+}
+
+/// The stations a round refreshes: every enabled one, or those named.
+async fn chosen_stations(
+    monitor: &csm_core::monitor::Monitor,
+    args: &RefreshArgs,
+) -> anyhow::Result<Vec<Arc<Station>>> {
+    if args.all {
+        return Ok(monitor.stations().enabled().await?);
+    }
+    let mut chosen = Vec::with_capacity(args.stations.len());
+    for raw in &args.stations {
+        let id = StationId::parse(raw)?;
+        chosen.push(monitor.stations().get(&id).await?);
+    }
+    Ok(chosen)
 }
 
 fn write_summary(out: &mut (dyn Write + Send), summary: &RefreshSummary) -> anyhow::Result<()> {

@@ -120,19 +120,37 @@ impl HttpChargerApi {
         station_id: Option<&str>,
         secrets: bool,
     ) -> Result<String, ChargerError> {
-        let mut out = template.to_owned();
-        if out.contains("{base_url}") {
-            let base = self.base_url.as_deref().ok_or_else(|| {
-                self.config_error(format!(
-                    "no base URL: set CSM_VENDOR_{}_BASE_URL or base_url in the profile",
-                    vendor_env_name(&self.profile.name)
-                ))
-            })?;
-            out = out.replace("{base_url}", base);
+        // One pass over the template (it runs for every request): `{base_url}` (its own
+        // `{station_id}` filled too), then `{station_id}`.
+        let mut out = String::with_capacity(template.len() + 64);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            if let Some(after) = tail.strip_prefix("{base_url}") {
+                let base = self.base_url.as_deref().ok_or_else(|| {
+                    self.config_error(format!(
+                        "no base URL: set CSM_VENDOR_{}_BASE_URL or base_url in the profile",
+                        vendor_env_name(&self.profile.name)
+                    ))
+                })?;
+                match station_id {
+                    Some(id) if base.contains("{station_id}") => {
+                        out.push_str(&base.replace("{station_id}", id));
+                    }
+                    _ => out.push_str(base),
+                }
+                rest = after;
+            } else if let (Some(id), Some(after)) = (station_id, tail.strip_prefix("{station_id}"))
+            {
+                out.push_str(id);
+                rest = after;
+            } else {
+                out.push('{');
+                rest = &tail[1..];
+            }
         }
-        if let Some(id) = station_id {
-            out = out.replace("{station_id}", id);
-        }
+        out.push_str(rest);
         if secrets {
             while let Some(start) = out.find("${") {
                 let Some(len) = out[start..].find('}') else {
@@ -399,5 +417,41 @@ mod tests {
         profile.request.url = "${HOST}/{station_id}".into();
         let api = HttpChargerApi::new(profile, None, client, &settings);
         assert!(api.url_prefix.is_none());
+    }
+
+    #[test]
+    fn templates_fill_the_base_url_the_station_and_secrets() {
+        let settings = VendorSettings::default();
+        let client = build_client(&settings, 8).unwrap();
+        let base = Some("http://h/{station_id}".to_owned());
+        let api = HttpChargerApi::new(VendorProfile::native(), base, client.clone(), &settings);
+        let render = |template: &str, id: Option<&str>| api.render("url", template, id, false);
+        assert_eq!(
+            render("{base_url}/a/{station_id}?q={x}&{", Some("S1")).unwrap(),
+            "http://h/S1/a/S1?q={x}&{"
+        );
+        assert_eq!(
+            render("{base_url}/{station_id}", None).unwrap(),
+            "http://h/{station_id}/{station_id}"
+        );
+        assert_eq!(render("{base_url", Some("S1")).unwrap(), "{base_url");
+        // Secrets are filled only when asked for, after the placeholders.
+        // (`PATH` stands for a secret: every test process has it.)
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            render("{base_url}?${PATH}", Some("S2")).unwrap(),
+            "http://h/S2?${PATH}"
+        );
+        assert_eq!(
+            api.render("url", "{base_url}?${PATH}", Some("S2"), true)
+                .unwrap(),
+            format!("http://h/S2?{path}")
+        );
+        let unset = "{base_url}?${CSM_TEST_RENDER_UNSET_7F3A}";
+        let error = api.render("url", unset, None, true).unwrap_err();
+        assert!(error.to_string().contains("CSM_TEST_RENDER_UNSET_7F3A"), "{error}");
+        let no_base = HttpChargerApi::new(VendorProfile::native(), None, client, &settings);
+        let error = no_base.render("url", "{base_url}/x", None, false).unwrap_err();
+        assert!(error.to_string().contains("no base URL"), "{error}");
     }
 }

@@ -14,7 +14,7 @@
 //! refresh` run) starts from the previous observation in the diff base: its measurements
 //! stand for the last kept ones, its time for when they were kept.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};

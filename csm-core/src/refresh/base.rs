@@ -5,7 +5,7 @@
 //! The engine's copy matters while the cache is away or behind, and the store cannot stand in
 //! for it then because the batch writer may still hold the latest rows.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};

@@ -14,7 +14,7 @@
 //! Failures that say nothing of the vendor's health (a station it does not know, an answer
 //! that does not fit the profile) neither open nor close it.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

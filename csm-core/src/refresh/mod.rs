@@ -10,7 +10,7 @@
 //! - A failing station keeps its last ports, marked with the error, instead of vanishing.
 //! - [`scheduler`] refreshes every enabled station every interval.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,9 @@
 //! by the fleet; status events are kept in order up to a bound, beyond which the oldest are
 //! dropped, counted in a metric and logged.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 

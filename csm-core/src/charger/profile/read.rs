@@ -385,13 +385,18 @@ impl VendorProfile {
         at: &At<'_>,
         what: &str,
     ) -> Result<Option<f64>, ChargerError> {
-        let Some(found) = value.filter(|v| !v.is_null()) else {
+        let Some(found) = value else {
             return Ok(None);
         };
-        let parsed = match found.as_str() {
-            Some(s) if s.trim().is_empty() => return Ok(None),
-            Some(s) => s.trim().parse::<f64>().ok(),
-            None => found.as_f64(),
+        // One look at the type: each of sonic-rs's accessors looks again.
+        let parsed = match found.get_type() {
+            JsonType::Null => return Ok(None),
+            JsonType::Number => found.as_f64(),
+            JsonType::String => match found.as_str().map(str::trim) {
+                Some("") => return Ok(None),
+                text => text.and_then(|s| s.parse::<f64>().ok()),
+            },
+            _ => None,
         };
         parsed
             .map(Some)
