@@ -26,6 +26,7 @@ Measures, on this machine, with MariaDB and Redis:
 Writes target/bench/results.json and target/bench/results.md.
 """
 import argparse
+import glob
 import json
 import os
 import platform
@@ -730,7 +731,9 @@ def bench_cluster(quick):
     """1, 2 and 3 instances on one MariaDB and Redis refreshing one fleet: total stations/s, CPU
     per refreshed station of each instance against the single one (the coordination's cost),
     Redis commands per station per interval, live-event latency on a client of one instance
-    (most changes made by the others), and the takeover after kill -9."""
+    (most changes made by the others), and the takeover after kill -9. (On a machine with
+    fewer cores than instances, the CPU figures include their contention for the cores;
+    `cluster-instructions` counts instructions instead.)"""
     stations, interval = (2000, 5) if quick else (10000, 10)
     window = 3 * interval
     log(f"cluster: {stations:,} stations × {PORTS} ports every {interval} s, 1, 2 and 3 instances")
@@ -807,6 +810,65 @@ def bench_cluster(quick):
                 for process, _ in servers:
                     process.stop()
         mysql("DROP DATABASE IF EXISTS `csm_bench_cluster`")
+    return results
+
+
+def bench_cluster_instructions(quick):
+    """The coordination's cost in instructions, which the machine's other work cannot move:
+    1 and then 3 instances run under valgrind's callgrind (refreshing 2,000 stations every
+    10 s), their counters zeroed once formed and read 40 s later; instructions per station
+    each refreshed in that window, each instance against the single one. (Slower than the
+    CPU-time measure of `cluster`, and without its contention for two cores.)"""
+    stations, interval, window = 2000, 10, (20 if quick else 40)
+    log(f"cluster instructions: {stations:,} stations every {interval} s, 1 and 3 instances under callgrind")
+    out = tempfile.mkdtemp(prefix="csm-bench-callgrind-")
+    sim, sim_url = simulator(stations, speed=round(60 / interval, 3))
+    results = {"stations": stations, "interval_secs": interval, "window_secs": window, "instances": []}
+    with sim:
+        database_url, _ = synced_database("csm_bench_cluster", sim_url)
+        single = None
+        for count in (1, 3):
+            prefix = f"csmbench:cgcluster{count}:{int(time.time())}:"
+            PREFIXES.append(prefix)
+            servers = []
+            try:
+                for n in range(count):
+                    port = free_port()
+                    env = base_env(database_url, prefix, sim_url)
+                    env.update(CSM_BIND=f"127.0.0.1:{port}", RUST_LOG="warn", CSM_INSTANCE_ID=f"i{n + 1}",
+                               CSM_REFRESH_INTERVAL_SECS=str(interval))
+                    process = Process(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/{count}.%p",
+                                       SERVER], env=env)
+                    servers.append((process, f"http://127.0.0.1:{port}"))
+                for _, base in servers:
+                    wait_http(f"{base}/readyz", timeout=120)
+                time.sleep(3 * interval)
+                pids = [p.proc.pid for p, _ in servers]
+                for pid in pids:
+                    subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+                jobs0 = [metric_sum(b, "csm_refresh_jobs_total", 'outcome="joined"') for _, b in servers]
+                time.sleep(window)
+                jobs = [metric_sum(b, "csm_refresh_jobs_total", 'outcome="joined"') - j
+                        for (_, b), j in zip(servers, jobs0)]
+                for pid in pids:
+                    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+                per_station = []
+                for pid, done in zip(pids, jobs):
+                    dump = sorted(glob.glob(f"{out}/{count}.{pid}.*"))[-1]
+                    with open(dump) as f:
+                        total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+                    per_station.append(round(total / max(done, 1)))
+                mean = sum(per_station[i] * jobs[i] for i in range(count)) / max(sum(jobs), 1)
+                if count == 1:
+                    single = mean
+                row = {"instances": count, "stations_refreshed": [round(j) for j in jobs],
+                       "instructions_per_station": per_station, "vs_single": round(mean / single, 3)}
+                log(json.dumps(row))
+                results["instances"].append(row)
+            finally:
+                for process, _ in servers:
+                    process.stop()
+    shutil.rmtree(out, ignore_errors=True)
     return results
 
 
@@ -1082,6 +1144,15 @@ def markdown(results):
                          f"| {', '.join(str(c) for c in row['cpu_us_per_station'])} | {row['cpu_vs_single']} "
                          f"| {row['redis_commands_per_station_per_interval']} | {ms('p50')} | {ms('p99')} "
                          f"| {ms('max')} | {takeover} |")
+    counted = results.get("cluster_instructions")
+    if counted:
+        lines += ["", "### Cluster: instructions a station, under callgrind", "",
+                  f"{counted['stations']:,} stations every {counted['interval_secs']} s; each instance's instructions over "
+                  f"{counted['window_secs']} s once formed, over the stations it refreshed.", "",
+                  "| instances | stations refreshed, each | instructions a station, each | vs one |", "|---:|---|---|---:|"]
+        for row in counted["instances"]:
+            lines.append(f"| {row['instances']} | {', '.join(f'{j:,}' for j in row['stations_refreshed'])} "
+                         f"| {', '.join(f'{i:,}' for i in row['instructions_per_station'])} | {row['vs_single']} |")
     failover = results.get("failover")
     if failover:
         f = failover
@@ -1103,7 +1174,7 @@ def markdown(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover", "cluster-instructions"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -1147,6 +1218,8 @@ def main():
         results["cluster"] = bench_cluster(args.quick)
     if "failover" in only:
         results["failover"] = bench_failover(args.quick)
+    if "cluster-instructions" in only:
+        results["cluster_instructions"] = bench_cluster_instructions(args.quick)
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)

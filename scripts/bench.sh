@@ -3,13 +3,15 @@
 # measured). Writes target/bench/results.json and target/bench/results.md.
 # Usage: ./scripts/bench.sh [--quick] [--only PART…]  (--quick: 1,000 stations, short runs;
 # --only cluster: 1, 2 and 3 instances on one database and Redis; --only failover: the charger
-# storm after an instance dies)
+# storm after an instance dies; --only cluster-instructions: 1 and 3 instances under callgrind,
+# the coordination's cost in instructions, not part of a full run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 ensure_services
 command -v wrk >/dev/null || apt_install wrk
+case " $* " in *" cluster-instructions "*) command -v valgrind >/dev/null || apt_install valgrind ;; esac
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 step "building release binaries"

@@ -187,17 +187,26 @@ async fn refresh_and_ports_over_http_with_the_native_profile() {
         "a second cycle right after writes only changes: {summary}"
     );
     // Rounds in one process: a summary each, the later ones writing only changes.
-    let rounds = refresh(&["refresh", "--all", "--rounds", "2", "--every", "1", "--json"]).await;
+    let rounds = refresh(&[
+        "refresh", "--all", "--rounds", "2", "--every", "1", "--json",
+    ])
+    .await;
     let rounds: Vec<serde_json::Value> = serde_json::from_str(ok(&rounds)).unwrap();
     assert_eq!(rounds.len(), 2);
     for round in &rounds {
-        assert_eq!((round["stations"].as_u64(), round["ok"].as_u64()), (Some(30), Some(30)));
+        assert_eq!(
+            (round["stations"].as_u64(), round["ok"].as_u64()),
+            (Some(30), Some(30))
+        );
         assert!(round["rows_written"].as_u64().unwrap() < 36, "{round}");
     }
     let text = refresh(&["refresh", "S0001", "S0002", "--rounds", "3"]).await;
     let lines: Vec<&str> = ok(&text).lines().collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(lines[2].starts_with("round 3/3: refreshed 2 stations"), "{lines:?}");
+    assert!(
+        lines[2].starts_with("round 3/3: refreshed 2 stations"),
+        "{lines:?}"
+    );
     let ports = refresh(&["ports", "S0007"]).await;
     let text = ok(&ports);
     assert!(

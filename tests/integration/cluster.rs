@@ -298,8 +298,8 @@ async fn every_member_hears_every_change_once_in_one_order_and_a_client_resumes_
                 .unwrap();
             mine.push((
                 change.id,
-                change.update.state.station_id.to_string(),
-                change.update.events[0].port,
+                change.update().unwrap().state.station_id.to_string(),
+                change.update().unwrap().events[0].port,
             ));
         }
         seen.push(mine);

@@ -449,9 +449,14 @@ mod tests {
         );
         let unset = "{base_url}?${CSM_TEST_RENDER_UNSET_7F3A}";
         let error = api.render("url", unset, None, true).unwrap_err();
-        assert!(error.to_string().contains("CSM_TEST_RENDER_UNSET_7F3A"), "{error}");
+        assert!(
+            error.to_string().contains("CSM_TEST_RENDER_UNSET_7F3A"),
+            "{error}"
+        );
         let no_base = HttpChargerApi::new(VendorProfile::native(), None, client, &settings);
-        let error = no_base.render("url", "{base_url}/x", None, false).unwrap_err();
+        let error = no_base
+            .render("url", "{base_url}/x", None, false)
+            .unwrap_err();
         assert!(error.to_string().contains("no base URL"), "{error}");
     }
 }

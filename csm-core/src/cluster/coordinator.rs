@@ -13,6 +13,7 @@
 //!   generation of that connection (`<instance> <generation>`; `…:charger-gen:<id>` counts
 //!   them): the newest connection always takes it, and only its holder removes it.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::Script;
@@ -41,6 +42,8 @@ pub struct Coordinator {
     /// `{<prefix>cluster}`: the hash tag every key starts with, so that every script's keys
     /// share one slot of a Redis Cluster.
     tag: String,
+    /// The key of each slot's lease, written once (every beat names the held ones).
+    slot_keys: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -55,7 +58,9 @@ impl std::fmt::Debug for Coordinator {
 /// One heartbeat: refreshes this instance's entry and answers the live members with when each
 /// joined, and Redis's time. Members whose heartbeat lapsed are removed here, by whoever beats
 /// first.
-const BEAT: &str = r"
+static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
@@ -74,29 +79,41 @@ for _, id in ipairs(live) do
   table.insert(out, redis.call('HGET', KEYS[2], id) or now)
 end
 return out
-";
+",
+    )
+});
 
 /// The live members, read without changing anything.
-const LIVE: &str = r"
+static LIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
-";
+",
+    )
+});
 
 /// A connection of charger KEYS[1] on instance ARGV[1] takes it over: answers its generation
 /// and the holder before (if any).
-const CLAIM: &str = r"
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local generation = redis.call('INCR', KEYS[2])
 local before = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. generation)
 return {generation, before or ''}
-";
+",
+    )
+});
 
 /// After Redis lost its data: records again that connection ARGV[1] (`<instance>
 /// <generation>`, generation ARGV[2]) holds charger KEYS[1], unless a newer connection claimed
 /// it meanwhile; the generation counter KEYS[2] is brought back to at least ARGV[2], so a later
 /// connection cannot get a generation already in use. Answers 1 when recorded.
-const REASSERT: &str = r"
+static REASSERT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local counted = tonumber(redis.call('GET', KEYS[2]) or '0')
 if counted < tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], ARGV[2])
@@ -105,20 +122,28 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   return 1
 end
 return 0
-";
+",
+    )
+});
 
 /// Removes charger KEYS[1]'s holder if it is still ARGV[1].
-const UNCLAIM: &str = r"
+static UNCLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
-";
+",
+    )
+});
 
 /// A token bucket shared by every instance (KEYS[1]: `tokens`, `at`), on Redis's clock:
 /// ARGV[1] tokens at most, refilled at ARGV[2] a second; with ARGV[3] = 1 one is taken.
 /// Answers the tokens left and, when none could be taken, the milliseconds until one can.
-const BUCKET: &str = r"
+static BUCKET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local capacity = tonumber(ARGV[1])
@@ -138,50 +163,67 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
 return {tostring(tokens), wait}
-";
+",
+    )
+});
 
 /// Leaving: the entry, the join time and the heartbeat go at once.
-const LEAVE: &str = r"
+static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 return 1
-";
+",
+    )
+});
 
-/// Renews the leases in KEYS held with token ARGV[1] for ARGV[2] ms: for each key 1 (renewed),
-/// 0 (missing) or -1 (another's).
-const RENEW: &str = r"
+/// Renews the leases in KEYS held with token ARGV[1] for ARGV[2] ms: a character for each key,
+/// `1` (renewed), `0` (missing) or `-` (another's). (One string, not a number a key: the
+/// client reads a reply's values one by one, each costing as much as a short string.)
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local out = {}
 for i, key in ipairs(KEYS) do
   local holder = redis.call('GET', key)
   if holder == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
-    out[i] = 1
+    out[i] = '1'
   elseif holder then
-    out[i] = -1
+    out[i] = '-'
   else
-    out[i] = 0
+    out[i] = '0'
   end
 end
-return out
-";
+return table.concat(out)
+",
+    )
+});
 
-/// Takes the leases in KEYS that nobody holds, with token ARGV[1] for ARGV[2] ms: for each
-/// key 1 (taken) or 0 (held by someone).
-const ACQUIRE: &str = r"
+/// Takes the leases in KEYS that nobody holds, with token ARGV[1] for ARGV[2] ms: a character
+/// for each key, `1` (taken) or `0` (held by someone).
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local out = {}
 for i, key in ipairs(KEYS) do
   if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
-    out[i] = 1
+    out[i] = '1'
   else
-    out[i] = 0
+    out[i] = '0'
   end
 end
-return out
-";
+return table.concat(out)
+",
+    )
+});
 
 /// Releases the leases in KEYS still held with token ARGV[1].
-const RELEASE: &str = r"
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local n = 0
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then
@@ -190,15 +232,21 @@ for _, key in ipairs(KEYS) do
   end
 end
 return n
-";
+",
+    )
+});
 
 impl Coordinator {
     /// A coordinator on the Redis at `url` for the cluster of `prefix`. Nothing is connected
     /// until the first call.
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
         let connection = RedisLink::open(url, Timeouts::SHORT)?;
+        let tag = format!("{{{prefix}cluster}}");
         Ok(Self {
-            tag: format!("{{{prefix}cluster}}"),
+            slot_keys: (0..super::SLOTS)
+                .map(|slot| format!("{tag}:slot:{slot}"))
+                .collect(),
+            tag,
             connection,
         })
     }
@@ -220,8 +268,8 @@ impl Coordinator {
         format!("{}:instance:{id}", self.tag)
     }
 
-    fn slot_key(&self, slot: u16) -> String {
-        format!("{}:slot:{slot}", self.tag)
+    fn slot_key(&self, slot: u16) -> &str {
+        &self.slot_keys[usize::from(slot)]
     }
 
     fn charger_key(&self, id: &str) -> String {
@@ -241,7 +289,7 @@ impl Coordinator {
         ttl: Duration,
     ) -> Result<(u64, Vec<(String, u64)>), RedisFailure> {
         let mut connection = self.connection.clone();
-        let answer: Vec<redis::Value> = Script::new(BEAT)
+        let answer: Vec<redis::Value> = BEAT
             .key(self.members_key())
             .key(self.joined_key())
             .key(self.instance_key(id))
@@ -276,8 +324,7 @@ impl Coordinator {
     /// The ids of the members that beat within `ttl`.
     pub async fn live(&self, ttl: Duration) -> Result<Vec<String>, RedisFailure> {
         let mut connection = self.connection.clone();
-        Script::new(LIVE)
-            .key(self.members_key())
+        LIVE.key(self.members_key())
             .arg(ttl.as_millis() as u64)
             .invoke_async(&mut connection)
             .await
@@ -297,7 +344,7 @@ impl Coordinator {
         me: &str,
     ) -> Result<(String, Option<String>), RedisFailure> {
         let mut connection = self.connection.clone();
-        let (generation, before): (u64, String) = Script::new(CLAIM)
+        let (generation, before): (u64, String) = CLAIM
             .key(self.charger_key(id))
             .key(format!("{}:charger-gen:{id}", self.tag))
             .arg(me)
@@ -319,7 +366,7 @@ impl Coordinator {
             .and_then(|g| g.parse::<u64>().ok())
             .unwrap_or(0);
         let mut connection = self.connection.clone();
-        let recorded: i64 = Script::new(REASSERT)
+        let recorded: i64 = REASSERT
             .key(self.charger_key(id))
             .key(format!("{}:charger-gen:{id}", self.tag))
             .arg(held)
@@ -334,7 +381,7 @@ impl Coordinator {
     /// still holds it.
     pub async fn unclaim_charger(&self, id: &str, held: &str) -> Result<(), RedisFailure> {
         let mut connection = self.connection.clone();
-        let _: i64 = Script::new(UNCLAIM)
+        let _: i64 = UNCLAIM
             .key(self.charger_key(id))
             .arg(held)
             .invoke_async(&mut connection)
@@ -374,7 +421,7 @@ impl Coordinator {
         take: bool,
     ) -> Result<(f64, Option<Duration>), RedisFailure> {
         let mut connection = self.connection.clone();
-        let (tokens, wait): (String, u64) = Script::new(BUCKET)
+        let (tokens, wait): (String, u64) = BUCKET
             .key(format!("{}:bucket:{key}", self.tag))
             .arg(capacity)
             .arg(per_sec)
@@ -404,7 +451,7 @@ impl Coordinator {
     /// Removes instance `id` from the members at once.
     pub async fn leave(&self, id: &str) -> Result<(), RedisFailure> {
         let mut connection = self.connection.clone();
-        let _: i64 = Script::new(LEAVE)
+        let _: i64 = LEAVE
             .key(self.members_key())
             .key(self.joined_key())
             .key(self.instance_key(id))
@@ -433,28 +480,37 @@ impl Coordinator {
             .collect())
     }
 
+    /// Runs a script over the leases of `slots`: its answer, a character for each.
     async fn per_slot(
         &self,
-        script: &str,
+        script: &Script,
         doing: &str,
         slots: &[u16],
         token: &str,
         lease: Duration,
-    ) -> Result<Vec<i64>, RedisFailure> {
+    ) -> Result<Vec<u8>, RedisFailure> {
         if slots.is_empty() {
             return Ok(Vec::new());
         }
-        let script = Script::new(script);
         let mut invocation = script.prepare_invoke();
         for slot in slots {
             invocation.key(self.slot_key(*slot));
         }
         invocation.arg(token).arg(lease.as_millis() as u64);
         let mut connection = self.connection.clone();
-        invocation
+        let answer: Vec<u8> = invocation
             .invoke_async(&mut connection)
             .await
-            .map_err(|e| self.fail(doing, e))
+            .map_err(|e| self.fail(doing, e))?;
+        if answer.len() != slots.len() {
+            return Err(format!(
+                "Redis at {} while {doing}: {} answers for {} leases",
+                self.target(),
+                answer.len(),
+                slots.len()
+            ));
+        }
+        Ok(answer)
     }
 
     /// Renews the leases of `slots` held with `token`.
@@ -465,13 +521,13 @@ impl Coordinator {
         lease: Duration,
     ) -> Result<Vec<Renewal>, RedisFailure> {
         let answers = self
-            .per_slot(RENEW, "renewing leases", slots, token, lease)
+            .per_slot(&RENEW, "renewing leases", slots, token, lease)
             .await?;
         Ok(answers
             .into_iter()
             .map(|answer| match answer {
-                1 => Renewal::Renewed,
-                0 => Renewal::Missing,
+                b'1' => Renewal::Renewed,
+                b'0' => Renewal::Missing,
                 _ => Renewal::Lost,
             })
             .collect())
@@ -485,9 +541,9 @@ impl Coordinator {
         lease: Duration,
     ) -> Result<Vec<bool>, RedisFailure> {
         let answers = self
-            .per_slot(ACQUIRE, "taking leases", slots, token, lease)
+            .per_slot(&ACQUIRE, "taking leases", slots, token, lease)
             .await?;
-        Ok(answers.into_iter().map(|answer| answer == 1).collect())
+        Ok(answers.into_iter().map(|answer| answer == b'1').collect())
     }
 
     /// Releases the leases of `slots` still held with `token`.
@@ -495,8 +551,7 @@ impl Coordinator {
         if slots.is_empty() {
             return Ok(());
         }
-        let script = Script::new(RELEASE);
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = RELEASE.prepare_invoke();
         for slot in slots {
             invocation.key(self.slot_key(*slot));
         }

@@ -140,6 +140,8 @@ struct Inner {
     reaching_since: Mutex<Option<DateTime<Utc>>>,
     /// When a beat last reached Redis.
     last_reached: Mutex<Option<DateTime<Utc>>>,
+    /// Who should hold each slot among the members last seen.
+    owners: Mutex<Option<Arc<slots::Owners>>>,
 }
 
 /// A second opinion on Redis, outside it (the shared database): an instance that cannot reach
@@ -229,6 +231,7 @@ impl Cluster {
                 witness: std::sync::OnceLock::new(),
                 reaching_since: Mutex::new(None),
                 last_reached: Mutex::new(None),
+                owners: Mutex::new(None),
             }),
         }
     }
@@ -545,6 +548,15 @@ impl Cluster {
         });
     }
 
+    /// Who should hold each slot among `members`: worked out again only when they changed.
+    fn owners_among(&self, members: &[String]) -> Arc<slots::Owners> {
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|p| p.into_inner());
+        match &*owners {
+            Some(known) if known.are_among(members) => Arc::clone(known),
+            _ => Arc::clone(owners.insert(Arc::new(slots::Owners::among(members)))),
+        }
+    }
+
     /// One beat's work; answers whether Redis had forgotten leases this instance held (it
     /// restarted, or was flushed).
     async fn try_beat(&self, coordinator: &Coordinator) -> Result<bool, String> {
@@ -574,7 +586,8 @@ impl Cluster {
             Utc::now() - since >= chrono::TimeDelta::from_std(JOIN_GRACE).unwrap_or_default()
         });
         let settled = settled_ids.contains(&me) && back_long_enough;
-        let rightful = |slot: u16| owner_of(slot, &ids);
+        let owners = self.owners_among(&ids);
+        let rightful = |slot: u16| owners.of(slot);
         let (held, holds) = {
             let held = self.inner.held.read().unwrap_or_else(|p| p.into_inner());
             (held.list(), held.slots.clone())

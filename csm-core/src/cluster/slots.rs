@@ -50,6 +50,43 @@ pub fn owner_of(slot: u16, members: &[String]) -> Option<&str> {
         .map(|(_, member)| member)
 }
 
+/// [`owner_of`] of every slot for one list of members, worked out once: members change
+/// rarely, and an instance asks about every slot at each beat.
+#[derive(Debug)]
+pub struct Owners {
+    members: Vec<String>,
+    /// The index in `members` of each slot's owner.
+    owner: Vec<u16>,
+}
+
+impl Owners {
+    /// The owners of every slot among `members`.
+    pub fn among(members: &[String]) -> Self {
+        let owner = (0..SLOTS)
+            .map(|slot| {
+                owner_of(slot, members)
+                    .and_then(|id| members.iter().position(|m| m == id))
+                    .map_or(u16::MAX, |index| index as u16)
+            })
+            .collect();
+        Self {
+            members: members.to_vec(),
+            owner,
+        }
+    }
+
+    /// Whether these are the owners among `members`.
+    pub fn are_among(&self, members: &[String]) -> bool {
+        self.members == members
+    }
+
+    /// The owner of `slot`, as [`owner_of`] says.
+    pub fn of(&self, slot: u16) -> Option<&str> {
+        let index = *self.owner.get(usize::from(slot))?;
+        self.members.get(usize::from(index)).map(String::as_str)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +136,12 @@ mod tests {
             assert_eq!(owner_of(slot, &three), owner_of(slot, &reversed));
         }
         assert_eq!(owner_of(0, &[]), None);
+        let owners = Owners::among(&three);
+        assert!(owners.are_among(&three) && !owners.are_among(two));
+        for slot in 0..SLOTS {
+            assert_eq!(owners.of(slot), owner_of(slot, &three));
+        }
+        assert_eq!(Owners::among(&[]).of(0), None);
     }
 
     #[test]

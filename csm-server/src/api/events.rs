@@ -23,6 +23,7 @@ use chrono::Utc;
 use csm_core::Monitor;
 use csm_core::feed::{Change, EventId, Resume};
 use csm_core::model::StationId;
+use csm_core::refresh::StationUpdate;
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -120,10 +121,13 @@ pub async fn forward_updates(
 async fn encode_changes(monitor: &Monitor, changes: &[Arc<Change>]) -> Vec<SseFrame> {
     let mut frames = Vec::with_capacity(changes.len());
     for change in changes {
-        if let Some(bytes) = encode_update(monitor, change).await {
+        let Some(update) = change.update() else {
+            continue;
+        };
+        if let Some(bytes) = encode_update(monitor, change.id, update).await {
             frames.push(SseFrame {
                 id: change.id,
-                station: change.update.state.station_id.clone(),
+                station: update.state.station_id.clone(),
                 bytes,
             });
         }
@@ -140,9 +144,8 @@ fn concat<'a>(frames: impl Iterator<Item = &'a SseFrame>) -> Bytes {
     )
 }
 
-/// The SSE frame of one change.
-async fn encode_update(monitor: &Monitor, change: &Change) -> Option<Bytes> {
-    let update = &change.update;
+/// The SSE frame of the change `id`.
+async fn encode_update(monitor: &Monitor, id: EventId, update: &StationUpdate) -> Option<Bytes> {
     if update.events.is_empty() && !update.health_changed {
         // An observation sent for alerts (a voltage rule): nothing to show.
         return None;
@@ -165,8 +168,7 @@ async fn encode_update(monitor: &Monitor, change: &Change) -> Option<Bytes> {
     };
     match serde_json::to_string(&body) {
         Ok(json) => Some(Bytes::from(format!(
-            "id: {}\nevent: station\ndata: {json}\n\n",
-            change.id
+            "id: {id}\nevent: station\ndata: {json}\n\n"
         ))),
         Err(error) => {
             tracing::error!(%error, "cannot encode a live update");
