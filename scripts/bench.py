@@ -323,14 +323,15 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
     return result
 
 
-def start_server(database_url, prefix, vendor_url, extra=None):
+def start_server(database_url, prefix, vendor_url, extra=None, wrapper=(), ready_timeout=60):
+    """A csm-server on a free port, once ready; `wrapper`: a command it runs under (valgrind)."""
     port = free_port()
     env = base_env(database_url, prefix, vendor_url)
     env.update(CSM_BIND=f"127.0.0.1:{port}", RUST_LOG="warn")
     env.update(extra or {})
-    process = Process([SERVER], env=env)
+    process = Process([*wrapper, SERVER], env=env)
     base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/readyz")
+    wait_http(f"{base}/readyz", timeout=ready_timeout)
     return process, base
 
 
@@ -832,16 +833,11 @@ def bench_cluster_instructions(quick):
             PREFIXES.append(prefix)
             servers = []
             try:
+                callgrind = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/{count}.%p")
                 for n in range(count):
-                    port = free_port()
-                    env = base_env(database_url, prefix, sim_url)
-                    env.update(CSM_BIND=f"127.0.0.1:{port}", RUST_LOG="warn", CSM_INSTANCE_ID=f"i{n + 1}",
-                               CSM_REFRESH_INTERVAL_SECS=str(interval))
-                    process = Process(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/{count}.%p",
-                                       SERVER], env=env)
-                    servers.append((process, f"http://127.0.0.1:{port}"))
-                for _, base in servers:
-                    wait_http(f"{base}/readyz", timeout=120)
+                    servers.append(start_server(database_url, prefix, sim_url, {
+                        "CSM_INSTANCE_ID": f"i{n + 1}", "CSM_REFRESH_INTERVAL_SECS": str(interval)},
+                        wrapper=callgrind, ready_timeout=120))
                 time.sleep(3 * interval)
                 pids = [p.proc.pid for p, _ in servers]
                 for pid in pids:
