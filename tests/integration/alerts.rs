@@ -257,6 +257,8 @@ async fn a_freed_port_reaches_a_signed_webhook_and_its_end_is_announced() {
         resolved["text"].as_str().unwrap().starts_with("【已恢复】"),
         "{resolved}"
     );
+    // The receiver has the call before its sender has recorded the answer.
+    h.settled().await;
     let history = h.monitor.alerts().history(10).await.unwrap();
     assert_eq!(history.len(), 2);
     assert!(
