@@ -132,8 +132,11 @@ pub enum Registration {
 pub struct OcppSettings {
     /// Who may connect; unset: `auto` in the embedded default, else `known`.
     pub registration: Option<Registration>,
-    /// Accept a charger that offers no WebSocket subprotocol at all (some firmware does not).
+    /// Accept a charger that offers no WebSocket subprotocol at all (some firmware does not);
+    /// it is spoken to in OCPP 1.6.
     pub allow_no_subprotocol: bool,
+    /// The version csm picks when a charger offers both `ocpp2.0.1` and `ocpp1.6`.
+    pub preferred_version: crate::ocpp::Version,
     /// The heartbeat interval csm gives chargers at boot, seconds.
     pub heartbeat_secs: u32,
     /// Accept every Authorize (csm keeps no list of id tags).
@@ -162,6 +165,7 @@ impl Default for OcppSettings {
         Self {
             registration: None,
             allow_no_subprotocol: false,
+            preferred_version: crate::ocpp::Version::V201,
             heartbeat_secs: defaults::OCPP_HEARTBEAT_SECS,
             accept_authorize: true,
             require_password: false,

@@ -212,10 +212,14 @@ fn mask(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(mask),
         Value::Object(fields) => {
-            let secret_key = fields
-                .get("key")
-                .and_then(Value::as_str)
-                .is_some_and(|k| k.eq_ignore_ascii_case(csm_core::ocpp::command::SECRET_KEY));
+            let named = |field: &str, secret: &str| {
+                fields
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.eq_ignore_ascii_case(secret))
+            };
+            let secret_key = named("key", csm_core::ocpp::command::SECRET_KEY)
+                || named("variable", csm_core::ocpp::command::SECRET_VARIABLE);
             for (name, field) in fields.iter_mut() {
                 let secret =
                     SECRET_KEYS.contains(&name.as_str()) || (secret_key && name == "value");

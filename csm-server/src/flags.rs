@@ -64,6 +64,10 @@ struct OcppFlags {
     #[arg(long, env = "CSM_OCPP_ALLOW_NO_SUBPROTOCOL", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     ocpp_allow_no_subprotocol: bool,
 
+    /// The OCPP version picked when a charger offers both subprotocols (`2.0.1` or `1.6`).
+    #[arg(long, env = "CSM_OCPP_PREFERRED_VERSION", default_value = "2.0.1", value_parser = clap::builder::ValueParser::new(|text: &str| text.parse::<csm_core::ocpp::Version>()))]
+    ocpp_preferred_version: csm_core::ocpp::Version,
+
     /// The heartbeat interval csm gives chargers at boot, seconds.
     #[arg(long, env = "CSM_OCPP_HEARTBEAT_SECS", default_value_t = core::OCPP_HEARTBEAT_SECS)]
     ocpp_heartbeat_secs: u32,
@@ -114,6 +118,7 @@ impl OcppFlags {
             RegistrationFlag::Auto => csm_core::settings::Registration::Auto,
         });
         settings.ocpp.allow_no_subprotocol = self.ocpp_allow_no_subprotocol;
+        settings.ocpp.preferred_version = self.ocpp_preferred_version;
         settings.ocpp.heartbeat_secs = self.ocpp_heartbeat_secs.max(1);
         settings.ocpp.accept_authorize = self.ocpp_accept_authorize;
         settings.ocpp.require_password = self.ocpp_require_password;

@@ -16,6 +16,7 @@ mod faults;
 mod history;
 mod hostile;
 mod ocpp;
+mod ocpp201;
 mod repository;
 mod security;
 mod store;

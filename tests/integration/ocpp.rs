@@ -15,7 +15,7 @@ use crate::helpers::{Backend, CacheKind, TestApp, spawn_app_with};
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn app(auto: bool) -> TestApp {
+pub(crate) async fn app(auto: bool) -> TestApp {
     spawn_app_with(Backend::Sqlite, CacheKind::Memory, |c| {
         c.core.ocpp.registration = Some(if auto {
             csm_core::settings::Registration::Auto
@@ -48,7 +48,7 @@ pub(crate) async fn connect(
                     .to_str()
                     .unwrap();
                 assert!(
-                    chosen.eq_ignore_ascii_case("ocpp1.6")
+                    csm_core::ocpp::Version::of_subprotocol(chosen).is_some()
                         && offered.split(',').any(|p| p.trim() == chosen),
                     "{chosen} of {offered}"
                 );
@@ -62,7 +62,7 @@ pub(crate) async fn call(socket: &mut Socket, frame: &str) -> serde_json::Value 
     next_text(socket).await
 }
 
-async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
+pub(crate) async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
     app.client
         .get(app.url(path))
         .send()
@@ -73,7 +73,7 @@ async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
         .unwrap()
 }
 
-async fn station(app: &TestApp, id: &str) -> serde_json::Value {
+pub(crate) async fn station(app: &TestApp, id: &str) -> serde_json::Value {
     get_json(app, &format!("/api/stations/{id}")).await
 }
 
@@ -225,8 +225,14 @@ async fn chargers_without_ocpp_or_unknown_ones_are_refused_before_the_upgrade() 
         "no subprotocol offered"
     );
     assert_eq!(
+        refused(connect(&app, "CP-B1", Some("ocpp2.0, ocpp1.5")).await),
+        400,
+        "no version csm speaks"
+    );
+    assert_eq!(
         refused(connect(&app, "CP-B1", Some("ocpp2.0.1")).await),
-        400
+        404,
+        "registration is known-only, whatever the version"
     );
     assert_eq!(
         refused(connect(&app, "CP-B1", Some("ocpp1.6")).await),
@@ -589,7 +595,7 @@ async fn simulated_chargers_boot_charge_and_show_up_as_stations() {
 
 /// A port of a station's answer (`null` while it has none of that number, so a predicate
 /// waiting for it reads as not yet).
-fn port(shown: &serde_json::Value, number: u64) -> serde_json::Value {
+pub(crate) fn port(shown: &serde_json::Value, number: u64) -> serde_json::Value {
     shown["ports"]
         .as_array()
         .and_then(|ports| ports.iter().find(|p| p["port"] == number))
@@ -599,7 +605,7 @@ fn port(shown: &serde_json::Value, number: u64) -> serde_json::Value {
 
 /// The station's answer once `ready` holds of it (changes are refreshed beside the
 /// connection, and an answer is kept 250 ms).
-async fn station_when(
+pub(crate) async fn station_when(
     app: &TestApp,
     id: &str,
     ready: impl Fn(&serde_json::Value) -> bool,
@@ -615,7 +621,7 @@ async fn station_when(
     panic!("the station never got there: {shown}");
 }
 
-fn near(value: &serde_json::Value, expected: f64) -> bool {
+pub(crate) fn near(value: &serde_json::Value, expected: f64) -> bool {
     value.as_f64().is_some_and(|v| (v - expected).abs() < 0.01)
 }
 
@@ -979,7 +985,7 @@ async fn many_chargers_registering_themselves_at_once_all_get_in() {
 }
 
 /// Sends an operator's command (with the admin token) in the background: its status and body.
-fn command(
+pub(crate) fn command(
     app: &TestApp,
     id: &str,
     query: &str,
@@ -998,7 +1004,7 @@ fn command(
 
 /// The charger's side of one call of csm's: the call (action and payload), answered with
 /// `answer` (a result's payload, or a whole frame when it is an array).
-async fn answer_call(
+pub(crate) async fn answer_call(
     socket: &mut Socket,
     answer: serde_json::Value,
 ) -> (String, serde_json::Value) {

@@ -631,6 +631,9 @@ async fn every_table_reads_back_what_was_written(backend: Backend) {
         model: Some("NG910".into()),
         firmware: Some("5.8.1".into()),
         firmware_status: Some("Installed".into()),
+        serial: Some("TACW2241A0012".into()),
+        problem: Some("E-RCD (residual current device tripped)".into()),
+        ocpp_version: Some(csm_core::ocpp::Version::V201),
         heartbeat_secs: 299,
     };
     store

@@ -94,6 +94,7 @@ fn print_charge_points(
     let now = Utc::now();
     let mut table = super::table([
         "charge point",
+        "ocpp",
         "connection",
         "since",
         "last message",
@@ -124,6 +125,7 @@ fn print_charge_points(
         };
         table.add_row([
             format!("{} {}", status.station.id, status.station.name),
+            r.ocpp_version.map(|v| v.to_string()).unwrap_or_default(),
             status.connection.as_str().to_owned(),
             since
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())

@@ -1,6 +1,8 @@
 //! `csm-cli ocpp command ID …` and `csm-cli ocpp messages ID`: an operator at a misbehaving
 //! charger. Both go through a running server ([`ServerFlags`]); each command is named as the
-//! API names it (`reset` is `Reset`, `get-configuration` is `GetConfiguration`, …).
+//! API names it (`reset` is `Reset`, `get-configuration` is `GetConfiguration`, …), once for
+//! both OCPP versions: the server sends it as the charger's version says, or refuses a command
+//! that version does not have.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -32,13 +34,29 @@ pub struct CommandArgs {
     pub server: ServerFlags,
 }
 
-/// `Soft` or `Hard`.
+/// `Soft` or `Hard` (OCPP 1.6), `Immediate` or `OnIdle` (OCPP 2.0.1).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ResetType {
-    /// Stop transactions, restart the software.
+    /// 1.6: stop transactions, restart the software.
     Soft,
-    /// Restart the hardware.
+    /// 1.6: restart the hardware.
     Hard,
+    /// 2.0.1: stop transactions and restart now.
+    Immediate,
+    /// 2.0.1: restart once no transaction runs.
+    OnIdle,
+}
+
+/// The base reports of OCPP 2.0.1 (named as the specification names them).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[allow(clippy::enum_variant_names)]
+pub enum ReportType {
+    /// The variables that can be configured.
+    ConfigurationInventory,
+    /// Every component and variable.
+    FullInventory,
+    /// The components' availability and problems.
+    SummaryInventory,
 }
 
 /// In service or not.
@@ -55,7 +73,8 @@ pub enum AvailabilityType {
 pub enum OperatorCommand {
     /// Restart the charger.
     Reset {
-        /// `soft` (stop transactions, restart the software) or `hard`.
+        /// 1.6: `soft` (stop transactions, restart the software) or `hard`; 2.0.1:
+        /// `immediate` or `on-idle`.
         #[arg(value_enum, default_value = "soft")]
         kind: ResetType,
     },
@@ -85,8 +104,34 @@ pub enum OperatorCommand {
         /// Its new value.
         value: String,
     },
-    /// Ask the charger to send a message now (BootNotification, DiagnosticsStatusNotification,
-    /// FirmwareStatusNotification, Heartbeat, MeterValues, StatusNotification).
+    /// OCPP 2.0.1: read variables, each `COMPONENT.VARIABLE` (or `COMPONENT.VARIABLE[INSTANCE]`).
+    GetVariables {
+        /// The variables (1–100).
+        #[arg(required = true)]
+        variables: Vec<String>,
+        /// The EVSE (port) whose components they are (none: the station's).
+        #[arg(long)]
+        evse: Option<u32>,
+    },
+    /// OCPP 2.0.1: set variables, each `COMPONENT.VARIABLE=VALUE` (or
+    /// `COMPONENT.VARIABLE[INSTANCE]=VALUE`).
+    SetVariables {
+        /// The variables and their values (1–100).
+        #[arg(required = true)]
+        variables: Vec<String>,
+        /// The EVSE (port) whose components they are (none: the station's).
+        #[arg(long)]
+        evse: Option<u32>,
+    },
+    /// OCPP 2.0.1: ask for a base report; it is printed as it comes within the wait.
+    GetBaseReport {
+        /// Which report.
+        #[arg(value_enum, default_value = "configuration-inventory")]
+        report: ReportType,
+    },
+    /// Ask the charger to send a message now (BootNotification, FirmwareStatusNotification,
+    /// Heartbeat, MeterValues, StatusNotification; 1.6: DiagnosticsStatusNotification; 2.0.1:
+    /// LogStatusNotification, TransactionEvent).
     TriggerMessage {
         /// The message.
         message: String,
@@ -107,27 +152,83 @@ pub enum OperatorCommand {
     },
     /// Stop a transaction: by its id, or the one running on a connector.
     RemoteStopTransaction {
-        /// The transaction's id.
+        /// The transaction's id (1.6: a number; 2.0.1: the charger's text).
         #[arg(
             long,
             conflicts_with = "connector",
             required_unless_present = "connector"
         )]
-        transaction: Option<i64>,
+        transaction: Option<String>,
         /// The connector whose transaction to stop.
         #[arg(long)]
         connector: Option<u32>,
     },
 }
 
+/// `COMPONENT.VARIABLE[INSTANCE]` (and `=VALUE` when `with_value`) as the API names it.
+fn variable(text: &str, evse: Option<u32>, with_value: bool) -> anyhow::Result<serde_json::Value> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) if with_value => (name, Some(value)),
+        None if !with_value => (text, None),
+        _ if with_value => anyhow::bail!("{text:?}: write COMPONENT.VARIABLE=VALUE"),
+        _ => anyhow::bail!("{text:?}: write COMPONENT.VARIABLE, with no value"),
+    };
+    let (name, instance) = match name.strip_suffix(']').and_then(|n| n.split_once('[')) {
+        Some((name, instance)) => (name, Some(instance)),
+        None => (name, None),
+    };
+    let Some((component, variable)) = name.split_once('.') else {
+        anyhow::bail!(
+            "{text:?}: name the component and the variable, as OCPPCommCtrlr.HeartbeatInterval"
+        );
+    };
+    let mut entry = json!({"component": component, "variable": variable});
+    if let Some(instance) = instance {
+        entry["instance"] = json!(instance);
+    }
+    if let Some(evse) = evse {
+        entry["evse"] = json!(evse);
+    }
+    if let Some(value) = value {
+        entry["value"] = json!(value);
+    }
+    Ok(entry)
+}
+
 impl OperatorCommand {
     /// The body the API takes.
-    fn body(&self) -> serde_json::Value {
-        match self {
+    fn body(&self) -> anyhow::Result<serde_json::Value> {
+        let variables = |list: &[String], evse: Option<u32>, with_value: bool| {
+            list.iter()
+                .map(|text| variable(text, evse, with_value))
+                .collect::<anyhow::Result<Vec<_>>>()
+        };
+        Ok(match self {
             Self::Reset { kind } => json!({"command": "Reset", "type": match kind {
                 ResetType::Soft => "Soft",
                 ResetType::Hard => "Hard",
+                ResetType::Immediate => "Immediate",
+                ResetType::OnIdle => "OnIdle",
             }}),
+            Self::GetVariables {
+                variables: list,
+                evse,
+            } => {
+                json!({"command": "GetVariables", "variables": variables(list, *evse, false)?})
+            }
+            Self::SetVariables {
+                variables: list,
+                evse,
+            } => {
+                json!({"command": "SetVariables", "variables": variables(list, *evse, true)?})
+            }
+            Self::GetBaseReport { report } => {
+                json!({"command": "GetBaseReport", "report": match report {
+                    ReportType::ConfigurationInventory => "ConfigurationInventory",
+                    ReportType::FullInventory => "FullInventory",
+                    ReportType::SummaryInventory => "SummaryInventory",
+                }})
+            }
             Self::UnlockConnector { connector } => {
                 json!({"command": "UnlockConnector", "connector": connector})
             }
@@ -155,13 +256,13 @@ impl OperatorCommand {
                 connector,
             } => json!({"command": "RemoteStopTransaction", "transaction_id": transaction,
                 "connector": connector}),
-        }
+        })
     }
 }
 
 /// `ocpp command ID …`: checks the command here, sends it, prints the charger's answer.
 pub async fn command(args: CommandArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
-    let body = args.command.body();
+    let body = args.command.body()?;
     let command: Command =
         serde_json::from_value(body.clone()).map_err(|e| anyhow::anyhow!("not a command: {e}"))?;
     command.check()?;
@@ -195,6 +296,31 @@ fn print_answer(out: &mut (dyn Write + Send), answer: &CommandAnswerJson) -> any
         writeln!(out, "{table}")?;
         if let Some(unknown) = answer.unknown_keys.as_ref().filter(|k| !k.is_empty()) {
             writeln!(out, "unknown to the charger: {}", unknown.join(", "))?;
+        }
+    }
+    if let Some(variables) = &answer.variables {
+        let mut table = super::table(["component", "evse", "variable", "value", "status"]);
+        for v in variables {
+            let name = match &v.instance {
+                Some(instance) => format!("{}[{instance}]", v.variable),
+                None => v.variable.clone(),
+            };
+            table.add_row([
+                v.component.clone(),
+                v.evse.map(|e| e.to_string()).unwrap_or_default(),
+                name,
+                v.value.clone().unwrap_or_default(),
+                v.status.clone().unwrap_or_default(),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+    }
+    if let Some(report) = &answer.report {
+        for entry in &report.data {
+            writeln!(out, "{entry}")?;
+        }
+        if !report.complete {
+            writeln!(out, "(the report was not complete within the wait)")?;
         }
     }
     let status = match (&answer.status, &answer.configuration) {

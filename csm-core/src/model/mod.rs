@@ -16,6 +16,7 @@ pub mod access;
 pub mod alerts;
 pub mod history;
 pub mod ocpp;
+mod ocpp_version;
 pub mod whole;
 
 /// The vendor name of stations that are OCPP charge points.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::StationId;
+pub use super::ocpp_version::Version;
 
 /// What csm knows of one charge point's connection and of the charger itself, as the registry
 /// of charge points keeps it (`csm-cli ocpp status`, `GET /api/ocpp/charge-points`).
@@ -29,6 +30,12 @@ pub struct ChargePointRecord {
     pub firmware: Option<String>,
     /// The status of its last FirmwareStatusNotification.
     pub firmware_status: Option<String>,
+    /// The serial number of its last boot.
+    pub serial: Option<String>,
+    /// A station-level problem it reports (OCPP 2.0.1 `Problem`: its tech code and info).
+    pub problem: Option<String>,
+    /// The OCPP version of its last connection.
+    pub ocpp_version: Option<Version>,
     /// The heartbeat interval csm gave it, seconds (liveness is two of them and a grace).
     pub heartbeat_secs: u32,
 }

@@ -49,9 +49,9 @@ pub use self::history::{
 };
 pub use self::list::{StationPage, StationQuery};
 pub use self::ocpp::{
-    Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, CommandOutcome, Connection,
-    MAX_COMMAND_TIMEOUT, MessageLogRead, Ocpp, OcppReply, OpenSocket, QUIET_AFTER_CONNECT,
-    REGISTRY_EVERY, TRIGGER_TIMEOUT,
+    Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, CommandOutcome, CommandReport,
+    Connection, MAX_COMMAND_TIMEOUT, MessageLogRead, Ocpp, OcppReply, OpenSocket,
+    QUIET_AFTER_CONNECT, REGISTRY_EVERY, TRIGGER_TIMEOUT,
 };
 pub use self::passwords::{PASSWORDS_FRESH, PasswordCache};
 pub use self::refresh::{ManualRefresh, Refresh};

@@ -1,16 +1,19 @@
-//! One OCPP 1.6J charge point as csm sees it: its connectors (ports 1…N), what connector 0 —
-//! the charger itself — says, its boot details and its transactions; and the answer to each
-//! call it makes. Whatever changes a port turns into the same [`Snapshot`] a poll produces,
-//! observed at csm's receive time, never the charger's clock.
+//! One OCPP charge point as csm sees it, whichever version it speaks: its ports (1.6's
+//! connectors, 2.0.1's EVSEs), what the charger as a whole says (1.6's connector 0, 2.0.1's
+//! station-level status and problems), its boot details and its transactions; and the answer
+//! to each call it makes ([`super::v16`], [`super::v201`]). Whatever changes a port turns into
+//! the same [`Snapshot`] a poll produces, observed at csm's receive time, never the charger's
+//! clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use super::frame::{self, ErrorCode, Incoming};
-use super::meter::{self, Measures};
+use super::meter::Measures;
+use super::{Version, v16, v201};
 use crate::model::{MAX_PORT, PortReading, PortStatus, Snapshot, StationId};
 
 /// How csm answers a charger.
@@ -18,7 +21,7 @@ use crate::model::{MAX_PORT, PortReading, PortStatus, Snapshot, StationId};
 pub struct Policy {
     /// The heartbeat interval given in BootNotification's answer, seconds.
     pub heartbeat_secs: u32,
-    /// Whether Authorize (and the id tags of StartTransaction) are accepted.
+    /// Whether Authorize (and the id tags of 1.6's StartTransaction) are accepted.
     pub accept_authorize: bool,
 }
 
@@ -31,8 +34,8 @@ impl Default for Policy {
     }
 }
 
-/// csm's transaction ids: 64-bit, increasing, unique across restarts (they start from the
-/// clock in microseconds).
+/// csm's transaction ids for OCPP 1.6 (2.0.1 chargers choose their own): 64-bit,
+/// increasing, unique across restarts (they start from the clock in microseconds).
 #[derive(Debug)]
 pub struct TransactionIds(AtomicI64);
 
@@ -43,7 +46,7 @@ impl Default for TransactionIds {
 }
 
 impl TransactionIds {
-    fn next(&self) -> i64 {
+    pub(super) fn next(&self) -> i64 {
         self.0.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
@@ -51,24 +54,53 @@ impl TransactionIds {
 /// What the charger said of itself at boot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Boot {
-    /// `chargePointVendor`.
+    /// 1.6 `chargePointVendor`, 2.0.1 `vendorName`.
     pub vendor: String,
-    /// `chargePointModel`.
+    /// 1.6 `chargePointModel`, 2.0.1 `model`.
     pub model: String,
     /// `firmwareVersion`, when sent.
     pub firmware: Option<String>,
+    /// 1.6 `chargePointSerialNumber`, 2.0.1 `serialNumber`, when sent.
+    pub serial: Option<String>,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Connector {
-    status: Option<PortStatus>,
-    /// The charger's status and error code (`Charging`, `Faulted GroundFailure`).
-    raw: Option<String>,
-    measures: Measures,
-    /// The running transaction and its meter at start (kWh; `None` when the charger sent an
-    /// impossible one, so the session's energy is unknown).
-    transaction: Option<(i64, Option<f64>)>,
+/// A running transaction on a port.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Transaction {
+    /// Its id: csm's number (1.6) or the charger's text (2.0.1).
+    pub(super) id: String,
+    /// The energy register at its start, kWh (`None` when unknown or impossible, so the
+    /// session's energy is unknown).
+    pub(super) start_kwh: Option<f64>,
 }
+
+/// One port: a 1.6 connector, a 2.0.1 EVSE.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Connector {
+    pub(super) status: Option<PortStatus>,
+    /// The charger's status and error code (`Charging`, `Faulted GroundFailure`, `Occupied`).
+    pub(super) raw: Option<String>,
+    pub(super) measures: Measures,
+    pub(super) transaction: Option<Transaction>,
+    /// The energy of the session that ended on it, kWh: shown until the port is free again
+    /// or another session starts (a session's energy is what its port showed last).
+    pub(super) ended_kwh: Option<f64>,
+    /// 2.0.1: its transaction's `chargingState` (`Charging`, `SuspendedEV`, …).
+    pub(super) charging: Option<String>,
+}
+
+/// A report (2.0.1 NotifyReport) a charger sends in parts for one request.
+#[derive(Clone, Debug, PartialEq)]
+struct Report {
+    request_id: i64,
+    data: Vec<Value>,
+    complete: bool,
+}
+
+/// At most this many reports are kept (the newest).
+const REPORTS: usize = 4;
+/// At most this many entries of one report are kept.
+pub const MAX_REPORT_ENTRIES: usize = 5_000;
 
 /// One answered call.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,28 +115,50 @@ pub struct Handled {
     pub action: Option<String>,
 }
 
+/// A call's answer, or the error code and description to answer with.
+pub(super) type Answer = Result<(Value, bool), (ErrorCode, String)>;
+
 /// A charge point's state.
 #[derive(Debug)]
 pub struct ChargePoint {
     station_id: StationId,
-    connectors: BTreeMap<u32, Connector>,
-    /// Connector 0 `Faulted`: the error code and info, applying to every port.
-    charger_fault: Option<String>,
-    boot: Option<Boot>,
+    version: Version,
+    pub(super) connectors: BTreeMap<u32, Connector>,
+    /// The whole charger faulted (1.6 connector 0, 2.0.1 the station's status): its
+    /// status and error, applying to every port.
+    pub(super) charger_fault: Option<String>,
+    /// 2.0.1: a station-level `Problem` the charger raised (its tech code and info), until it
+    /// clears it.
+    pub(super) problem: Option<String>,
+    pub(super) boot: Option<Boot>,
     /// The last FirmwareStatusNotification's status.
-    firmware_status: Option<String>,
+    pub(super) firmware_status: Option<String>,
+    reports: VecDeque<Report>,
 }
 
 impl ChargePoint {
-    /// A charge point that has said nothing yet.
-    pub fn new(station_id: StationId) -> Self {
+    /// A charge point speaking `version` that has said nothing yet.
+    pub fn new(station_id: StationId, version: Version) -> Self {
         Self {
             station_id,
+            version,
             connectors: BTreeMap::new(),
             charger_fault: None,
+            problem: None,
             boot: None,
             firmware_status: None,
+            reports: VecDeque::new(),
         }
+    }
+
+    /// The OCPP version it speaks.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The charger reconnected speaking `version` (a firmware update can change it).
+    pub fn speaks(&mut self, version: Version) {
+        self.version = version;
     }
 
     /// What it said at boot.
@@ -117,20 +171,41 @@ impl ChargePoint {
         self.firmware_status.as_deref()
     }
 
-    /// What an operator's command is checked against: the connectors it has reported and
-    /// its running transactions.
+    /// The station-level problem it reports (2.0.1), if any.
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// The report for request `request_id` as received so far, and whether it is complete.
+    pub fn report(&self, request_id: i64) -> Option<(&[Value], bool)> {
+        self.reports
+            .iter()
+            .find(|r| r.request_id == request_id)
+            .map(|r| (r.data.as_slice(), r.complete))
+    }
+
+    /// What an operator's command is checked against: the version, the ports it has
+    /// reported and its running transactions.
     pub fn facts(&self) -> super::command::ChargerFacts {
         super::command::ChargerFacts {
+            version: self.version,
             connectors: self.connectors.keys().copied().filter(|c| *c > 0).collect(),
             transactions: self
                 .connectors
                 .iter()
-                .filter_map(|(c, connector)| Some((*c, connector.transaction?.0)))
+                .filter_map(|(c, connector)| Some((*c, connector.transaction.as_ref()?.id.clone())))
                 .collect(),
         }
     }
 
-    /// Whether any connector has reported its status (there are ports to show).
+    /// Whether port `port` has reported its status (it is shown).
+    pub(super) fn has_status(&self, port: u32) -> bool {
+        self.connectors
+            .get(&port)
+            .is_some_and(|c| c.status.is_some())
+    }
+
+    /// Whether any port has reported its status (there are ports to show).
     pub fn has_ports(&self) -> bool {
         self.connectors.values().any(|c| c.status.is_some())
     }
@@ -153,14 +228,17 @@ impl ChargePoint {
             Ok(Incoming::Result { .. } | Incoming::Error { .. }) => return None,
             Err(bad) => {
                 return Some(Handled {
-                    reply: frame::error(&bad.id, bad.code, &bad.description),
+                    reply: frame::error(self.version, &bad.id, bad.code, &bad.description),
                     changed: false,
                     booted: false,
                     action: None,
                 });
             }
         };
-        let answered = self.call(&action, &payload, now, policy, ids);
+        let answered = match self.version {
+            Version::V16 => v16::answer(self, &action, &payload, now, policy, ids),
+            Version::V201 => v201::answer(self, &action, &payload, now, policy),
+        };
         Some(match answered {
             Ok((payload, changed)) => Handled {
                 reply: frame::result(&id, &payload),
@@ -169,7 +247,7 @@ impl ChargePoint {
                 action: Some(action),
             },
             Err((code, description)) => Handled {
-                reply: frame::error(&id, code, &description),
+                reply: frame::error(self.version, &id, code, &description),
                 changed: false,
                 booted: false,
                 action: Some(action),
@@ -177,159 +255,119 @@ impl ChargePoint {
         })
     }
 
-    fn call(
-        &mut self,
-        action: &str,
-        p: &Value,
-        now: DateTime<Utc>,
-        policy: &Policy,
-        ids: &TransactionIds,
-    ) -> Result<(Value, bool), (ErrorCode, String)> {
-        let time = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let tag = |accepted: bool| json!({"status": if accepted { "Accepted" } else { "Invalid" }});
-        match action {
-            "BootNotification" => {
-                self.boot = Some(Boot {
-                    vendor: text(p, "chargePointVendor")?.to_owned(),
-                    model: text(p, "chargePointModel")?.to_owned(),
-                    firmware: p
-                        .get("firmwareVersion")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                });
-                Ok((
-                    json!({"status": "Accepted", "currentTime": time, "interval": policy.heartbeat_secs}),
-                    false,
-                ))
-            }
-            "Heartbeat" => Ok((json!({"currentTime": time}), false)),
-            "StatusNotification" => {
-                let connector = connector_id(p)?;
-                let status = text(p, "status")?;
-                let error_code = text(p, "errorCode")?;
-                let mapped = port_status(status).ok_or_else(|| {
-                    (
-                        ErrorCode::PropertyConstraintViolation,
-                        format!("{status:?} is not a ChargePointStatus"),
-                    )
-                })?;
-                let mut raw = status.to_owned();
-                if error_code != "NoError" {
-                    raw.push(' ');
-                    raw.push_str(error_code);
-                }
-                if let Some(info) = p
-                    .get("info")
-                    .and_then(Value::as_str)
-                    .filter(|i| !i.is_empty())
-                {
-                    raw.push_str(&format!(" ({info})"));
-                }
-                if connector == 0 {
-                    let before = self.charger_fault.clone();
-                    self.charger_fault = (mapped == PortStatus::Fault).then_some(raw);
-                    return Ok((
-                        json!({}),
-                        before != self.charger_fault && !self.connectors.is_empty(),
-                    ));
-                }
-                let entry = self.connectors.entry(connector).or_default();
-                let changed =
-                    entry.status != Some(mapped) || entry.raw.as_deref() != Some(raw.as_str());
-                entry.status = Some(mapped);
-                entry.raw = Some(raw);
-                Ok((json!({}), changed))
-            }
-            "MeterValues" => {
-                let connector = connector_id(p)?;
-                let values = p.get("meterValue").ok_or_else(|| missing("meterValue"))?;
-                if connector == 0 {
-                    return Ok((json!({}), false));
-                }
-                let measures = meter::read(values);
-                let entry = self.connectors.entry(connector).or_default();
-                let merged = merge(entry.measures, measures);
-                let changed = merged != entry.measures;
-                entry.measures = merged;
-                Ok((json!({}), changed && entry.status.is_some()))
-            }
-            "StartTransaction" => {
-                let connector = connector_id(p)?;
-                text(p, "idTag")?;
-                let meter_start = whole(p, "meterStart")?;
-                let transaction = ids.next();
-                // The port's energy is now counted from the session's start.
-                let mut changed = false;
-                if connector > 0 {
-                    let entry = self.connectors.entry(connector).or_default();
-                    let start = meter_start as f64 / 1000.0;
-                    let start = crate::measure::Measure::Energy
-                        .holds(start)
-                        .then_some(start);
-                    entry.transaction = Some((transaction, start));
-                    changed = entry.status.is_some();
-                }
-                Ok((
-                    json!({"transactionId": transaction, "idTagInfo": tag(policy.accept_authorize)}),
-                    changed,
-                ))
-            }
-            "StopTransaction" => {
-                let transaction = whole(p, "transactionId")?;
-                whole(p, "meterStop")?;
-                // A stop for a transaction csm never issued is accepted all the same: a
-                // charger would send it again forever.
-                let mut changed = false;
-                for entry in self.connectors.values_mut() {
-                    if entry.transaction.is_some_and(|(t, _)| t == transaction) {
-                        entry.transaction = None;
-                        changed |= entry.status.is_some();
-                    }
-                }
-                Ok((json!({"idTagInfo": tag(true)}), changed))
-            }
-            "Authorize" => {
-                text(p, "idTag")?;
-                Ok((json!({"idTagInfo": tag(policy.accept_authorize)}), false))
-            }
-            // csm knows no vendor extension.
-            "DataTransfer" => {
-                text(p, "vendorId")?;
-                Ok((json!({"status": "UnknownVendorId"}), false))
-            }
-            "FirmwareStatusNotification" => {
-                self.firmware_status = Some(text(p, "status")?.to_owned());
-                Ok((json!({}), false))
-            }
-            "DiagnosticsStatusNotification" => {
-                text(p, "status")?;
-                Ok((json!({}), false))
-            }
-            other => Err((
-                ErrorCode::NotImplemented,
-                format!("csm does not handle {other}"),
-            )),
+    /// Port `port`'s status is now `status`, as the charger named it (`raw`): whether that
+    /// changed it. A free port no longer shows its last session's energy.
+    pub(super) fn set_status(&mut self, port: u32, status: PortStatus, raw: String) -> bool {
+        let entry = self.connectors.entry(port).or_default();
+        let changed = entry.status != Some(status) || entry.raw.as_deref() != Some(raw.as_str());
+        entry.status = Some(status);
+        entry.raw = Some(raw);
+        if status == PortStatus::Free {
+            entry.ended_kwh = None;
         }
+        changed
     }
 
-    /// The ports as a snapshot observed at `now` (connectors that have reported a status).
+    /// The whole charger is faulted (`Some`: its status and error) or no longer: whether that
+    /// changed a port.
+    pub(super) fn set_charger_fault(&mut self, fault: Option<String>) -> bool {
+        let changed = fault != self.charger_fault && !self.connectors.is_empty();
+        self.charger_fault = fault;
+        changed
+    }
+
+    /// New meter values of port `port`: whether they changed a port shown.
+    pub(super) fn measured(&mut self, port: u32, measures: Measures) -> bool {
+        let entry = self.connectors.entry(port).or_default();
+        let merged = merge(entry.measures, measures);
+        let changed = merged != entry.measures;
+        entry.measures = merged;
+        changed && entry.status.is_some()
+    }
+
+    /// A transaction `id` started on port `port`, the energy register then at `start_kwh`
+    /// (an impossible one is not kept: the session's energy is then unknown).
+    pub(super) fn started(&mut self, port: u32, id: String, start_kwh: Option<f64>) {
+        let entry = self.connectors.entry(port).or_default();
+        let start_kwh = start_kwh.filter(|kwh| crate::measure::Measure::Energy.holds(*kwh));
+        entry.transaction = Some(Transaction { id, start_kwh });
+        entry.ended_kwh = None;
+    }
+
+    /// Transaction `id` ended, the register then at `stop_kwh` (when said): the port shows the
+    /// session's energy until it is free. Whether a port shown changed.
+    pub(super) fn ended(&mut self, id: &str, stop_kwh: Option<f64>) -> bool {
+        let mut changed = false;
+        for entry in self.connectors.values_mut() {
+            let Some(transaction) = entry.transaction.take_if(|t| t.id == id) else {
+                continue;
+            };
+            if let Some(stop) = stop_kwh.filter(|kwh| crate::measure::Measure::Energy.holds(*kwh)) {
+                entry.measures.energy_register_kwh = Some(stop);
+            }
+            entry.ended_kwh = transaction
+                .start_kwh
+                .zip(entry.measures.energy_register_kwh)
+                .map(|(start, stop)| (stop - start).max(0.0));
+            entry.charging = None;
+            changed |= entry.status.is_some();
+        }
+        changed
+    }
+
+    /// Keeps a part of the report for request `request_id`; `last` when the charger says no
+    /// part follows.
+    pub(super) fn reported(&mut self, request_id: i64, data: Vec<Value>, last: bool) {
+        let index = match self.reports.iter().position(|r| r.request_id == request_id) {
+            Some(index) => index,
+            None => {
+                if self.reports.len() == REPORTS {
+                    self.reports.pop_front();
+                }
+                self.reports.push_back(Report {
+                    request_id,
+                    data: Vec::new(),
+                    complete: false,
+                });
+                self.reports.len() - 1
+            }
+        };
+        let report = &mut self.reports[index];
+        let room = MAX_REPORT_ENTRIES.saturating_sub(report.data.len());
+        report.data.extend(data.into_iter().take(room));
+        report.complete |= last;
+    }
+
+    /// The ports as a snapshot observed at `now` (ports that have reported a status).
     pub fn snapshot(&self, now: DateTime<Utc>) -> Snapshot {
         let ports = self
             .connectors
             .iter()
             .filter_map(|(number, c)| {
                 let mut status = c.status?;
-                let mut raw = c.raw.clone();
+                let mut raw = match (&c.raw, &c.charging) {
+                    (Some(raw), Some(charging)) => Some(format!("{raw} ({charging})")),
+                    (raw, _) => raw.clone(),
+                };
                 if let Some(fault) = &self.charger_fault {
                     status = PortStatus::Fault;
                     raw = Some(format!("charger {fault}"));
                 }
+                if let Some(problem) = &self.problem {
+                    raw = Some(match raw {
+                        Some(raw) => format!("{raw}; charger problem {problem}"),
+                        None => format!("charger problem {problem}"),
+                    });
+                }
                 let register = c.measures.energy_register_kwh;
-                let energy = match c.transaction {
-                    Some((_, Some(start))) => register.map(|now| (now - start).max(0.0)),
+                let energy = match &c.transaction {
+                    Some(Transaction {
+                        start_kwh: Some(start),
+                        ..
+                    }) => register.map(|now| (now - start).max(0.0)),
                     // The session's start is not known: neither is its energy.
-                    Some((_, None)) => None,
-                    None => register,
+                    Some(_) => None,
+                    None => c.ended_kwh.or(register),
                 };
                 Some(PortReading {
                     port: *number,
@@ -351,7 +389,7 @@ impl ChargePoint {
     }
 }
 
-/// A MeterValues that names only some measurands keeps the others.
+/// Meter values that name only some measurands keep the others.
 fn merge(old: Measures, new: Measures) -> Measures {
     Measures {
         voltage: new.voltage.or(old.voltage),
@@ -361,28 +399,15 @@ fn merge(old: Measures, new: Measures) -> Measures {
     }
 }
 
-/// csm's status of a ChargePointStatus.
-pub fn port_status(status: &str) -> Option<PortStatus> {
-    Some(match status {
-        "Available" => PortStatus::Free,
-        "Preparing" | "Charging" | "SuspendedEV" | "SuspendedEVSE" | "Finishing" => {
-            PortStatus::Occupied
-        }
-        "Reserved" => PortStatus::Reserved,
-        "Unavailable" => PortStatus::Unavailable,
-        "Faulted" => PortStatus::Fault,
-        _ => return None,
-    })
-}
-
-fn missing(field: &str) -> (ErrorCode, String) {
+pub(super) fn missing(field: &str) -> (ErrorCode, String) {
     (
         ErrorCode::ProtocolError,
         format!("the payload has no {field}"),
     )
 }
 
-fn text<'a>(p: &'a Value, field: &str) -> Result<&'a str, (ErrorCode, String)> {
+/// A required text field.
+pub(super) fn text<'a>(p: &'a Value, field: &str) -> Result<&'a str, (ErrorCode, String)> {
     match p.get(field) {
         None | Some(Value::Null) => Err(missing(field)),
         Some(Value::String(s)) => Ok(s),
@@ -393,205 +418,41 @@ fn text<'a>(p: &'a Value, field: &str) -> Result<&'a str, (ErrorCode, String)> {
     }
 }
 
-fn whole(p: &Value, field: &str) -> Result<i64, (ErrorCode, String)> {
+/// An optional text field (one of another type counts as absent).
+pub(super) fn optional_text(p: &Value, field: &str) -> Option<String> {
+    p.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A required whole number (some firmware sends numbers as text).
+pub(super) fn whole(p: &Value, field: &str) -> Result<i64, (ErrorCode, String)> {
+    let not_whole = || {
+        (
+            ErrorCode::TypeConstraintViolation,
+            format!("{field} is not a whole number"),
+        )
+    };
     match p.get(field) {
         None | Some(Value::Null) => Err(missing(field)),
         Some(Value::Number(n)) => n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| {
-                (
-                    ErrorCode::TypeConstraintViolation,
-                    format!("{field} is not a whole number"),
-                )
-            }),
-        // Some firmware sends numbers as text.
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| {
-            (
-                ErrorCode::TypeConstraintViolation,
-                format!("{field} is not a whole number"),
-            )
-        }),
-        Some(_) => Err((
-            ErrorCode::TypeConstraintViolation,
-            format!("{field} is not a whole number"),
-        )),
+            .ok_or_else(not_whole),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| not_whole()),
+        Some(_) => Err(not_whole()),
     }
 }
 
-fn connector_id(p: &Value) -> Result<u32, (ErrorCode, String)> {
-    let id = whole(p, "connectorId")?;
+/// A port number field (1.6 `connectorId`, 2.0.1 `evseId`): 0 (the charger) to
+/// [`MAX_PORT`].
+pub(super) fn port_number(p: &Value, field: &str) -> Result<u32, (ErrorCode, String)> {
+    let id = whole(p, field)?;
     u32::try_from(id)
         .ok()
         .filter(|id| *id <= MAX_PORT)
         .ok_or_else(|| {
             (
                 ErrorCode::PropertyConstraintViolation,
-                format!("connectorId {id} is outside 0..={MAX_PORT}"),
+                format!("{field} {id} is outside 0..={MAX_PORT}"),
             )
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn fixture(name: &str) -> &'static str {
-        match name {
-            "boot" => include_str!("../../../tests/fixtures/ocpp/boot.json"),
-            "charging" => include_str!("../../../tests/fixtures/ocpp/status-charging.json"),
-            "faulted0" => {
-                include_str!("../../../tests/fixtures/ocpp/status-connector0-faulted.json")
-            }
-            "clock1970" => include_str!("../../../tests/fixtures/ocpp/status-clock-1970.json"),
-            "three" => include_str!("../../../tests/fixtures/ocpp/meter-three-phase.json"),
-            "start" => include_str!("../../../tests/fixtures/ocpp/start-transaction.json"),
-            "stop" => include_str!("../../../tests/fixtures/ocpp/stop-unknown-transaction.json"),
-            "unknown" => include_str!("../../../tests/fixtures/ocpp/unknown-action.json"),
-            "broken" => include_str!("../../../tests/fixtures/ocpp/bad-frame-truncated.txt"),
-            _ => unreachable!(),
-        }
-    }
-
-    fn reply(cp: &mut ChargePoint, name: &str, now: DateTime<Utc>) -> (Value, bool) {
-        let handled = cp
-            .handle(
-                fixture(name),
-                now,
-                &Policy::default(),
-                &TransactionIds::default(),
-            )
-            .unwrap();
-        (
-            serde_json::from_str(&handled.reply).unwrap(),
-            handled.changed,
-        )
-    }
-
-    #[test]
-    fn each_sample_is_answered_as_the_specification_says() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 5).unwrap();
-        let mut cp = ChargePoint::new(StationId::parse("CP-1").unwrap());
-        let (boot, _) = reply(&mut cp, "boot", now);
-        assert_eq!((boot[0].as_u64(), boot[1].as_str()), (Some(3), Some("b-1")));
-        assert_eq!(boot[2]["status"], "Accepted");
-        assert_eq!(boot[2]["interval"], 300);
-        assert_eq!(boot[2]["currentTime"], "2026-11-30T08:00:05.000Z");
-        assert_eq!(cp.boot().unwrap().vendor, "Alfen BV");
-
-        let (status, changed) = reply(&mut cp, "charging", now);
-        assert_eq!(status, json!([3, "s-1", {}]));
-        assert!(changed);
-        let (_, changed) = reply(&mut cp, "clock1970", now);
-        assert!(changed);
-        let snapshot = cp.snapshot(now);
-        assert_eq!(
-            snapshot.observed_at, now,
-            "csm's clock, not the charger's 1970"
-        );
-        assert_eq!(snapshot.ports.len(), 2);
-        assert_eq!(
-            (
-                snapshot.ports[0].status,
-                snapshot.ports[0].raw_code.as_deref()
-            ),
-            (PortStatus::Occupied, Some("Charging"))
-        );
-        assert_eq!(snapshot.ports[1].status, PortStatus::Free);
-
-        let (_, changed) = reply(&mut cp, "faulted0", now);
-        assert!(changed);
-        let snapshot = cp.snapshot(now);
-        assert_eq!(snapshot.ports.len(), 2, "no phantom port 0");
-        assert!(snapshot.ports.iter().all(|p| p.status == PortStatus::Fault));
-        assert_eq!(
-            snapshot.ports[0].raw_code.as_deref(),
-            Some("charger Faulted GroundFailure (RCD tripped)")
-        );
-
-        let (_, changed) = reply(&mut cp, "three", now);
-        assert!(changed);
-        let port = &cp.snapshot(now).ports[0];
-        assert!(
-            (port.current.unwrap() - 48.0).abs() < 1e-9 && port.power == Some(11_040.0),
-            "{port:?}"
-        );
-
-        let ids = TransactionIds::default();
-        let started: Value = serde_json::from_str(
-            &cp.handle(fixture("start"), now, &Policy::default(), &ids)
-                .unwrap()
-                .reply,
-        )
-        .unwrap();
-        let transaction = started[2]["transactionId"].as_i64().unwrap();
-        assert!(
-            transaction > i64::from(i32::MAX),
-            "64-bit ids: {transaction}"
-        );
-        assert_eq!(started[2]["idTagInfo"]["status"], "Accepted");
-        let (stopped, _) = reply(&mut cp, "stop", now);
-        assert_eq!(
-            stopped,
-            json!([3, "t-1", {"idTagInfo": {"status": "Accepted"}}])
-        );
-        let (unknown, _) = reply(&mut cp, "unknown", now);
-        assert_eq!(
-            (
-                unknown[0].as_u64(),
-                unknown[1].as_str(),
-                unknown[2].as_str()
-            ),
-            (Some(4), Some("x-2"), Some("NotImplemented"))
-        );
-        let (broken, _) = reply(&mut cp, "broken", now);
-        assert_eq!(
-            (broken[0].as_u64(), broken[2].as_str()),
-            (Some(4), Some("FormationViolation"))
-        );
-    }
-
-    #[test]
-    fn incomplete_and_ill_typed_payloads_get_their_error_codes() {
-        let now = Utc::now();
-        let mut cp = ChargePoint::new(StationId::parse("CP-2").unwrap());
-        let answer = |cp: &mut ChargePoint, text: &str| -> Value {
-            serde_json::from_str(
-                &cp.handle(text, now, &Policy::default(), &TransactionIds::default())
-                    .unwrap()
-                    .reply,
-            )
-            .unwrap()
-        };
-        let incomplete = answer(
-            &mut cp,
-            r#"[2, "1", "StatusNotification", {"connectorId": 1, "errorCode": "NoError"}]"#,
-        );
-        assert_eq!(incomplete[2], "ProtocolError");
-        let typed = answer(
-            &mut cp,
-            r#"[2, "2", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", "status": "Available"}]"#,
-        );
-        assert_eq!(typed[2], "TypeConstraintViolation");
-        let odd = answer(
-            &mut cp,
-            r#"[2, "3", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping"}]"#,
-        );
-        assert_eq!(odd[2], "PropertyConstraintViolation");
-        let heartbeat = answer(&mut cp, r#"[2, "4", "Heartbeat", {}]"#);
-        assert!(heartbeat[2]["currentTime"].is_string());
-        assert_eq!(port_status("SuspendedEVSE"), Some(PortStatus::Occupied));
-        assert_eq!(port_status("Unavailable"), Some(PortStatus::Unavailable));
-        assert!(
-            cp.handle(
-                r#"[3, "csm-1", {}]"#,
-                now,
-                &Policy::default(),
-                &TransactionIds::default()
-            )
-            .is_none()
-        );
-    }
 }

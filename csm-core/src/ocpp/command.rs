@@ -1,15 +1,21 @@
-//! The operators' commands to an OCPP 1.6J charger (`Reset`, `UnlockConnector`,
-//! `ChangeAvailability`, `GetConfiguration`, `ChangeConfiguration`, `TriggerMessage`,
-//! `ClearCache`, `RemoteStartTransaction`, `RemoteStopTransaction`): what an operator may ask,
-//! checked before anything is sent, and the call each becomes.
+//! The operators' commands to an OCPP charger, named once for both versions and sent as the
+//! charger's version says: `Reset`, `UnlockConnector`, `ChangeAvailability`, `TriggerMessage`,
+//! `ClearCache`, `RemoteStartTransaction` (2.0.1 `RequestStartTransaction`),
+//! `RemoteStopTransaction` (2.0.1 `RequestStopTransaction`); 1.6's `GetConfiguration` and
+//! `ChangeConfiguration`; 2.0.1's `GetVariables`, `SetVariables` and `GetBaseReport`. What an
+//! operator may ask is checked before anything is sent, and a command (or a kind of reset or
+//! message) the charger's version does not have is refused, naming the one it has.
 //!
 //! A command is checked twice: on its own ([`Command::check`]: types, lengths, the
 //! configuration keys the specification fixes), then against what the charger has said
-//! ([`Command::to_call`]: its connectors, its running transactions).
+//! ([`Command::to_call`]: its version, its ports, its running transactions).
+
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Version;
 use crate::error::InvalidInput;
 use crate::model::MAX_PORT;
 
@@ -18,13 +24,15 @@ use crate::model::MAX_PORT;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "command", deny_unknown_fields)]
 pub enum Command {
-    /// Restart the charger: `Soft` (stop transactions, restart the software) or `Hard`.
+    /// Restart the charger. OCPP 1.6: `Soft` (stop transactions, restart the software) or
+    /// `Hard`; OCPP 2.0.1: `Immediate` (stop transactions, restart now) or `OnIdle` (once no
+    /// transaction runs).
     Reset {
-        /// `Soft` or `Hard`.
+        /// `Soft` or `Hard` (1.6), `Immediate` or `OnIdle` (2.0.1).
         #[serde(rename = "type")]
         kind: ResetKind,
     },
-    /// Release the cable lock of a connector.
+    /// Release the cable lock of a connector (2.0.1: of the EVSE's connector 1).
     UnlockConnector {
         /// The connector (port), from 1.
         #[serde(deserialize_with = "crate::model::whole::u32")]
@@ -40,14 +48,15 @@ pub enum Command {
         /// `Operative` or `Inoperative`.
         availability: Availability,
     },
-    /// Read the charger's configuration: every key, or the named ones.
+    /// OCPP 1.6: read the charger's configuration, every key or the named ones (2.0.1:
+    /// `GetVariables`, `GetBaseReport`).
     GetConfiguration {
         /// The keys to read (none: all).
         #[serde(default)]
         #[cfg_attr(feature = "openapi", schema(max_items = 100))]
         keys: Vec<String>,
     },
-    /// Change one configuration key.
+    /// OCPP 1.6: change one configuration key (2.0.1: `SetVariables`).
     ChangeConfiguration {
         /// The key (at most 50 characters).
         #[cfg_attr(
@@ -60,6 +69,24 @@ pub enum Command {
         #[cfg_attr(feature = "openapi", schema(max_length = 500))]
         value: String,
     },
+    /// OCPP 2.0.1: read variables of the charger's components (1.6: `GetConfiguration`).
+    GetVariables {
+        /// The variables to read (1–100).
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
+        variables: Vec<VariableRef>,
+    },
+    /// OCPP 2.0.1: set variables of the charger's components (1.6: `ChangeConfiguration`).
+    SetVariables {
+        /// The variables and their new values (1–100).
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
+        variables: Vec<VariableValue>,
+    },
+    /// OCPP 2.0.1: ask for one of the charger's base reports; the answer carries the report,
+    /// collected from the NotifyReport messages that follow (as many as arrive in the wait).
+    GetBaseReport {
+        /// Which report.
+        report: ReportBase,
+    },
     /// Ask the charger to send a message now.
     TriggerMessage {
         /// The message to send.
@@ -71,24 +98,28 @@ pub enum Command {
     },
     /// Clear the charger's cache of authorised id tags.
     ClearCache,
-    /// Start a transaction for an id tag, on a connector or one the charger chooses.
+    /// Start a transaction for an id tag, on a connector or one the charger chooses (2.0.1:
+    /// `RequestStartTransaction`, a name this command also answers to).
+    #[serde(alias = "RequestStartTransaction")]
     RemoteStartTransaction {
         /// The connector, from 1 (none: the charger chooses).
         #[serde(default, deserialize_with = "crate::model::whole::opt_u32")]
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
         connector: Option<u32>,
-        /// The id tag to start for (at most 20 characters).
+        /// The id tag to start for (at most 20 characters for 1.6, 36 for 2.0.1).
         #[cfg_attr(
             feature = "openapi",
-            schema(min_length = 1, max_length = 20, pattern = r"\S")
+            schema(min_length = 1, max_length = 36, pattern = r"\S")
         )]
         id_tag: String,
     },
-    /// Stop a transaction: by its id, or the one running on a connector.
+    /// Stop a transaction: by its id, or the one running on a connector (2.0.1:
+    /// `RequestStopTransaction`, a name this command also answers to).
+    #[serde(alias = "RequestStopTransaction")]
     RemoteStopTransaction {
-        /// The transaction's id.
-        #[serde(default, deserialize_with = "crate::model::whole::opt_i64")]
-        transaction_id: Option<i64>,
+        /// The transaction's id: csm's number (1.6) or the charger's text (2.0.1).
+        #[serde(default)]
+        transaction_id: Option<TransactionRef>,
         /// The connector whose running transaction to stop.
         #[serde(default, deserialize_with = "crate::model::whole::opt_u32")]
         #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
@@ -96,14 +127,38 @@ pub enum Command {
     },
 }
 
-/// The kinds of reset.
+/// A transaction's id as an operator names it: a number (1.6) or text (2.0.1).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum TransactionRef {
+    /// A 1.6 transaction id.
+    Number(i64),
+    /// A 2.0.1 transaction id (1–36 characters).
+    Text(String),
+}
+
+impl TransactionRef {
+    fn text(&self) -> String {
+        match self {
+            TransactionRef::Number(n) => n.to_string(),
+            TransactionRef::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// The kinds of reset: 1.6 has `Soft` and `Hard`, 2.0.1 `Immediate` and `OnIdle`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ResetKind {
-    /// Stop transactions, then restart the software.
+    /// 1.6: stop transactions, then restart the software.
     Soft,
-    /// Restart the hardware.
+    /// 1.6: restart the hardware.
     Hard,
+    /// 2.0.1: stop transactions and restart now.
+    Immediate,
+    /// 2.0.1: restart once no transaction runs.
+    OnIdle,
 }
 
 /// Whether a connector is in service.
@@ -116,32 +171,134 @@ pub enum Availability {
     Inoperative,
 }
 
-/// The messages an operator may ask for with TriggerMessage (OCPP 1.6 `MessageTrigger`).
+/// The messages an operator may ask for with TriggerMessage (1.6 `MessageTrigger`, 2.0.1
+/// `MessageTriggerEnumType`; a few are one version's only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[allow(clippy::enum_variant_names)]
 pub enum TriggerKind {
     /// `BootNotification`.
     BootNotification,
-    /// `DiagnosticsStatusNotification`.
+    /// `DiagnosticsStatusNotification` (1.6 only).
     DiagnosticsStatusNotification,
     /// `FirmwareStatusNotification`.
     FirmwareStatusNotification,
     /// `Heartbeat`.
     Heartbeat,
+    /// `LogStatusNotification` (2.0.1 only).
+    LogStatusNotification,
     /// `MeterValues`.
     MeterValues,
     /// `StatusNotification`.
     StatusNotification,
+    /// `TransactionEvent` (2.0.1 only).
+    TransactionEvent,
+}
+
+/// A 2.0.1 variable to read: a component's variable (of one EVSE, of one instance).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VariableRef {
+    /// The component (`OCPPCommCtrlr`, `SampledDataCtrlr`, …; at most 50 characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 50, pattern = r"\S")
+    )]
+    pub component: String,
+    /// The variable (`HeartbeatInterval`, …; at most 50 characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 50, pattern = r"\S")
+    )]
+    pub variable: String,
+    /// The component's instance, when it has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 50, pattern = r"\S")
+    )]
+    pub instance: Option<String>,
+    /// The EVSE (port) whose component it is (none: the station's).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::model::whole::opt_u32"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
+    pub evse: Option<u32>,
+}
+
+/// A 2.0.1 variable to set and its new value.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VariableValue {
+    /// The component (at most 50 characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 50, pattern = r"\S")
+    )]
+    pub component: String,
+    /// The variable (at most 50 characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 50, pattern = r"\S")
+    )]
+    pub variable: String,
+    /// The component's instance, when it has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 50, pattern = r"\S")
+    )]
+    pub instance: Option<String>,
+    /// The EVSE (port) whose component it is (none: the station's).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::model::whole::opt_u32"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
+    pub evse: Option<u32>,
+    /// The new value, as text (at most 1,000 characters).
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    pub value: String,
+}
+
+/// The base reports of OCPP 2.0.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[allow(clippy::enum_variant_names)]
+pub enum ReportBase {
+    /// The variables that can be configured.
+    ConfigurationInventory,
+    /// Every component and variable.
+    FullInventory,
+    /// The components' availability and problems.
+    SummaryInventory,
 }
 
 /// What csm knows of a connected charger that a command is checked against.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChargerFacts {
-    /// The connectors it has reported, in order (empty: none yet).
+    /// The OCPP version it speaks.
+    pub version: Version,
+    /// The connectors (ports) it has reported, in order (empty: none yet).
     pub connectors: Vec<u32>,
     /// Its running transactions: (connector, transaction id).
-    pub transactions: Vec<(u32, i64)>,
+    pub transactions: Vec<(u32, String)>,
+}
+
+/// A command as the charger's version sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    /// The action.
+    pub action: &'static str,
+    /// The payload.
+    pub payload: Value,
+    /// GetBaseReport: the request id its NotifyReport messages carry.
+    pub report: Option<i64>,
 }
 
 /// The type of a configuration key's value.
@@ -207,11 +364,26 @@ const STANDARD_KEYS: &[(&str, KeyType, bool)] = {
     ]
 };
 
-/// The configuration key chargers keep secret: written, never read back.
+/// The configuration key 1.6 chargers keep secret: written, never read back.
 pub const SECRET_KEY: &str = "AuthorizationKey";
+/// The variable 2.0.1 chargers keep secret (of `SecurityCtrlr`): written, never read back.
+pub const SECRET_VARIABLE: &str = "BasicAuthPassword";
 
 /// At most this many keys in one GetConfiguration.
 const MAX_KEYS: usize = 100;
+
+/// At most this many variables in one GetVariables or SetVariables.
+const MAX_VARIABLES: usize = 100;
+
+/// Request ids of csm's GetBaseReport and RequestStartTransaction calls: increasing, from the
+/// clock, so a restarted csm does not reuse a recent one.
+static REQUEST_IDS: AtomicI32 = AtomicI32::new(0);
+
+fn request_id() -> i64 {
+    let seed = (chrono::Utc::now().timestamp() % 1_000_000_000) as i32;
+    let _ = REQUEST_IDS.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+    i64::from(REQUEST_IDS.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & i32::MAX)
+}
 
 fn invalid(field: &str, message: impl Into<String>) -> InvalidInput {
     InvalidInput::new(field, message)
@@ -247,15 +419,54 @@ fn check_connector(field: &str, connector: u32, zero: bool) -> Result<(), Invali
     Ok(())
 }
 
+fn check_variables<'a>(
+    count: usize,
+    names: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>, Option<u32>)>,
+) -> Result<(), InvalidInput> {
+    if !(1..=MAX_VARIABLES).contains(&count) {
+        return Err(invalid(
+            "variables",
+            format!("names {count} variables; name 1 to {MAX_VARIABLES}"),
+        ));
+    }
+    for (component, variable, instance, evse) in names {
+        check_text("component", component, 50)?;
+        check_text("variable", variable, 50)?;
+        if let Some(instance) = instance {
+            check_text("instance", instance, 50)?;
+        }
+        if let Some(evse) = evse {
+            check_connector("evse", evse, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// A 2.0.1 `component` and `variable` pair.
+fn component(name: &str, evse: Option<u32>, variable: &str, instance: Option<&str>) -> Value {
+    let mut component = json!({"name": name});
+    if let Some(evse) = evse {
+        component["evse"] = json!({"id": evse});
+    }
+    let mut variable = json!({"name": variable});
+    if let Some(instance) = instance {
+        variable["instance"] = json!(instance);
+    }
+    json!({"component": component, "variable": variable})
+}
+
 impl Command {
-    /// The OCPP 1.6 action it becomes.
-    pub fn action(&self) -> &'static str {
+    /// The command's name, as the API names it.
+    pub fn name(&self) -> &'static str {
         match self {
             Command::Reset { .. } => "Reset",
             Command::UnlockConnector { .. } => "UnlockConnector",
             Command::ChangeAvailability { .. } => "ChangeAvailability",
             Command::GetConfiguration { .. } => "GetConfiguration",
             Command::ChangeConfiguration { .. } => "ChangeConfiguration",
+            Command::GetVariables { .. } => "GetVariables",
+            Command::SetVariables { .. } => "SetVariables",
+            Command::GetBaseReport { .. } => "GetBaseReport",
             Command::TriggerMessage { .. } => "TriggerMessage",
             Command::ClearCache => "ClearCache",
             Command::RemoteStartTransaction { .. } => "RemoteStartTransaction",
@@ -263,11 +474,35 @@ impl Command {
         }
     }
 
+    /// The action it becomes for a charger of `version`; `None` when that version has no
+    /// such command.
+    pub fn action(&self, version: Version) -> Option<&'static str> {
+        match (self, version) {
+            (
+                Command::GetConfiguration { .. } | Command::ChangeConfiguration { .. },
+                Version::V201,
+            )
+            | (
+                Command::GetVariables { .. }
+                | Command::SetVariables { .. }
+                | Command::GetBaseReport { .. },
+                Version::V16,
+            ) => None,
+            (Command::RemoteStartTransaction { .. }, Version::V201) => {
+                Some("RequestStartTransaction")
+            }
+            (Command::RemoteStopTransaction { .. }, Version::V201) => {
+                Some("RequestStopTransaction")
+            }
+            _ => Some(self.name()),
+        }
+    }
+
     /// Checks the command on its own: lengths, connector numbers, the type of a standard
     /// configuration key's value and whether it may be changed.
     pub fn check(&self) -> Result<(), InvalidInput> {
         match self {
-            Command::Reset { .. } | Command::ClearCache => Ok(()),
+            Command::Reset { .. } | Command::ClearCache | Command::GetBaseReport { .. } => Ok(()),
             Command::UnlockConnector { connector } => {
                 check_connector("connector", *connector, false)
             }
@@ -296,18 +531,53 @@ impl Command {
                 }
                 check_value(key, value)
             }
+            Command::GetVariables { variables } => check_variables(
+                variables.len(),
+                variables.iter().map(|v| {
+                    (
+                        v.component.as_str(),
+                        v.variable.as_str(),
+                        v.instance.as_deref(),
+                        v.evse,
+                    )
+                }),
+            ),
+            Command::SetVariables { variables } => {
+                check_variables(
+                    variables.len(),
+                    variables.iter().map(|v| {
+                        (
+                            v.component.as_str(),
+                            v.variable.as_str(),
+                            v.instance.as_deref(),
+                            v.evse,
+                        )
+                    }),
+                )?;
+                match variables.iter().find(|v| v.value.chars().count() > 1_000) {
+                    Some(v) => Err(invalid(
+                        "value",
+                        format!(
+                            "{}.{}: longer than the 1,000 characters OCPP allows",
+                            v.component, v.variable
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
             Command::TriggerMessage { connector, .. } => {
                 connector.map_or(Ok(()), |c| check_connector("connector", c, false))
             }
             Command::RemoteStartTransaction { connector, id_tag } => {
-                check_text("id_tag", id_tag, 20)?;
+                check_text("id_tag", id_tag, 36)?;
                 connector.map_or(Ok(()), |c| check_connector("connector", c, false))
             }
             Command::RemoteStopTransaction {
                 transaction_id,
                 connector,
             } => match (transaction_id, connector) {
-                (Some(_), None) => Ok(()),
+                (Some(TransactionRef::Text(id)), None) => check_text("transaction_id", id, 36),
+                (Some(TransactionRef::Number(_)), None) => Ok(()),
                 (None, Some(c)) => check_connector("connector", *c, false),
                 _ => Err(invalid(
                     "transaction_id",
@@ -329,14 +599,76 @@ impl Command {
         }
     }
 
-    /// The call's action and payload for a charger that has said `facts` (checked against
-    /// them: a connector it has not reported, a connector with no transaction to stop).
-    pub fn to_call(
-        &self,
-        station: &str,
-        facts: &ChargerFacts,
-    ) -> Result<(&'static str, Value), InvalidInput> {
+    /// Where a version lacks what the command asks, what it has instead.
+    fn not_in(&self, version: Version) -> Option<(&'static str, String)> {
+        let other = match version {
+            Version::V16 => "2.0.1",
+            Version::V201 => "1.6",
+        };
+        let instead = match self {
+            Command::GetConfiguration { .. } => "GetVariables (or GetBaseReport)",
+            Command::ChangeConfiguration { .. } => "SetVariables",
+            Command::GetVariables { .. } | Command::GetBaseReport { .. } => "GetConfiguration",
+            Command::SetVariables { .. } => "ChangeConfiguration",
+            Command::Reset { kind } => {
+                let fits = matches!(
+                    (kind, version),
+                    (ResetKind::Soft | ResetKind::Hard, Version::V16)
+                        | (ResetKind::Immediate | ResetKind::OnIdle, Version::V201)
+                );
+                return (!fits).then(|| {
+                    let kinds = match version {
+                        Version::V16 => "Soft or Hard",
+                        Version::V201 => "Immediate or OnIdle",
+                    };
+                    (
+                        "type",
+                        format!(
+                            "{kind:?} is a reset of OCPP {other}; OCPP {version} resets {kinds}"
+                        ),
+                    )
+                });
+            }
+            Command::TriggerMessage { message, .. } => {
+                let only = match message {
+                    TriggerKind::DiagnosticsStatusNotification => Version::V16,
+                    TriggerKind::LogStatusNotification | TriggerKind::TransactionEvent => {
+                        Version::V201
+                    }
+                    _ => return None,
+                };
+                return (only != version).then(|| {
+                    (
+                        "message",
+                        format!("{message:?} is a message of OCPP {only} only"),
+                    )
+                });
+            }
+            _ => return None,
+        };
+        if self.action(version).is_some() {
+            return None;
+        }
+        Some((
+            "command",
+            format!(
+                "{} is a command of OCPP {other}; for OCPP {version} use {instead}",
+                self.name()
+            ),
+        ))
+    }
+
+    /// The call for a charger that has said `facts` (checked against them: its version, a
+    /// connector it has not reported, a connector with no transaction to stop).
+    pub fn to_call(&self, station: &str, facts: &ChargerFacts) -> Result<Call, InvalidInput> {
         self.check()?;
+        let version = facts.version;
+        if let Some((field, message)) = self.not_in(version) {
+            return Err(invalid(
+                field,
+                format!("charge point {station} speaks OCPP {version}: {message}"),
+            ));
+        }
         if let Some(connector) = self.connector()
             && !facts.connectors.is_empty()
             && !facts.connectors.contains(&connector)
@@ -350,7 +682,50 @@ impl Command {
                 ),
             ));
         }
-        let payload = match self {
+        let mut report = None;
+        let payload = match version {
+            Version::V16 => self.payload_16(station, facts)?,
+            Version::V201 => {
+                let payload = self.payload_201(station, facts)?;
+                if matches!(self, Command::GetBaseReport { .. }) {
+                    report = payload["requestId"].as_i64();
+                }
+                payload
+            }
+        };
+        Ok(Call {
+            action: self.action(version).unwrap_or_else(|| self.name()),
+            payload,
+            report,
+        })
+    }
+
+    /// The transaction to stop: the one named, or the one running on the connector named.
+    fn transaction(
+        transaction_id: Option<&TransactionRef>,
+        connector: Option<u32>,
+        station: &str,
+        facts: &ChargerFacts,
+    ) -> Result<String, InvalidInput> {
+        if let Some(id) = transaction_id {
+            return Ok(id.text());
+        }
+        let connector = connector.unwrap_or_default();
+        facts
+            .transactions
+            .iter()
+            .find(|(c, _)| *c == connector)
+            .map(|(_, id)| id.clone())
+            .ok_or_else(|| {
+                invalid(
+                    "connector",
+                    format!("{connector}: no transaction runs on it at charge point {station}"),
+                )
+            })
+    }
+
+    fn payload_16(&self, station: &str, facts: &ChargerFacts) -> Result<Value, InvalidInput> {
+        Ok(match self {
             Command::Reset { kind } => json!({"type": kind}),
             Command::UnlockConnector { connector } => json!({"connectorId": connector}),
             Command::ChangeAvailability {
@@ -365,33 +740,86 @@ impl Command {
                 None => json!({"requestedMessage": message}),
             },
             Command::ClearCache => json!({}),
-            Command::RemoteStartTransaction { connector, id_tag } => match connector {
-                Some(c) => json!({"idTag": id_tag, "connectorId": c}),
-                None => json!({"idTag": id_tag}),
-            },
-            Command::RemoteStopTransaction {
-                transaction_id: Some(id),
-                ..
-            } => json!({"transactionId": id}),
-            Command::RemoteStopTransaction { connector, .. } => {
-                let connector = connector.unwrap_or_default();
-                let running = facts
-                    .transactions
-                    .iter()
-                    .find(|(c, _)| *c == connector)
-                    .map(|(_, id)| *id)
-                    .ok_or_else(|| {
-                        invalid(
-                            "connector",
-                            format!(
-                                "{connector}: no transaction runs on it at charge point {station}"
-                            ),
-                        )
-                    })?;
-                json!({"transactionId": running})
+            Command::RemoteStartTransaction { connector, id_tag } => {
+                check_text("id_tag", id_tag, 20)?;
+                match connector {
+                    Some(c) => json!({"idTag": id_tag, "connectorId": c}),
+                    None => json!({"idTag": id_tag}),
+                }
             }
-        };
-        Ok((self.action(), payload))
+            Command::RemoteStopTransaction {
+                transaction_id,
+                connector,
+            } => {
+                let id = Self::transaction(transaction_id.as_ref(), *connector, station, facts)?;
+                let number: i64 = id.parse().map_err(|_| {
+                    invalid(
+                        "transaction_id",
+                        format!("{id:?}: an OCPP 1.6 transaction id is a whole number"),
+                    )
+                })?;
+                json!({"transactionId": number})
+            }
+            Command::GetVariables { .. }
+            | Command::SetVariables { .. }
+            | Command::GetBaseReport { .. } => unreachable!("refused by not_in"),
+        })
+    }
+
+    fn payload_201(&self, station: &str, facts: &ChargerFacts) -> Result<Value, InvalidInput> {
+        Ok(match self {
+            Command::Reset { kind } => json!({"type": kind}),
+            Command::UnlockConnector { connector } => {
+                json!({"evseId": connector, "connectorId": 1})
+            }
+            Command::ChangeAvailability {
+                connector: 0,
+                availability,
+            } => json!({"operationalStatus": availability}),
+            Command::ChangeAvailability {
+                connector,
+                availability,
+            } => json!({"operationalStatus": availability, "evse": {"id": connector}}),
+            Command::GetVariables { variables } => json!({"getVariableData": variables
+                .iter()
+                .map(|v| component(&v.component, v.evse, &v.variable, v.instance.as_deref()))
+                .collect::<Vec<_>>()}),
+            Command::SetVariables { variables } => json!({"setVariableData": variables
+                .iter()
+                .map(|v| {
+                    let mut data =
+                        component(&v.component, v.evse, &v.variable, v.instance.as_deref());
+                    data["attributeValue"] = json!(v.value);
+                    data
+                })
+                .collect::<Vec<_>>()}),
+            Command::GetBaseReport { report } => {
+                json!({"requestId": request_id(), "reportBase": report})
+            }
+            Command::TriggerMessage { message, connector } => match connector {
+                Some(c) => json!({"requestedMessage": message, "evse": {"id": c}}),
+                None => json!({"requestedMessage": message}),
+            },
+            Command::ClearCache => json!({}),
+            Command::RemoteStartTransaction { connector, id_tag } => {
+                let mut payload = json!({
+                    "idToken": {"idToken": id_tag, "type": "Central"},
+                    "remoteStartId": request_id(),
+                });
+                if let Some(c) = connector {
+                    payload["evseId"] = json!(c);
+                }
+                payload
+            }
+            Command::RemoteStopTransaction {
+                transaction_id,
+                connector,
+            } => json!({"transactionId":
+                Self::transaction(transaction_id.as_ref(), *connector, station, facts)?}),
+            Command::GetConfiguration { .. } | Command::ChangeConfiguration { .. } => {
+                unreachable!("refused by not_in")
+            }
+        })
     }
 }
 
@@ -446,15 +874,24 @@ mod tests {
         serde_json::from_str(json)
     }
 
-    fn facts() -> ChargerFacts {
+    fn facts(version: Version) -> ChargerFacts {
         ChargerFacts {
+            version,
             connectors: vec![1, 2],
-            transactions: vec![(2, 77)],
+            transactions: vec![(2, "77".into())],
         }
     }
 
+    fn call(text: &str, version: Version) -> Result<(&'static str, Value), String> {
+        let command = command(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        command
+            .to_call("CP", &facts(version))
+            .map(|c| (c.action, c.payload))
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn commands_read_as_operators_write_them_and_become_ocpp_calls() {
+    fn commands_read_as_operators_write_them_and_become_ocpp_1_6_calls() {
         let cases = [
             (
                 r#"{"command":"Reset","type":"Hard"}"#,
@@ -509,21 +946,149 @@ mod tests {
             ),
         ];
         for (text, action, payload) in cases {
-            let command = command(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(
-                command.to_call("CP", &facts()),
-                Ok((action, payload)),
-                "{text}"
-            );
+            assert_eq!(call(text, Version::V16), Ok((action, payload)), "{text}");
         }
     }
 
     #[test]
+    fn the_same_commands_become_ocpp_2_0_1_calls() {
+        let cases = [
+            (
+                r#"{"command":"Reset","type":"OnIdle"}"#,
+                "Reset",
+                json!({"type": "OnIdle"}),
+            ),
+            (
+                r#"{"command":"UnlockConnector","connector":2}"#,
+                "UnlockConnector",
+                json!({"evseId": 2, "connectorId": 1}),
+            ),
+            (
+                r#"{"command":"ChangeAvailability","availability":"Inoperative"}"#,
+                "ChangeAvailability",
+                json!({"operationalStatus": "Inoperative"}),
+            ),
+            (
+                r#"{"command":"ChangeAvailability","connector":1,"availability":"Operative"}"#,
+                "ChangeAvailability",
+                json!({"operationalStatus": "Operative", "evse": {"id": 1}}),
+            ),
+            (
+                r#"{"command":"GetVariables","variables":[{"component":"OCPPCommCtrlr","variable":"HeartbeatInterval"},{"component":"Connector","evse":1,"variable":"AvailabilityState","instance":"x"}]}"#,
+                "GetVariables",
+                json!({"getVariableData": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}},
+                    {"component": {"name": "Connector", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState", "instance": "x"}}
+                ]}),
+            ),
+            (
+                r#"{"command":"SetVariables","variables":[{"component":"OCPPCommCtrlr","variable":"HeartbeatInterval","value":"60"}]}"#,
+                "SetVariables",
+                json!({"setVariableData": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "attributeValue": "60"}]}),
+            ),
+            (
+                r#"{"command":"TriggerMessage","message":"StatusNotification","connector":1}"#,
+                "TriggerMessage",
+                json!({"requestedMessage": "StatusNotification", "evse": {"id": 1}}),
+            ),
+            (r#"{"command":"ClearCache"}"#, "ClearCache", json!({})),
+            (
+                r#"{"command":"RequestStopTransaction","connector":2}"#,
+                "RequestStopTransaction",
+                json!({"transactionId": "77"}),
+            ),
+            (
+                r#"{"command":"RemoteStopTransaction","transaction_id":"9f6c1d2e"}"#,
+                "RequestStopTransaction",
+                json!({"transactionId": "9f6c1d2e"}),
+            ),
+        ];
+        for (text, action, payload) in cases {
+            assert_eq!(call(text, Version::V201), Ok((action, payload)), "{text}");
+        }
+        let (action, start) = call(
+            r#"{"command":"RemoteStartTransaction","id_tag":"OPERATOR","connector":1}"#,
+            Version::V201,
+        )
+        .unwrap();
+        assert_eq!(action, "RequestStartTransaction");
+        assert_eq!(
+            start["idToken"],
+            json!({"idToken": "OPERATOR", "type": "Central"})
+        );
+        assert_eq!(start["evseId"], 1);
+        assert!(start["remoteStartId"].as_i64().is_some(), "{start}");
+        let report = command(r#"{"command":"GetBaseReport","report":"FullInventory"}"#)
+            .unwrap()
+            .to_call("CP", &facts(Version::V201))
+            .unwrap();
+        assert_eq!(report.action, "GetBaseReport");
+        assert_eq!(report.payload["reportBase"], "FullInventory");
+        assert_eq!(report.report, report.payload["requestId"].as_i64());
+    }
+
+    #[test]
+    fn a_command_a_version_does_not_have_is_refused_naming_the_one_it_has() {
+        let refused = |text: &str, version| call(text, version).unwrap_err();
+        let message = refused(r#"{"command":"GetConfiguration"}"#, Version::V201);
+        assert!(
+            message.contains("speaks OCPP 2.0.1") && message.contains("use GetVariables"),
+            "{message}"
+        );
+        assert!(
+            refused(
+                r#"{"command":"ChangeConfiguration","key":"HeartbeatInterval","value":"6"}"#,
+                Version::V201
+            )
+            .contains("use SetVariables")
+        );
+        assert!(
+            refused(
+                r#"{"command":"GetBaseReport","report":"SummaryInventory"}"#,
+                Version::V16
+            )
+            .contains("use GetConfiguration")
+        );
+        let reset = refused(r#"{"command":"Reset","type":"Soft"}"#, Version::V201);
+        assert!(reset.contains("Immediate or OnIdle"), "{reset}");
+        assert!(
+            refused(r#"{"command":"Reset","type":"Immediate"}"#, Version::V16)
+                .contains("Soft or Hard")
+        );
+        assert!(
+            refused(
+                r#"{"command":"TriggerMessage","message":"DiagnosticsStatusNotification"}"#,
+                Version::V201
+            )
+            .contains("OCPP 1.6 only")
+        );
+        assert!(
+            refused(
+                r#"{"command":"RemoteStopTransaction","transaction_id":"abc"}"#,
+                Version::V16
+            )
+            .contains("a whole number")
+        );
+        assert!(
+            refused(
+                r#"{"command":"RemoteStartTransaction","id_tag":"123456789012345678901"}"#,
+                Version::V16
+            )
+            .contains("at most 20")
+        );
+        assert!(
+            call(
+                r#"{"command":"RemoteStartTransaction","id_tag":"123456789012345678901"}"#,
+                Version::V201
+            )
+            .is_ok(),
+            "2.0.1 id tokens are up to 36 characters"
+        );
+    }
+
+    #[test]
     fn a_command_that_cannot_be_right_is_refused_with_the_reason() {
-        let refused = |text: &str| {
-            let command = command(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            command.to_call("CP", &facts()).unwrap_err().to_string()
-        };
+        let refused = |text: &str| call(text, Version::V16).unwrap_err();
         assert!(
             refused(r#"{"command":"UnlockConnector","connector":0}"#)
                 .contains("0 is the charger itself")
@@ -553,10 +1118,11 @@ mod tests {
         assert!(
             refused(r#"{"command":"RemoteStopTransaction"}"#).contains("either the transaction")
         );
-        assert!(
-            refused(r#"{"command":"RemoteStartTransaction","id_tag":"123456789012345678901"}"#)
-                .contains("at most 20")
+        let none = call(
+            r#"{"command":"GetVariables","variables":[]}"#,
+            Version::V201,
         );
+        assert!(none.unwrap_err().contains("name 1 to 100"));
         // Types and names are the parser's: an unknown command, field or value.
         assert!(command(r#"{"command":"Explode"}"#).is_err());
         assert!(command(r#"{"command":"Reset","type":"Gentle"}"#).is_err());

@@ -5,7 +5,10 @@
 
 use serde_json::Value;
 
-/// The error codes of OCPP-J 1.6 (section 4.2.3).
+use super::Version;
+
+/// The error codes of OCPP-J (1.6 section 4.2.3; 2.0.1 part 4, 4.3, which corrects two
+/// spellings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     /// The action is not known to the receiver.
@@ -31,8 +34,17 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The code as OCPP-J spells it (including the specification's `Occurence`).
-    pub fn as_str(self) -> &'static str {
+    /// The code as OCPP-J of `version` spells it: 1.6's `FormationViolation` and
+    /// `OccurenceConstraintViolation` are 2.0.1's `FormatViolation` and
+    /// `OccurrenceConstraintViolation`.
+    pub fn name(self, version: Version) -> &'static str {
+        match (self, version) {
+            (ErrorCode::FormationViolation, Version::V201) => return "FormatViolation",
+            (ErrorCode::OccurenceConstraintViolation, Version::V201) => {
+                return "OccurrenceConstraintViolation";
+            }
+            _ => {}
+        }
         match self {
             ErrorCode::NotImplemented => "NotImplemented",
             ErrorCode::NotSupported => "NotSupported",
@@ -205,12 +217,12 @@ pub fn result(id: &str, payload: &Value) -> String {
     Value::Array(vec![3.into(), id.into(), payload.clone()]).to_string()
 }
 
-/// `[4, id, code, description, {}]`.
-pub fn error(id: &str, code: ErrorCode, description: &str) -> String {
+/// `[4, id, code, description, {}]`, the code as `version` spells it.
+pub fn error(version: Version, id: &str, code: ErrorCode, description: &str) -> String {
     Value::Array(vec![
         4.into(),
         id.into(),
-        code.as_str().into(),
+        code.name(version).into(),
         description.into(),
         Value::Object(Default::default()),
     ])
@@ -246,8 +258,12 @@ mod tests {
             Ok(Incoming::Error { .. })
         ));
         assert_eq!(
-            error("x-2", ErrorCode::NotImplemented, "no"),
+            error(Version::V16, "x-2", ErrorCode::NotImplemented, "no"),
             r#"[4,"x-2","NotImplemented","no",{}]"#
+        );
+        assert_eq!(
+            error(Version::V201, "x-3", ErrorCode::FormationViolation, "no"),
+            r#"[4,"x-3","FormatViolation","no",{}]"#
         );
         assert_eq!(result("t", &serde_json::json!({})), r#"[3,"t",{}]"#);
     }

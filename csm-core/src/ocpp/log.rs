@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::command::SECRET_KEY;
+use super::command::{SECRET_KEY, SECRET_VARIABLE};
 
 /// Frames kept per charger.
 pub const MAX_FRAMES: usize = 200;
@@ -134,9 +134,16 @@ impl MessageLog {
 /// The frame with id tags and the secret key masked, cut at [`MAX_FRAME_BYTES`].
 fn masked(frame: &str) -> String {
     // Most frames hold nothing to mask: those are kept as they came, unparsed.
-    let secret = ["idTag", "IdTag", "idToken", "uthorization", "UTHORIZATION"]
-        .iter()
-        .any(|name| frame.contains(name));
+    let secret = [
+        "idTag",
+        "IdTag",
+        "idToken",
+        "uthorization",
+        "UTHORIZATION",
+        SECRET_VARIABLE,
+    ]
+    .iter()
+    .any(|name| frame.contains(name));
     let reparsed = secret
         .then(|| serde_json::from_str::<Value>(frame).ok())
         .flatten()
@@ -152,8 +159,8 @@ fn masked(frame: &str) -> String {
     format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
-/// Masks id tags (`idTag`, `parentIdTag`, 2.0.1's `idToken`) and the value of the secret key
-/// wherever they are; `true` when something was masked.
+/// Masks id tags (`idTag`, `parentIdTag`, 2.0.1's `idToken`), the value of 1.6's secret key
+/// and of 2.0.1's secret variable wherever they are; `true` when something was masked.
 fn mask(value: &mut Value, secret_here: bool) -> bool {
     match value {
         Value::Array(items) => items.iter_mut().fold(false, |m, v| mask(v, false) | m),
@@ -162,11 +169,16 @@ fn mask(value: &mut Value, secret_here: bool) -> bool {
                 || fields
                     .get("key")
                     .and_then(Value::as_str)
-                    .is_some_and(|k| k.eq_ignore_ascii_case(SECRET_KEY));
+                    .is_some_and(|k| k.eq_ignore_ascii_case(SECRET_KEY))
+                || fields
+                    .get("variable")
+                    .and_then(|v| v.get("name"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(SECRET_VARIABLE));
             let mut masked = false;
             for (name, field) in fields.iter_mut() {
                 let tag = matches!(name.as_str(), "idTag" | "parentIdTag" | "idToken");
-                let secret_value = secret && name == "value";
+                let secret_value = secret && matches!(name.as_str(), "value" | "attributeValue");
                 match field {
                     Value::String(text) if tag || secret_value => {
                         *text = if secret_value {
@@ -225,7 +237,35 @@ mod tests {
             r#"[3,"2",{"idTagInfo":{"status":"Accepted","parentIdTag":"TAG"}}]"#,
         );
         log.push(at, Direction::In, 1, None, "not json {idTag}");
+        log.push(
+            at,
+            Direction::Out,
+            1,
+            Some("SetVariables"),
+            r#"[2,"c2","SetVariables",{"setVariableData":[{"component":{"name":"SecurityCtrlr"},"variable":{"name":"BasicAuthPassword"},"attributeValue":"s3cret-of-twenty-chars"}]}]"#,
+        );
+        log.push(
+            at,
+            Direction::In,
+            1,
+            Some("TransactionEvent"),
+            r#"[2,"t1","TransactionEvent",{"idToken":{"idToken":"RFID-99887766","type":"ISO14443"}}]"#,
+        );
         let kept = log.after(0, 10);
+        assert!(
+            kept[4].frame.contains(r#""attributeValue":"…""#),
+            "{}",
+            kept[4].frame
+        );
+        assert!(
+            kept[5].frame.contains(r#""idToken":"RF…""#),
+            "{}",
+            kept[5].frame
+        );
+        assert!(
+            kept.iter()
+                .all(|f| !f.frame.contains("twenty") && !f.frame.contains("99887766"))
+        );
         assert_eq!(kept[0].frame, r#"[2,"1","Authorize",{"idTag":"RF…"}]"#);
         assert!(
             kept[1].frame.contains(r#""value":"…""#),

@@ -1,5 +1,6 @@
 //! MeterValues, read as real chargers send them: by measurand (absent: the energy register),
-//! in the unit given or the measurand's default (W, Wh, A, V), kW and kWh scaled, values sent
+//! in the unit given (1.6's `unit`, 2.0.1's `unitOfMeasure` with its power-of-ten
+//! `multiplier`) or the measurand's default (W, Wh, A, V), kW and kWh scaled, values sent
 //! as text or as numbers, per-phase samples combined (current and power summed over the
 //! phases present, voltage averaged; the neutral never counts), `Celcius` as well as
 //! `Celsius`, and an empty `sampledValue` changing nothing.
@@ -73,7 +74,10 @@ pub fn read(meter_values: &Value) -> Measures {
                 .get("measurand")
                 .and_then(Value::as_str)
                 .unwrap_or("Energy.Active.Import.Register");
-            let unit = sample.get("unit").and_then(Value::as_str);
+            let Some((unit, factor)) = unit_of(sample) else {
+                continue;
+            };
+            let value = value * factor;
             let phase = sample.get("phase").and_then(Value::as_str);
             let (target, scale): (&mut Collected, Option<f64>) = match measurand {
                 "Voltage" => (&mut v, scale(unit, "V", None)),
@@ -106,6 +110,21 @@ pub fn read(meter_values: &Value) -> Measures {
         power: power.summed(),
         energy_register_kwh: energy.summed(),
     }
+}
+
+/// A sample's unit and the factor its value is sent in: 1.6's `unit`, or 2.0.1's
+/// `unitOfMeasure` `{unit, multiplier}` (the value × 10^multiplier). `None` for a multiplier
+/// no meter uses (beyond ±18).
+fn unit_of(sample: &Value) -> Option<(Option<&str>, f64)> {
+    let Some(measure) = sample.get("unitOfMeasure") else {
+        return Some((sample.get("unit").and_then(Value::as_str), 1.0));
+    };
+    let multiplier = match measure.get("multiplier") {
+        None | Some(Value::Null) => 0,
+        Some(m) => m.as_i64().filter(|m| m.abs() <= 18)?,
+    };
+    let unit = measure.get("unit").and_then(Value::as_str);
+    Some((unit, 10f64.powi(multiplier as i32)))
 }
 
 /// The factor to the base unit: 1 for `base` (or no unit), 1,000 for `kilo`, `None` for a
@@ -187,5 +206,34 @@ mod tests {
             &serde_json::json!([{"sampledValue": [{"value": "x", "measurand": "Voltage"}]}, {}]),
         );
         assert_eq!(nothing, Measures::default());
+    }
+
+    #[test]
+    fn units_of_measure_with_multipliers_are_read_as_ocpp_2_0_1_sends_them() {
+        let frame: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/ocpp201/transaction-updated-three-phase.json"
+        ))
+        .unwrap();
+        let three = read(&frame[3]["meterValue"]);
+        assert!(near(three.voltage, (229.8 + 231.2 + 230.4) / 3.0));
+        assert!(near(three.current, 48.0), "{three:?}");
+        assert!(near(three.power, 11_040.0), "multiplier 3: {three:?}");
+        assert!(near(three.energy_register_kwh, 1_525.2));
+        let plain = of(include_str!(
+            "../../../tests/fixtures/ocpp201/meter-values-default-units.json"
+        ));
+        assert!(
+            near(plain.power, 3_680.0)
+                && near(plain.current, 16.0)
+                && near(plain.voltage, 230.0)
+                && near(plain.energy_register_kwh, 3.68),
+            "{plain:?}"
+        );
+        let milli = read(&serde_json::json!([{"sampledValue": [
+            {"value": 16000, "measurand": "Current.Import", "unitOfMeasure": {"unit": "A", "multiplier": -3}},
+            {"value": 1, "measurand": "Voltage", "unitOfMeasure": {"unit": "V", "multiplier": 400}}
+        ]}]));
+        assert!(near(milli.current, 16.0), "{milli:?}");
+        assert_eq!(milli.voltage, None, "a multiplier no meter uses");
     }
 }

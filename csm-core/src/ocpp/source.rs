@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::Version;
 use super::charge_point::{ChargePoint, Handled, Policy, TransactionIds};
 use super::command::ChargerFacts;
 use super::log::{Direction, Logged, MessageLog};
@@ -41,6 +42,9 @@ struct Pending {
 #[derive(Debug)]
 struct Live {
     point: ChargePoint,
+    /// The OCPP version of its last connection to this process (`None`: it connected to
+    /// another instance only).
+    protocol: Option<Version>,
     /// The connection now serving it (0: none).
     connection: u64,
     connected_at: DateTime<Utc>,
@@ -79,6 +83,11 @@ impl Live {
                 .and_then(|b| b.firmware.as_deref())
                 .map(|f| capped(f, 255)),
             firmware_status: self.point.firmware_status().map(|s| capped(s, 64)),
+            serial: boot
+                .and_then(|b| b.serial.as_deref())
+                .map(|s| capped(s, 255)),
+            problem: self.point.problem().map(|p| capped(p, 255)),
+            ocpp_version: self.protocol,
             heartbeat_secs: u32::try_from(heartbeat.num_seconds()).unwrap_or(u32::MAX),
         }
     }
@@ -197,16 +206,21 @@ impl OcppSource {
         self.points.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A charger connected: returns the connection's number and the frames it is to send
-    /// (csm's calls). A newer connection of the same charger replaces an older one (which,
-    /// closing later, changes nothing).
-    pub fn connect(&self, id: &StationId) -> (u64, tokio::sync::mpsc::Receiver<String>) {
+    /// A charger connected speaking `version`: returns the connection's number and the frames
+    /// it is to send (csm's calls). A newer connection of the same charger replaces an older
+    /// one (which, closing later, changes nothing).
+    pub fn connect(
+        &self,
+        id: &StationId,
+        version: Version,
+    ) -> (u64, tokio::sync::mpsc::Receiver<String>) {
         let connection = self.next_number();
         let (outbox, frames) = tokio::sync::mpsc::channel(4);
         let now = crate::model::now();
         let mut points = self.lock();
         let live = points.entry(id.clone()).or_insert_with(|| Live {
-            point: ChargePoint::new(id.clone()),
+            point: ChargePoint::new(id.clone(), version),
+            protocol: None,
             connection: 0,
             connected_at: now,
             disconnected_at: None,
@@ -221,10 +235,14 @@ impl OcppSource {
             written: 0,
         });
         let note = match live.connection {
-            0 => format!("connection {connection} opened"),
-            before => format!("connection {connection} opened, replacing connection {before}"),
+            0 => format!("connection {connection} opened (OCPP {version})"),
+            before => format!(
+                "connection {connection} opened (OCPP {version}), replacing connection {before}"
+            ),
         };
         live.log.push(now, Direction::Note, connection, None, &note);
+        live.point.speaks(version);
+        live.protocol = Some(version);
         live.connection = connection;
         live.connected_at = now;
         live.disconnected_at = None;
@@ -327,6 +345,27 @@ impl OcppSource {
             .map(|live| live.point.facts())
     }
 
+    /// The OCPP version of a charger connected to this process.
+    pub fn version(&self, id: &StationId) -> Option<Version> {
+        self.lock()
+            .get(id)
+            .filter(|live| live.connection != 0)
+            .map(|live| live.point.version())
+    }
+
+    /// The report of request `request_id` a connected charger has sent so far (2.0.1
+    /// NotifyReport), and whether it is complete.
+    pub fn report(
+        &self,
+        id: &StationId,
+        request_id: i64,
+    ) -> Option<(Vec<serde_json::Value>, bool)> {
+        self.lock()
+            .get(id)
+            .and_then(|live| live.point.report(request_id))
+            .map(|(data, complete)| (data.to_vec(), complete))
+    }
+
     /// The charger's logged frames after number `after`, at most `limit` (the newest);
     /// `None` when this process has heard nothing of it.
     pub fn messages(&self, id: &StationId, after: u64, limit: usize) -> Option<Vec<Logged>> {
@@ -417,7 +456,8 @@ impl OcppSource {
     pub fn orphaned(&self, id: &StationId, heard: DateTime<Utc>) {
         let mut points = self.lock();
         let live = points.entry(id.clone()).or_insert_with(|| Live {
-            point: ChargePoint::new(id.clone()),
+            point: ChargePoint::new(id.clone(), Version::default()),
+            protocol: None,
             connection: 0,
             connected_at: heard,
             disconnected_at: Some(heard),
@@ -613,7 +653,7 @@ mod tests {
         );
         assert!(error.is_waiting() && !error.station_offline());
 
-        let (connection, _calls) = source.connect(&cp.id);
+        let (connection, _calls) = source.connect(&cp.id, Version::V16);
         assert!(source.quiet_since_connected(&cp.id, connection));
         let error = source.fetch(&cp).await.unwrap_err();
         assert!(matches!(error, ChargerError::NotReported { .. }), "{error}");
@@ -651,7 +691,7 @@ mod tests {
     async fn a_silent_charger_is_offline_and_refreshed_when_it_speaks_again() {
         let source = OcppSource::new(60);
         let cp = station("CP3");
-        let (connection, _calls) = source.connect(&cp.id);
+        let (connection, _calls) = source.connect(&cp.id, Version::V16);
         source
             .handle(&cp.id, connection, STATUS, &Policy::default())
             .unwrap();
@@ -671,7 +711,7 @@ mod tests {
     fn records_are_written_until_their_latest_version_is_stored() {
         let source = OcppSource::new(60);
         let id = StationId::parse("CP4").unwrap();
-        let (connection, _calls) = source.connect(&id);
+        let (connection, _calls) = source.connect(&id, Version::V16);
         let boot = r#"[2,"b1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M","firmwareVersion":"1.2.3"}]"#;
         source
             .handle(&id, connection, boot, &Policy::default())

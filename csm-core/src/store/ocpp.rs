@@ -100,6 +100,11 @@ impl Record for ChargePointRecord {
             Value::Text(r.firmware_status.as_deref())
         }),
         Column::new("heartbeat_secs", |r| Value::U32(r.heartbeat_secs)),
+        Column::new("serial", |r| Value::Text(r.serial.as_deref())),
+        Column::new("problem", |r| Value::Text(r.problem.as_deref())),
+        Column::new("ocpp_version", |r| {
+            Value::Text(r.ocpp_version.map(|v| v.as_str()))
+        }),
     ];
 
     fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
@@ -115,6 +120,12 @@ impl Record for ChargePointRecord {
             firmware: r.opt_text("firmware")?,
             firmware_status: r.opt_text("firmware_status")?,
             heartbeat_secs: r.u32("heartbeat_secs")?,
+            serial: r.opt_text("serial")?,
+            problem: r.opt_text("problem")?,
+            ocpp_version: match r.opt_text("ocpp_version")? {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|e| r.corrupt("ocpp_version", e))?),
+            },
         })
     }
 }

@@ -41,6 +41,13 @@ pub struct ChargePointJson {
     pub firmware: Option<String>,
     /// The status of its last FirmwareStatusNotification.
     pub firmware_status: Option<String>,
+    /// The serial number from its boot.
+    pub serial: Option<String>,
+    /// The OCPP version of its last connection (`1.6`, `2.0.1`; none: never connected).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2.0.1"))]
+    pub ocpp_version: Option<crate::ocpp::Version>,
+    /// A station-level problem it reports (OCPP 2.0.1 `Problem`: its tech code and info).
+    pub problem: Option<String>,
     /// The heartbeat interval csm gave it, seconds.
     pub heartbeat_secs: u32,
 }
@@ -61,6 +68,9 @@ impl ChargePointJson {
             model: r.model.clone(),
             firmware: r.firmware.clone(),
             firmware_status: r.firmware_status.clone(),
+            serial: r.serial.clone(),
+            ocpp_version: r.ocpp_version,
+            problem: r.problem.clone(),
             heartbeat_secs: r.heartbeat_secs,
         }
     }
@@ -110,6 +120,12 @@ pub struct CommandAnswerJson {
     /// GetConfiguration: the keys asked for that it does not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_keys: Option<Vec<String>>,
+    /// GetVariables and SetVariables (OCPP 2.0.1): each variable's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Vec<VariableJson>>,
+    /// GetBaseReport (OCPP 2.0.1): the report the charger sent after accepting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportJson>,
     /// From sending the command to the charger's answer, milliseconds.
     pub took_ms: u64,
     /// The csm instance holding the charger, which sent the command (none alone).
@@ -126,6 +142,36 @@ pub struct ConfigurationKeyJson {
     pub value: Option<String>,
     /// Whether csm may change it.
     pub readonly: bool,
+}
+
+/// One variable's result as a 2.0.1 charger reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VariableJson {
+    /// The component.
+    pub component: String,
+    /// The EVSE whose component it is (none: the station's).
+    pub evse: Option<u64>,
+    /// The variable.
+    pub variable: String,
+    /// The component's instance, when named.
+    pub instance: Option<String>,
+    /// Its value (GetVariables, when the charger has it).
+    pub value: Option<String>,
+    /// The charger's status: `Accepted`, `Rejected`, `UnknownComponent`, `UnknownVariable`,
+    /// `NotSupportedAttributeType`, `RebootRequired`.
+    pub status: Option<String>,
+}
+
+/// A report a 2.0.1 charger sent in answer to GetBaseReport.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportJson {
+    /// Its entries as sent (`component`, `variable`, `variableAttribute`, …).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub data: Vec<Value>,
+    /// Whether every part came within the wait.
+    pub complete: bool,
 }
 
 impl CommandAnswerJson {
@@ -157,6 +203,19 @@ impl CommandAnswerJson {
         } else {
             (None, None)
         };
+        let results = match outcome.action.as_str() {
+            "GetVariables" => outcome.answer.get("getVariableResult"),
+            "SetVariables" => outcome.answer.get("setVariableResult"),
+            _ => None,
+        };
+        let variables = results.map(|results| {
+            results
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(variable)
+                .collect()
+        });
         Self {
             station_id: station_id.to_string(),
             action: outcome.action,
@@ -164,10 +223,27 @@ impl CommandAnswerJson {
             answer: outcome.answer,
             configuration,
             unknown_keys,
+            variables,
+            report: outcome.report.map(|r| ReportJson {
+                data: r.data,
+                complete: r.complete,
+            }),
             took_ms: outcome.took_ms,
             instance: outcome.instance,
         }
     }
+}
+
+fn variable(entry: &Value) -> Option<VariableJson> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    Some(VariableJson {
+        component: text(entry.pointer("/component/name"))?,
+        evse: entry.pointer("/component/evse/id").and_then(Value::as_u64),
+        variable: text(entry.pointer("/variable/name"))?,
+        instance: text(entry.pointer("/variable/instance")),
+        value: text(entry.get("attributeValue")),
+        status: text(entry.get("attributeStatus")),
+    })
 }
 
 fn configuration_key(entry: &Value) -> Option<ConfigurationKeyJson> {

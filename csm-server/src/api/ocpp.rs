@@ -1,7 +1,8 @@
-//! The OCPP 1.6J central-system endpoint: `ws://HOST/ocpp/{charge_point_id}`, upgraded when the
-//! charger offers the `ocpp1.6` subprotocol (or offers none, with
-//! `CSM_OCPP_ALLOW_NO_SUBPROTOCOL`). Each text frame is answered by the core
-//! ([`csm_core::ocpp`]); a change a charger reports refreshes its station like a poll.
+//! The OCPP central-system endpoint: `ws://HOST/ocpp/{charge_point_id}`, upgraded when the
+//! charger offers the `ocpp2.0.1` or `ocpp1.6` subprotocol (both: `CSM_OCPP_PREFERRED_VERSION`
+//! picks, 2.0.1 unless set; none: 1.6, with `CSM_OCPP_ALLOW_NO_SUBPROTOCOL`). Each text frame
+//! is answered by the core ([`csm_core::ocpp`]) in the version agreed; a change a charger
+//! reports refreshes its station like a poll.
 //!
 //! Also `GET /api/ocpp/charge-points`: the registry of charge points (connection, last message,
 //! firmware), the document of `csm-cli ocpp status --json`.
@@ -21,14 +22,12 @@ use super::responses::{BodyRefusals, Unavailable};
 use crate::AppState;
 use crate::api::extract::{ApiJson, ApiQuery, Operator, StationPath, Viewer};
 use crate::error::ApiError;
-use csm_core::ocpp::Command;
 use csm_core::ocpp::log::MAX_FRAMES;
+use csm_core::ocpp::{Command, Version};
 use csm_core::views::ocpp::{
     ChargePointJson, ChargePointListJson, CommandAnswerJson, MessageLogJson,
 };
 
-/// The subprotocol of OCPP 1.6J.
-pub const SUBPROTOCOL: &str = "ocpp1.6";
 /// Largest frame a charger may send (a MeterValues of many samples is a few KiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// How long a new connection's first refresh waits for the charger's first report.
@@ -203,21 +202,22 @@ pub async fn connect(
         .filter(|p| !p.is_empty())
         .collect();
     // Answered with the very token offered (`OCPP1.6` from firmware that spells it so).
-    let speaks = offered
-        .iter()
-        .find(|p| p.eq_ignore_ascii_case(SUBPROTOCOL))
-        .cloned();
+    let chosen = Version::choose(&offered, state.monitor.settings().ocpp.preferred_version);
     let allowed = offered.is_empty() && state.monitor.settings().ocpp.allow_no_subprotocol;
-    if speaks.is_none() && !allowed {
-        return Err(ApiError::BadRequest(if offered.is_empty() {
-            "offer the WebSocket subprotocol ocpp1.6 (Sec-WebSocket-Protocol: ocpp1.6); a server can accept chargers that offer none with CSM_OCPP_ALLOW_NO_SUBPROTOCOL=true".into()
-        } else {
-            format!(
-                "csm speaks OCPP 1.6J (subprotocol ocpp1.6), not {}",
-                offered.join(", ")
-            )
-        }));
-    }
+    let (version, token) = match chosen {
+        Some((version, token)) => (version, Some(token.to_owned())),
+        None if allowed => (Version::V16, None),
+        None => {
+            return Err(ApiError::BadRequest(if offered.is_empty() {
+                "offer the WebSocket subprotocol ocpp2.0.1 or ocpp1.6 (Sec-WebSocket-Protocol: ocpp2.0.1, ocpp1.6); a server can accept chargers that offer none, as OCPP 1.6, with CSM_OCPP_ALLOW_NO_SUBPROTOCOL=true".into()
+            } else {
+                format!(
+                    "csm speaks OCPP 2.0.1 (subprotocol ocpp2.0.1) and 1.6J (ocpp1.6), not {}",
+                    offered.join(", ")
+                )
+            }));
+        }
+    };
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::Rejected(
             rejection.status(),
@@ -248,19 +248,19 @@ pub async fn connect(
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES);
-    let upgrade = match speaks {
+    let upgrade = match token {
         Some(token) => upgrade.protocols([token]),
         None => upgrade,
     };
     Ok(upgrade
-        .on_upgrade(move |socket| attach(state, admitted, socket))
+        .on_upgrade(move |socket| attach(state, admitted, version, socket))
         .into_response())
 }
 
 /// Serves a charger's socket: a known charge point at once; one not registered yet once its
 /// BootNotification registered it. A socket that sends nothing (or no BootNotification, when
 /// that is what is awaited) within `CSM_OCPP_FIRST_FRAME_SECS` is closed.
-async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
+async fn attach(state: AppState, admitted: Admitted, version: Version, mut socket: WebSocket) {
     let monitor = Arc::clone(&state.monitor);
     let _open = monitor.ocpp().socket_opened();
     let grace = Duration::from_secs(u64::from(monitor.settings().ocpp.first_frame_secs));
@@ -269,7 +269,7 @@ async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
         Admitted::Unregistered(id) => {
             let booted = tokio::select! {
                 () = state.shutdown.cancelled() => None,
-                booted = tokio::time::timeout(grace, await_boot(&monitor, &id, &mut socket)) => {
+                booted = tokio::time::timeout(grace, await_boot(&monitor, &id, version, &mut socket)) => {
                     booted.unwrap_or_else(|_| {
                         tracing::info!(charge_point = %id, ?grace, "an unregistered charger sent no BootNotification in time: closing");
                         metrics::counter!("csm_ocpp_connections_closed_total", "reason" => "no_boot").increment(1);
@@ -284,15 +284,20 @@ async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
             (station, Some(boot))
         }
     };
-    let (connection, frames) = match monitor.ocpp().attach(&station).await {
+    let (connection, frames) = match monitor.ocpp().attach(&station, version).await {
         Ok(attached) => attached,
         Err(error) => {
             tracing::error!(station = %station.id, %error, "cannot attach a charge point");
             return;
         }
     };
-    tracing::info!(station = %station.id, connection, "charge point connected");
-    serve(state, station, connection, frames, boot, socket).await;
+    tracing::info!(station = %station.id, connection, %version, "charge point connected");
+    let link = Link {
+        station,
+        connection,
+        version,
+    };
+    serve(state, link, frames, boot, socket).await;
 }
 
 /// Reads an unregistered charger's frames until its BootNotification registers it: the station
@@ -300,24 +305,23 @@ async fn attach(state: AppState, admitted: Admitted, mut socket: WebSocket) {
 async fn await_boot(
     monitor: &csm_core::Monitor,
     id: &csm_core::model::StationId,
+    version: Version,
     socket: &mut WebSocket,
 ) -> Option<(Arc<Station>, String)> {
     loop {
         let text = match socket.recv().await? {
             Ok(Message::Text(text)) => text,
             Ok(Message::Binary(_)) => {
-                let reply = csm_core::ocpp::frame::error(
-                    "-1",
-                    csm_core::ocpp::frame::ErrorCode::FormationViolation,
-                    "OCPP-J frames are text messages",
-                );
-                socket.send(Message::Text(reply.into())).await.ok()?;
+                socket
+                    .send(Message::Text(binary_refused(version).into()))
+                    .await
+                    .ok()?;
                 continue;
             }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         };
-        match monitor.ocpp().before_boot(id, text.as_str()).await {
+        match monitor.ocpp().before_boot(id, version, text.as_str()).await {
             BeforeBoot::Registered(station) => return Some((station, text.to_string())),
             BeforeBoot::Reply(reply) => socket.send(Message::Text(reply.into())).await.ok()?,
             BeforeBoot::Rejected(reply) => {
@@ -358,16 +362,37 @@ fn unauthorized(message: String) -> Response {
         .into_response()
 }
 
+/// A charger's connection: its station, its number, the version it speaks.
+struct Link {
+    station: Arc<Station>,
+    connection: u64,
+    version: Version,
+}
+
+/// The answer to a binary message: OCPP-J frames are text.
+fn binary_refused(version: Version) -> String {
+    csm_core::ocpp::frame::error(
+        version,
+        "-1",
+        csm_core::ocpp::frame::ErrorCode::FormationViolation,
+        "OCPP-J frames are text messages",
+    )
+}
+
 /// Answers a charger's frames until it leaves, a newer connection replaces this one, or the
 /// server stops.
 async fn serve(
     state: AppState,
-    station: Arc<Station>,
-    connection: u64,
+    link: Link,
     mut calls: tokio::sync::mpsc::Receiver<String>,
     mut boot: Option<String>,
     mut socket: WebSocket,
 ) {
+    let Link {
+        station,
+        connection,
+        version,
+    } = link;
     let monitor = Arc::clone(&state.monitor);
     // Changes are refreshed beside the connection, so its next frame is read at once; a change
     // arriving during a refresh gets one more refresh after it (the latest state is recorded).
@@ -467,12 +492,11 @@ async fn serve(
                 text
             }
             Some(Ok(Message::Binary(_))) => {
-                let reply = csm_core::ocpp::frame::error(
-                    "-1",
-                    csm_core::ocpp::frame::ErrorCode::FormationViolation,
-                    "OCPP-J frames are text messages",
-                );
-                if socket.send(Message::Text(reply.into())).await.is_err() {
+                if socket
+                    .send(Message::Text(binary_refused(version).into()))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;

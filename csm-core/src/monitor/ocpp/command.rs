@@ -23,6 +23,8 @@ use crate::ocpp::{CallError, Logged, OCPP_VENDOR};
 /// The longest an operator may wait for a charger's answer (within the server's 30 s for a
 /// request).
 pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(25);
+/// How often a GetBaseReport looks for the parts of its report.
+const REPORT_POLL: Duration = Duration::from_millis(50);
 /// How long the holder of a charger is given beyond the command's own wait.
 const RELAY_MARGIN: Duration = Duration::from_secs(2);
 
@@ -40,6 +42,19 @@ pub struct CommandOutcome {
     pub took_ms: u64,
     /// The instance that holds the charger and sent the command.
     pub instance: Option<String>,
+    /// GetBaseReport: the report's entries the charger sent (NotifyReport `reportData`), and
+    /// whether it sent all of them within the wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<CommandReport>,
+}
+
+/// A report a charger sent in answer to GetBaseReport.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandReport {
+    /// Its entries, in the order sent (each a component, a variable and its attributes).
+    pub data: Vec<Value>,
+    /// Whether the charger said the last part came.
+    pub complete: bool,
 }
 
 /// A charger's message log, as read from the instance holding it.
@@ -115,23 +130,30 @@ impl Ocpp {
             .source
             .facts(id)
             .ok_or_else(|| CallError::NotConnected(id.to_string()))?;
-        let (action, payload) = command.to_call(id.as_str(), &facts)?;
+        let call = command.to_call(id.as_str(), &facts)?;
         let started = Instant::now();
         if let Command::ChangeConfiguration { key, .. } = command
             && command::readable_key(key)
         {
             self.check_key(id, key, timeout).await?;
         }
-        let left = timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1));
-        let answer = self.source.call(id, action, payload, left).await?;
+        let left = |at_least: Duration| timeout.saturating_sub(started.elapsed()).max(at_least);
+        let answer = self
+            .source
+            .call(id, call.action, call.payload, left(Duration::from_secs(1)))
+            .await?;
         let status = answer
             .get("status")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let report = match call.report {
+            Some(request) if status.as_deref() == Some("Accepted") => {
+                Some(self.collect_report(id, request, left(Duration::ZERO)).await)
+            }
+            _ => None,
+        };
         Ok(CommandOutcome {
-            action: action.to_owned(),
+            action: call.action.to_owned(),
             status,
             answer,
             took_ms: started.elapsed().as_millis() as u64,
@@ -139,7 +161,21 @@ impl Ocpp {
                 .cluster
                 .is_shared()
                 .then(|| self.cluster.id().to_owned()),
+            report,
         })
+    }
+
+    /// Waits at most `wait` for the charger to send all of report `request`, and returns what
+    /// it sent.
+    async fn collect_report(&self, id: &StationId, request: i64, wait: Duration) -> CommandReport {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let (data, complete) = self.source.report(id, request).unwrap_or_default();
+            if complete || tokio::time::Instant::now() >= deadline {
+                return CommandReport { data, complete };
+            }
+            tokio::time::sleep(REPORT_POLL.min(deadline - tokio::time::Instant::now())).await;
+        }
     }
 
     /// Asks the charger whether it has configuration key `key` and lets it be changed: a

@@ -12,14 +12,14 @@ mod command;
 mod registry;
 mod remote;
 
-pub use self::command::{CommandOutcome, MAX_COMMAND_TIMEOUT, MessageLogRead};
+pub use self::command::{CommandOutcome, CommandReport, MAX_COMMAND_TIMEOUT, MessageLogRead};
 pub use self::registry::{ChargePointStatus, Connection, REGISTRY_EVERY};
 use crate::catalog::CatalogCell;
 use crate::cluster::Cluster;
 use crate::error::InvalidInput;
 use crate::feed::{Announcement, Feed};
 use crate::model::{Station, StationId};
-use crate::ocpp::{OCPP_VENDOR, OcppSource, Policy, password};
+use crate::ocpp::{OCPP_VENDOR, OcppSource, Policy, Version, password};
 use crate::rate::TokenBucket;
 use crate::settings::{Registration, Settings};
 use crate::store::Store;
@@ -304,15 +304,17 @@ impl Ocpp {
         Ok(Admitted::Known(station))
     }
 
-    /// A charge point's connection takes over from any older one: its number and the frames
+    /// A charge point's connection, speaking `version`, takes over from any older one: its
+    /// number and the frames
     /// it is to send (csm's calls; the channel closes when a newer connection takes over).
     /// In a cluster the registry records that this instance holds it, and an instance that
     /// held an older connection is told to close it.
     pub async fn attach(
         &self,
         station: &Station,
+        version: Version,
     ) -> Result<(u64, tokio::sync::mpsc::Receiver<String>), MonitorError> {
-        let attached = self.source.connect(&station.id);
+        let attached = self.source.connect(&station.id, version);
         if let Some(before) = self.cluster.claim_charger(&station.id).await {
             self.tell_moved(&before, &station.id);
         }
@@ -323,18 +325,24 @@ impl Ocpp {
     /// registers it, within the limits of auto registration (`CSM_OCPP_AUTO_MAX`,
     /// `CSM_OCPP_AUTO_PER_MINUTE`; past them the boot is answered `Rejected`); any other
     /// call is answered with a CallError asking for the boot first.
-    pub async fn before_boot(&self, id: &StationId, text: &str) -> BeforeBoot {
+    pub async fn before_boot(&self, id: &StationId, version: Version, text: &str) -> BeforeBoot {
         use crate::ocpp::frame::{self, ErrorCode, Incoming};
         let (call, action) = match frame::parse(text) {
             Ok(Incoming::Call { id, action, .. }) => (id, action),
             // An answer to nothing csm asked.
             Ok(Incoming::Result { .. } | Incoming::Error { .. }) => return BeforeBoot::Ignore,
             Err(bad) => {
-                return BeforeBoot::Reply(frame::error(&bad.id, bad.code, &bad.description));
+                return BeforeBoot::Reply(frame::error(
+                    version,
+                    &bad.id,
+                    bad.code,
+                    &bad.description,
+                ));
             }
         };
         if action != "BootNotification" {
             return BeforeBoot::Reply(frame::error(
+                version,
                 &call,
                 ErrorCode::SecurityError,
                 &format!("charge point {id} is not registered: send BootNotification first"),
@@ -426,24 +434,39 @@ impl Ocpp {
         )
     }
 
-    /// After a boot: sets the charger's `MeterValueSampleInterval` when
-    /// `CSM_OCPP_METER_INTERVAL_SECS` says (ChangeConfiguration), logging what it answered.
+    /// After a boot: sets how often the charger samples meter values when
+    /// `CSM_OCPP_METER_INTERVAL_SECS` says (1.6: ChangeConfiguration of
+    /// `MeterValueSampleInterval`; 2.0.1: SetVariables of `SampledDataCtrlr.TxUpdatedInterval`),
+    /// logging what it answered.
     pub async fn configure(&self, station: &Station) {
         let Some(secs) = self.settings.ocpp.meter_interval_secs else {
             return;
         };
-        let payload =
-            serde_json::json!({"key": "MeterValueSampleInterval", "value": secs.to_string()});
-        match self
-            .call(&station.id, "ChangeConfiguration", payload, CALL_TIMEOUT)
-            .await
-        {
+        let (action, payload) = match self.source.version(&station.id) {
+            Some(Version::V16) | None => (
+                "ChangeConfiguration",
+                serde_json::json!({"key": "MeterValueSampleInterval", "value": secs.to_string()}),
+            ),
+            Some(Version::V201) => (
+                "SetVariables",
+                serde_json::json!({"setVariableData": [{
+                    "component": {"name": "SampledDataCtrlr"},
+                    "variable": {"name": "TxUpdatedInterval"},
+                    "attributeValue": secs.to_string(),
+                }]}),
+            ),
+        };
+        match self.call(&station.id, action, payload, CALL_TIMEOUT).await {
             Ok(answer) => {
-                let status = answer.get("status").and_then(|s| s.as_str()).unwrap_or("?");
-                tracing::info!(station = %station.id, secs, status, "set MeterValueSampleInterval");
+                let status = answer
+                    .get("status")
+                    .or_else(|| answer.pointer("/setVariableResult/0/attributeStatus"))
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("?");
+                tracing::info!(station = %station.id, secs, status, action, "set the meter value interval");
             }
             Err(error) => {
-                tracing::warn!(station = %station.id, %error, "could not set MeterValueSampleInterval")
+                tracing::warn!(station = %station.id, %error, action, "could not set the meter value interval")
             }
         }
     }

@@ -259,6 +259,9 @@ fn never_connected(station: &Station, heartbeat_secs: u32) -> ChargePointRecord 
         model: None,
         firmware: None,
         firmware_status: None,
+        serial: None,
+        problem: None,
+        ocpp_version: None,
         heartbeat_secs,
     }
 }

@@ -91,11 +91,12 @@
                 <span v-else>{{ t.never }}</span>
               </p>
               <p v-if="ocpp" class="station-sub ocpp-line" data-testid="ocpp-line" :data-connection="ocpp.connection">
-                <span class="ocpp-badge" :class="'ocpp-' + ocpp.connection">OCPP 1.6J · {{ t.ocppConnection[ocpp.connection] }}</span>
+                <span class="ocpp-badge" :class="'ocpp-' + ocpp.connection" data-testid="ocpp-version">OCPP{{ ocpp.ocpp_version ? ' ' + ocpp.ocpp_version : '' }} · {{ t.ocppConnection[ocpp.connection] }}</span>
                 <span v-if="ocppSince(ocpp)"> · {{ ocppSince(ocpp) }}</span>
                 <span v-if="ocpp.last_message_at"> · {{ t.ocppLast(ocpp.last_action || '', rel(ocpp.last_message_at)) }}</span>
                 <span v-if="ocpp.vendor || ocpp.model"> · {{ [ocpp.vendor, ocpp.model].filter(Boolean).join(' ') }}</span>
                 <span v-if="ocpp.firmware"> · {{ t.firmware }} {{ ocpp.firmware }}<template v-if="ocpp.firmware_status"> ({{ ocpp.firmware_status }})</template></span>
+                <span v-if="ocpp.problem" class="ocpp-problem"> · {{ t.ocppProblem }} {{ ocpp.problem }}</span>
               </p>
             </div>
             <div class="refresh-box">
@@ -141,7 +142,7 @@
           <ul class="port-grid" :aria-label="station.name">
             <port-tile v-for="p in ports" :key="p.port" :port="p" :t="t" :now="now" :flashing="!!flashing[p.port]"></port-tile>
           </ul>
-          <ocpp-panel v-if="station.vendor === 'ocpp'" :t="t" :station-id="station.station_id" :ports="ports"></ocpp-panel>
+          <ocpp-panel v-if="station.vendor === 'ocpp'" :t="t" :station-id="station.station_id" :ports="ports" :version="ocpp && ocpp.ocpp_version"></ocpp-panel>
           <station-history :t="t" :station-id="station.station_id"></station-history>
         </template>
         <div class="sr-only" aria-live="polite" aria-atomic="true" data-testid="live-region">{{ announcement }}</div>
