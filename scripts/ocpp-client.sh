@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# An independent OCPP 1.6J charger against csm: the Python `ocpp` package (from PyPI, in a
-# virtual environment this script makes under target/) drives tests/ocpp/charger.py against
-# csm-server on its embedded default (chargers register themselves), and answers the operators'
-# commands sent through csm's API and csm-cli. Usage:
+# Independent OCPP chargers against csm: the Python `ocpp` package (from PyPI, in a virtual
+# environment this script makes under target/) drives tests/ocpp/charger.py (OCPP 1.6J) and
+# tests/ocpp/charger201.py (OCPP 2.0.1) against csm-server on its embedded default (chargers
+# register themselves); each answers the operators' commands sent through csm's API and csm-cli. Usage:
 # ./scripts/ocpp-client.sh [path/to/csm-server [path/to/csm-cli]]  (default: the debug builds,
 # built first)
 set -euo pipefail
@@ -28,5 +28,7 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 wait_for "csm-server on port $port" curl -sf "http://127.0.0.1:$port/readyz"
 
-"$python" tests/ocpp/charger.py "http://127.0.0.1:$port" "$token" "$cli" \
-  || { echo "server log:"; tail -20 "$work/server.log"; fail "the Python OCPP charger's run failed (see above)"; }
+for charger in charger.py charger201.py; do
+  "$python" "tests/ocpp/$charger" "http://127.0.0.1:$port" "$token" "$cli" \
+    || { echo "server log:"; tail -20 "$work/server.log"; fail "the Python OCPP charger $charger failed (see above)"; }
+done
