@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check of csm: formatting, lints, unit and integration tests (against a real
 # MariaDB and Redis, which it starts, or installs with apt-get, when needed), and the dashboard
-# end-to-end in headless Chromium, the API against its OpenAPI document (schemathesis), and the
-# OCPP endpoint against an independent charger (the Python ocpp package), and three server
+# end-to-end in headless Chromium, the API against its OpenAPI document (schemathesis), the
+# OCPP endpoint against independent 1.6 and 2.0.1 chargers (the Python ocpp package), TLS with
+# client certificates of a throwaway CA (openssl), and three server
 # processes as one cluster (on one Redis, and on a Redis Cluster of three masters).
 # Usage: ./scripts/test.sh
 set -euo pipefail
@@ -31,6 +32,8 @@ step "services: MariaDB, Redis and a Redis Cluster"
 ensure_services
 ensure_redis_cluster
 ensure_browser
+# The TLS tests make a throwaway CA and certificates with it.
+command -v openssl >/dev/null || apt_install openssl
 
 step "deployment files (no Docker engine here: structure only)"
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml

@@ -136,7 +136,7 @@ pub struct OcppSettings {
     /// it is spoken to in OCPP 1.6.
     pub allow_no_subprotocol: bool,
     /// The version csm picks when a charger offers both `ocpp2.0.1` and `ocpp1.6`.
-    pub preferred_version: crate::ocpp::Version,
+    pub preferred_version: crate::model::ocpp::Version,
     /// The heartbeat interval csm gives chargers at boot, seconds.
     pub heartbeat_secs: u32,
     /// Accept every Authorize (csm keeps no list of id tags).
@@ -165,7 +165,7 @@ impl Default for OcppSettings {
         Self {
             registration: None,
             allow_no_subprotocol: false,
-            preferred_version: crate::ocpp::Version::V201,
+            preferred_version: crate::model::ocpp::Version::V201,
             heartbeat_secs: defaults::OCPP_HEARTBEAT_SECS,
             accept_authorize: true,
             require_password: false,

@@ -93,6 +93,11 @@ impl TrustedProxies {
         self.0.iter().any(|network| network.contains(ip))
     }
 
+    /// Whether a connection from `peer` is a trusted proxy's.
+    pub fn trusts_peer(&self, peer: SocketAddr) -> bool {
+        self.trusts(canonical(peer.ip()))
+    }
+
     /// The client of a request from `peer`: the peer itself, unless it is a trusted proxy;
     /// then the nearest address in `X-Forwarded-For` that is not a trusted proxy (the list is
     /// read from its end, where each proxy appends the address it saw).

@@ -41,8 +41,14 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Benchmarks only: serve `GET /bench/ceiling`, a fixed JSON body of this many bytes.
     pub bench_ceiling_bytes: Option<usize>,
-    /// Proxies whose `X-Forwarded-For` names the client (for per-client limits).
+    /// Proxies whose `X-Forwarded-For` names the client (for per-client limits), and whose
+    /// client certificate header is believed.
     pub trusted_proxies: crate::client::TrustedProxies,
+    /// TLS in the server: its certificate, key and clients' CA (none: plain HTTP).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// The header in which a trusted proxy that terminated TLS passes the client's
+    /// certificate (as nginx's `$ssl_client_escaped_cert`); none: not read.
+    pub client_cert_header: Option<axum::http::HeaderName>,
 }
 
 /// What one client may hold of the server.
@@ -90,6 +96,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             bench_ceiling_bytes: None,
             trusted_proxies: crate::client::TrustedProxies::default(),
+            tls: None,
+            client_cert_header: None,
         }
     }
 }
@@ -104,6 +112,8 @@ impl fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("bench_ceiling_bytes", &self.bench_ceiling_bytes)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("tls", &self.tls)
+            .field("client_cert_header", &self.client_cert_header)
             .finish()
     }
 }

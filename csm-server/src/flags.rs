@@ -206,6 +206,26 @@ struct OwnFlags {
     #[arg(long, env = "CSM_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     trusted_proxies: Vec<crate::client::Network>,
 
+    /// The server's TLS certificate chain (PEM): with CSM_TLS_KEY, the port speaks HTTPS and
+    /// wss:// only. Read again on SIGHUP or when the file changes.
+    #[arg(long, env = "CSM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of CSM_TLS_CERT (PEM).
+    #[arg(long, env = "CSM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
+    /// A CA (PEM): clients are asked for a certificate and one they send is verified against
+    /// it (OCPP security profile 3; the charge point id is its subject's CN).
+    #[arg(long, env = "CSM_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+
+    /// Behind a proxy that terminates TLS: the header in which it passes the verified client
+    /// certificate, URL-escaped PEM (nginx: `proxy_set_header X-SSL-Client-Cert
+    /// $ssl_client_escaped_cert;`). Believed only from CSM_TRUSTED_PROXIES.
+    #[arg(long, env = "CSM_TLS_CLIENT_CERT_HEADER")]
+    tls_client_cert_header: Option<axum::http::HeaderName>,
+
     /// Log format: `text` or `json` (`RUST_LOG` sets the level).
     #[arg(long, env = "CSM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -273,6 +293,15 @@ impl ServerFlags {
             },
             bench_ceiling_bytes: own.bench_ceiling_bytes,
             trusted_proxies: crate::client::TrustedProxies::new(own.trusted_proxies),
+            tls: own
+                .tls_cert
+                .zip(own.tls_key)
+                .map(|(cert, key)| crate::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: own.tls_client_ca,
+                }),
+            client_cert_header: own.tls_client_cert_header,
         };
         Parsed {
             settings,

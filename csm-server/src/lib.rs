@@ -34,6 +34,7 @@ mod list;
 mod metrics;
 pub mod openapi;
 mod serve;
+pub mod tls;
 pub mod views;
 
 use api::events::{SseClients, SseMessage, forward_updates};
@@ -67,6 +68,8 @@ pub struct AppState {
     pub details: Arc<detail::DetailCache>,
     /// Encoded answers of the station list.
     pub lists: Arc<list::ListAnswers>,
+    /// The server's TLS, when it speaks it (`CSM_TLS_CERT`).
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -155,6 +158,7 @@ impl Server {
                 changes: Arc::clone(&changes),
                 details: Arc::new(detail::DetailCache::new(Arc::clone(&changes))),
                 lists: Arc::new(list::ListAnswers::new(changes)),
+                tls: None,
             },
             scheduler: true,
             demo_chargers: false,
@@ -180,10 +184,13 @@ impl Server {
     /// Serves on `listener` until `shutdown` completes, then ends the live streams, lets
     /// running refresh jobs finish and writes what they produced.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        if let Some(files) = &self.state.config.tls {
+            self.state.tls = Some(Arc::new(tls::Tls::load(files)?));
+        }
         let state = self.state.clone();
         let cancel = state.shutdown.clone();
         let mut tasks = tokio::task::JoinSet::new();
@@ -202,7 +209,14 @@ impl Server {
         let (monitor, token) = (Arc::clone(&state.monitor), cancel.clone());
         tasks.spawn(async move { monitor.run_requests(token).await });
         let upkeep = tokio::spawn(metrics::upkeep(state.metrics.clone()));
-        if self.demo_chargers {
+        if let Some(tls) = &state.tls {
+            tasks.spawn(Arc::clone(tls).watch(cancel.clone()));
+        }
+        if self.demo_chargers && state.tls.is_some() {
+            tracing::info!(
+                "the demo's simulated OCPP chargers speak plain ws://: not connecting them to a TLS server"
+            );
+        } else if self.demo_chargers {
             let chargers = Arc::new(demo_chargers_at(&ocpp_url(listener.local_addr()?)));
             let counters = Arc::new(Counters::new(Duration::ZERO));
             tracing::info!(url = %chargers.url, count = DEMO_CHARGERS, "connecting the demo's simulated OCPP chargers");
@@ -232,7 +246,14 @@ impl Server {
             tracing::info!("shutting down: ending live streams and finishing refresh jobs");
             stop.cancel();
         });
-        serve::serve(listener, self.router(), state.config.limits, cancel.clone()).await;
+        serve::serve(
+            listener,
+            self.router(),
+            state.config.limits,
+            state.tls.clone(),
+            cancel.clone(),
+        )
+        .await;
         cancel.cancel();
         upkeep.abort();
         while tasks.join_next().await.is_some() {}
@@ -298,12 +319,14 @@ pub async fn shutdown_signal() {
 pub async fn run(settings: Settings, config: ServerConfig) -> anyhow::Result<()> {
     settings.validate()?;
     let bind = config.bind;
+    let config_tls = config.tls.is_some();
     let server = Server::new(settings, config).await?;
     let listener = TcpListener::bind(bind).await.with_context(|| {
         format!("cannot listen on {bind}; is another server running there? choose another address with CSM_BIND")
     })?;
     let local = listener.local_addr()?;
-    tracing::info!("csm listening on http://{local} (dashboard at /, API docs at /api/docs)");
+    let scheme = if config_tls { "https" } else { "http" };
+    tracing::info!("csm listening on {scheme}://{local} (dashboard at /, API docs at /api/docs)");
     server.serve(listener, shutdown_signal()).await
 }
 

@@ -39,6 +39,7 @@ use csm_core::views as core;
         ocpp::charge_point,
         ocpp::command,
         ocpp::messages,
+        ocpp::set_security,
         history::station_availability,
         history::availability_report,
         access::list_tokens,
@@ -178,7 +179,7 @@ pub fn document(vendors: &[String]) -> serde_json::Value {
 /// that a client (or a fuzzer) that keeps to the document is not refused:
 ///
 /// - a station's name has a character other than white space, and only an OCPP charge point
-///   (vendor `ocpp`) has a password;
+///   (vendor `ocpp`) has a password or a security profile above 1;
 /// - a channel's URL is an `http(s)://` address with a host, and a webhook has a secret;
 /// - a rule names at least one station and, when given, at least one port; `free_ports` is given
 ///   exactly for `free_ports` rules, `low` and `high` exactly for `voltage` rules, ports only for
@@ -201,10 +202,16 @@ fn conditions(schemas: &mut serde_json::Value) {
     };
     let station = &mut schemas["NewStation"];
     station["properties"]["name"]["pattern"] = json!("\\S");
-    station["allOf"] = json!([{
-        "if": {"properties": {"password": {"type": "string"}}, "required": ["password"]},
-        "then": {"properties": {"vendor": {"const": "ocpp"}}, "required": ["vendor"]},
-    }]);
+    station["allOf"] = json!([
+        {
+            "if": {"properties": {"password": {"type": "string"}}, "required": ["password"]},
+            "then": {"properties": {"vendor": {"const": "ocpp"}}, "required": ["vendor"]},
+        },
+        {
+            "if": {"properties": {"security_profile": {"enum": [2, 3]}}, "required": ["security_profile"]},
+            "then": {"properties": {"vendor": {"const": "ocpp"}}, "required": ["vendor"]},
+        },
+    ]);
 
     let channel = &mut schemas["ChannelDraft"];
     channel["properties"]["url"]["format"] = json!("uri");

@@ -49,6 +49,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: CancellationToken,
 ) {
     let open = Arc::new(Connections::default());
@@ -82,6 +83,7 @@ pub async fn serve(
             connection,
             router.clone(),
             limits,
+            tls.clone(),
             shutdown.clone(),
         ));
     }
@@ -122,19 +124,84 @@ async fn serve_connection(
     connection: Arc<Connection>,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(Watched {
+    let watched = Watched {
         inner: stream,
         connection: Arc::clone(&connection),
-    });
+    };
+    let Some(tls) = tls else {
+        return serve_http(
+            TokioIo::new(watched),
+            peer,
+            None,
+            connection,
+            router,
+            limits,
+            shutdown,
+        )
+        .await;
+    };
+    // The handshake is held to the time a client has to send its request's headers.
+    let handshake = tokio::select! {
+        () = shutdown.cancelled() => return,
+        handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(watched)) => handshake,
+    };
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %peer, "a TLS handshake failed");
+            metrics::counter!("csm_tls_handshakes_failed_total").increment(1);
+            return;
+        }
+        Err(_) => {
+            metrics::counter!("csm_http_connections_closed_total", "reason" => "tls_timeout")
+                .increment(1);
+            return;
+        }
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.clone().into_owned());
+    let peer_tls = crate::tls::PeerTls { certificate };
+    serve_http(
+        TokioIo::new(stream),
+        peer,
+        Some(peer_tls),
+        connection,
+        router,
+        limits,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves HTTP/1.1 on a connection (plain, or TLS with what its client presented).
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    peer: std::net::SocketAddr,
+    peer_tls: Option<crate::tls::PeerTls>,
+    connection: Arc<Connection>,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let connection = Arc::clone(&connection);
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
+            if let Some(peer_tls) = &peer_tls {
+                request.extensions_mut().insert(peer_tls.clone());
+            }
             let busy = Request::begin(&connection);
             let response = router.clone().oneshot(request.map(Body::new));
             async move { response.await.map(|response| busy.track(response)) }

@@ -68,6 +68,12 @@ impl Store for Counting {
     ) -> Result<(), StoreError> {
         self.inner.set_charger_password(id, hash).await
     }
+    async fn charger_profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError> {
+        self.inner.charger_profiles().await
+    }
+    async fn set_charger_profile(&self, id: &StationId, profile: u8) -> Result<(), StoreError> {
+        self.inner.set_charger_profile(id, profile).await
+    }
     async fn write_charge_points(
         &self,
         records: &[csm::core::ocpp::ChargePointRecord],

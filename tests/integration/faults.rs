@@ -909,7 +909,7 @@ async fn an_ocpp_charger_is_answered_through_a_database_outage_and_nothing_it_sa
     let id = StationId::parse("CP-DB1").unwrap();
     monitor
         .ocpp()
-        .add_with_password(&station("CP-DB1", "ocpp", 2), PASSWORD)
+        .add_charge_point(&station("CP-DB1", "ocpp", 2), Some(PASSWORD), 1)
         .await
         .unwrap();
     let server = csm::server::Server::from_monitor(Arc::clone(&monitor), Default::default())

@@ -20,3 +20,4 @@ mod ocpp201;
 mod repository;
 mod security;
 mod store;
+mod tls;

@@ -30,6 +30,21 @@ pub enum OcppCommand {
     Command(super::operate::CommandArgs),
     /// A charger's message log: its last frames in both directions.
     Messages(super::operate::MessagesArgs),
+    /// The security profile a charge point must connect with, read or set: 1 (its password,
+    /// if any), 2 (TLS: wss://) or 3 (TLS with its client certificate).
+    Security(SecurityArgs),
+}
+
+/// Arguments of `ocpp security`.
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// The charge point.
+    pub id: String,
+    /// The profile to set (none: print the one set).
+    #[arg(value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub profile: Option<u8>,
+    #[command(flatten)]
+    database: DatabaseFlags,
 }
 
 /// Arguments of `ocpp status`.
@@ -47,13 +62,16 @@ pub struct StatusArgs {
 
 impl Settle for OcppCommand {
     fn apply(&self, settings: &mut Settings) {
-        if let Self::Status(args) = self {
-            args.apply(settings);
+        match self {
+            Self::Status(args) => args.apply(settings),
+            Self::Security(args) => args.apply(settings),
+            Self::Command(_) | Self::Messages(_) => {}
         }
     }
 }
 
 settle_by!(StatusArgs: database);
+settle_by!(SecurityArgs: database);
 
 /// `ocpp …`.
 pub async fn ocpp(
@@ -65,6 +83,16 @@ pub async fn ocpp(
         OcppCommand::Status(args) => args,
         OcppCommand::Command(args) => return super::operate::command(args, out).await,
         OcppCommand::Messages(args) => return super::operate::messages(args, out).await,
+        OcppCommand::Security(args) => {
+            let monitor = open(settings).await?;
+            let id = csm_core::model::StationId::parse(&args.id)?;
+            if let Some(profile) = args.profile {
+                monitor.ocpp().set_security_profile(&id, profile).await?;
+            }
+            let profile = monitor.ocpp().security_profile(&id).await?;
+            writeln!(out, "charge point {id}: security profile {profile}")?;
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let monitor = open(settings).await?;
     let list = monitor.ocpp().charge_points(args.all).await?;

@@ -114,6 +114,10 @@ pub struct AddArgs {
     /// CSM_OCPP_PASSWORD, which keeps it out of the shell's history.
     #[arg(long, env = "CSM_OCPP_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// OCPP charge points: the security profile it must connect with — 1 (its password, if
+    /// any), 2 (TLS: wss://) or 3 (TLS with its client certificate, CN = its id).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub security_profile: u8,
     #[command(flatten)]
     database: DatabaseFlags,
     #[command(flatten)]
@@ -181,9 +185,14 @@ pub async fn stations(
                 port_count: args.ports,
             };
             station.validate()?;
-            match args.password.as_deref() {
-                Some(password) => monitor.ocpp().add_with_password(&station, password).await?,
-                None => monitor.stations().add(&station).await?,
+            match (args.password.as_deref(), args.security_profile) {
+                (None, 1) => monitor.stations().add(&station).await?,
+                (password, profile) => {
+                    monitor
+                        .ocpp()
+                        .add_charge_point(&station, password, profile)
+                        .await?
+                }
             }
             writeln!(out, "added station {} ({})", station.id, station.name)?;
         }

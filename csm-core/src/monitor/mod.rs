@@ -51,7 +51,7 @@ pub use self::list::{StationPage, StationQuery};
 pub use self::ocpp::{
     Admitted, BeforeBoot, CALL_TIMEOUT, ChargePointStatus, CommandOutcome, CommandReport,
     Connection, MAX_COMMAND_TIMEOUT, MessageLogRead, Ocpp, OcppReply, OpenSocket,
-    QUIET_AFTER_CONNECT, REGISTRY_EVERY, TRIGGER_TIMEOUT,
+    QUIET_AFTER_CONNECT, REGISTRY_EVERY, TRIGGER_TIMEOUT, Transport,
 };
 pub use self::passwords::{PASSWORDS_FRESH, PasswordCache};
 pub use self::refresh::{ManualRefresh, Refresh};

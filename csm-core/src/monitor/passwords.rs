@@ -1,4 +1,5 @@
-//! The charge points' password hashes as the OCPP area checks them: every hash read at once
+//! The charge points' password hashes (and security profiles) as the OCPP area checks them:
+//! every hash read at once
 //! and reused for [`PASSWORDS_FRESH`] (a car park connecting at once asks the database once,
 //! not once per charger), this process's own changes applied at once, and the last hashes read
 //! kept for while the database is away (chargers keep reconnecting through an outage).
@@ -29,6 +30,10 @@ pub trait HashStore: Send + Sync {
     async fn hashes(&self) -> Result<Vec<(StationId, String)>, StoreError>;
     /// Stores (or, with `None`, removes) a charge point's hash.
     async fn set_hash(&self, id: &StationId, hash: Option<&str>) -> Result<(), StoreError>;
+    /// Every charge point's security profile above 1.
+    async fn profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError>;
+    /// Stores a charge point's security profile (1: none above the default).
+    async fn set_profile(&self, id: &StationId, profile: u8) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -41,11 +46,27 @@ impl HashStore for Arc<dyn Store> {
     async fn set_hash(&self, id: &StationId, hash: Option<&str>) -> Result<(), StoreError> {
         self.set_charger_password(id, hash).await
     }
+
+    async fn profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError> {
+        let doing = "reading charge points' security profiles";
+        crate::store::within(READ_WAIT, doing, &**self, self.charger_profiles()).await
+    }
+
+    async fn set_profile(&self, id: &StationId, profile: u8) -> Result<(), StoreError> {
+        self.set_charger_profile(id, profile).await
+    }
+}
+
+/// What a charge point must show to connect: its password hash, its security profile.
+#[derive(Clone, Debug, Default)]
+struct Credentials {
+    hashes: HashMap<StationId, String>,
+    profiles: HashMap<StationId, u8>,
 }
 
 /// The hashes held, and when they were read.
 struct Held {
-    hashes: Arc<HashMap<StationId, String>>,
+    credentials: Arc<Credentials>,
     read_at: Instant,
     /// When the last read failed (the hashes held are then the last ones read).
     failed_at: Option<Instant>,
@@ -65,7 +86,7 @@ pub struct PasswordCache {
 
 impl std::fmt::Debug for PasswordCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let held = self.lock().as_ref().map(|h| h.hashes.len());
+        let held = self.lock().as_ref().map(|h| h.credentials.hashes.len());
         f.debug_struct("PasswordCache")
             .field("hashes", &held)
             .finish()
@@ -90,19 +111,19 @@ impl PasswordCache {
     }
 
     /// The hashes held, if they may be used without reading again.
-    fn usable(&self) -> Option<Arc<HashMap<StationId, String>>> {
+    fn usable(&self) -> Option<Arc<Credentials>> {
         let held = self.lock();
         let held = held.as_ref()?;
         let fresh = match held.failed_at {
             Some(failed) => failed.elapsed() < RETRY_AFTER_FAILURE,
             None => held.read_at.elapsed() < PASSWORDS_FRESH,
         };
-        fresh.then(|| Arc::clone(&held.hashes))
+        fresh.then(|| Arc::clone(&held.credentials))
     }
 
     /// Every hash: the ones held while fresh, else read now; while the database is away, the
     /// last ones read. An error only when none was ever read.
-    async fn hashes(&self) -> Result<Arc<HashMap<StationId, String>>, StoreError> {
+    async fn hashes(&self) -> Result<Arc<Credentials>, StoreError> {
         if let Some(hashes) = self.usable() {
             return Ok(hashes);
         }
@@ -110,11 +131,22 @@ impl PasswordCache {
         if let Some(hashes) = self.usable() {
             return Ok(hashes);
         }
-        match self.store.hashes().await {
-            Ok(read) => {
-                let hashes = Arc::new(read.into_iter().collect::<HashMap<_, _>>());
+        let read = match self.store.hashes().await {
+            Ok(hashes) => self
+                .store
+                .profiles()
+                .await
+                .map(|profiles| (hashes, profiles)),
+            Err(error) => Err(error),
+        };
+        match read {
+            Ok((hashes, profiles)) => {
+                let hashes = Arc::new(Credentials {
+                    hashes: hashes.into_iter().collect(),
+                    profiles: profiles.into_iter().collect(),
+                });
                 *self.lock() = Some(Held {
-                    hashes: Arc::clone(&hashes),
+                    credentials: Arc::clone(&hashes),
                     read_at: Instant::now(),
                     failed_at: None,
                 });
@@ -126,7 +158,7 @@ impl PasswordCache {
                     Some(held) => {
                         tracing::debug!(%error, "cannot read charge points' passwords; using the last ones read");
                         held.failed_at = Some(Instant::now());
-                        Ok(Arc::clone(&held.hashes))
+                        Ok(Arc::clone(&held.credentials))
                     }
                     None => {
                         tracing::warn!(%error, "cannot read charge points' passwords");
@@ -139,13 +171,32 @@ impl PasswordCache {
 
     /// Whether a charge point has a password.
     pub async fn has_password(&self, id: &StationId) -> Result<bool, StoreError> {
-        Ok(self.hashes().await?.contains_key(id))
+        Ok(self.hashes().await?.hashes.contains_key(id))
+    }
+
+    /// The security profile a charge point must connect with (1 unless set higher).
+    pub async fn profile(&self, id: &StationId) -> Result<u8, StoreError> {
+        Ok(self.hashes().await?.profiles.get(id).copied().unwrap_or(1))
+    }
+
+    /// Stores a charge point's security profile; this process uses it at once.
+    pub async fn set_profile(&self, id: &StationId, profile: u8) -> Result<(), StoreError> {
+        self.store.set_profile(id, profile).await?;
+        if let Some(held) = self.lock().as_mut() {
+            let mut patched = Credentials::clone(&held.credentials);
+            match profile {
+                2.. => patched.profiles.insert(id.clone(), profile),
+                _ => patched.profiles.remove(id),
+            };
+            held.credentials = Arc::new(patched);
+        }
+        Ok(())
     }
 
     /// Whether `given` is the charge point's password (`false` when it has none), checked
     /// off the async executor.
     pub async fn verify(&self, id: &StationId, given: &str) -> Result<bool, StoreError> {
-        let Some(stored) = self.hashes().await?.get(id).cloned() else {
+        let Some(stored) = self.hashes().await?.hashes.get(id).cloned() else {
             return Ok(false);
         };
         let given = given.to_owned();
@@ -166,19 +217,24 @@ impl PasswordCache {
         Ok(())
     }
 
-    /// Forgets a removed charge point's hash.
+    /// Forgets a removed charge point's hash and profile.
     pub fn forget(&self, id: &StationId) {
         self.patch(id, None);
+        if let Some(held) = self.lock().as_mut() {
+            let mut patched = Credentials::clone(&held.credentials);
+            patched.profiles.remove(id);
+            held.credentials = Arc::new(patched);
+        }
     }
 
     fn patch(&self, id: &StationId, hash: Option<String>) {
         if let Some(held) = self.lock().as_mut() {
-            let mut patched = HashMap::clone(&held.hashes);
+            let mut patched = Credentials::clone(&held.credentials);
             match hash {
-                Some(hash) => patched.insert(id.clone(), hash),
-                None => patched.remove(id),
+                Some(hash) => patched.hashes.insert(id.clone(), hash),
+                None => patched.hashes.remove(id),
             };
-            held.hashes = Arc::new(patched);
+            held.credentials = Arc::new(patched);
         }
     }
 }
@@ -213,6 +269,14 @@ mod tests {
             if let Some(hash) = hash {
                 hashes.push((id.clone(), hash.to_owned()));
             }
+            Ok(())
+        }
+
+        async fn profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn set_profile(&self, _: &StationId, _: u8) -> Result<(), StoreError> {
             Ok(())
         }
     }

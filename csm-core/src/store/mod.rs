@@ -377,6 +377,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         hash: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// The security profile of every OCPP charge point set above 1 (2: TLS; 3: TLS with
+    /// its client certificate).
+    async fn charger_profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError>;
+
+    /// Stores the security profile of an OCPP charge point (1, the default, removes its row).
+    async fn set_charger_profile(&self, id: &StationId, profile: u8) -> Result<(), StoreError>;
+
     /// Stores records of the registry of OCPP charge points (each replaces its charge point's).
     async fn write_charge_points(&self, records: &[ChargePointRecord]) -> Result<(), StoreError>;
 

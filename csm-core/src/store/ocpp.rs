@@ -79,6 +79,39 @@ impl Record for PasswordRow {
     }
 }
 
+/// A charge point's security profile above 1, as kept.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ProfileRow {
+    pub(crate) station_id: StationId,
+    pub(crate) profile: u8,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+impl Record for ProfileRow {
+    const TABLE: Table = Table {
+        name: "ocpp_security",
+        key: &["station_id"],
+        on_conflict: OnConflict::Update,
+    };
+    const COLUMNS: &'static [Column<Self>] = &[
+        Column::new("station_id", |r| Value::text(r.station_id.as_str())),
+        Column::new("profile", |r| Value::U32(u32::from(r.profile))),
+        Column::new("updated_at", |r| Value::time(r.updated_at)),
+    ];
+
+    fn read<DB: Sql>(r: &Reader<'_, DB>) -> Result<Self, StoreError> {
+        let profile = r.u32("profile")?;
+        Ok(Self {
+            station_id: r.id("station_id")?,
+            profile: u8::try_from(profile)
+                .ok()
+                .filter(|p| (1..=3).contains(p))
+                .ok_or_else(|| r.corrupt("profile", format!("{profile} is not 1, 2 or 3")))?,
+            updated_at: r.time("updated_at")?,
+        })
+    }
+}
+
 /// The registry of OCPP charge points, a row each.
 impl Record for ChargePointRecord {
     const TABLE: Table = Table {
@@ -165,6 +198,47 @@ impl<DB: Backend> SqlStore<DB> {
         let row = PasswordRow {
             station_id: id.clone(),
             hash: hash.to_owned(),
+            updated_at: crate::model::now(),
+        };
+        let mut tx = self.begin(doing).await?;
+        let work = self
+            .insert_rows(&mut tx, std::slice::from_ref(&row), doing)
+            .await;
+        self.finish(tx, work, doing).await
+    }
+
+    /// The security profile of every charge point set above 1.
+    pub(super) async fn read_charger_profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError> {
+        let select = statement(format!(
+            "SELECT {} FROM ocpp_security",
+            ProfileRow::column_list()
+        ));
+        let rows = self
+            .fetch(select, "reading charge points' security profiles")
+            .await?;
+        rows.iter()
+            .map(|row| ProfileRow::from_row::<DB>(row).map(|r| (r.station_id, r.profile)))
+            .collect()
+    }
+
+    /// Stores a charge point's security profile (1 removes its row).
+    pub(super) async fn write_charger_profile(
+        &self,
+        id: &StationId,
+        profile: u8,
+    ) -> Result<(), StoreError> {
+        let doing = "storing a charge point's security profile";
+        if profile <= 1 {
+            let delete = DB::bind_text(
+                statement("DELETE FROM ocpp_security WHERE station_id = ?"),
+                Some(id.as_str()),
+            );
+            self.run(delete, doing).await?;
+            return Ok(());
+        }
+        let row = ProfileRow {
+            station_id: id.clone(),
+            profile,
             updated_at: crate::model::now(),
         };
         let mut tx = self.begin(doing).await?;

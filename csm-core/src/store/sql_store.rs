@@ -295,6 +295,14 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.write_charger_password(id, hash).await
     }
 
+    async fn charger_profiles(&self) -> Result<Vec<(StationId, u8)>, StoreError> {
+        self.read_charger_profiles().await
+    }
+
+    async fn set_charger_profile(&self, id: &StationId, profile: u8) -> Result<(), StoreError> {
+        self.write_charger_profile(id, profile).await
+    }
+
     async fn write_charge_points(&self, records: &[ChargePointRecord]) -> Result<(), StoreError> {
         self.insert_charge_points(records).await
     }
@@ -436,6 +444,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
                 "DELETE FROM port_states WHERE station_id = ?",
                 "DELETE FROM station_health WHERE station_id = ?",
                 "DELETE FROM ocpp_passwords WHERE station_id = ?",
+                "DELETE FROM ocpp_security WHERE station_id = ?",
                 "DELETE FROM ocpp_charge_points WHERE station_id = ?",
             ] {
                 DB::execute(delete(sql), &mut **tx)

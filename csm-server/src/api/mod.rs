@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -103,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/ocpp/charge-points/{station_id}/messages",
             get(ocpp::messages),
+        )
+        .route(
+            "/api/ocpp/charge-points/{station_id}/security",
+            put(ocpp::set_security),
         )
         .route("/api/cluster", get(cluster::cluster))
         .route(

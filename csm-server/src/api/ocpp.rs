@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
 use csm_core::model::Station;
-use csm_core::monitor::{Admitted, BeforeBoot};
+use csm_core::monitor::{Admitted, BeforeBoot, Transport};
 
-use super::responses::{BodyRefusals, Unavailable};
+use super::responses::{AdminRefusals, BodyRefusals, Unavailable};
 use crate::AppState;
-use crate::api::extract::{ApiJson, ApiQuery, Operator, StationPath, Viewer};
+use crate::api::extract::{Admin, ApiJson, ApiQuery, Operator, StationPath, Viewer};
 use crate::error::ApiError;
 use csm_core::ocpp::log::MAX_FRAMES;
 use csm_core::ocpp::{Command, Version};
@@ -83,6 +83,55 @@ pub async fn charge_point(
 ) -> Result<axum::Json<ChargePointJson>, ApiError> {
     let status = state.monitor.ocpp().charge_point(&id).await?;
     Ok(axum::Json(ChargePointJson::of(&status)))
+}
+
+/// A charge point's security profile.
+#[derive(Debug, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityProfileJson {
+    /// The charge point (in answers).
+    #[serde(default, skip_deserializing)]
+    pub station_id: String,
+    /// 1 (its password, if it has one, over any connection), 2 (TLS: `wss://`) or 3 (TLS with
+    /// its client certificate, whose subject CN is its id, issued by `CSM_TLS_CLIENT_CA`).
+    #[serde(deserialize_with = "csm_core::model::whole::u32")]
+    #[schema(minimum = 1, maximum = 3)]
+    pub security_profile: u32,
+}
+
+/// Sets the security profile an OCPP charge point must connect with (admin token required);
+/// every instance applies it within 60 s (this one at once).
+#[utoipa::path(
+    put, path = "/api/ocpp/charge-points/{station_id}/security", tag = "ocpp",
+    params(StationPath),
+    request_body = SecurityProfileJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Set", body = SecurityProfileJson),
+        (status = 400, description = "Not a profile, or not an OCPP station", body = crate::views::ErrorJson),
+        AdminRefusals,
+        (status = 404, description = "No station has this id", body = crate::views::ErrorJson),
+        BodyRefusals,
+        Unavailable,
+    )
+)]
+pub async fn set_security(
+    State(state): State<AppState>,
+    _admin: Admin,
+    StationPath(id): StationPath,
+    ApiJson(body): ApiJson<SecurityProfileJson>,
+) -> Result<axum::Json<SecurityProfileJson>, ApiError> {
+    let profile = u8::try_from(body.security_profile).unwrap_or(u8::MAX);
+    state
+        .monitor
+        .ocpp()
+        .set_security_profile(&id, profile)
+        .await?;
+    tracing::info!(station = %id, profile, "security profile set");
+    Ok(axum::Json(SecurityProfileJson {
+        station_id: id.to_string(),
+        security_profile: u32::from(profile),
+    }))
 }
 
 /// How long a command waits for the charger's answer.
@@ -186,10 +235,68 @@ pub async fn messages(
     Ok(axum::Json(MessageLogJson::of(&id, read)))
 }
 
+/// How the connection reached csm: over TLS (here, or at a trusted proxy that said so), and the
+/// charge point id of the verified client certificate it presented (here, or in the header a
+/// trusted proxy passes it in). A certificate csm cannot use is refused with the reason.
+fn transport(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    peer_tls: Option<&crate::tls::PeerTls>,
+    headers: &HeaderMap,
+) -> Result<Transport, String> {
+    let named = |der: &[u8]| {
+        crate::tls::common_name(der).ok_or_else(|| {
+            "the client certificate names no charge point (its subject has no CN)".to_owned()
+        })
+    };
+    if let Some(peer_tls) = peer_tls {
+        let certificate = match &peer_tls.certificate {
+            Some(der) => Some(named(der)?),
+            None => None,
+        };
+        return Ok(Transport {
+            tls: true,
+            certificate,
+        });
+    }
+    if !state.config.trusted_proxies.trusts_peer(peer) {
+        return Ok(Transport::default());
+    }
+    let proxied_tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let passed = state
+        .config
+        .client_cert_header
+        .as_ref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let Some(passed) = passed else {
+        return Ok(Transport {
+            tls: proxied_tls,
+            certificate: None,
+        });
+    };
+    let der = crate::tls::certificate_of_header(passed)
+        .map_err(|e| format!("the client certificate the proxy passed: {e}"))?;
+    if let Some(tls) = &state.tls {
+        tls.verify_client(&der)
+            .map_err(|e| format!("the client certificate the proxy passed: {e}"))?;
+    }
+    Ok(Transport {
+        tls: true,
+        certificate: Some(named(&der)?),
+    })
+}
+
 /// Upgrades a charger's connection.
 pub async fn connect(
     State(state): State<AppState>,
     Path(charge_point_id): Path<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    peer_tls: Option<axum::Extension<crate::tls::PeerTls>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -225,12 +332,20 @@ pub async fn connect(
         )
     })?;
     let credentials = basic_credentials(&headers);
+    let transport = match transport(&state, peer, peer_tls.as_deref(), &headers) {
+        Ok(transport) => transport,
+        Err(message) => {
+            tracing::warn!(charge_point = %charge_point_id, %message, "charge point refused");
+            return Ok(unauthorized(message));
+        }
+    };
     let connected = state
         .monitor
         .ocpp()
         .connect(
             &charge_point_id,
             credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            &transport,
         )
         .await;
     let admitted = match connected {

@@ -316,6 +316,11 @@ pub struct NewStation {
     #[serde(default)]
     #[schema(min_length = 16, max_length = 40)]
     pub password: Option<String>,
+    /// OCPP charge points only: the security profile it must connect with — 1 (the default:
+    /// its password, if any), 2 (TLS, `wss://`) or 3 (TLS with its client certificate).
+    #[serde(default, deserialize_with = "csm_core::model::whole::opt_u32")]
+    #[schema(minimum = 1, maximum = 3)]
+    pub security_profile: Option<u32>,
 }
 
 /// Adds a station (admin token required).
@@ -350,15 +355,24 @@ pub async fn create_station(
         port_count: body.port_count.unwrap_or(0),
     };
     station.validate()?;
-    match body.password.as_deref() {
-        Some(password) => {
+    let profile = match body.security_profile {
+        None => 1,
+        Some(profile @ 1..=3) => profile as u8,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "security_profile {other}: OCPP's security profiles are 1, 2 and 3"
+            )));
+        }
+    };
+    match (body.password.as_deref(), profile) {
+        (None, 1) => state.monitor.stations().add(&station).await?,
+        (password, profile) => {
             state
                 .monitor
                 .ocpp()
-                .add_with_password(&station, password)
+                .add_charge_point(&station, password, profile)
                 .await?
         }
-        None => state.monitor.stations().add(&station).await?,
     }
     tracing::info!(station = %station.id, "station added");
     Ok((

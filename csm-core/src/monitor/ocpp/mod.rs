@@ -38,6 +38,16 @@ pub struct OcppReply {
     pub booted: bool,
 }
 
+/// How a charger's connection reached csm.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// Over TLS (directly, or through a trusted proxy that terminated it).
+    pub tls: bool,
+    /// The charge point id (subject CN) of the client certificate it presented and that was
+    /// verified against `CSM_TLS_CLIENT_CA`.
+    pub certificate: Option<String>,
+}
+
 /// Who a connecting charger is.
 #[derive(Debug)]
 pub enum Admitted {
@@ -215,16 +225,56 @@ impl Ocpp {
         Ok(self.passwords.set(id, hash).await?)
     }
 
-    /// Adds a station with the password of an OCPP charge point: the password is checked
-    /// first, and if it cannot be stored the station is not kept.
-    pub async fn add_with_password(
+    /// Sets the security profile charge point `id` must connect with: 1 (its password, if it
+    /// has one, over any connection), 2 (TLS) or 3 (TLS with its client certificate).
+    pub async fn set_security_profile(
         &self,
-        station: &Station,
-        password: &str,
+        id: &StationId,
+        profile: u8,
     ) -> Result<(), MonitorError> {
+        if !(1..=3).contains(&profile) {
+            return Err(InvalidInput::new(
+                "security_profile",
+                format!("{profile}: OCPP's security profiles are 1, 2 and 3"),
+            )
+            .into());
+        }
+        let station = self.station(id).await?;
         if station.vendor != OCPP_VENDOR {
             return Err(InvalidInput::new(
-                "password",
+                "security_profile",
+                format!(
+                    "applies only to OCPP charge points (vendor ocpp), not to a {} station",
+                    station.vendor
+                ),
+            )
+            .into());
+        }
+        Ok(self.passwords.set_profile(id, profile).await?)
+    }
+
+    /// The security profile charge point `id` must connect with (1 unless set higher).
+    pub async fn security_profile(&self, id: &StationId) -> Result<u8, MonitorError> {
+        Ok(self.passwords.profile(id).await?)
+    }
+
+    /// Adds an OCPP charge point's station with its password (if any) and the security
+    /// profile it must connect with (1–3); when either cannot be stored, the station is
+    /// removed again.
+    pub async fn add_charge_point(
+        &self,
+        station: &Station,
+        password: Option<&str>,
+        profile: u8,
+    ) -> Result<(), MonitorError> {
+        let field = if password.is_some() {
+            "password"
+        } else {
+            "security_profile"
+        };
+        if station.vendor != OCPP_VENDOR {
+            return Err(InvalidInput::new(
+                field,
                 format!(
                     "applies only to OCPP charge points (vendor ocpp), not to vendor {}",
                     station.vendor
@@ -232,11 +282,33 @@ impl Ocpp {
             )
             .into());
         }
-        password::check(password)?;
+        if let Some(password) = password {
+            password::check(password)?;
+        }
+        if !(1..=3).contains(&profile) {
+            return Err(InvalidInput::new(
+                "security_profile",
+                format!("{profile}: OCPP's security profiles are 1, 2 and 3"),
+            )
+            .into());
+        }
         self.catalog.add(station).await?;
-        if let Err(error) = self.set_password(&station.id, Some(password)).await {
+        let mut stored = Ok(());
+        if profile > 1 {
+            stored = self
+                .passwords
+                .set_profile(&station.id, profile)
+                .await
+                .map_err(MonitorError::from);
+        }
+        if let Some(password) = password
+            && stored.is_ok()
+        {
+            stored = self.set_password(&station.id, Some(password)).await;
+        }
+        if let Err(error) = stored {
             if let Err(undo) = self.catalog.remove(&station.id).await {
-                tracing::error!(station = %station.id, error = %undo, "could not remove a station whose password was not stored");
+                tracing::error!(station = %station.id, error = %undo, "could not remove a station whose password or security profile was not stored");
             }
             return Err(error);
         }
@@ -251,9 +323,35 @@ impl Ocpp {
         &self,
         id: &StationId,
         credentials: Option<(&str, &str)>,
+        transport: &Transport,
     ) -> Result<(), MonitorError> {
-        let has_password = self.passwords.has_password(id).await?;
         let unauthorized = |message: String| Err(MonitorError::Unauthorized(message));
+        if let Some(named) = &transport.certificate
+            && named != id.as_str()
+        {
+            return unauthorized(format!(
+                "the client certificate is charge point {named:?}'s (its CN), not {id}'s"
+            ));
+        }
+        let certified = transport.tls && transport.certificate.is_some();
+        match self.passwords.profile(id).await? {
+            3 if !certified => {
+                return unauthorized(format!(
+                    "charge point {id} requires security profile 3: connect with wss:// and its client certificate (CN {id}, issued by CSM_TLS_CLIENT_CA)"
+                ));
+            }
+            2 if !transport.tls => {
+                return unauthorized(format!(
+                    "charge point {id} requires security profile 2: connect with wss:// (TLS), not ws://"
+                ));
+            }
+            _ => {}
+        }
+        // A verified certificate that names the charge point authenticates it.
+        if certified {
+            return Ok(());
+        }
+        let has_password = self.passwords.has_password(id).await?;
         match (has_password, credentials) {
             (true, Some((user, _))) if user != id.as_str() => unauthorized(format!(
                 "the Basic auth user is {user:?}; it must be the charge point id {id}"
@@ -275,17 +373,20 @@ impl Ocpp {
         }
     }
 
-    /// A charger asks to connect as `charge_point_id` with its Basic auth credentials. The
-    /// credentials are checked before anything else. A charge point csm knows is attached
+    /// A charger asks to connect as `charge_point_id` with its Basic auth credentials, over
+    /// `transport`. The credentials are checked before anything else: a client certificate
+    /// must name this charge point, and the station's security profile must be met (2: TLS;
+    /// 3: TLS with its client certificate, which then stands for its password). A charge point csm knows is attached
     /// ([`Ocpp::attach`]); an unknown one, when registration is `auto`, may connect
     /// but becomes a station only when it boots ([`Ocpp::before_boot`]).
     pub async fn connect(
         &self,
         charge_point_id: &str,
         credentials: Option<(&str, &str)>,
+        transport: &Transport,
     ) -> Result<Admitted, MonitorError> {
         let id = StationId::parse(charge_point_id).map_err(|e| e.at("charge point id"))?;
-        self.check_charger(&id, credentials).await?;
+        self.check_charger(&id, credentials, transport).await?;
         let station = match self.station(&id).await {
             Ok(station) => station,
             Err(MonitorError::NotFound(_))
