@@ -16,8 +16,10 @@ Measures, on this machine, with MariaDB and Redis:
      with 90 days of simulated history for 1,000 stations;
   7. alerts (bench/src/bin/alerts_bench.rs): 1,000 port_free rules over 10,000 stations on MariaDB,
      from the observation that fires an alert to its webhook request at a local receiver;
-  8. ocpp: 10,000 chargers of `csm-cli simulate-ocpp` on one server: RSS a charger, CPU, answer
-     times, and StatusNotification → live event (scripts/ocpp_sse_probe.py);
+  8. ocpp: 10,000 chargers of `csm-cli simulate-ocpp` (half OCPP 2.0.1, half 1.6J) on one
+     server: RSS a charger, CPU, answer times of each version, and StatusNotification → live
+     event (scripts/ocpp_sse_probe.py); ocpp-tls: 2,000 chargers connecting over ws:// and over
+     wss:// (csm's own TLS), the server's CPU a TLS connection;
   9. storm: 10,000 chargers with passwords connecting at once, for several password costs
      (CSM_BENCH_STORM_COSTS, PBKDF2 iterations): until all are in, CPU, and API reads meanwhile;
  10. cluster: 1, 2 and 3 instances refreshing one fleet, and the takeover after kill -9;
@@ -330,6 +332,7 @@ def start_server(database_url, prefix, vendor_url, extra=None, wrapper=(), ready
     env.update(CSM_BIND=f"127.0.0.1:{port}", RUST_LOG="warn")
     env.update(extra or {})
     process = Process([*wrapper, SERVER], env=env)
+    process.port = port
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/readyz", timeout=ready_timeout)
     return process, base
@@ -564,8 +567,9 @@ def bench_alerts(quick):
 
 
 def bench_ocpp(quick):
-    """10,000 simulated OCPP chargers on one server: RSS a charger, CPU, answer times, and a
-    StatusNotification's way to the live event stream."""
+    """10,000 simulated OCPP chargers on one server, half of them speaking 2.0.1 and half 1.6J:
+    RSS a charger, CPU, answer times (of each version), and a StatusNotification's way to the
+    live event stream."""
     import resource
     chargers, duration, warmup = (1000, 40, 15) if quick else (10000, 100, 40)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -575,7 +579,8 @@ def bench_ocpp(quick):
     if subprocess.run([python, "-c", "import websockets"], capture_output=True).returncode != 0:
         subprocess.run(["python3", "-m", "venv", OCPP_VENV], check=True)
         subprocess.run([os.path.join(OCPP_VENV, "bin", "pip"), "install", "--quiet", "ocpp>=2,<3", "websockets>=12"], check=True)
-    log(f"ocpp: {chargers:,} simulated chargers of 2 connectors, MeterValues every 10 s, {duration} s")
+    share = int(os.environ.get("CSM_BENCH_OCPP201_PERCENT", "50"))
+    log(f"ocpp: {chargers:,} simulated chargers of 2 connectors ({share}% OCPP 2.0.1), meter values every 10 s, {duration} s")
     url = fresh_database("csm_bench_ocpp")
     env = base_env(url, "bench-ocpp:")
     run_cli(env, "init-db")
@@ -591,7 +596,7 @@ def bench_ocpp(quick):
     with server:
         rss_before, _ = server.rss_mb()
         sim = Process([CLI, "simulate-ocpp", "--url", f"ws://127.0.0.1:{port}/ocpp", "--chargers", str(chargers),
-                       "--connectors", "2", "--meter-secs", "10", "--session-secs", "300",
+                       "--connectors", "2", "--meter-secs", "10", "--session-secs", "300", "--ocpp201-percent", str(share),
                        "--duration-secs", str(duration), "--warmup-secs", str(warmup)], env=env)
         with sim:
             time.sleep(warmup)
@@ -606,7 +611,7 @@ def bench_ocpp(quick):
     result = {
         "chargers": chargers,
         "command": f"csm-cli simulate-ocpp --url ws://127.0.0.1:PORT/ocpp --chargers {chargers} --connectors 2 "
-                   f"--meter-secs 10 --session-secs 300 --duration-secs {duration} --warmup-secs {warmup}",
+                   f"--meter-secs 10 --session-secs 300 --ocpp201-percent {share} --duration-secs {duration} --warmup-secs {warmup}",
         "rss_mb_before": round(rss_before, 1),
         "rss_mb_connected": round(rss_connected, 1),
         "kb_per_charger": round((rss_connected - rss_before) * 1024 / chargers, 1),
@@ -616,6 +621,93 @@ def bench_ocpp(quick):
     }
     log(json.dumps(result))
     return result
+
+
+def throwaway_ca(directory):
+    """A CA and a server certificate for 127.0.0.1 (openssl), as the TLS part needs them."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=csm bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(directory, "server.ext"), "w") as ext:
+        ext.write("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+
+
+def bench_ocpp_tls(quick):
+    """The cost of TLS a charger connection: the same chargers (half 2.0.1) connecting, booting
+    and reporting over ws:// and over wss:// (csm's own TLS, an ECDSA P-256 certificate), the
+    server's CPU over that window and the connect times the chargers saw."""
+    chargers, window = (500, 10) if quick else (2000, 20)
+    log(f"ocpp-tls: {chargers:,} chargers connecting over ws:// and over wss://, {window} s each")
+    url = fresh_database("csm_bench_ocpp_tls")
+    env = base_env(url, "bench-ocpp-tls:")
+    import_chargers(env, chargers)
+    runs = {}
+    with tempfile.TemporaryDirectory() as pki:
+        throwaway_ca(pki)
+        for scheme in ("ws", "wss"):
+            extra = {"CSM_OCPP_REGISTRATION": "known"}
+            if scheme == "wss":
+                extra.update(CSM_TLS_CERT=os.path.join(pki, "server.pem"), CSM_TLS_KEY=os.path.join(pki, "server.key"))
+                server, _ = start_server_tls(url, "bench-ocpp-tls:", extra, os.path.join(pki, "ca.pem"))
+            else:
+                server, _ = start_server(url, "bench-ocpp-tls:", None, extra)
+            port = server.port
+            with server:
+                cpu0 = cpu_secs(server.proc.pid)
+                sim = Process([CLI, "simulate-ocpp", "--url", f"{scheme}://127.0.0.1:{port}/ocpp", "--chargers", str(chargers),
+                               "--connectors", "2", "--meter-secs", "10", "--session-secs", "300", "--ocpp201-percent", "50",
+                               "--ca", os.path.join(pki, "ca.pem"), "--duration-secs", str(window)], env=env)
+                with sim:
+                    sim.proc.wait(timeout=window + 60)
+                cpu1 = cpu_secs(server.proc.pid)
+                summary = json.loads(open(sim.log.name).read().strip().splitlines()[-1])
+            runs[scheme] = {
+                "server_cpu_secs": round(cpu1 - cpu0, 2),
+                "connections": summary["connections"],
+                "errors": summary["errors"],
+                "connect_ms": summary["connect_ms"],
+                "answer_ms": summary["answer_ms"],
+            }
+            log(f"ocpp-tls {scheme}: {json.dumps(runs[scheme])}")
+    mysql("DROP DATABASE IF EXISTS `csm_bench_ocpp_tls`")
+    extra_cpu = runs["wss"]["server_cpu_secs"] - runs["ws"]["server_cpu_secs"]
+    return {
+        "chargers": chargers,
+        "window_secs": window,
+        "command": f"csm-cli simulate-ocpp --url ws(s)://127.0.0.1:PORT/ocpp --chargers {chargers} --connectors 2 "
+                   f"--ocpp201-percent 50 --ca ca.pem --duration-secs {window}, against csm-server without and with "
+                   "CSM_TLS_CERT/CSM_TLS_KEY (ECDSA P-256, TLS 1.3)",
+        "runs": runs,
+        "tls_server_cpu_ms_per_connection": round(extra_cpu * 1000 / max(1, runs["wss"]["connections"]), 2),
+    }
+
+
+def start_server_tls(database_url, prefix, extra, ca):
+    """A csm-server speaking TLS on a free port, once ready (its readiness read over HTTPS)."""
+    import ssl
+    port = free_port()
+    env = base_env(database_url, prefix)
+    env.update(CSM_BIND=f"127.0.0.1:{port}", RUST_LOG="warn")
+    env.update(extra)
+    process = Process([SERVER], env=env)
+    context = ssl.create_default_context(cafile=ca)
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", timeout=2, context=context):
+                break
+        except Exception:
+            if time.time() > deadline:
+                raise RuntimeError(f"the TLS server on port {port} did not become ready")
+            time.sleep(0.2)
+    process.port = port
+    return process, f"https://127.0.0.1:{port}"
 
 
 def phc_pbkdf2(password, iterations):
@@ -1106,11 +1198,27 @@ def markdown(results):
                   f"CPU {o['cpu_share_of_one_core']:.0%} of one core. Answer time as the chargers saw it after the warm-up: "
                   f"p50 {sim['answer_ms']['p50']:.2f} ms, p90 {sim['answer_ms']['p90']:.2f} ms, p99 {sim['answer_ms']['p99']:.2f} ms, "
                   f"max {sim['answer_ms']['max']:.1f} ms"
+                  + (f" (OCPP 1.6J chargers: p50 {sim['answer_ms_ocpp16']['p50']:.2f} ms, p99 {sim['answer_ms_ocpp16']['p99']:.2f} ms; "
+                     f"OCPP 2.0.1: p50 {sim['answer_ms_ocpp201']['p50']:.2f} ms, p99 {sim['answer_ms_ocpp201']['p99']:.2f} ms)"
+                     if "answer_ms_ocpp201" in sim else "")
                   + (f"; over the whole run, the {o['chargers']:,} connecting and booting at once included: "
                      f"p50 {sim['answer_ms_with_warmup']['p50']:.2f} ms, p90 {sim['answer_ms_with_warmup']['p90']:.1f} ms, "
                      f"p99 {sim['answer_ms_with_warmup']['p99']:.1f} ms" if "answer_ms_with_warmup" in sim else "")
                   + ". StatusNotification to the live event: "
                   + (f"p50 {sse['p50_ms']:.1f} ms, p99 {sse['p99_ms']:.1f} ms ({sse['samples']} changes)." if "p50_ms" in sse else f"not measured ({sse})")]
+    tls = results.get("ocpp_tls")
+    if tls:
+        lines += ["", "### OCPP over TLS", "",
+                  f"`{tls['command']}`: the server's CPU over the {tls['window_secs']} s in which the chargers connect, "
+                  f"boot and report, and the connect times (TCP, TLS, WebSocket upgrade) the chargers saw.", "",
+                  "| | connections | errors | server CPU | connect p50 | p99 | answer p50 | p99 |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for scheme, run in tls["runs"].items():
+            lines.append(f"| {scheme}:// | {run['connections']:,} | {run['errors']} | {run['server_cpu_secs']} s "
+                         f"| {run['connect_ms']['p50']:.1f} ms | {run['connect_ms']['p99']:.1f} ms "
+                         f"| {run['answer_ms']['p50']:.2f} ms | {run['answer_ms']['p99']:.2f} ms |")
+        lines += ["", f"TLS costs the server {tls['tls_server_cpu_ms_per_connection']} ms of CPU a connection "
+                      "(the difference of the two runs over the connections made)."]
     storm = results.get("storm")
     if storm:
         lines += ["", "### Reconnect storm: charger passwords", "",
@@ -1170,7 +1278,7 @@ def markdown(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 stations only and short runs (under two minutes)")
-    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover", "cluster-instructions"],
+    parser.add_argument("--only", nargs="+", choices=["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "ocpp-tls", "storm", "cluster", "failover", "cluster-instructions"],
                         help="run only these parts (default: all)")
     parser.add_argument("--sizes", nargs="+", type=int, help="fleet sizes of the refresh part")
     args = parser.parse_args()
@@ -1181,7 +1289,7 @@ def main():
         sys.exit("wrk is missing: apt-get install wrk (scripts/bench.sh does)")
     started = time.time()
     sizes = args.sizes or ([1000] if args.quick else [1000, 10000, 50000])
-    only = set(args.only or ["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover"])
+    only = set(args.only or ["refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "ocpp-tls", "storm", "cluster", "failover"])
     wrk_seconds = 3 if args.quick else 10
     results = {
         "command": "scripts/bench.sh" + (" --quick" if args.quick else ""),
@@ -1208,6 +1316,8 @@ def main():
         results["alerts"] = bench_alerts(args.quick)
     if "ocpp" in only:
         results["ocpp"] = bench_ocpp(args.quick)
+    if "ocpp-tls" in only:
+        results["ocpp_tls"] = bench_ocpp_tls(args.quick)
     if "storm" in only:
         results["storm"] = bench_storm(args.quick)
     if "cluster" in only:
@@ -1219,7 +1329,7 @@ def main():
     forget_cache_keys()
     results["elapsed_secs"] = round(time.time() - started)
     os.makedirs(OUT, exist_ok=True)
-    complete = set(only) == {"refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "storm", "cluster", "failover"} and not args.sizes
+    complete = set(only) == {"refresh", "api", "list", "sse", "memory", "history", "alerts", "ocpp", "ocpp-tls", "storm", "cluster", "failover"} and not args.sizes
     name = "quick" if args.quick else "results" if complete else "partial"
     with open(os.path.join(OUT, f"{name}.json"), "w") as f:
         json.dump(results, f, indent=2)

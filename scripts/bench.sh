@@ -11,6 +11,7 @@ source scripts/services.sh
 
 ensure_services
 command -v wrk >/dev/null || apt_install wrk
+command -v openssl >/dev/null || apt_install openssl
 case " $* " in *" cluster-instructions "*) command -v valgrind >/dev/null || apt_install valgrind ;; esac
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 

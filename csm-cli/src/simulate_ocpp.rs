@@ -1,5 +1,6 @@
 //! `csm-cli simulate-ocpp`: simulated EV chargers ([`csm_core::ocpp::simulated`]) that connect
-//! to a central system over OCPP 1.6J (csm's `/ocpp/{id}`, or any other). For the demo, tests
+//! to a central system over OCPP 1.6J or 2.0.1, `ws://` or `wss://` (csm's `/ocpp/{id}`, or any
+//! other). For the demo, tests
 //! and the benchmark; with `--duration-secs` it stops and prints what it measured (answer times
 //! as the chargers saw them).
 
@@ -50,6 +51,37 @@ pub struct SimulateOcppArgs {
     /// left out of the summary.
     #[arg(long, default_value_t = 0)]
     pub warmup_secs: u64,
+    /// Of every hundred chargers, how many speak OCPP 2.0.1 (the others 1.6J).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub ocpp201_percent: u8,
+    /// For `wss://` URLs: a CA (PEM) to trust besides the system's.
+    #[arg(long)]
+    pub ca: Option<std::path::PathBuf>,
+}
+
+/// A TLS client trusting the system's CAs and `ca`.
+fn tls_client(ca: Option<&std::path::Path>) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca {
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?
+        {
+            let cert = cert.map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn lock_len(times: &std::sync::Mutex<Vec<u64>>) -> usize {
@@ -66,6 +98,12 @@ pub async fn run(args: SimulateOcppArgs, out: &mut (dyn Write + Send)) -> anyhow
         session_secs: args.session_secs,
         prefix: args.prefix.clone(),
         password: args.password.clone(),
+        v201_percent: args.ocpp201_percent,
+        tls: if args.url.starts_with("wss://") {
+            Some(Arc::new(tls_client(args.ca.as_deref())?))
+        } else {
+            None
+        },
     });
     let counters = Arc::new(Counters::new(Duration::from_secs(args.warmup_secs)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -109,6 +147,9 @@ pub async fn run(args: SimulateOcppArgs, out: &mut (dyn Write + Send)) -> anyhow
         "answers": counters.answers.load(Ordering::Relaxed),
         "errors": counters.errors.load(Ordering::Relaxed),
         "answer_ms": percentiles(&counters.answer_micros),
+        "answer_ms_ocpp16": percentiles(&counters.answer_micros_by_version[0]),
+        "answer_ms_ocpp201": percentiles(&counters.answer_micros_by_version[1]),
+        "connect_ms": percentiles(&counters.connect_micros),
         "answer_ms_with_warmup": percentiles(&counters.all_answer_micros),
         "first_connect_ms": percentiles(&counters.first_connect_micros),
         "back_after_drop": lock_len(&counters.back_micros),

@@ -279,6 +279,8 @@ fn demo_chargers_at(url: &str) -> SimulatedChargers {
         session_secs: 300,
         prefix: "SEV-".into(),
         password: None,
+        v201_percent: 0,
+        tls: None,
     }
 }
 

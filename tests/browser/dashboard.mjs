@@ -318,8 +318,8 @@ async function run() {
   await ocppLine.waitFor({ state: 'visible', timeout: WAIT_MS });
   const ocppText = await waitUntil(async () => {
     const text = await ocppLine.innerText();
-    return text.includes('已连接') && text.includes('sim-1') ? text : null;
-  }, 'the demo charger SEV-0001 shown connected, with its firmware');
+    return text.includes('已连接') && text.includes('sim-1') && text.includes('OCPP 1.6') ? text : null;
+  }, 'the demo charger SEV-0001 shown connected, with its OCPP version and firmware');
   check((await tiles(page).count()) === 2, `SEV-0001 shows ${await tiles(page).count()} port tiles, expected its 2 connectors`);
   // The operator's menu: the token (already given this tab on the fleet page), a command and
   // the charger's answer, then the frames in the message log.

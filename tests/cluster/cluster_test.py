@@ -8,7 +8,8 @@ checked from outside the way their users see them:
   interval; event-stream clients on B and C see the same changes of the whole fleet, in one
   order, and a client of A that reconnects to B with Last-Event-ID misses nothing;
 - a `port_free` rule on every station: one webhook delivery for each freed port, never two;
-- an OCPP charger (the Python `ocpp` package) connected to A is refreshed through B (it gets
+- an OCPP charger (the Python `ocpp` package; OCPP 2.0.1, or 1.6J with --redis-cluster, so
+  that both versions cross instances) connected to A is refreshed through B (it gets
   the TriggerMessage), answers an operator's command sent through B, and its message log is
   read through B from A; then it moves to C with no offline event, and a command through B
   reaches it there;
@@ -41,8 +42,18 @@ import urllib.request
 
 import websockets
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import Action
+
+if "--redis-cluster" in sys.argv[3:]:
+    from ocpp.v16 import ChargePoint, call, call_result
+    from ocpp.v16.enums import Action
+    OCPP_VERSION = "1.6"
+else:
+    from ocpp.v201 import ChargePoint, call, call_result
+    from ocpp.v201.enums import Action
+    OCPP_VERSION = "2.0.1"
+SUBPROTOCOL = "ocpp" + OCPP_VERSION
+# Each version's soft reset.
+RESET = "Soft" if OCPP_VERSION == "1.6" else "OnIdle"
 
 SERVER, CLI = sys.argv[1], sys.argv[2]
 ON_REDIS_CLUSTER = "--redis-cluster" in sys.argv[3:]
@@ -288,15 +299,15 @@ class Charger(threading.Thread):
             for base in list(self.bases):
                 url = base.replace("http://", "ws://") + f"/ocpp/{CHARGER}"
                 try:
-                    async with websockets.connect(url, subprotocols=["ocpp1.6"], open_timeout=3) as ws:
+                    async with websockets.connect(url, subprotocols=[SUBPROTOCOL], open_timeout=3) as ws:
                         point = Point(CHARGER, ws, self)
                         listener = asyncio.create_task(point.start())
                         if not booted:
-                            await point.call(call.BootNotification(charge_point_model="Cluster", charge_point_vendor="ocpp-py"))
+                            await point.call(boot())
                             booted = True
                         else:
                             await point.call(call.Heartbeat())
-                        await point.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+                        await point.call(available(1))
                         self.connected_to = base
                         self.connections += 1
                         await listener
@@ -306,6 +317,19 @@ class Charger(threading.Thread):
                 if self.stopped:
                     return
             await asyncio.sleep(0.2)
+
+
+def boot():
+    if OCPP_VERSION == "1.6":
+        return call.BootNotification(charge_point_model="Cluster", charge_point_vendor="ocpp-py")
+    return call.BootNotification(charging_station={"model": "Cluster", "vendor_name": "ocpp-py"}, reason="PowerUp")
+
+
+def available(connector):
+    if OCPP_VERSION == "1.6":
+        return call.StatusNotification(connector_id=connector, error_code="NoError", status="Available")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return call.StatusNotification(timestamp=stamp, connector_status="Available", evse_id=connector, connector_id=1)
 
 
 class Point(ChargePoint):
@@ -319,16 +343,17 @@ class Point(ChargePoint):
         return call_result.Reset(status="Accepted")
 
     @on(Action.trigger_message)
-    async def on_trigger(self, requested_message, connector_id=None, **_):
+    async def on_trigger(self, requested_message, connector_id=None, evse=None, **_):
         self.charger.triggers.append((self.charger.connected_to, requested_message, time.time()))
-        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self.report(connector_id or 1)))
+        port = connector_id or (evse or {}).get("id") or 1
+        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self.report(port)))
         return call_result.TriggerMessage(status="Accepted")
 
     async def report(self, connector_id):
         """The status the trigger asked for (lost, like a real charger's, if the connection
         drops meanwhile)."""
         try:
-            await self.call(call.StatusNotification(connector_id=connector_id, error_code="NoError", status="Available"))
+            await self.call(available(connector_id))
         except Exception:
             pass
 
@@ -385,11 +410,11 @@ def operate_through(base, charger, holder_base, holder):
     charger's message log read through `base` comes from there."""
     resets = len(charger.resets)
     status, body = api("POST", f"{base}/api/ocpp/charge-points/{CHARGER}/commands",
-                       {"command": "Reset", "type": "Soft"}, TOKEN, timeout=20)
+                       {"command": "Reset", "type": RESET}, TOKEN, timeout=20)
     if status != 200 or body.get("status") != "Accepted" or body.get("instance") != holder:
         fail(f"a Reset through {base} for the charger on {holder}: {status} {body}")
     took = body["took_ms"]
-    if charger.resets[resets:] != [(holder_base, "Soft")]:
+    if charger.resets[resets:] != [(holder_base, RESET)]:
         fail(f"the charger got {charger.resets[resets:]} for one Reset sent to {holder}")
     status, body = api("GET", f"{base}/api/ocpp/charge-points/{CHARGER}/messages?limit=20", token=TOKEN)
     if status != 200 or body.get("instance") != holder or not body.get("connected"):

@@ -94,13 +94,16 @@ pub(super) struct Connector {
 struct Report {
     request_id: i64,
     data: Vec<Value>,
+    /// The bytes of its entries as JSON.
+    bytes: usize,
     complete: bool,
 }
 
 /// At most this many reports are kept (the newest).
 const REPORTS: usize = 4;
-/// At most this many entries of one report are kept.
-pub const MAX_REPORT_ENTRIES: usize = 5_000;
+/// At most this many bytes (as JSON) of one report's entries are kept; the rest of a larger
+/// report is acknowledged and left (a full inventory of a large station is a few hundred KiB).
+pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
 
 /// One answered call.
 #[derive(Clone, Debug, PartialEq)]
@@ -315,8 +318,8 @@ impl ChargePoint {
         changed
     }
 
-    /// Keeps a part of the report for request `request_id`; `last` when the charger says no
-    /// part follows.
+    /// Keeps a part of the report for request `request_id` (within [`MAX_REPORT_BYTES`]);
+    /// `last` when the charger says no part follows.
     pub(super) fn reported(&mut self, request_id: i64, data: Vec<Value>, last: bool) {
         let index = match self.reports.iter().position(|r| r.request_id == request_id) {
             Some(index) => index,
@@ -327,14 +330,21 @@ impl ChargePoint {
                 self.reports.push_back(Report {
                     request_id,
                     data: Vec::new(),
+                    bytes: 0,
                     complete: false,
                 });
                 self.reports.len() - 1
             }
         };
         let report = &mut self.reports[index];
-        let room = MAX_REPORT_ENTRIES.saturating_sub(report.data.len());
-        report.data.extend(data.into_iter().take(room));
+        for entry in data {
+            let bytes = entry.to_string().len();
+            if report.bytes + bytes > MAX_REPORT_BYTES {
+                break;
+            }
+            report.bytes += bytes;
+            report.data.push(entry);
+        }
         report.complete |= last;
     }
 

@@ -1,7 +1,8 @@
-//! Simulated EV chargers that speak OCPP 1.6J to a central system (csm's `/ocpp/{id}`, or any
-//! other): each connects, boots, reports its connectors, runs charging sessions with
-//! StartTransaction, MeterValues and StopTransaction, answers TriggerMessage (sending what was
-//! asked for) and ChangeConfiguration, and connects again when dropped. `csm-cli simulate-ocpp`
+//! Simulated EV chargers that speak OCPP 1.6J or 2.0.1 to a central system (csm's
+//! `/ocpp/{id}`, or any other), over `ws://` or `wss://`: each connects, boots, reports its
+//! connectors, runs charging sessions (1.6: StartTransaction, MeterValues, StopTransaction;
+//! 2.0.1: TransactionEvent Started, Updated with meter values, Ended), answers TriggerMessage
+//! (sending what was asked for) and configuration changes, and connects again when dropped. `csm-cli simulate-ocpp`
 //! runs them for tests and the benchmark, and the embedded default runs a few for its demo.
 
 use std::sync::Mutex;
@@ -44,12 +45,27 @@ pub struct SimulatedChargers {
     pub prefix: String,
     /// Password sent with HTTP Basic auth (the same for every charger).
     pub password: Option<String>,
+    /// Of every hundred chargers, how many speak OCPP 2.0.1 (the others 1.6J).
+    pub v201_percent: u8,
+    /// For `wss://` URLs: the TLS client (the CAs it trusts; none: the system's).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl SimulatedChargers {
     /// The id of charger `n` (from 0).
     pub fn id(&self, n: usize) -> String {
         format!("{}{:04}", self.prefix, n + 1)
+    }
+
+    /// The OCPP version charger `n` speaks: `v201_percent` of every hundred, spread among
+    /// them (at 50, every other charger).
+    pub fn version(&self, n: usize) -> Version {
+        let percent = usize::from(self.v201_percent.min(100));
+        if (n * percent) % 100 < percent {
+            Version::V201
+        } else {
+            Version::V16
+        }
     }
 }
 
@@ -72,6 +88,11 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Answer times in microseconds of calls sent after the warm-up.
     pub answer_micros: Mutex<Vec<u64>>,
+    /// The same, of the chargers speaking 1.6J and of those speaking 2.0.1.
+    pub answer_micros_by_version: [Mutex<Vec<u64>>; 2],
+    /// Microseconds each connection took to open: TCP, TLS for `wss://`, the WebSocket
+    /// upgrade.
+    pub connect_micros: Mutex<Vec<u64>>,
     /// Answer times in microseconds of every call, the warm-up's too.
     pub all_answer_micros: Mutex<Vec<u64>>,
     /// For each charger that connected: microseconds from the start to its first connection
@@ -97,6 +118,8 @@ impl Counters {
             answers: AtomicU64::default(),
             errors: AtomicU64::default(),
             answer_micros: Mutex::default(),
+            answer_micros_by_version: Default::default(),
+            connect_micros: Mutex::default(),
             all_answer_micros: Mutex::default(),
             first_connect_micros: Mutex::default(),
             back_micros: Mutex::default(),
@@ -109,6 +132,8 @@ impl Counters {
 fn push(times: &Mutex<Vec<u64>>, micros: u64) {
     times.lock().unwrap_or_else(|p| p.into_inner()).push(micros);
 }
+
+use super::Version;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -129,9 +154,12 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
     let mut wait = Duration::from_secs(1);
     let mut first = true;
     let mut dropped: Option<Instant> = None;
+    let version = chargers.version(n);
     loop {
-        match connect(&id, urls[at], chargers).await {
+        let opening = Instant::now();
+        match connect(&id, urls[at], version, chargers).await {
             Ok(socket) => {
+                push(&counters.connect_micros, opening.elapsed().as_micros() as u64);
                 if std::mem::take(&mut first) {
                     let micros = counters.started.elapsed().as_micros() as u64;
                     push(&counters.first_connect_micros, micros);
@@ -140,7 +168,8 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 wait = Duration::from_secs(1);
                 let back = dropped.take();
-                if let Err(error) = session_loop(socket, chargers, counters, &mut rng, back).await {
+                let session = session_loop(socket, &id, version, chargers, counters, &mut rng, back);
+                if let Err(error) = session.await {
                     tracing::debug!(charger = %id, %error, "simulated charger dropped");
                 }
                 counters.connected.fetch_sub(1, Ordering::Relaxed);
@@ -159,14 +188,19 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
     }
 }
 
-async fn connect(id: &str, base: &str, chargers: &SimulatedChargers) -> Result<Socket, Failure> {
+async fn connect(
+    id: &str,
+    base: &str,
+    version: Version,
+    chargers: &SimulatedChargers,
+) -> Result<Socket, Failure> {
     use base64::Engine as _;
     let url = format!("{}/{id}", base.trim_end_matches('/'));
     let mut request = url.into_client_request()?;
     let headers = request.headers_mut();
     headers.insert(
         "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("ocpp1.6"),
+        HeaderValue::from_static(version.subprotocol()),
     );
     if let Some(password) = &chargers.password {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{password}"));
@@ -175,13 +209,19 @@ async fn connect(id: &str, base: &str, chargers: &SimulatedChargers) -> Result<S
             HeaderValue::from_str(&format!("Basic {token}"))?,
         );
     }
-    let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let connector = chargers
+        .tls
+        .as_ref()
+        .map(|config| tokio_tungstenite::Connector::Rustls(std::sync::Arc::clone(config)));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await?;
     Ok(socket)
 }
 
 /// A connector's story: idle until `next`, then charging until `next`.
 struct Connector {
-    charging: Option<i64>,
+    /// The running transaction's id.
+    charging: Option<String>,
     next: Instant,
     meter_at: Instant,
     register_wh: f64,
@@ -189,11 +229,12 @@ struct Connector {
 }
 
 impl Connector {
-    fn status(&self) -> &'static str {
-        if self.charging.is_some() {
-            "Charging"
-        } else {
-            "Available"
+    /// Its status as `version` names it.
+    fn status(&self, version: Version) -> &'static str {
+        match (self.charging.is_some(), version) {
+            (true, Version::V16) => "Charging",
+            (true, Version::V201) => "Occupied",
+            (false, _) => "Available",
         }
     }
 }
@@ -202,6 +243,8 @@ impl Connector {
 /// connection before this one was lost.
 async fn session_loop(
     mut socket: Socket,
+    id: &str,
+    version: Version,
     chargers: &SimulatedChargers,
     counters: &Counters,
     rng: &mut fastrand::Rng,
@@ -209,15 +252,20 @@ async fn session_loop(
 ) -> Result<(), Failure> {
     let mut link = Link {
         socket: &mut socket,
+        id,
+        version,
         counters,
         next_id: 0,
+        seq: 0,
         triggered: false,
         connectors: chargers.connectors,
         after_drop: dropped.is_some(),
     };
-    let boot = link
-        .call("BootNotification", json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"}))
-        .await?;
+    let boot = match version {
+        Version::V16 => json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"}),
+        Version::V201 => json!({"reason": "PowerUp", "chargingStation": {"vendorName": "csm", "model": "simulated", "firmwareVersion": "sim-1"}}),
+    };
+    let boot = link.call("BootNotification", boot).await?;
     if let Some(dropped) = dropped {
         push(&counters.back_micros, dropped.elapsed().as_micros() as u64);
     }
@@ -246,7 +294,7 @@ async fn session_loop(
     loop {
         if std::mem::take(&mut link.triggered) {
             for (index, c) in connectors.iter().enumerate() {
-                link.status(index as u32 + 1, c.status()).await?;
+                link.status(index as u32 + 1, c.status(version)).await?;
             }
         }
         tokio::select! {
@@ -277,34 +325,29 @@ async fn step(
     rng: &mut fastrand::Rng,
 ) -> Result<(), Failure> {
     let mean = chargers.session_secs.max(1) as f64;
-    match c.charging {
+    match &c.charging {
         None if now < c.next => {}
         None => {
-            let started = link.call("StartTransaction", json!({"connectorId": number, "idTag": "SIMTAG", "meterStart": c.register_wh as i64, "timestamp": stamp()})).await?;
-            c.charging = started
-                .get("transactionId")
-                .and_then(Value::as_i64)
-                .or(Some(0));
+            c.charging = Some(link.start(number, c.register_wh).await?);
             c.power_w = 3_000.0 + rng.f64() * 8_000.0;
             c.next = now + Duration::from_secs_f64(mean * -(1.0 - rng.f64()).ln());
             c.meter_at = now;
-            link.status(number, "Charging").await?;
+            let status = c.status(link.version);
+            link.status(number, status).await?;
         }
         Some(transaction) if now >= c.next => {
-            link.call("StopTransaction", json!({"transactionId": transaction, "meterStop": c.register_wh as i64, "timestamp": stamp(), "reason": "EVDisconnected"})).await?;
+            let transaction = transaction.clone();
+            link.stop(&transaction, c.register_wh).await?;
             c.charging = None;
             c.next = now + Duration::from_secs_f64(mean * -(1.0 - rng.f64()).ln());
             link.status(number, "Available").await?;
         }
         Some(transaction) if now >= c.meter_at => {
+            let transaction = transaction.clone();
             c.register_wh += c.power_w * chargers.meter_secs as f64 / 3600.0;
-            let amps = c.power_w / 230.0;
-            link.call("MeterValues", json!({"connectorId": number, "transactionId": transaction, "meterValue": [{"timestamp": stamp(), "sampledValue": [
-                {"value": format!("{:.1}", 228.0 + rng.f64() * 4.0), "measurand": "Voltage", "unit": "V"},
-                {"value": format!("{amps:.2}"), "measurand": "Current.Import", "unit": "A"},
-                {"value": format!("{:.0}", c.power_w), "measurand": "Power.Active.Import", "unit": "W"},
-                {"value": format!("{:.0}", c.register_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-            ]}]})).await?;
+            let volts = 228.0 + rng.f64() * 4.0;
+            link.meter(number, &transaction, volts, c.power_w, c.register_wh)
+                .await?;
             c.meter_at = now + Duration::from_secs(chargers.meter_secs.max(1));
         }
         Some(_) => {}
@@ -319,8 +362,14 @@ fn stamp() -> String {
 /// A charger's side of the connection.
 struct Link<'a> {
     socket: &'a mut Socket,
+    /// The charger's id.
+    id: &'a str,
+    /// The OCPP version it speaks.
+    version: Version,
     counters: &'a Counters,
     next_id: u64,
+    /// 2.0.1: the sequence number of its next TransactionEvent.
+    seq: u64,
     /// The central system asked for the connectors' status (TriggerMessage).
     triggered: bool,
     /// How many connectors the charger has.
@@ -355,6 +404,8 @@ impl Link<'_> {
                     push(&self.counters.all_answer_micros, micros);
                     if sent >= self.counters.measure_from {
                         push(&self.counters.answer_micros, micros);
+                        let index = usize::from(self.version == Version::V201);
+                        push(&self.counters.answer_micros_by_version[index], micros);
                     }
                     if self.after_drop {
                         push(&self.counters.after_drop_answer_micros, micros);
@@ -372,7 +423,112 @@ impl Link<'_> {
     }
 
     async fn status(&mut self, connector: u32, status: &str) -> Result<(), Failure> {
-        self.call("StatusNotification", json!({"connectorId": connector, "errorCode": "NoError", "status": status, "timestamp": stamp()})).await?;
+        let payload = match self.version {
+            Version::V16 => {
+                json!({"connectorId": connector, "errorCode": "NoError", "status": status, "timestamp": stamp()})
+            }
+            Version::V201 => {
+                json!({"evseId": connector, "connectorId": 1, "connectorStatus": status, "timestamp": stamp()})
+            }
+        };
+        self.call("StatusNotification", payload).await?;
+        Ok(())
+    }
+
+    /// 2.0.1: a TransactionEvent of `kind` for `transaction`, with `meter` values.
+    async fn transaction_event(
+        &mut self,
+        kind: &str,
+        trigger: &str,
+        transaction: &str,
+        extra: Value,
+    ) -> Result<(), Failure> {
+        let mut payload = json!({"eventType": kind, "timestamp": stamp(), "triggerReason": trigger,
+            "seqNo": self.seq, "transactionInfo": {"transactionId": transaction,
+            "chargingState": if kind == "Ended" { "Idle" } else { "Charging" }}});
+        if let (Value::Object(payload), Value::Object(extra)) = (&mut payload, extra) {
+            payload.extend(extra);
+        }
+        self.seq += 1;
+        self.call("TransactionEvent", payload).await?;
+        Ok(())
+    }
+
+    /// A session starts on `connector`, the register at `register_wh`: its transaction id.
+    async fn start(&mut self, connector: u32, register_wh: f64) -> Result<String, Failure> {
+        match self.version {
+            Version::V16 => {
+                let started = self.call("StartTransaction", json!({"connectorId": connector, "idTag": "SIMTAG", "meterStart": register_wh as i64, "timestamp": stamp()})).await?;
+                Ok(started
+                    .get("transactionId")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    .to_string())
+            }
+            Version::V201 => {
+                self.next_id += 1;
+                let transaction = format!("{}-{}", self.id, self.next_id);
+                let extra = json!({"evse": {"id": connector, "connectorId": 1},
+                    "meterValue": [{"timestamp": stamp(), "sampledValue": [{"value": register_wh.round(),
+                        "context": "Transaction.Begin", "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "Wh"}}]}]});
+                self.transaction_event("Started", "CablePluggedIn", &transaction, extra)
+                    .await?;
+                Ok(transaction)
+            }
+        }
+    }
+
+    /// The session `transaction` ends, the register at `register_wh`.
+    async fn stop(&mut self, transaction: &str, register_wh: f64) -> Result<(), Failure> {
+        match self.version {
+            Version::V16 => {
+                let id: i64 = transaction.parse().unwrap_or(0);
+                self.call("StopTransaction", json!({"transactionId": id, "meterStop": register_wh as i64, "timestamp": stamp(), "reason": "EVDisconnected"})).await?;
+            }
+            Version::V201 => {
+                let extra = json!({"meterValue": [{"timestamp": stamp(), "sampledValue": [{"value": register_wh.round(),
+                    "context": "Transaction.End", "measurand": "Energy.Active.Import.Register",
+                    "unitOfMeasure": {"unit": "Wh"}}]}]});
+                self.transaction_event("Ended", "EVCommunicationLost", transaction, extra)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Meter values of a charging connector.
+    async fn meter(
+        &mut self,
+        connector: u32,
+        transaction: &str,
+        volts: f64,
+        watts: f64,
+        register_wh: f64,
+    ) -> Result<(), Failure> {
+        let amps = watts / 230.0;
+        match self.version {
+            Version::V16 => {
+                let id: i64 = transaction.parse().unwrap_or(0);
+                self.call("MeterValues", json!({"connectorId": connector, "transactionId": id, "meterValue": [{"timestamp": stamp(), "sampledValue": [
+                    {"value": format!("{volts:.1}"), "measurand": "Voltage", "unit": "V"},
+                    {"value": format!("{amps:.2}"), "measurand": "Current.Import", "unit": "A"},
+                    {"value": format!("{watts:.0}"), "measurand": "Power.Active.Import", "unit": "W"},
+                    {"value": format!("{register_wh:.0}"), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                ]}]})).await?;
+            }
+            Version::V201 => {
+                let round = |v: f64, places: i32| (v * 10f64.powi(places)).round() / 10f64.powi(places);
+                let extra = json!({"meterValue": [{"timestamp": stamp(), "sampledValue": [
+                    {"value": round(volts, 1), "measurand": "Voltage", "unitOfMeasure": {"unit": "V"}},
+                    {"value": round(amps, 2), "measurand": "Current.Import", "unitOfMeasure": {"unit": "A"}},
+                    {"value": round(watts / 1000.0, 3), "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W", "multiplier": 3}},
+                    {"value": register_wh.round(), "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}},
+                ]}]});
+                self.transaction_event("Updated", "MeterValuePeriodic", transaction, extra)
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -431,6 +587,16 @@ impl Link<'_> {
                     .filter(|key| !CONFIGURATION.iter().any(|(k, _, _)| k == key))
                     .collect();
                 json!([3, id, {"configurationKey": known, "unknownKey": unknown}])
+            }
+            (Some("SetVariables"), _) => {
+                let results: Vec<Value> = payload
+                    .get("setVariableData")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|data| json!({"attributeStatus": "Accepted", "component": data["component"], "variable": data["variable"]}))
+                    .collect();
+                json!([3, id, {"setVariableResult": results}])
             }
             (Some("Reset" | "ClearCache"), _) => json!([3, id, {"status": "Accepted"}]),
             (Some("UnlockConnector"), _) => json!([3, id, {"status": "Unlocked"}]),

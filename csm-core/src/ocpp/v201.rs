@@ -488,6 +488,21 @@ mod tests {
         assert!(done);
         assert_eq!(data[1]["component"]["name"], "SampledDataCtrlr");
 
+        // A report larger than csm keeps is acknowledged; what is kept stays within bounds.
+        let big = "x".repeat(100 * 1024);
+        for seq in 0..20 {
+            let part = format!(
+                r#"[2,"big-{seq}","NotifyReport",{{"requestId":7,"generatedAt":"2026-12-06T08:00:00Z","seqNo":{seq},"tbc":true,"reportData":[{{"component":{{"name":"{big}"}},"variable":{{"name":"V"}}}}]}}]"#
+            );
+            assert_eq!(reply(&mut cp, &part, now).0[0], 3);
+        }
+        let (kept, done) = cp.report(7).unwrap();
+        assert!(
+            !done && !kept.is_empty() && kept.len() < 20,
+            "{} entries",
+            kept.len()
+        );
+
         let (bad, _) = reply(
             &mut cp,
             r#"[2,"b-2","StatusNotification",{"evseId":1,"connectorId":1,"connectorStatus":"Charging","timestamp":"2026-12-06T08:00:00Z"}]"#,
