@@ -368,6 +368,68 @@ async fn the_certificate_is_read_again_when_its_file_changes_and_open_connection
 }
 
 #[tokio::test]
+async fn sighup_reads_the_certificate_again_even_when_its_files_look_unchanged() {
+    // This process handles SIGHUP before it is sent (a server's watcher handles it too).
+    let mut hangups =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let pki = Pki::new();
+    let app = tls_app(&pki, |_| {}).await;
+    let served = || async {
+        let tcp = tokio::net::TcpStream::connect(app.address).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = pki.connector(None).connect(name, tcp).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0]
+            .as_ref()
+            .to_vec()
+    };
+    let before = served().await;
+    // Renewed in place with the old files' times, so only the signal tells the server.
+    let times = |path: &Path| std::fs::metadata(path).unwrap().modified().unwrap();
+    let (cert_time, key_time) = (
+        times(&pki.path("server.pem")),
+        times(&pki.path("server.key")),
+    );
+    pki.issue("ca", "renewed", "localhost", "serverAuth");
+    std::fs::copy(pki.path("renewed.key"), pki.path("server.key")).unwrap();
+    std::fs::copy(pki.path("renewed.pem"), pki.path("server.pem")).unwrap();
+    for (name, time) in [("server.pem", cert_time), ("server.key", key_time)] {
+        std::fs::File::options()
+            .write(true)
+            .open(pki.path(name))
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        served().await,
+        before,
+        "files that look unchanged are not read again"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    hangups.recv().await;
+    let renewed = CertificateDer::from_pem_file(pki.path("renewed.pem")).unwrap();
+    let mut after = before.clone();
+    for _ in 0..50 {
+        after = served().await;
+        if after == renewed.as_ref() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        after,
+        renewed.as_ref(),
+        "SIGHUP read the renewed certificate"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_plain_connection_is_refused_for_profile_2_and_a_trusted_proxy_may_vouch() {
     let pki = Pki::new();
     pki.issue("ca", "cp-tls3", "CP-TLS3", "clientAuth");

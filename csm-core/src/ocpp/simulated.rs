@@ -159,7 +159,10 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
         let opening = Instant::now();
         match connect(&id, urls[at], version, chargers).await {
             Ok(socket) => {
-                push(&counters.connect_micros, opening.elapsed().as_micros() as u64);
+                push(
+                    &counters.connect_micros,
+                    opening.elapsed().as_micros() as u64,
+                );
                 if std::mem::take(&mut first) {
                     let micros = counters.started.elapsed().as_micros() as u64;
                     push(&counters.first_connect_micros, micros);
@@ -168,7 +171,8 @@ pub async fn run_charger(n: usize, chargers: &SimulatedChargers, counters: &Coun
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 wait = Duration::from_secs(1);
                 let back = dropped.take();
-                let session = session_loop(socket, &id, version, chargers, counters, &mut rng, back);
+                let session =
+                    session_loop(socket, &id, version, chargers, counters, &mut rng, back);
                 if let Err(error) = session.await {
                     tracing::debug!(charger = %id, %error, "simulated charger dropped");
                 }
@@ -262,8 +266,12 @@ async fn session_loop(
         after_drop: dropped.is_some(),
     };
     let boot = match version {
-        Version::V16 => json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"}),
-        Version::V201 => json!({"reason": "PowerUp", "chargingStation": {"vendorName": "csm", "model": "simulated", "firmwareVersion": "sim-1"}}),
+        Version::V16 => {
+            json!({"chargePointVendor": "csm", "chargePointModel": "simulated", "firmwareVersion": "sim-1"})
+        }
+        Version::V201 => {
+            json!({"reason": "PowerUp", "chargingStation": {"vendorName": "csm", "model": "simulated", "firmwareVersion": "sim-1"}})
+        }
     };
     let boot = link.call("BootNotification", boot).await?;
     if let Some(dropped) = dropped {
@@ -518,7 +526,8 @@ impl Link<'_> {
                 ]}]})).await?;
             }
             Version::V201 => {
-                let round = |v: f64, places: i32| (v * 10f64.powi(places)).round() / 10f64.powi(places);
+                let round =
+                    |v: f64, places: i32| (v * 10f64.powi(places)).round() / 10f64.powi(places);
                 let extra = json!({"meterValue": [{"timestamp": stamp(), "sampledValue": [
                     {"value": round(volts, 1), "measurand": "Voltage", "unitOfMeasure": {"unit": "V"}},
                     {"value": round(amps, 2), "measurand": "Current.Import", "unitOfMeasure": {"unit": "A"}},
