@@ -127,8 +127,9 @@ pub enum Command {
     },
 }
 
-/// A transaction's id as an operator names it: a number (1.6) or text (2.0.1).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+/// A transaction's id as an operator names it: a number (1.6; a whole number written `5.0`
+/// too) or text (2.0.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum TransactionRef {
@@ -136,6 +137,27 @@ pub enum TransactionRef {
     Number(i64),
     /// A 2.0.1 transaction id (1–36 characters).
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for TransactionRef {
+    fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(input)? {
+            Value::String(text) => Ok(TransactionRef::Text(text)),
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() <= 2f64.powi(53))
+                        .map(|f| f as i64)
+                })
+                .map(TransactionRef::Number)
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number"))),
+            other => Err(D::Error::custom(format!(
+                "{other} is not a transaction id: a whole number (OCPP 1.6) or text (OCPP 2.0.1)"
+            ))),
+        }
+    }
 }
 
 impl TransactionRef {
@@ -944,6 +966,11 @@ mod tests {
                 "RemoteStopTransaction",
                 json!({"transactionId": 5}),
             ),
+            (
+                r#"{"command":"RemoteStopTransaction","transaction_id":-39262.0}"#,
+                "RemoteStopTransaction",
+                json!({"transactionId": -39262}),
+            ),
         ];
         for (text, action, payload) in cases {
             assert_eq!(call(text, Version::V16), Ok((action, payload)), "{text}");
@@ -1128,6 +1155,7 @@ mod tests {
         assert!(command(r#"{"command":"Reset","type":"Gentle"}"#).is_err());
         assert!(command(r#"{"command":"Reset","type":"Soft","force":true}"#).is_err());
         assert!(command(r#"{"command":"UnlockConnector","connector":"one"}"#).is_err());
+        assert!(command(r#"{"command":"RemoteStopTransaction","transaction_id":1.5}"#).is_err());
     }
 
     #[test]

@@ -85,17 +85,23 @@ pub async fn charge_point(
     Ok(axum::Json(ChargePointJson::of(&status)))
 }
 
-/// A charge point's security profile.
-#[derive(Debug, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+/// The security profile to set.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SecurityProfileJson {
-    /// The charge point (in answers).
-    #[serde(default, skip_deserializing)]
-    pub station_id: String,
+pub struct SecurityProfileBody {
     /// 1 (its password, if it has one, over any connection), 2 (TLS: `wss://`) or 3 (TLS with
     /// its client certificate, whose subject CN is its id, issued by `CSM_TLS_CLIENT_CA`).
     #[serde(deserialize_with = "csm_core::model::whole::u32")]
     #[schema(minimum = 1, maximum = 3)]
+    pub security_profile: u32,
+}
+
+/// A charge point's security profile.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SecurityProfileJson {
+    /// The charge point.
+    pub station_id: String,
+    /// 1, 2 or 3.
     pub security_profile: u32,
 }
 
@@ -104,7 +110,7 @@ pub struct SecurityProfileJson {
 #[utoipa::path(
     put, path = "/api/ocpp/charge-points/{station_id}/security", tag = "ocpp",
     params(StationPath),
-    request_body = SecurityProfileJson,
+    request_body = SecurityProfileBody,
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Set", body = SecurityProfileJson),
@@ -119,7 +125,7 @@ pub async fn set_security(
     State(state): State<AppState>,
     _admin: Admin,
     StationPath(id): StationPath,
-    ApiJson(body): ApiJson<SecurityProfileJson>,
+    ApiJson(body): ApiJson<SecurityProfileBody>,
 ) -> Result<axum::Json<SecurityProfileJson>, ApiError> {
     let profile = u8::try_from(body.security_profile).unwrap_or(u8::MAX);
     state
