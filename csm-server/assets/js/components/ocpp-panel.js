@@ -225,7 +225,7 @@
                 <td class="mono">{{ v.value }}</td><td>{{ v.status }}</td>
               </tr></tbody>
             </table>
-            <pre v-if="answer.report" class="message-frame" data-testid="report">{{ answer.report.data.map((e) => JSON.stringify(e)).join('\n') }}</pre>
+            <pre v-if="answer.report" class="message-frame" data-testid="report">{{ answer.report.data.map((e) => JSON.stringify(e)).join('\\n') }}</pre>
           </div>
           <h3 class="section-title">{{ t.messagesTitle }}</h3>
           <p v-if="logError" class="note note-error">{{ t.messagesFailed }}{{ logError }}</p>
