@@ -203,6 +203,16 @@ async fn wss(
     }
 }
 
+/// The certificate a new TLS connection to the app is served.
+async fn served_certificate(app: &TestApp, pki: &Pki) -> Vec<u8> {
+    let tcp = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = pki.connector(None).connect(name, tcp).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .as_ref()
+        .to_vec()
+}
+
 /// Sends a frame and reads the answer.
 async fn ask(socket: &mut Secure, frame: &str) -> serde_json::Value {
     use futures_util::StreamExt;
@@ -332,13 +342,7 @@ async fn the_certificate_is_read_again_when_its_file_changes_and_open_connection
         .await
         .unwrap();
     ask(&mut socket, BOOT).await;
-    let served = || async {
-        let tcp = tokio::net::TcpStream::connect(app.address).await.unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        let tls = pki.connector(None).connect(name, tcp).await.unwrap();
-        let certificate = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
-        certificate.as_ref().to_vec()
-    };
+    let served = || served_certificate(&app, &pki);
     let before = served().await;
     // A renewed certificate (a new key and serial), written in place.
     pki.issue("ca", "renewed", "localhost", "serverAuth");
@@ -374,14 +378,7 @@ async fn sighup_reads_the_certificate_again_even_when_its_files_look_unchanged()
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
     let pki = Pki::new();
     let app = tls_app(&pki, |_| {}).await;
-    let served = || async {
-        let tcp = tokio::net::TcpStream::connect(app.address).await.unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        let tls = pki.connector(None).connect(name, tcp).await.unwrap();
-        tls.get_ref().1.peer_certificates().unwrap()[0]
-            .as_ref()
-            .to_vec()
-    };
+    let served = || served_certificate(&app, &pki);
     let before = served().await;
     // Renewed in place with the old files' times, so only the signal tells the server.
     let times = |path: &Path| std::fs::metadata(path).unwrap().modified().unwrap();

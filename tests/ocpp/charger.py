@@ -10,17 +10,14 @@ Usage: python charger.py http://127.0.0.1:PORT TOKEN CSM_CLI   (run by scripts/o
 """
 
 import asyncio
-import datetime
 import json
-import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, RegistrationStatus
+from through_csm import Csm, now, until
 
 BASE = sys.argv[1].rstrip("/")
 TOKEN = sys.argv[2]
@@ -132,55 +129,8 @@ class Charger(ChargePoint):
         return result("RemoteStopTransaction", status="Accepted")
 
 
-def command(body, expect=200):
-    """Sends an operator's command through csm's API: the answer (or the refusal's reason)."""
-    request = urllib.request.Request(
-        f"{BASE}/api/ocpp/charge-points/{ID}/commands", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            status, answer = response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        status, answer = error.code, json.load(error)
-    shown = answer.get("status") or answer.get("error") or answer.get("configuration")
-    print(f"  {json.dumps(body)} -> {status} {shown}")
-    if status != expect:
-        raise SystemExit(f"FAIL: {body} answered {status} {answer}, expected {expect}")
-    return answer
-
-
-def cli(*args):
-    done = subprocess.run([CLI, "ocpp", *args, "--server", BASE], capture_output=True, text=True, timeout=30,
-                          env={"CSM_ADMIN_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"})
-    if done.returncode != 0:
-        raise SystemExit(f"FAIL: csm-cli ocpp {' '.join(args)}: {done.stderr}")
-    return done.stdout
-
-
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
-
-
-def api(path, token=None):
-    request = urllib.request.Request(BASE + path)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.load(response)
-
-
-async def until(what, check, seconds=10):
-    for _ in range(seconds * 10):
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise SystemExit(f"FAIL: {what} did not happen within {seconds} s")
-
-
-def port(n):
-    station = api(f"/api/stations/{ID}")
-    return next((p for p in station["ports"] if p["port"] == n), None)
+CSM = Csm(BASE, TOKEN, CLI, ID)
+command, cli, api, port = CSM.command, CSM.cli, CSM.api, CSM.port
 
 
 async def main():
