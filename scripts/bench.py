@@ -217,12 +217,12 @@ def wrk(url, connections, seconds, script=None, headers=()):
 
 
 def bare_client(url, requests, runs=3):
-    """The same requests as a refresh cycle through reqwest on one thread, 64 at a time, answers
-    read and dropped (bench/src/bin/http_client_cost.rs): what the HTTP part alone allows. Median of
-    `runs`."""
+    """The same requests as a refresh cycle through hyper-util's client (what csm's vendor client
+    is built on) on one thread, 64 at a time, answers read and dropped
+    (bench/src/bin/http_client_cost.rs): what the HTTP part alone allows. Median of `runs`."""
     rates = []
     for _ in range(runs):
-        err = subprocess.run([BARE_CLIENT, "reqwest", url, str(requests)], check=True,
+        err = subprocess.run([BARE_CLIENT, "hyper", url, str(requests)], check=True,
                              capture_output=True, text=True).stderr
         found = re.search(r"(\d+) requests, \d+ bytes of bodies, ([\d.]+) s", err)
         rates.append(int(found.group(1)) / float(found.group(2)))
@@ -288,7 +288,7 @@ def bench_refresh(stations, wrk_seconds, gap, steady_cycles):
         ceiling = wrk(f"{sim_url}/", 64, wrk_seconds,
                       rotating_script(stations, "/api/v1/stations/%s/ports"))
         mysql(f"DROP DATABASE IF EXISTS `{db}`")
-        log("bare client: the same requests through reqwest alone, answers dropped")
+        log("bare client: the same requests through hyper-util's client alone, answers dropped")
         bare = bare_client(sim_url, stations)
 
     def cycle(summary, usage, rows):
@@ -914,7 +914,10 @@ def bench_cluster_instructions(quick):
     CPU-time measure of `cluster`, and without its contention for two cores.)"""
     stations, interval, window = 2000, 10, (20 if quick else 40)
     log(f"cluster instructions: {stations:,} stations every {interval} s, 1 and 3 instances under callgrind")
-    out = tempfile.mkdtemp(prefix="csm-bench-callgrind-")
+    # CSM_BENCH_CALLGRIND_DIR keeps each instance's profile there (for callgrind_annotate).
+    kept = os.environ.get("CSM_BENCH_CALLGRIND_DIR")
+    out = kept or tempfile.mkdtemp(prefix="csm-bench-callgrind-")
+    os.makedirs(out, exist_ok=True)
     sim, sim_url = simulator(stations, speed=round(60 / interval, 3))
     results = {"stations": stations, "interval_secs": interval, "window_secs": window, "instances": []}
     with sim:
@@ -956,7 +959,8 @@ def bench_cluster_instructions(quick):
             finally:
                 for process, _ in servers:
                     process.stop()
-    shutil.rmtree(out, ignore_errors=True)
+    if not kept:
+        shutil.rmtree(out, ignore_errors=True)
     return results
 
 
@@ -1091,9 +1095,9 @@ def markdown(results):
             lines.append(f"| {n:,} | " + " | ".join(str(cpu.get(name, "—")) for name in names) + " |")
     bare_rows = [r for r in results["refresh"] if r.get("bare_client")]
     if bare_rows:
-        lines += ["", "The same requests through reqwest alone (one thread, 64 at a time, answers read and dropped: "
+        lines += ["", "The same requests through hyper-util's client alone (one thread, 64 at a time, answers read and dropped: "
                   "`bench/src/bin/http_client_cost.rs`), against wrk and the steady refresh:", "",
-                  "| stations | wrk req/s | bare reqwest client req/s | bare client / wrk | steady refresh stations/s | refresh / bare client |",
+                  "| stations | wrk req/s | bare client req/s | bare client / wrk | steady refresh stations/s | refresh / bare client |",
                   "|---:|---:|---:|---:|---:|---:|"]
         for r in bare_rows:
             bare, wrk_rps, steady = r["bare_client"]["rps"], r["ceiling"]["rps"], r["steady"]["stations_per_sec"]

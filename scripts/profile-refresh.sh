@@ -15,8 +15,8 @@
 #                them with callgrind_annotate).
 #   --perf       where the time goes: perf record with call graphs, 2,000 samples a second.
 #                Output: target/profile/perf.data (read it with perf report).
-#   --clients    no refresh: instructions per request of the HTTP client alone, reqwest (csm's
-#                vendor client) against hyper-util's client (the layer under it), N requests
+#   --clients    no refresh: instructions per request of an HTTP client alone, reqwest against
+#                hyper-util's client (what csm's vendor client is built on), N requests
 #                to the same simulator (bench/src/bin/http_client_cost.rs under callgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."

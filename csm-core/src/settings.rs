@@ -250,6 +250,9 @@ pub struct VendorSettings {
     pub http_connect_timeout_ms: u64,
     /// Largest vendor response accepted, bytes.
     pub http_max_body_bytes: usize,
+    /// Certificates of authorities a vendor's certificate may be issued by besides the
+    /// system's (a PEM file), for vendor APIs behind a private CA.
+    pub http_ca_file: Option<PathBuf>,
 }
 
 /// The built-in simulator.
@@ -367,6 +370,7 @@ impl Default for VendorSettings {
             http_timeout_ms: defaults::HTTP_TIMEOUT_MS,
             http_connect_timeout_ms: defaults::HTTP_CONNECT_TIMEOUT_MS,
             http_max_body_bytes: defaults::HTTP_MAX_BODY_BYTES,
+            http_ca_file: None,
         }
     }
 }

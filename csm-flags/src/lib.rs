@@ -123,6 +123,11 @@ pub struct VendorFlags {
     /// Largest vendor response accepted, in bytes.
     #[arg(long, env = "CSM_HTTP_MAX_BODY_BYTES", default_value_t = defaults::HTTP_MAX_BODY_BYTES)]
     pub http_max_body_bytes: usize,
+
+    /// A PEM file of certificate authorities that vendors' HTTPS certificates may be issued by,
+    /// besides the system's (for vendor APIs behind a private CA).
+    #[arg(long, env = "CSM_VENDOR_CA_FILE")]
+    pub vendor_ca_file: Option<PathBuf>,
 }
 
 impl VendorFlags {
@@ -133,6 +138,7 @@ impl VendorFlags {
         vendors.http_timeout_ms = self.http_timeout_ms;
         vendors.http_connect_timeout_ms = self.http_connect_timeout_ms;
         vendors.http_max_body_bytes = self.http_max_body_bytes;
+        vendors.http_ca_file.clone_from(&self.vendor_ca_file);
         for (key, value) in std::env::vars() {
             if let Some(name) = key
                 .strip_prefix("CSM_VENDOR_")

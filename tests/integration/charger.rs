@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorProfile, build_client};
+use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorClient, VendorProfile};
 use csm::core::model::{PortStatus, Snapshot, Station, StationId};
 use csm::core::refresh::RetryPolicy;
 use csm::core::refresh::retry::fetch_with_retry;
@@ -33,7 +33,7 @@ fn api(profile: VendorProfile, server: &MockServer, settings: &Settings) -> Http
     HttpChargerApi::new(
         profile,
         Some(server.uri()),
-        build_client(&settings.vendors, 8).unwrap(),
+        VendorClient::new(&settings.vendors, 8).unwrap(),
         &settings.vendors,
     )
 }
@@ -220,7 +220,7 @@ async fn native_profile_reads_the_simulator_over_http_and_lists_its_stations() {
     let api = HttpChargerApi::new(
         VendorProfile::native(),
         Some(base),
-        build_client(&settings.vendors, 8).unwrap(),
+        VendorClient::new(&settings.vendors, 8).unwrap(),
         &settings.vendors,
     );
     let listed = api.list_stations().await.unwrap();
@@ -339,7 +339,7 @@ async fn http_failures_are_classified_for_retries() {
     let refused = HttpChargerApi::new(
         VendorProfile::native(),
         Some("http://127.0.0.1:1".into()),
-        build_client(&settings.vendors, 8).unwrap(),
+        VendorClient::new(&settings.vendors, 8).unwrap(),
         &settings.vendors,
     )
     .fetch(&station("A", "csm", 1))
@@ -350,6 +350,63 @@ async fn http_failures_are_classified_for_retries() {
         "{refused}"
     );
     assert!(refused.to_string().contains("127.0.0.1:1"), "{refused}");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_and_credentials_stay_with_their_origin() {
+    let server = MockServer::start().await;
+    let other = MockServer::start().await;
+    let redirect = |to: String| ResponseTemplate::new(302).insert_header("location", to);
+    let ports = r#"{"ports": [{"s": "free"}]}"#;
+    // Same origin: a relative Location, the headers kept.
+    Mock::given(path("/s/MOVED/p"))
+        .respond_with(redirect("/new/MOVED/p".into()))
+        .mount(&server)
+        .await;
+    Mock::given(path("/new/MOVED/p"))
+        .and(header("authorization", "Bearer t-1"))
+        .and(header("x-api-key", "k-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(ports))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Another origin: its own headers go on, credentials do not.
+    Mock::given(path("/s/AWAY/p"))
+        .respond_with(redirect(format!("{}/there/p", other.uri())))
+        .mount(&server)
+        .await;
+    Mock::given(path("/there/p"))
+        .and(header("x-api-key", "k-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(ports))
+        .mount(&other)
+        .await;
+    // A loop ends with an error naming it.
+    Mock::given(path("/s/LOOP/p"))
+        .respond_with(redirect("/s/LOOP/p".into()))
+        .mount(&server)
+        .await;
+    let profile = VendorProfile::from_toml(
+        "[request]\nurl = \"{base_url}/s/{station_id}/p\"\nheaders = { Authorization = \"Bearer t-1\", X-Api-Key = \"k-1\" }\n[ports]\npointer = \"/ports\"\n[ports.fields]\nstatus = \"/s\"\n[status.codes]\nfree = \"free\"\n",
+        "t",
+    )
+    .unwrap();
+    let api = api(profile, &server, &test_settings());
+    let moved = api.fetch(&station("MOVED", "t", 1)).await.unwrap();
+    assert_eq!(statuses(&moved), [PortStatus::Free]);
+    let away = api.fetch(&station("AWAY", "t", 1)).await.unwrap();
+    assert_eq!(statuses(&away), [PortStatus::Free]);
+    let seen = other.received_requests().await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        !seen[0].headers.contains_key("authorization"),
+        "the credentials stayed with their origin: {:?}",
+        seen[0].headers
+    );
+    let looped = api.fetch(&station("LOOP", "t", 1)).await.unwrap_err();
+    assert!(
+        looped.to_string().contains("more than 10 redirects"),
+        "{looped}"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use csm::core::cache::{MemoryCache, RedisCache, StatusCache};
-use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorProfile, build_client};
+use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorClient, VendorProfile};
 use csm::core::model::{PortStatus, Station, StationId};
 use csm::core::refresh::{BreakerConfig, EngineConfig, RetryPolicy};
 use csm::core::store::{MySqlStore, Store};
@@ -142,7 +142,7 @@ async fn misbehaving_vendors_fail_alone_in_bounded_time_and_keep_the_last_good_s
     let api = HttpChargerApi::new(
         VendorProfile::native(),
         Some(format!("http://{address}")),
-        build_client(&settings, 16).unwrap(),
+        VendorClient::new(&settings, 16).unwrap(),
         &settings,
     );
     let db = test_store(Backend::Sqlite).await;

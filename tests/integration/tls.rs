@@ -3,7 +3,8 @@
 //! client certificate verified and matched to its charge point id, a certificate of another
 //! id, none, or of another CA refused, plain `ws://` refused for a profile-2 station, the
 //! certificate a trusted proxy passes in a header, and the server's certificate read again
-//! when its file changes while open connections stay.
+//! when its file changes while open connections stay; and an HTTPS vendor API, trusted through
+//! `CSM_VENDOR_CA_FILE`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -557,5 +558,93 @@ fn the_charge_point_id_is_read_from_a_certificates_subject() {
     assert_eq!(
         csm::server::tls::common_name(server.as_ref()).as_deref(),
         Some("localhost")
+    );
+}
+
+/// An HTTPS vendor answering every request with `body`, with the server certificate of `pki`.
+async fn https_vendor(pki: &Pki, body: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_file(pki.path("server.pem")).unwrap()],
+            PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn an_https_vendor_is_read_when_its_ca_is_trusted_and_refused_when_not() {
+    use csm::core::charger::{ChargerApi, ChargerError, HttpChargerApi, VendorClient};
+    let pki = Pki::new();
+    let address = https_vendor(&pki, r#"{"ports": [{"s": "busy"}, {"s": "free"}]}"#).await;
+    let profile = csm::core::charger::VendorProfile::from_toml(
+        "[request]\nurl = \"{base_url}/s/{station_id}\"\n[ports]\npointer = \"/ports\"\n[ports.fields]\nstatus = \"/s\"\n[status.codes]\nfree = \"free\"\nbusy = \"occupied\"\n",
+        "tlsvendor",
+    )
+    .unwrap();
+    let api = |ca: Option<PathBuf>| {
+        let mut settings = crate::helpers::test_settings();
+        settings.vendors.http_ca_file = ca;
+        HttpChargerApi::new(
+            profile.clone(),
+            Some(format!("https://localhost:{}", address.port())),
+            VendorClient::new(&settings.vendors, 4).unwrap(),
+            &settings.vendors,
+        )
+    };
+    let station = crate::helpers::station("S1", "tlsvendor", 2);
+    let snapshot = api(Some(pki.path("ca.pem"))).fetch(&station).await.unwrap();
+    use csm::core::model::PortStatus;
+    assert_eq!(
+        snapshot.ports.iter().map(|p| p.status).collect::<Vec<_>>(),
+        [PortStatus::Occupied, PortStatus::Free]
+    );
+    // The system's authorities alone do not know the test CA.
+    let refused = api(None).fetch(&station).await.unwrap_err();
+    assert!(
+        matches!(&refused, ChargerError::Connect { message, .. } if message.contains("certificate")),
+        "{refused}"
+    );
+    // A file without a certificate is refused when the client is built, naming the file.
+    let mut settings = crate::helpers::test_settings();
+    settings.vendors.http_ca_file = Some(pki.path("server.key"));
+    let error = VendorClient::new(&settings.vendors, 4)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("CSM_VENDOR_CA_FILE") && error.contains("server.key"),
+        "{error}"
     );
 }

@@ -1,7 +1,7 @@
 //! What one vendor request costs the HTTP client alone: `count` GETs of the native contract
 //! (`/api/v1/stations/S0001/ports`, …) against `csm-cli simulate`, 64 at a time on one thread,
-//! through reqwest (csm's vendor client) or through hyper-util's client (the layer under it),
-//! doing nothing with the answers. Run under callgrind to count instructions per request
+//! through reqwest (a general-purpose client, csm's for alert deliveries) or through hyper-util's
+//! client (what csm's vendor client is built on), doing nothing with the answers. Run under callgrind to count instructions per request
 //! (`scripts/profile-refresh.sh --clients` does both); `scripts/bench.py` times it against the
 //! same fleet as the refresh, as the rate of a bare client.
 //!

@@ -1,45 +1,28 @@
-//! The HTTP charger adapter: one vendor profile over one shared `reqwest::Client` (its
-//! connection pool is reused by every job), with connect and total timeouts and a cap on the
-//! response size. One call is one attempt; the refresh engine decides about retries.
+//! The HTTP charger adapter: one vendor profile over the shared [`VendorClient`] (its
+//! connection pool is reused by every job), with a total timeout and a cap on the response
+//! size. One call is one attempt; the refresh engine decides about retries.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use hyper::header::{self, HeaderName, HeaderValue};
 
+use super::client::{self, Ask, ReadError, SendError, VendorClient};
 use super::profile::{Method, VendorProfile};
 use super::{ChargerApi, ChargerError, Checked};
 use crate::model::{Snapshot, Station};
 use crate::settings::{VendorSettings, vendor_env_name};
-
-/// The shared HTTP client: connect and total timeouts from the settings, an idle pool per host
-/// as large as the refresh concurrency.
-pub fn build_client(
-    settings: &VendorSettings,
-    concurrency: usize,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(settings.http_connect_timeout())
-        .timeout(settings.http_timeout())
-        .pool_max_idle_per_host(concurrency)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .user_agent(concat!("csm/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
 
 /// A vendor API read through a profile.
 #[derive(Clone, Debug)]
 pub struct HttpChargerApi {
     profile: Arc<VendorProfile>,
     base_url: Option<String>,
-    client: reqwest::Client,
+    client: VendorClient,
     max_body: usize,
     timeout: Duration,
-    /// The request URL up to the last `/` before the station id, as text and parsed once:
-    /// a request's URL is then resolved from its own remainder, without parsing the host again.
-    url_prefix: Option<(String, reqwest::Url)>,
 }
 
 impl HttpChargerApi {
@@ -48,7 +31,7 @@ impl HttpChargerApi {
     pub fn new(
         profile: VendorProfile,
         base_url_override: Option<String>,
-        client: reqwest::Client,
+        client: VendorClient,
         settings: &VendorSettings,
     ) -> Self {
         let timeout = profile
@@ -59,43 +42,12 @@ impl HttpChargerApi {
         let base_url = base_url_override
             .or_else(|| profile.base_url.clone())
             .map(|url| url.trim_end_matches('/').to_owned());
-        let mut api = Self {
+        Self {
             profile: Arc::new(profile),
             base_url,
             client,
             max_body: settings.http_max_body_bytes,
             timeout,
-            url_prefix: None,
-        };
-        api.url_prefix = api.url_prefix();
-        api
-    }
-
-    fn url_prefix(&self) -> Option<(String, reqwest::Url)> {
-        let template = &self.profile.request.url;
-        let cut = template[..template.find("{station_id}")?].rfind('/')? + 1;
-        let prefix = self.render("url", &template[..cut], None, false).ok()?;
-        if prefix.contains("${") {
-            return None;
-        }
-        let url = reqwest::Url::parse(&prefix).ok()?;
-        (url.as_str() == prefix && url.path().ends_with('/')).then_some((prefix, url))
-    }
-
-    /// `url` resolved against the parsed prefix: the same URL a full parse gives, for less.
-    /// `None` when the prefix does not apply.
-    fn resolve(&self, url: &str) -> Option<reqwest::Url> {
-        let (prefix, base) = self.url_prefix.as_ref()?;
-        let rest = url.strip_prefix(prefix.as_str())?;
-        if rest.starts_with(['/', '\\']) {
-            return None;
-        }
-        // A `:` in the first segment would read as a scheme: `./` keeps it a path.
-        let first = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if first.contains(':') {
-            base.join(&format!("./{rest}")).ok()
-        } else {
-            base.join(rest).ok()
         }
     }
 
@@ -198,126 +150,100 @@ impl HttpChargerApi {
             &shown
         };
         let method = match method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
+            Method::Get => hyper::Method::GET,
+            Method::Post => hyper::Method::POST,
         };
-        let mut request = match self.resolve(url) {
-            Some(resolved) => self.client.request(method, resolved),
-            None => self.client.request(method, url),
-        }
-        .timeout(self.timeout);
+        let mut ask = Ask {
+            method,
+            url,
+            headers: Vec::new(),
+            json: None,
+        };
         if headers {
             for (name, value) in &self.profile.request.headers {
-                let value =
-                    self.render(&format!("request.headers.{name}"), value, station_id, true)?;
-                request = request.header(name, value);
+                let field = format!("request.headers.{name}");
+                let value = self.render(&field, value, station_id, true)?;
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    self.config_error(format!("{field}: {name:?} is not a header name"))
+                })?;
+                let value = HeaderValue::from_str(&value).map_err(|_| {
+                    self.config_error(format!(
+                        "{field}: its value holds a character a header cannot carry (a line break or a control character)"
+                    ))
+                })?;
+                ask.headers.push((name, value));
             }
         }
         if let Some(body) = body_template {
-            let body = self.render("body", body, station_id, true)?;
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
+            ask.json = Some(self.render("body", body, station_id, true)?);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&shown, &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            // Enough of an error page to reach its title; only its first line of text is kept.
-            let body = read_capped(response, 8192, true)
+        let exchange = async {
+            let response = self
+                .client
+                .send(ask)
                 .await
-                .map(|bytes| super::first_text(&String::from_utf8_lossy(&bytes)))
-                .unwrap_or_default();
-            return Err(ChargerError::Status {
-                vendor: self.profile.name.clone(),
-                url: shown,
-                status: status.as_u16(),
-                retry_after,
-                body,
-            });
-        }
-        match read_capped(response, self.max_body, false).await {
-            Ok(bytes) => Ok((shown, bytes)),
-            Err(ReadError::TooLarge) => Err(ChargerError::TooLarge {
-                vendor: self.profile.name.clone(),
-                url: shown,
-                limit: self.max_body,
-            }),
-            Err(ReadError::Transport(e)) => Err(self.transport_error(&shown, &e)),
+                .map_err(|e| self.send_error(&shown, e))?;
+            let status = response.status();
+            if !status.is_success() {
+                let retry_after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                // Enough of an error page to reach its title; only its first line of text is
+                // kept.
+                let body = client::read_body(response, 8192, true)
+                    .await
+                    .map(|bytes| super::first_text(&String::from_utf8_lossy(&bytes)))
+                    .unwrap_or_default();
+                return Err(ChargerError::Status {
+                    vendor: self.profile.name.clone(),
+                    url: shown.clone(),
+                    status: status.as_u16(),
+                    retry_after,
+                    body,
+                });
+            }
+            match client::read_body(response, self.max_body, false).await {
+                Ok(bytes) => Ok(bytes),
+                Err(ReadError::TooLarge) => Err(ChargerError::TooLarge {
+                    vendor: self.profile.name.clone(),
+                    url: shown.clone(),
+                    limit: self.max_body,
+                }),
+                Err(ReadError::Broken(e)) => Err(self.send_error(&shown, e)),
+            }
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(bytes)) => Ok((shown, bytes)),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(self.timed_out(&shown, self.timeout)),
         }
     }
 
-    fn transport_error(&self, url: &str, error: &reqwest::Error) -> ChargerError {
-        if error.is_timeout() {
-            return ChargerError::Timeout {
-                vendor: self.profile.name.clone(),
-                url: url.to_owned(),
-                after_ms: self.timeout.as_millis() as u64,
-            };
-        }
-        // The innermost cause says what happened ("Connection refused"); reqwest's own text
-        // would repeat the URL with its secrets filled in.
-        let mut cause: &dyn std::error::Error = error;
-        while let Some(source) = cause.source() {
-            cause = source;
-        }
-        let message = if error.is_connect() {
-            format!("connection failed: {cause}")
-        } else if error.is_body() || error.is_decode() {
-            format!("the response broke off: {cause}")
-        } else {
-            cause.to_string()
-        };
-        ChargerError::Connect {
+    fn timed_out(&self, url: &str, after: Duration) -> ChargerError {
+        ChargerError::Timeout {
             vendor: self.profile.name.clone(),
             url: url.to_owned(),
-            message,
+            after_ms: after.as_millis() as u64,
         }
     }
-}
 
-enum ReadError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// Reads a body of at most `limit` bytes (or its first `limit` bytes when `truncate`).
-async fn read_capped(
-    mut response: reqwest::Response,
-    limit: usize,
-    truncate: bool,
-) -> Result<Vec<u8>, ReadError> {
-    if !truncate
-        && response
-            .content_length()
-            .is_some_and(|len| len > limit as u64)
-    {
-        return Err(ReadError::TooLarge);
-    }
-    let mut body = Vec::with_capacity(
-        response
-            .content_length()
-            .map_or(8 * 1024, |len| len as usize)
-            .min(limit),
-    );
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
-        if body.len() + chunk.len() > limit {
-            if truncate {
-                body.extend_from_slice(&chunk[..limit - body.len()]);
-                return Ok(body);
+    /// The error of a request that got no answer, with the URL as shown (secrets not filled
+    /// in: the client's own text would carry them).
+    fn send_error(&self, url: &str, error: SendError) -> ChargerError {
+        match error {
+            SendError::ConnectTimeout(after) => self.timed_out(url, after),
+            SendError::BadUrl { reason, .. } => {
+                self.config_error(format!("the request URL {url} is not usable: {reason}"))
             }
-            return Err(ReadError::TooLarge);
+            other => ChargerError::Connect {
+                vendor: self.profile.name.clone(),
+                url: url.to_owned(),
+                message: other.to_string(),
+            },
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -371,9 +297,16 @@ impl ChargerApi for HttpChargerApi {
 
     async fn probe(&self) -> Result<(), ChargerError> {
         let base = self.render("base_url", "{base_url}", None, false)?;
-        match self.client.get(&base).timeout(self.timeout).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.transport_error(&base, &e)),
+        let ask = Ask {
+            method: hyper::Method::GET,
+            url: &base,
+            headers: Vec::new(),
+            json: None,
+        };
+        match tokio::time::timeout(self.timeout, self.client.send(ask)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(self.send_error(&base, error)),
+            Err(_) => Err(self.timed_out(&base, self.timeout)),
         }
     }
 }
@@ -393,36 +326,9 @@ mod tests {
     }
 
     #[test]
-    fn urls_resolved_from_the_prefix_equal_a_full_parse() {
-        let settings = VendorSettings::default();
-        let client = build_client(&settings, 8).unwrap();
-        let templates = [
-            "{base_url}/api/v1/stations/{station_id}/ports",
-            "{base_url}/ports?station={station_id}&x=1",
-            "{base_url}/v2/{station_id}",
-        ];
-        for template in templates {
-            let mut profile = VendorProfile::native();
-            profile.request.url = template.into();
-            let base = Some("http://127.0.0.1:8080/root".to_owned());
-            let api = HttpChargerApi::new(profile, base, client.clone(), &settings);
-            assert!(api.url_prefix.is_some(), "{template}");
-            for id in ["S0001", "a:b", "..", ".", "x.y:z", "_-", "S%41", "a b"] {
-                let url = api.render("url", template, Some(id), false).unwrap();
-                let full = reqwest::Url::parse(&url).unwrap();
-                assert_eq!(api.resolve(&url).as_ref(), Some(&full), "{template} {id}");
-            }
-        }
-        let mut profile = VendorProfile::native();
-        profile.request.url = "${HOST}/{station_id}".into();
-        let api = HttpChargerApi::new(profile, None, client, &settings);
-        assert!(api.url_prefix.is_none());
-    }
-
-    #[test]
     fn templates_fill_the_base_url_the_station_and_secrets() {
         let settings = VendorSettings::default();
-        let client = build_client(&settings, 8).unwrap();
+        let client = VendorClient::new(&settings, 8).unwrap();
         let base = Some("http://h/{station_id}".to_owned());
         let api = HttpChargerApi::new(VendorProfile::native(), base, client.clone(), &settings);
         let render = |template: &str, id: Option<&str>| api.render("url", template, id, false);

@@ -14,11 +14,13 @@ use async_trait::async_trait;
 use crate::model::{Snapshot, Station};
 use crate::settings::Settings;
 
+mod client;
 mod http;
 pub mod profile;
 pub mod simulator;
 
-pub use self::http::{HttpChargerApi, build_client};
+pub use self::client::{BuildError, VendorClient};
+pub use self::http::HttpChargerApi;
 pub use self::profile::{ProfileError, VendorProfile};
 pub use self::simulator::Simulator;
 
@@ -412,7 +414,7 @@ pub enum SourcesError {
     Profile(#[from] ProfileError),
     /// The HTTP client for vendor APIs cannot be built (its TLS set-up failed).
     #[error("cannot build the HTTP client for vendor APIs: {0}")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] BuildError),
 }
 
 /// Every source csm knows, by vendor name.
@@ -475,7 +477,7 @@ impl Chargers {
     /// which feeds them their connections) (a missing folder is fine; a broken profile
     /// is an error naming the file).
     pub fn from_settings(settings: &Settings) -> Result<Self, SourcesError> {
-        let client = build_client(&settings.vendors, settings.engine.concurrency)
+        let client = VendorClient::new(&settings.vendors, settings.engine.concurrency)
             .map_err(SourcesError::HttpClient)?;
         let mut chargers = Chargers::new();
         let mut simulator = Simulator::new(settings.simulator.seed, settings.simulator.speed);
