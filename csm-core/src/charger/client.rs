@@ -188,7 +188,8 @@ impl VendorClient {
             uri = next;
         }
         Err(SendError::Redirect(format!(
-            "more than {MAX_REDIRECTS} redirects, the last to {uri}"
+            "more than {MAX_REDIRECTS} redirects, the last to {}",
+            shown(&uri)
         )))
     }
 
@@ -243,13 +244,23 @@ fn parse_uri(url: &str) -> Result<Uri, SendError> {
     }
 }
 
+/// `uri` without its query, which may carry secrets (the caller shows its own form of the
+/// request's URL).
+fn shown(uri: &Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or_default(),
+        uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+        uri.path()
+    )
+}
+
 /// Where a redirect from `from` to `location` leads.
 fn follow(from: &Uri, location: &HeaderValue) -> Result<Uri, SendError> {
     let bad = |reason: &str| {
-        SendError::Redirect(format!(
-            "{from} redirected to {:?}, {reason}",
-            String::from_utf8_lossy(location.as_bytes())
-        ))
+        let location = String::from_utf8_lossy(location.as_bytes());
+        let location = location.split('?').next().unwrap_or_default();
+        SendError::Redirect(format!("redirected to {location:?}, {reason}"))
     };
     let location = location.to_str().map_err(|_| bad("which is not text"))?;
     let base = url::Url::parse(&from.to_string()).map_err(|_| bad("from a URL csm cannot read"))?;
@@ -363,7 +374,10 @@ mod tests {
             to("http://other.example/x").unwrap().to_string(),
             "http://other.example/x"
         );
-        let error = to("mailto:a@b").unwrap_err().to_string();
+        let error = to("ftp://h/x?key=S3CRET").unwrap_err().to_string();
         assert!(error.contains("not an http:// or https:// URL"), "{error}");
+        assert!(!error.contains("S3CRET"), "a query is not shown: {error}");
+        let with_query: Uri = "https://h:8443/p/q?key=S3CRET".parse().unwrap();
+        assert_eq!(shown(&with_query), "https://h:8443/p/q");
     }
 }
