@@ -386,7 +386,7 @@ async fn redirects_are_followed_and_credentials_stay_with_their_origin() {
         .mount(&server)
         .await;
     let profile = VendorProfile::from_toml(
-        "[request]\nurl = \"{base_url}/s/{station_id}/p\"\nheaders = { Authorization = \"Bearer t-1\", X-Api-Key = \"k-1\" }\n[ports]\npointer = \"/ports\"\n[ports.fields]\nstatus = \"/s\"\n[status.codes]\nfree = \"free\"\n",
+        "[request]\nurl = \"{base_url}/s/{station_id}/p\"\nheaders = { Authorization = \"Bearer t-1\", X-Api-Key = \"k-1\", User-Agent = \"vendor-app/2.1\" }\n[ports]\npointer = \"/ports\"\n[ports.fields]\nstatus = \"/s\"\n[status.codes]\nfree = \"free\"\n",
         "t",
     )
     .unwrap();
@@ -401,6 +401,12 @@ async fn redirects_are_followed_and_credentials_stay_with_their_origin() {
         !seen[0].headers.contains_key("authorization"),
         "the credentials stayed with their origin: {:?}",
         seen[0].headers
+    );
+    let agents: Vec<_> = seen[0].headers.get_all("user-agent").iter().collect();
+    assert_eq!(
+        agents,
+        ["vendor-app/2.1"],
+        "the profile's own User-Agent, once"
     );
     let looped = api.fetch(&station("LOOP", "t", 1)).await.unwrap_err();
     assert!(

@@ -97,7 +97,8 @@ pub struct Ask<'a> {
     pub method: Method,
     /// The URL, secrets filled in.
     pub url: &'a str,
-    /// Headers besides `Host` and `User-Agent`.
+    /// The profile's headers (`User-Agent` and, with a body, `Content-Type` are added when
+    /// they are not among them).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// A JSON body.
     pub json: Option<String>,
@@ -151,8 +152,12 @@ impl VendorClient {
             for (name, value) in &headers {
                 request = request.header(name, value);
             }
-            request = request.header(header::USER_AGENT, USER_AGENT);
-            if body.is_some() {
+            // csm's own, unless the profile gives its own.
+            let given = |wanted: &HeaderName| headers.iter().any(|(name, _)| name == wanted);
+            if !given(&header::USER_AGENT) {
+                request = request.header(header::USER_AGENT, USER_AGENT);
+            }
+            if body.is_some() && !given(&header::CONTENT_TYPE) {
                 request = request.header(header::CONTENT_TYPE, "application/json");
             }
             let request = request
