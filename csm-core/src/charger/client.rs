@@ -65,14 +65,10 @@ pub enum BuildError {
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The URL is not one an HTTP request can go to.
-    #[error("{url:?} is not an http:// or https:// URL ({reason})")]
-    BadUrl {
-        /// The URL (as sent: secrets filled in; the caller shows its own form).
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The URL is not one an HTTP request can go to: what is wrong with it (the URL itself is
+    /// not kept, as it may carry secrets; the caller names its own form).
+    #[error("not an http:// or https:// URL: {0}")]
+    BadUrl(String),
     /// No connection could be made within the connect timeout.
     #[error("no connection within {} ms", .0.as_millis())]
     ConnectTimeout(Duration),
@@ -162,10 +158,7 @@ impl VendorClient {
             }
             let request = request
                 .body(Full::new(body.clone().unwrap_or_default()))
-                .map_err(|e| SendError::BadUrl {
-                    url: uri.to_string(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| SendError::BadUrl(e.to_string()))?;
             let response = self
                 .client
                 .request(request)
@@ -237,10 +230,7 @@ fn parse_uri(url: &str) -> Result<Uri, SendError> {
         let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
         parsed.as_str().parse::<Uri>().map_err(|e| e.to_string())
     });
-    let bad = |reason: String| SendError::BadUrl {
-        url: url.to_owned(),
-        reason,
-    };
+    let bad = SendError::BadUrl;
     let uri = uri.map_err(bad)?;
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),

@@ -234,7 +234,7 @@ impl HttpChargerApi {
     fn send_error(&self, url: &str, error: SendError) -> ChargerError {
         match error {
             SendError::ConnectTimeout(after) => self.timed_out(url, after),
-            SendError::BadUrl { reason, .. } => {
+            SendError::BadUrl(reason) => {
                 self.config_error(format!("the request URL {url} is not usable: {reason}"))
             }
             other => ChargerError::Connect {
