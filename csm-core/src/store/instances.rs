@@ -54,14 +54,12 @@ impl<DB: Backend> SqlStore<DB> {
             redis_seen_at: at,
             reaching_since: since,
         };
-        // One statement, on its own: every instance writes it at each beat, and a
-        // transaction around it would be two more round trips each time.
+        // One statement, on its own and on the kept connection: every instance writes it at
+        // each beat.
         let upsert = row.bind(shared_statement(
             DB::DIALECT.shared_insert::<InstanceRow>(1),
         ));
-        DB::execute_on(upsert, &self.pool)
-            .await
-            .map_err(|e| self.error(doing, e))?;
+        self.execute_kept(upsert, doing).await?;
         Ok(())
     }
 

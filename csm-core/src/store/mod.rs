@@ -19,6 +19,7 @@ use crate::secret::redact_url;
 mod access;
 mod alerts;
 mod instances;
+mod kept;
 mod mysql;
 mod ocpp;
 mod record;

@@ -8,9 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Pool, Transaction};
 
+use super::kept::Kept;
 use super::record::Record;
 use super::rows::{self, StationRow};
 use super::sql::{Sql, Statement, shared_statement, statement};
@@ -54,7 +54,11 @@ pub struct SqlStore<DB: Backend> {
     /// MySQL: the connection the batch writer keeps, so that its multi-row statements are
     /// prepared on one connection, not on each of the pool's in turn (MySQL answers a prepare
     /// with a definition of every parameter: up to 2,048 for one statement).
-    pub(super) writer: Arc<tokio::sync::Mutex<Option<PoolConnection<DB>>>>,
+    pub(super) writer: Arc<Kept<DB>>,
+    /// The connection kept for the statements made every second or so, whatever the load:
+    /// the cluster's record that this instance reaches Redis, the alert worker's look at its
+    /// outbox.
+    pub(super) housekeeping: Arc<Kept<DB>>,
 }
 
 impl<DB: Backend> Clone for SqlStore<DB> {
@@ -64,6 +68,7 @@ impl<DB: Backend> Clone for SqlStore<DB> {
             target: self.target.clone(),
             server: self.server.clone(),
             writer: Arc::clone(&self.writer),
+            housekeeping: Arc::clone(&self.housekeeping),
         }
     }
 }
@@ -101,7 +106,11 @@ impl<DB: Backend> SqlStore<DB> {
         &self,
         doing: &'static str,
     ) -> Result<Transaction<'static, DB>, StoreError> {
-        self.pool.begin().await.map_err(|e| self.error(doing, e))
+        // Boxed: borrowing a connection (and perhaps connecting) is a future of kilobytes,
+        // which every caller's future would otherwise hold, and move at each call.
+        Box::pin(self.pool.begin())
+            .await
+            .map_err(|e| self.error(doing, e))
     }
 
     /// Commits a transaction whose work succeeded; after an error, rolls it back at once, so
@@ -152,6 +161,29 @@ impl<DB: Backend> SqlStore<DB> {
     ) -> Result<Vec<DB::Row>, StoreError> {
         DB::fetch(query, &self.pool)
             .await
+            .map_err(|e| self.error(doing, e))
+    }
+
+    /// Runs a statement made every second or so on the kept housekeeping connection (on one of
+    /// the pool's while another call has it).
+    pub(super) async fn execute_kept(
+        &self,
+        query: Statement<DB>,
+        doing: &'static str,
+    ) -> Result<u64, StoreError> {
+        let done = match self.housekeeping.try_lock(&self.pool) {
+            Some(mut held) => {
+                let connection = held
+                    .connection(&self.pool)
+                    .await
+                    .map_err(|e| self.error(doing, e))?;
+                let done = DB::execute(query, connection).await;
+                held.done(done.is_ok());
+                done
+            }
+            None => DB::execute_on(query, &self.pool).await,
+        };
+        done.map(|done| DB::rows_affected(&done))
             .map_err(|e| self.error(doing, e))
     }
 
@@ -528,22 +560,16 @@ impl<DB: Backend> Store for SqlStore<DB> {
             let tx = self.begin(doing).await?;
             return self.write_batch(tx, batch, doing).await;
         }
-        // A connection that fails is not kept: the batch writer keeps the rows and tries again,
-        // and the next attempt takes a fresh connection from the pool.
-        let mut held = self.writer.lock().await;
-        let mut connection = match held.take() {
-            Some(connection) => connection,
-            None => self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| self.error(doing, e))?,
-        };
+        // After a failure the batch writer keeps the rows and tries again, on a fresh
+        // connection.
+        let mut held = self.writer.lock(&self.pool).await;
+        let connection = held
+            .connection(&self.pool)
+            .await
+            .map_err(|e| self.error(doing, e))?;
         let tx = connection.begin().await.map_err(|e| self.error(doing, e))?;
         let written = self.write_batch(tx, batch, doing).await;
-        if written.is_ok() {
-            *held = Some(connection);
-        }
+        held.done(written.is_ok());
         written
     }
 
