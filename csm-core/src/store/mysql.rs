@@ -49,7 +49,8 @@ impl SqlStore<MySql> {
         }
         let options = MySqlConnectOptions::from_str(parsed.as_str())
             .map_err(|e| bad_url(e.to_string()))?
-            .charset("utf8mb4");
+            .charset("utf8mb4")
+            .statement_cache_capacity(super::statements::STATEMENTS_KEPT);
         let pool = MySqlPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -61,6 +62,7 @@ impl SqlStore<MySql> {
             target: format!("{host}:{port}/{database}"),
             server: Some((server_url, database)),
             writer: Default::default(),
+            housekeeping: Default::default(),
         })
     }
 

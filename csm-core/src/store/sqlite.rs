@@ -28,7 +28,8 @@ impl SqlStore<Sqlite> {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .statement_cache_capacity(super::statements::STATEMENTS_KEPT);
         let target = options.get_filename().display().to_string();
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
@@ -46,6 +47,7 @@ impl SqlStore<Sqlite> {
             target,
             server: None,
             writer: Default::default(),
+            housekeeping: Default::default(),
         })
     }
 }

@@ -85,6 +85,15 @@ pub const LOOKUP_CHUNK: usize = 100;
 /// few hundred kilobytes.
 const MAX_ROWS_PER_STATEMENT: usize = 1_024;
 
+/// Up to this many rows go in one statement of exactly their number (see
+/// [`Dialect::shaped_chunks`]).
+const EVERY_SIZE_UP_TO: usize = 16;
+
+/// Prepared statements each connection keeps (sqlx keeps 100 unless told): every shape of
+/// every table the batch writer writes (eight tables, up to 22 shapes each), and room for the
+/// rest.
+pub(crate) const STATEMENTS_KEPT: usize = 256;
+
 impl Dialect {
     /// `mysql` or `sqlite`.
     pub fn name(self) -> &'static str {
@@ -108,28 +117,29 @@ impl Dialect {
         (self.max_binds() / R::COLUMNS.len()).min(MAX_ROWS_PER_STATEMENT)
     }
 
-    /// `rows` in multi-row statements of a few fixed sizes (powers of four, up to
-    /// [`rows_per_statement`](Self::rows_per_statement)), largest first. A table then needs at
-    /// most six distinct statements, each prepared once per connection and reused; chunks of
-    /// any size would make the database prepare a new statement of up to a thousand rows for
-    /// nearly every batch.
+    /// `rows` in multi-row statements of a few fixed sizes, largest first: all of them at once
+    /// up to [`EVERY_SIZE_UP_TO`] rows, else powers of two (up to
+    /// [`rows_per_statement`](Self::rows_per_statement)). A table then needs at most 22
+    /// distinct statements, each prepared once per connection and reused (chunks of any size
+    /// would make the database prepare a new statement of up to a thousand rows for nearly
+    /// every batch), and a batch of the few rows a refresh round writes at a time is one
+    /// statement a table, not one for each digit of its count in some base.
     pub(crate) fn shaped_chunks<R: Record>(
         self,
         rows: &[R],
     ) -> impl Iterator<Item = &[R]> + use<'_, R> {
-        let mut largest = 1;
-        while largest * 4 <= self.rows_per_statement::<R>() {
-            largest *= 4;
-        }
+        let most = self.rows_per_statement::<R>();
         let mut rest = rows;
         std::iter::from_fn(move || {
             if rest.is_empty() {
                 return None;
             }
-            let mut size = largest;
-            while size > rest.len() {
-                size /= 4;
-            }
+            let left = rest.len().min(most);
+            let size = if left <= EVERY_SIZE_UP_TO {
+                left
+            } else {
+                1 << left.ilog2()
+            };
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             Some(chunk)
@@ -289,17 +299,23 @@ mod tests {
                 assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()));
                 sizes.extend(chunks.iter().map(|c| c.len()));
             }
+            let expected: Vec<usize> = (1..=16).chain([32, 64, 128, 256, 512, 1024]).collect();
             assert_eq!(
                 sizes.into_iter().collect::<Vec<_>>(),
-                [1, 4, 16, 64, 256, 1024],
+                expected,
                 "{dialect:?}"
             );
         }
-        let sizes: Vec<usize> = Dialect::MySql
-            .shaped_chunks(&all[..1_000])
-            .map(<[StatusEvent]>::len)
-            .collect();
-        assert_eq!(sizes, [256, 256, 256, 64, 64, 64, 16, 16, 4, 4]);
+        let sizes = |n: usize| -> Vec<usize> {
+            Dialect::MySql
+                .shaped_chunks(&all[..n])
+                .map(<[StatusEvent]>::len)
+                .collect()
+        };
+        assert_eq!(sizes(1_000), [512, 256, 128, 64, 32, 8]);
+        assert_eq!(sizes(11), [11]);
+        assert_eq!(sizes(23), [16, 7]);
+        assert_eq!(sizes(2_500), [1024, 1024, 256, 128, 64, 4]);
     }
 
     #[test]
