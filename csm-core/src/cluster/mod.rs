@@ -587,16 +587,19 @@ impl Cluster {
         });
         let settled = settled_ids.contains(&me) && back_long_enough;
         let owners = self.owners_among(&ids);
-        let rightful = |slot: u16| owners.of(slot);
         let (held, holds) = {
             let held = self.inner.held.read().unwrap_or_else(|p| p.into_inner());
             (held.list(), held.slots.clone())
         };
         // Held slots another settled member should have go back; the others are renewed.
-        let (give, keep): (Vec<u16>, Vec<u16>) = held.iter().partition(|slot| {
-            settled
-                && rightful(**slot).is_some_and(|owner| owner != me && settled_ids.contains(&owner))
-        });
+        let takes: Vec<bool> = owners
+            .members()
+            .iter()
+            .map(|member| member != me && settled_ids.contains(&member.as_str()))
+            .collect();
+        let (give, keep): (Vec<u16>, Vec<u16>) = held
+            .iter()
+            .partition(|slot| settled && owners.index_of(**slot).is_some_and(|owner| takes[owner]));
         if !give.is_empty() {
             self.drop_slots(&give);
             coordinator.release(&give, &self.inner.token).await?;
@@ -621,8 +624,9 @@ impl Cluster {
         // Slots to take: this instance's rightful ones nobody holds, and the ones it held whose
         // lease Redis no longer has.
         let mut wanted: Vec<u16> = if settled {
-            (0..SLOTS)
-                .filter(|slot| rightful(*slot) == Some(me) && !holds[usize::from(*slot)])
+            owners
+                .slots_of(me)
+                .filter(|slot| !holds[usize::from(*slot)])
                 .collect()
         } else {
             Vec::new()

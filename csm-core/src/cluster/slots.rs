@@ -82,8 +82,28 @@ impl Owners {
 
     /// The owner of `slot`, as [`owner_of`] says.
     pub fn of(&self, slot: u16) -> Option<&str> {
-        let index = *self.owner.get(usize::from(slot))?;
-        self.members.get(usize::from(index)).map(String::as_str)
+        self.members.get(self.index_of(slot)?).map(String::as_str)
+    }
+
+    /// The members, in the order [`Owners::index_of`] counts them.
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// Where the owner of `slot` is among [`Owners::members`].
+    pub fn index_of(&self, slot: u16) -> Option<usize> {
+        let index = usize::from(*self.owner.get(usize::from(slot))?);
+        (index < self.members.len()).then_some(index)
+    }
+
+    /// The slots `member` owns, in order (none when it is not a member).
+    pub fn slots_of(&self, member: &str) -> impl Iterator<Item = u16> + '_ {
+        let index = self
+            .members
+            .iter()
+            .position(|m| m == member)
+            .map_or(u16::MAX, |index| index as u16);
+        (0..SLOTS).filter(move |slot| index != u16::MAX && self.owner[usize::from(*slot)] == index)
     }
 }
 
@@ -140,8 +160,22 @@ mod tests {
         assert!(owners.are_among(&three) && !owners.are_among(two));
         for slot in 0..SLOTS {
             assert_eq!(owners.of(slot), owner_of(slot, &three));
+            let index = owners.index_of(slot).unwrap();
+            assert_eq!(
+                Some(owners.members()[index].as_str()),
+                owner_of(slot, &three)
+            );
         }
+        for member in &three {
+            let listed: Vec<u16> = owners.slots_of(member).collect();
+            let expected: Vec<u16> = (0..SLOTS)
+                .filter(|slot| owner_of(*slot, &three) == Some(member))
+                .collect();
+            assert_eq!(listed, expected, "{member}");
+        }
+        assert_eq!(owners.slots_of("a stranger").count(), 0);
         assert_eq!(Owners::among(&[]).of(0), None);
+        assert_eq!(Owners::among(&[]).index_of(0), None);
     }
 
     #[test]
