@@ -212,12 +212,23 @@ fn phase(station: &Station, interval: Duration) -> Duration {
     interval.mul_f64(f64::from(slot_of(&station.id)) / f64::from(SLOTS))
 }
 
-/// How finely the phases are kept: stations due within a hundredth of the interval of each
-/// other (at least 10 ms, at most 100 ms) start together, so an interval has at most about a
-/// hundred turns, each with its fixed cost, whatever the number of stations.
-fn step(interval: Duration) -> Duration {
-    (interval / 100).clamp(Duration::from_millis(10), Duration::from_millis(100))
+/// How finely the phases are kept when `stations` are spread over `interval`: stations due
+/// within a hundredth of the interval of each other (at least 10 ms, at most 100 ms) start
+/// together, so an interval has at most about a hundred turns, each with its fixed cost,
+/// whatever the number of stations; with few stations (an instance's share of a cluster's
+/// fleet), within longer (up to [`LONGEST_STEP`]), so that a turn still starts about
+/// [`TURN_STATIONS`] of them.
+fn step(interval: Duration, stations: usize) -> Duration {
+    let finest = (interval / 100).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    let gathering = interval.mul_f64(TURN_STATIONS as f64 / stations.max(1) as f64);
+    gathering.clamp(finest, LONGEST_STEP.max(finest))
 }
+
+/// Stations a turn should start, where the phases allow (see [`step`]).
+const TURN_STATIONS: usize = 16;
+
+/// The longest a station starts ahead of its phase (see [`step`]).
+const LONGEST_STEP: Duration = Duration::from_millis(250);
 
 /// Starts each of `phased` at its phase after `started` (if still in `share` then), then records the turn's duration
 /// (until the last job it started ends) with `first`, the jobs started at once.
@@ -231,6 +242,7 @@ async fn spread(
     cancel: CancellationToken,
 ) {
     phased.sort_by_cached_key(|s| phase(s, interval));
+    let step = step(interval, phased.len());
     let mut cycles = vec![first];
     let mut rest = phased.as_slice();
     while let Some(next) = rest.first() {
@@ -238,7 +250,7 @@ async fn spread(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep_until(started + phase(next, interval)) => {}
         }
-        let until = started.elapsed() + step(interval);
+        let until = started.elapsed() + step;
         let due = rest.partition_point(|s| phase(s, interval) <= until);
         let (batch, later) = rest.split_at(due.max(1));
         rest = later;
@@ -266,4 +278,25 @@ async fn spread(
         ?elapsed,
         "refresh turn done"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_gathers_a_hundredth_of_the_interval_or_enough_stations() {
+        let ms = Duration::from_millis;
+        // A large fleet: a hundredth of the interval, 10–100 ms.
+        assert_eq!(step(Duration::from_secs(10), 2_000), ms(100));
+        assert_eq!(step(Duration::from_secs(2), 10_000), ms(20));
+        assert_eq!(step(Duration::from_millis(500), 10_000), ms(10));
+        assert_eq!(step(Duration::from_secs(60), 100_000), ms(100));
+        // A share of a few hundred: about 16 stations a turn.
+        assert_eq!(step(Duration::from_secs(10), 640), ms(250));
+        assert_eq!(step(Duration::from_secs(10), 800), ms(200));
+        // Few stations: at most a quarter second ahead of a phase.
+        assert_eq!(step(Duration::from_secs(2), 20), ms(250));
+        assert_eq!(step(Duration::from_secs(300), 0), ms(250));
+    }
 }
