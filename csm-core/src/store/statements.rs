@@ -87,10 +87,10 @@ const MAX_ROWS_PER_STATEMENT: usize = 1_024;
 
 /// Up to this many rows go in one statement of exactly their number (see
 /// [`Dialect::shaped_chunks`]).
-const EVERY_SIZE_UP_TO: usize = 16;
+const EVERY_SIZE_UP_TO: usize = 8;
 
 /// Prepared statements each connection keeps (sqlx keeps 100 unless told): every shape of
-/// every table the batch writer writes (eight tables, up to 22 shapes each), and room for the
+/// every table the batch writer writes (eight tables, up to 12 shapes each), and room for the
 /// rest.
 pub(crate) const STATEMENTS_KEPT: usize = 256;
 
@@ -118,12 +118,13 @@ impl Dialect {
     }
 
     /// `rows` in multi-row statements of a few fixed sizes, largest first: all of them at once
-    /// up to [`EVERY_SIZE_UP_TO`] rows, else powers of two (up to
-    /// [`rows_per_statement`](Self::rows_per_statement)). A table then needs at most 22
+    /// up to [`EVERY_SIZE_UP_TO`] rows, else powers of four (16, 64, 256, 1,024, up to
+    /// [`rows_per_statement`](Self::rows_per_statement)). A table then needs at most 12
     /// distinct statements, each prepared once per connection and reused (chunks of any size
     /// would make the database prepare a new statement of up to a thousand rows for nearly
-    /// every batch), and a batch of the few rows a refresh round writes at a time is one
-    /// statement a table, not one for each digit of its count in some base.
+    /// every batch, and MySQL answers a prepare with a definition of every parameter), and the
+    /// few rows a turn of the refresh writes at a time take one or two statements a table, not
+    /// one for each digit of their count in base four.
     pub(crate) fn shaped_chunks<R: Record>(
         self,
         rows: &[R],
@@ -138,7 +139,7 @@ impl Dialect {
             let size = if left <= EVERY_SIZE_UP_TO {
                 left
             } else {
-                1 << left.ilog2()
+                (1 << (left.ilog2() & !1)).max(EVERY_SIZE_UP_TO)
             };
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
@@ -299,7 +300,7 @@ mod tests {
                 assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()));
                 sizes.extend(chunks.iter().map(|c| c.len()));
             }
-            let expected: Vec<usize> = (1..=16).chain([32, 64, 128, 256, 512, 1024]).collect();
+            let expected: Vec<usize> = (1..=8).chain([16, 64, 256, 1024]).collect();
             assert_eq!(
                 sizes.into_iter().collect::<Vec<_>>(),
                 expected,
@@ -312,10 +313,11 @@ mod tests {
                 .map(<[StatusEvent]>::len)
                 .collect()
         };
-        assert_eq!(sizes(1_000), [512, 256, 128, 64, 32, 8]);
-        assert_eq!(sizes(11), [11]);
+        assert_eq!(sizes(1_000), [256, 256, 256, 64, 64, 64, 16, 16, 8]);
+        assert_eq!(sizes(7), [7]);
+        assert_eq!(sizes(11), [8, 3]);
         assert_eq!(sizes(23), [16, 7]);
-        assert_eq!(sizes(2_500), [1024, 1024, 256, 128, 64, 4]);
+        assert_eq!(sizes(2_500), [1024, 1024, 256, 64, 64, 64, 4]);
     }
 
     #[test]
