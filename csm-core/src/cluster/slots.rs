@@ -98,12 +98,8 @@ impl Owners {
 
     /// The slots `member` owns, in order (none when it is not a member).
     pub fn slots_of(&self, member: &str) -> impl Iterator<Item = u16> + '_ {
-        let index = self
-            .members
-            .iter()
-            .position(|m| m == member)
-            .map_or(u16::MAX, |index| index as u16);
-        (0..SLOTS).filter(move |slot| index != u16::MAX && self.owner[usize::from(*slot)] == index)
+        let index = self.members.iter().position(|m| m == member);
+        (0..SLOTS).filter(move |slot| index.is_some() && self.index_of(*slot) == index)
     }
 }
 

@@ -139,6 +139,7 @@ impl Dialect {
             let size = if left <= EVERY_SIZE_UP_TO {
                 left
             } else {
+                // The largest power of four not above `left` (an even power of two).
                 (1 << (left.ilog2() & !1)).max(EVERY_SIZE_UP_TO)
             };
             let (chunk, tail) = rest.split_at(size);
