@@ -216,12 +216,14 @@ fn phase(station: &Station, interval: Duration) -> Duration {
 /// within a hundredth of the interval of each other (at least 10 ms, at most 100 ms) start
 /// together, so an interval has at most about a hundred turns, each with its fixed cost,
 /// whatever the number of stations; with few stations (an instance's share of a cluster's
-/// fleet), within longer (up to [`LONGEST_STEP`]), so that a turn still starts about
-/// [`TURN_STATIONS`] of them.
+/// fleet), within longer, so that a turn still starts about [`TURN_STATIONS`] of them: up to a
+/// fortieth of the interval (so the requests stay spread over it rather than in a few bursts)
+/// and at most [`LONGEST_STEP`].
 fn step(interval: Duration, stations: usize) -> Duration {
     let finest = (interval / 100).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    let longest = (interval / 40).min(LONGEST_STEP).max(finest);
     let gathering = interval.mul_f64(TURN_STATIONS as f64 / stations.max(1) as f64);
-    gathering.clamp(finest, LONGEST_STEP.max(finest))
+    gathering.clamp(finest, longest)
 }
 
 /// Stations a turn should start, where the phases allow (see [`step`]).
@@ -295,8 +297,11 @@ mod tests {
         // A share of a few hundred: about 16 stations a turn.
         assert_eq!(step(Duration::from_secs(10), 640), ms(250));
         assert_eq!(step(Duration::from_secs(10), 800), ms(200));
-        // Few stations: at most a quarter second ahead of a phase.
-        assert_eq!(step(Duration::from_secs(2), 20), ms(250));
+        // Few stations: at most a fortieth of the interval, and a quarter second, ahead of a
+        // phase.
+        assert_eq!(step(Duration::from_secs(1), 200), ms(25));
+        assert_eq!(step(Duration::from_secs(2), 20), ms(50));
         assert_eq!(step(Duration::from_secs(300), 0), ms(250));
+        assert_eq!(step(Duration::from_millis(200), 1), ms(10));
     }
 }
