@@ -280,7 +280,20 @@ async fn roles_decide_who_may_do_what_and_the_audit_log_says_who_did(
     );
 
     // The CLI reads the same: the tokens with their last use, the audit log.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A token's last use is noted after its request is answered.
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        || app.monitor.access().tokens(),
+        |tokens| {
+            tokens.as_ref().is_ok_and(|tokens| {
+                tokens
+                    .iter()
+                    .any(|t| t.name == "vera" && t.last_used_at.is_some())
+            })
+        },
+    )
+    .await
+    .unwrap();
     let listed = cli(&["tokens", "list"], &url).await;
     assert!(
         listed.contains("vera") && listed.contains("viewer") && listed.contains("ada"),

@@ -1288,7 +1288,12 @@ async fn operators_commands_reach_the_charger_are_checked_first_and_come_back_wi
 
     // A charger that is not connected.
     drop(socket);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        || messages_of(String::new()),
+        |log| log["connected"] == false,
+    )
+    .await;
     let (status, body) = command(&app, "CP-OP", "", json!({"command": "ClearCache"}))
         .await
         .unwrap();
